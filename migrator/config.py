@@ -1,0 +1,259 @@
+"""Configuration: TOML file → typed, validated, frozen settings.
+
+Every error names the file and the key (`tenants.prod.max_concurrency`). Secrets are wrapped in
+`Secret`, whose repr and str never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from migrator.errors import ConfigError
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class Secret:
+    """A credential that never shows itself in logs, reprs, tracebacks or reports."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    """One target (or source) tenant: where it is, how to log in, how hard to push it."""
+
+    name: str
+    base_url: str
+    client_id: str
+    client_secret: Secret
+    requests_per_minute: int | None = None
+    max_concurrency: int = 8
+    entity_ids: str | None = None
+    # Tenant-specific values (saved providers, report ids, ...): source value → this tenant's value.
+    substitutions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole run's configuration."""
+
+    file: str
+    tenants: Mapping[str, TenantConfig]
+    max_connections: int = 64
+    connect_timeout: float = 10.0
+    read_timeout: float = 130.0  # Zuora's gateway gives up at 120 s; wait a little longer.
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 60.0
+    max_document_bytes: int = 32 * 1024 * 1024
+    max_response_bytes: int = 64 * 1024 * 1024
+
+
+_TENANT_KEYS = {
+    "base_url",
+    "client_id",
+    "client_id_env",
+    "client_secret",
+    "client_secret_env",
+    "client_secret_file",
+    "requests_per_minute",
+    "max_concurrency",
+    "entity_ids",
+    "allow_insecure_http",
+    "substitutions",
+}
+_SETTINGS_KEYS = {
+    "max_connections": (int, 1, 10_000),
+    "connect_timeout": (float, 0.1, 600.0),
+    "read_timeout": (float, 0.1, 3600.0),
+    "max_attempts": (int, 1, 100),
+    "backoff_base": (float, 0.0, 600.0),
+    "backoff_cap": (float, 0.0, 3600.0),
+    "max_document_bytes": (int, 1024, 1 << 34),
+    "max_response_bytes": (int, 1024, 1 << 34),
+}
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file; raise ConfigError naming the file and key on any problem."""
+    file = str(path)
+    try:
+        raw = Path(file).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(file, "", "config file not found") from None
+    except OSError as exc:
+        raise ConfigError(file, "", f"cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(file, "", "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "", f"not valid TOML: {exc}") from None
+    return parse_settings(data, file, os.environ if env is None else env)
+
+
+def parse_settings(data: Mapping[str, Any], file: str, env: Mapping[str, str]) -> Settings:
+    """Validate an already-parsed TOML mapping (pure apart from reading secret files)."""
+    unknown = set(data) - {"tenants", "settings"}
+    if unknown:
+        raise ConfigError(file, sorted(unknown)[0], "unknown key (expected [tenants.*] or [settings])")
+    tenants_raw = data.get("tenants")
+    if not isinstance(tenants_raw, dict) or not tenants_raw:
+        raise ConfigError(file, "tenants", "at least one [tenants.NAME] table is required")
+    tenants = {
+        name: _parse_tenant(name, table, file, env) for name, table in tenants_raw.items()
+    }
+    settings_raw = data.get("settings", {})
+    if not isinstance(settings_raw, dict):
+        raise ConfigError(file, "settings", "must be a table")
+    values: dict[str, Any] = {}
+    for key, value in settings_raw.items():
+        if key not in _SETTINGS_KEYS:
+            raise ConfigError(file, f"settings.{key}", f"unknown key (known: {', '.join(sorted(_SETTINGS_KEYS))})")
+        typ, lo, hi = _SETTINGS_KEYS[key]
+        values[key] = _number(value, typ, lo, hi, file, f"settings.{key}")
+    return Settings(file=file, tenants=tenants, **values)
+
+
+def _parse_tenant(name: str, table: Any, file: str, env: Mapping[str, str]) -> TenantConfig:
+    where = f"tenants.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(file, where, "must be a table")
+    if not name or any(c in name for c in "/\\:\x00") or name != name.strip():
+        raise ConfigError(file, where, "tenant names may not be empty or contain / \\ : or edge spaces")
+    for key in table:
+        if key not in _TENANT_KEYS:
+            raise ConfigError(file, f"{where}.{key}", f"unknown key (known: {', '.join(sorted(_TENANT_KEYS))})")
+    base_url = _string(table, "base_url", file, where, required=True)
+    assert base_url is not None
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(file, f"{where}.base_url", "must be an http(s) URL with a host")
+    insecure_ok = table.get("allow_insecure_http", False)
+    if not isinstance(insecure_ok, bool):
+        raise ConfigError(file, f"{where}.allow_insecure_http", "must be true or false")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS and not insecure_ok:
+        raise ConfigError(
+            file,
+            f"{where}.base_url",
+            "plain http is only allowed for loopback hosts; use https (or set allow_insecure_http = true)",
+        )
+    client_id = _from_env_or_value(table, "client_id", file, where, env)
+    if client_id is None:
+        raise ConfigError(file, f"{where}.client_id", "required (client_id or client_id_env)")
+    secret = _secret(table, file, where, env)
+    rpm = table.get("requests_per_minute")
+    if rpm is not None:
+        rpm = _number(rpm, int, 1, 10_000_000, file, f"{where}.requests_per_minute")
+    conc = _number(table.get("max_concurrency", 8), int, 1, 1000, file, f"{where}.max_concurrency")
+    entity_ids = _string(table, "entity_ids", file, where)
+    subs_raw = table.get("substitutions", {})
+    if not isinstance(subs_raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in subs_raw.items()
+    ):
+        raise ConfigError(file, f"{where}.substitutions", "must be a table of string = string")
+    return TenantConfig(
+        name=name,
+        base_url=base_url.rstrip("/"),
+        client_id=client_id,
+        client_secret=secret,
+        requests_per_minute=rpm,
+        max_concurrency=conc,
+        entity_ids=entity_ids,
+        substitutions=dict(subs_raw),
+    )
+
+
+def _string(table: Mapping[str, Any], key: str, file: str, where: str, required: bool = False) -> str | None:
+    value = table.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(file, f"{where}.{key}", "required")
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(file, f"{where}.{key}", "must be a non-empty string")
+    return value
+
+
+def _from_env_or_value(
+    table: Mapping[str, Any], key: str, file: str, where: str, env: Mapping[str, str]
+) -> str | None:
+    direct = _string(table, key, file, where)
+    var = _string(table, f"{key}_env", file, where)
+    if direct is not None and var is not None:
+        raise ConfigError(file, f"{where}.{key}_env", f"give {key} or {key}_env, not both")
+    if var is not None:
+        value = env.get(var)
+        if not value:
+            raise ConfigError(file, f"{where}.{key}_env", f"environment variable {var} is not set")
+        return value
+    return direct
+
+
+def _secret(table: Mapping[str, Any], file: str, where: str, env: Mapping[str, str]) -> Secret:
+    given = [k for k in ("client_secret", "client_secret_env", "client_secret_file") if k in table]
+    if len(given) != 1:
+        raise ConfigError(
+            file,
+            f"{where}.client_secret_env",
+            "give exactly one of client_secret_env, client_secret_file or client_secret",
+        )
+    key = given[0]
+    if key == "client_secret_file":
+        path = _string(table, key, file, where)
+        assert path is not None
+        resolved = Path(file).parent / path
+        try:
+            mode = resolved.stat().st_mode
+            text = resolved.read_text("utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(file, f"{where}.{key}", f"cannot read secrets file: {exc.strerror}") from None
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            import structlog
+
+            structlog.get_logger("migrator.config").warning(
+                "secrets file is readable by other users; chmod 600 it",
+                file=str(resolved),
+                tenant=where.split(".", 1)[1],
+            )
+        if not text:
+            raise ConfigError(file, f"{where}.{key}", "secrets file is empty")
+        return Secret(text)
+    value = _from_env_or_value(table, "client_secret", file, where, env)
+    assert value is not None
+    return Secret(value)
+
+
+def _number(value: Any, typ: type, lo: float, hi: float, file: str, key: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(file, key, f"must be a number between {lo:g} and {hi:g}")
+    if typ is int and not isinstance(value, int):
+        raise ConfigError(file, key, "must be a whole number")
+    if not lo <= value <= hi:
+        raise ConfigError(file, key, f"must be between {lo:g} and {hi:g}, got {value}")
+    return typ(value)
