@@ -1,0 +1,643 @@
+"""The crash-safe journal: record format, encode/scan/recover/fold (pure) and the writer (shell).
+
+One JSONL line per record, each with its own CRC32; see docs/journal.md for the format and rules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from migrator import lock as _lock
+from migrator.errors import JournalError
+
+FORMAT_VERSION = 1
+
+RECORD_TYPES = frozenset(
+    {
+        "run_started",
+        "intent",
+        "committed",
+        "failed",
+        "deferred",
+        "skipped",
+        "verified",
+        "run_finished",
+    }
+)
+ITEM_TYPES = frozenset({"intent", "committed", "failed", "deferred", "skipped", "verified"})
+RESERVED = frozenset({"v", "seq", "type", "t", "crc"})
+# Field names that suggest a credential: such a field is refused rather than written to disk.
+_SECRET_NAME = re.compile(r"secret|token|password|passwd|authorization", re.IGNORECASE)
+
+Status = Literal["pending", "in_doubt", "done", "failed", "deferred", "skipped"]
+STATUSES: tuple[Status, ...] = ("pending", "in_doubt", "done", "failed", "deferred", "skipped")
+ItemKey = tuple[str, str]
+
+# Every line ends with this member; its value is the CRC32 (8 lower-case hex digits) of the line
+# with the member removed, which is exactly orjson.dumps(record without crc, OPT_SORT_KEYS).
+_CRC_PREFIX = b',"crc":"'
+_CRC_SUFFIX_LEN = len(_CRC_PREFIX) + 8 + 2  # ,"crc":"  + 8 hex + "}
+_HEX = frozenset(b"0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One journal record: sequence number, type, unix time, and its type's fields."""
+
+    seq: int
+    type: str
+    t: float
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.fields.get(name, default)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """The longest valid prefix of a journal: its records, its length, and the cut tail if any."""
+
+    records: list[Record]
+    valid_length: int
+    torn_tail: bytes | None = None
+    torn_line: int | None = None  # 1-based line number of the cut tail
+
+
+@dataclass(frozen=True, slots=True)
+class ItemState:
+    """Where one (tenant, item) stands after folding every record about it."""
+
+    tenant: str
+    item: str
+    status: Status
+    attempts: int = 0  # intents seen
+    action: str | None = None
+    name: str | None = None
+    source: str | None = None
+    version: str | None = None
+    idempotency_key: str | None = None
+    target_definition_id: Any = None
+    target_version_id: Any = None
+    intent_time: float | None = None
+    reason: str | None = None
+    verified: bool | None = None
+    verify_detail: str | None = None
+    last_seq: int = 0
+    last_time: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One run as the journal tells it: its run_started record and its run_finished, if any."""
+
+    started: Record
+    finished: Record | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure core
+
+
+def _check_names(value: Any, where: str) -> None:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"journal field {where}: keys must be strings")
+            if _SECRET_NAME.search(key):
+                raise ValueError(
+                    f"journal field {where}{key!r} looks secret-bearing; the journal never "
+                    "stores credentials"
+                )
+            _check_names(inner, f"{where}{key}.")
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            _check_names(inner, where)
+
+
+def encode(record: Record) -> bytes:
+    """The record as one journal line (bytes, ending in a newline), checksum included.
+
+    Raises ValueError for an unknown type, a reserved or secret-looking field name, or an item
+    record without string `tenant` and `item`; TypeError for a value JSON can't hold.
+    """
+    if record.type not in RECORD_TYPES:
+        raise ValueError(f"unknown journal record type {record.type!r}")
+    clash = RESERVED.intersection(record.fields)
+    if clash:
+        raise ValueError(f"journal fields {sorted(clash)} are reserved")
+    _check_names(record.fields, "")
+    if record.type in ITEM_TYPES:
+        for name in ("tenant", "item"):
+            if not isinstance(record.fields.get(name), str):
+                raise ValueError(f"a {record.type} record needs a string {name!r}")
+    body = orjson.dumps(
+        {
+            **record.fields,
+            "v": FORMAT_VERSION,
+            "seq": record.seq,
+            "type": record.type,
+            "t": record.t,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+    crc = b"%08x" % zlib.crc32(body)
+    return body[:-1] + _CRC_PREFIX + crc + b'"}\n'
+
+
+class _BadLine(JournalError):
+    """A line that is not a valid record; `intact` when its checksum held (so not a torn write)."""
+
+    def __init__(self, reason: str, *, intact: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.intact = intact
+
+
+def decode_line(line: bytes) -> Record:
+    """Parse one journal line (with or without its newline); JournalError says what is wrong."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if len(line) <= _CRC_SUFFIX_LEN or not line.endswith(b'"}'):
+        raise _BadLine("no checksum")
+    cut = len(line) - _CRC_SUFFIX_LEN
+    if line[cut : cut + len(_CRC_PREFIX)] != _CRC_PREFIX:
+        raise _BadLine("no checksum")
+    crc_hex = line[cut + len(_CRC_PREFIX) : -2]
+    if not _HEX.issuperset(crc_hex):
+        raise _BadLine("malformed checksum")
+    body = line[:cut] + b"}"
+    if zlib.crc32(body) != int(crc_hex, 16):
+        raise _BadLine("checksum mismatch")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _BadLine("not JSON", intact=True) from None
+    if not isinstance(data, dict):
+        raise _BadLine("not a JSON object", intact=True)
+    v = data.pop("v", None)
+    seq = data.pop("seq", None)
+    rtype = data.pop("type", None)
+    t = data.pop("t", None)
+    if v != FORMAT_VERSION:
+        raise _BadLine(
+            f"format version {v!r} is not supported (this migrator reads version "
+            f"{FORMAT_VERSION}; a newer migrator wrote it?)",
+            intact=True,
+        )
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise _BadLine("bad sequence number", intact=True)
+    if not isinstance(rtype, str) or not isinstance(t, int | float) or isinstance(t, bool):
+        raise _BadLine("bad type or time", intact=True)
+    if rtype in ITEM_TYPES and not (
+        isinstance(data.get("tenant"), str) and isinstance(data.get("item"), str)
+    ):
+        raise _BadLine(f"a {rtype} record without tenant and item", intact=True)
+    return Record(seq=seq, type=rtype, t=float(t), fields=data)
+
+
+def _damaged(source: str, lineno: int, why: str) -> JournalError:
+    keep = lineno - 1
+    truncate = (
+        f"or keep the {keep} good records before it (head -n {keep} {source} > {source}.fixed)"
+        if keep
+        else "or delete it"
+    )
+    return JournalError(
+        f"{source}: the journal is damaged at line {lineno} ({why}); move it aside and run with "
+        f"--journal NEW (work already imported is detected on the target), {truncate}"
+    )
+
+
+def scan(data: bytes, source: str = "journal") -> ScanResult:
+    """The longest valid prefix of journal bytes; only the last line may be cut as torn.
+
+    A last line without its newline, or whose checksum fails, is an append that never completed:
+    it is cut and returned as `torn_tail`. Anything wrong before the last line (bad checksum, not
+    JSON, a sequence gap or regression) raises JournalError naming the line and what to do.
+    """
+    records: list[Record] = []
+    pos = 0
+    lineno = 0
+    expected_seq = 1
+    size = len(data)
+    while pos < size:
+        lineno += 1
+        end = data.find(b"\n", pos)
+        if end < 0:
+            # No newline: the write was torn part-way (whatever it holds, it was never acknowledged).
+            return ScanResult(records, pos, data[pos:], lineno)
+        line = data[pos:end]
+        last = end + 1 == size
+        try:
+            record = decode_line(line)
+        except _BadLine as bad:
+            if last and not bad.intact:
+                return ScanResult(records, pos, data[pos:], lineno)
+            raise _damaged(source, lineno, bad.reason) from None
+        if record.seq != expected_seq:
+            why = "sequence gap" if record.seq > expected_seq else "sequence goes backwards"
+            raise _damaged(source, lineno, f"{why}: {record.seq} after {expected_seq - 1}")
+        records.append(record)
+        expected_seq += 1
+        pos = end + 1
+    return ScanResult(records, pos, None, None)
+
+
+_STANDARD = frozenset(
+    {
+        "tenant",
+        "item",
+        "action",
+        "name",
+        "source",
+        "version",
+        "idempotency_key",
+        "target_definition_id",
+        "target_version_id",
+        "reason",
+        "permanent",
+        "ok",
+        "detail",
+    }
+)
+
+
+def fold(records: Iterable[Record]) -> dict[ItemKey, ItemState]:
+    """Each (tenant, item)'s state after the records, in order.
+
+    intent → in_doubt until an outcome; committed → done, and final (nothing later undoes it);
+    failed / deferred / skipped → that status; verified only annotates. Fields not part of the
+    format (e.g. `plan_hash`) are kept in `extra`, the latest value winning.
+    """
+    state: dict[ItemKey, ItemState] = {}
+    for record in records:
+        if record.type not in ITEM_TYPES:
+            continue
+        f = record.fields
+        key: ItemKey = (f["tenant"], f["item"])
+        cur = state.get(key) or ItemState(tenant=key[0], item=key[1], status="pending")
+        if cur.status == "done" and record.type != "verified":
+            continue
+        extra = {k: v for k, v in f.items() if k not in _STANDARD}
+        common: dict[str, Any] = {
+            "name": f.get("name", cur.name),
+            "source": f.get("source", cur.source),
+            "last_seq": record.seq,
+            "last_time": record.t,
+            "extra": {**cur.extra, **extra} if extra else cur.extra,
+        }
+        if record.type == "intent":
+            cur = replace(
+                cur,
+                status="in_doubt",
+                attempts=cur.attempts + 1,
+                action=f.get("action"),
+                version=f.get("version"),
+                idempotency_key=f.get("idempotency_key"),
+                target_definition_id=f.get("target_definition_id"),
+                target_version_id=None,
+                intent_time=record.t,
+                reason=None,
+                **common,
+            )
+        elif record.type == "committed":
+            cur = replace(
+                cur,
+                status="done",
+                version=f.get("version", cur.version),
+                target_definition_id=f.get("target_definition_id", cur.target_definition_id),
+                target_version_id=f.get("target_version_id"),
+                reason=None,
+                **common,
+            )
+        elif record.type in ("failed", "deferred", "skipped"):
+            status: Status = record.type  # type: ignore[assignment]
+            cur = replace(cur, status=status, reason=f.get("reason"), **common)
+        else:  # verified
+            detail = f.get("detail")
+            cur = replace(
+                cur,
+                verified=bool(f.get("ok")),
+                verify_detail=None if detail is None else str(detail),
+                **common,
+            )
+        state[key] = cur
+    return state
+
+
+def summarize(
+    state: Mapping[ItemKey, ItemState], expected: Iterable[ItemKey] = ()
+) -> dict[str, dict[Status, int]]:
+    """Per tenant, how many items are in each status; `expected` items the journal lacks count
+    as pending. Tenants are sorted; every status is present (zero when none)."""
+    counts: dict[str, dict[Status, int]] = {}
+
+    def bump(tenant: str, status: Status) -> None:
+        per = counts.setdefault(tenant, dict.fromkeys(STATUSES, 0))
+        per[status] += 1
+
+    for st in state.values():
+        bump(st.tenant, st.status)
+    for key in expected:
+        if key not in state:
+            bump(key[0], "pending")
+    return {tenant: counts[tenant] for tenant in sorted(counts)}
+
+
+def runs(records: Iterable[Record]) -> list[RunInfo]:
+    """The runs the journal records, oldest first; `finished` is None for a run that crashed."""
+    out: list[RunInfo] = []
+    for record in records:
+        if record.type == "run_started":
+            out.append(RunInfo(record, None))
+        elif record.type == "run_finished" and out and out[-1].finished is None:
+            out[-1] = RunInfo(out[-1].started, record)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Read-only view (for `migrator status`)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalView:
+    """A journal read without the lock: its records, folded state, runs and recovery notices."""
+
+    records: list[Record]
+    state: dict[ItemKey, ItemState]
+    runs: list[RunInfo]
+    notices: list[str]
+
+
+def _torn_notice(source: str, result: ScanResult, *, cut: bool) -> str:
+    assert result.torn_tail is not None
+    verb = "cut" if cut else "ignored"
+    return (
+        f"{source}: {verb} an incomplete last line (line {result.torn_line}, "
+        f"{len(result.torn_tail)} bytes): an append that never completed"
+    )
+
+
+def read_journal(path: str | os.PathLike[str]) -> JournalView:
+    """Read a journal without changing it (no lock, no truncation); JournalError if unreadable."""
+    source = os.fspath(path)
+    try:
+        data = Path(source).read_bytes()
+    except FileNotFoundError:
+        raise JournalError(f"{source}: no journal here") from None
+    except OSError as exc:
+        raise JournalError(f"{source}: cannot read the journal: {exc.strerror}") from None
+    result = scan(data, source)
+    notices = [_torn_notice(source, result, cut=False)] if result.torn_tail is not None else []
+    return JournalView(result.records, fold(result.records), runs(result.records), notices)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shell: the locked, group-committing writer
+
+
+class _Waiter:
+    __slots__ = ("done", "error", "line")
+
+    def __init__(self, line: bytes) -> None:
+        self.line = line
+        self.done = anyio.Event()
+        self.error: JournalError | None = None
+
+
+WriteFn = Callable[[int, bytes], int]
+FsyncFn = Callable[[int], None]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _recover(path: Path, fsync: FsyncFn) -> tuple[int, ScanResult, bool]:
+    """Open (or create, mode 0600) the journal, scan it and cut a torn tail; sync file I/O."""
+    source = os.fspath(path)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+    try:
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+            created = True
+        except FileExistsError:
+            fd = os.open(path, flags)
+            created = False
+    except OSError as exc:
+        raise JournalError(f"{source}: cannot open the journal: {exc.strerror}") from None
+    try:
+        if created:
+            # The new name must survive a crash too, not only the bytes written under it.
+            _fsync_dir(path)
+            return fd, ScanResult([], 0), True
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read()
+        result = scan(data, source)
+        if result.torn_tail is not None:
+            os.ftruncate(fd, result.valid_length)
+            fsync(fd)
+        return fd, result, False
+    except OSError as exc:
+        os.close(fd)
+        raise JournalError(f"{source}: cannot recover the journal: {exc.strerror}") from None
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class Journal:
+    """An open, locked journal. Get one with `Journal.open(...)`; append with `await append(...)`.
+
+    `state` is the folded state at open (before this run's records); `run_history` the earlier
+    runs' run_started records; `notices` what recovery had to do (a cut tail, a stale lock).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        fd: int,
+        records: list[Record],
+        notices: list[str],
+        *,
+        clock: Callable[[], float],
+        write: WriteFn,
+        fsync: FsyncFn,
+    ) -> None:
+        self.path = path
+        self.records_at_open = records
+        self.state: dict[ItemKey, ItemState] = fold(records)
+        self.run_history: list[Record] = [r for r in records if r.type == "run_started"]
+        self.notices = notices
+        self._fd = fd
+        self._clock = clock
+        self._write = write
+        self._fsync = fsync
+        self._next_seq = (records[-1].seq + 1) if records else 1
+        self._pending: list[_Waiter] = []
+        self._wake = anyio.Event()
+        self._stopping = False
+        self._closed = False
+        self._error: JournalError | None = None
+        self._finish_fields: dict[str, Any] = {}
+        self.batches = 0  # write+fsync rounds so far (observability; tests check group commit)
+
+    @staticmethod
+    def open(
+        path: str | os.PathLike[str],
+        run_fields: Mapping[str, Any],
+        *,
+        clock: Callable[[], float] = time.time,
+        write: WriteFn = os.write,
+        fsync: FsyncFn = os.fsync,
+        lock_alive: Callable[[int], bool] = _lock.pid_alive,
+    ) -> contextlib.AbstractAsyncContextManager[Journal]:
+        """Lock, recover and open the journal; append run_started; run the writer until exit.
+
+        On exit appends run_finished (the fields given to `finish()`, `interrupted=True` when the
+        block ends by an exception or cancellation), waits until it is durable, releases the lock.
+        """
+        return _session(
+            Path(path), dict(run_fields), clock=clock, write=write, fsync=fsync, alive=lock_alive
+        )
+
+    def finish(self, **fields: Any) -> None:
+        """Set the fields of this run's run_finished record (counts, ...), written at close."""
+        self._finish_fields = dict(fields)
+
+    @property
+    def failed(self) -> JournalError | None:
+        """The write error that stopped the journal, if one did."""
+        return self._error
+
+    async def append(self, type: str, **fields: Any) -> Record:
+        """Queue a record and return it once it is durable (written and fsynced).
+
+        Raises ValueError/TypeError for a malformed record (nothing queued), JournalError when the
+        journal is closed or a write failed.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._stopping:
+            raise JournalError(f"{self.path}: the journal is closed")
+        record = Record(self._next_seq, type, self._clock(), fields)
+        waiter = _Waiter(encode(record))
+        # Sequence numbers are taken in queue order and the one writer keeps that order on disk.
+        self._next_seq += 1
+        self._pending.append(waiter)
+        self._wake.set()
+        await waiter.done.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        return record
+
+    def _write_batch(self, data: bytes) -> None:
+        while data:
+            # os.write may write less than asked (signals, quotas); finish the rest.
+            n = self._write(self._fd, data)
+            data = data[n:]
+        self._fsync(self._fd)
+
+    async def _writer(self) -> None:
+        # Shielded: the writer must outlive a cancelled caller so that close can still flush.
+        # It ends only when told to stop (always, in _session's finally) or on a write error.
+        with anyio.CancelScope(shield=True):
+            while True:
+                if not self._pending:
+                    if self._stopping:
+                        return
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                    continue
+                batch, self._pending = self._pending, []
+                data = b"".join(w.line for w in batch)
+                try:
+                    await anyio.to_thread.run_sync(self._write_batch, data)
+                except OSError as exc:
+                    # After a failed fsync the kernel may have dropped the dirty pages: retrying
+                    # could "succeed" with data lost, so the journal stops for good.
+                    self._error = JournalError(
+                        f"cannot write the journal {self.path}: {exc.strerror or exc}; the run "
+                        "stops; nothing after the last durable record counts as done"
+                    )
+                    for w in batch + self._pending:
+                        w.error = self._error
+                        w.done.set()
+                    self._pending = []
+                    return
+                self.batches += 1
+                for w in batch:
+                    w.done.set()
+
+    async def _shutdown(self, interrupted: bool) -> JournalError | None:
+        try:
+            if self._error is None:
+                fields = {**self._finish_fields}
+                fields["interrupted"] = bool(fields.get("interrupted")) or interrupted
+                await self.append("run_finished", **fields)
+        except JournalError as exc:
+            return exc
+        finally:
+            self._stopping = True
+            self._wake.set()
+        return self._error
+
+
+@asynccontextmanager
+async def _session(
+    path: Path,
+    run_fields: dict[str, Any],
+    *,
+    clock: Callable[[], float],
+    write: WriteFn,
+    fsync: FsyncFn,
+    alive: Callable[[int], bool],
+) -> AsyncIterator[Journal]:
+    held = _lock.acquire(path, clock=clock, alive=alive)
+    fd = -1
+    try:
+        fd, result, _created = await anyio.to_thread.run_sync(_recover, path, fsync)
+        notices = [held.notice] if held.notice else []
+        if result.torn_tail is not None:
+            notices.append(_torn_notice(os.fspath(path), result, cut=True))
+        journal = Journal(path, fd, result.records, notices, clock=clock, write=write, fsync=fsync)
+        outcome: BaseException | None = None
+        close_error: JournalError | None = None
+        # Exceptions from the body are caught and re-raised outside the task group, so callers
+        # see them as they were, not wrapped in an ExceptionGroup.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(journal._writer)
+            try:
+                await journal.append("run_started", **run_fields)
+                yield journal
+            except BaseException as exc:
+                outcome = exc
+            with anyio.CancelScope(shield=True):
+                close_error = await journal._shutdown(interrupted=outcome is not None)
+        if outcome is not None:
+            raise outcome
+        if close_error is not None:
+            raise close_error
+    finally:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _lock.release(held)
