@@ -1,0 +1,206 @@
+"""OAuth client-credentials tokens: one lazily fetched, cached, single-flight token per tenant.
+
+Owns the only place the client secret is revealed (the token form) and the process-wide pacing
+of token requests (Zuora allows 100 per minute per client IP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+
+from migrator.config import Settings, TenantConfig
+from migrator.errors import AuthError, ZuoraError
+from migrator.zuora.pacing import Pacer
+from migrator.zuora.retry import Action, NetError, Outcome, Policy, decide
+
+TOKEN_PATH = "/oauth/token"
+# Zuora refreshes 300 s early; short-lived tokens refresh at half their lifetime instead.
+REFRESH_MARGIN = 300.0
+# Per-IP budget is 100/min: stay under it with a little burst for a handful of tenants.
+TOKEN_REQUESTS_PER_MINUTE = 90.0
+TOKEN_BURST = 10
+_MAX_TOKEN_BODY = 64 * 1024
+
+_log = structlog.get_logger("migrator.zuora.auth")
+_token_pacers: weakref.WeakKeyDictionary[aiohttp.ClientSession, Pacer] = weakref.WeakKeyDictionary()
+
+
+def token_pacer(session: aiohttp.ClientSession) -> Pacer:
+    """The token-request pacer shared by every tenant on this session (one session = one IP)."""
+    pacer = _token_pacers.get(session)
+    if pacer is None:
+        pacer = Pacer(TOKEN_REQUESTS_PER_MINUTE, burst=TOKEN_BURST)
+        _token_pacers[session] = pacer
+    return pacer
+
+
+def refresh_at(obtained: float, expires_in: float, margin: float = REFRESH_MARGIN) -> float:
+    """When to stop using a token: `margin` before expiry, capped at half the lifetime."""
+    return obtained + expires_in - min(margin, expires_in / 2.0)
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    refresh_at: float
+
+    def __repr__(self) -> str:
+        return f"_Token('***', refresh_at={self.refresh_at})"
+
+
+class TokenCache:
+    """One tenant's bearer token: fetched on first use, reused until near expiry, one fetch at a time."""
+
+    def __init__(
+        self,
+        tenant: TenantConfig,
+        session: aiohttp.ClientSession,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] | None = None,
+        margin: float = REFRESH_MARGIN,
+        track_id: Callable[[], str] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        import random
+
+        self._tenant = tenant
+        self._session = session
+        self._clock = clock
+        self._rand = rand or random.random
+        self._margin = margin
+        self._track_id = track_id
+        self._sleep = sleep
+        self._policy = Policy(settings.max_attempts, settings.backoff_base, settings.backoff_cap)
+        self._token: _Token | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    def __repr__(self) -> str:
+        return f"TokenCache(tenant={self._tenant.name!r})"
+
+    def known_secrets(self) -> list[str]:
+        """Values that must never be shown (for scrubbing messages)."""
+        values = [self._tenant.client_secret.reveal()]
+        if self._token is not None:
+            values.append(self._token.value)
+        return [v for v in values if v]
+
+    async def token(self) -> str:
+        """A valid bearer token; concurrent callers share one fetch."""
+        current = self._token
+        if current is not None and self._clock() < current.refresh_at:
+            return current.value
+        async with self._lock:
+            current = self._token
+            if current is not None and self._clock() < current.refresh_at:
+                return current.value
+            self._token = await self._fetch()
+            return self._token.value
+
+    def invalidate(self, value: str) -> None:
+        """Forget `value` after a 401, unless a newer token already replaced it."""
+        if self._token is not None and self._token.value == value:
+            self._token = None
+
+    async def _fetch(self) -> _Token:
+        tenant = self._tenant.name
+        url = self._tenant.base_url + TOKEN_PATH
+        form = {
+            "client_id": self._tenant.client_id,
+            "client_secret": self._tenant.client_secret.reveal(),
+            "grant_type": "client_credentials",
+        }
+        pacer = token_pacer(self._session)
+        attempt = 0
+        while True:
+            attempt += 1
+            delay = pacer.reserve(self._clock())
+            if delay > 0:
+                await self._sleep(delay)
+            headers = {"Accept": "application/json"}
+            if self._track_id is not None:
+                headers["Zuora-Track-Id"] = self._track_id()
+            if self._tenant.entity_ids:
+                headers["Zuora-Entity-Ids"] = self._tenant.entity_ids
+            status: int | None = None
+            error: NetError | None = None
+            resp_headers: dict[str, str] = {}
+            raw = b""
+            self.fetches += 1
+            try:
+                async with self._session.post(url, data=form, headers=headers, allow_redirects=False) as resp:
+                    status = resp.status
+                    resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+                    raw = await resp.content.read(_MAX_TOKEN_BODY + 1)
+            except aiohttp.ClientConnectorError:
+                error = NetError.CONNECT
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError):
+                error = NetError.DISCONNECTED
+            except (TimeoutError, aiohttp.ClientOSError):
+                error = NetError.TIMEOUT
+            except aiohttp.ClientError:
+                error = NetError.DISCONNECTED
+            if status is not None and 200 <= status < 300:
+                return self._parse(raw)
+            if status is not None and (300 <= status < 400 or status in (400, 401, 403)):
+                # Rejected credentials (or a misrouted URL): fail fast, no retry storm.
+                detail = _short_reason(raw, resp_headers.get("location") if status < 400 else None)
+                message = f"POST {TOKEN_PATH}: credentials rejected ({status}{': ' + detail if detail else ''})"
+                if 300 <= status < 400:
+                    message = f"POST {TOKEN_PATH}: unexpected redirect ({status} {detail})"
+                raise AuthError(self._scrub(message), status=status, tenant=tenant)
+            # Sending the form again is harmless: a token request creates nothing lasting.
+            outcome = Outcome(status=status, error=error, headers=resp_headers)
+            decision = decide(attempt, outcome, now=time.time(), policy=self._policy, rand=self._rand)
+            if decision.retry_after is not None:
+                pacer.penalize(self._clock() + decision.retry_after)
+            _log.info("token attempt", tenant=tenant, attempt=attempt, status=status,
+                      error=error.value if error else None, action=decision.action.value, delay=round(decision.delay, 3))
+            if decision.action is not Action.RETRY:
+                what = str(status) if status is not None else (error.value if error else "failed")
+                detail = _short_reason(raw, None) if status is not None else ""
+                raise AuthError(
+                    self._scrub(f"POST {TOKEN_PATH}: token request failed: {what}{' ' + detail if detail else ''} (attempt {attempt})"),
+                    status=status,
+                    tenant=tenant,
+                    retryable=True,
+                )
+            await self._sleep(decision.delay)
+
+    def _parse(self, raw: bytes) -> _Token:
+        try:
+            body: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        expires = body.get("expires_in") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ZuoraError(f"POST {TOKEN_PATH}: 200 without an access_token", tenant=self._tenant.name)
+        if isinstance(expires, bool) or not isinstance(expires, (int, float)) or not math.isfinite(expires) or expires <= 0:
+            expires = 3600.0
+        return _Token(token, refresh_at(self._clock(), float(expires), self._margin))
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.known_secrets():
+            text = text.replace(secret, "***")
+        return text
+
+
+def _short_reason(raw: bytes, location: str | None) -> str:
+    if location:
+        return f"to {location[:200]}"
+    from migrator.zuora.http import error_detail
+
+    return error_detail(raw)

@@ -1,0 +1,412 @@
+"""ZuoraClient: one tenant's Workflow API calls over the run's shared aiohttp session.
+
+The async shell around retry.decide, the Pacer and the AdaptiveLimit: it queues in its own
+limiters, sends, reads bodies fully with a cap, and turns every failure into a ZuoraError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+
+from migrator.config import Settings, TenantConfig
+from migrator.errors import ZuoraError
+from migrator.zuora.auth import TokenCache
+from migrator.zuora.http import (
+    BodyTooLarge,
+    classify,
+    encode_body,
+    error_detail,
+    open_session,
+    parse_json,
+    read_capped,
+)
+from migrator.zuora.pacing import AdaptiveLimit, Pacer
+from migrator.zuora.retry import Action, Decision, NetError, Outcome, Policy, decide
+
+__all__ = ["AttemptInfo", "ClientStats", "ZuoraClient", "open_session", "valid_track_id", "validate_idempotency_key"]
+
+PAGE_LENGTH = 50  # the documented maximum for GET /workflows
+MAX_PAGES = 100_000  # a server that never stops paging is a bug, not a big tenant
+MAX_KEY_LENGTH = 255
+_TRACK_ID = re.compile(r"^[\x20-\x7e]{1,64}$")
+
+_log = structlog.get_logger("migrator.zuora")
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters for one tenant's client (read by the engine and the progress display)."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0  # 429 answers
+    errors: int = 0  # calls that failed for good
+    refreshes: int = 0  # tokens dropped after a 401
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    """What one attempt did, handed to the optional on_attempt callback."""
+
+    tenant: str
+    method: str
+    path: str
+    attempt: int
+    status: int | None
+    error: str | None
+    action: str  # "done" | "retry" | "refresh" | "give_up"
+    delay: float
+    track_id: str
+
+
+def valid_track_id(value: str) -> bool:
+    """Zuora-Track-Id rules: ≤ 64 printable US-ASCII characters, none of : ; \" '."""
+    return bool(_TRACK_ID.match(value)) and not any(c in value for c in ':;"\'')
+
+
+def validate_idempotency_key(key: str) -> str:
+    """Return the key if Zuora accepts it (1..255 printable ASCII), else raise ValueError."""
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or not all(" " < c <= "~" for c in key):
+        raise ValueError("idempotency key must be 1..255 printable ASCII characters without spaces")
+    return key
+
+
+class _Limiter:
+    """Our own queue in front of the connection pool, sized by an AdaptiveLimit."""
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self.adaptive = limit
+        self.in_flight = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.in_flight < self.adaptive.limit)
+            self.in_flight += 1
+
+    async def release(self) -> None:
+        async with self._cond:
+            self.in_flight -= 1
+            self._cond.notify_all()
+
+
+@dataclass(slots=True)
+class _Reply:
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
+    raw: bytes = b""
+    error: NetError | None = None
+    location: str | None = None
+    too_large: bool = False
+
+
+class ZuoraClient:
+    """One tenant's Workflow API, paced, retried and authenticated."""
+
+    def __init__(
+        self,
+        tenant: TenantConfig,
+        session: aiohttp.ClientSession,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_attempt: Callable[[AttemptInfo], None] | None = None,
+        run_id: str | None = None,
+        auth: TokenCache | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self._session = session
+        self._settings = settings
+        self._clock = clock
+        self._rand = rand
+        self._wall = wall
+        self._sleep = sleep
+        self._on_attempt = on_attempt
+        run = run_id if run_id is not None else secrets.token_hex(4)
+        self._track_prefix = f"migrator-{run}"[:40]
+        if not valid_track_id(self._track_prefix):
+            raise ValueError("run id must be printable ASCII without : ; \" '")
+        self._counter = itertools.count(1)
+        self._policy = Policy(settings.max_attempts, settings.backoff_base, settings.backoff_cap)
+        self.pacer = Pacer(tenant.requests_per_minute)
+        self.limiter = _Limiter(AdaptiveLimit(tenant.max_concurrency))
+        self.auth = auth or TokenCache(
+            tenant, session, settings, clock=clock, rand=rand, track_id=self._next_track_id, sleep=sleep
+        )
+        self.stats = ClientStats()
+        self._log = _log.bind(tenant=tenant.name)
+
+    def __repr__(self) -> str:
+        return f"ZuoraClient(tenant={self.tenant.name!r}, base_url={self.tenant.base_url!r})"
+
+    # ---- the Workflow API -------------------------------------------------------------------
+
+    async def list_workflows(self) -> list[dict[str, Any]]:
+        """Every workflow definition, all pages (stops at a missing/null next_page or empty data)."""
+        found: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            body = await self._call("GET", "/workflows", params={"page": str(page), "page_length": str(PAGE_LENGTH)})
+            data = self._list_field(body, "GET", "/workflows")
+            found.extend(data)
+            pagination = body.get("pagination")
+            next_page = pagination.get("next_page") if isinstance(pagination, dict) else None
+            if not data or not next_page:
+                return found
+        raise ZuoraError(f"GET /workflows: more than {MAX_PAGES} pages", tenant=self.tenant.name)
+
+    async def get_workflow(self, definition_id: int) -> dict[str, Any]:
+        path = f"/workflows/{int(definition_id)}"
+        return self._object(await self._call("GET", path), "GET", path)
+
+    async def list_versions(self, definition_id: int) -> list[dict[str, Any]]:
+        path = f"/workflows/{int(definition_id)}/versions"
+        return self._list_field(await self._call("GET", path), "GET", path)
+
+    async def export_workflow(self, definition_id: int, version: str | None = None) -> dict[str, Any]:
+        path = f"/workflows/{int(definition_id)}/export"
+        params = {"version": version} if version is not None else None
+        return self._object(await self._call("GET", path, params=params), "GET", path)
+
+    async def import_workflow(
+        self, payload: Mapping[str, Any], *, version: str | None, activate: bool, idempotency_key: str
+    ) -> dict[str, Any]:
+        path = "/workflows/import"
+        params = {"activate": "true" if activate else "false"}
+        if version is not None:
+            params["version"] = version
+        body = await self._call("POST", path, params=params, json=payload, idempotency_key=idempotency_key)
+        return self._object(body, "POST", path, in_doubt=True)
+
+    async def import_version(
+        self, definition_id: int, payload: Mapping[str, Any], *, version: str, activate: bool, idempotency_key: str
+    ) -> dict[str, Any]:
+        path = f"/workflows/{int(definition_id)}/versions/import"
+        params = {"version": version, "activate": "true" if activate else "false"}
+        body = await self._call("POST", path, params=params, json=payload, idempotency_key=idempotency_key)
+        return self._object(body, "POST", path, in_doubt=True)
+
+    async def update_workflow(
+        self, definition_id: int, fields: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        path = f"/workflows/{int(definition_id)}"
+        body = await self._call("PATCH", path, json=dict(fields), idempotency_key=idempotency_key)
+        return self._object(body, "PATCH", path, in_doubt=True)
+
+    # ---- shapes ---------------------------------------------------------------------------
+
+    def _object(self, body: Any, method: str, path: str, *, in_doubt: bool = False) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise self._error(method, path, "response is not a JSON object", in_doubt=in_doubt)
+        return body
+
+    def _list_field(self, body: Any, method: str, path: str) -> list[dict[str, Any]]:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise self._error(method, path, "response has no list of objects under 'data'")
+        return data
+
+    def _error(self, method: str, path: str, text: str, **kwargs: Any) -> ZuoraError:
+        self.stats.errors += 1
+        return ZuoraError(self._scrub(f"{method} {path}: {text}"), tenant=self.tenant.name, **kwargs)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.auth.known_secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def _next_track_id(self) -> str:
+        return f"{self._track_prefix}-{next(self._counter)}"
+
+    # ---- one call, all its attempts ---------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        is_write = method in ("POST", "PATCH")
+        if idempotency_key is not None:
+            try:
+                validate_idempotency_key(idempotency_key)
+            except ValueError as exc:
+                raise self._error(method, path, str(exc)) from None
+        body: bytes | None = None
+        gzipped = False
+        if json is not None:
+            try:
+                body, gzipped = encode_body(json)
+            except TypeError as exc:
+                raise self._error(method, path, f"payload cannot be serialised: {exc}") from None
+        url = self.tenant.base_url + path
+        attempt = 0
+        in_doubt = False
+        refreshed = False
+        while True:
+            attempt += 1
+            token = await self.auth.token()
+            track_id = self._next_track_id()
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip",
+                "Zuora-Track-Id": track_id,
+            }
+            if self.tenant.entity_ids:
+                headers["Zuora-Entity-Ids"] = self.tenant.entity_ids
+            if idempotency_key is not None and is_write:
+                headers["Idempotency-Key"] = idempotency_key
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+                if gzipped:
+                    headers["Content-Encoding"] = "gzip"
+            await self.limiter.acquire()
+            try:
+                await self._pace()
+                self.stats.requests += 1
+                reply = await self._send(method, url, params, headers, body)
+            finally:
+                await self.limiter.release()
+            parsed: Any = None
+            outcome, parsed = self._outcome(reply, is_write, idempotency_key is not None)
+            if reply.too_large or reply.location is not None:
+                decision = Decision(Action.GIVE_UP, in_doubt=in_doubt or (is_write and reply.too_large))
+            else:
+                decision = decide(
+                    attempt, outcome, now=self._wall(), policy=self._policy, rand=self._rand,
+                    in_doubt=in_doubt, refreshed=refreshed,
+                )
+            in_doubt = decision.in_doubt
+            self._learn(reply, decision)
+            self._report(method, path, attempt, reply, outcome, decision, track_id)
+            if decision.action is Action.DONE:
+                return parsed
+            if decision.action is Action.REFRESH:
+                refreshed = True
+                self.stats.refreshes += 1
+                self.auth.invalidate(token)
+                continue
+            if decision.action is Action.RETRY:
+                self.stats.retries += 1
+                await self._sleep(decision.delay)
+                continue
+            raise self._failure(method, path, reply, outcome, decision, attempt)
+
+    async def _pace(self) -> None:
+        delay = self.pacer.reserve(self._clock())
+        while delay > 0:
+            await self._sleep(delay)
+            # A 429 elsewhere may have paused the tenant while we slept on our slot.
+            delay = self.pacer.wait_for_pause(self._clock())
+
+    async def _send(
+        self, method: str, url: str, params: Mapping[str, str] | None, headers: dict[str, str], body: bytes | None
+    ) -> _Reply:
+        reply = _Reply()
+        connecting = True
+        try:
+            async with self._session.request(
+                method, url, params=params, headers=headers, data=body, allow_redirects=False
+            ) as resp:
+                connecting = False
+                reply.status = resp.status
+                reply.headers = {k.lower(): v for k, v in resp.headers.items()}
+                if 300 <= resp.status < 400:
+                    reply.location = resp.headers.get("Location", "")
+                    return reply
+                reply.raw = await read_capped(resp, self._settings.max_response_bytes)
+        except BodyTooLarge:
+            reply.too_large = True
+        except Exception as exc:
+            kind = classify(exc, connecting=connecting)
+            if kind is None:
+                raise
+            reply.error = kind
+        return reply
+
+    def _outcome(self, reply: _Reply, is_write: bool, keyed: bool) -> tuple[Outcome, Any]:
+        parsed: Any = None
+        error = reply.error
+        status = reply.status
+        readable = error is None and not reply.too_large and reply.location is None
+        if readable and status is not None and (200 <= status < 300 or status == 409):
+            try:
+                parsed = parse_json(reply.raw)
+            except ValueError:
+                parsed = None
+                if 200 <= status < 300:
+                    error, status = NetError.BAD_BODY, None
+        body_has_id = isinstance(parsed, dict) and parsed.get("id") is not None
+        outcome = Outcome(
+            status=status, error=error, headers=reply.headers, is_write=is_write,
+            idempotency_key=keyed, body_has_id=body_has_id,
+        )
+        return outcome, parsed
+
+    def _learn(self, reply: _Reply, decision: Decision) -> None:
+        now = self._clock()
+        if reply.headers:
+            self.pacer.observe(reply.headers, now)
+        if reply.status == 429:
+            self.stats.throttled += 1
+            self.limiter.adaptive.on_throttle()
+        elif reply.status is not None and 200 <= reply.status < 300:
+            self.limiter.adaptive.on_success()
+        if reply.status in (429, 503) and decision.retry_after is not None:
+            # The whole tenant waits, not just this request.
+            self.pacer.penalize(now + decision.retry_after)
+
+    def _report(
+        self, method: str, path: str, attempt: int, reply: _Reply, outcome: Outcome, decision: Decision, track_id: str
+    ) -> None:
+        error = outcome.error.value if outcome.error else ("body too large" if reply.too_large else None)
+        self._log.debug(
+            "zuora attempt", method=method, path=path, attempt=attempt, status=reply.status, error=error,
+            action=decision.action.value, delay=round(decision.delay, 3), track_id=track_id,
+            request_id=(reply.headers or {}).get("zuora-request-id"),
+        )
+        if self._on_attempt is not None:
+            self._on_attempt(AttemptInfo(
+                self.tenant.name, method, path, attempt, reply.status, error,
+                decision.action.value, decision.delay, track_id,
+            ))
+
+    def _failure(
+        self, method: str, path: str, reply: _Reply, outcome: Outcome, decision: Decision, attempt: int
+    ) -> ZuoraError:
+        doubt = decision.in_doubt
+        if reply.location is not None:
+            where = reply.location[:200] or "(no Location)"
+            return self._error(method, path, f"{reply.status} unexpected redirect to {where}", status=reply.status, in_doubt=doubt)
+        if reply.too_large:
+            return self._error(
+                method, path, f"response body larger than {self._settings.max_response_bytes} bytes",
+                status=reply.status, in_doubt=doubt,
+            )
+        suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
+        if outcome.error is not None:
+            return self._error(method, path, f"{outcome.error.value}{suffix}", in_doubt=doubt, retryable=True)
+        status = outcome.status
+        detail = error_detail(reply.raw)
+        text = f"{status} {detail}".rstrip() + suffix
+        retryable = status in (409, 429, 500, 502, 503, 504)
+        error = self._error(method, path, text, status=status, in_doubt=doubt, retryable=retryable)
+        self._log.info("zuora call failed", method=method, path=path, status=status, in_doubt=doubt)
+        return error

@@ -1,0 +1,164 @@
+"""The HTTP edge: the run's one aiohttp session, capped body reads, request bodies, error texts.
+
+Everything here is small and mostly pure; aiohttp exceptions are mapped to NetError in one place.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import re
+from typing import Any
+
+import aiohttp
+import orjson
+
+from migrator.config import Settings
+from migrator.zuora.retry import NetError
+
+GZIP_THRESHOLD = 4096  # bytes of JSON above which request bodies are gzipped
+MAX_DETAIL = 300  # characters of a server's error text kept in a message
+
+_TAG = re.compile(r"<[^>]*>")
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_SPACE = re.compile(r"\s+")
+
+
+class BodyTooLarge(Exception):
+    """Raised when a response body exceeds the configured cap."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"response body larger than {limit} bytes")
+
+
+def open_session(settings: Settings) -> aiohttp.ClientSession:
+    """The run's one session; call inside the running loop and close it when the run ends.
+
+    Timeouts are per socket operation only: `total`/`connect` would count time spent queued for a
+    pooled connection, and queueing belongs to our own limiters.
+    """
+    connector = aiohttp.TCPConnector(limit=settings.max_connections, limit_per_host=0)
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),  # tenants sharing a host must never share cookies
+        raise_for_status=False,  # it would lose the body and Retry-After
+        auto_decompress=True,
+        trust_env=False,
+    )
+
+
+def encode_body(payload: Any) -> tuple[bytes, bool]:
+    """orjson bytes, gzipped above GZIP_THRESHOLD; returns (body, gzipped)."""
+    raw = orjson.dumps(payload)
+    if len(raw) > GZIP_THRESHOLD:
+        return gzip.compress(raw, compresslevel=5), True
+    return raw, False
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Read the whole (decompressed) body, refusing more than `limit` bytes."""
+    length = resp.content_length
+    if length is not None and "content-encoding" not in {k.lower() for k in resp.headers} and length > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def classify(exc: BaseException, *, connecting: bool) -> NetError | None:
+    """Map an aiohttp/OS exception to a NetError, or None if it is not a network failure."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return NetError.CONNECT_TIMEOUT
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return NetError.CONNECT
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return NetError.DISCONNECTED
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return NetError.DISCONNECTED
+    if isinstance(exc, TimeoutError):
+        return NetError.CONNECT_TIMEOUT if connecting else NetError.TIMEOUT
+    if isinstance(exc, (aiohttp.ClientOSError, ConnectionError)):
+        return NetError.RESET
+    if isinstance(exc, aiohttp.ClientError):
+        return NetError.DISCONNECTED
+    return None
+
+
+def parse_json(raw: bytes) -> Any:
+    """Decode a JSON body; raises ValueError (orjson.JSONDecodeError) when malformed."""
+    return orjson.loads(raw)
+
+
+def error_detail(raw: bytes) -> str:
+    """A one-line reason from an error body: errors → Errors → reasons → message/error → text."""
+    if not raw.strip():
+        return ""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _text_detail(raw)
+    found = _json_detail(body)
+    if found:
+        return _one_line(found)
+    return _one_line(orjson.dumps(body).decode("utf-8", "replace"))
+
+
+def _json_detail(body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    for key in ("errors", "Errors", "reasons"):
+        items = body.get(key)
+        if isinstance(items, list) and items:
+            texts = [t for t in (_item_text(item) for item in items) if t]
+            if texts:
+                return "; ".join(texts)
+    for key in ("message", "error_description", "error", "title", "detail"):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return ""
+
+
+def _item_text(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        for key in ("title", "message", "detail", "error"):
+            value = item.get(key)
+            if isinstance(value, str) and value.strip():
+                field = item.get("fieldName")
+                return f"{field}: {value}" if isinstance(field, str) and field else value
+        code = item.get("code")
+        if code is not None:
+            return str(code)
+    return ""
+
+
+def _text_detail(raw: bytes) -> str:
+    head = raw[:65536]
+    lowered = head.lstrip()[:512].lower()
+    if lowered.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")) or b"<html" in lowered:
+        title = _TITLE.search(head)
+        if title:
+            text = html.unescape(_TAG.sub(" ", title.group(1).decode("utf-8", "replace")))
+            if text.strip():
+                return _one_line("HTML page: " + text)
+        return "HTML page"
+    return _one_line(head.decode("utf-8", "replace"))
+
+
+def _one_line(text: str) -> str:
+    clean = _SPACE.sub(" ", "".join(c if c.isprintable() else " " for c in text)).strip()
+    if len(clean) > MAX_DETAIL:
+        clean = clean[: MAX_DETAIL - 1] + "…"
+    return clean

@@ -1,0 +1,453 @@
+"""ZuoraClient over real HTTP on 127.0.0.1 against small scripted aiohttp.web servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from migrator.config import Secret, Settings, TenantConfig
+from migrator.errors import AuthError, ZuoraError
+from migrator.zuora import AttemptInfo, ZuoraClient, open_session, valid_track_id
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "s3cr3t-CANARY-7f1e"
+TOKEN = "tok-CANARY-9a8b7c"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Script:
+    """A tiny Zuora: a token endpoint plus whatever routes a test adds; records what it saw."""
+
+    token_requests: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[web.Request] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    token_status: int = 200
+    token_value: str = TOKEN
+    expires_in: int = 3599
+    token_delay: float = 0.0
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.token_requests.append({"form": dict(form), "headers": dict(request.headers)})
+        if self.token_delay:
+            await asyncio.sleep(self.token_delay)
+        if self.token_status != 200:
+            return web.json_response(
+                {"error": "invalid_client", "error_description": f"bad client secret {form.get('client_secret')}"},
+                status=self.token_status,
+            )
+        n = len(self.token_requests)
+        return web.json_response(
+            {"access_token": f"{self.token_value}{n}", "token_type": "bearer", "expires_in": self.expires_in}
+        )
+
+    async def record(self, request: web.Request) -> bytes:
+        self.requests.append(request)
+        raw = await request.read()  # aiohttp.web undoes Content-Encoding: gzip itself
+        self.bodies.append(raw)
+        return raw
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Run `app` on an ephemeral loopback port; yield its base URL."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def make_settings(base_url: str, **overrides: Any) -> Settings:
+    tenant_fields = {k: overrides.pop(k) for k in ("requests_per_minute", "max_concurrency", "entity_ids") if k in overrides}
+    tenant = TenantConfig(
+        name="prod", base_url=base_url, client_id="client-id-1", client_secret=Secret(SECRET), **tenant_fields
+    )
+    values: dict[str, Any] = {"connect_timeout": 2.0, "read_timeout": 5.0, "backoff_base": 0.0, "backoff_cap": 0.0}
+    values.update(overrides)
+    return Settings(file="test.toml", tenants={"prod": tenant}, **values)
+
+
+@asynccontextmanager
+async def client_for(
+    routes: list[tuple[str, str, Handler]], script: Script | None = None, **overrides: Any
+) -> AsyncIterator[tuple[ZuoraClient, Script, list[float]]]:
+    """A ZuoraClient wired to a scripted server; sleeps are recorded and skipped."""
+    script = script or Script()
+    app = web.Application()
+    app.router.add_post("/oauth/token", script.token)
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+    slept: list[float] = []
+    now = [1000.0]
+
+    async def fake_sleep(delay: float) -> None:
+        slept.append(delay)
+        now[0] += max(0.0, delay)
+        await asyncio.sleep(0)
+
+    on_attempt = overrides.pop("on_attempt", None)
+    async with serve_app(app) as base:
+        settings = make_settings(base, **overrides)
+        async with open_session(settings) as session:
+            client = ZuoraClient(
+                settings.tenants["prod"], session, settings, sleep=fake_sleep, clock=lambda: now[0],
+                run_id="t1", on_attempt=on_attempt,
+            )
+            yield client, script, slept
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+async def test_token_form_and_api_headers() -> None:
+    """The token is fetched once with the documented form and no Authorization; API calls carry bearer, track id and gzip."""
+    script = Script()
+
+    async def get_wf(request: web.Request) -> web.Response:
+        await script.record(request)
+        return json_response({"id": 7, "name": "A"})
+
+    async with client_for([("GET", "/workflows/7", get_wf)], script, entity_ids="e-1") as (client, script, _):
+        assert await client.get_workflow(7) == {"id": 7, "name": "A"}
+        assert await client.get_workflow(7) == {"id": 7, "name": "A"}
+    assert len(script.token_requests) == 1
+    token_req = script.token_requests[0]
+    assert token_req["form"] == {"client_id": "client-id-1", "client_secret": SECRET, "grant_type": "client_credentials"}
+    assert "Authorization" not in token_req["headers"]
+    assert token_req["headers"]["Content-Type"].startswith("application/x-www-form-urlencoded")
+    for request in script.requests:
+        assert request.headers["Authorization"] == f"Bearer {TOKEN}1"
+        assert "gzip" in request.headers["Accept-Encoding"]
+        assert request.headers["Zuora-Entity-Ids"] == "e-1"
+        assert valid_track_id(request.headers["Zuora-Track-Id"])
+        assert "Idempotency-Key" not in request.headers
+    track_ids = [r.headers["Zuora-Track-Id"] for r in script.requests]
+    assert len(set(track_ids)) == len(track_ids)
+
+
+async def test_list_workflows_follows_page_numbers() -> None:
+    """Listing pages by number until next_page is absent, ignoring the host in the absolute next_page URL."""
+    pages = {1: [{"id": 3}, {"id": 2}], 2: [{"id": 1}]}
+    seen: list[str] = []
+
+    async def list_wf(request: web.Request) -> web.Response:
+        page = int(request.query["page"])
+        seen.append(request.query["page"])
+        pagination: dict[str, Any] = {"page": page, "page_length": 2}
+        if page < 2:
+            pagination["next_page"] = f"https://rest.zuora.com/workflows?page={page + 1}&page_length=2"
+        return json_response({"data": pages[page], "pagination": pagination})
+
+    async with client_for([("GET", "/workflows", list_wf)]) as (client, _, _):
+        assert [w["id"] for w in await client.list_workflows()] == [3, 2, 1]
+    assert seen == ["1", "2"]
+
+
+async def test_list_workflows_stops_on_empty_data() -> None:
+    """A server that always offers a next_page still ends the listing when a page comes back empty."""
+
+    async def list_wf(request: web.Request) -> web.Response:
+        page = int(request.query["page"])
+        data = [{"id": page}] if page <= 3 else []
+        return json_response({"data": data, "pagination": {"next_page": "x", "page": page}})
+
+    async with client_for([("GET", "/workflows", list_wf)]) as (client, _, _):
+        assert [w["id"] for w in await client.list_workflows()] == [1, 2, 3]
+
+
+async def test_import_sends_params_key_and_gzipped_body() -> None:
+    """An import carries version/activate query params and the Idempotency-Key; a large body is gzipped."""
+    script = Script()
+
+    async def do_import(request: web.Request) -> web.Response:
+        await script.record(request)
+        return json_response({"id": 99, "version": request.query.get("version")})
+
+    payload = {"workflow": {"name": "Big", "description": "x" * 20_000}, "tasks": [], "linkages": []}
+    async with client_for([("POST", "/workflows/import", do_import)], script) as (client, script, _):
+        result = await client.import_workflow(payload, version="0.0.2", activate=True, idempotency_key="key-1")
+    assert result == {"id": 99, "version": "0.0.2"}
+    request = script.requests[0]
+    assert request.query["version"] == "0.0.2" and request.query["activate"] == "true"
+    assert request.headers["Idempotency-Key"] == "key-1"
+    assert request.headers["Content-Encoding"] == "gzip"
+    assert orjson.loads(script.bodies[0]) == payload
+
+
+async def test_import_version_and_update_workflow() -> None:
+    """Version import and PATCH reach their documented paths with the key and a small plain-JSON body."""
+    script = Script()
+
+    async def handler(request: web.Request) -> web.Response:
+        await script.record(request)
+        return json_response({"id": 5, "path": request.path, "activate": request.query.get("activate")})
+
+    routes = [("POST", "/workflows/5/versions/import", handler), ("PATCH", "/workflows/5", handler)]
+    async with client_for(routes, script) as (client, script, _):
+        imported = await client.import_version(5, {"tasks": []}, version="1.0", activate=False, idempotency_key="k2")
+        patched = await client.update_workflow(5, {"active_workflow_version_id": 9}, idempotency_key="k3")
+    assert imported["path"] == "/workflows/5/versions/import" and imported["activate"] == "false"
+    assert patched["path"] == "/workflows/5"
+    assert [r.headers["Idempotency-Key"] for r in script.requests] == ["k2", "k3"]
+    assert "Content-Encoding" not in script.requests[0].headers
+    assert orjson.loads(script.bodies[1]) == {"active_workflow_version_id": 9}
+
+
+async def test_overlong_idempotency_key_is_rejected_before_sending() -> None:
+    """A key over 255 characters is a clear ZuoraError and nothing is sent."""
+    script = Script()
+
+    async def do_import(request: web.Request) -> web.Response:
+        await script.record(request)
+        return json_response({"id": 1})
+
+    async with client_for([("POST", "/workflows/import", do_import)], script) as (client, script, _):
+        with pytest.raises(ZuoraError, match="idempotency key"):
+            await client.import_workflow({}, version=None, activate=False, idempotency_key="k" * 256)
+    assert script.requests == []
+
+
+async def test_429_retry_after_is_honoured_and_pauses_tenant() -> None:
+    """A 429 with Retry-After is retried after at least that long, counted as throttled, and pauses the tenant."""
+    calls = 0
+
+    async def get_wf(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return json_response({"message": "slow down"}, 429, {"Retry-After": "7"})
+        return json_response({"id": 1})
+
+    async with client_for([("GET", "/workflows/1", get_wf)]) as (client, _, slept):
+        assert await client.get_workflow(1) == {"id": 1}
+        assert client.stats.throttled == 1 and client.stats.retries == 1
+        assert client.pacer.paused_until > 0
+        assert client.limiter.adaptive.limit == 4  # halved from 8
+    assert slept and slept[0] >= 7
+
+
+async def test_5xx_retried_then_400_gives_up_with_clear_message() -> None:
+    """A 503 is retried; a 400 is not, and its message names tenant, method, path, status and reason."""
+    calls = 0
+
+    async def do_import(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return json_response({}, 503)
+        return json_response(
+            {"errors": [{"title": "version 0.0.1 must be greater than 0.0.2", "code": "invalid", "status": 400}]}, 400
+        )
+
+    async with client_for([("POST", "/workflows/import", do_import)]) as (client, _, _):
+        with pytest.raises(ZuoraError) as info:
+            await client.import_workflow({"a": 1}, version="0.0.1", activate=False, idempotency_key="k")
+    assert calls == 2
+    assert str(info.value).startswith(
+        "tenant prod: POST /workflows/import: 400 version 0.0.1 must be greater than 0.0.2"
+    )
+    assert info.value.status == 400
+    assert info.value.in_doubt  # the 503 answer may have come after the import was applied
+
+
+async def test_404_on_export_is_a_status_error() -> None:
+    """A 404 on export raises ZuoraError(status=404) at once, leaving the decision to the caller."""
+    calls = 0
+
+    async def export(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        return json_response({"errors": [{"title": "not found", "code": "invalid", "status": 404}]}, 404)
+
+    async with client_for([("GET", "/workflows/4/export", export)]) as (client, _, _):
+        with pytest.raises(ZuoraError) as info:
+            await client.export_workflow(4, "latest")
+    assert info.value.status == 404 and not info.value.in_doubt and calls == 1
+    assert "GET /workflows/4/export: 404 not found" in str(info.value)
+
+
+async def test_401_refreshes_token_once() -> None:
+    """A 401 drops the token, fetches a new one and retries once; a second 401 gives up."""
+    script = Script()
+
+    async def get_wf(request: web.Request) -> web.Response:
+        await script.record(request)
+        if request.headers["Authorization"] == f"Bearer {TOKEN}1":
+            return json_response({"errors": [{"title": "expired"}]}, 401)
+        return json_response({"id": 1})
+
+    async def always_401(request: web.Request) -> web.Response:
+        return json_response({}, 401)
+
+    routes = [("GET", "/workflows/1", get_wf), ("GET", "/workflows/2", always_401)]
+    async with client_for(routes, script) as (client, script, _):
+        assert await client.get_workflow(1) == {"id": 1}
+        assert len(script.token_requests) == 2 and client.stats.refreshes == 1
+        with pytest.raises(ZuoraError) as info:
+            await client.get_workflow(2)
+    assert info.value.status == 401
+    assert len(script.token_requests) == 3  # one refresh per call, not a storm
+
+
+async def test_token_expiry_triggers_refresh() -> None:
+    """A token is reused until its refresh time (half the lifetime for short tokens) and then renewed."""
+    script = Script(expires_in=10)
+    now = [1000.0]
+
+    async def get_wf(request: web.Request) -> web.Response:
+        await script.record(request)
+        return json_response({"id": 1})
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", script.token)
+    app.router.add_get("/workflows/1", get_wf)
+    async with serve_app(app) as base:
+        settings = make_settings(base)
+        async with open_session(settings) as session:
+            client = ZuoraClient(settings.tenants["prod"], session, settings, clock=lambda: now[0])
+            await client.get_workflow(1)
+            now[0] += 4.9
+            await client.get_workflow(1)
+            now[0] += 0.2
+            await client.get_workflow(1)
+    assert [r.headers["Authorization"] for r in script.requests] == [f"Bearer {TOKEN}1", f"Bearer {TOKEN}1", f"Bearer {TOKEN}2"]
+
+
+async def test_concurrent_first_calls_share_one_token_fetch() -> None:
+    """Many calls starting at once wait for a single token request."""
+    script = Script(token_delay=0.05)
+
+    async def get_wf(request: web.Request) -> web.Response:
+        return json_response({"id": 1})
+
+    async with client_for([("GET", "/workflows/1", get_wf)], script) as (client, script, _):
+        await asyncio.gather(*(client.get_workflow(1) for _ in range(20)))
+    assert len(script.token_requests) == 1
+
+
+async def test_rejected_credentials_fail_fast_without_the_secret() -> None:
+    """A 401 from the token endpoint is one AuthError, after one request, whose text hides the secret."""
+    script = Script(token_status=401)
+
+    async def get_wf(request: web.Request) -> web.Response:
+        return json_response({"id": 1})
+
+    async with client_for([("GET", "/workflows/1", get_wf)], script) as (client, script, _):
+        with pytest.raises(AuthError) as info:
+            await client.get_workflow(1)
+    assert len(script.token_requests) == 1
+    assert SECRET not in str(info.value) and SECRET not in repr(info.value)
+    assert str(info.value).startswith("tenant prod: POST /oauth/token: credentials rejected (401")
+
+
+async def test_token_429_honours_retry_after() -> None:
+    """A 429 on the token endpoint is retried after its Retry-After."""
+    script = Script()
+    calls = 0
+    original = script.token
+
+    async def token(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return json_response({}, 429, {"Retry-After": "3"})
+        return await original(request)
+
+    script.token = token  # type: ignore[method-assign]
+
+    async def get_wf(request: web.Request) -> web.Response:
+        return json_response({"id": 1})
+
+    async with client_for([("GET", "/workflows/1", get_wf)], script) as (client, _, slept):
+        assert await client.get_workflow(1) == {"id": 1}
+    assert calls == 2 and slept and max(slept) >= 3
+
+
+async def test_409_with_result_is_success_and_without_is_retried() -> None:
+    """On a keyed write, 409 carrying an id is the stored result; 409 without one is retried later."""
+    calls = 0
+
+    async def do_import(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return json_response({"errors": [{"title": "request in progress"}]}, 409)
+        return json_response({"id": 42, "name": "A"}, 409)
+
+    async with client_for([("POST", "/workflows/import", do_import)]) as (client, _, _):
+        result = await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k")
+    assert result == {"id": 42, "name": "A"} and calls == 2
+
+
+async def test_lost_answer_resent_with_same_key_imports_once() -> None:
+    """A write whose connection drops after sending is resent with the same key, and the server imports once."""
+    imports: dict[str, dict[str, Any]] = {}
+    seen_keys: list[str] = []
+
+    async def do_import(request: web.Request) -> web.StreamResponse:
+        key = request.headers["Idempotency-Key"]
+        seen_keys.append(key)
+        await request.read()
+        if key in imports:
+            return json_response(imports[key])
+        imports[key] = {"id": len(imports) + 1}
+        # Applied, then the answer is lost: drop the connection without a response.
+        assert request.transport is not None
+        request.transport.close()
+        await asyncio.sleep(0.05)
+        return json_response({})
+
+    async with client_for([("POST", "/workflows/import", do_import)]) as (client, _, _):
+        result = await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="same")
+    assert result == {"id": 1}
+    assert seen_keys == ["same", "same"] and len(imports) == 1
+
+
+async def test_concurrency_cap_is_respected() -> None:
+    """No more requests are in flight at once than the tenant's max_concurrency."""
+    in_flight = 0
+    peak = 0
+
+    async def get_wf(request: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return json_response({"id": 1})
+
+    async with client_for([("GET", "/workflows/1", get_wf)], max_concurrency=3) as (client, _, _):
+        await asyncio.gather(*(client.get_workflow(1) for _ in range(12)))
+    assert peak <= 3 and client.stats.requests == 12
+
+
+async def test_on_attempt_reports_each_attempt() -> None:
+    """The on_attempt callback sees every attempt with its status and the decision taken."""
+    calls = 0
+    seen: list[AttemptInfo] = []
+
+    async def get_wf(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        return json_response({}, 502) if calls == 1 else json_response({"id": 1})
+
+    async with client_for([("GET", "/workflows/1", get_wf)], on_attempt=seen.append) as (client, _, _):
+        await client.get_workflow(1)
+    assert [(a.attempt, a.status, a.action) for a in seen] == [(1, 502, "retry"), (2, 200, "done")]
+    assert all(a.tenant == "prod" and a.path == "/workflows/1" for a in seen)
