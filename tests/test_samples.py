@@ -193,6 +193,8 @@ def test_execute_call_targets_a_sample_ending_in_response_formatter() -> None:
     for params in calls:
         assert isinstance(params["workflow_id"], str) and params["workflow_id"].isdigit()
         callee = names[params["workflow_name"]]
+        others = {d["workflow"]["id"] for d in DOCS.values() if d is not callee}
+        assert int(params["workflow_id"]) not in others, "the id must not resolve to another sample"
         sources = {link["source_task_id"] for link in callee["linkages"]}
         last = [t for t in callee["tasks"] if t["id"] not in sources]
         assert [t["action_type"] for t in last] == ["Logic::ResponseFormatter"]
