@@ -6,6 +6,7 @@ One JSONL line per record, each with its own CRC32; see docs/journal.md for the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import time
@@ -508,7 +509,7 @@ class Journal:
         clock: Callable[[], float] = time.time,
         write: WriteFn = os.write,
         fsync: FsyncFn = os.fsync,
-        lock_alive: Callable[[int], bool] = _lock.pid_alive,
+        lock_alive: Callable[[_lock.LockInfo], bool] = _lock.holder_alive,
     ) -> contextlib.AbstractAsyncContextManager[Journal]:
         """Lock, recover and open the journal; append run_started; run the writer until exit.
 
@@ -553,6 +554,8 @@ class Journal:
         while data:
             # os.write may write less than asked (signals, quotas); finish the rest.
             n = self._write(self._fd, data)
+            if n <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             data = data[n:]
         self._fsync(self._fd)
 
@@ -609,7 +612,7 @@ async def _session(
     clock: Callable[[], float],
     write: WriteFn,
     fsync: FsyncFn,
-    alive: Callable[[int], bool],
+    alive: Callable[[_lock.LockInfo], bool],
 ) -> AsyncIterator[Journal]:
     held = _lock.acquire(path, clock=clock, alive=alive)
     fd = -1

@@ -21,14 +21,47 @@ from migrator.errors import JournalError
 
 @dataclass(frozen=True, slots=True)
 class LockInfo:
-    """Who holds a lock: process id, host name, and when (unix time) the lock was taken."""
+    """Who holds a lock: process id, host name, when (unix time) it was taken, and the process's
+    start time in kernel ticks (Linux; None elsewhere) so a reused pid is not mistaken for it."""
 
     pid: int
     host: str
     started: float
+    proc_start: int | None = None
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"pid": self.pid, "host": self.host, "started": self.started}) + b"\n"
+        data = {"pid": self.pid, "host": self.host, "started": self.started}
+        if self.proc_start is not None:
+            data["proc_start"] = self.proc_start
+        return orjson.dumps(data) + b"\n"
+
+
+def process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or None.
+
+    Unlike wall-clock times this never moves, so equal values mean the very same process.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+        return int(raw[raw.rindex(b")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def holder_alive(info: LockInfo) -> bool:
+    """Whether the process that took this lock (on this host) still runs.
+
+    The pid alone can mislead after a reboot or pid reuse; when the lock recorded the process's
+    start ticks and /proc can tell, a different start means a different (so dead) holder.
+    """
+    if not pid_alive(info.pid):
+        return False
+    if info.proc_start is not None:
+        now = process_start(info.pid)
+        if now is not None and now != info.proc_start:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +96,14 @@ def _parse(raw: bytes) -> LockInfo | None:
     try:
         data = orjson.loads(raw)
         pid, host, started = data["pid"], data["host"], data["started"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        proc_start = data.get("proc_start")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
     if not (isinstance(pid, int) and isinstance(host, str) and isinstance(started, int | float)):
         return None
-    return LockInfo(pid, host, float(started))
+    if proc_start is not None and not isinstance(proc_start, int):
+        return None
+    return LockInfo(pid, host, float(started), proc_start)
 
 
 def _create(path: Path, info: LockInfo) -> None:
@@ -108,7 +144,7 @@ def acquire(
     pid: int | None = None,
     host: str | None = None,
     clock: Callable[[], float] = time.time,
-    alive: Callable[[int], bool] = pid_alive,
+    alive: Callable[[LockInfo], bool] = holder_alive,
 ) -> Lock:
     """Take the journal's lock or raise JournalError saying who holds it and what to do.
 
@@ -116,11 +152,13 @@ def acquire(
     and the lock is taken. A lock from another host can't be judged from here and is refused.
     """
     path = lock_path_for(journal_path)
-    info = LockInfo(os.getpid() if pid is None else pid, host or socket.gethostname(), clock())
+    me = os.getpid() if pid is None else pid
+    info = LockInfo(me, host or socket.gethostname(), clock(), process_start(me))
     notice: str | None = None
     for _ in range(3):
         try:
             _create(path, info)
+            _remove_dead_temporaries(path)
             return Lock(path, info, notice)
         except FileExistsError:
             pass
@@ -143,7 +181,7 @@ def acquire(
                 f"another migrator (pid {held.pid} on host {held.host}) is using this journal; "
                 f"if it is no longer running, delete {path} and run again"
             )
-        if alive(held.pid):
+        if alive(held):
             raise JournalError(
                 f"another migrator (pid {held.pid}) is using this journal "
                 f"{os.fspath(journal_path)}; wait for it to finish or stop it"
@@ -155,6 +193,20 @@ def acquire(
             f"(no longer running; taken at {_iso(held.started)})"
         )
     raise JournalError(f"cannot take the lock {path}: other processes keep taking it")
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """Remove `<lock>.<pid>.tmp` files left by processes killed inside `_create` (harmless clutter)."""
+    prefix = f"{path.name}."
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(".tmp")):
+                continue
+            middle = name[len(prefix) : -len(".tmp")]
+            if middle.isdigit() and not pid_alive(int(middle)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def release(lock: Lock) -> None:

@@ -455,3 +455,36 @@ def test_release_leaves_someone_elses_lock(tmp_path: Path) -> None:
     held.path.write_bytes(other.to_bytes())
     jlock.release(held)
     assert held.path.exists()
+
+
+@pytest.mark.skipif(jlock.process_start(os.getpid()) is None, reason="needs /proc")
+def test_lock_of_a_reused_pid_is_stale(tmp_path: Path) -> None:
+    """A lock whose pid now belongs to a different process (other start ticks) is stale."""
+    path = tmp_path / "j.jsonl"
+    me = os.getpid()
+    start = jlock.process_start(me)
+    assert start is not None
+    reused = jlock.LockInfo(me, socket.gethostname(), 1.0, start + 1)
+    jlock.lock_path_for(path).write_bytes(reused.to_bytes())
+    held = jlock.acquire(path)
+    assert held.notice is not None and "stale lock" in held.notice
+    assert held.info.proc_start == start
+    jlock.release(held)
+
+
+def test_lock_cleans_temporaries_of_dead_processes(tmp_path: Path) -> None:
+    """A `<lock>.<pid>.tmp` left by a process killed mid-acquire is removed by the next acquire."""
+    path = tmp_path / "j.jsonl"
+    leftover = tmp_path / "j.jsonl.lock.999999999.tmp"
+    leftover.write_bytes(b"{}")
+    jlock.release(jlock.acquire(path))
+    assert not leftover.exists()
+
+
+@pytest.mark.anyio
+async def test_write_that_makes_no_progress_stops_the_journal(tmp_path: Path) -> None:
+    """A write that writes nothing (a full disk) is an error, not an endless loop."""
+    path = tmp_path / "j.jsonl"
+    with pytest.raises(JournalError, match="No space left"):
+        async with Journal.open(path, RUN, write=lambda fd, data: 0):
+            pass
