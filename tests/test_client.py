@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +43,7 @@ class Script:
             await asyncio.sleep(self.token_delay)
         if self.token_status != 200:
             return web.json_response(
-                {"error": "invalid_client", "error_description": f"bad client secret {form.get('client_secret')}"},
+                {"error": "invalid_client", "error_description": f"bad client secret {form.get('client_secret')!s}"},
                 status=self.token_status,
             )
         n = len(self.token_requests)
@@ -61,7 +61,7 @@ class Script:
 @asynccontextmanager
 async def serve_app(app: web.Application) -> AsyncIterator[str]:
     """Run `app` on an ephemeral loopback port; yield its base URL."""
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -84,7 +84,7 @@ def make_settings(base_url: str, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def client_for(
-    routes: list[tuple[str, str, Handler]], script: Script | None = None, **overrides: Any
+    routes: Sequence[tuple[str, str, Handler]], script: Script | None = None, **overrides: Any
 ) -> AsyncIterator[tuple[ZuoraClient, Script, list[float]]]:
     """A ZuoraClient wired to a scripted server; sleeps are recorded and skipped."""
     script = script or Script()

@@ -84,6 +84,7 @@ class TokenCache:
         self._sleep = sleep
         self._policy = Policy(settings.max_attempts, settings.backoff_base, settings.backoff_cap)
         self._token: _Token | None = None
+        self._retired: list[str] = []  # recent tokens, still scrubbed from server-echoed text
         self._lock = asyncio.Lock()
         self.fetches = 0
 
@@ -92,7 +93,7 @@ class TokenCache:
 
     def known_secrets(self) -> list[str]:
         """Values that must never be shown (for scrubbing messages)."""
-        values = [self._tenant.client_secret.reveal()]
+        values = [self._tenant.client_secret.reveal(), *self._retired]
         if self._token is not None:
             values.append(self._token.value)
         return [v for v in values if v]
@@ -113,6 +114,7 @@ class TokenCache:
         """Forget `value` after a 401, unless a newer token already replaced it."""
         if self._token is not None and self._token.value == value:
             self._token = None
+            self._retired = [*self._retired[-3:], value]
 
     async def _fetch(self) -> _Token:
         tenant = self._tenant.name

@@ -1,0 +1,234 @@
+"""Hostile servers and leaked secrets (issue 8): every bad answer is one clear ZuoraError, no hang, no secret."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import socket
+from typing import Any
+
+import pytest
+import structlog
+from aiohttp import web
+
+from migrator.errors import AuthError, ZuoraError
+from migrator.zuora import ZuoraClient, open_session
+from tests.test_client import SECRET, TOKEN, Script, client_for, json_response, make_settings
+
+pytestmark = pytest.mark.anyio
+
+FAST: dict[str, Any] = {"max_attempts": 3, "read_timeout": 0.3, "connect_timeout": 0.5}
+
+
+async def test_html_error_page_is_summarised_and_retried() -> None:
+    """A 502 HTML page is retried, then reported by its title, without HTML in the message."""
+    calls = 0
+
+    async def get_wf(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        page = "<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1>" + "x" * 5000 + "</body></html>"
+        return web.Response(text=page, status=502, content_type="text/html")
+
+    async with client_for([("GET", "/workflows/1", get_wf)], **FAST) as (client, _, _):
+        with pytest.raises(ZuoraError) as info:
+            await client.get_workflow(1)
+    message = str(info.value)
+    assert calls == 3 and info.value.status == 502 and info.value.retryable
+    assert message == "tenant prod: GET /workflows/1: 502 HTML page: 502 Bad Gateway (after 3 attempts)"
+    assert "<" not in message and "\n" not in message
+
+
+async def test_empty_and_plain_text_error_bodies() -> None:
+    """An empty 500 and a multi-line text 403 become one-line messages with the status."""
+
+    async def empty(request: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    async def text(request: web.Request) -> web.Response:
+        return web.Response(text="forbidden\nby policy\n" + "y" * 1000, status=403)
+
+    async with client_for([("GET", "/workflows/1", empty), ("GET", "/workflows/2", text)], **FAST) as (client, _, _):
+        with pytest.raises(ZuoraError) as first:
+            await client.get_workflow(1)
+        with pytest.raises(ZuoraError) as second:
+            await client.get_workflow(2)
+    assert str(first.value) == "tenant prod: GET /workflows/1: 500 (after 3 attempts)"
+    assert str(second.value).startswith("tenant prod: GET /workflows/2: 403 forbidden by policy yyy")
+    assert "\n" not in str(second.value) and len(str(second.value)) < 400
+
+
+async def test_malformed_2xx_on_a_read_is_retried() -> None:
+    """A 200 with a non-JSON body on a GET is retried; if it persists it is a clear error."""
+    calls = 0
+
+    async def flaky(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        return web.Response(text="{truncated", content_type="application/json") if calls == 1 else json_response({"id": 1})
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(text="<html>oops</html>", content_type="text/html")
+
+    routes = [("GET", "/workflows/1", flaky), ("GET", "/workflows/2", broken)]
+    async with client_for(routes, **FAST) as (client, _, _):
+        assert await client.get_workflow(1) == {"id": 1}
+        with pytest.raises(ZuoraError) as info:
+            await client.get_workflow(2)
+    assert str(info.value) == "tenant prod: GET /workflows/2: malformed response body (after 3 attempts)"
+    assert not info.value.in_doubt
+
+
+async def test_malformed_2xx_on_an_import_is_in_doubt() -> None:
+    """A 200 import answer that is not JSON is resent with the same key and, if it persists, in doubt."""
+    keys: list[str] = []
+
+    async def do_import(request: web.Request) -> web.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        return web.Response(body=b"\x00\x01not json", content_type="application/json")
+
+    async with client_for([("POST", "/workflows/import", do_import)], **FAST) as (client, _, _):
+        with pytest.raises(ZuoraError) as info:
+            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k-1")
+    assert info.value.in_doubt and keys == ["k-1"] * 3
+
+
+async def test_json_that_is_not_an_object_on_import_is_in_doubt() -> None:
+    """A 200 import answer that is valid JSON but not an object is an in-doubt error."""
+
+    async def do_import(request: web.Request) -> web.Response:
+        return json_response([1, 2, 3])
+
+    async with client_for([("POST", "/workflows/import", do_import)], **FAST) as (client, _, _):
+        with pytest.raises(ZuoraError, match="not a JSON object") as info:
+            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k-1")
+    assert info.value.in_doubt
+
+
+async def test_redirect_is_not_followed() -> None:
+    """A redirect is an error naming the target, and the target is never requested."""
+    followed = 0
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        nonlocal followed
+        followed += 1
+        return json_response({"id": 1})
+
+    routes = [("GET", "/workflows/1", moved), ("GET", "/elsewhere", elsewhere)]
+    async with client_for(routes, **FAST) as (client, _, _):
+        with pytest.raises(ZuoraError) as info:
+            await client.get_workflow(1)
+    assert str(info.value) == "tenant prod: GET /workflows/1: 302 unexpected redirect to /elsewhere"
+    assert followed == 0
+
+
+async def test_oversized_body_is_refused() -> None:
+    """A body over max_response_bytes is an error, also when it only grows that large after gunzip."""
+
+    async def big(request: web.Request) -> web.Response:
+        return json_response({"data": ["x" * 100 for _ in range(200)]})
+
+    async def bomb(request: web.Request) -> web.Response:
+        body = gzip.compress(b'{"data": "' + b"0" * 2_000_000 + b'"}')
+        return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+    routes = [("GET", "/workflows/1", big), ("GET", "/workflows/2", bomb)]
+    async with client_for(routes, max_response_bytes=4096, **FAST) as (client, _, _):
+        for wf in (1, 2):
+            with pytest.raises(ZuoraError) as info:
+                await client.get_workflow(wf)
+            assert str(info.value) == f"tenant prod: GET /workflows/{wf}: response body larger than 4096 bytes"
+
+
+async def test_stall_mid_body_times_out_and_is_retried() -> None:
+    """A server that stalls mid-body hits the read timeout, is retried, and a write is left in doubt."""
+    calls = 0
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        nonlocal calls
+        calls += 1
+        resp = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": "100"})
+        await resp.prepare(request)
+        await resp.write(b'{"id": ')
+        await asyncio.sleep(30)
+        return resp
+
+    routes = [("GET", "/workflows/1", stall), ("POST", "/workflows/import", stall)]
+    async with client_for(routes, **FAST) as (client, _, _):
+        with pytest.raises(ZuoraError) as read:
+            await client.get_workflow(1)
+        with pytest.raises(ZuoraError) as write:
+            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k")
+    assert str(read.value) == "tenant prod: GET /workflows/1: read timeout (after 3 attempts)"
+    assert not read.value.in_doubt and write.value.in_doubt and calls == 6
+
+
+async def test_connection_refused_is_retried_and_not_in_doubt() -> None:
+    """A refused connection is retried, then reported as a connect error that is not in doubt."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = make_settings(f"http://127.0.0.1:{port}", **FAST)
+
+    async def no_sleep(delay: float) -> None:
+        await asyncio.sleep(0)
+
+    class Fixed:
+        """A token source that needs no server."""
+
+        def known_secrets(self) -> list[str]:
+            return [SECRET]
+
+        async def token(self) -> str:
+            return TOKEN
+
+        def invalidate(self, value: str) -> None:
+            pass
+
+    async with open_session(settings) as session:
+        client = ZuoraClient(settings.tenants["prod"], session, settings, sleep=no_sleep, auth=Fixed())  # type: ignore[arg-type]
+        with pytest.raises(ZuoraError) as info:
+            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k")
+    assert str(info.value) == "tenant prod: POST /workflows/import: connect error (after 3 attempts)"
+    assert not info.value.in_doubt and client.stats.requests == 3
+
+
+async def test_canary_secret_and_token_never_leak(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A distinctive secret and token appear in no log event, printed output, exception text or repr."""
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    with structlog.testing.capture_logs() as events:
+        calls = 0
+
+        async def noisy(request: web.Request) -> web.Response:
+            nonlocal calls
+            calls += 1
+            auth = request.headers.get("Authorization", "")
+            if calls == 1:
+                return json_response({"message": f"expired {auth}"}, 401)
+            if calls == 2:
+                return json_response({}, 429, {"Retry-After": "1"})
+            return json_response({"errors": [{"title": f"bad request from {auth}"}]}, 400)
+
+        async with client_for([("POST", "/workflows/import", noisy)]) as (client, _script, _):
+            with pytest.raises(ZuoraError) as info:
+                await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k")
+            texts += [str(info.value), repr(info.value), repr(client), repr(client.auth), repr(client.tenant)]
+            texts.append(repr(client.auth._token))
+        rejected = Script(token_status=401)
+        async with client_for([("GET", "/workflows/1", noisy)], rejected) as (client, _, _):
+            with pytest.raises(AuthError) as denied:
+                await client.get_workflow(1)
+            texts += [str(denied.value), repr(denied.value), repr(client.auth)]
+    texts += [repr(event) for event in events]
+    captured = capsys.readouterr()
+    texts += [captured.out, captured.err, caplog.text]
+    assert events, "expected structlog events to inspect"
+    blob = "\n".join(texts)
+    assert SECRET not in blob
+    assert TOKEN not in blob
+    assert "***" in str(info.value)  # the server echoed the token; it was scrubbed
