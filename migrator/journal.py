@@ -21,6 +21,11 @@ import anyio
 import anyio.to_thread
 import orjson
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
 from migrator import lock as _lock
 from migrator.errors import JournalError
 
@@ -403,7 +408,15 @@ def read_journal(path: str | os.PathLike[str]) -> JournalView:
     except OSError as exc:
         raise JournalError(f"{source}: cannot read the journal: {exc.strerror}") from None
     result = scan(data, source)
-    notices = [_torn_notice(source, result, cut=False)] if result.torn_tail is not None else []
+    notices = []
+    holder = _lock.current_holder(source)
+    if holder is not None:
+        notices.append(
+            f"{source}: a migrator (pid {holder.pid}) is writing this journal now; "
+            "these counts are a moment's picture"
+        )
+    if result.torn_tail is not None:
+        notices.append(_torn_notice(source, result, cut=False))
     return JournalView(result.records, fold(result.records), runs(result.records), notices)
 
 
@@ -424,6 +437,19 @@ WriteFn = Callable[[int, bytes], int]
 FsyncFn = Callable[[int], None]
 
 
+def durable_fsync(fd: int) -> None:
+    """fsync that reaches the platter: on macOS plain fsync stops at the drive's cache, so use
+    F_FULLFSYNC there (falling back to fsync where the filesystem refuses it)."""
+    full = getattr(fcntl, "F_FULLFSYNC", None) if fcntl is not None else None
+    if full is not None:
+        try:
+            fcntl.fcntl(fd, full)
+            return
+        except OSError:
+            pass
+    os.fsync(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -432,7 +458,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _recover(path: Path, fsync: FsyncFn) -> tuple[int, ScanResult, bool]:
+def _recover(path: Path, fsync: FsyncFn) -> tuple[int, ScanResult]:
     """Open (or create, mode 0600) the journal, scan it and cut a torn tail; sync file I/O."""
     source = os.fspath(path)
     flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
@@ -449,14 +475,14 @@ def _recover(path: Path, fsync: FsyncFn) -> tuple[int, ScanResult, bool]:
         if created:
             # The new name must survive a crash too, not only the bytes written under it.
             _fsync_dir(path)
-            return fd, ScanResult([], 0), True
+            return fd, ScanResult([], 0)
         with os.fdopen(os.dup(fd), "rb") as fh:
             data = fh.read()
         result = scan(data, source)
         if result.torn_tail is not None:
             os.ftruncate(fd, result.valid_length)
             fsync(fd)
-        return fd, result, False
+        return fd, result
     except OSError as exc:
         os.close(fd)
         raise JournalError(f"{source}: cannot recover the journal: {exc.strerror}") from None
@@ -508,7 +534,7 @@ class Journal:
         *,
         clock: Callable[[], float] = time.time,
         write: WriteFn = os.write,
-        fsync: FsyncFn = os.fsync,
+        fsync: FsyncFn = durable_fsync,
         lock_alive: Callable[[_lock.LockInfo], bool] = _lock.holder_alive,
     ) -> contextlib.AbstractAsyncContextManager[Journal]:
         """Lock, recover and open the journal; append run_started; run the writer until exit.
@@ -590,9 +616,9 @@ class Journal:
                 for w in batch:
                     w.done.set()
 
-    async def _shutdown(self, interrupted: bool) -> JournalError | None:
+    async def _shutdown(self, *, interrupted: bool, record: bool) -> JournalError | None:
         try:
-            if self._error is None:
+            if record and self._error is None:
                 fields = {**self._finish_fields}
                 fields["interrupted"] = bool(fields.get("interrupted")) or interrupted
                 await self.append("run_finished", **fields)
@@ -617,7 +643,7 @@ async def _session(
     held = _lock.acquire(path, clock=clock, alive=alive)
     fd = -1
     try:
-        fd, result, _created = await anyio.to_thread.run_sync(_recover, path, fsync)
+        fd, result = await anyio.to_thread.run_sync(_recover, path, fsync)
         notices = [held.notice] if held.notice else []
         if result.torn_tail is not None:
             notices.append(_torn_notice(os.fspath(path), result, cut=True))
@@ -628,13 +654,18 @@ async def _session(
         # see them as they were, not wrapped in an ExceptionGroup.
         async with anyio.create_task_group() as tg:
             tg.start_soon(journal._writer)
+            started = False
             try:
                 await journal.append("run_started", **run_fields)
+                started = True
                 yield journal
             except BaseException as exc:
                 outcome = exc
             with anyio.CancelScope(shield=True):
-                close_error = await journal._shutdown(interrupted=outcome is not None)
+                # No run_finished without its run_started (e.g. bad run fields): runs() pairs them.
+                close_error = await journal._shutdown(
+                    interrupted=outcome is not None, record=started
+                )
         if outcome is not None:
             raise outcome
         if close_error is not None:

@@ -195,6 +195,17 @@ def acquire(
     raise JournalError(f"cannot take the lock {path}: other processes keep taking it")
 
 
+def current_holder(journal_path: str | os.PathLike[str]) -> LockInfo | None:
+    """Who holds the journal's lock right now (a live process on this host), without taking it."""
+    try:
+        held = _parse(lock_path_for(journal_path).read_bytes())
+    except OSError:
+        return None
+    if held is None or held.host != socket.gethostname() or not holder_alive(held):
+        return None
+    return held
+
+
 def _remove_dead_temporaries(path: Path) -> None:
     """Remove `<lock>.<pid>.tmp` files left by processes killed inside `_create` (harmless clutter)."""
     prefix = f"{path.name}."

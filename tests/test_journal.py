@@ -488,3 +488,24 @@ async def test_write_that_makes_no_progress_stops_the_journal(tmp_path: Path) ->
     with pytest.raises(JournalError, match="No space left"):
         async with Journal.open(path, RUN, write=lambda fd, data: 0):
             pass
+
+
+@pytest.mark.anyio
+async def test_bad_run_fields_write_nothing(tmp_path: Path) -> None:
+    """Run fields that can't be journaled (a secret) refuse the open and leave no stray records."""
+    path = tmp_path / "j.jsonl"
+    with pytest.raises(ValueError, match="secret"):
+        async with Journal.open(path, {"client_secret": "x"}):
+            pass
+    assert read_journal(path).records == []
+    assert not jlock.lock_path_for(path).exists()
+
+
+@pytest.mark.anyio
+async def test_read_journal_says_when_a_run_is_writing(tmp_path: Path) -> None:
+    """Reading a journal that a live migrator holds says so in the notices."""
+    path = tmp_path / "j.jsonl"
+    async with Journal.open(path, RUN):
+        view = read_journal(path)
+        assert any(f"pid {os.getpid()}" in n for n in view.notices)
+    assert read_journal(path).notices == []
