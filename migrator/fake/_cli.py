@@ -1,0 +1,122 @@
+"""`migrator fake-zuora` / `python -m migrator.fake`: parse flags, serve until SIGINT/SIGTERM.
+
+Prints `listening on URL` (flushed) once the socket is bound, then one line per tenant with its
+client id; secrets only with `--show-secrets`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from contextlib import suppress
+from dataclasses import replace
+from typing import Any
+
+from migrator.errors import MigratorError
+from migrator.fake._config import FakeConfig, load_config, with_tenant_knobs
+from migrator.fake._server import serve
+
+_TENANT_FLAGS = {
+    "requests_per_minute": int,
+    "max_concurrency": int,
+    "token_ttl": float,
+    "error_rate": float,
+    "lost_response_rate": float,
+    "reset_rate": float,
+    "latency": float,
+    "latency_jitter": float,
+    "slow_body": float,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="migrator fake-zuora", description="Serve the built-in fake Zuora Workflow API."
+    )
+    p.add_argument("--config", help="TOML or JSON file with [[tenants]] tables and knobs")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument(
+        "--tenants",
+        type=int,
+        default=None,
+        help="number of demo tenants tenant-1..N (default 3 without --config)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="fault plan and demo credential seed")
+    p.add_argument("--show-secrets", action="store_true", help="also print client secrets")
+    p.add_argument("--state-file", help="persist state here on exit, load it on start")
+    p.add_argument("--seed-file", help="JSON file of workflows to pre-load per tenant")
+    p.add_argument("--idempotent-replay", choices=["replay", "409"])
+    p.add_argument(
+        "--no-rewrite-file-refs",
+        action="store_true",
+        help="do not rewrite Name__<taskId> file references on import",
+    )
+    p.add_argument("--token-requests-per-minute-per-ip", type=int)
+    for name, typ in _TENANT_FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), type=typ, help="applies to every tenant")
+    return p
+
+
+def build_config(args: argparse.Namespace) -> FakeConfig:
+    """Config file (or demo tenants), then flags on top."""
+    seed = args.seed if args.seed is not None else 0
+    if args.config:
+        config = load_config(args.config)
+        if args.seed is not None:
+            config = replace(config, seed=seed)
+        if args.tenants:
+            raise MigratorError("--tenants and --config cannot be combined")
+    else:
+        config = FakeConfig.demo(args.tenants or 3, seed=seed)
+    top: dict[str, Any] = {}
+    if args.state_file:
+        top["state_file"] = args.state_file
+    if args.seed_file:
+        top["seed_file"] = args.seed_file
+    if args.idempotent_replay:
+        top["idempotent_replay"] = args.idempotent_replay
+    if args.no_rewrite_file_refs:
+        top["rewrite_file_refs"] = False
+    if args.token_requests_per_minute_per_ip is not None:
+        top["token_requests_per_minute_per_ip"] = args.token_requests_per_minute_per_ip
+    if top:
+        config = replace(config, **top)
+    knobs = {k: getattr(args, k) for k in _TENANT_FLAGS if getattr(args, k) is not None}
+    return with_tenant_knobs(config, **knobs) if knobs else config
+
+
+async def _run(config: FakeConfig, host: str, port: int, show_secrets: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with serve(config, host=host, port=port) as fake:
+        print(f"listening on {fake.base_url}", flush=True)
+        for t in config.tenants:
+            secret = f" client_secret={t.client_secret}" if show_secrets else ""
+            print(f"tenant {t.name} client_id={t.client_id}{secret}", flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str]) -> int:
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on a usage or config error."""
+    args = _parser().parse_args(argv)
+    try:
+        config = build_config(args)
+        asyncio.run(_run(config, args.host, args.port, args.show_secrets))
+    except MigratorError as exc:
+        print(f"migrator fake-zuora: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"migrator fake-zuora: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0

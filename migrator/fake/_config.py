@@ -1,0 +1,238 @@
+"""The fake Zuora's configuration: tenants, their limits and fault knobs, and the file loader.
+
+Plain frozen dataclasses; a TOML or JSON file maps onto them key for key, and every problem in
+such a file becomes a one-line `ConfigError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import tomllib
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from migrator.errors import ConfigError
+
+# A fixed namespace so demo client ids are the same on every machine and every run.
+_DEMO_NAMESPACE = uuid.UUID("6f1c2a4e-9a53-4c55-8d52-7a6b0f7c1e42")
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Per-tenant fault injection; every probability is drawn from the tenant's seeded generator."""
+
+    error_rate: float = 0.0  # answer one of error_statuses without doing the work
+    error_statuses: tuple[int, ...] = (500, 502, 503, 504)
+    lost_response_rate: float = 0.0  # do the work, then drop the connection before answering
+    reset_rate: float = 0.0  # reset the connection before doing the work
+    latency: float = 0.0  # seconds added before handling each request
+    latency_jitter: float = 0.0  # +/- uniform jitter around `latency`
+    slow_body: float = 0.0  # seconds over which each response body is trickled out
+
+
+@dataclass(frozen=True)
+class FakeTenant:
+    """One tenant on the fake host, told apart from the others by its OAuth client credentials."""
+
+    name: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    requests_per_minute: int = 2500
+    max_concurrency: int = 40
+    token_ttl: float = 3599
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    # [D] §1.5 documents hour and day windows too; None leaves a window out.
+    requests_per_hour: int | None = None
+    requests_per_day: int | None = None
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    """Everything the fake server needs; `clock` is wall time in seconds and injectable for tests."""
+
+    tenants: list[FakeTenant]
+    seed: int = 0
+    idempotent_replay: str = "replay"  # or "409": the §1.8 contradiction as a switch
+    token_requests_per_minute_per_ip: int = 100
+    rewrite_file_refs: bool = True
+    state_file: str | None = None
+    seed_file: str | None = None
+    idempotency_ttl: float = 24 * 3600.0
+    idempotency_max_entries: int = 100_000
+    max_body_bytes: int = 10 * 1024 * 1024
+    page_length_max: int = 50
+    gzip_min_bytes: int = 1000
+    import_response_id: str = "definition"  # or "version": §9 open question 3
+    export_without_active: str = "latest"  # or "404": export with no version= and no active one
+    export_workflow_definition: bool = False  # §3.5: newer tenants may return it; default off
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.idempotent_replay not in ("replay", "409"):
+            raise ValueError("idempotent_replay must be 'replay' or '409'")
+        if self.import_response_id not in ("definition", "version"):
+            raise ValueError("import_response_id must be 'definition' or 'version'")
+        if self.export_without_active not in ("latest", "404"):
+            raise ValueError("export_without_active must be 'latest' or '404'")
+        names = [t.name for t in self.tenants]
+        if len(set(names)) != len(names):
+            raise ValueError("tenant names must be unique")
+        ids = [t.client_id for t in self.tenants]
+        if len(set(ids)) != len(ids):
+            raise ValueError("tenant client ids must be unique")
+
+    @classmethod
+    def demo(cls, n: int = 3, *, seed: int = 0, **knobs: Any) -> FakeConfig:
+        """Tenants "tenant-1".."tenant-n" with deterministic 36-char client ids and secrets."""
+        return cls(tenants=[demo_tenant(i, seed=seed) for i in range(1, n + 1)], seed=seed, **knobs)
+
+    def tenant(self, name: str) -> FakeTenant:
+        for t in self.tenants:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+def demo_tenant(i: int, *, seed: int = 0, **knobs: Any) -> FakeTenant:
+    """The i-th demo tenant; the same seed always gives the same credentials."""
+    name = f"tenant-{i}"
+    client_id = str(uuid.uuid5(_DEMO_NAMESPACE, f"{seed}:{name}"))
+    secret = hashlib.sha256(f"migrator-fake:{seed}:{name}".encode()).hexdigest()[:40]
+    return FakeTenant(name=name, client_id=client_id, client_secret=secret, **knobs)
+
+
+# ---------------------------------------------------------------------------------------------
+# File loading (TOML or JSON)
+
+_FAULT_TYPES: dict[str, type] = {f.name: float for f in fields(FaultConfig)}
+_TENANT_KEYS = {
+    "name": str,
+    "client_id": str,
+    "client_secret": str,
+    "requests_per_minute": int,
+    "max_concurrency": int,
+    "token_ttl": float,
+    "requests_per_hour": int,
+    "requests_per_day": int,
+    "faults": dict,
+}
+_TOP_KEYS: dict[str, type] = {
+    "tenants": list,
+    "demo_tenants": int,
+    "seed": int,
+    "idempotent_replay": str,
+    "token_requests_per_minute_per_ip": int,
+    "rewrite_file_refs": bool,
+    "state_file": str,
+    "seed_file": str,
+    "idempotency_ttl": float,
+    "idempotency_max_entries": int,
+    "max_body_bytes": int,
+    "page_length_max": int,
+    "gzip_min_bytes": int,
+    "import_response_id": str,
+    "export_without_active": str,
+    "export_workflow_definition": bool,
+}
+
+
+def _typed(value: Any, typ: type, file: str, key: str) -> Any:
+    if typ is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if typ is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if typ in (str, bool, dict, list) and isinstance(value, typ):
+        return value
+    raise ConfigError(file, key, f"expected {typ.__name__}, got {type(value).__name__}")
+
+
+def _faults(table: Mapping[str, Any], file: str, where: str) -> FaultConfig:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _FAULT_TYPES:
+            raise ConfigError(file, f"{where}.{key}", "unknown fault knob")
+        if key == "error_statuses":
+            if not isinstance(value, list) or not all(
+                isinstance(s, int) and 400 <= s <= 599 for s in value
+            ):
+                raise ConfigError(file, f"{where}.{key}", "expected a list of HTTP statuses")
+            out[key] = tuple(value)
+            continue
+        number = _typed(value, float, file, f"{where}.{key}")
+        if number < 0 or (key.endswith("_rate") and number > 1):
+            raise ConfigError(file, f"{where}.{key}", "out of range")
+        out[key] = number
+    return FaultConfig(**out)
+
+
+def config_from_mapping(data: Mapping[str, Any], file: str) -> FakeConfig:
+    """Build a FakeConfig from a parsed TOML/JSON table; errors name `file` and the key."""
+    knobs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _TOP_KEYS:
+            raise ConfigError(file, key, "unknown key")
+        knobs[key] = _typed(value, _TOP_KEYS[key], file, key)
+    tenants: list[FakeTenant] = []
+    seed = knobs.get("seed", 0)
+    for i in range(1, knobs.pop("demo_tenants", 0) + 1):
+        tenants.append(demo_tenant(i, seed=seed))
+    for i, table in enumerate(knobs.pop("tenants", [])):
+        where = f"tenants[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(file, where, "expected a table")
+        args: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in _TENANT_KEYS:
+                raise ConfigError(file, f"{where}.{key}", "unknown key")
+            args[key] = _typed(value, _TENANT_KEYS[key], file, f"{where}.{key}")
+        for required in ("name", "client_id", "client_secret"):
+            if not args.get(required):
+                raise ConfigError(file, f"{where}.{required}", "missing")
+        if "faults" in args:
+            args["faults"] = _faults(args["faults"], file, f"{where}.faults")
+        tenants.append(FakeTenant(**args))
+    if not tenants:
+        raise ConfigError(file, "tenants", "at least one tenant is needed")
+    base = Path(file).parent
+    for key in ("state_file", "seed_file"):
+        if key in knobs:
+            knobs[key] = str(base / knobs[key])
+    try:
+        return FakeConfig(tenants=tenants, **knobs)
+    except ValueError as exc:
+        raise ConfigError(file, "", str(exc)) from None
+
+
+def load_config(path: str) -> FakeConfig:
+    """Read a `.toml` or `.json` config file into a FakeConfig (ConfigError on any problem)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
+    try:
+        is_json = path.endswith(".json")
+        data = json.loads(raw) if is_json else tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            path,
+            "",
+            f"not valid {'JSON' if path.endswith('.json') else 'TOML'}: {str(exc).splitlines()[0]}",
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", "expected a table at the top level")
+    return config_from_mapping(data, path)
+
+
+def with_tenant_knobs(config: FakeConfig, **knobs: Any) -> FakeConfig:
+    """A copy of `config` with the same tenant-level knobs (and fault knobs) set on every tenant."""
+    fault_keys = {k: v for k, v in knobs.items() if k in _FAULT_TYPES}
+    tenant_keys = {k: v for k, v in knobs.items() if k not in _FAULT_TYPES}
+    tenants = [
+        replace(t, faults=replace(t.faults, **fault_keys), **tenant_keys) for t in config.tenants
+    ]
+    return replace(config, tenants=tenants)

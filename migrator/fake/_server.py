@@ -1,0 +1,684 @@
+"""The fake Zuora's HTTP shell: routing, auth, limits, faults, idempotency, gzip, inspection.
+
+One catch-all aiohttp handler walks each request through the gateway steps in the order a real
+gateway would (request id, track id, auth, rate, concurrency, faults, idempotency) and hands the
+work to the pure `FakeState`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import random
+import re
+import socket
+import struct
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from aiohttp import web, web_protocol
+
+from migrator.fake._config import FakeConfig, FakeTenant, FaultConfig
+from migrator.fake._limits import IdempotencyStore, RateDecision, RateWindows, Stored, TokenStore
+from migrator.fake._state import ApiError, FakeState, errors_list, timestamp
+
+JSON = "application/json"
+TRACK_ID_BAD = re.compile(r"[:;\"']")
+IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
+
+
+@dataclass
+class Call:
+    """One routed API call: the request, its tenant, the path parameters."""
+
+    request: web.Request
+    tenant: str
+    params: dict[str, str]
+    idempotency_key: str | None = None
+
+    async def json(self) -> Any:
+        try:
+            raw = await self.request.read()
+        except web_protocol.RequestPayloadError:
+            raise errors_list(400, "The request body cannot be decoded") from None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise errors_list(400, "The request body is not valid JSON") from None
+
+    def query_flag(self, name: str) -> bool:
+        value = self.request.query.get(name, "false").lower()
+        if value not in ("true", "false"):
+            raise errors_list(400, f"Query parameter {name} must be true or false")
+        return value == "true"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[["RunningFake", Call], Awaitable[Reply]]
+
+
+class _Dropped(Exception):
+    """The fault plan dropped the connection; nothing more is written."""
+
+
+class RunningFake:
+    """A configured fake: its state, limits and fault plan; `serve` binds it to a socket."""
+
+    def __init__(self, config: FakeConfig) -> None:
+        self.config = config
+        self.clock = config.clock
+        self.tenants: dict[str, FakeTenant] = {t.name: t for t in config.tenants}
+        self.by_client_id: dict[str, FakeTenant] = {t.client_id: t for t in config.tenants}
+        self.state = FakeState(
+            self.tenants,
+            clock=config.clock,
+            rewrite_file_refs=config.rewrite_file_refs,
+            export_without_active=config.export_without_active,
+            export_workflow_definition=config.export_workflow_definition,
+        )
+        self.tokens = TokenStore()
+        self.idempotency = IdempotencyStore(
+            ttl=config.idempotency_ttl, max_entries=config.idempotency_max_entries
+        )
+        self._rates = {t.name: self._windows(t) for t in config.tenants}
+        self._ip_rates: dict[str, RateWindows] = {}
+        self._inflight = dict.fromkeys(self.tenants, 0)
+        self._rngs = {name: random.Random(f"{config.seed}:{name}") for name in self.tenants}
+        self.base_url = ""
+        self.requests = 0  # total API calls answered (bench)
+
+    @staticmethod
+    def _windows(t: FakeTenant) -> RateWindows:
+        quotas = [(60, t.requests_per_minute)]
+        if t.requests_per_hour:
+            quotas.append((3600, t.requests_per_hour))
+        if t.requests_per_day:
+            quotas.append((86400, t.requests_per_day))
+        return RateWindows(quotas)
+
+    # -- knobs for tests -----------------------------------------------------------------------
+
+    def ledger(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Every committed import (of one tenant), oldest first; what `/_fake/ledger` shows."""
+        return self.state.ledger(tenant)
+
+    def set_faults(self, tenant: str, faults: FaultConfig) -> None:
+        """Change one tenant's fault plan while serving."""
+        self.tenants[tenant] = replace(self.tenants[tenant], faults=faults)
+
+    def set_tenant(self, tenant: str, **knobs: Any) -> None:
+        """Change one tenant's limits (requests_per_minute, max_concurrency, token_ttl)."""
+        updated = replace(self.tenants[tenant], **knobs)
+        self.tenants[tenant] = updated
+        self.by_client_id[updated.client_id] = updated
+        self._rates[tenant] = self._windows(updated)
+
+    def expire_tokens(self, tenant: str | None = None) -> None:
+        """Invalidate every issued token (of one tenant): the next API call gets 401."""
+        self.tokens.expire_all(tenant)
+
+    # -- the gateway ---------------------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        headers = {"Zuora-Request-Id": str(uuid.uuid4())}
+        track = request.headers.get("Zuora-Track-Id")
+        if track is not None:
+            if len(track) > 64 or not track.isascii() or TRACK_ID_BAD.search(track):
+                return self._respond(
+                    request,
+                    Reply(
+                        400,
+                        errors_list(
+                            400,
+                            "Zuora-Track-Id must be at most 64 US-ASCII characters without : ; \" '",
+                        ).body,
+                    ),
+                    headers,
+                )
+            headers["Zuora-Track-Id"] = track
+        path = request.path
+        if path.startswith("/_fake/"):
+            return self._respond(request, await self._inspect(request), headers)
+        if path == "/oauth/token":
+            if request.method != "POST":
+                return self._respond(
+                    request, Reply(405, errors_list(405, "Method not allowed").body), headers
+                )
+            return self._respond(request, await self._token(request), headers)
+        found = _route(request.method, path)
+        if isinstance(found, Reply):
+            return self._respond(request, found, headers)
+        handler, params = found
+        return await self._api(request, handler, params, headers)
+
+    async def _api(
+        self,
+        request: web.Request,
+        handler: Handler,
+        params: dict[str, str],
+        headers: dict[str, str],
+    ) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        tenant = None
+        if auth[:7].lower() == "bearer ":
+            tenant = self.tokens.lookup(auth[7:].strip(), self.clock())
+        if tenant is None:
+            return self._respond(
+                request,
+                Reply(
+                    401,
+                    errors_list(401, "Unauthorized: missing, unknown or expired access token").body,
+                ),
+                headers,
+            )
+        conf = self.tenants[tenant]
+        rate = self._rates[tenant].hit(self.clock())
+        headers.update(_rate_headers(rate))
+        if not rate.allowed:
+            headers["Retry-After"] = str(rate.retry_after)
+            return self._respond(
+                request,
+                Reply(429, errors_list(429, "Request exceeded limit: requests per window").body),
+                headers,
+            )
+        if self._inflight[tenant] >= conf.max_concurrency:
+            # [D] category 70 → 429 with Retry-After; one second is the smallest honest answer.
+            headers["Retry-After"] = "1"
+            return self._respond(
+                request,
+                Reply(429, errors_list(429, "Request exceeded limit: concurrent requests").body),
+                headers,
+            )
+        self._inflight[tenant] += 1
+        try:
+            return await self._faulty(
+                request, handler, Call(request, tenant, params), conf, headers
+            )
+        finally:
+            self._inflight[tenant] -= 1
+            self.requests += 1
+
+    async def _faulty(
+        self,
+        request: web.Request,
+        handler: Handler,
+        call: Call,
+        conf: FakeTenant,
+        headers: dict[str, str],
+    ) -> web.StreamResponse:
+        faults = conf.faults
+        rng = self._rngs[call.tenant]
+        # Draw every number for this request up front, in a fixed order: the plan depends only
+        # on the seed and the order requests arrive, not on which branch runs.
+        u_reset, u_error, u_lost, u_jitter, u_status = (rng.random() for _ in range(5))
+        delay = faults.latency + (2 * u_jitter - 1) * faults.latency_jitter
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if u_reset < faults.reset_rate:
+            _drop(request, reset=True)
+            raise _Dropped
+        if u_error < faults.error_rate and faults.error_statuses:
+            status = faults.error_statuses[int(u_status * len(faults.error_statuses))]
+            return self._respond(
+                request,
+                Reply(status, errors_list(status, "Injected server error (work not done)").body),
+                headers,
+                faults.slow_body,
+            )
+        key = request.headers.get("Idempotency-Key")
+        if key is None or request.method not in IDEMPOTENT_METHODS:
+            reply = await self._run(handler, call)
+            if u_lost < faults.lost_response_rate:
+                _drop(request, reset=False)
+                raise _Dropped
+            return self._respond(request, reply, headers, faults.slow_body)
+        if not key or len(key) > 255:
+            return self._respond(
+                request,
+                Reply(400, errors_list(400, "Idempotency-Key must be 1..255 characters").body),
+                headers,
+            )
+        begin = self.idempotency.begin(
+            call.tenant, key, request.method, str(request.rel_url), self.clock()
+        )
+        if begin.kind == "in_flight":
+            return self._respond(
+                request,
+                Reply(
+                    409,
+                    errors_list(
+                        409, "A request with this Idempotency-Key is still being processed"
+                    ).body,
+                ),
+                headers,
+            )
+        if begin.kind == "mismatch":
+            return self._respond(
+                request,
+                Reply(
+                    422,
+                    errors_list(422, "Idempotency-Key was used with another URL or method").body,
+                ),
+                headers,
+            )
+        if begin.kind == "done" and begin.stored is not None:
+            stored = begin.stored
+            status = 409 if self.config.idempotent_replay == "409" else stored.status
+            return self._send(request, status, stored.body, headers, faults.slow_body)
+        try:
+            reply = await self._run(handler, call, idempotency_key=key)
+        except BaseException:
+            self.idempotency.abandon(call.tenant, key)
+            raise
+        body = orjson.dumps(reply.body)
+        # [D] the stored result is kept whether the call succeeded or failed.
+        self.idempotency.finish(call.tenant, key, Stored(reply.status, {}, body))
+        if u_lost < faults.lost_response_rate:
+            _drop(request, reset=False)
+            raise _Dropped
+        return self._send(request, reply.status, body, headers, faults.slow_body)
+
+    async def _run(
+        self, handler: Handler, call: Call, *, idempotency_key: str | None = None
+    ) -> Reply:
+        call.idempotency_key = idempotency_key
+        try:
+            return await handler(self, call)
+        except ApiError as exc:
+            return Reply(exc.status, exc.body)
+
+    # -- responses -----------------------------------------------------------------------------
+
+    def _respond(
+        self, request: web.Request, reply: Reply, headers: dict[str, str], slow: float = 0.0
+    ) -> web.StreamResponse:
+        body = orjson.dumps(reply.body)
+        return self._send(request, reply.status, body, {**headers, **reply.headers}, slow)
+
+    def _send(
+        self,
+        request: web.Request,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        slow: float = 0.0,
+    ) -> web.StreamResponse:
+        out = dict(headers)
+        out["Content-Type"] = JSON
+        # §1.10: gzip only when asked and only above the size threshold.
+        if "gzip" in request.headers.get("Accept-Encoding", "").lower() and (
+            len(body) > self.config.gzip_min_bytes
+        ):
+            body = gzip.compress(body, compresslevel=5)
+            out["Content-Encoding"] = "gzip"
+        if slow > 0:
+            return _Slow(status, body, out, slow)
+        return web.Response(status=status, body=body, headers=out)
+
+    # -- token endpoint ------------------------------------------------------------------------
+
+    async def _token(self, request: web.Request) -> Reply:
+        ip = request.remote or "?"
+        windows = self._ip_rates.get(ip)
+        if windows is None:
+            if len(self._ip_rates) > 10_000:
+                self._ip_rates.clear()
+            windows = self._ip_rates[ip] = RateWindows(
+                [(60, self.config.token_requests_per_minute_per_ip)]
+            )
+        rate = windows.hit(self.clock())
+        if not rate.allowed:
+            return Reply(
+                429,
+                {
+                    "error": "too_many_requests",
+                    "error_description": "Token requests per IP exceeded",
+                },
+                {**_rate_headers(rate), "Retry-After": str(rate.retry_after)},
+            )
+        try:
+            form = await request.post()
+        except Exception:
+            return Reply(
+                400,
+                {"error": "invalid_request", "error_description": "Expected a form-encoded body"},
+            )
+        client_id = form.get("client_id")
+        client_secret = form.get("client_secret")
+        if form.get("grant_type") != "client_credentials":
+            return Reply(
+                400,
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant_type must be client_credentials",
+                },
+            )
+        tenant = self.by_client_id.get(client_id) if isinstance(client_id, str) else None
+        if tenant is None or client_secret != tenant.client_secret:
+            return Reply(
+                401, {"error": "invalid_client", "error_description": "Bad client credentials"}
+            )
+        token = self.tokens.issue(tenant.name, tenant.token_ttl, self.clock())
+        return Reply(
+            200,
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": int(tenant.token_ttl),
+                "scope": f"user.fake tenant.{tenant.name}",
+                "jti": uuid.uuid4().hex,
+            },
+        )
+
+    # -- inspection (not Zuora) ----------------------------------------------------------------
+
+    async def _inspect(self, request: web.Request) -> Reply:
+        path, method = request.path, request.method
+        if path == "/_fake/ledger" and method == "GET":
+            tenant = request.query.get("tenant")
+            return Reply(200, {"imports": self.ledger(tenant)})
+        if path == "/_fake/reset" and method == "POST":
+            self.state.reset()
+            self.idempotency = IdempotencyStore(
+                ttl=self.config.idempotency_ttl, max_entries=self.config.idempotency_max_entries
+            )
+            return Reply(200, {"reset": True})
+        if path == "/_fake/stats" and method == "GET":
+            return Reply(
+                200,
+                {
+                    "requests": self.requests,
+                    "tokens": len(self.tokens),
+                    "idempotency_entries": len(self.idempotency),
+                    "ledger": len(self.state.ledger_entries),
+                },
+            )
+        return Reply(404, errors_list(404, f"No such inspection endpoint {path}").body)
+
+
+class _Slow(web.StreamResponse):
+    """A response whose body trickles out over `seconds` (the slow-body fault)."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str], seconds: float) -> None:
+        super().__init__(status=status, headers=headers)
+        self.content_length = len(body)
+        self._slow_body = body
+        self._seconds = seconds
+
+    async def prepare_and_trickle(self, request: web.Request) -> None:
+        await self.prepare(request)
+        chunks = 10
+        step = max(1, -(-len(self._slow_body) // chunks))
+        for i in range(0, len(self._slow_body), step):
+            await asyncio.sleep(self._seconds / chunks)
+            await self.write(self._slow_body[i : i + step])
+        await self.write_eof()
+
+
+def _drop(request: web.Request, *, reset: bool) -> None:
+    """Close the connection without an answer; `reset` sends RST instead of a clean FIN."""
+    transport = request.transport
+    if transport is None:
+        return
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        transport.close()
+
+
+def _rate_headers(rate: RateDecision) -> dict[str, str]:
+    return {
+        "RateLimit-Limit": rate.limit_header,
+        "RateLimit-Remaining": str(rate.remaining),
+        "RateLimit-Reset": str(rate.reset),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflow endpoints (§3)
+
+
+def _int_param(value: str | None, name: str) -> int:
+    try:
+        out = int(value) if value is not None else 0
+    except ValueError:
+        raise errors_list(400, f"Query parameter {name} must be an integer") from None
+    return out
+
+
+async def list_workflows(fake: RunningFake, call: Call) -> Reply:
+    q = call.request.query
+    page = _int_param(q.get("page", "1"), "page")
+    length = _int_param(q.get("page_length", "20"), "page_length")
+    if page < 1 or length < 1:
+        raise errors_list(400, "page and page_length must be positive integers")
+    length = min(length, fake.config.page_length_max)  # [I] clamp rather than refuse
+    filters = {
+        k: q[k]
+        for k in ("name", "callout_trigger", "ondemand_trigger", "scheduled_trigger", "interval")
+        if k in q
+    }
+    ids = fake.state.list_definitions(call.tenant, filters)
+    chunk = ids[(page - 1) * length : page * length]
+    data = [fake.state.definition_json(call.tenant, i, inactive_list=True) for i in chunk]
+    pagination: dict[str, Any] = {"page": page, "page_length": length}
+    if page * length < len(ids):
+        query = dict(q)
+        query.update(page=str(page + 1), page_length=str(length))
+        url = call.request.url
+        pagination["next_page"] = (
+            f"{url.scheme}://{url.host}:{url.port}{url.path}?{urlencode(query)}"
+        )
+    return Reply(200, {"data": data, "pagination": pagination})
+
+
+def _id(call: Call, name: str = "id") -> int:
+    return int(call.params[name])
+
+
+async def get_workflow(fake: RunningFake, call: Call) -> Reply:
+    return Reply(200, fake.state.definition_json(call.tenant, _id(call)))
+
+
+async def patch_workflow(fake: RunningFake, call: Call) -> Reply:
+    fake.state._definition(call.tenant, _id(call), capital=True)  # 404 before body errors
+    return Reply(200, fake.state.patch_definition(call.tenant, _id(call), await call.json()))
+
+
+async def delete_workflow(fake: RunningFake, call: Call) -> Reply:
+    return Reply(200, fake.state.delete_definition(call.tenant, _id(call)))
+
+
+async def export_workflow(fake: RunningFake, call: Call) -> Reply:
+    return Reply(200, fake.state.export(call.tenant, _id(call), call.request.query.get("version")))
+
+
+async def list_versions(fake: RunningFake, call: Call) -> Reply:
+    return Reply(200, {"data": fake.state.list_versions(call.tenant, _id(call))})
+
+
+async def delete_version(fake: RunningFake, call: Call) -> Reply:
+    return Reply(200, fake.state.delete_version(call.tenant, _id(call)))
+
+
+def _import_reply(
+    fake: RunningFake, tenant: str, definition_id: int, version_id: int
+) -> dict[str, Any]:
+    stored = fake.state.tenants[tenant].versions[version_id]
+    d = fake.state.tenants[tenant].definitions[definition_id]
+    wf = stored.document["workflow"]
+    return {
+        "id": definition_id if fake.config.import_response_id == "definition" else version_id,
+        "name": d.name,
+        "description": d.description,
+        "type": "Workflow::Setup",
+        "version": stored.version,
+        "ondemandTrigger": bool(wf.get("ondemand_trigger")),
+        "calloutTrigger": bool(wf.get("callout_trigger")),
+        "scheduledTrigger": bool(wf.get("scheduled_trigger")),
+        "interval": wf.get("interval"),
+        "timezone": wf.get("timezone"),
+        "createdAt": timestamp(stored.created_at),
+        "updatedAt": timestamp(stored.updated_at),
+    }
+
+
+async def import_workflow(fake: RunningFake, call: Call) -> Reply:
+    q = call.request.query
+    activate = call.query_flag("activate")
+    definition_id = (
+        _int_param(q["workflow_definition_id"], "workflow_definition_id")
+        if ("workflow_definition_id" in q)
+        else None
+    )
+    payload = await call.json()
+    d, v = fake.state.import_workflow(
+        call.tenant,
+        payload,
+        version=q.get("version"),
+        activate=activate,
+        definition_id=definition_id,
+        idempotency_key=call.idempotency_key,
+    )
+    return Reply(200, _import_reply(fake, call.tenant, d.id, v.id))
+
+
+async def import_version(fake: RunningFake, call: Call) -> Reply:
+    q = call.request.query
+    activate = call.query_flag("activate")
+    fake.state._definition(call.tenant, _id(call))  # 404 for an unknown definition first
+    payload = await call.json()
+    d, _ = fake.state.import_version(
+        call.tenant,
+        _id(call),
+        payload,
+        version=q.get("version"),
+        activate=activate,
+        idempotency_key=call.idempotency_key,
+    )
+    return Reply(200, fake.state.definition_json(call.tenant, d.id, priority=False))
+
+
+_ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+    (re.compile(r"/workflows/?"), {"GET": list_workflows}),
+    (re.compile(r"/workflows/import"), {"POST": import_workflow}),
+    (
+        re.compile(r"/workflows/(?P<id>\d+)"),
+        {"GET": get_workflow, "PATCH": patch_workflow, "DELETE": delete_workflow},
+    ),
+    (re.compile(r"/workflows/(?P<id>\d+)/export"), {"GET": export_workflow}),
+    (re.compile(r"/workflows/(?P<id>\d+)/versions"), {"GET": list_versions}),
+    (re.compile(r"/workflows/(?P<id>\d+)/versions/import"), {"POST": import_version}),
+    (re.compile(r"/workflows/versions/(?P<id>\d+)"), {"DELETE": delete_version}),
+    # [D] the pre-2025-02-28 path of the same operation; the SDKs still use it.
+    (re.compile(r"/versions/(?P<id>\d+)"), {"DELETE": delete_version}),
+]
+
+
+def _route(method: str, path: str) -> tuple[Handler, dict[str, str]] | Reply:
+    for pattern, methods in _ROUTES:
+        match = pattern.fullmatch(path)
+        if match:
+            handler = methods.get(method)
+            if handler is None:
+                return Reply(405, errors_list(405, f"Method {method} not allowed on {path}").body)
+            return handler, match.groupdict()
+    return Reply(404, errors_list(404, f"No such endpoint {path}").body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving
+
+
+def build_app(fake: RunningFake) -> web.Application:
+    """The aiohttp application: one catch-all route into `RunningFake.dispatch`."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await fake.dispatch(request)
+        except _Dropped:
+            # The transport is gone; aiohttp needs a response object but nothing reaches the wire.
+            return web.Response(status=499)
+        except web.HTTPRequestEntityTooLarge:
+            response = fake._respond(
+                request,
+                Reply(413, errors_list(413, "Request body too large").body),
+                {"Zuora-Request-Id": str(uuid.uuid4())},
+            )
+        except (zlib.error, OSError, EOFError) as exc:
+            response = fake._respond(
+                request,
+                Reply(400, errors_list(400, f"Unreadable request body: {type(exc).__name__}").body),
+                {"Zuora-Request-Id": str(uuid.uuid4())},
+            )
+        if isinstance(response, _Slow):
+            await response.prepare_and_trickle(request)
+        return response
+
+    app = web.Application(client_max_size=fake.config.max_body_bytes)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def _load_files(fake: RunningFake) -> None:
+    config = fake.config
+    if config.state_file and Path(config.state_file).exists():
+        fake.state.load_json(orjson.loads(Path(config.state_file).read_bytes()))
+        return
+    if config.seed_file:
+        from migrator.fake._seed import load_seed_file
+
+        load_seed_file(fake.state, config.seed_file)
+
+
+def save_state(fake: RunningFake) -> None:
+    """Write the state file atomically (when one is configured)."""
+    if not fake.config.state_file:
+        return
+    path = Path(fake.config.state_file)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(orjson.dumps(fake.state.to_json()))
+    tmp.replace(path)
+
+
+@asynccontextmanager
+async def serve(
+    config: FakeConfig, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[RunningFake]:
+    """Run the fake on the current event loop for the duration of the block."""
+    fake = RunningFake(config)
+    _load_files(fake)
+    runner = web.AppRunner(
+        build_app(fake), access_log=None, handle_signals=False, shutdown_timeout=0.5
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        fake.base_url = f"http://{host}:{bound}"
+        yield fake
+    finally:
+        try:
+            save_state(fake)
+        finally:
+            await runner.cleanup()

@@ -1,0 +1,712 @@
+"""The fake Zuora's pure state: definitions, versions, import semantics, export, ledger.
+
+No I/O and no await; every time comes in as an argument. Written from the API spec on its own,
+without migrator.document or migrator.remap, so a bug in either cannot hide by agreement.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+# §6 [Z]: integer, integer.integer or integer.integer.integer.
+VERSION_RE = re.compile(r"^\d+(?:\.\d+)?(?:\.\d+)?$")
+# §4.6: a producer task id embedded in a file name: `Subscription__4.csv.zip`, `S3__7__x.csv`.
+FILE_REF_RE = re.compile(r"(?<=[A-Za-z0-9])__(\d+)(?=\.|__)")
+# §3.5 / §4.1 [Z]: the only top-level key besides the three that import keeps.
+WORKFLOW_DEFINITION = "workflow_definition"
+# [Z] the server removes and recomputes this one.
+MERGE_TASK_IDS = "merge_task_ids"
+
+
+class ApiError(Exception):
+    """A Zuora answer other than 2xx: status and the body in the shape the spec gives it."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def errors_list(status: int, *titles: str) -> ApiError:
+    """§1.12 `{errors: [WorkflowError]}` (export, import, list, get; run)."""
+    return ApiError(
+        status, {"errors": [{"title": t, "code": "invalid", "status": status} for t in titles]}
+    )
+
+
+def capital_errors(status: int, *messages: str) -> ApiError:
+    """§1.12 `DeleteWorkflowError` `{Errors: [str]}` (delete workflow, PATCH 404, delete version)."""
+    return ApiError(status, {"Errors": list(messages)})
+
+
+def version_key(text: str) -> tuple[int, int, int]:
+    """Numeric per component, missing components padded with 0 (§6 [I])."""
+    parts = [int(p) for p in text.split(".")]
+    parts += [0] * (3 - len(parts))
+    return (parts[0], parts[1], parts[2])
+
+
+def timestamp(now: float) -> str:
+    """The `2019-05-31T14:52:38.171Z` form of the list examples (§3 casing notes)."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{int(now * 1000) % 1000:03d}Z"
+    )
+
+
+def content_sha256(payload: Any) -> str:
+    """Hash of the import payload as sent, keys sorted: the same document always hashes alike."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass
+class Version:
+    """One `Workflow::Setup` record: a version string and its stored document (new ids)."""
+
+    id: int
+    definition_id: int
+    version: str
+    document: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class Definition:
+    """A workflow definition: a name, a status, its versions and at most one active version."""
+
+    id: int
+    name: str
+    description: str
+    status: str
+    created_at: float
+    updated_at: float
+    version_ids: list[int] = field(default_factory=list)
+    active_version_id: int | None = None
+
+
+@dataclass
+class TenantState:
+    """One tenant's workflows; ids come from one counter so no two concepts share an id."""
+
+    next_id: int
+    definitions: dict[int, Definition] = field(default_factory=dict)
+    versions: dict[int, Version] = field(default_factory=dict)
+
+    def allocate(self) -> int:
+        value = self.next_id
+        self.next_id += 1
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Import validation and id reallocation (pure functions of the payload)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_import(payload: Any) -> list[str]:
+    """Every reason §7.2 gives to refuse an import payload; [] when it is acceptable."""
+    if not isinstance(payload, dict):
+        return ["The import payload must be a JSON object"]
+    problems: list[str] = []
+    wf = payload.get("workflow")
+    if not isinstance(wf, dict):
+        return ["workflow must be an object"]
+    name = wf.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("workflow.name must be a non-empty string")
+    tasks = payload.get("tasks")
+    linkages = payload.get("linkages")
+    # [Z] "No tasks/linkages present in import payload".
+    if not isinstance(tasks, list) or not tasks or not isinstance(linkages, list) or not linkages:
+        problems.append("No tasks/linkages present in import payload")
+        return problems
+    ids: set[int] = set()
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            problems.append(f"tasks[{i}] must be an object")
+            continue
+        tid = task.get("id")
+        if not isinstance(tid, int) or isinstance(tid, bool):
+            problems.append(f"tasks[{i}].id must be an integer")
+        elif tid in ids:
+            problems.append(f"tasks[{i}].id {tid} is not unique")
+        else:
+            ids.add(tid)
+        if not isinstance(task.get("parameters"), dict):
+            problems.append(f"tasks[{i}].parameters must be an object")
+    for i, task in enumerate(tasks):
+        if isinstance(task, dict):
+            parent = task.get("task_id")
+            if parent is not None and (not _is_int(parent) or parent not in ids):
+                problems.append(f"tasks[{i}].task_id {parent!r} does not name a task")
+    entries = 0
+    for i, link in enumerate(linkages):
+        if not isinstance(link, dict):
+            problems.append(f"linkages[{i}] must be an object")
+            continue
+        target = link.get("target_task_id")
+        if not _is_int(target) or target not in ids:
+            problems.append(f"linkages[{i}].target_task_id {target!r} does not name a task")
+        source = link.get("source_task_id")
+        if source is None:
+            entries += 1
+            # [Z] the entry edge's source_workflow_id must equal workflow.id in the payload.
+            if link.get("source_workflow_id") != wf.get("id"):
+                problems.append(f"linkages[{i}].source_workflow_id must equal workflow.id")
+        elif not _is_int(source) or source not in ids:
+            problems.append(f"linkages[{i}].source_task_id {source!r} does not name a task")
+        if not isinstance(link.get("linkage_type"), str):
+            problems.append(f"linkages[{i}].linkage_type must be a string")
+    if entries == 0:
+        problems.append("linkages must hold at least one entry edge (source_task_id null)")
+    return problems
+
+
+def _rewrite_refs(value: Any, mapping: Mapping[int, int]) -> Any:
+    """Every string (and mapping key) with `Name__<oldId>` file references, ids rewritten."""
+
+    def sub(match: re.Match[str]) -> str:
+        old = int(match.group(1))
+        return f"__{mapping[old]}" if old in mapping else match.group(0)
+
+    if isinstance(value, str):
+        return FILE_REF_RE.sub(sub, value) if "__" in value else value
+    if isinstance(value, list):
+        return [_rewrite_refs(v, mapping) for v in value]
+    if isinstance(value, dict):
+        return {_rewrite_refs(k, mapping): _rewrite_refs(v, mapping) for k, v in value.items()}
+    return value
+
+
+def reallocate(
+    payload: Mapping[str, Any],
+    version_id: int,
+    version: str,
+    allocate: Callable[[], int],
+    *,
+    rewrite_file_refs: bool,
+) -> dict[str, Any]:
+    """The stored document: new task ids everywhere they live, `workflow.id` = the version id.
+
+    Task parameters are kept verbatim except for the `Name__<id>` file references (§4.6, [I]).
+    """
+    tasks_in: list[dict[str, Any]] = payload["tasks"]
+    mapping = {task["id"]: allocate() for task in tasks_in}
+    wf = copy.deepcopy(payload["workflow"])
+    wf["id"] = version_id
+    wf["type"] = "Workflow::Setup"  # [Z] forced
+    wf["version"] = version
+    params = wf.get("parameters")
+    if isinstance(params, dict):
+        params.pop(MERGE_TASK_IDS, None)  # [Z] removed and recomputed by the server
+    tasks: list[dict[str, Any]] = []
+    for task_in in tasks_in:
+        task = copy.deepcopy(task_in)
+        if rewrite_file_refs:
+            task = _rewrite_refs(task, mapping)
+        task["id"] = mapping[task_in["id"]]
+        if task_in.get("task_id") is not None:
+            task["task_id"] = mapping[task_in["task_id"]]
+        tasks.append(task)
+    linkages: list[dict[str, Any]] = []
+    for link_in in payload["linkages"]:
+        link = copy.deepcopy(link_in)
+        link["target_task_id"] = mapping[link_in["target_task_id"]]
+        if link_in.get("source_task_id") is None:
+            link["source_workflow_id"] = version_id
+        else:
+            link["source_task_id"] = mapping[link_in["source_task_id"]]
+        linkages.append(link)
+    doc: dict[str, Any] = {"workflow": wf, "tasks": tasks, "linkages": linkages}
+    if isinstance(payload.get(WORKFLOW_DEFINITION), dict):
+        doc[WORKFLOW_DEFINITION] = copy.deepcopy(payload[WORKFLOW_DEFINITION])
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------
+# The state
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One committed import, as `/_fake/ledger` reports it."""
+
+    tenant: str
+    definition_id: int
+    version_id: int
+    version: str
+    name: str
+    idempotency_key: str | None
+    content_sha256: str
+    at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "definition_id": self.definition_id,
+            "version_id": self.version_id,
+            "version": self.version,
+            "name": self.name,
+            "idempotency_key": self.idempotency_key,
+            "content_sha256": self.content_sha256,
+            "at": self.at,
+        }
+
+
+_TRIGGERS = (
+    ("calloutTrigger", "callout_trigger"),
+    ("ondemandTrigger", "ondemand_trigger"),
+    ("scheduledTrigger", "scheduled_trigger"),
+)
+
+
+class FakeState:
+    """All tenants' workflows and the import ledger; methods raise ApiError with Zuora's shapes."""
+
+    def __init__(
+        self,
+        tenant_names: Iterable[str],
+        *,
+        clock: Callable[[], float],
+        rewrite_file_refs: bool = True,
+        export_without_active: str = "latest",
+        export_workflow_definition: bool = False,
+    ) -> None:
+        self.clock = clock
+        self.rewrite_file_refs = rewrite_file_refs
+        self.export_without_active = export_without_active
+        self.export_workflow_definition = export_workflow_definition
+        self.tenants: dict[str, TenantState] = {}
+        for index, name in enumerate(tenant_names):
+            # Far-apart id ranges per tenant, so an id used against the wrong tenant shows up.
+            self.tenants[name] = TenantState(next_id=100 + 100_000 * index)
+        self.ledger_entries: list[LedgerEntry] = []
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def _tenant(self, tenant: str) -> TenantState:
+        try:
+            return self.tenants[tenant]
+        except KeyError:
+            raise KeyError(f"unknown tenant {tenant!r}") from None
+
+    def _definition(self, tenant: str, definition_id: int, *, capital: bool = False) -> Definition:
+        found = self._tenant(tenant).definitions.get(definition_id)
+        if found is None:
+            msg = f"Workflow {definition_id} not found"
+            raise capital_errors(404, msg) if capital else errors_list(404, msg)
+        return found
+
+    def versions_of(self, tenant: str, definition_id: int) -> list[Version]:
+        ts = self._tenant(tenant)
+        d = self._definition(tenant, definition_id)
+        return [ts.versions[v] for v in d.version_ids]
+
+    def ledger(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        return [e.as_dict() for e in self.ledger_entries if tenant is None or e.tenant == tenant]
+
+    # -- imports -------------------------------------------------------------------------------
+
+    def _check_version(self, existing: list[Version], wanted: Any) -> str:
+        if not isinstance(wanted, str) or not VERSION_RE.match(wanted):
+            raise errors_list(400, f"Invalid version {wanted!r}: expected N, N.N or N.N.N")
+        for v in existing:
+            if version_key(v.version) == version_key(wanted):
+                raise errors_list(400, f"Version {wanted} already exists")
+        if existing:
+            highest = max(existing, key=lambda v: version_key(v.version))
+            if version_key(wanted) < version_key(highest.version):
+                raise errors_list(
+                    400,
+                    f"Version {wanted} must be greater than the highest version {highest.version}",
+                )
+        return wanted
+
+    def _commit(
+        self,
+        tenant: str,
+        definition: Definition,
+        payload: dict[str, Any],
+        version: str,
+        activate: bool,
+        idempotency_key: str | None,
+        record: bool,
+    ) -> Version:
+        ts = self._tenant(tenant)
+        now = self.clock()
+        version_id = ts.allocate()
+        doc = reallocate(
+            payload, version_id, version, ts.allocate, rewrite_file_refs=self.rewrite_file_refs
+        )
+        stored = Version(version_id, definition.id, version, doc, now, now)
+        ts.versions[version_id] = stored
+        definition.version_ids.append(version_id)
+        definition.updated_at = now
+        if activate:
+            definition.active_version_id = version_id  # the previous one is deactivated
+            definition.status = "Active"
+        if record:
+            self.ledger_entries.append(
+                LedgerEntry(
+                    tenant,
+                    definition.id,
+                    version_id,
+                    version,
+                    definition.name,
+                    idempotency_key,
+                    content_sha256(payload),
+                    timestamp(now),
+                )
+            )
+        return stored
+
+    def import_workflow(
+        self,
+        tenant: str,
+        payload: Any,
+        *,
+        version: str | None = None,
+        activate: bool = False,
+        definition_id: int | None = None,
+        idempotency_key: str | None = None,
+        record: bool = True,
+    ) -> tuple[Definition, Version]:
+        """§3.6: a new definition with its first version (or, [I], under `definition_id`)."""
+        problems = validate_import(payload)
+        if problems:
+            raise errors_list(400, *problems)
+        if definition_id is not None:
+            return self.import_version(
+                tenant,
+                definition_id,
+                payload,
+                version=version or payload["workflow"].get("version") or "0.0.1",
+                activate=activate,
+                idempotency_key=idempotency_key,
+                record=record,
+            )
+        wanted = version if version is not None else (payload["workflow"].get("version") or "0.0.1")
+        self._check_version([], wanted)
+        ts = self._tenant(tenant)
+        now = self.clock()
+        wf = payload["workflow"]
+        description = wf.get("description")
+        definition = Definition(
+            id=ts.allocate(),
+            name=wf["name"],
+            description=description if isinstance(description, str) else "",
+            status="Inactive",
+            created_at=now,
+            updated_at=now,
+        )
+        ts.definitions[definition.id] = definition
+        stored = self._commit(
+            tenant, definition, payload, wanted, activate, idempotency_key, record
+        )
+        return definition, stored
+
+    def import_version(
+        self,
+        tenant: str,
+        definition_id: int,
+        payload: Any,
+        *,
+        version: str | None,
+        activate: bool = False,
+        idempotency_key: str | None = None,
+        record: bool = True,
+    ) -> tuple[Definition, Version]:
+        """§3.7: a new version of an existing definition; `version` is required and must grow."""
+        definition = self._definition(tenant, definition_id)
+        problems = validate_import(payload)
+        if problems:
+            raise errors_list(400, *problems)
+        if version is None:
+            raise errors_list(400, "Query parameter version is required")
+        wanted = self._check_version(self.versions_of(tenant, definition_id), version)
+        stored = self._commit(
+            tenant, definition, payload, wanted, activate, idempotency_key, record
+        )
+        return definition, stored
+
+    def add_workflow(
+        self,
+        tenant: str,
+        document: Any,
+        *,
+        version: str | None = None,
+        activate: bool = False,
+        definition_id: int | None = None,
+    ) -> tuple[int, int]:
+        """Pre-load a workflow (tests, seed files): same rules as import, kept out of the ledger."""
+        if definition_id is None:
+            d, v = self.import_workflow(
+                tenant, document, version=version, activate=activate, record=False
+            )
+        else:
+            wanted = version or document.get("workflow", {}).get("version") or "0.0.1"
+            d, v = self.import_version(
+                tenant, definition_id, document, version=wanted, activate=activate, record=False
+            )
+        return d.id, v.id
+
+    def alter_version(
+        self, tenant: str, version_id: int, change: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Edit a stored version's document in place (tests of drift detection)."""
+        stored = self._tenant(tenant).versions[version_id]
+        change(stored.document)
+        stored.updated_at = self.clock()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _version_summary(self, tenant: str, v: Version, *, full: bool) -> dict[str, Any]:
+        d = self._tenant(tenant).definitions[v.definition_id]
+        wf = v.document["workflow"]
+        out: dict[str, Any] = {
+            "id": v.id,
+            "version": v.version,
+            "description": wf.get("description") or "",
+            "status": "Active" if d.active_version_id == v.id else "Inactive",
+            "type": "Workflow::Setup",
+        }
+        if full:
+            out["name"] = wf.get("name")
+            for camel, snake in _TRIGGERS:
+                out[camel] = bool(wf.get(snake))
+            out["interval"] = wf.get("interval")
+            out["timezone"] = wf.get("timezone")
+            out["priority"] = wf.get("priority")
+            out["createdAt"] = timestamp(v.created_at)
+            out["updatedAt"] = timestamp(v.updated_at)
+        return out
+
+    def _shown_version(self, tenant: str, d: Definition) -> Version | None:
+        ts = self._tenant(tenant)
+        if d.active_version_id is not None:
+            return ts.versions[d.active_version_id]
+        if d.version_ids:
+            return max(
+                (ts.versions[i] for i in d.version_ids), key=lambda v: version_key(v.version)
+            )
+        return None
+
+    def definition_json(
+        self, tenant: str, definition_id: int, *, inactive_list: bool = False, priority: bool = True
+    ) -> dict[str, Any]:
+        """§3.1/§3.2 camelCase definition object; triggers come from the active (else latest) one."""
+        ts = self._tenant(tenant)
+        d = self._definition(tenant, definition_id)
+        shown = self._shown_version(tenant, d)
+        wf = shown.document["workflow"] if shown else {}
+        out: dict[str, Any] = {
+            "id": d.id,
+            "name": d.name,
+            "description": d.description,
+            "status": d.status,
+        }
+        for camel, snake in _TRIGGERS:
+            out[camel] = bool(wf.get(snake))
+        out["interval"] = wf.get("interval")
+        out["timezone"] = wf.get("timezone")
+        if priority:
+            out["priority"] = wf.get("priority")
+        out["createdAt"] = timestamp(d.created_at)
+        out["updatedAt"] = timestamp(d.updated_at)
+        active = ts.versions.get(d.active_version_id) if d.active_version_id else None
+        out["active_version"] = (
+            self._version_summary(tenant, active, full=False) if active else None
+        )
+        if inactive_list:
+            inactive = [ts.versions[i] for i in d.version_ids if i != d.active_version_id]
+            inactive.sort(key=lambda v: version_key(v.version), reverse=True)
+            out["latest_inactive_verisons"] = [  # sic: the wire name is misspelled (§3.1)
+                self._version_summary(tenant, v, full=True) for v in inactive[:10]
+            ]
+        return out
+
+    def list_definitions(self, tenant: str, filters: Mapping[str, str]) -> list[int]:
+        """§3.1 filters (exact match, [I]); ids in descending order ([I], as SALTO-MOCK shows)."""
+        ts = self._tenant(tenant)
+        out: list[int] = []
+        for d in sorted(ts.definitions.values(), key=lambda d: d.id, reverse=True):
+            if "name" in filters and d.name != filters["name"]:
+                continue
+            shown = self._shown_version(tenant, d)
+            wf = shown.document["workflow"] if shown else {}
+            keep = True
+            for _, snake in _TRIGGERS:
+                if snake in filters:
+                    keep = keep and bool(wf.get(snake)) == (filters[snake].lower() == "true")
+            if "interval" in filters and wf.get("interval") != filters["interval"]:
+                keep = False
+            if keep:
+                out.append(d.id)
+        return out
+
+    def list_versions(self, tenant: str, definition_id: int) -> list[dict[str, Any]]:
+        """§3.8: every version, no pagination; `status` added ([I], the spec allows it)."""
+        return [
+            self._version_summary(tenant, v, full=True)
+            for v in self.versions_of(tenant, definition_id)
+        ]
+
+    def export(self, tenant: str, definition_id: int, version: str | None) -> dict[str, Any]:
+        """§3.5: the stored document with its new ids; default active, `latest` = highest."""
+        d = self._definition(tenant, definition_id)
+        versions = self.versions_of(tenant, definition_id)
+        chosen: Version | None
+        if version is None:
+            chosen = self._shown_version(tenant, d)
+            if d.active_version_id is None and self.export_without_active == "404":
+                chosen = None
+            if chosen is None:
+                raise errors_list(404, f"Workflow {definition_id} has no active version")
+        elif version == "latest":
+            chosen = max(versions, key=lambda v: version_key(v.version)) if versions else None
+            if chosen is None:
+                raise errors_list(404, f"Workflow {definition_id} has no versions")
+        elif not VERSION_RE.match(version):
+            raise errors_list(400, f"Invalid version {version!r}")
+        else:
+            chosen = next(
+                (v for v in versions if version_key(v.version) == version_key(version)), None
+            )
+            if chosen is None:
+                raise errors_list(404, f"Version {version} of workflow {definition_id} not found")
+        doc = copy.deepcopy(chosen.document)
+        if not self.export_workflow_definition:
+            doc.pop(WORKFLOW_DEFINITION, None)
+        return doc
+
+    # -- writes besides import -----------------------------------------------------------------
+
+    def patch_definition(self, tenant: str, definition_id: int, body: Any) -> dict[str, Any]:
+        """§3.3: validate (422 ValidationErrors), then rename / set status / switch active version."""
+        ts = self._tenant(tenant)
+        d = self._definition(tenant, definition_id, capital=True)
+        if not isinstance(body, dict):
+            raise ApiError(
+                422,
+                {
+                    "success": False,
+                    "reasons": [
+                        {"title": "The request body must be a JSON object", "fieldName": ""}
+                    ],
+                },
+            )
+        reasons: list[dict[str, str]] = []
+        for key in ("name", "description"):
+            if key in body and not isinstance(body[key], str):
+                reasons.append({"title": f"{key} must be a string", "fieldName": key})
+        for key in ("ondemand_trigger", "callout_trigger", "scheduled_trigger"):
+            if key in body and not isinstance(body[key], bool):
+                reasons.append({"title": f"{key} must be a boolean", "fieldName": key})
+        if "priority" in body and body["priority"] not in ("High", "Medium", "Low"):
+            reasons.append(
+                {"title": "priority must be High, Medium or Low", "fieldName": "priority"}
+            )
+        if "status" in body and body["status"] not in ("Active", "Inactive"):
+            reasons.append({"title": "status must be Active or Inactive", "fieldName": "status"})
+        avid = body.get("active_workflow_version_id")
+        if avid is not None and not _is_int(avid):
+            reasons.append(
+                {
+                    "title": "active_workflow_version_id must be an integer",
+                    "fieldName": "active_workflow_version_id",
+                }
+            )
+        if reasons:
+            raise ApiError(422, {"success": False, "reasons": reasons})
+        if avid is not None and avid not in d.version_ids:
+            raise capital_errors(404, f"Version {avid} not found in workflow {definition_id}")
+        now = self.clock()
+        if "name" in body:
+            d.name = body["name"]
+        if "description" in body:
+            d.description = body["description"]
+        if "status" in body:
+            d.status = body["status"]
+        if avid is not None:
+            d.active_version_id = avid
+        d.updated_at = now
+        del ts  # lookups only
+        return self.definition_json(tenant, definition_id, priority=False)
+
+    def delete_definition(self, tenant: str, definition_id: int) -> dict[str, Any]:
+        """§3.4: removes the definition and all its versions."""
+        ts = self._tenant(tenant)
+        d = self._definition(tenant, definition_id, capital=True)
+        for vid in d.version_ids:
+            ts.versions.pop(vid, None)
+        del ts.definitions[definition_id]
+        return {"id": definition_id, "success": True}
+
+    def delete_version(self, tenant: str, version_id: int) -> dict[str, Any]:
+        """§3.9: 403 for the active version; 404 ([I], capital shape) for an unknown one."""
+        ts = self._tenant(tenant)
+        v = ts.versions.get(version_id)
+        if v is None:
+            raise capital_errors(404, f"Version {version_id} not found")
+        d = ts.definitions[v.definition_id]
+        if d.active_version_id == version_id:
+            raise capital_errors(403, "The active version cannot be deleted")
+        d.version_ids.remove(version_id)
+        del ts.versions[version_id]
+        return {"id": version_id, "success": True}
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything needed to carry the state across a restart (no secrets live here)."""
+        return {
+            "format": 1,
+            "tenants": {
+                name: {
+                    "next_id": ts.next_id,
+                    "definitions": [vars(d) for d in ts.definitions.values()],
+                    "versions": [vars(v) for v in ts.versions.values()],
+                }
+                for name, ts in self.tenants.items()
+            },
+            "ledger": [e.as_dict() for e in self.ledger_entries],
+        }
+
+    def load_json(self, data: Mapping[str, Any]) -> None:
+        """Replace the state of the tenants named in `data` (others are left as they are)."""
+        for name, table in data["tenants"].items():
+            if name not in self.tenants:
+                continue
+            ts = TenantState(next_id=table["next_id"])
+            for raw in table["definitions"]:
+                d = Definition(**raw)
+                ts.definitions[d.id] = d
+            for raw in table["versions"]:
+                v = Version(**raw)
+                ts.versions[v.id] = v
+            self.tenants[name] = ts
+        self.ledger_entries = [
+            LedgerEntry(**e) for e in data.get("ledger", []) if e["tenant"] in self.tenants
+        ]
+
+    def reset(self) -> None:
+        """Forget every workflow and the ledger (ids restart too)."""
+        for index, name in enumerate(self.tenants):
+            self.tenants[name] = TenantState(next_id=100 + 100_000 * index)
+        self.ledger_entries.clear()
+
+    def add_workflows_from(self, documents: Iterable[tuple[str, Any, str | None, bool]]) -> None:
+        """Seed-file helper: (tenant, document, version, activate) rows, in order."""
+        for tenant, document, version, activate in documents:
+            self.add_workflow(tenant, document, version=version, activate=activate)
