@@ -232,3 +232,67 @@ async def test_canary_secret_and_token_never_leak(capsys: pytest.CaptureFixture[
     assert SECRET not in blob
     assert TOKEN not in blob
     assert "***" in str(info.value)  # the server echoed the token; it was scrubbed
+
+
+async def test_stall_before_headers_on_a_write_is_in_doubt() -> None:
+    """A write whose server goes silent before any header is resent with the same key and left in doubt."""
+    keys: list[str] = []
+
+    async def silent(request: web.Request) -> web.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        await asyncio.sleep(30)
+        return json_response({"id": 1})
+
+    async with client_for([("POST", "/workflows/import", silent)], **FAST) as (client, _, _):
+        with pytest.raises(ZuoraError) as info:
+            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k-9")
+    assert info.value.in_doubt and keys == ["k-9"] * 3
+    assert str(info.value) == "tenant prod: POST /workflows/import: read timeout (after 3 attempts)"
+
+
+async def test_token_endpoint_failures_are_told_apart() -> None:
+    """A 404 token endpoint is an AuthError at once; a token endpoint that keeps failing with 503 is a retryable ZuoraError."""
+    for status, expected, requests in ((404, AuthError, 1), (503, ZuoraError, 3)):
+        script = Script(token_status=status)
+        async with client_for([], script, **FAST) as (client, script, _):
+            with pytest.raises(ZuoraError) as info:
+                await client.get_workflow(1)
+        assert type(info.value) is expected and len(script.token_requests) == requests
+        assert str(info.value).startswith(f"tenant prod: POST /oauth/token: token request failed: {status}")
+        assert SECRET not in str(info.value)
+
+
+async def test_overlong_retry_after_gives_up_saying_so() -> None:
+    """A 429 asking for a day's pause ends the call at once with the requested wait in the message."""
+
+    async def throttled(request: web.Request) -> web.Response:
+        return json_response({}, 429, {"Retry-After": "86400"})
+
+    async with client_for([("GET", "/workflows/1", throttled)], **FAST) as (client, _, _):
+        with pytest.raises(ZuoraError) as info:
+            await client.get_workflow(1)
+    assert info.value.status == 429 and info.value.retryable
+    assert str(info.value) == "tenant prod: GET /workflows/1: 429; server asks to wait 86400 s"
+
+
+async def test_cancelled_calls_release_their_slots() -> None:
+    """Cancelling calls that hold or wait for a concurrency slot leaves no slot leaked."""
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()
+        return json_response({"id": 1})
+
+    async with client_for([("GET", "/workflows/1", slow)], max_concurrency=2, **FAST) as (client, _, _):
+        tasks = [asyncio.ensure_future(client.get_workflow(1)) for _ in range(5)]
+        for _ in range(50):
+            await asyncio.sleep(0.001)
+            if client.limiter.in_flight == 2:
+                break
+        assert client.limiter.in_flight == 2
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert client.limiter.in_flight == 0
+        release.set()
+        assert await client.get_workflow(1) == {"id": 1}

@@ -20,6 +20,7 @@ import structlog
 
 from migrator.config import Settings, TenantConfig
 from migrator.errors import AuthError, ZuoraError
+from migrator.zuora.http import classify, error_detail
 from migrator.zuora.pacing import Pacer
 from migrator.zuora.retry import Action, NetError, Outcome, Policy, decide
 
@@ -146,14 +147,10 @@ class TokenCache:
                     status = resp.status
                     resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                     raw = await resp.content.read(_MAX_TOKEN_BODY + 1)
-            except aiohttp.ClientConnectorError:
-                error = NetError.CONNECT
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError):
-                error = NetError.DISCONNECTED
-            except (TimeoutError, aiohttp.ClientOSError):
-                error = NetError.TIMEOUT
-            except aiohttp.ClientError:
-                error = NetError.DISCONNECTED
+            except Exception as exc:
+                error = classify(exc)
+                if error is None:
+                    raise
             if status is not None and 200 <= status < 300:
                 return self._parse(raw)
             if status is not None and (300 <= status < 400 or status in (400, 401, 403)):
@@ -173,12 +170,12 @@ class TokenCache:
             if decision.action is not Action.RETRY:
                 what = str(status) if status is not None else (error.value if error else "failed")
                 detail = _short_reason(raw, None) if status is not None else ""
-                raise AuthError(
-                    self._scrub(f"POST {TOKEN_PATH}: token request failed: {what}{' ' + detail if detail else ''} (attempt {attempt})"),
-                    status=status,
-                    tenant=tenant,
-                    retryable=True,
-                )
+                suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
+                message = self._scrub(f"POST {TOKEN_PATH}: token request failed: {what}{' ' + detail if detail else ''}{suffix}")
+                if status is not None and 400 <= status < 500 and status != 429:
+                    # Any other 4xx (404: wrong base_url, ...) is a configuration problem: fail fast.
+                    raise AuthError(message, status=status, tenant=tenant)
+                raise ZuoraError(message, status=status, tenant=tenant, retryable=True)
             await self._sleep(decision.delay)
 
     def _parse(self, raw: bytes) -> _Token:
@@ -203,6 +200,4 @@ class TokenCache:
 def _short_reason(raw: bytes, location: str | None) -> str:
     if location:
         return f"to {location[:200]}"
-    from migrator.zuora.http import error_detail
-
     return error_detail(raw)

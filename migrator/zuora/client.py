@@ -7,6 +7,7 @@ limiters, sends, reads bodies fully with a cap, and turns every failure into a Z
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import random
 import re
@@ -17,16 +18,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import anyio
+import orjson
 import structlog
 
 from migrator.config import Settings, TenantConfig
 from migrator.errors import ZuoraError
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.http import (
+    GZIP_THRESHOLD,
     BodyTooLarge,
     classify,
-    encode_body,
     error_detail,
+    gzip_body,
     open_session,
     parse_json,
     read_capped,
@@ -37,7 +41,8 @@ from migrator.zuora.retry import Action, Decision, NetError, Outcome, Policy, de
 __all__ = ["AttemptInfo", "ClientStats", "ZuoraClient", "open_session", "valid_track_id", "validate_idempotency_key"]
 
 PAGE_LENGTH = 50  # the documented maximum for GET /workflows
-MAX_PAGES = 100_000  # a server that never stops paging is a bug, not a big tenant
+MAX_PAGES = 10_000  # 500,000 definitions: a server that never stops paging is a bug
+_THREAD_GZIP_BYTES = 256 * 1024
 MAX_KEY_LENGTH = 255
 _TRACK_ID = re.compile(r"^[\x20-\x7e]{1,64}$")
 
@@ -83,22 +88,44 @@ def validate_idempotency_key(key: str) -> str:
 
 
 class _Limiter:
-    """Our own queue in front of the connection pool, sized by an AdaptiveLimit."""
+    """Our own FIFO queue in front of the connection pool, sized by an AdaptiveLimit.
+
+    Release is synchronous so a cancelled call can never leak a slot.
+    """
 
     def __init__(self, limit: AdaptiveLimit) -> None:
         self.adaptive = limit
         self.in_flight = 0
-        self._cond = asyncio.Condition()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def acquire(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.in_flight < self.adaptive.limit)
+        if not self._waiters and self.in_flight < self.adaptive.limit:
             self.in_flight += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future  # the slot is counted for us by _wake before the future resolves
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # granted and cancelled at once: hand the slot on
+            else:
+                try:
+                    self._waiters.remove(future)
+                except ValueError:
+                    pass
+            raise
 
-    async def release(self) -> None:
-        async with self._cond:
-            self.in_flight -= 1
-            self._cond.notify_all()
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.adaptive.limit:
+            future = self._waiters.popleft()
+            if not future.done():
+                self.in_flight += 1
+                future.set_result(None)
 
 
 @dataclass(slots=True)
@@ -252,9 +279,16 @@ class ZuoraClient:
         gzipped = False
         if json is not None:
             try:
-                body, gzipped = encode_body(json)
+                body = orjson.dumps(json)
             except TypeError as exc:
                 raise self._error(method, path, f"payload cannot be serialised: {exc}") from None
+            if len(body) > GZIP_THRESHOLD:
+                # Multi-MB templates would stall every tenant's loop while compressing: use a thread.
+                if len(body) > _THREAD_GZIP_BYTES:
+                    body = await anyio.to_thread.run_sync(gzip_body, body)
+                else:
+                    body = gzip_body(body)
+                gzipped = True
         url = self.tenant.base_url + path
         attempt = 0
         in_doubt = False
@@ -283,7 +317,7 @@ class ZuoraClient:
                 self.stats.requests += 1
                 reply = await self._send(method, url, params, headers, body)
             finally:
-                await self.limiter.release()
+                self.limiter.release()
             parsed: Any = None
             outcome, parsed = self._outcome(reply, is_write, idempotency_key is not None)
             if reply.too_large or reply.location is not None:
@@ -320,12 +354,10 @@ class ZuoraClient:
         self, method: str, url: str, params: Mapping[str, str] | None, headers: dict[str, str], body: bytes | None
     ) -> _Reply:
         reply = _Reply()
-        connecting = True
         try:
             async with self._session.request(
                 method, url, params=params, headers=headers, data=body, allow_redirects=False
             ) as resp:
-                connecting = False
                 reply.status = resp.status
                 reply.headers = {k.lower(): v for k, v in resp.headers.items()}
                 if 300 <= resp.status < 400:
@@ -335,7 +367,7 @@ class ZuoraClient:
         except BodyTooLarge:
             reply.too_large = True
         except Exception as exc:
-            kind = classify(exc, connecting=connecting)
+            kind = classify(exc)
             if kind is None:
                 raise
             reply.error = kind
@@ -401,6 +433,8 @@ class ZuoraClient:
                 status=reply.status, in_doubt=doubt,
             )
         suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
+        if decision.retry_after is not None and decision.retry_after > self._policy.max_wait:
+            suffix += f"; server asks to wait {decision.retry_after:.0f} s"
         if outcome.error is not None:
             return self._error(method, path, f"{outcome.error.value}{suffix}", in_doubt=doubt, retryable=True)
         status = outcome.status

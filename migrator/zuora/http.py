@@ -52,12 +52,9 @@ def open_session(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-def encode_body(payload: Any) -> tuple[bytes, bool]:
-    """orjson bytes, gzipped above GZIP_THRESHOLD; returns (body, gzipped)."""
-    raw = orjson.dumps(payload)
-    if len(raw) > GZIP_THRESHOLD:
-        return gzip.compress(raw, compresslevel=5), True
-    return raw, False
+def gzip_body(raw: bytes) -> bytes:
+    """Compress a request body (sent with Content-Encoding: gzip; aiohttp's compress= is deflate)."""
+    return gzip.compress(raw, compresslevel=5)
 
 
 async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -75,8 +72,12 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def classify(exc: BaseException, *, connecting: bool) -> NetError | None:
-    """Map an aiohttp/OS exception to a NetError, or None if it is not a network failure."""
+def classify(exc: BaseException) -> NetError | None:
+    """Map an aiohttp/OS exception to a NetError, or None if it is not a network failure.
+
+    Only failures known to happen before the request left (connect errors and connect timeouts)
+    are "not sent"; every other timeout counts as a lost answer.
+    """
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return NetError.CONNECT_TIMEOUT
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -86,7 +87,7 @@ def classify(exc: BaseException, *, connecting: bool) -> NetError | None:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return NetError.DISCONNECTED
     if isinstance(exc, TimeoutError):
-        return NetError.CONNECT_TIMEOUT if connecting else NetError.TIMEOUT
+        return NetError.TIMEOUT
     if isinstance(exc, (aiohttp.ClientOSError, ConnectionError)):
         return NetError.RESET
     if isinstance(exc, aiohttp.ClientError):
@@ -110,6 +111,8 @@ def error_detail(raw: bytes) -> str:
     found = _json_detail(body)
     if found:
         return _one_line(found)
+    if not body:  # {} / [] / null / "" say nothing worth showing
+        return ""
     return _one_line(orjson.dumps(body).decode("utf-8", "replace"))
 
 
