@@ -1,0 +1,85 @@
+"""Logging set-up: structlog to stderr, console for people or JSON for machines, secrets redacted.
+
+Every configured secret (and every token the client obtains) is registered here; a processor
+replaces it wherever it shows up in an event, whatever the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"(secret|token|password|authorization|api[-_]?key)", re.IGNORECASE)
+_BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
+_known: set[str] = set()
+REDACTED = "[redacted]"
+
+
+def register_secret(value: str) -> None:
+    """Never let this value reach a log line (short values would redact too much: ignore them)."""
+    if value and len(value) >= 6:
+        _known.add(value)
+
+
+def redact_text(text: str) -> str:
+    for secret in sorted(_known, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _BEARER.sub("Bearer " + REDACTED, text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if _SECRET_KEYS.search(str(k)) else _redact_value(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_value(v) for v in value)
+    if isinstance(value, BaseException):
+        return redact_text(str(value))
+    return value
+
+
+def redact_processor(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if _SECRET_KEYS.search(key) and key not in ("event",):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _redact_value(event_dict[key])
+    return event_dict
+
+
+def configure(fmt: str = "console", level: str = "info", stream: TextIO | None = None) -> None:
+    """Set structlog up once per process; `fmt` is "console" or "json"."""
+    out = stream or sys.stderr
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )

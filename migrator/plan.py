@@ -1,0 +1,469 @@
+"""Planning, pure: for one tenant, what happens to each source document and in which order.
+
+Inputs are plain values (document summaries, the target's definitions and version hashes, the
+journal's folded state); the output is a `TenantPlan` the engine executes and `migrator plan` prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from migrator.versions import choose_version, is_valid_version, version_key
+
+# An in-doubt intent's Idempotency-Key is only resent while the server still remembers it (24 h,
+# spec §1.8); keep an hour of margin for clocks and long runs.
+KEY_REUSE_SECONDS = 23 * 3600
+
+
+class Action(StrEnum):
+    CREATE = "create"  # POST /workflows/import: new definition with its first version
+    NEW_VERSION = "new_version"  # POST /workflows/{id}/versions/import
+    SKIP = "skip"  # nothing to send (identical content, done earlier, duplicate)
+    BLOCKED = "blocked"  # cannot be sent (missing callee, ambiguous target, unbound value)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Execute::WorkflowTask reference as the plan needs it."""
+
+    task_id: int
+    workflow_id: str | None
+    workflow_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDoc:
+    """What the plan keeps of a document: never its body."""
+
+    key: str  # the journal item key: the document's canonical content hash
+    source: str
+    name: str
+    version: str | None
+    workflow_id: int
+    definition_id: int | None = None
+    calls: tuple[Call, ...] = ()
+    active: bool | None = None  # the source's activation, when known (snapshots, live, status)
+    # True when this tenant's substitution table touches the document: its payload hash is then
+    # only known once the payload is built.
+    substituted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TargetVersion:
+    id: int | None
+    version: str
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetDefinition:
+    id: int
+    name: str
+    versions: tuple[TargetVersion, ...] = ()
+    active_version_id: int | None = None
+
+    @property
+    def highest_version(self) -> str | None:
+        valid = [v.version for v in self.versions if is_valid_version(v.version)]
+        return max(valid, key=version_key) if valid else None
+
+
+@dataclass(frozen=True, slots=True)
+class PriorIntent:
+    """The journal's last intent for an item that has no outcome (in doubt or deferred)."""
+
+    action: str
+    version: str
+    target_definition_id: int | None
+    idempotency_key: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class PriorState:
+    """The journal's folded view of one (tenant, item), reduced to what planning needs."""
+
+    status: str  # pending | in_doubt | done | failed | deferred | skipped
+    intent: PriorIntent | None = None
+    reason: str | None = None
+    target_definition_id: int | None = None
+    target_version_id: int | None = None
+    version: str | None = None
+    attempts: int = 0  # intents the journal has seen for the item
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedItem:
+    doc: SourceDoc
+    action: Action
+    version: str | None = None
+    target_definition_id: int | None = None
+    reason: str = ""
+    idempotency_key: str | None = None  # reused from an in-doubt intent; else derived at send time
+    # callee name for each calling task id; the engine resolves the callee's id in the tenant
+    call_targets: Mapping[int, str] = field(default_factory=dict)
+    resumed: bool = False  # True when this item resends an in-doubt intent
+    prior: PriorState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NameGroup:
+    """Every source document of one workflow name, in the order they are imported."""
+
+    name: str
+    definition_id: int | None  # the target definition, when it exists before the run
+    items: tuple[PlannedItem, ...]
+    callees: frozenset[str] = frozenset()  # names this group's documents call
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPlan:
+    tenant: str
+    groups: tuple[NameGroup, ...]  # callees before callers
+    problems: tuple[str, ...] = ()  # blocking problems, each one line
+
+    @property
+    def items(self) -> list[PlannedItem]:
+        return [item for group in self.groups for item in group.items]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {a.value: 0 for a in Action}
+        for item in self.items:
+            out[item.action.value] += 1
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    retry_failed: bool = False  # only items the journal records as failed
+    strict: bool = False  # unbound tenant-specific values block the document
+    now: float = 0.0
+
+
+def idempotency_key(
+    tenant_identity: str,
+    item: str,
+    action: str,
+    target_definition_id: int | None,
+    version: str,
+    retry: int = 0,
+) -> str:
+    """A deterministic key: the same import of the same content to the same place is one request.
+
+    Deterministic so that an intent lost before it reached the journal is still a replay when
+    resent, never a duplicate (ENGINEERING.md §4). Always well under 255 characters. `retry`
+    counts deliberate re-sends of a failed item: the server stores failures under their key too
+    (spec §1.8), so a retry of a refused import needs a key of its own.
+    """
+    target = str(target_definition_id) if target_definition_id is not None else "new"
+    parts = [tenant_identity, item, action, target, version] + ([f"retry-{retry}"] if retry else [])
+    material = "\x1f".join(parts)
+    return "migrator-" + hashlib.sha256(material.encode()).hexdigest()[:48]
+
+
+def _doc_order(doc: SourceDoc) -> tuple[Any, ...]:
+    if doc.version is not None and is_valid_version(doc.version):
+        return (0, version_key(doc.version), doc.source)
+    return (1, (0, 0, 0), doc.source)
+
+
+def resolve_call(
+    call: Call,
+    by_definition_id: Mapping[int, str],
+    by_workflow_id: Mapping[int, str],
+    source_names: set[str],
+    target: Mapping[str, Sequence[TargetDefinition]],
+) -> str | None:
+    """The callee's workflow name for a call, or None when it is nowhere to be found.
+
+    An id is matched first against the sources' definition ids (snapshots, live sources), then
+    against their export ids (pre-versioning exports use one number for both), then the
+    `workflow_name` fallback against the sources and the target's definitions.
+    """
+    ref = (call.workflow_id or "").strip()
+    if ref.isdigit():
+        number = int(ref)
+        if number in by_definition_id:
+            return by_definition_id[number]
+        if number in by_workflow_id:
+            return by_workflow_id[number]
+    name = call.workflow_name
+    if name and (name in source_names or name in target):
+        return name
+    return None
+
+
+def plan_tenant(
+    tenant: str,
+    tenant_identity: str,
+    docs: Iterable[SourceDoc],
+    target: Mapping[str, Sequence[TargetDefinition]],
+    prior: Mapping[str, PriorState],
+    *,
+    options: PlanOptions = PlanOptions(),
+    unbound: Mapping[str, Sequence[str]] | None = None,
+) -> TenantPlan:
+    """Plan one tenant: match names to definitions, choose versions, order callees first.
+
+    `target` maps a workflow name to the tenant's definitions of that exact name (normally one);
+    `prior` maps item keys to the journal's state; `unbound` maps item keys to the tenant-specific
+    values no substitution covers (they block only with `options.strict`).
+    """
+    unbound = unbound or {}
+    by_name: dict[str, list[SourceDoc]] = {}
+    for doc in docs:
+        by_name.setdefault(doc.name, []).append(doc)
+    by_definition_id = {
+        d.definition_id: d.name for g in by_name.values() for d in g if d.definition_id is not None
+    }
+    by_workflow_id = {d.workflow_id: d.name for g in by_name.values() for d in g}
+    source_names = set(by_name)
+
+    problems: list[str] = []
+    groups: dict[str, NameGroup] = {}
+    for name in sorted(by_name):
+        group_docs = sorted(by_name[name], key=_doc_order)
+        callees: set[str] = set()
+        call_maps: dict[str, dict[int, str]] = {}
+        missing: dict[str, list[str]] = {}
+        for doc in group_docs:
+            mapping: dict[int, str] = {}
+            for call in doc.calls:
+                if call.workflow_id and "{{" in call.workflow_id:
+                    continue  # Liquid: decided at run time in the tenant, nothing to remap
+                callee = resolve_call(call, by_definition_id, by_workflow_id, source_names, target)
+                if callee is None:
+                    what = f"id {call.workflow_id}" if call.workflow_id else "no id"
+                    if call.workflow_name:
+                        what += f", name {call.workflow_name!r}"
+                    missing.setdefault(doc.key, []).append(
+                        f"task {call.task_id} calls a workflow ({what}) that is neither in the sources nor in tenant {tenant}"
+                    )
+                    continue
+                mapping[call.task_id] = callee
+                if callee != name:
+                    callees.add(callee)
+            call_maps[doc.key] = mapping
+        definitions = list(target.get(name, ()))
+        items = _plan_group(
+            tenant,
+            tenant_identity,
+            name,
+            group_docs,
+            definitions,
+            prior,
+            options,
+            unbound,
+            missing,
+            call_maps,
+        )
+        for item in items:
+            if item.action is Action.BLOCKED:
+                problems.append(f"{tenant}: {item.doc.source}: {item.reason}")
+        groups[name] = NameGroup(
+            name=name,
+            definition_id=definitions[0].id if len(definitions) == 1 else None,
+            items=tuple(items),
+            callees=frozenset(callees),
+        )
+
+    ordered, cycles = _callees_first(groups)
+    for cycle in cycles:
+        chain = " → ".join([*cycle, cycle[0]])
+        for name in cycle:
+            group = groups[name]
+            blocked = tuple(
+                replace(item, action=Action.BLOCKED, reason=f"call cycle: {chain}")
+                if item.action in (Action.CREATE, Action.NEW_VERSION)
+                else item
+                for item in group.items
+            )
+            groups[name] = replace(group, items=blocked)
+        problems.append(f"{tenant}: call cycle between workflows: {chain}")
+    return TenantPlan(
+        tenant=tenant,
+        groups=tuple(groups[name] for name in ordered),
+        problems=tuple(problems),
+    )
+
+
+def _plan_group(
+    tenant: str,
+    tenant_identity: str,
+    name: str,
+    group_docs: list[SourceDoc],
+    definitions: list[TargetDefinition],
+    prior: Mapping[str, PriorState],
+    options: PlanOptions,
+    unbound: Mapping[str, Sequence[str]],
+    missing: Mapping[str, list[str]],
+    call_maps: Mapping[str, Mapping[int, str]],
+) -> list[PlannedItem]:
+    items: list[PlannedItem] = []
+    if len(definitions) > 1:
+        ids = ", ".join(str(d.id) for d in definitions)
+        reason = f"tenant {tenant} has {len(definitions)} definitions named {name!r} (ids {ids}); cannot tell which to version"
+        return [PlannedItem(doc=d, action=Action.BLOCKED, reason=reason) for d in group_docs]
+    definition = definitions[0] if definitions else None
+    known_hashes = {
+        v.content_hash: v.version
+        for v in (definition.versions if definition else ())
+        if v.content_hash
+    }
+    highest = definition.highest_version if definition else None
+    exists = definition is not None
+    seen: dict[str, str] = {}
+    group_blocked: str | None = None
+    for doc in group_docs:
+        state = prior.get(doc.key)
+        if doc.key in seen:
+            items.append(
+                PlannedItem(
+                    doc=doc,
+                    action=Action.SKIP,
+                    reason=f"same content as {seen[doc.key]}",
+                    prior=state,
+                )
+            )
+            continue
+        seen[doc.key] = doc.source
+        if state is not None and state.status == "done":
+            items.append(
+                PlannedItem(
+                    doc=doc,
+                    action=Action.SKIP,
+                    version=state.version,
+                    target_definition_id=state.target_definition_id,
+                    reason="imported by an earlier run (journal)",
+                    prior=state,
+                )
+            )
+            if (
+                state.version
+                and is_valid_version(state.version)
+                and (highest is None or version_key(state.version) > version_key(highest))
+            ):
+                highest = state.version
+            exists = True
+            continue
+        if options.retry_failed and (state is None or state.status != "failed"):
+            items.append(
+                PlannedItem(
+                    doc=doc,
+                    action=Action.SKIP,
+                    reason="not a failed item (--retry-failed)",
+                    prior=state,
+                )
+            )
+            continue
+        if state is not None and state.status == "failed" and not options.retry_failed:
+            items.append(
+                PlannedItem(
+                    doc=doc,
+                    action=Action.BLOCKED,
+                    reason=f"failed in an earlier run: {state.reason or 'unknown'} (use --retry-failed to send it again)",
+                    prior=state,
+                )
+            )
+            group_blocked = group_blocked or f"an earlier version ({doc.source}) failed"
+            continue
+        comparable = not doc.calls and not doc.substituted
+        if comparable and doc.key in known_hashes:
+            items.append(
+                PlannedItem(
+                    doc=doc,
+                    action=Action.SKIP,
+                    version=known_hashes[doc.key],
+                    target_definition_id=definition.id if definition else None,
+                    reason=f"identical to version {known_hashes[doc.key]} in tenant {tenant}",
+                    prior=state,
+                )
+            )
+            continue
+        if group_blocked is not None:
+            items.append(
+                PlannedItem(
+                    doc=doc,
+                    action=Action.BLOCKED,
+                    reason=f"{group_blocked}; later versions wait",
+                    prior=state,
+                )
+            )
+            continue
+        reasons = list(missing.get(doc.key, ()))
+        if options.strict and unbound.get(doc.key):
+            reasons.append("unbound tenant-specific values: " + ", ".join(unbound[doc.key]))
+        if reasons:
+            items.append(
+                PlannedItem(doc=doc, action=Action.BLOCKED, reason="; ".join(reasons), prior=state)
+            )
+            group_blocked = f"an earlier version ({doc.source}) is blocked"
+            continue
+        action = Action.NEW_VERSION if exists else Action.CREATE
+        version = choose_version(doc.version, highest)
+        target_id = definition.id if definition else None
+        key: str | None = None
+        resumed = False
+        intent = state.intent if state is not None else None
+        if (
+            intent is not None
+            and intent.action == action.value
+            and intent.target_definition_id == target_id
+            and options.now - intent.time < KEY_REUSE_SECONDS
+            and is_valid_version(intent.version)
+            and (highest is None or version_key(intent.version) > version_key(highest))
+        ):
+            # Resend exactly what may already have landed, with the same key: a replay, not a duplicate.
+            version, key, resumed = intent.version, intent.idempotency_key, True
+        if key is None:
+            retry = state.attempts if state is not None and state.status == "failed" else 0
+            key = idempotency_key(tenant_identity, doc.key, action.value, target_id, version, retry)
+        items.append(
+            PlannedItem(
+                doc=doc,
+                action=action,
+                version=version,
+                target_definition_id=target_id,
+                idempotency_key=key,
+                call_targets=dict(call_maps.get(doc.key, {})),
+                resumed=resumed,
+                prior=state,
+            )
+        )
+        highest = version
+        exists = True
+    return items
+
+
+def _callees_first(groups: Mapping[str, NameGroup]) -> tuple[list[str], list[list[str]]]:
+    """Order names so every callee precedes its callers; report each cycle once."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    cycles: list[list[str]] = []
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        mark = state.get(name, 0)
+        if mark == 2:
+            return
+        if mark == 1:
+            cycle = stack[stack.index(name) :]
+            if sorted(cycle) not in [sorted(c) for c in cycles]:
+                cycles.append(list(cycle))
+            return
+        state[name] = 1
+        stack.append(name)
+        for callee in sorted(groups[name].callees):
+            if callee in groups:
+                visit(callee)
+        stack.pop()
+        state[name] = 2
+        order.append(name)
+
+    for name in sorted(groups):
+        visit(name)
+    return order, cycles

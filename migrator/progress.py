@@ -1,0 +1,137 @@
+"""Progress while a migration runs: a live per-tenant block on a TTY, periodic log lines otherwise.
+
+On a TTY the block is redrawn in place below the log; log lines go through `TerminalStream`,
+which lifts the block, writes the line and puts the block back, so the two never garble each other.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TextIO
+
+import anyio
+import structlog
+
+log = structlog.get_logger("migrator.progress")
+
+
+def format_eta(seconds: float) -> str:
+    if math.isinf(seconds) or seconds != seconds:
+        return "--:--"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def progress_lines(progress: Any, now: float) -> list[str]:
+    """One line per tenant: done/total, rate, retries, 429s, ETA (pure, for tests and both modes)."""
+    lines = []
+    for name in sorted(progress.tenants):
+        tp = progress.tenants[name]
+        elapsed = max(1e-9, now - tp.started)
+        rate = tp.done / elapsed
+        left = tp.total - tp.done
+        eta = left / rate if rate > 0 else math.inf
+        stats = getattr(progress.clients.get(name), "stats", None)
+        retries = getattr(stats, "retries", 0)
+        throttled = getattr(stats, "throttled", 0)
+        lines.append(
+            f"{name:<16} {tp.phase:<14} {tp.done:>6}/{tp.total:<6} imported {tp.imported:<5} "
+            f"skipped {tp.skipped:<5} failed {tp.failed:<4} {rate:6.1f}/s retries {retries:<4} "
+            f"429s {throttled:<4} eta {format_eta(eta if left else 0)}"
+        )
+    return lines
+
+
+class TerminalStream:
+    """A stderr wrapper that keeps a redrawable block of lines at the bottom of the terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.block: list[str] = []
+        self._drawn = 0
+
+    def _lift(self) -> None:
+        if self._drawn:
+            self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+
+    def _draw(self) -> None:
+        for line in self.block:
+            self.stream.write(line[:200] + "\n")
+        self._drawn = len(self.block)
+
+    def write(self, text: str) -> int:
+        self._lift()
+        n = self.stream.write(text)
+        self._draw()
+        self.stream.flush()
+        return n
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return True
+
+    def update(self, lines: list[str]) -> None:
+        self._lift()
+        self.block = lines
+        self._draw()
+        self.stream.flush()
+
+    def clear(self) -> None:
+        self._lift()
+        self.block = []
+        self.stream.flush()
+
+
+@asynccontextmanager
+async def show_progress(
+    progress: Any, *, mode: str = "auto", log_format: str = "console", interval: float = 10.0
+) -> AsyncIterator[None]:
+    """Show progress for the duration of the block: live on a TTY, log lines every `interval` s."""
+    tty = sys.stderr.isatty() and log_format == "console"
+    if mode == "never":
+        yield
+        return
+    live = tty if mode == "auto" else True
+    async with anyio.create_task_group() as tg:
+        if live and tty:
+            from migrator import logs
+
+            term = TerminalStream(sys.stderr)
+            logs.configure(log_format, stream=term)  # type: ignore[arg-type]
+
+            async def redraw() -> None:
+                while True:
+                    term.update(progress_lines(progress, time.monotonic()))
+                    await anyio.sleep(0.5)
+
+            tg.start_soon(redraw)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+                term.update(progress_lines(progress, time.monotonic()))
+                term.block = []
+                term._drawn = 0
+                logs.configure(log_format)
+        else:
+
+            async def periodic() -> None:
+                while True:
+                    await anyio.sleep(interval)
+                    for line in progress_lines(progress, time.monotonic()):
+                        log.info("progress", status=line)
+
+            tg.start_soon(periodic)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()

@@ -1,0 +1,143 @@
+"""Outcomes of a run: one record per (tenant, document), the JSON report, the terminal table.
+
+Pure: the engine hands over `ItemOutcome`s; this module only counts, orders and renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+# imported: landed in this run · skipped: nothing to do (identical, done earlier, duplicate)
+# planned: dry run · blocked: could not be sent (why is in `error`) · failed: the tenant refused it
+# deferred: transient trouble or an unanswered import; running again finishes it
+STATUSES = ("imported", "skipped", "planned", "blocked", "failed", "deferred")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    tenant: str
+    source: str
+    workflow_name: str
+    status: str
+    target_workflow_id: int | None = None
+    version: str | None = None
+    error: str | None = None
+    reason: str | None = None  # why skipped, or what was planned
+    action: str | None = None  # create | new_version (planned or done)
+    target_version_id: int | None = None
+    verified: bool | None = None  # set by --verify / migrator verify
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    items: tuple[ItemOutcome, ...]
+    notices: tuple[str, ...] = ()
+    interrupted: bool = False
+
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(
+            ("imported", "skipped", "failed", "deferred", "planned", "blocked"), 0
+        )
+        for item in self.items:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        return counts
+
+    def per_tenant(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for item in self.items:
+            row = out.setdefault(item.tenant, dict.fromkeys(STATUSES, 0))
+            row[item.status] = row.get(item.status, 0) + 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed, was blocked, or is left for another run."""
+        s = self.summary()
+        return (
+            s["failed"] == 0 and s["deferred"] == 0 and s["blocked"] == 0 and not self.interrupted
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        summary = self.summary()
+        return {
+            "summary": summary,
+            "tenants": self.per_tenant(),
+            "interrupted": self.interrupted,
+            "notices": list(self.notices),
+            "items": [
+                {k: v for k, v in asdict(item).items() if v is not None or k in _ALWAYS}
+                for item in sorted(self.items, key=_order)
+            ],
+        }
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+_ALWAYS = {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"}
+
+
+def _order(item: ItemOutcome) -> tuple[str, str, str]:
+    return (item.tenant, item.workflow_name, item.source)
+
+
+def render_table(report: Report, *, detail: bool = True, width: int = 100) -> str:
+    """A readable summary: one line per tenant, then every item that needs attention."""
+    lines: list[str] = []
+    per_tenant = report.per_tenant()
+    shown = [s for s in STATUSES if any(row.get(s) for row in per_tenant.values())] or ["imported"]
+    name_w = max([len("tenant"), *(len(t) for t in per_tenant)])
+    header = "tenant".ljust(name_w) + "".join(f"  {s:>9}" for s in shown)
+    lines.append(header)
+    lines.append("-" * len(header))
+    for tenant in sorted(per_tenant):
+        row = per_tenant[tenant]
+        lines.append(tenant.ljust(name_w) + "".join(f"  {row.get(s, 0):>9}" for s in shown))
+    attention = [i for i in report.items if i.status in ("failed", "blocked", "deferred")]
+    if detail and attention:
+        lines.append("")
+        lines.append("needs attention:")
+        for item in sorted(attention, key=_order):
+            text = f"  {item.status:<8} {item.tenant}: {item.workflow_name} ({item.source}): {item.error or item.reason or ''}"
+            lines.append(_clip(text, width * 2))
+    for notice in report.notices:
+        lines.append(f"note: {notice}")
+    return "\n".join(lines)
+
+
+def render_items(items: Sequence[ItemOutcome]) -> str:
+    """Every item on its own line (for `migrator plan` and `--dry-run`)."""
+    lines = []
+    for item in sorted(items, key=_order):
+        what = item.action or item.status
+        where = f" → definition {item.target_workflow_id}" if item.target_workflow_id else ""
+        version = f" version {item.version}" if item.version else ""
+        why = f": {item.error or item.reason}" if (item.error or item.reason) else ""
+        lines.append(
+            f"{item.tenant}: {item.workflow_name}: {item.status} {what}{version}{where}{why}"
+        )
+    return "\n".join(lines)
+
+
+def summary_line(report: Report) -> str:
+    """One line a cron mail can carry: counts and the verdict."""
+    s = report.summary()
+    parts = [f"{k} {v}" for k, v in s.items() if v or k in ("imported", "failed")]
+    verdict = "ok" if report.ok else ("interrupted" if report.interrupted else "attention needed")
+    return (
+        f"migrator: {verdict}: "
+        + ", ".join(parts)
+        + f" across {len(report.per_tenant())} tenant(s)"
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def merge(outcomes: Iterable[ItemOutcome]) -> tuple[ItemOutcome, ...]:
+    return tuple(outcomes)

@@ -1,0 +1,105 @@
+"""`migrator status`: where a journal stands, per tenant, and what the next run would do.
+
+Read-only: takes no lock and changes nothing, so it is safe while a migration is running.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from migrator.journal import ItemState, read_journal, summarize
+
+NEXT_STEP = {
+    "in_doubt": "resend with the same Idempotency-Key (a replay if it had landed), after checking the target",
+    "deferred": "retry",
+    "failed": "leave as failed (send again with --retry-failed)",
+    "pending": "import",
+    "done": "nothing",
+    "skipped": "nothing",
+}
+
+
+def status_data(path: str) -> dict[str, Any]:
+    """The journal's standing as plain data (what `--json` prints)."""
+    view = read_journal(path)
+    counts = summarize(view.state)
+    tenants: dict[str, Any] = {}
+    for tenant, per in counts.items():
+        items = [st for st in view.state.values() if st.tenant == tenant]
+        tenants[tenant] = {
+            "counts": dict(per),
+            "failures": [_item(st) for st in items if st.status == "failed"],
+            "in_doubt": [_item(st) for st in items if st.status == "in_doubt"],
+            "deferred": [_item(st) for st in items if st.status == "deferred"],
+            "next_run": {
+                s: NEXT_STEP[s] for s, n in per.items() if n and NEXT_STEP[s] != "nothing"
+            },
+        }
+    last = view.runs[-1] if view.runs else None
+    return {
+        "journal": path,
+        "runs": len(view.runs),
+        "last_run_finished": bool(last and last.finished is not None),
+        "last_run_interrupted": bool(
+            last and last.finished is not None and last.finished.get("interrupted")
+        ),
+        "notices": view.notices,
+        "tenants": tenants,
+    }
+
+
+def _item(st: ItemState) -> dict[str, Any]:
+    return {
+        "item": st.item,
+        "name": st.name,
+        "source": st.source,
+        "version": st.version,
+        "target_definition_id": st.target_definition_id,
+        "reason": st.reason,
+        "attempts": st.attempts,
+    }
+
+
+def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
+    """Text (or JSON) for `migrator status`, and whether everything is settled."""
+    data = status_data(path)
+    unsettled = any(
+        t["counts"].get(s, 0)
+        for t in data["tenants"].values()
+        for s in ("failed", "in_doubt", "deferred", "pending")
+    )
+    if as_json:
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), not unsettled
+    lines = [f"journal {path}: {data['runs']} run(s)"]
+    if data["runs"] and not data["last_run_finished"]:
+        lines.append(
+            "the last run did not finish (crashed or killed): run the same command again to resume"
+        )
+    elif data["last_run_interrupted"]:
+        lines.append("the last run was interrupted: run the same command again to resume")
+    for notice in data["notices"]:
+        lines.append(f"note: {notice}")
+    header = f"{'tenant':<20} {'done':>6} {'skipped':>8} {'failed':>7} {'in doubt':>9} {'deferred':>9} {'pending':>8}"
+    lines += ["", header, "-" * len(header)]
+    for tenant, t in data["tenants"].items():
+        c = t["counts"]
+        lines.append(
+            f"{tenant:<20} {c['done']:>6} {c['skipped']:>8} {c['failed']:>7} {c['in_doubt']:>9} {c['deferred']:>9} {c['pending']:>8}"
+        )
+    for tenant, t in data["tenants"].items():
+        for kind in ("failures", "in_doubt", "deferred"):
+            for it in t[kind]:
+                label = {"failures": "failed", "in_doubt": "in doubt", "deferred": "deferred"}[kind]
+                lines.append(
+                    f"  {label}: {tenant}: {it['name'] or it['item'][:12]} ({it['source']}): {it['reason'] or ''}".rstrip(
+                        ": "
+                    )
+                )
+        if t["next_run"]:
+            lines.append(
+                f"  next run for {tenant}: "
+                + "; ".join(f"{s}: {w}" for s, w in t["next_run"].items())
+            )
+    return "\n".join(lines), not unsettled
