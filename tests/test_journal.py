@@ -509,3 +509,13 @@ async def test_read_journal_says_when_a_run_is_writing(tmp_path: Path) -> None:
         view = read_journal(path)
         assert any(f"pid {os.getpid()}" in n for n in view.notices)
     assert read_journal(path).notices == []
+
+
+@pytest.mark.anyio
+async def test_journal_in_a_missing_directory_is_one_clear_error(tmp_path: Path) -> None:
+    """A journal path whose directory does not exist gives a one-line JournalError naming it."""
+    path = tmp_path / "nowhere" / "j.jsonl"
+    with pytest.raises(JournalError) as err:
+        async with Journal.open(path, RUN):
+            pass
+    assert str(tmp_path / "nowhere") in str(err.value) and "\n" not in str(err.value)

@@ -168,3 +168,21 @@ def test_reopening_a_cut_journal_resumes_from_the_prefix(
     assert after[: len(prefix)] == prefix
     assert [r.type for r in after[len(prefix) :]] == ["run_started", "run_finished"]
     assert [r.seq for r in after] == list(range(1, len(after) + 1))
+
+
+@PROPS
+@given(journals())
+def test_fold_invariants(records: list[Record]) -> None:
+    """An item with a committed record is done; attempts count its intents up to the commit."""
+    state = fold(records)
+    for (tenant, item), item_state in state.items():
+        mine = [r for r in records if r.get("tenant") == tenant and r.get("item") == item]
+        types = [r.type for r in mine]
+        if "committed" in types:
+            assert item_state.status == "done"
+            assert item_state.attempts == types[: types.index("committed")].count("intent")
+        else:
+            assert item_state.attempts == types.count("intent")
+            last = [t for t in types if t != "verified"]
+            expected = {"intent": "in_doubt"}.get(last[-1], last[-1]) if last else "pending"
+            assert item_state.status == expected
