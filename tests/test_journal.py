@@ -519,3 +519,54 @@ async def test_journal_in_a_missing_directory_is_one_clear_error(tmp_path: Path)
         async with Journal.open(path, RUN):
             pass
     assert str(tmp_path / "nowhere") in str(err.value) and "\n" not in str(err.value)
+
+
+CHILD = """
+import sys, anyio
+from migrator.journal import Journal
+
+async def main():
+    async with Journal.open(sys.argv[1], {"run_id": "child"}) as journal:
+        async def worker(n):
+            i = 0
+            while True:
+                record = await journal.append("intent", tenant="t", item=f"{n}-{i}")
+                print(record.seq, flush=True)
+                i += 1
+        async with anyio.create_task_group() as tg:
+            for n in range(8):
+                tg.start_soon(worker, n)
+
+anyio.run(main)
+"""
+
+
+def test_sigkill_loses_no_acknowledged_record(tmp_path: Path) -> None:
+    """A process SIGKILLed while appending leaves every acknowledged record readable; the next
+    open replaces its stale lock and continues the sequence."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "j.jsonl"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert child.stdout is not None
+    acked = [int(child.stdout.readline()) for _ in range(200)]
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    acked += [int(line) for line in child.stdout.read().split()]
+    seqs = {r.seq for r in read_journal(path).records}
+    assert set(acked) <= seqs
+
+    async def reopen() -> list[str]:
+        async with Journal.open(path, RUN) as journal:
+            return journal.notices
+
+    notices = anyio.run(reopen, backend="asyncio")
+    assert any("stale lock" in n and str(child.pid) in n for n in notices)
+    records = read_journal(path).records
+    assert [r.seq for r in records] == list(range(1, len(records) + 1))
