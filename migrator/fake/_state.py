@@ -54,6 +54,13 @@ def version_key(text: str) -> tuple[int, int, int]:
     return (parts[0], parts[1], parts[2])
 
 
+def next_version(highest: str) -> str:
+    """One above `highest` in its last component: "0.0.9" → "0.0.10", "2" → "3"."""
+    parts = highest.split(".")
+    parts[-1] = str(int(parts[-1]) + 1)
+    return ".".join(parts)
+
+
 def timestamp(now: float) -> str:
     """The `2019-05-31T14:52:38.171Z` form of the list examples (§3 casing notes)."""
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
@@ -455,7 +462,10 @@ class FakeState:
                 tenant, document, version=version, activate=activate, record=False
             )
         else:
-            wanted = version or document.get("workflow", {}).get("version") or "0.0.1"
+            # With no version given, a pre-loaded version goes one above the highest so far.
+            existing = self.versions_of(tenant, definition_id)
+            highest = max((v.version for v in existing), key=version_key, default=None)
+            wanted = version or (next_version(highest) if highest else "0.0.1")
             d, v = self.import_version(
                 tenant, definition_id, document, version=wanted, activate=activate, record=False
             )
@@ -594,7 +604,6 @@ class FakeState:
 
     def patch_definition(self, tenant: str, definition_id: int, body: Any) -> dict[str, Any]:
         """§3.3: validate (422 ValidationErrors), then rename / set status / switch active version."""
-        ts = self._tenant(tenant)
         d = self._definition(tenant, definition_id, capital=True)
         if not isinstance(body, dict):
             raise ApiError(
@@ -641,7 +650,6 @@ class FakeState:
         if avid is not None:
             d.active_version_id = avid
         d.updated_at = now
-        del ts  # lookups only
         return self.definition_json(tenant, definition_id, priority=False)
 
     def delete_definition(self, tenant: str, definition_id: int) -> dict[str, Any]:
@@ -705,8 +713,3 @@ class FakeState:
         for index, name in enumerate(self.tenants):
             self.tenants[name] = TenantState(next_id=100 + 100_000 * index)
         self.ledger_entries.clear()
-
-    def add_workflows_from(self, documents: Iterable[tuple[str, Any, str | None, bool]]) -> None:
-        """Seed-file helper: (tenant, document, version, activate) rows, in order."""
-        for tenant, document, version, activate in documents:
-            self.add_workflow(tenant, document, version=version, activate=activate)

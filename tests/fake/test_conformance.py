@@ -880,3 +880,30 @@ async def test_gzip_import_payload_hash_matches_plain() -> None:
         first, second = fake.ledger()
         assert first["content_sha256"] == second["content_sha256"]
         assert gzip  # imported for the gzip helpers in this module
+
+
+async def test_oversized_body_is_413() -> None:
+    """§1.11 [I]: a body over max_body_bytes is refused with 413 {errors:[...]}."""
+    async with running(FakeConfig.demo(1, max_body_bytes=2000)) as (fake, (a,)):
+        doc = sample_document()
+        doc["tasks"][0]["parameters"]["big"] = "x" * 5000
+        answer = await a.import_new(doc, headers={"Idempotency-Key": "k-big"})
+        assert answer.status == 413 and is_error_list(answer.body, 413)
+        assert fake.ledger() == []
+
+
+async def test_idempotency_key_expires_after_24h_over_http() -> None:
+    """§1.8: after 24 h the same key runs the request again (a second import)."""
+    clock = Clock()
+    async with running(FakeConfig(tenants=[demo_tenant(1, token_ttl=10**7)], clock=clock)) as (
+        fake,
+        (a,),
+    ):
+        key = {"Idempotency-Key": "k-day"}
+        assert (await a.import_new(sample_document(), headers=key)).status == 200
+        clock.now += 24 * 3600 - 1
+        assert (await a.import_new(sample_document(), headers=key)).status == 200
+        assert len(fake.ledger()) == 1
+        clock.now += 1
+        assert (await a.import_new(sample_document(), headers=key)).status == 200
+        assert len(fake.ledger()) == 2
