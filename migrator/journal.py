@@ -522,7 +522,6 @@ class Journal:
         self._pending: list[_Waiter] = []
         self._wake = anyio.Event()
         self._stopping = False
-        self._closed = False
         self._error: JournalError | None = None
         self._finish_fields: dict[str, Any] = {}
         self.batches = 0  # write+fsync rounds so far (observability; tests check group commit)
