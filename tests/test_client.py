@@ -14,6 +14,7 @@ from aiohttp import web
 
 from migrator.config import Secret, Settings, TenantConfig
 from migrator.errors import AuthError, ZuoraError
+from migrator.fake import FaultConfig
 from migrator.zuora import AttemptInfo, ZuoraClient, open_session, valid_track_id
 
 pytestmark = pytest.mark.anyio
@@ -451,3 +452,109 @@ async def test_on_attempt_reports_each_attempt() -> None:
         await client.get_workflow(1)
     assert [(a.attempt, a.status, a.action) for a in seen] == [(1, 502, "retry"), (2, 200, "done")]
     assert all(a.tenant == "prod" and a.path == "/workflows/1" for a in seen)
+
+
+# ---- against the project's fake Zuora ---------------------------------------------------------
+
+
+@asynccontextmanager
+async def fake_client(
+    fake_knobs: dict[str, Any] | None = None, **tenant_knobs: Any
+) -> AsyncIterator[tuple[ZuoraClient, Any, list[AttemptInfo], Callable[[float], Awaitable[None]]]]:
+    """A ZuoraClient on one tenant of the built-in fake, both on a shared fake clock that sleeps advance.
+
+    Yields the client, the running fake, every AttemptInfo, and the sleep that moves the clock.
+    """
+    from migrator.fake import FakeConfig, serve
+    from migrator.fake._config import demo_tenant
+
+    now = [1_800_000_000.0]
+    attempts: list[AttemptInfo] = []
+    slept: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        slept.append(delay)
+        now[0] += max(0.0, delay)
+        await asyncio.sleep(0)
+
+    fake_tenant = demo_tenant(1, **(fake_knobs or {}))
+    config = FakeConfig(tenants=[fake_tenant], clock=lambda: now[0])
+    async with serve(config) as fake:
+        tenant = TenantConfig(
+            name=fake_tenant.name, base_url=fake.base_url, client_id=fake_tenant.client_id,
+            client_secret=Secret(fake_tenant.client_secret), **tenant_knobs,
+        )
+        settings = Settings(file="test.toml", tenants={tenant.name: tenant}, read_timeout=5.0, backoff_base=0.01)
+        async with open_session(settings) as session:
+            client = ZuoraClient(
+                tenant, session, settings, clock=lambda: now[0], wall=lambda: now[0], sleep=fake_sleep,
+                on_attempt=attempts.append,
+            )
+            yield client, fake, attempts, fake_sleep
+
+
+def sample_payload() -> dict[str, Any]:
+    from tests.conftest import SAMPLES
+
+    data: dict[str, Any] = orjson.loads((SAMPLES / "01-welcome-new-account.json").read_bytes())
+    return data
+
+
+async def test_fake_expired_token_is_refreshed() -> None:
+    """Against the fake: a token the server has forgotten gives one 401, one refresh, and the call succeeds."""
+    async with fake_client() as (client, fake, attempts, _):
+        assert await client.list_workflows() == []
+        fake.expire_tokens()
+        assert await client.list_workflows() == []
+    assert client.stats.refreshes == 1 and client.auth.fetches == 2
+    assert [a.status for a in attempts] == [200, 401, 200]
+
+
+async def test_fake_token_renewed_before_expiry() -> None:
+    """Against the fake: a short-lived token is renewed before it expires, so no call ever sees a 401."""
+    async with fake_client({"token_ttl": 100}) as (client, _, attempts, advance):
+        await client.list_workflows()
+        await advance(60)
+        await client.list_workflows()
+    assert client.auth.fetches == 2 and client.stats.refreshes == 0
+    assert all(a.status == 200 for a in attempts)
+
+
+async def test_fake_429_retry_after_pauses_and_is_respected() -> None:
+    """Against the fake's concurrency limit: every 429 is retried no sooner than its Retry-After and all calls succeed."""
+    faults = FaultConfig(latency=0.02)
+    async with fake_client({"max_concurrency": 1, "faults": faults}, max_concurrency=4) as (client, _, attempts, _):
+        results = await asyncio.gather(*(client.list_workflows() for _ in range(4)))
+    assert results == [[]] * 4
+    throttled = [a for a in attempts if a.status == 429]
+    assert throttled and client.stats.throttled == len(throttled)
+    assert all(a.action == "retry" and a.delay >= 1.0 for a in throttled)
+    assert client.limiter.adaptive.limit < 4
+
+
+async def test_fake_lost_response_resent_with_same_key_imports_once() -> None:
+    """Against the fake: an import applied but whose answer was lost is resent with its key and lands exactly once."""
+    async with fake_client({"faults": FaultConfig(lost_response_rate=1.0)}) as (client, fake, attempts, _):
+        tenant = client.tenant.name
+
+        def heal(info: AttemptInfo) -> None:
+            attempts.append(info)
+            fake.set_faults(tenant, FaultConfig())
+
+        client._on_attempt = heal
+        result = await client.import_workflow(
+            sample_payload(), version="0.0.1", activate=False, idempotency_key="once-1"
+        )
+        ledger = fake.ledger(tenant)
+    assert isinstance(result.get("id"), int)
+    assert [a.error for a in attempts] == ["server disconnected", None]
+    assert len(ledger) == 1 and ledger[0]["idempotency_key"] == "once-1"
+
+
+async def test_fake_learned_budget_avoids_429s() -> None:
+    """Against the fake with no configured rate: the budget learned from RateLimit-* headers keeps every call under it."""
+    async with fake_client({"requests_per_minute": 5}) as (client, _, attempts, _):
+        for _ in range(12):
+            await client.list_workflows()
+    assert client.stats.throttled == 0
+    assert len(attempts) == 12 and all(a.status == 200 for a in attempts)
