@@ -558,3 +558,49 @@ async def test_fake_learned_budget_avoids_429s() -> None:
             await client.list_workflows()
     assert client.stats.throttled == 0
     assert len(attempts) == 12 and all(a.status == 200 for a in attempts)
+
+
+async def test_open_session_settings() -> None:
+    """The run's session uses a dummy cookie jar, per-socket timeouts only, and the configured pool size."""
+    settings = make_settings("http://127.0.0.1:1", max_connections=7, connect_timeout=3.0, read_timeout=9.0)
+    async with open_session(settings) as session:
+        import aiohttp
+
+        assert isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
+        assert session.timeout.total is None and session.timeout.connect is None
+        assert session.timeout.sock_connect == 3.0 and session.timeout.sock_read == 9.0
+        assert isinstance(session.connector, aiohttp.TCPConnector) and session.connector.limit == 7
+
+
+async def test_many_tenants_share_the_token_budget() -> None:
+    """Fifteen tenants starting at once on one session fetch one token each, paced under the per-IP limit."""
+    script = Script()
+
+    async def get_wf(request: web.Request) -> web.Response:
+        return json_response({"id": 1})
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", script.token)
+    app.router.add_get("/workflows/1", get_wf)
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        slept.append(delay)
+        await asyncio.sleep(0)
+
+    async with serve_app(app) as base:
+        settings = make_settings(base)
+        async with open_session(settings) as session:
+            clients = [
+                ZuoraClient(
+                    TenantConfig(name=f"t{i}", base_url=base, client_id=f"id-{i}", client_secret=Secret(SECRET)),
+                    session, settings, clock=lambda: now[0], sleep=fake_sleep,
+                )
+                for i in range(15)
+            ]
+            await asyncio.gather(*(c.get_workflow(1) for c in clients))
+            await asyncio.gather(*(c.get_workflow(1) for c in clients))
+    assert len(script.token_requests) == 15
+    # 90/min with a burst of 10: the last five wait 2/3 s apart, all within the 100/min per-IP budget.
+    assert sorted(slept)[-5:] == pytest.approx([2 / 3 * k for k in range(1, 6)])
