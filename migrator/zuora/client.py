@@ -295,7 +295,11 @@ class ZuoraClient:
         refreshed = False
         while True:
             attempt += 1
-            token = await self.auth.token()
+            try:
+                token = await self.auth.token()
+            except ZuoraError:
+                self.stats.errors += 1
+                raise
             track_id = self._next_track_id()
             headers = {
                 "Authorization": f"Bearer {token}",
@@ -415,10 +419,15 @@ class ZuoraClient:
             request_id=(reply.headers or {}).get("zuora-request-id"),
         )
         if self._on_attempt is not None:
-            self._on_attempt(AttemptInfo(
+            info = AttemptInfo(
                 self.tenant.name, method, path, attempt, reply.status, error,
                 decision.action.value, decision.delay, track_id,
-            ))
+            )
+            try:
+                self._on_attempt(info)
+            except Exception:
+                # A broken progress display must not turn a good import into a failed one.
+                self._log.warning("on_attempt callback failed", exc_info=True)
 
     def _failure(
         self, method: str, path: str, reply: _Reply, outcome: Outcome, decision: Decision, attempt: int
