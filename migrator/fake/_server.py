@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import random
 import re
 import socket
@@ -29,6 +30,7 @@ from migrator.fake._config import FakeConfig, FakeTenant, FaultConfig
 from migrator.fake._limits import IdempotencyStore, RateDecision, RateWindows, Stored, TokenStore
 from migrator.fake._state import ApiError, FakeState, errors_list, timestamp
 
+log = logging.getLogger("migrator.fake")
 JSON = "application/json"
 TRACK_ID_BAD = re.compile(r"[:;\"']")
 IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
@@ -626,6 +628,14 @@ def build_app(fake: RunningFake) -> web.Application:
             response = fake._respond(
                 request,
                 Reply(400, errors_list(400, f"Unreadable request body: {type(exc).__name__}").body),
+                {"Zuora-Request-Id": str(uuid.uuid4())},
+            )
+        except Exception:
+            # A bug in the fake must look like a Zuora 500, not a hung or half-written answer.
+            log.exception("fake zuora: unhandled error on %s %s", request.method, request.path)
+            response = fake._respond(
+                request,
+                Reply(500, errors_list(500, "Internal error in the fake").body),
                 {"Zuora-Request-Id": str(uuid.uuid4())},
             )
         if isinstance(response, _Slow):

@@ -225,3 +225,38 @@ def test_tokens_expire_and_are_bounded() -> None:
     for i in range(20):
         store.issue("t", 10.0, float(i))
     assert len(store) <= 5
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 20) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.data())
+def test_any_mutation_is_accepted_or_refused_with_400(data: st.DataObject) -> None:
+    """Whatever a payload's fields hold, import either commits or raises ApiError 400, never crashes."""
+    doc: Any = sample_document()
+    for _ in range(data.draw(st.integers(1, 4))):
+        section = data.draw(st.sampled_from(["workflow", "tasks", "linkages"]))
+        if section == "workflow":
+            target = doc["workflow"]
+        else:
+            items = doc[section]
+            if not items:
+                continue
+            target = items[data.draw(st.integers(0, len(items) - 1))]
+        if not isinstance(target, dict) or not target:
+            continue
+        key = data.draw(st.sampled_from(sorted(target)))
+        target[key] = data.draw(json_values)
+    s = state()
+    try:
+        s.import_workflow("t1", doc)
+    except ApiError as exc:
+        assert exc.status == 400 and exc.body["errors"]
+    else:
+        assert len(s.ledger()) == 1
