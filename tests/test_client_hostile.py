@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 import structlog
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 from migrator.errors import AuthError, ZuoraError
 from migrator.zuora import ZuoraClient, open_session
+from migrator.zuora.http import MAX_DETAIL, error_detail
 from tests.test_client import SECRET, TOKEN, Script, client_for, json_response, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -296,3 +299,82 @@ async def test_cancelled_calls_release_their_slots() -> None:
         assert client.limiter.in_flight == 0
         release.set()
         assert await client.get_workflow(1) == {"id": 1}
+
+
+async def test_corrupt_gzip_body_is_a_clear_error() -> None:
+    """A body claiming gzip that is not gzip is retried and then reported, never a traceback."""
+
+    async def corrupt(request: web.Request) -> web.Response:
+        return web.Response(body=b"this is not gzip at all", headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+    async with client_for([("GET", "/workflows/1", corrupt)], **FAST) as (client, _, _):
+        with pytest.raises(ZuoraError) as info:
+            await client.get_workflow(1)
+    assert str(info.value) == "tenant prod: GET /workflows/1: response body cut short or undecodable (after 3 attempts)"
+    assert info.value.retryable
+
+
+async def test_a_server_that_does_not_speak_http() -> None:
+    """A peer answering garbage instead of HTTP is retried and reported as a network failure."""
+    hits = 0
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal hits
+        hits += 1
+        await reader.read(65536)
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\x00\xff garbage\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = make_settings(f"http://127.0.0.1:{port}", **FAST)
+
+    class Fixed:
+        """A token source that needs no server."""
+
+        def known_secrets(self) -> list[str]:
+            return [SECRET]
+
+        async def token(self) -> str:
+            return TOKEN
+
+        def invalidate(self, value: str) -> None:
+            pass
+
+    async def no_sleep(delay: float) -> None:
+        await asyncio.sleep(0)
+
+    try:
+        async with open_session(settings) as session:
+            client = ZuoraClient(settings.tenants["prod"], session, settings, sleep=no_sleep, auth=Fixed())  # type: ignore[arg-type]
+            with pytest.raises(ZuoraError) as info:
+                await client.get_workflow(1)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert hits == 3 and info.value.status is None
+    assert str(info.value) == "tenant prod: GET /workflows/1: invalid HTTP response (after 3 attempts)"
+
+
+@given(raw=st.binary(max_size=2000) | st.text(max_size=2000).map(str.encode))
+def test_error_detail_is_always_one_short_line(raw: bytes) -> None:
+    """Whatever an error body holds, its summary is one printable line of bounded length."""
+    text = error_detail(raw)
+    assert "\n" not in text and "\r" not in text and len(text) <= MAX_DETAIL
+    assert all(c.isprintable() for c in text)
+
+
+@given(body=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["errors", "Errors", "reasons", "message", "error", "title", "code", "x"]), children, max_size=4
+    ),
+    max_leaves=20,
+))
+def test_error_detail_survives_any_json_shape(body: object) -> None:
+    """Error bodies of any JSON shape are summarised without raising."""
+    import json
+
+    text = error_detail(json.dumps(body).encode())
+    assert "\n" not in text and len(text) <= MAX_DETAIL

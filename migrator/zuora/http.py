@@ -85,7 +85,10 @@ def classify(exc: BaseException) -> NetError | None:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return NetError.DISCONNECTED
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return NetError.DISCONNECTED
+        return NetError.BROKEN_BODY
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # Never from raise_for_status (we do not use it): the parser rejected the response.
+        return NetError.NOT_HTTP
     if isinstance(exc, TimeoutError):
         return NetError.TIMEOUT
     if isinstance(exc, (aiohttp.ClientOSError, ConnectionError)):

@@ -22,10 +22,21 @@ class NetError(Enum):
     RESET = "connection reset"  # sent, answer lost
     DISCONNECTED = "server disconnected"  # sent (stale keep-alive or crash), answer lost
     BAD_BODY = "malformed response body"  # 2xx whose body is not the JSON we need
+    BROKEN_BODY = "response body cut short or undecodable"  # truncated, or bad gzip
+    NOT_HTTP = "invalid HTTP response"  # the peer does not speak HTTP (wrong port, proxy, ...)
 
 
 # Errors after which the server may have applied the request although we saw no answer.
-_ANSWER_LOST = frozenset({NetError.TIMEOUT, NetError.RESET, NetError.DISCONNECTED, NetError.BAD_BODY})
+_ANSWER_LOST = frozenset(
+    {
+        NetError.TIMEOUT,
+        NetError.RESET,
+        NetError.DISCONNECTED,
+        NetError.BAD_BODY,
+        NetError.BROKEN_BODY,
+        NetError.NOT_HTTP,
+    }
+)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Statuses that come from a gateway/server after the request body was received: for a write the
 # backend may have acted on it (a 504 is the gateway giving up, not the application refusing).
