@@ -907,3 +907,20 @@ async def test_idempotency_key_expires_after_24h_over_http() -> None:
         clock.now += 1
         assert (await a.import_new(sample_document(), headers=key)).status == 200
         assert len(fake.ledger()) == 2
+
+
+async def test_client_giving_up_on_a_slow_body_leaves_the_fake_serving() -> None:
+    """A client that times out mid slow body does not upset the fake: the next call succeeds."""
+    async with running() as (fake, (a, _b)):
+        await a.login()
+        fake.set_faults(a.tenant.name, FaultConfig(slow_body=1.0))
+        timeout = aiohttp.ClientTimeout(sock_read=0.05)
+        with pytest.raises(asyncio.TimeoutError):
+            async with a.session.get(
+                fake.base_url + "/workflows",
+                headers={"Authorization": f"Bearer {a.token}"},
+                timeout=timeout,
+            ) as resp:
+                await resp.read()
+        fake.set_faults(a.tenant.name, FaultConfig())
+        assert (await a.call("GET", "/workflows")).status == 200
