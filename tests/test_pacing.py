@@ -135,3 +135,14 @@ def test_aimd_stays_within_bounds(events: list[bool], maximum: int, grow_after: 
     for ok in events:
         limit.on_success() if ok else limit.on_throttle()
         assert 1 <= limit.limit <= maximum
+
+
+def test_aimd_halves_once_per_generation() -> None:
+    """Several 429s for requests sent before the same cut halve the limit only once."""
+    limit = AdaptiveLimit(16)
+    sent = limit.epoch
+    for _ in range(5):
+        limit.on_throttle(sent)
+    assert limit.limit == 8
+    limit.on_throttle(limit.epoch)  # a request sent after the cut, throttled again
+    assert limit.limit == 4

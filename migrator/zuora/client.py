@@ -319,6 +319,7 @@ class ZuoraClient:
             try:
                 await self._pace()
                 self.stats.requests += 1
+                epoch = self.limiter.adaptive.epoch
                 reply = await self._send(method, url, params, headers, body)
             finally:
                 self.limiter.release()
@@ -332,7 +333,7 @@ class ZuoraClient:
                     in_doubt=in_doubt, refreshed=refreshed,
                 )
             in_doubt = decision.in_doubt
-            self._learn(reply, decision)
+            self._learn(reply, decision, epoch)
             self._report(method, path, attempt, reply, outcome, decision, track_id)
             if decision.action is Action.DONE:
                 return parsed
@@ -396,13 +397,13 @@ class ZuoraClient:
         )
         return outcome, parsed
 
-    def _learn(self, reply: _Reply, decision: Decision) -> None:
+    def _learn(self, reply: _Reply, decision: Decision, epoch: int) -> None:
         now = self._clock()
         if reply.headers:
             self.pacer.observe(reply.headers, now)
         if reply.status == 429:
             self.stats.throttled += 1
-            self.limiter.adaptive.on_throttle()
+            self.limiter.adaptive.on_throttle(epoch)
         elif reply.status is not None and 200 <= reply.status < 300:
             self.limiter.adaptive.on_success()
         if reply.status in (429, 503) and decision.retry_after is not None:

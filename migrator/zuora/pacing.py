@@ -123,6 +123,7 @@ class AdaptiveLimit:
         self.limit = min(self.maximum, max(1, start if start is not None else self.maximum))
         self.grow_after = grow_after
         self._successes = 0
+        self.epoch = 0  # bumped on every cut; a request remembers the epoch it was sent in
 
     def on_success(self) -> None:
         self._successes += 1
@@ -132,6 +133,13 @@ class AdaptiveLimit:
             self.limit += 1
             self._successes = 0
 
-    def on_throttle(self) -> None:
+    def on_throttle(self, sent_epoch: int | None = None) -> None:
+        """Halve the limit, once per generation: 429s for requests sent before the last cut are ignored.
+
+        Without this, a burst of N in-flight requests all answered 429 would halve N times.
+        """
+        if sent_epoch is not None and sent_epoch != self.epoch:
+            return
         self.limit = max(1, self.limit // 2)
         self._successes = 0
+        self.epoch += 1
