@@ -1,0 +1,331 @@
+"""Where export documents come from: files, directories, `.json.gz`, and backup snapshots.
+
+Discovery is lazy (a generator), reading is one file at a time with size caps; every problem is
+an InputError naming the file, so one bad file never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from migrator.document import DEFAULT_MAX_BYTES, ExportDocument, parse_document
+from migrator.errors import InputError
+
+MANIFEST_NAME = "manifest.json"
+SNAPSHOT_FORMAT = "migrator-snapshot/1"
+SUFFIXES = (".json", ".json.gz")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One document to read: a file, or a member of a snapshot directory (with its checksum)."""
+
+    path: str
+    member: str | None = None
+    definition_id: int | None = None
+    sha256: str | None = None
+
+    @property
+    def source(self) -> str:
+        """How errors and reports name this item: the file, or `snapshot/dir:member`."""
+        return self.path if self.member is None else f"{self.path}:{self.member}"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file listed in a snapshot manifest."""
+
+    path: str
+    definition_id: int | None
+    version_id: int | None
+    name: str | None
+    version: str | None
+    active: bool | None
+    sha256: str
+
+
+def is_document_name(name: str) -> bool:
+    """True for the file names discovery picks up in directories (`.json`, `.json.gz`)."""
+    lower = name.lower()
+    return lower.endswith(SUFFIXES) and not name.startswith(".")
+
+
+def discover(paths: Sequence[str]) -> Iterator[SourceItem]:
+    """Yield every document under `paths` lazily: files as given, directories recursively in
+    sorted order per directory, snapshots (directories with a manifest) as their listed files.
+
+    A path that does not exist is still yielded; reading it raises the InputError, so the run
+    reports it as one failed item and carries on.
+    """
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            yield SourceItem(path)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(path)
+        else:
+            yield SourceItem(path)
+
+
+def _walk(top: str) -> Iterator[SourceItem]:
+    seen: set[tuple[int, int]] = set()
+    # A stack of sorted iterators keeps the walk lazy and free of recursion.
+    stack: list[Iterator[str]] = [iter([top])]
+    while stack:
+        try:
+            path = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            yield SourceItem(path)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            if is_document_name(os.path.basename(path)):
+                yield SourceItem(path)
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:  # a symlink loop
+            continue
+        seen.add(key)
+        if os.path.isfile(os.path.join(path, MANIFEST_NAME)):
+            yield from snapshot_items(path)
+            continue
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            raise InputError(path, "$", f"cannot list directory: {exc.strerror}") from None
+        stack.append(iter([os.path.join(path, n) for n in names if not n.startswith(".")]))
+
+
+# --------------------------------------------------------------------------------------------
+# Snapshots
+
+
+def _entry(raw: Any, where: str, manifest: str) -> ManifestEntry:
+    if not isinstance(raw, dict):
+        raise InputError(manifest, where, "must be an object")
+    path = raw.get("path")
+    if not isinstance(path, str) or not path:
+        raise InputError(manifest, f"{where}.path", "must be a non-empty string")
+    sha = raw.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise InputError(manifest, f"{where}.sha256", "must be 64 lower-case hex digits")
+
+    def opt(key: str, typ: type) -> Any:
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, typ) or (typ is int and isinstance(value, bool))):
+            raise InputError(manifest, f"{where}.{key}", f"must be {'an integer' if typ is int else 'a ' + typ.__name__}")
+        return value
+
+    return ManifestEntry(
+        path=path,
+        definition_id=opt("definition_id", int),
+        version_id=opt("version_id", int),
+        name=opt("name", str),
+        version=opt("version", str),
+        active=opt("active", bool),
+        sha256=sha,
+    )
+
+
+def read_manifest(directory: str) -> tuple[dict[str, Any], list[ManifestEntry]]:
+    """The snapshot manifest's header fields and file entries; InputError when it is unusable."""
+    manifest = os.path.join(directory, MANIFEST_NAME)
+    try:
+        with open(manifest, "rb") as f:
+            raw = f.read(DEFAULT_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(manifest, "$", "snapshot manifest is missing") from None
+    except OSError as exc:
+        raise InputError(manifest, "$", f"cannot read: {exc.strerror}") from None
+    if len(raw) > DEFAULT_MAX_BYTES:
+        raise InputError(manifest, "$", f"manifest is over the {DEFAULT_MAX_BYTES}-byte limit")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(manifest, "$", f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise InputError(manifest, "$", "must be a JSON object")
+    if data.get("format") != SNAPSHOT_FORMAT:
+        raise InputError(manifest, "$.format", f"unknown snapshot format {data.get('format')!r} (expected {SNAPSHOT_FORMAT!r})")
+    files = data.get("files")
+    if not isinstance(files, list):
+        raise InputError(manifest, "$.files", "must be an array")
+    entries = [_entry(item, f"$.files[{i}]", manifest) for i, item in enumerate(files)]
+    header = {k: v for k, v in data.items() if k != "files"}
+    return header, entries
+
+
+def _member_problem(member: str) -> str | None:
+    """Why a manifest path may not be opened inside the snapshot, or None when it is safe."""
+    if "\\" in member or "\x00" in member:
+        return "path uses a backslash or NUL"
+    if member.startswith("/") or posixpath.isabs(member) or (len(member) > 1 and member[1] == ":"):
+        return "path is absolute; it would escape the snapshot directory"
+    parts = member.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "path has empty, '.' or '..' parts; it would escape the snapshot directory"
+    return None
+
+
+def _member_path(directory: str, member: str) -> str:
+    problem = _member_problem(member)
+    if problem:
+        raise InputError(f"{directory}:{member}", "$", problem)
+    full = os.path.join(directory, *member.split("/"))
+    # A symlink inside the snapshot could still point outside it.
+    real_dir = os.path.realpath(directory)
+    if os.path.commonpath([real_dir, os.path.realpath(full)]) != real_dir:
+        raise InputError(f"{directory}:{member}", "$", "path leads outside the snapshot directory (symlink)")
+    return full
+
+
+def snapshot_items(directory: str) -> Iterator[SourceItem]:
+    """The documents a snapshot lists, each carrying its definition id and checksum."""
+    _, entries = read_manifest(directory)
+    for entry in entries:
+        yield SourceItem(directory, entry.path, entry.definition_id, entry.sha256)
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file's bytes as stored (compressed bytes for `.json.gz`)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_snapshot(directory: str) -> list[str]:
+    """Every problem with a snapshot directory, one line each; [] when it is sound."""
+    try:
+        _, entries = read_manifest(directory)
+    except InputError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    listed: set[str] = set()
+    for entry in entries:
+        where = f"{directory}:{entry.path}"
+        if entry.path in listed:
+            problems.append(f"{where}: listed twice in the manifest")
+            continue
+        listed.add(entry.path)
+        try:
+            full = _member_path(directory, entry.path)
+        except InputError as exc:
+            problems.append(str(exc))
+            continue
+        try:
+            actual = file_sha256(full)
+        except FileNotFoundError:
+            problems.append(f"{where}: missing (listed in the manifest)")
+            continue
+        except OSError as exc:
+            problems.append(f"{where}: cannot read: {exc.strerror}")
+            continue
+        if actual != entry.sha256:
+            problems.append(f"{where}: checksum mismatch (manifest {entry.sha256[:12]}…, file {actual[:12]}…)")
+    for member in _snapshot_files(directory):
+        if member not in listed:
+            problems.append(f"{directory}:{member}: not listed in the manifest")
+    return problems
+
+
+def _snapshot_files(directory: str) -> Iterator[str]:
+    """Relative '/'-separated paths of the document files in a snapshot directory."""
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = os.path.relpath(root, directory)
+        for name in sorted(files):
+            if not is_document_name(name) or (rel == "." and name == MANIFEST_NAME):
+                continue
+            yield name if rel == "." else "/".join([*rel.split(os.sep), name])
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def _read_capped(path: str, limit: int, source: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except FileNotFoundError:
+        raise InputError(source, "$", "no such file or directory") from None
+    except IsADirectoryError:
+        raise InputError(source, "$", "is a directory, not a file") from None
+    except OSError as exc:
+        raise InputError(source, "$", f"cannot read: {exc.strerror}") from None
+    return raw
+
+
+def gunzip(data: bytes, source: str, *, max_bytes: int) -> bytes:
+    """Decompress gzip `data` (all members) without ever holding more than `max_bytes + 1`."""
+    if not data.startswith(_GZIP_MAGIC):
+        raise InputError(source, "$", "not gzip data (the name ends in .gz)")
+    out: list[bytes] = []
+    total = 0
+    rest = data
+    while rest:
+        decomp = zlib.decompressobj(wbits=31)
+        chunk = rest
+        try:
+            while chunk:
+                piece = decomp.decompress(chunk, max_bytes + 1 - total)
+                out.append(piece)
+                total += len(piece)
+                if total > max_bytes:
+                    raise InputError(
+                        source, "$", f"decompresses to more than the {max_bytes}-byte limit (max_document_bytes)"
+                    )
+                chunk = decomp.unconsumed_tail
+                if decomp.eof:
+                    break
+                if not piece and not chunk:
+                    break
+        except zlib.error as exc:
+            raise InputError(source, "$", f"corrupt gzip data: {exc}") from None
+        if not decomp.eof:
+            raise InputError(source, "$", "truncated gzip data (the file ends mid-stream)")
+        rest = decomp.unused_data
+        # Zero padding after the last member is legal (tar-style blocks).
+        if rest and not rest.startswith(_GZIP_MAGIC):
+            if rest.strip(b"\x00"):
+                raise InputError(source, "$", "trailing garbage after gzip data")
+            break
+    return b"".join(out)
+
+
+def read_document(item: SourceItem, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ExportDocument:
+    """Read, (check,) decompress and parse one item; InputError naming it on any problem."""
+    source = item.source
+    path = item.path if item.member is None else _member_path(item.path, item.member)
+    name = path.lower()
+    gz = name.endswith(".gz")
+    raw = _read_capped(path, max_bytes, source)
+    if len(raw) > max_bytes:
+        raise InputError(source, "$", f"file is over the {max_bytes}-byte limit (max_document_bytes)")
+    if item.sha256 is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != item.sha256:
+            raise InputError(
+                source, "$", f"checksum mismatch (manifest {item.sha256[:12]}…, file {actual[:12]}…)"
+            )
+    if gz:
+        raw = gunzip(raw, source, max_bytes=max_bytes)
+    return parse_document(raw, source, max_bytes=max_bytes, definition_id=item.definition_id)
