@@ -1,0 +1,834 @@
+"""`migrator backup`: export every workflow of one tenant into a checksummed snapshot folder.
+
+Owns the snapshot writer (safe file names, atomic files, manifest last, unchanged detection,
+retention, one backup per tenant at a time) and the `backup` subcommand; sources.py reads it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import gzip
+import hashlib
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import structlog
+
+from migrator import __version__
+from migrator import lock as lock_mod
+from migrator.config import Settings, load_settings
+from migrator.errors import JournalError, MigratorError, ZuoraError
+from migrator.versions import is_valid_version, version_key
+from migrator.zuora import ZuoraClient, open_session
+
+SNAPSHOT_FORMAT = "migrator-snapshot/1"
+MANIFEST = "manifest.json"
+# Sorted keys make equal content give equal bytes (so unchanged tenants hash alike run after run);
+# indentation keeps snapshots diffable and readable. Values are never touched.
+JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+MAX_SLUG = 80  # with the id, version and suffix a file name stays far below 255 bytes
+MAX_VERSION_CHARS = 40
+_GZIP_IN_THREAD = 256 * 1024
+
+EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
+
+_log = structlog.get_logger("migrator.backup")
+
+# Windows refuses these as a file name's stem whatever the extension ("CON.json", "com1.x").
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"COM{i}" for i in range(10)}
+    | {f"LPT{i}" for i in range(10)}
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_DASHES = re.compile(r"-{2,}")  # "--" separates slug, id and version in file names
+_DOTS = re.compile(r"\.{2,}")
+
+
+class BackupError(MigratorError):
+    """Raised when a backup cannot be made: lock held, export failed, out dir unwritable."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Names (pure)
+
+
+def safe_name(name: str, *, max_len: int = MAX_SLUG) -> str:
+    """A readable slug of `name` that is a valid file name on Linux, macOS and Windows.
+
+    NFKD folds accents to ASCII ("Ünïcødé" → "Unicode"); anything else outside [A-Za-z0-9._-]
+    becomes "-"; no "..", no leading/trailing dots or dashes, no reserved Windows stem, at most
+    `max_len` characters. A name with nothing readable left becomes "wf-<hash>". Uniqueness is not
+    this function's job: file names add the definition id.
+    """
+    ascii_text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = _UNSAFE.sub("-", ascii_text)
+    slug = _DOTS.sub(".", slug)
+    slug = _DASHES.sub("-", slug)
+    slug = slug.strip(".-_ ")
+    slug = slug[:max_len].rstrip(".-_ ")
+    if not slug:
+        return "wf-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    if slug.split(".", 1)[0].upper() in _RESERVED:
+        slug = ("_" + slug)[:max_len].rstrip(".-_ ")
+    return slug
+
+
+def _safe_version(version: str) -> str:
+    if is_valid_version(version):
+        return version
+    # A server that answers odd version strings must not get to pick our file names.
+    return safe_name(version, max_len=MAX_VERSION_CHARS)
+
+
+def snapshot_file_name(name: str, definition_id: int, version: str, *, compress: bool) -> str:
+    """`<safe-name>--<definition_id>--v<version>.json[.gz]`: the id makes it unique, even when two
+    names differ only by case on a case-insensitive filesystem."""
+    suffix = ".json.gz" if compress else ".json"
+    return f"{safe_name(name)}--{int(definition_id)}--v{_safe_version(version)}{suffix}"
+
+
+def snapshot_prefix(tenant: str) -> str:
+    """Folder-name prefix for a tenant; a hash is added when the slug lost information, so two
+    tenant names that slug alike still get their own folders and lock files."""
+    slug = safe_name(tenant, max_len=60)
+    if slug != tenant:
+        slug += "-" + hashlib.sha256(tenant.encode()).hexdigest()[:8]
+    return slug
+
+
+def lock_path(out_dir: str | os.PathLike[str], tenant: str) -> Path:
+    """The lock file that keeps two backups of one tenant into one out dir from overlapping."""
+    return lock_mod.lock_path_for(Path(out_dir) / f".{snapshot_prefix(tenant)}.backup")
+
+
+def pointer_path(out_dir: str | os.PathLike[str], tenant: str) -> Path:
+    """`<prefix>.latest`: a one-line text file naming the newest complete snapshot folder."""
+    return Path(out_dir) / f"{snapshot_prefix(tenant)}.latest"
+
+
+def encode_document(document: Mapping[str, Any]) -> bytes:
+    """The bytes a snapshot stores for an export: pretty, sorted keys, values untouched."""
+    return orjson.dumps(document, option=JSON_OPTIONS) + b"\n"
+
+
+def _compress(raw: bytes) -> bytes:
+    # mtime=0 and no file name in the header: equal content gives equal bytes.
+    return gzip.compress(raw, compresslevel=9, mtime=0)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots on disk
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One manifest row: a stored export and what it is."""
+
+    path: str
+    definition_id: int
+    version_id: int
+    name: str
+    version: str
+    active: bool
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "definition_id": self.definition_id,
+            "version_id": self.version_id,
+            "name": self.name,
+            "version": self.version,
+            "active": self.active,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A complete snapshot folder (its manifest parsed)."""
+
+    path: Path
+    tenant: str
+    created_at: str
+    files: tuple[FileEntry, ...]
+
+
+def _entry(row: Any) -> FileEntry | None:
+    if not isinstance(row, dict):
+        return None
+    try:
+        entry = FileEntry(
+            path=row["path"],
+            definition_id=row["definition_id"],
+            version_id=row["version_id"],
+            name=row["name"],
+            version=row["version"],
+            active=row["active"],
+            sha256=row["sha256"],
+        )
+    except KeyError:
+        return None
+    types_ok = (
+        isinstance(entry.path, str)
+        and isinstance(entry.definition_id, int)
+        and isinstance(entry.version_id, int)
+        and isinstance(entry.name, str)
+        and isinstance(entry.version, str)
+        and isinstance(entry.active, bool)
+        and isinstance(entry.sha256, str)
+    )
+    return entry if types_ok else None
+
+
+def read_snapshot(folder: Path) -> Snapshot | None:
+    """The folder's snapshot, or None when it has no readable `migrator-snapshot/1` manifest."""
+    try:
+        data = orjson.loads((folder / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+        return None
+    tenant, created, rows = data.get("tenant"), data.get("created_at"), data.get("files")
+    if not isinstance(tenant, str) or not isinstance(created, str) or not isinstance(rows, list):
+        return None
+    entries = [_entry(row) for row in rows]
+    if any(e is None for e in entries):
+        return None
+    return Snapshot(folder, tenant, created, tuple(e for e in entries if e is not None))
+
+
+def list_snapshots(out_dir: str | os.PathLike[str], tenant: str) -> list[Snapshot]:
+    """The tenant's complete snapshots in `out_dir`, oldest first.
+
+    A folder without a readable manifest is not a snapshot (an interrupted run, or someone
+    else's folder): it is neither listed nor ever deleted by retention.
+    """
+    prefix = snapshot_prefix(tenant) + "-"
+    found: list[Snapshot] = []
+    try:
+        entries = list(os.scandir(out_dir))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise BackupError(f"{os.fspath(out_dir)}: cannot list the folder: {exc.strerror}") from None
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
+            continue
+        snap = read_snapshot(Path(entry.path))
+        if snap is not None and snap.tenant == tenant:
+            found.append(snap)
+    # Same-second runs get "-2", "-3": the longer name is the newer one.
+    found.sort(key=lambda s: (s.created_at, len(s.path.name), s.path.name))
+    return found
+
+
+def snapshot_problems(snap: Snapshot) -> list[str]:
+    """What is wrong with a snapshot's files (missing, checksum mismatch); [] when sound."""
+    problems: list[str] = []
+    for entry in snap.files:
+        try:
+            data = (snap.path / entry.path).read_bytes()
+        except OSError as exc:
+            problems.append(f"{entry.path}: cannot read ({exc.strerror})")
+            continue
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            problems.append(f"{entry.path}: checksum does not match the manifest")
+    return problems
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a directory's entries (new names, renames) durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # Windows has no directory handles; its renames are durable on their own
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some filesystems (and platforms) refuse fsync on directories; real I/O errors do not hide.
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES):
+            raise
+    finally:
+        os.close(fd)
+
+
+def write_atomic(folder: Path, name: str, data: bytes, *, mode: int = 0o600) -> None:
+    """Write `folder/name` so that it is either absent, the old file, or all of `data`:
+    temporary file in the same folder, fsync, rename. The caller fsyncs the folder."""
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), mode)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, folder / name)
+
+
+def _remove_snapshot(folder: Path) -> None:
+    """Delete a snapshot so that it stops looking complete first (manifest goes before files)."""
+    with contextlib.suppress(FileNotFoundError):
+        (folder / MANIFEST).unlink()
+    _fsync_dir(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The backup
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """What one backup did; `message` is the one-line summary for people and cron mail."""
+
+    tenant: str
+    snapshot: str  # the folder written, or (unchanged) the existing one
+    unchanged: bool
+    workflows: int
+    versions: int
+    skipped: tuple[str, ...] = ()  # definitions whose export answered 404
+    removed: tuple[str, ...] = ()  # snapshots deleted by retention
+    notices: tuple[str, ...] = ()
+    message: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.skipped else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "snapshot": self.snapshot,
+            "unchanged": self.unchanged,
+            "workflows": self.workflows,
+            "versions": self.versions,
+            "skipped": list(self.skipped),
+            "removed": list(self.removed),
+            "notices": list(self.notices),
+            "message": self.message,
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    definition_id: int
+    name: str
+    version_id: int
+    version: str
+    active: bool
+
+
+@dataclass
+class _Run:
+    """Mutable state of one backup while the workers run."""
+
+    out_dir: Path
+    partial: Path
+    base: dict[str, FileEntry]  # path → entry of the latest sound snapshot
+    base_dir: Path | None
+    compress: bool
+    entries: list[FileEntry] = field(default_factory=list)
+    reused: set[str] = field(default_factory=set)  # paths to copy from the base, not rewritten
+    skipped: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    definitions: set[int] = field(default_factory=set)
+    made_partial: bool = False
+    fatal: BaseException | None = None
+
+    def store(self, target: _Target, document: Mapping[str, Any]) -> FileEntry:
+        """Encode one export; write it unless the base snapshot already holds the same content."""
+        raw = encode_document(document)
+        stored = _compress(raw) if self.compress else raw
+        path = snapshot_file_name(
+            target.name, target.definition_id, target.version, compress=self.compress
+        )
+        digest = hashlib.sha256(stored).hexdigest()
+        base = self.base.get(path)
+        if base is not None and (base.sha256 == digest or self._same_content(base, raw)):
+            self.reused.add(path)
+            digest = base.sha256  # keep the old bytes (gzip output may differ across zlib builds)
+        else:
+            if not self.made_partial:
+                self.partial.mkdir(mode=0o700, exist_ok=True)
+                self.made_partial = True
+            write_atomic(self.partial, path, stored)
+        return FileEntry(
+            path=path,
+            definition_id=target.definition_id,
+            version_id=target.version_id,
+            name=target.name,
+            version=target.version,
+            active=target.active,
+            sha256=digest,
+        )
+
+    def _same_content(self, base: FileEntry, raw: bytes) -> bool:
+        if not self.compress or self.base_dir is None:
+            return False
+        try:
+            return gzip.decompress((self.base_dir / base.path).read_bytes()) == raw
+        except (OSError, EOFError, gzip.BadGzipFile):
+            return False
+
+
+def _int(value: Any, what: str, tenant: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        raise BackupError(f"tenant {tenant}: the server answered a non-integer {what}: {value!r}")
+    return value
+
+
+async def _targets(
+    client: ZuoraClient, definition: Mapping[str, Any], all_versions: bool
+) -> list[_Target]:
+    """Which versions of one definition to export: the active one, else the latest, or all."""
+    tenant = client.tenant.name
+    def_id = _int(definition.get("id"), "workflow id", tenant)
+    name = definition.get("name")
+    name = name if isinstance(name, str) and name else f"workflow-{def_id}"
+    active = definition.get("active_version")
+    if not all_versions and isinstance(active, dict) and isinstance(active.get("version"), str):
+        return [
+            _Target(
+                def_id, name, _int(active.get("id"), "version id", tenant), active["version"], True
+            )
+        ]
+    versions = await client.list_versions(def_id)
+    rows: list[_Target] = []
+    for v in versions:
+        text = v.get("version")
+        if not isinstance(text, str) or not text:
+            raise BackupError(
+                f"tenant {tenant}: workflow {def_id} lists a version without a version string"
+            )
+        is_active = v.get("status") == "Active" or (
+            isinstance(active, dict) and active.get("id") == v.get("id")
+        )
+        rows.append(_Target(def_id, name, _int(v.get("id"), "version id", tenant), text, is_active))
+    if all_versions or not rows:
+        return rows
+    actives = [r for r in rows if r.active]
+    if actives:
+        return actives[:1]
+    valid = [r for r in rows if is_valid_version(r.version)] or rows
+    return [
+        max(
+            valid,
+            key=lambda r: version_key(r.version) if is_valid_version(r.version) else (0, 0, 0),
+        )
+    ]
+
+
+def _folder_name(out_dir: Path, tenant: str, now: float) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    base = f"{snapshot_prefix(tenant)}-{stamp}"
+    name, n = base, 1
+    # Check the hidden partial too: a same-second run of this process must not reuse it.
+    while (out_dir / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def _clean_leftovers(out_dir: Path, tenant: str) -> list[str]:
+    """Remove `.<prefix>-*.partial` folders that interrupted backups of this tenant left behind.
+
+    Called under the tenant's lock, so no live backup of the tenant can own one; a folder whose
+    pid is still alive is left alone all the same (belt and braces).
+    """
+    prefix = f".{snapshot_prefix(tenant)}-"
+    notes: list[str] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(out_dir):
+            if not (entry.name.startswith(prefix) and entry.name.endswith(".partial")):
+                continue
+            pid_text = entry.name[: -len(".partial")].rsplit(".", 1)[-1]
+            if (
+                pid_text.isdigit()
+                and int(pid_text) != os.getpid()
+                and lock_mod.pid_alive(int(pid_text))
+            ):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            notes.append(f"removed {entry.name}, left by an interrupted backup")
+    return notes
+
+
+def _take_lock(out_dir: Path, tenant: str) -> lock_mod.Lock:
+    target = Path(out_dir) / f".{snapshot_prefix(tenant)}.backup"
+    path = lock_mod.lock_path_for(target)
+    try:
+        return lock_mod.acquire(target)
+    except JournalError:
+        pass
+    try:
+        held = lock_mod._parse(path.read_bytes())
+    except OSError:
+        held = None
+    if held is None:
+        raise BackupError(
+            f"cannot take the backup lock {path} for tenant {tenant}; if no backup is running, delete it"
+        )
+    where = "" if held.host == socket.gethostname() else f" on host {held.host}"
+    raise BackupError(
+        f"another backup of tenant {tenant} is running (pid {held.pid}{where}); lock file {path}"
+    )
+
+
+async def backup_tenant(
+    settings: Settings,
+    tenant_name: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    all_versions: bool = False,
+    compress: bool = False,
+    keep: int | None = None,
+    clock: Callable[[], float] = time.time,
+) -> BackupResult:
+    """Export every workflow of `tenant_name` into a new snapshot folder under `out_dir`.
+
+    Nothing is written when the tenant is unchanged since its latest complete snapshot. Raises
+    BackupError (or ZuoraError/AuthError) on anything fatal, after removing what it wrote.
+    """
+    if tenant_name not in settings.tenants:
+        raise BackupError(f"{settings.file}: unknown tenant {tenant_name!r}")
+    if keep is not None and keep < 1:
+        raise BackupError("--keep must be at least 1")
+    out = Path(out_dir)
+    try:
+        await anyio.to_thread.run_sync(partial(out.mkdir, parents=True, exist_ok=True))
+    except OSError as exc:
+        raise BackupError(f"{out}: cannot create the backup folder: {exc.strerror}") from None
+    lock = _take_lock(out, tenant_name)
+    log = _log.bind(tenant=tenant_name)
+    try:
+        notices = await anyio.to_thread.run_sync(_clean_leftovers, out, tenant_name)
+        if lock.notice:
+            notices.append(lock.notice)
+        previous = await anyio.to_thread.run_sync(list_snapshots, out, tenant_name)
+        latest = previous[-1] if previous else None
+        base: Snapshot | None = latest
+        if latest is not None:
+            problems = await anyio.to_thread.run_sync(snapshot_problems, latest)
+            if problems:
+                notices.append(
+                    f"latest snapshot {latest.path} is damaged ({problems[0]}"
+                    + (f" and {len(problems) - 1} more" if len(problems) > 1 else "")
+                    + "); writing a complete new one"
+                )
+                base = None
+        now = clock()
+        final_name = _folder_name(out, tenant_name, now)
+        run = _Run(
+            out_dir=out,
+            partial=out / f".{final_name}.{os.getpid()}.partial",
+            base={e.path: e for e in base.files} if base else {},
+            base_dir=base.path if base else None,
+            compress=compress,
+            notices=notices,
+        )
+        try:
+            await _export_all(settings, tenant_name, run, all_versions, log)
+            return await anyio.to_thread.run_sync(
+                partial(_finish, run, tenant_name, final_name, now, latest, base, keep)
+            )
+        except BaseException:
+            # Whatever went wrong (export error, cancellation), leave nothing that looks written.
+            shutil.rmtree(run.partial, ignore_errors=True)
+            raise
+    finally:
+        lock_mod.release(lock)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _export_all(
+    settings: Settings, tenant_name: str, run: _Run, all_versions: bool, log: Any
+) -> None:
+    tenant = settings.tenants[tenant_name]
+    session = open_session(settings)
+    try:
+        client = ZuoraClient(tenant, session, settings)
+        definitions = await client.list_workflows()
+        log.info("backup started", workflows=len(definitions))
+        send, receive = anyio.create_memory_object_stream[Mapping[str, Any]](0)
+
+        async def worker() -> None:
+            async with receive.clone() as jobs:
+                async for definition in jobs:
+                    try:
+                        await _backup_definition(client, definition, run, all_versions, log)
+                    except BaseException as exc:
+                        # One fatal error stops everyone; kept here, re-raised once below
+                        # (a task group would wrap it in an exception group).
+                        if run.fatal is None and not isinstance(
+                            exc, anyio.get_cancelled_exc_class()
+                        ):
+                            run.fatal = exc
+                        tg.cancel_scope.cancel()
+                        if isinstance(exc, anyio.get_cancelled_exc_class()):
+                            raise
+                        return
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(max(1, min(tenant.max_concurrency, len(definitions) or 1))):
+                tg.start_soon(worker)
+            async with send, receive:
+                for definition in definitions:
+                    await send.send(definition)
+        if run.fatal is not None:
+            raise run.fatal
+    finally:
+        with anyio.CancelScope(shield=True):
+            await session.close()
+
+
+async def _backup_definition(
+    client: ZuoraClient, definition: Mapping[str, Any], run: _Run, all_versions: bool, log: Any
+) -> None:
+    label = f"workflow {definition.get('id')!r} ({definition.get('name')!r})"
+    try:
+        targets = await _targets(client, definition, all_versions)
+        if not targets:
+            run.notices.append(f"{label} has no versions; nothing to back up")
+            return
+        for target in targets:
+            document = await client.export_workflow(target.definition_id, version=target.version)
+            # Encoding, gzip and fsync block: a thread keeps the other exports flowing.
+            entry = await anyio.to_thread.run_sync(run.store, target, document)
+            run.entries.append(entry)
+            run.definitions.add(target.definition_id)
+    except ZuoraError as exc:
+        if exc.status != 404:
+            raise BackupError(f"{label}: export failed: {exc}") from None
+        run.skipped.append(f"{label}: not found (404), skipped")
+        log.warning("export not found; skipped", workflow=definition.get("id"), error=str(exc))
+    except OSError as exc:
+        raise BackupError(f"{run.partial}: cannot write the snapshot: {exc.strerror}") from None
+
+
+def _finish(
+    run: _Run,
+    tenant: str,
+    final_name: str,
+    now: float,
+    latest: Snapshot | None,
+    base: Snapshot | None,
+    keep: int | None,
+) -> BackupResult:
+    """Compare with the latest snapshot; either write nothing, or complete and publish a new one."""
+    entries = sorted(run.entries, key=lambda e: e.path)
+    folded = {e.path.casefold() for e in entries}
+    if len(folded) != len(entries):
+        raise BackupError(f"tenant {tenant}: two exports map to one file name; nothing written")
+    workflows = len(run.definitions)
+    out = run.out_dir
+    if base is not None and latest is base and set(entries) == set(base.files):
+        shutil.rmtree(run.partial, ignore_errors=True)
+        _point_latest(out, tenant, latest.path.name)
+        removed = _retain(out, tenant, keep, latest.path)
+        return BackupResult(
+            tenant=tenant,
+            snapshot=str(latest.path),
+            unchanged=True,
+            workflows=workflows,
+            versions=len(entries),
+            skipped=tuple(run.skipped),
+            removed=tuple(removed),
+            notices=tuple(run.notices),
+            message=_summary(tenant, f"unchanged since {latest.path}", run.skipped),
+        )
+    run.partial.mkdir(mode=0o700, exist_ok=True)
+    for path in sorted(run.reused):
+        assert run.base_dir is not None
+        data = (run.base_dir / path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != run.base[path].sha256:
+            raise BackupError(f"{run.base_dir / path}: changed during the backup; run again")
+        write_atomic(run.partial, path, data)
+    _fsync_dir(run.partial)
+    manifest = {
+        "format": SNAPSHOT_FORMAT,
+        "tenant": tenant,
+        "created_at": _iso(now),
+        "tool_version": __version__,
+        "files": [e.to_json() for e in entries],
+    }
+    # The manifest is the commit point: written last, inside a folder nobody reads yet.
+    write_atomic(run.partial, MANIFEST, orjson.dumps(manifest, option=JSON_OPTIONS) + b"\n")
+    _fsync_dir(run.partial)
+    final = out / final_name
+    os.rename(run.partial, final)
+    _fsync_dir(out)
+    _point_latest(out, tenant, final_name)
+    removed = _retain(out, tenant, keep, final)
+    versions = len(entries)
+    return BackupResult(
+        tenant=tenant,
+        snapshot=str(final),
+        unchanged=False,
+        workflows=workflows,
+        versions=versions,
+        skipped=tuple(run.skipped),
+        removed=tuple(removed),
+        notices=tuple(run.notices),
+        message=_summary(
+            tenant,
+            f"{workflows} workflow{'s' * (workflows != 1)}, {versions} version{'s' * (versions != 1)} → {final}",
+            run.skipped,
+        ),
+    )
+
+
+def _summary(tenant: str, what: str, skipped: Sequence[str]) -> str:
+    line = f"backup {tenant}: {what}"
+    if skipped:
+        line += f"; {len(skipped)} skipped (export 404): " + "; ".join(skipped)
+    return line
+
+
+def _point_latest(out: Path, tenant: str, folder: str) -> None:
+    pointer = pointer_path(out, tenant)
+    data = (folder + "\n").encode()
+    with contextlib.suppress(OSError):
+        if pointer.read_bytes() == data:
+            return
+    write_atomic(out, pointer.name, data, mode=0o644)
+    _fsync_dir(out)
+
+
+def _retain(out: Path, tenant: str, keep: int | None, current: Path) -> list[str]:
+    """Delete the oldest complete snapshots beyond `keep` (never `current`, never a folder
+    without a manifest: that may be a running backup's)."""
+    if keep is None:
+        return []
+    snaps = [s for s in list_snapshots(out, tenant) if s.path != current]
+    excess = len(snaps) + 1 - keep
+    removed: list[str] = []
+    for snap in snaps[: max(0, excess)]:
+        _remove_snapshot(snap.path)
+        removed.append(str(snap.path))
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# The subcommand
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_backup_parser(sub: Any) -> None:
+    """Register `migrator backup` on an argparse subparsers object."""
+    p = sub.add_parser(
+        "backup",
+        help="export every workflow of one tenant into a snapshot folder",
+        description="Export every workflow of one tenant into a checksummed snapshot folder. "
+        "Exit 0: done (or unchanged), 1: some exports answered 404 and were skipped, 2: failed.",
+    )
+    p.add_argument(
+        "--config", required=True, metavar="FILE", help="TOML file with [tenants.NAME] tables"
+    )
+    p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to back up")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder that holds the snapshots")
+    p.add_argument(
+        "--all-versions", action="store_true", help="every version, not only the active one"
+    )
+    p.add_argument("--gzip", action="store_true", help="store each export as .json.gz")
+    p.add_argument(
+        "--keep", type=_positive, metavar="N", help="keep only the newest N snapshots of the tenant"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default="console",
+        help="log lines for people or machines",
+    )
+    p.add_argument(
+        "--debug", action="store_true", help="log every request attempt (secrets stay redacted)"
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="only warnings and errors; no summary line when all went well",
+    )
+    p.set_defaults(func=cmd_backup, command="backup")
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Run one backup from parsed arguments; print the summary; 0 ok, 1 partial, 2 fatal."""
+    from migrator import logs
+
+    try:
+        settings = load_settings(args.config)
+        for t in settings.tenants.values():
+            logs.register_secret(t.client_secret.reveal())
+        run = partial(
+            backup_tenant,
+            settings,
+            args.tenant,
+            args.out,
+            all_versions=args.all_versions,
+            compress=args.gzip,
+            keep=args.keep,
+        )
+        result = anyio.run(run, backend="asyncio")
+    except MigratorError as exc:
+        _print_failure(args, logs.redact_text(str(exc)))
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        _print_failure(args, "interrupted; no snapshot was written")
+        return EXIT_FATAL
+    for note in result.notices:
+        _log.info(note, tenant=args.tenant)
+    if args.json:
+        print(orjson.dumps(result.to_json()).decode())
+    elif not (args.quiet and result.exit_code == EXIT_OK):
+        print(result.message)
+    return result.exit_code
+
+
+def _print_failure(args: argparse.Namespace, message: str) -> None:
+    line = f"backup {args.tenant}: failed: {message}"
+    if getattr(args, "json", False):
+        print(
+            orjson.dumps(
+                {"tenant": args.tenant, "error": message, "exit_code": EXIT_FATAL}
+            ).decode()
+        )
+    print(f"migrator: error: {line}", file=sys.stderr)
