@@ -924,3 +924,28 @@ async def test_client_giving_up_on_a_slow_body_leaves_the_fake_serving() -> None
                 await resp.read()
         fake.set_faults(a.tenant.name, FaultConfig())
         assert (await a.call("GET", "/workflows")).status == 200
+
+
+async def test_keyed_retries_under_every_fault_import_exactly_once() -> None:
+    """Under seeded errors, lost responses and resets, retrying with one key per document commits each once."""
+    faults = FaultConfig(error_rate=0.2, lost_response_rate=0.2, reset_rate=0.2)
+    config = FakeConfig(tenants=[demo_tenant(1, faults=faults)], seed=3)
+    async with running(config) as (fake, (a,)):
+        outcomes: set[str] = set()
+        for i in range(30):
+            for _attempt in range(50):
+                try:
+                    answer = await a.import_new(
+                        sample_document(f"D{i}"), headers={"Idempotency-Key": f"doc-{i}"}
+                    )
+                except aiohttp.ClientError:
+                    outcomes.add("disconnect")
+                    continue
+                if answer.status == 200:
+                    break
+                outcomes.add(str(answer.status))
+            else:
+                raise AssertionError(f"document {i} never succeeded")
+        keys = [e["idempotency_key"] for e in fake.ledger()]
+        assert sorted(keys) == sorted(f"doc-{i}" for i in range(30))
+        assert "disconnect" in outcomes and outcomes & {"500", "502", "503", "504"}
