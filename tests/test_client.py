@@ -604,3 +604,21 @@ async def test_many_tenants_share_the_token_budget() -> None:
     assert len(script.token_requests) == 15
     # 90/min with a burst of 10: the last five wait 2/3 s apart, all within the 100/min per-IP budget.
     assert sorted(slept)[-5:] == pytest.approx([2 / 3 * k for k in range(1, 6)])
+
+
+async def test_attempts_of_one_call_share_a_track_id() -> None:
+    """All attempts of one call carry the same Zuora-Track-Id; different calls carry different ones."""
+    script = Script()
+    calls = 0
+
+    async def get_wf(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        await script.record(request)
+        return json_response({}, 500) if calls == 1 else json_response({"id": 1})
+
+    async with client_for([("GET", "/workflows/1", get_wf)], script) as (client, script, _):
+        await client.get_workflow(1)
+        await client.get_workflow(1)
+    first, retry, other = (r.headers["Zuora-Track-Id"] for r in script.requests)
+    assert first == retry != other

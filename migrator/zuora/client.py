@@ -182,11 +182,18 @@ class ZuoraClient:
 
     # ---- the Workflow API -------------------------------------------------------------------
 
-    async def list_workflows(self) -> list[dict[str, Any]]:
-        """Every workflow definition, all pages (stops at a missing/null next_page or empty data)."""
+    async def list_workflows(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every workflow definition, all pages (stops at a missing/null next_page or empty data).
+
+        `name` is passed as the server's filter to save pages; its semantics are undocumented
+        (exact or substring), so callers still compare names themselves.
+        """
         found: list[dict[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
-            body = await self._call("GET", "/workflows", params={"page": str(page), "page_length": str(PAGE_LENGTH)})
+            params = {"page": str(page), "page_length": str(PAGE_LENGTH)}
+            if name is not None:
+                params["name"] = name
+            body = await self._call("GET", "/workflows", params=params)
             data = self._list_field(body, "GET", "/workflows")
             found.extend(data)
             pagination = body.get("pagination")
@@ -290,6 +297,8 @@ class ZuoraClient:
                     body = gzip_body(body)
                 gzipped = True
         url = self.tenant.base_url + path
+        # One Track-Id per business operation (Zuora's advice), shared by all its attempts.
+        track_id = self._next_track_id()
         attempt = 0
         in_doubt = False
         refreshed = False
@@ -300,7 +309,6 @@ class ZuoraClient:
             except ZuoraError:
                 self.stats.errors += 1
                 raise
-            track_id = self._next_track_id()
             headers = {
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
