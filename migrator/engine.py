@@ -1,0 +1,955 @@
+"""The async pipeline: sources → per-tenant target state → plan → workers → journal → report.
+
+The only module that knows the order of things. Each tenant runs in its own task and records its own
+failures; only fatal errors (the journal cannot be written) stop the whole run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import anyio
+import anyio.abc
+import orjson
+import structlog
+
+from migrator import __version__
+from migrator.config import Settings, TenantConfig
+from migrator.document import ExportDocument, canonical_hash, parse_document
+from migrator.errors import AuthError, InputError, JournalError, MigratorError, ZuoraError
+from migrator.plan import (
+    Action,
+    Call,
+    PlannedItem,
+    PlanOptions,
+    PriorIntent,
+    PriorState,
+    SourceDoc,
+    TargetDefinition,
+    TargetVersion,
+    TenantPlan,
+    plan_tenant,
+)
+from migrator.remap import find_tenant_values, prepare_for_import
+from migrator.report import ItemOutcome, Report
+from migrator.sources import SourceItem, discover, read_document
+from migrator.zuora import ZuoraClient, open_session
+
+log = structlog.get_logger("migrator.engine")
+
+Activation = Literal["never", "always", "match"]
+
+
+@dataclass(frozen=True)
+class MigrateOptions:
+    sources: Sequence[str] = ()
+    tenants: Sequence[str] = ()  # empty: every tenant in the config
+    journal: str | None = None
+    activation: Activation = "never"
+    dry_run: bool = False
+    verify: bool = False
+    retry_failed: bool = False
+    strict: bool = False
+    from_tenant: str | None = None
+    shard: tuple[int, int] | None = None  # (index, count), 1-based index
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress: counters the CLI may display; the engine only bumps them.
+
+
+@dataclass
+class TenantProgress:
+    total: int = 0
+    done: int = 0
+    imported: int = 0
+    skipped: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+    phase: str = "starting"
+
+
+class ProgressSink(Protocol):
+    def tenant(self, name: str) -> TenantProgress: ...
+
+
+class Progress:
+    """Per-tenant counters, read by the progress display and the periodic log lines."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, TenantProgress] = {}
+        self.clients: dict[str, ZuoraClient] = {}
+
+    def tenant(self, name: str) -> TenantProgress:
+        return self.tenants.setdefault(name, TenantProgress())
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: read once, keep summaries only, reload bodies when sending.
+
+
+class DocumentStore:
+    """Summaries of every valid source document, and a way to get a body back when it is sent.
+
+    Bodies of files are not kept: they are read again at send time (bounded memory whatever the
+    number of documents). Bodies from a live tenant are kept as the bytes exported.
+    """
+
+    def __init__(self) -> None:
+        self.docs: list[SourceDoc] = []
+        self.errors: list[InputError] = []
+        self.tenant_values: dict[str, tuple[tuple[str, str, str], ...]] = {}
+        self._items: dict[str, SourceItem] = {}
+        self._live: dict[str, bytes] = {}
+        self._live_meta: dict[str, int | None] = {}
+        self.max_bytes = 32 * 1024 * 1024
+        self._raw_substitution_hits: dict[str, frozenset[str]] = {}
+
+    def add(
+        self,
+        doc: ExportDocument,
+        *,
+        item: SourceItem | None = None,
+        raw: bytes | None = None,
+        active: bool | None = None,
+        substitutions: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        key = doc.content_hash
+        if item is not None:
+            self._items.setdefault(key, item)
+        if raw is not None:
+            self._live.setdefault(key, raw)
+            self._live_meta.setdefault(key, doc.definition_id)
+        status = doc.data.get("workflow", {}).get("status")
+        if active is None and isinstance(status, str):
+            active = status == "Active"
+        touched = frozenset(
+            tenant
+            for tenant, table in (substitutions or {}).items()
+            if any(_mentions(doc.data, k) for k in table)
+        )
+        self._raw_substitution_hits[key] = touched
+        values = tuple((v.path, v.kind, v.value) for v in find_tenant_values(doc.data))
+        if values:
+            self.tenant_values[key] = values
+        self.docs.append(
+            SourceDoc(
+                key=key,
+                source=doc.source,
+                name=doc.name,
+                version=doc.version,
+                workflow_id=doc.workflow_id,
+                definition_id=doc.definition_id,
+                calls=tuple(Call(c.task_id, c.workflow_id, c.workflow_name) for c in doc.calls),
+                active=active,
+            )
+        )
+
+    def substituted_for(self, key: str) -> frozenset[str]:
+        return self._raw_substitution_hits.get(key, frozenset())
+
+    def load(self, doc: SourceDoc) -> ExportDocument:
+        """The document's body again, checked to be the content that was planned."""
+        if doc.key in self._live:
+            return parse_document(
+                self._live[doc.key],
+                doc.source,
+                max_bytes=self.max_bytes,
+                definition_id=self._live_meta.get(doc.key),
+            )
+        item = self._items[doc.key]
+        loaded = read_document(item, max_bytes=self.max_bytes)
+        if loaded.content_hash != doc.key:
+            raise InputError(
+                doc.source, "$", "the file changed while migrator was running; run again"
+            )
+        return loaded
+
+
+def _mentions(data: Any, needle: str) -> bool:
+    """True when `needle` occurs inside any string (or key) of the document."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if needle in value:
+                return True
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if needle in k:
+                    return True
+                stack.append(v)
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def read_sources(paths: Sequence[str], settings: Settings) -> DocumentStore:
+    """Discover and validate every document; bad ones become one-line errors, the rest go on."""
+    store = DocumentStore()
+    store.max_bytes = settings.max_document_bytes
+    subs = {name: t.substitutions for name, t in settings.tenants.items() if t.substitutions}
+    for entry in discover(paths):
+        if isinstance(entry, InputError):
+            store.errors.append(entry)
+            continue
+        try:
+            doc = read_document(entry, max_bytes=settings.max_document_bytes)
+        except InputError as exc:
+            store.errors.append(exc)
+            continue
+        store.add(doc, item=entry, substitutions=subs)
+    return store
+
+
+async def read_live_sources(client: ZuoraClient, settings: Settings) -> DocumentStore:
+    """Every definition of a source tenant, exported (active version, else the latest)."""
+    store = DocumentStore()
+    store.max_bytes = settings.max_document_bytes
+    subs = {name: t.substitutions for name, t in settings.tenants.items() if t.substitutions}
+    definitions = await client.list_workflows()
+    results: list[tuple[int, bytes, bool] | InputError] = []
+
+    async def export_one(definition: Mapping[str, Any]) -> None:
+        def_id = int(definition["id"])
+        active = definition.get("active_version") or None
+        version = active.get("version") if isinstance(active, dict) else "latest"
+        try:
+            body = await client.export_workflow(def_id, version=version or "latest")
+        except ZuoraError as exc:
+            results.append(
+                InputError(f"tenant {client.tenant.name}: workflow {def_id}", "$", str(exc))
+            )
+            return
+        results.append((def_id, orjson.dumps(body), bool(active)))
+
+    async with anyio.create_task_group() as tg:
+        for definition in definitions:
+            tg.start_soon(export_one, definition)
+    for result in sorted(results, key=lambda r: (1, 0) if isinstance(r, InputError) else (0, r[0])):
+        if isinstance(result, InputError):
+            store.errors.append(result)
+            continue
+        def_id, raw, active = result
+        source = f"tenant {client.tenant.name}: workflow {def_id}"
+        try:
+            doc = parse_document(
+                raw, source, max_bytes=settings.max_document_bytes, definition_id=def_id
+            )
+        except InputError as exc:
+            store.errors.append(exc)
+            continue
+        store.add(doc, raw=raw, active=active, substitutions=subs)
+    return store
+
+
+# ---------------------------------------------------------------------------------------------
+# Target state
+
+
+async def fetch_target(
+    client: ZuoraClient, names: set[str], *, with_hashes: bool = True
+) -> dict[str, list[TargetDefinition]]:
+    """The tenant's definitions whose names occur in the sources, with their versions' hashes."""
+    listing = await client.list_workflows()
+    wanted: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in listing:
+        name = entry.get("name")
+        if isinstance(name, str) and name in names:
+            wanted.setdefault(name, []).append(entry)
+    out: dict[str, list[TargetDefinition]] = {}
+
+    async def load(name: str, entry: Mapping[str, Any]) -> None:
+        def_id = int(entry["id"])
+        versions_raw = await client.list_versions(def_id)
+        versions: list[TargetVersion] = []
+        for v in versions_raw:
+            version = str(v.get("version") or "")
+            digest = None
+            if with_hashes and version:
+                try:
+                    exported = await client.export_workflow(def_id, version=version)
+                    digest = canonical_hash(exported)
+                except ZuoraError as exc:
+                    if exc.status != 404:
+                        raise
+                except Exception:  # an export we cannot read is simply not comparable
+                    digest = None
+            versions.append(
+                TargetVersion(id=_int_or_none(v.get("id")), version=version, content_hash=digest)
+            )
+        active = entry.get("active_version")
+        active_id = _int_or_none(active.get("id")) if isinstance(active, dict) else None
+        out.setdefault(name, []).append(
+            TargetDefinition(
+                id=def_id, name=name, versions=tuple(versions), active_version_id=active_id
+            )
+        )
+
+    async with anyio.create_task_group() as tg:
+        for name, entries in wanted.items():
+            for entry in entries:
+                tg.start_soon(load, name, entry)
+    for defs in out.values():
+        defs.sort(key=lambda d: d.id)
+    return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Journal adapter: the engine works without a journal too (dry runs, --journal not given).
+
+
+class NullJournal:
+    """Stands in when no journal file is used: appends go nowhere, state is empty."""
+
+    def __init__(self) -> None:
+        self.state: Mapping[Any, Any] = {}
+        self.notices: list[str] = []
+        self.run_history: list[Any] = []
+
+    async def append(self, type: str, **fields: Any) -> None:
+        return None
+
+    def finish(self, **fields: Any) -> None:
+        return None
+
+
+def prior_states(journal_state: Mapping[Any, Any], tenant: str) -> dict[str, PriorState]:
+    """The journal's folded state for one tenant, as the planner sees it."""
+    out: dict[str, PriorState] = {}
+    for key, st in journal_state.items():
+        t, item = key
+        if t != tenant:
+            continue
+        intent = None
+        if getattr(st, "idempotency_key", None) and getattr(st, "version", None):
+            intent = PriorIntent(
+                action=str(getattr(st, "action", "") or ""),
+                version=str(st.version),
+                target_definition_id=getattr(st, "intent_target_definition_id", None)
+                if hasattr(st, "intent_target_definition_id")
+                else getattr(st, "target_definition_id", None),
+                idempotency_key=str(st.idempotency_key),
+                time=float(getattr(st, "intent_time", 0.0) or 0.0),
+            )
+        out[item] = PriorState(
+            status=str(st.status),
+            intent=intent if st.status in ("in_doubt", "deferred") else None,
+            reason=getattr(st, "reason", None),
+            target_definition_id=getattr(st, "target_definition_id", None),
+            target_version_id=getattr(st, "target_version_id", None),
+            version=getattr(st, "version", None),
+            attempts=int(getattr(st, "attempts", 0) or 0),
+        )
+    return out
+
+
+def tenant_identity(tenant: TenantConfig) -> str:
+    """Who a tenant is, for idempotency keys and the journal: URL and client id, never the secret."""
+    return f"{tenant.base_url}|{tenant.client_id}"
+
+
+def tenant_fingerprint(tenant: TenantConfig) -> str:
+    return hashlib.sha256(tenant_identity(tenant).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one tenant
+
+
+@dataclass
+class GroupState:
+    definition_id: int | None
+    known_hashes: dict[str, str]  # canonical hash → version, on the target
+    done: anyio.Event = field(default_factory=anyio.Event)
+    failed: str | None = None
+
+
+class TenantRun:
+    """Everything one tenant's migration needs while it runs."""
+
+    def __init__(
+        self,
+        tenant: TenantConfig,
+        client: ZuoraClient,
+        store: DocumentStore,
+        journal: Any,
+        options: MigrateOptions,
+        settings: Settings,
+        progress: TenantProgress,
+        stopping: anyio.Event,
+    ) -> None:
+        self.tenant = tenant
+        self.client = client
+        self.store = store
+        self.journal = journal
+        self.options = options
+        self.settings = settings
+        self.progress = progress
+        self.stopping = stopping
+        self.outcomes: list[ItemOutcome] = []
+        self.definition_ids: dict[str, int] = {}
+        self.groups: dict[str, GroupState] = {}
+        self.plan: TenantPlan | None = None
+
+    def _outcome(self, item: PlannedItem, status: str, **kw: Any) -> None:
+        out = ItemOutcome(
+            tenant=self.tenant.name,
+            source=item.doc.source,
+            workflow_name=item.doc.name,
+            status=status,
+            version=kw.pop("version", item.version),
+            target_workflow_id=kw.pop("target_workflow_id", item.target_definition_id),
+            action=kw.pop(
+                "action",
+                item.action.value if item.action in (Action.CREATE, Action.NEW_VERSION) else None,
+            ),
+            **kw,
+        )
+        self.outcomes.append(out)
+        self.progress.done += 1
+        if status == "imported":
+            self.progress.imported += 1
+        elif status == "skipped":
+            self.progress.skipped += 1
+        elif status in ("failed", "blocked", "deferred"):
+            self.progress.failed += 1
+
+    async def build_plan(self) -> TenantPlan:
+        names = {d.name for d in self.store.docs}
+        # Callee names that are not in the sources may still be in the target; fetch those too.
+        for doc in self.store.docs:
+            for call in doc.calls:
+                if call.workflow_name:
+                    names.add(call.workflow_name)
+        self.progress.phase = "reading target"
+        target = await fetch_target(self.client, names)
+        for name, defs in target.items():
+            if len(defs) == 1:
+                self.definition_ids[name] = defs[0].id
+        docs = [
+            _with_substituted(d, self.tenant.name in self.store.substituted_for(d.key))
+            for d in self.store.docs
+        ]
+        unbound = self._unbound()
+        plan = plan_tenant(
+            self.tenant.name,
+            tenant_identity(self.tenant),
+            docs,
+            target,
+            prior_states(self.journal.state, self.tenant.name),
+            options=PlanOptions(
+                retry_failed=self.options.retry_failed, strict=self.options.strict, now=time.time()
+            ),
+            unbound=unbound,
+        )
+        for group in plan.groups:
+            defs = target.get(group.name, [])
+            hashes = {
+                v.content_hash: v.version for d in defs[:1] for v in d.versions if v.content_hash
+            }
+            self.groups[group.name] = GroupState(
+                definition_id=group.definition_id, known_hashes=hashes
+            )
+        self.plan = plan
+        self.progress.total = len(plan.items)
+        return plan
+
+    def _unbound(self) -> dict[str, list[str]]:
+        subs = self.tenant.substitutions
+        out: dict[str, list[str]] = {}
+        for key, values in self.store.tenant_values.items():
+            missing = [
+                f"{kind} {value!r} at {path}"
+                for path, kind, value in values
+                if not any(s in value for s in subs)
+            ]
+            if missing:
+                out[key] = missing
+        return out
+
+    async def execute(self) -> None:
+        assert self.plan is not None
+        self.progress.phase = "importing"
+        send: anyio.abc.ObjectSendStream[str]
+        send, receive = anyio.create_memory_object_stream[str](0)
+        workers = max(1, self.tenant.max_concurrency)
+
+        async def worker(stream: anyio.abc.ObjectReceiveStream[str]) -> None:
+            async with stream:
+                async for name in stream:
+                    await self._run_group(name)
+
+        async with anyio.create_task_group() as tg:
+            with receive:
+                for _ in range(workers):
+                    tg.start_soon(worker, receive.clone())
+            async with send:
+                for group in self.plan.groups:
+                    await send.send(group.name)
+        self.progress.phase = "done"
+
+    async def _run_group(self, name: str) -> None:
+        assert self.plan is not None
+        group = next(g for g in self.plan.groups if g.name == name)
+        state = self.groups[name]
+        try:
+            for callee in group.callees:
+                callee_state = self.groups.get(callee)
+                if callee_state is not None:
+                    await callee_state.done.wait()
+            for item in group.items:
+                await self._run_item(group.name, state, item)
+        finally:
+            state.done.set()
+
+    async def _run_item(self, name: str, state: GroupState, item: PlannedItem) -> None:
+        if item.action is Action.SKIP:
+            self._outcome(
+                item,
+                "skipped",
+                reason=item.reason,
+                target_workflow_id=item.target_definition_id or state.definition_id,
+            )
+            if item.prior is None or item.prior.status != "done":
+                await self.journal.append(
+                    "skipped",
+                    tenant=self.tenant.name,
+                    item=item.doc.key,
+                    reason=item.reason,
+                    name=item.doc.name,
+                    source=item.doc.source,
+                )
+            return
+        if item.action is Action.BLOCKED:
+            self._outcome(item, "blocked", error=item.reason)
+            return
+        if state.failed is not None:
+            self._outcome(item, "blocked", error=f"{state.failed}; later versions wait")
+            return
+        if self.options.dry_run:
+            self._outcome(
+                item,
+                "planned",
+                reason=item.reason or None,
+                target_workflow_id=item.target_definition_id or state.definition_id,
+            )
+            return
+        if self.stopping.is_set():
+            self._outcome(item, "deferred", error="not started: the run was asked to stop")
+            return
+        try:
+            await self._send(name, state, item)
+        except ZuoraError as exc:
+            transient = (
+                exc.in_doubt
+                or exc.retryable
+                or exc.status is None
+                or exc.status >= 500
+                or exc.status == 429
+            )
+            status = "deferred" if transient else "failed"
+            reason = str(exc)
+            if exc.in_doubt:
+                reason += " (the import may have landed; running again resolves it with the same Idempotency-Key)"
+            await self.journal.append(
+                status,
+                tenant=self.tenant.name,
+                item=item.doc.key,
+                reason=reason,
+                permanent=not transient,
+                name=item.doc.name,
+            )
+            state.failed = f"an earlier version ({item.doc.source}) did not complete"
+            self._outcome(item, status, error=reason)
+            if isinstance(exc, AuthError):
+                raise
+        except InputError as exc:
+            await self.journal.append(
+                "failed",
+                tenant=self.tenant.name,
+                item=item.doc.key,
+                reason=str(exc),
+                permanent=True,
+                name=item.doc.name,
+            )
+            state.failed = f"an earlier version ({item.doc.source}) could not be read"
+            self._outcome(item, "failed", error=str(exc))
+
+    async def _send(self, name: str, state: GroupState, item: PlannedItem) -> None:
+        doc = self.store.load(item.doc)
+        call_targets: dict[int, int] = {}
+        for task_id, callee in item.call_targets.items():
+            callee_id = self.definition_ids.get(callee)
+            if callee_id is None:
+                raise ZuoraError(
+                    f"callee {callee!r} has no definition in tenant {self.tenant.name} (it was not imported)",
+                    status=409,
+                )
+            call_targets[task_id] = callee_id
+        payload = prepare_for_import(
+            doc, call_targets=call_targets, substitutions=self.tenant.substitutions
+        )
+        digest = canonical_hash(payload)
+        if digest in state.known_hashes:
+            version = state.known_hashes[digest]
+            if item.prior is not None and item.prior.intent is not None:
+                # An earlier run's unanswered import did land: record it as done.
+                await self.journal.append(
+                    "committed",
+                    tenant=self.tenant.name,
+                    item=item.doc.key,
+                    target_definition_id=state.definition_id,
+                    target_version_id=None,
+                    version=version,
+                    recovered=True,
+                    name=name,
+                )
+                self._outcome(
+                    item,
+                    "imported",
+                    version=version,
+                    target_workflow_id=state.definition_id,
+                    reason="an earlier run's import had landed (found on the target)",
+                )
+                return
+            reason = f"identical to version {version} in tenant {self.tenant.name}"
+            await self.journal.append(
+                "skipped",
+                tenant=self.tenant.name,
+                item=item.doc.key,
+                reason=reason,
+                name=name,
+                source=item.doc.source,
+            )
+            self._outcome(
+                item,
+                "skipped",
+                reason=reason,
+                version=version,
+                target_workflow_id=state.definition_id,
+            )
+            return
+        assert item.version is not None and item.idempotency_key is not None
+        activate = self._activate(item)
+        definition_id = state.definition_id
+        action = Action.NEW_VERSION if definition_id is not None else Action.CREATE
+        await self.journal.append(
+            "intent",
+            tenant=self.tenant.name,
+            item=item.doc.key,
+            action=action.value,
+            name=name,
+            version=item.version,
+            target_definition_id=definition_id,
+            idempotency_key=item.idempotency_key,
+            source=item.doc.source,
+        )
+        if action is Action.CREATE:
+            response = await self.client.import_workflow(
+                payload,
+                version=item.version,
+                activate=activate,
+                idempotency_key=item.idempotency_key,
+            )
+            definition_id = await self._resolve_definition(name, response)
+        else:
+            assert definition_id is not None
+            response = await self.client.import_version(
+                definition_id,
+                payload,
+                version=item.version,
+                activate=activate,
+                idempotency_key=item.idempotency_key,
+            )
+        version_id = await self._resolve_version(definition_id, item.version, response)
+        await self.journal.append(
+            "committed",
+            tenant=self.tenant.name,
+            item=item.doc.key,
+            target_definition_id=definition_id,
+            target_version_id=version_id,
+            version=item.version,
+            name=name,
+        )
+        state.definition_id = definition_id
+        state.known_hashes[digest] = item.version
+        self.definition_ids[name] = definition_id
+        verified: bool | None = None
+        if self.options.verify:
+            verified = await self._verify(definition_id, item, digest)
+        self._outcome(
+            item,
+            "imported",
+            target_workflow_id=definition_id,
+            target_version_id=version_id,
+            action=action.value,
+            verified=verified,
+        )
+
+    def _activate(self, item: PlannedItem) -> bool:
+        if self.options.activation == "always":
+            return True
+        if self.options.activation == "match":
+            return bool(item.doc.active)
+        return False
+
+    async def _resolve_definition(self, name: str, response: Mapping[str, Any]) -> int:
+        """The new definition's id. The import answer's `id` may be the definition's or the
+        version's (spec §9.3), so look the name up instead of trusting it."""
+        candidates = [
+            e for e in await self.client.list_workflows(name=name) if e.get("name") == name
+        ]
+        if len(candidates) == 1:
+            return int(candidates[0]["id"])
+        rid = _int_or_none(response.get("id"))
+        for entry in candidates:
+            active = entry.get("active_version")
+            if _int_or_none(entry.get("id")) == rid or (
+                isinstance(active, dict) and _int_or_none(active.get("id")) == rid
+            ):
+                return int(entry["id"])
+            for v in entry.get("latest_inactive_verisons") or []:
+                if isinstance(v, dict) and _int_or_none(v.get("id")) == rid:
+                    return int(entry["id"])
+        if candidates:
+            return int(max(candidates, key=lambda e: int(e["id"]))["id"])
+        raise ZuoraError(
+            f"tenant {self.tenant.name}: imported {name!r} but cannot find its definition",
+            in_doubt=True,
+        )
+
+    async def _resolve_version(
+        self, definition_id: int, version: str, response: Mapping[str, Any]
+    ) -> int | None:
+        try:
+            for entry in await self.client.list_versions(definition_id):
+                if str(entry.get("version")) == version:
+                    return _int_or_none(entry.get("id"))
+        except ZuoraError:
+            pass
+        return None
+
+    async def _verify(self, definition_id: int, item: PlannedItem, digest: str) -> bool:
+        assert item.version is not None
+        exported = await self.client.export_workflow(definition_id, version=item.version)
+        landed = canonical_hash(exported)
+        ok = landed == digest
+        await self.journal.append(
+            "verified",
+            tenant=self.tenant.name,
+            item=item.doc.key,
+            ok=ok,
+            detail=""
+            if ok
+            else f"exported content hash {landed[:12]} differs from sent {digest[:12]}",
+        )
+        return ok
+
+
+def _with_substituted(doc: SourceDoc, substituted: bool) -> SourceDoc:
+    if doc.substituted == substituted:
+        return doc
+    from dataclasses import replace
+
+    return replace(doc, substituted=substituted)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def select_tenants(settings: Settings, options: MigrateOptions) -> list[TenantConfig]:
+    names = list(options.tenants) or sorted(settings.tenants)
+    unknown = [n for n in names if n not in settings.tenants]
+    if unknown:
+        raise MigratorError(
+            f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
+        )
+    chosen = [settings.tenants[n] for n in names if n != options.from_tenant]
+    if options.shard is not None:
+        index, count = options.shard
+        chosen = [t for t in chosen if shard_of(t.name, count) == index]
+    return chosen
+
+
+def shard_of(tenant: str, count: int) -> int:
+    """Deterministic 1-based shard of a tenant: the same on every host, whatever the order."""
+    return int(hashlib.sha256(tenant.encode()).hexdigest(), 16) % count + 1
+
+
+def inputs_fingerprint(
+    store: DocumentStore, tenants: Sequence[TenantConfig], options: MigrateOptions
+) -> str:
+    h = hashlib.sha256()
+    for key in sorted({d.key for d in store.docs}):
+        h.update(key.encode())
+    for t in tenants:
+        h.update(tenant_identity(t).encode())
+    h.update(options.activation.encode())
+    return h.hexdigest()
+
+
+async def migrate(
+    settings: Settings,
+    options: MigrateOptions,
+    *,
+    progress: Progress | None = None,
+    stopping: anyio.Event | None = None,
+    journal_factory: Callable[[str, dict[str, Any]], Any] | None = None,
+) -> Report:
+    """Run a migration (or a dry run) and return what happened, item by item."""
+    progress = progress or Progress()
+    stopping = stopping or anyio.Event()
+    tenants = select_tenants(settings, options)
+    notices: list[str] = []
+    session = open_session(settings)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(_close_session, session)
+        if options.from_tenant:
+            if options.from_tenant not in settings.tenants:
+                raise MigratorError(
+                    f"{settings.file}: unknown source tenant {options.from_tenant!r}"
+                )
+            source_client = ZuoraClient(settings.tenants[options.from_tenant], session, settings)
+            store = await read_live_sources(source_client, settings)
+        else:
+            store = await anyio.to_thread.run_sync(read_sources, list(options.sources), settings)
+        journal: Any = NullJournal()
+        if options.journal and not options.dry_run:
+            from migrator.journal import Journal
+
+            run_fields = {
+                "run_id": hashlib.sha256(f"{time.time()}".encode()).hexdigest()[:12],
+                "inputs_hash": inputs_fingerprint(store, tenants, options),
+                "tenants": {t.name: tenant_fingerprint(t) for t in tenants},
+                "tool_version": __version__,
+            }
+            factory = journal_factory or Journal.open
+            journal = await stack.enter_async_context(factory(options.journal, run_fields))
+            check_journal_matches(journal, tenants, store, options.journal)
+            notices.extend(getattr(journal, "notices", []) or [])
+        runs: list[TenantRun] = []
+        tenant_errors: list[ItemOutcome] = []
+
+        async def run_tenant(tenant: TenantConfig) -> None:
+            tp = progress.tenant(tenant.name)
+            client = ZuoraClient(tenant, session, settings)
+            progress.clients[tenant.name] = client
+            run = TenantRun(tenant, client, store, journal, options, settings, tp, stopping)
+            runs.append(run)
+            try:
+                await run.build_plan()
+                await run.execute()
+            except (ZuoraError, InputError) as exc:
+                # The tenant as a whole cannot be worked (credentials, unreachable): every item
+                # not yet decided fails with that one reason; other tenants go on.
+                decided = {o.source for o in run.outcomes}
+                for doc in store.docs:
+                    if doc.source not in decided:
+                        status = (
+                            "failed"
+                            if isinstance(exc, AuthError) or (exc.__class__ is InputError)
+                            else "deferred"
+                        )
+                        tenant_errors.append(
+                            ItemOutcome(
+                                tenant=tenant.name,
+                                source=doc.source,
+                                workflow_name=doc.name,
+                                status=status,
+                                error=str(exc),
+                            )
+                        )
+                tp.phase = "failed"
+                log.error("tenant failed", tenant=tenant.name, error=str(exc))
+
+        async with anyio.create_task_group() as tg:
+            for tenant in tenants:
+                tg.start_soon(run_tenant, tenant)
+
+        outcomes: list[ItemOutcome] = [o for run in runs for o in run.outcomes] + tenant_errors
+        for err in store.errors:
+            for tenant in tenants:
+                outcomes.append(
+                    ItemOutcome(
+                        tenant=tenant.name,
+                        source=err.source,
+                        workflow_name="",
+                        status="failed",
+                        error=str(err),
+                    )
+                )
+        report = Report(
+            items=tuple(outcomes), notices=tuple(notices), interrupted=stopping.is_set()
+        )
+        journal.finish(counts=report.summary(), interrupted=stopping.is_set())
+        return report
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _close_session(session: Any) -> None:
+    with anyio.CancelScope(shield=True):
+        await session.close()
+
+
+def check_journal_matches(
+    journal: Any, tenants: Sequence[TenantConfig], store: DocumentStore, path: str
+) -> None:
+    """Refuse to resume when the journal would lie about a tenant or an unanswered import."""
+    history = getattr(journal, "run_history", []) or []
+    current = {t.name: tenant_fingerprint(t) for t in tenants}
+    for record in history:
+        fields = getattr(record, "fields", record) if not isinstance(record, dict) else record
+        earlier = fields.get("tenants") or {}
+        for name, fp in earlier.items():
+            if name in current and current[name] != fp:
+                raise JournalError(
+                    f"{path}: tenant {name!r} pointed at a different tenant (URL or client id) when this journal "
+                    "was written; its records would be wrong here. Use a new --journal for the new target."
+                )
+    keys = {d.key for d in store.docs}
+    names = {t.name for t in tenants}
+    orphans = [
+        (tenant, item)
+        for (tenant, item), st in journal.state.items()
+        if tenant in names and getattr(st, "status", None) == "in_doubt" and item not in keys
+    ]
+    if orphans:
+        tenant, item = orphans[0]
+        name = getattr(journal.state[(tenant, item)], "name", None) or item[:12]
+        raise JournalError(
+            f"{path}: {len(orphans)} import(s) from an earlier run are unanswered and their documents are no longer "
+            f"in the sources (first: {name!r} for tenant {tenant}); restore those sources so the run can settle them, "
+            "or check the tenant and use a new --journal"
+        )
+
+
+def iter_outcomes(reports: Sequence[Report]) -> Iterator[ItemOutcome]:
+    for report in reports:
+        yield from report.items
+
+
+def eta_seconds(progress: TenantProgress, now: float) -> float:
+    rate = progress.done / max(1e-9, now - progress.started)
+    left = progress.total - progress.done
+    return math.inf if rate <= 0 else left / rate
+
+
+AsyncFn = Callable[[], Awaitable[None]]
