@@ -1,0 +1,85 @@
+"""Fuzzing the input path: whatever the bytes or the shape, only InputError comes out, and every
+document that does pass survives the remapper valid and with its hash."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from migrator.document import (
+    ExportDocument,
+    canonical_hash,
+    document_from_data,
+    parse_document,
+    validate_document,
+)
+from migrator.errors import InputError
+from migrator.remap import apply_substitutions, find_tenant_values, prepare_for_import
+from tests.strategies import json_values, mutated_bytes, mutated_documents, text
+
+pytestmark = pytest.mark.fuzz
+
+EXAMPLES = int(os.environ.get("MIGRATOR_FUZZ_EXAMPLES", "200"))
+fuzz = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+
+
+def survives_remap(doc: ExportDocument, subs: dict[str, str] | None = None) -> None:
+    payload = prepare_for_import(doc)
+    validate_document(payload, "payload")
+    assert canonical_hash(payload) == doc.content_hash
+    find_tenant_values(payload)
+    if subs:
+        prepare_for_import(doc, substitutions=subs, call_targets={c.task_id: 5 for c in doc.calls})
+        apply_substitutions(doc.data, subs)
+
+
+@fuzz
+@given(mutated_bytes())
+def test_damaged_bytes_only_raise_input_error(raw: bytes) -> None:
+    """Truncated, flipped, spliced, deep or huge-number bytes give InputError or a sound document."""
+    try:
+        doc = parse_document(raw, "fuzz.json", max_bytes=1 << 20)
+    except InputError as exc:
+        assert "\n" not in str(exc)
+        return
+    survives_remap(doc)
+
+
+@fuzz
+@given(st.binary(max_size=200))
+def test_random_bytes_only_raise_input_error(raw: bytes) -> None:
+    """Arbitrary bytes never escape as anything but InputError."""
+    try:
+        parse_document(raw, "fuzz.json", max_bytes=1 << 20)
+    except InputError:
+        pass
+
+
+@fuzz
+@given(mutated_documents(), st.dictionaries(text, text, max_size=2))
+def test_mutated_documents_only_raise_input_error(data: Any, subs: dict[str, str]) -> None:
+    """A valid document with one value replaced or removed is either refused or fully usable."""
+    raw = orjson.dumps(data)
+    try:
+        doc = parse_document(raw, "fuzz.json", max_bytes=1 << 20)
+    except InputError as exc:
+        assert "\n" not in str(exc)
+        return
+    survives_remap(doc, subs)
+
+
+@fuzz
+@given(json_values)
+def test_arbitrary_json_only_raises_input_error(data: Any) -> None:
+    """Any JSON value handed to the validator directly is refused with InputError."""
+    with pytest.raises(InputError):
+        document_from_data(data, "fuzz.json")
