@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     m = sub.add_parser("migrate", help="import export documents into tenants")
+    m.set_defaults(func=cmd_migrate)
     m.add_argument(
         "sources",
         nargs="*",
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("plan", help="show what migrate would do, changing nothing")
+    p.set_defaults(func=cmd_plan)
     p.add_argument("sources", nargs="*", metavar="SOURCE")
     _common(p)
     p.add_argument("--tenant", action="append", default=[], metavar="NAME")
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     s = sub.add_parser("status", help="where a journal stands: done, failed, in doubt, pending")
+    s.set_defaults(func=cmd_status)
     s.add_argument("--journal", required=True, metavar="FILE")
     s.add_argument("--json", action="store_true")
     _common(s, config=False)
@@ -161,11 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.log_format, "debug" if args.debug else ("warning" if args.quiet else "info")
     )
     try:
-        handler: Callable[[argparse.Namespace], int] = {
-            "migrate": cmd_migrate,
-            "plan": cmd_plan,
-            "status": cmd_status,
-        }[args.command]
+        handler: Callable[[argparse.Namespace], int] = args.func
         return handler(args)
     except MigratorError as exc:
         print(f"migrator: error: {logs.redact_text(str(exc))}", file=sys.stderr)

@@ -101,7 +101,7 @@ def main() -> int:
             landed = [e for e in ledger if e["tenant"] == tenant.name]
             print(f"fake ledger: {tenant.name}: {len(landed)} imports")
         print("\nrun it again and nothing is imported twice:")
-        print("$ migrator " + " ".join(a.replace(str(ROOT) + "/", "") for a in args[:6]) + " --journal demo-out/journal.jsonl")
+        print("$ migrator " + " ".join(a.replace(str(ROOT) + "/", "") for a in args[:6]))
         again = cli_main([*args[:4], "--journal", str(out / "journal.jsonl"), "--progress", "never", "--quiet"])
         print(f"fake ledger after the second run: {len(fake.ledger())} imports (was {len(ledger)})")
     return code or again
