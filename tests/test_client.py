@@ -622,3 +622,20 @@ async def test_attempts_of_one_call_share_a_track_id() -> None:
         await client.get_workflow(1)
     first, retry, other = (r.headers["Zuora-Track-Id"] for r in script.requests)
     assert first == retry != other
+
+
+async def test_rejected_credentials_are_asked_once_per_run() -> None:
+    """After a tenant's credentials are rejected, later and concurrent calls fail at once without asking again."""
+    script = Script(token_status=401)
+
+    async def get_wf(request: web.Request) -> web.Response:
+        return json_response({"id": 1})
+
+    async with client_for([("GET", "/workflows/1", get_wf)], script) as (client, script, _):
+        results = await asyncio.gather(*(client.get_workflow(1) for _ in range(10)), return_exceptions=True)
+        with pytest.raises(AuthError):
+            await client.get_workflow(1)
+    assert all(isinstance(r, AuthError) for r in results)
+    assert len(script.token_requests) == 1
+    assert str(results[1]) == str(results[0]) and results[1] is not results[0]
+    assert isinstance(results[1], AuthError) and results[1].status == 401 and results[1].tenant == "prod"

@@ -7,7 +7,9 @@ of token requests (Zuora allows 100 per minute per client IP).
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
+import random
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -74,8 +76,6 @@ class TokenCache:
         track_id: Callable[[], str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        import random
-
         self._tenant = tenant
         self._session = session
         self._clock = clock
@@ -87,6 +87,7 @@ class TokenCache:
         self._token: _Token | None = None
         self._retired: list[str] = []  # recent tokens, still scrubbed from server-echoed text
         self._lock = asyncio.Lock()
+        self._rejected: AuthError | None = None
         self.fetches = 0
 
     def __repr__(self) -> str:
@@ -105,17 +106,31 @@ class TokenCache:
         if current is not None and self._clock() < current.refresh_at:
             return current.value
         async with self._lock:
+            if self._rejected is not None:
+                # Rejected credentials stay rejected for this run: callers queued behind the
+                # first failure must not each ask again (the per-IP token budget is shared).
+                raise copy.copy(self._rejected)  # a fresh object: tracebacks must not pile up on one
             current = self._token
             if current is not None and self._clock() < current.refresh_at:
                 return current.value
-            self._token = await self._fetch()
+            if current is not None:
+                self._retire(current.value)
+                self._token = None
+            try:
+                self._token = await self._fetch()
+            except AuthError as exc:
+                self._rejected = exc
+                raise
             return self._token.value
 
     def invalidate(self, value: str) -> None:
         """Forget `value` after a 401, unless a newer token already replaced it."""
         if self._token is not None and self._token.value == value:
             self._token = None
-            self._retired = [*self._retired[-3:], value]
+            self._retire(value)
+
+    def _retire(self, value: str) -> None:
+        self._retired = [*self._retired[-3:], value]
 
     async def _fetch(self) -> _Token:
         tenant = self._tenant.name
