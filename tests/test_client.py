@@ -639,3 +639,34 @@ async def test_rejected_credentials_are_asked_once_per_run() -> None:
     assert len(script.token_requests) == 1
     assert str(results[1]) == str(results[0]) and results[1] is not results[0]
     assert isinstance(results[1], AuthError) and results[1].status == 401 and results[1].tenant == "prod"
+
+
+async def test_tenants_share_one_cap_sized_to_the_pool() -> None:
+    """Across tenants, no more requests are in flight than the session's connection pool holds."""
+    in_flight = 0
+    peak = 0
+    script = Script()
+
+    async def get_wf(request: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return json_response({"id": 1})
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", script.token)
+    app.router.add_get("/workflows/1", get_wf)
+    async with serve_app(app) as base:
+        settings = make_settings(base, max_connections=3)
+        async with open_session(settings) as session:
+            clients = [
+                ZuoraClient(
+                    TenantConfig(name=f"t{i}", base_url=base, client_id=f"id-{i}", client_secret=Secret(SECRET)),
+                    session, settings,
+                )
+                for i in range(4)
+            ]
+            await asyncio.gather(*(c.get_workflow(1) for c in clients for _ in range(5)))
+    assert peak <= 3

@@ -13,6 +13,7 @@ import random
 import re
 import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,23 @@ class _Limiter:
                 future.set_result(None)
 
 
+_session_limiters: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Limiter] = weakref.WeakKeyDictionary()
+
+
+def session_limiter(session: aiohttp.ClientSession) -> _Limiter:
+    """The run-wide cap shared by every tenant on `session`, sized to its connection pool.
+
+    Requests wait here, in FIFO order, rather than inside aiohttp's pool.
+    """
+    limiter = _session_limiters.get(session)
+    if limiter is None:
+        connector = session.connector
+        size = connector.limit if connector is not None and connector.limit else 1_000_000
+        limiter = _Limiter(AdaptiveLimit(size))
+        _session_limiters[session] = limiter
+    return limiter
+
+
 @dataclass(slots=True)
 class _Reply:
     status: int | None = None
@@ -171,6 +189,7 @@ class ZuoraClient:
         self._policy = Policy(settings.max_attempts, settings.backoff_base, settings.backoff_cap)
         self.pacer = Pacer(tenant.requests_per_minute)
         self.limiter = _Limiter(AdaptiveLimit(tenant.max_concurrency))
+        self._connections = session_limiter(session)
         self.auth = auth or TokenCache(
             tenant, session, settings, clock=clock, rand=rand, track_id=self._next_track_id, sleep=sleep
         )
@@ -323,12 +342,18 @@ class ZuoraClient:
                 headers["Content-Type"] = "application/json"
                 if gzipped:
                     headers["Content-Encoding"] = "gzip"
+            # Tenant slot, then the tenant's pace, then a run-wide connection slot: pacing sleeps
+            # never hold a connection slot another tenant could use.
             await self.limiter.acquire()
             try:
                 await self._pace()
-                self.stats.requests += 1
-                epoch = self.limiter.adaptive.epoch
-                reply = await self._send(method, url, params, headers, body)
+                await self._connections.acquire()
+                try:
+                    self.stats.requests += 1
+                    epoch = self.limiter.adaptive.epoch
+                    reply = await self._send(method, url, params, headers, body)
+                finally:
+                    self._connections.release()
             finally:
                 self.limiter.release()
             parsed: Any = None
