@@ -57,6 +57,27 @@ _RESERVED = frozenset(
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DASHES = re.compile(r"-{2,}")  # "--" separates slug, id and version in file names
 _DOTS = re.compile(r"\.{2,}")
+# Latin letters NFKD does not decompose; spelled out so "Søren" reads "Soren", not "Sren".
+_LATIN = str.maketrans(
+    {
+        "ø": "o",
+        "Ø": "O",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ß": "ss",
+        "đ": "d",
+        "Đ": "D",
+        "ł": "l",
+        "Ł": "L",
+        "þ": "th",
+        "Þ": "Th",
+        "ð": "d",
+        "Ð": "D",
+        "ı": "i",
+    }
+)
 
 
 class BackupError(MigratorError):
@@ -75,7 +96,11 @@ def safe_name(name: str, *, max_len: int = MAX_SLUG) -> str:
     `max_len` characters. A name with nothing readable left becomes "wf-<hash>". Uniqueness is not
     this function's job: file names add the definition id.
     """
-    ascii_text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    ascii_text = (
+        unicodedata.normalize("NFKD", name.translate(_LATIN))
+        .encode("ascii", "ignore")
+        .decode("ascii")
+    )
     slug = _UNSAFE.sub("-", ascii_text)
     slug = _DOTS.sub(".", slug)
     slug = _DASHES.sub("-", slug)
@@ -581,27 +606,24 @@ async def _export_all(
         log.info("backup started", workflows=len(definitions))
         send, receive = anyio.create_memory_object_stream[Mapping[str, Any]](0)
 
-        async def worker() -> None:
-            async with receive.clone() as jobs:
+        async def worker(jobs: anyio.abc.ObjectReceiveStream[Mapping[str, Any]]) -> None:
+            async with jobs:
                 async for definition in jobs:
                     try:
                         await _backup_definition(client, definition, run, all_versions, log)
-                    except BaseException as exc:
-                        # One fatal error stops everyone; kept here, re-raised once below
+                    except Exception as exc:
+                        # One fatal error stops everyone; kept here and re-raised once below
                         # (a task group would wrap it in an exception group).
-                        if run.fatal is None and not isinstance(
-                            exc, anyio.get_cancelled_exc_class()
-                        ):
+                        if run.fatal is None:
                             run.fatal = exc
                         tg.cancel_scope.cancel()
-                        if isinstance(exc, anyio.get_cancelled_exc_class()):
-                            raise
                         return
 
         async with anyio.create_task_group() as tg:
-            for _ in range(max(1, min(tenant.max_concurrency, len(definitions) or 1))):
-                tg.start_soon(worker)
-            async with send, receive:
+            async with receive:
+                for _ in range(max(1, min(tenant.max_concurrency, len(definitions)))):
+                    tg.start_soon(worker, receive.clone())
+            async with send:
                 for definition in definitions:
                     await send.send(definition)
         if run.fatal is not None:
@@ -794,6 +816,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
     """Run one backup from parsed arguments; print the summary; 0 ok, 1 partial, 2 fatal."""
     from migrator import logs
 
+    # The CLI's main() may have done this already; doing it here keeps cmd_backup usable alone.
+    level = "debug" if args.debug else ("warning" if args.quiet else "info")
+    logs.configure(args.log_format, level)
     try:
         settings = load_settings(args.config)
         for t in settings.tenants.values():
