@@ -150,6 +150,8 @@ def test_decision_invariants(attempt: int, status: int, error: NetError | None, 
         assert not (d.in_doubt and write and not keyed)
     if d.action is Action.REFRESH:
         assert not refreshed
+    if d.action in (Action.RETRY, Action.REFRESH):
+        assert not (d.in_doubt and write and not keyed)
     if d.action is not Action.DONE and doubt:
         assert d.in_doubt
     if error is None and 400 <= status < 500 and status not in (401, 409, 429):

@@ -142,6 +142,24 @@ def decide(
     `now` is wall-clock seconds (for HTTP-date Retry-After); `in_doubt` says an earlier attempt
     of this call already lost a write's answer; `refreshed` says the token was refreshed once.
     """
+    decision = _decide(attempt, outcome, now=now, policy=policy, rand=rand, in_doubt=in_doubt, refreshed=refreshed)
+    resend = decision.action in (Action.RETRY, Action.REFRESH)
+    if resend and decision.in_doubt and outcome.is_write and not outcome.idempotency_key:
+        # However we got here, a write that may have landed is never resent without a key.
+        return Decision(Action.GIVE_UP, in_doubt=True, reason=f"{decision.reason}; not resent without an Idempotency-Key")
+    return decision
+
+
+def _decide(
+    attempt: int,
+    outcome: Outcome,
+    *,
+    now: float,
+    policy: Policy,
+    rand: Callable[[], float],
+    in_doubt: bool,
+    refreshed: bool,
+) -> Decision:
     status, error = outcome.status, outcome.error
     doubt = in_doubt
     if error is not None:
