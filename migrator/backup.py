@@ -57,6 +57,7 @@ _RESERVED = frozenset(
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DASHES = re.compile(r"-{2,}")  # "--" separates slug, id and version in file names
 _DOTS = re.compile(r"\.{2,}")
+_PARTIAL = re.compile(r"^\d{8}T\d{6}Z(?:-\d+)?\.(\d+)\.partial$")
 # Latin letters NFKD does not decompose; spelled out so "Søren" reads "Soren", not "Sren".
 _LATIN = str.maketrans(
     {
@@ -494,9 +495,13 @@ def _clean_leftovers(out_dir: Path, tenant: str) -> list[str]:
     notes: list[str] = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(out_dir):
-            if not (entry.name.startswith(prefix) and entry.name.endswith(".partial")):
+            # The exact shape, so a tenant whose name extends ours ("prod" / "prod-eu") keeps its own.
+            match = (
+                _PARTIAL.match(entry.name[len(prefix) :]) if entry.name.startswith(prefix) else None
+            )
+            if match is None:
                 continue
-            pid_text = entry.name[: -len(".partial")].rsplit(".", 1)[-1]
+            pid_text = match.group(1)
             if (
                 pid_text.isdigit()
                 and int(pid_text) != os.getpid()
@@ -586,6 +591,10 @@ async def backup_tenant(
             return await anyio.to_thread.run_sync(
                 partial(_finish, run, tenant_name, final_name, now, latest, base, keep)
             )
+        except OSError as exc:
+            shutil.rmtree(run.partial, ignore_errors=True)
+            where = exc.filename or out
+            raise BackupError(f"{where}: cannot write the snapshot: {exc.strerror}") from None
         except BaseException:
             # Whatever went wrong (export error, cancellation), leave nothing that looks written.
             shutil.rmtree(run.partial, ignore_errors=True)

@@ -9,6 +9,7 @@ import argparse
 import gzip
 import hashlib
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,12 @@ def sample_documents() -> list[dict[str, Any]]:
     return docs
 
 
-def preload(env: Env, tenant: str = "tenant-1") -> int:
-    """Load the samples into a tenant, every other one active; returns how many definitions."""
-    for i, doc in enumerate(sample_documents()):
+def preload(env: Env, tenant: str = "tenant-1", *, count: int = 6) -> int:
+    """Load the first `count` samples into a tenant, every other one active; returns how many."""
+    docs = sample_documents()[:count]
+    for i, doc in enumerate(docs):
         env.fake.state.add_workflow(tenant, doc, activate=i % 2 == 0)
-    return len(sample_documents())
+    return len(docs)
 
 
 def snapshot_dirs(out: Path) -> list[Path]:
@@ -194,7 +196,7 @@ async def test_backup_then_restore_into_an_empty_tenant(tmp_path: Path) -> None:
     from migrator.engine import MigrateOptions, migrate
 
     async with running_fake() as env:
-        count = preload(env)
+        count = preload(env, count=100)
         result = await backup_tenant(env.settings, "tenant-1", tmp_path / "out", clock=Clock())
         snap = Path(result.snapshot)
         assert not result.unchanged and result.workflows == count and result.versions == count
@@ -447,6 +449,46 @@ async def test_leftover_partial_folder_is_cleaned_up(tmp_path: Path) -> None:
         result = await backup_tenant(env.settings, "tenant-1", tmp_path, clock=Clock())
         assert not leftover.exists()
         assert any("interrupted backup" in n for n in result.notices)
+
+
+@pytest.mark.anyio
+async def test_partial_folder_of_another_tenant_is_left_alone(tmp_path: Path) -> None:
+    """Cleaning up after tenant-1 never touches a partial folder of a tenant whose name extends it."""
+    async with running_fake() as env:
+        other = tmp_path / ".tenant-1-eu-20200101T000000Z.999999999.partial"
+        other.mkdir()
+        await backup_tenant(env.settings, "tenant-1", tmp_path, clock=Clock())
+        assert other.exists()
+
+
+@pytest.mark.anyio
+async def test_stale_lock_of_a_dead_process_is_replaced(tmp_path: Path) -> None:
+    """A lock left by a process that no longer runs does not block the next backup, which says so."""
+    async with running_fake() as env:
+        path = lock_path(tmp_path, "tenant-1")
+        info = lock_mod.LockInfo(pid=999_999_999, host=socket.gethostname(), started=1.0)
+        path.write_bytes(info.to_bytes())
+        result = await backup_tenant(env.settings, "tenant-1", tmp_path, clock=Clock())
+        assert any("stale lock" in n for n in result.notices)
+        assert not path.exists()
+
+
+@pytest.mark.anyio
+async def test_damaged_latest_snapshot_is_not_taken_as_unchanged(tmp_path: Path) -> None:
+    """When the latest snapshot's files no longer match its manifest, the next backup writes a
+    complete new snapshot instead of calling the tenant unchanged."""
+    async with running_fake() as env:
+        preload(env)
+        clock = Clock()
+        first = Path(
+            (await backup_tenant(env.settings, "tenant-1", tmp_path, clock=clock)).snapshot
+        )
+        victim = first / manifest_of(first)["files"][0]["path"]
+        victim.write_bytes(victim.read_bytes().replace(b"{", b"[", 1))
+        second = await backup_tenant(env.settings, "tenant-1", tmp_path, clock=clock)
+        assert not second.unchanged and Path(second.snapshot) != first
+        assert any("damaged" in n for n in second.notices)
+        assert file_hashes(Path(second.snapshot)) == tenant_hashes(env, "tenant-1")
 
 
 @pytest.mark.anyio
