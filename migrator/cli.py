@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="work only on this deterministic share of the tenants",
     )
     m.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="apply a plan saved by `migrator plan --out`; refuse a tenant that changed since",
+    )
+    m.add_argument(
         "--progress",
         choices=("auto", "always", "never"),
         default="auto",
@@ -136,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--strict", action="store_true")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument(
+        "--out", metavar="FILE", help="save the plan; `migrate --plan FILE` applies exactly it"
+    )
 
     s = sub.add_parser("status", help="where a journal stands: done, failed, in doubt, pending")
     s.set_defaults(func=cmd_status)
@@ -214,14 +222,14 @@ def run_with_signals(fn: Callable[[anyio.Event], Awaitable[T]]) -> T:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from migrator.engine import MigrateOptions, Progress, migrate
+    from migrator.engine import Activation, MigrateOptions, Progress, migrate
     from migrator.progress import show_progress
     from migrator.report import render_items, render_table, summary_line
 
     settings = _settings(args)
     if not args.sources and not args.from_tenant:
         raise MigratorError("migrate: give at least one SOURCE path, or --from-tenant NAME")
-    activation = "always" if args.activate else (args.activation or "never")
+    activation: Activation = "always" if args.activate else (args.activation or "never")
     options = MigrateOptions(
         sources=args.sources,
         tenants=args.tenant,
@@ -233,6 +241,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         strict=args.strict,
         from_tenant=args.from_tenant,
         shard=args.shard,
+        plan_file=args.plan,
     )
     progress = Progress()
 
@@ -266,13 +275,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
         dry_run=True,
         strict=args.strict,
         from_tenant=args.from_tenant,
-        journal=None,
+        journal=args.journal,
     )
 
     async def go(stopping: anyio.Event) -> Any:
         return await migrate(settings, options, stopping=stopping)
 
     report = run_with_signals(go)
+    if args.out:
+        from migrator.engine import plan_file_bytes
+
+        _write_report(args.out, plan_file_bytes(report))
     if args.json:
         sys.stdout.write(report.dumps().decode())
     else:

@@ -85,12 +85,19 @@ def main() -> int:
     with BackgroundFake(config) as fake:
         env = write_config(out / "migrator.toml", fake, config)
         os.environ.update(env)
-        print(f"fake Zuora (not Zuora!) serving {len(config.tenants)} tenants at {fake.base_url}\n", flush=True)
+        print(
+            f"fake Zuora (not Zuora!) serving {len(config.tenants)} tenants at {fake.base_url}\n",
+            flush=True,
+        )
         args = [
-            "migrate", str(ROOT / "samples"),
-            "--config", str(out / "migrator.toml"),
-            "--journal", str(out / "journal.jsonl"),
-            "--report", str(out / "report.json"),
+            "migrate",
+            str(ROOT / "samples"),
+            "--config",
+            str(out / "migrator.toml"),
+            "--journal",
+            str(out / "journal.jsonl"),
+            "--report",
+            str(out / "report.json"),
             "--verify",
         ]
         print("$ migrator " + " ".join(a.replace(str(ROOT) + "/", "") for a in args), flush=True)
@@ -102,7 +109,9 @@ def main() -> int:
             print(f"fake ledger: {tenant.name}: {len(landed)} imports")
         print("\nrun it again and nothing is imported twice:")
         print("$ migrator " + " ".join(a.replace(str(ROOT) + "/", "") for a in args[:6]))
-        again = cli_main([*args[:4], "--journal", str(out / "journal.jsonl"), "--progress", "never", "--quiet"])
+        again = cli_main(
+            [*args[:4], "--journal", str(out / "journal.jsonl"), "--progress", "never", "--quiet"]
+        )
         print(f"fake ledger after the second run: {len(fake.ledger())} imports (was {len(ledger)})")
     return code or again
 

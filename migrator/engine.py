@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -22,7 +23,14 @@ import structlog
 from migrator import __version__
 from migrator.config import Settings, TenantConfig
 from migrator.document import ExportDocument, canonical_hash, parse_document
-from migrator.errors import AuthError, InputError, JournalError, MigratorError, ZuoraError
+from migrator.errors import (
+    AuthError,
+    InputError,
+    JournalError,
+    MigratorError,
+    PlanError,
+    ZuoraError,
+)
 from migrator.plan import (
     Action,
     Call,
@@ -38,7 +46,14 @@ from migrator.plan import (
 )
 from migrator.remap import find_tenant_values, prepare_for_import
 from migrator.report import ItemOutcome, Report
-from migrator.sources import SourceItem, discover, read_document
+from migrator.sources import (
+    MANIFEST_NAME,
+    SourceItem,
+    discover,
+    read_document,
+    read_manifest,
+    verify_snapshot,
+)
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.engine")
@@ -58,6 +73,7 @@ class MigrateOptions:
     strict: bool = False
     from_tenant: str | None = None
     shard: tuple[int, int] | None = None  # (index, count), 1-based index
+    plan_file: str | None = None  # apply a plan saved by `migrator plan --out`, exactly
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,20 +207,41 @@ def _mentions(data: Any, needle: str) -> bool:
 
 
 def read_sources(paths: Sequence[str], settings: Settings) -> DocumentStore:
-    """Discover and validate every document; bad ones become one-line errors, the rest go on."""
+    """Discover and validate every document; bad ones become one-line errors, the rest go on.
+
+    A snapshot (a directory with a manifest) is checked whole first: a damaged one refuses the
+    run before anything is imported, listing every problem.
+    """
     store = DocumentStore()
     store.max_bytes = settings.max_document_bytes
     subs = {name: t.substitutions for name, t in settings.tenants.items() if t.substitutions}
-    for entry in discover(paths):
-        if isinstance(entry, InputError):
-            store.errors.append(entry)
+    active: dict[tuple[str, str], bool | None] = {}
+    for path in paths:
+        if os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST_NAME)):
+            problems = verify_snapshot(path)
+            if problems:
+                raise MigratorError(
+                    f"{path}: damaged snapshot, nothing was imported "
+                    f"({len(problems)} problem(s)): " + "; ".join(problems)
+                )
+            _, entries = read_manifest(path)
+            active.update({(path, e.path): e.active for e in entries})
+    entries_iter = iter(discover(paths))
+    while True:
+        try:
+            entry = next(entries_iter)
+        except StopIteration:
+            break
+        except InputError as exc:  # a directory that cannot be listed: report it, go on
+            store.errors.append(exc)
             continue
         try:
             doc = read_document(entry, max_bytes=settings.max_document_bytes)
         except InputError as exc:
             store.errors.append(exc)
             continue
-        store.add(doc, item=entry, substitutions=subs)
+        known = active.get((entry.path, entry.member)) if entry.member is not None else None
+        store.add(doc, item=entry, substitutions=subs, active=known)
     return store
 
 
@@ -294,11 +331,21 @@ async def fetch_target(
 
     async with anyio.create_task_group() as tg:
         for name, entries in wanted.items():
-            for entry in entries:
-                tg.start_soon(load, name, entry)
+            for definition in entries:
+                tg.start_soon(load, name, definition)
     for defs in out.values():
         defs.sort(key=lambda d: d.id)
     return out
+
+
+def target_fingerprint(target: Mapping[str, Sequence[TargetDefinition]]) -> str:
+    """A digest of everything planning read from a tenant: names, definitions, versions, hashes."""
+    material = sorted(
+        (name, d.id, sorted((v.version, v.content_hash or "") for v in d.versions))
+        for name, defs in target.items()
+        for d in defs
+    )
+    return hashlib.sha256(orjson.dumps(material)).hexdigest()
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -328,6 +375,19 @@ class NullJournal:
 
     def finish(self, **fields: Any) -> None:
         return None
+
+
+class ReadOnlyJournal(NullJournal):
+    """A journal read without the lock, for dry runs and plans: its state, never a write."""
+
+    def __init__(self, path: str) -> None:
+        from migrator.journal import read_journal
+
+        super().__init__()
+        view = read_journal(path)
+        self.state = view.state
+        self.notices = list(view.notices)
+        self.run_history = [r for r in view.records if r.type == "run_started"]
 
 
 def prior_states(journal_state: Mapping[Any, Any], tenant: str) -> dict[str, PriorState]:
@@ -407,6 +467,40 @@ class TenantRun:
         self.definition_ids: dict[str, int] = {}
         self.groups: dict[str, GroupState] = {}
         self.plan: TenantPlan | None = None
+        self.target_fingerprint: str | None = None
+        self.failed = False
+
+    def hold(self, reason: str) -> None:
+        """Record every planned item as not sent (used when --strict stops the whole run)."""
+        assert self.plan is not None
+        for item in self.plan.items:
+            if item.action in (Action.CREATE, Action.NEW_VERSION):
+                self._outcome(item, "blocked", error=reason)
+            elif item.action is Action.BLOCKED:
+                self._outcome(item, "blocked", error=item.reason)
+            else:
+                self._outcome(item, "skipped", reason=item.reason)
+
+    def plan_record(self) -> dict[str, Any]:
+        """What `migrator plan --out` saves for this tenant, and `migrate --plan` checks."""
+        assert self.plan is not None
+        return {
+            "identity": tenant_fingerprint(self.tenant),
+            "target": self.target_fingerprint,
+            "problems": list(self.plan.problems),
+            "items": [
+                {
+                    "item": i.doc.key,
+                    "source": i.doc.source,
+                    "name": i.doc.name,
+                    "action": i.action.value,
+                    "version": i.version,
+                    "target_definition_id": i.target_definition_id,
+                    "reason": i.reason or None,
+                }
+                for i in self.plan.items
+            ],
+        }
 
     def _outcome(self, item: PlannedItem, status: str, **kw: Any) -> None:
         out = ItemOutcome(
@@ -440,6 +534,7 @@ class TenantRun:
                     names.add(call.workflow_name)
         self.progress.phase = "reading target"
         target = await fetch_target(self.client, names)
+        self.target_fingerprint = target_fingerprint(target)
         for name, defs in target.items():
             if len(defs) == 1:
                 self.definition_ids[name] = defs[0].id
@@ -775,6 +870,70 @@ def _with_substituted(doc: SourceDoc, substituted: bool) -> SourceDoc:
 # The run
 
 
+PLAN_FORMAT = "migrator-plan/1"
+
+
+def plan_file_bytes(report: Report) -> bytes:
+    """The saved form of a dry run's plans (`migrator plan --out FILE`)."""
+    return (
+        orjson.dumps(
+            {
+                "format": PLAN_FORMAT,
+                "tool_version": __version__,
+                "created_at": time.time(),
+                "tenants": report.plans,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+        + b"\n"
+    )
+
+
+def load_plan_file(path: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(open(path, "rb").read())  # noqa: SIM115 - small file, read at once
+    except OSError as exc:
+        raise MigratorError(f"{path}: cannot read the plan: {exc.strerror}") from None
+    except orjson.JSONDecodeError:
+        raise MigratorError(f"{path}: not a plan file (not JSON)") from None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != PLAN_FORMAT
+        or not isinstance(data.get("tenants"), dict)
+    ):
+        raise MigratorError(
+            f"{path}: not a plan file written by `migrator plan --out` ({PLAN_FORMAT})"
+        )
+    data["path"] = path
+    return data
+
+
+def check_saved_plan(saved: Mapping[str, Any], run: TenantRun) -> None:
+    """Refuse a tenant whose target, identity or plan changed since the plan was saved."""
+    path = saved.get("path", "plan")
+    name = run.tenant.name
+    record = saved["tenants"].get(name)
+    if record is None:
+        raise PlanError(f"{path}: the plan has no tenant {name!r}; plan again with this tenant")
+    now = run.plan_record()
+    if record.get("identity") != now["identity"]:
+        raise PlanError(
+            f"{path}: tenant {name!r} points at a different tenant than when planned; plan again"
+        )
+    if record.get("target") != now["target"]:
+        raise PlanError(
+            f"{path}: tenant {name!r} changed since planning (its workflows or versions differ); plan again"
+        )
+
+    def key(items: Any) -> list[tuple[Any, ...]]:
+        return [(i.get("item"), i.get("action"), i.get("version")) for i in items]
+
+    if key(record.get("items", [])) != key(now["items"]):
+        raise PlanError(
+            f"{path}: the sources or the journal differ from the plan for tenant {name!r}; plan again"
+        )
+
+
 def select_tenants(settings: Settings, options: MigrateOptions) -> list[TenantConfig]:
     names = list(options.tenants) or sorted(settings.tenants)
     unknown = [n for n in names if n not in settings.tenants]
@@ -832,7 +991,10 @@ async def migrate(
         else:
             store = await anyio.to_thread.run_sync(read_sources, list(options.sources), settings)
         journal: Any = NullJournal()
-        if options.journal and not options.dry_run:
+        if options.journal and options.dry_run:
+            journal = ReadOnlyJournal(options.journal)
+            notices.extend(journal.notices)
+        elif options.journal:
             from migrator.journal import Journal
 
             run_fields = {
@@ -845,46 +1007,90 @@ async def migrate(
             journal = await stack.enter_async_context(factory(options.journal, run_fields))
             check_journal_matches(journal, tenants, store, options.journal)
             notices.extend(getattr(journal, "notices", []) or [])
-        runs: list[TenantRun] = []
+        runs: dict[str, TenantRun] = {}
         tenant_errors: list[ItemOutcome] = []
+        saved = load_plan_file(options.plan_file) if options.plan_file else None
 
-        async def run_tenant(tenant: TenantConfig) -> None:
-            tp = progress.tenant(tenant.name)
+        def tenant_failed(run: TenantRun, exc: MigratorError) -> None:
+            # The tenant as a whole cannot be worked (credentials, unreachable, changed since
+            # planning): every item not yet decided gets that one reason; other tenants go on.
+            decided = {o.source for o in run.outcomes}
+            permanent = isinstance(exc, (AuthError, PlanError)) or exc.__class__ is InputError
+            for doc in store.docs:
+                if doc.source not in decided:
+                    tenant_errors.append(
+                        ItemOutcome(
+                            tenant=run.tenant.name,
+                            source=doc.source,
+                            workflow_name=doc.name,
+                            status="failed" if permanent else "deferred",
+                            error=str(exc),
+                        )
+                    )
+            run.progress.phase = "failed"
+            run.failed = True
+            log.error("tenant failed", tenant=run.tenant.name, error=str(exc))
+
+        async def plan_one(tenant: TenantConfig) -> None:
             client = ZuoraClient(tenant, session, settings)
             progress.clients[tenant.name] = client
-            run = TenantRun(tenant, client, store, journal, options, settings, tp, stopping)
-            runs.append(run)
+            run = TenantRun(
+                tenant,
+                client,
+                store,
+                journal,
+                options,
+                settings,
+                progress.tenant(tenant.name),
+                stopping,
+            )
+            runs[tenant.name] = run
             try:
                 await run.build_plan()
+                if saved is not None:
+                    check_saved_plan(saved, run)
+            except (ZuoraError, InputError, PlanError) as exc:
+                tenant_failed(run, exc)
+
+        async def execute_one(run: TenantRun) -> None:
+            try:
                 await run.execute()
             except (ZuoraError, InputError) as exc:
-                # The tenant as a whole cannot be worked (credentials, unreachable): every item
-                # not yet decided fails with that one reason; other tenants go on.
-                decided = {o.source for o in run.outcomes}
-                for doc in store.docs:
-                    if doc.source not in decided:
-                        status = (
-                            "failed"
-                            if isinstance(exc, AuthError) or (exc.__class__ is InputError)
-                            else "deferred"
-                        )
-                        tenant_errors.append(
-                            ItemOutcome(
-                                tenant=tenant.name,
-                                source=doc.source,
-                                workflow_name=doc.name,
-                                status=status,
-                                error=str(exc),
-                            )
-                        )
-                tp.phase = "failed"
-                log.error("tenant failed", tenant=tenant.name, error=str(exc))
+                tenant_failed(run, exc)
 
+        # Phase 1: every tenant's plan, so that every blocking problem is known before anything
+        # is written; with --strict, one problem anywhere means nothing is written anywhere.
         async with anyio.create_task_group() as tg:
             for tenant in tenants:
-                tg.start_soon(run_tenant, tenant)
+                tg.start_soon(plan_one, tenant)
+        problems = [p for run in runs.values() if run.plan for p in run.plan.problems]
+        hold = options.strict and bool(problems) and not options.dry_run
+        if hold:
+            notices.append(
+                f"--strict: nothing was written because of {len(problems)} blocking problem(s): "
+                + "; ".join(problems)
+            )
+        for run in runs.values():
+            if run.plan is not None and run.plan.problems and options.dry_run:
+                notices.extend(run.plan.problems)
+        # Phase 2: execute (a dry run only records what it would do).
+        async with anyio.create_task_group() as tg:
+            for run in runs.values():
+                if run.failed:
+                    continue
+                if hold:
+                    run.hold("not sent: --strict and the plan has blocking problems")
+                    continue
+                tg.start_soon(execute_one, run)
+        plans = {
+            name: run.plan_record()
+            for name, run in sorted(runs.items())
+            if run.plan is not None and not run.failed
+        }
 
-        outcomes: list[ItemOutcome] = [o for run in runs for o in run.outcomes] + tenant_errors
+        outcomes: list[ItemOutcome] = [
+            o for run in runs.values() for o in run.outcomes
+        ] + tenant_errors
         for err in store.errors:
             for tenant in tenants:
                 outcomes.append(
@@ -897,7 +1103,10 @@ async def migrate(
                     )
                 )
         report = Report(
-            items=tuple(outcomes), notices=tuple(notices), interrupted=stopping.is_set()
+            items=tuple(outcomes),
+            notices=tuple(notices),
+            interrupted=stopping.is_set(),
+            plans=plans,
         )
         journal.finish(counts=report.summary(), interrupted=stopping.is_set())
         return report

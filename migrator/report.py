@@ -5,8 +5,8 @@ Pure: the engine hands over `ItemOutcome`s; this module only counts, orders and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -37,6 +37,7 @@ class Report:
     items: tuple[ItemOutcome, ...]
     notices: tuple[str, ...] = ()
     interrupted: bool = False
+    plans: Mapping[str, Any] = field(default_factory=dict)  # per tenant, for `plan --out`
 
     def summary(self) -> dict[str, int]:
         counts = dict.fromkeys(
@@ -137,7 +138,3 @@ def summary_line(report: Report) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def merge(outcomes: Iterable[ItemOutcome]) -> tuple[ItemOutcome, ...]:
-    return tuple(outcomes)

@@ -57,7 +57,9 @@ async def running_fake(config: FakeConfig | None = None, **tenant_knobs: Any) ->
         yield Env(fake=fake, config=config, settings=settings_for(fake, config, **tenant_knobs))
 
 
-def write_config_file(path: Path, env: Env, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def write_config_file(
+    path: Path, env: Env, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """A TOML config for the env's tenants with secrets in environment variables; returns the env."""
     variables: dict[str, str] = {}
     lines = []

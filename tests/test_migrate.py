@@ -23,7 +23,12 @@ def sample_docs() -> list[Any]:
         if path.name.endswith((".json", ".json.gz")) and path.parent.name != "tenant-specific":
             from migrator.sources import SourceItem, read_document
 
-            docs.append(read_document(SourceItem(path=str(path), member=None, definition_id=None, sha256=None), max_bytes=1 << 26))
+            docs.append(
+                read_document(
+                    SourceItem(path=str(path), member=None, definition_id=None, sha256=None),
+                    max_bytes=1 << 26,
+                )
+            )
     return docs
 
 
@@ -32,7 +37,9 @@ async def test_samples_land_exactly_once_in_every_tenant(tmp_path: Path) -> None
     docs = sample_docs()
     names = {d.name for d in docs}
     async with running_fake() as env:
-        report = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(tmp_path / "j.jsonl")))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(tmp_path / "j.jsonl"))
+        )
         assert report.ok, report.to_json()
         for tenant in ("tenant-1", "tenant-2", "tenant-3"):
             ledger = env.imports(tenant)
@@ -55,7 +62,9 @@ async def test_resumed_run_reimports_nothing(tmp_path: Path) -> None:
     async with running_fake() as env:
         first = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=journal))
         before = len(env.fake.ledger())
-        second = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=journal))
+        second = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=journal)
+        )
         assert len(env.fake.ledger()) == before
         assert first.summary()["imported"] == before
         assert second.summary()["imported"] == 0
@@ -67,7 +76,9 @@ async def test_rerun_without_journal_is_a_no_op(tmp_path: Path) -> None:
     async with running_fake() as env:
         await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"]))
         before = len(env.fake.ledger())
-        again = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"]))
+        again = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"])
+        )
         assert len(env.fake.ledger()) == before
         assert all(i.status == "skipped" and "identical" in (i.reason or "") for i in again.items)
 
@@ -89,7 +100,9 @@ async def test_existing_definition_gets_a_new_version(tmp_path: Path) -> None:
         existing = json.loads(json.dumps(doc.data))
         existing["tasks"][0]["name"] = "changed on the target"
         def_id, _ = env.fake.state.add_workflow("tenant-1", existing, version="7.2.9")
-        report = await migrate(env.settings, MigrateOptions(sources=[doc.source], tenants=["tenant-1"]))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[doc.source], tenants=["tenant-1"])
+        )
         assert report.ok
         [entry] = env.imports("tenant-1")
         assert entry["definition_id"] == def_id
@@ -103,12 +116,17 @@ async def test_activate_flag_makes_imports_active() -> None:
     doc = next(d for d in sample_docs() if not d.calls)
     async with running_fake() as env:
         await migrate(env.settings, MigrateOptions(sources=[doc.source], tenants=["tenant-1"]))
-        await migrate(env.settings, MigrateOptions(sources=[doc.source], tenants=["tenant-2"], activation="always"))
+        await migrate(
+            env.settings,
+            MigrateOptions(sources=[doc.source], tenants=["tenant-2"], activation="always"),
+        )
         inactive = env.fake.state.list_definitions("tenant-1", {})
         active = env.fake.state.list_definitions("tenant-2", {})
         d1 = env.fake.state.definition_json("tenant-1", inactive[0])
         d2 = env.fake.state.definition_json("tenant-2", active[0])
-        assert d1.get("active_version") in (None, {}) or d1["active_version"].get("status") != "Active"
+        assert (
+            d1.get("active_version") in (None, {}) or d1["active_version"].get("status") != "Active"
+        )
         assert d2["active_version"]["status"] == "Active"
 
 
@@ -118,16 +136,24 @@ def corpus_files() -> list[Path]:
     return sorted(SHARED_CORPUS.glob("*.json"))
 
 
-@pytest.mark.skipif(not SHARED_CORPUS.is_dir(), reason="../shared/corpus/real is not present (it lives outside the repo)")
+@pytest.mark.skipif(
+    not SHARED_CORPUS.is_dir(),
+    reason="../shared/corpus/real is not present (it lives outside the repo)",
+)
 async def test_real_corpus_imports_and_round_trips(tmp_path: Path) -> None:
     """Every real export with tasks imports, and its export from the target equals the source up to ids; the empty skeleton is refused with a clear error."""
     files = corpus_files()
     async with running_fake() as env:
-        report = await migrate(env.settings, MigrateOptions(sources=[str(SHARED_CORPUS)], tenants=["tenant-1"], verify=True))
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(SHARED_CORPUS)], tenants=["tenant-1"], verify=True),
+        )
         by_source = {Path(i.source).name: i for i in report.items}
         skeleton = by_source.pop("zca-workflow-skeleton.json")
         assert skeleton.status == "failed"
-        assert "zca-workflow-skeleton.json" in (skeleton.error or "") and "tasks" in (skeleton.error or "")
+        assert "zca-workflow-skeleton.json" in (skeleton.error or "") and "tasks" in (
+            skeleton.error or ""
+        )
         assert len(by_source) == len(files) - 1 == 16
         for name, item in by_source.items():
             assert item.status in ("imported", "skipped"), (name, item)
@@ -140,4 +166,6 @@ async def test_real_corpus_imports_and_round_trips(tmp_path: Path) -> None:
                 continue
             raw = Path(item.source).read_bytes()
             exported = state.export("tenant-1", item.target_workflow_id, item.version)
-            assert canonical_hash(exported) == parse_document(raw, item.source).content_hash, item.source
+            assert canonical_hash(exported) == parse_document(raw, item.source).content_hash, (
+                item.source
+            )

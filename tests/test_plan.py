@@ -20,17 +20,41 @@ from migrator.plan import (
 from migrator.versions import version_key
 
 
-def doc(name: str, key: str, version: str | None = None, wid: int = 1, calls: tuple[Call, ...] = (),
-        definition_id: int | None = None) -> SourceDoc:
-    return SourceDoc(key=key, source=f"{key}.json", name=name, version=version, workflow_id=wid,
-                     calls=calls, definition_id=definition_id)
+def doc(
+    name: str,
+    key: str,
+    version: str | None = None,
+    wid: int = 1,
+    calls: tuple[Call, ...] = (),
+    definition_id: int | None = None,
+) -> SourceDoc:
+    return SourceDoc(
+        key=key,
+        source=f"{key}.json",
+        name=name,
+        version=version,
+        workflow_id=wid,
+        calls=calls,
+        definition_id=definition_id,
+    )
 
 
-def plan(docs: list[SourceDoc], target: dict[str, list[TargetDefinition]] | None = None,
-         prior: dict[str, PriorState] | None = None, **opts: object) -> list:
+def plan(
+    docs: list[SourceDoc],
+    target: dict[str, list[TargetDefinition]] | None = None,
+    prior: dict[str, PriorState] | None = None,
+    **opts: object,
+) -> list:
     unbound = opts.pop("unbound", None)
-    result = plan_tenant("t", "https://x|id", docs, target or {}, prior or {},
-                         options=PlanOptions(**opts), unbound=unbound)  # type: ignore[arg-type]
+    result = plan_tenant(
+        "t",
+        "https://x|id",
+        docs,
+        target or {},
+        prior or {},
+        options=PlanOptions(**opts),
+        unbound=unbound,
+    )  # type: ignore[arg-type]
     return result
 
 
@@ -43,7 +67,9 @@ def test_new_name_is_created_with_its_own_version() -> None:
 
 def test_existing_name_gets_a_version_above_the_target_highest() -> None:
     """A workflow present in the target gets a new version strictly above the target's highest, numerically."""
-    target = {"A": [TargetDefinition(7, "A", (TargetVersion(1, "0.0.9"), TargetVersion(2, "0.0.10")))]}
+    target = {
+        "A": [TargetDefinition(7, "A", (TargetVersion(1, "0.0.9"), TargetVersion(2, "0.0.10")))]
+    }
     p = plan([doc("A", "h1", "0.0.3")], target)
     [item] = p.items
     assert item.action is Action.NEW_VERSION and item.target_definition_id == 7
@@ -54,7 +80,10 @@ def test_versions_of_one_name_go_in_ascending_order() -> None:
     """Several documents of one name are planned oldest version first: create, then new versions."""
     p = plan([doc("A", "h2", "1.10.0"), doc("A", "h1", "1.9.0"), doc("A", "h3", "2")])
     assert [(i.action, i.version) for i in p.items] == [
-        (Action.CREATE, "1.9.0"), (Action.NEW_VERSION, "1.10.0"), (Action.NEW_VERSION, "2")]
+        (Action.CREATE, "1.9.0"),
+        (Action.NEW_VERSION, "1.10.0"),
+        (Action.NEW_VERSION, "2"),
+    ]
 
 
 def test_identical_content_on_target_is_skipped() -> None:
@@ -72,8 +101,10 @@ def test_duplicate_content_in_sources_is_sent_once() -> None:
 
 def test_journal_done_items_are_skipped_and_failed_ones_wait() -> None:
     """Done items are skipped; failed ones stay blocked unless --retry-failed, which then sends only them."""
-    prior = {"h1": PriorState(status="done", version="1.0.0", target_definition_id=5),
-             "h2": PriorState(status="failed", reason="400 bad", attempts=1)}
+    prior = {
+        "h1": PriorState(status="done", version="1.0.0", target_definition_id=5),
+        "h2": PriorState(status="failed", reason="400 bad", attempts=1),
+    }
     docs = [doc("A", "h1", "1.0.0"), doc("B", "h2", "1.0.0"), doc("C", "h3", "1.0.0")]
     normal = {i.doc.key: i for i in plan(docs, prior=prior).items}
     assert normal["h1"].action is Action.SKIP
@@ -83,12 +114,20 @@ def test_journal_done_items_are_skipped_and_failed_ones_wait() -> None:
     assert retry["h2"].action is Action.CREATE
     assert retry["h3"].action is Action.SKIP
     # A retried failure gets a key of its own: the server stored the failure under the old one.
-    assert retry["h2"].idempotency_key != idempotency_key("https://x|id", "h2", "create", None, "1.0.0")
+    assert retry["h2"].idempotency_key != idempotency_key(
+        "https://x|id", "h2", "create", None, "1.0.0"
+    )
 
 
 def test_in_doubt_intent_is_resent_with_the_same_key() -> None:
     """An unanswered intent from an earlier run is resent with its own version and Idempotency-Key."""
-    intent = PriorIntent(action="create", version="1.0.0", target_definition_id=None, idempotency_key="k-1", time=1000.0)
+    intent = PriorIntent(
+        action="create",
+        version="1.0.0",
+        target_definition_id=None,
+        idempotency_key="k-1",
+        time=1000.0,
+    )
     prior = {"h1": PriorState(status="in_doubt", intent=intent)}
     [item] = plan([doc("A", "h1", "1.0.0")], prior=prior, now=2000.0).items
     assert item.resumed and item.idempotency_key == "k-1" and item.version == "1.0.0"
@@ -96,7 +135,9 @@ def test_in_doubt_intent_is_resent_with_the_same_key() -> None:
 
 def test_in_doubt_intent_older_than_the_key_life_gets_a_fresh_key() -> None:
     """After the server forgot the key (24 h), the intent is not reused blindly."""
-    intent = PriorIntent(action="create", version="1.0.0", target_definition_id=None, idempotency_key="k-1", time=0.0)
+    intent = PriorIntent(
+        action="create", version="1.0.0", target_definition_id=None, idempotency_key="k-1", time=0.0
+    )
     prior = {"h1": PriorState(status="in_doubt", intent=intent)}
     [item] = plan([doc("A", "h1", "1.0.0")], prior=prior, now=25 * 3600.0).items
     assert not item.resumed and item.idempotency_key != "k-1"
@@ -156,16 +197,24 @@ def test_idempotency_keys_are_deterministic_and_short() -> None:
     assert len(a) <= 255
 
 
-versions = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(0, 30)), max_size=6)
+versions = st.lists(
+    st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(0, 30)), max_size=6
+)
 
 
 @given(target_versions=versions, source_versions=versions)
-def test_planned_versions_strictly_increase_above_target(target_versions: list, source_versions: list) -> None:
+def test_planned_versions_strictly_increase_above_target(
+    target_versions: list, source_versions: list
+) -> None:
     """Whatever the numbers, planned versions of one name strictly increase and exceed every target version."""
     tv = tuple(TargetVersion(i, ".".join(map(str, v))) for i, v in enumerate(target_versions))
     target = {"A": [TargetDefinition(1, "A", tv)]} if tv else {}
     docs = [doc("A", f"h{i}", ".".join(map(str, v))) for i, v in enumerate(source_versions)]
-    planned = [i.version for i in plan(docs, target).items if i.action in (Action.CREATE, Action.NEW_VERSION)]
+    planned = [
+        i.version
+        for i in plan(docs, target).items
+        if i.action in (Action.CREATE, Action.NEW_VERSION)
+    ]
     keys = [version_key(v) for v in planned]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
     if tv and keys:
