@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -107,6 +107,10 @@ class ExportDocument:
     content_hash: str
     calls: tuple[WorkflowCall, ...] = ()
     definition_id: int | None = None
+    # Derived while hashing, kept so prepare_for_import need not redo the graph work: task ids in
+    # canonical order, and the ids of tasks whose content names another task's file.
+    task_order: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    ref_tasks: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +171,9 @@ def _check_representable(data: dict[str, Any], raw: bytes, source: str) -> None:
         if "ecursion" in str(exc):
             raise InputError(source, "$", f"nested deeper than {MAX_DEPTH} levels") from None
         raise InputError(source, "$", f"cannot be represented: {exc}") from None
-    if b"e+" in out and _HUGE_FLOAT.search(out):
+    # A big integer literal has no "+" in the file but gains an exponent "e+NN" when re-serialised;
+    # comparing "+" counts (memchr speed) keeps the regex off the common path.
+    if b"+" in out and out.count(b"+") != raw.count(b"+") and _HUGE_FLOAT.search(out):
         where = _find_huge_int(raw)
         if where is not None:
             raise InputError(
@@ -416,15 +422,24 @@ def document_from_data(
     validate_document(data, source)
     workflow = data["workflow"]
     version = workflow.get("version")
+    try:
+        canon = _canon(data)
+    except orjson.JSONEncodeError as exc:
+        # Only reachable for data that did not come through load_json (a live export, say).
+        reason = f"nested deeper than {MAX_DEPTH} levels" if "ecursion" in str(exc) else f"cannot be represented: {exc}"
+        raise InputError(source, "$", reason) from None
+    tasks = data["tasks"]
     return ExportDocument(
         source=source,
         data=data,
         name=workflow["name"],
         version=version if is_valid_version(version) else None,
         workflow_id=workflow["id"],
-        content_hash=canonical_hash(data),
+        content_hash=hashlib.sha256(canon.payload).hexdigest(),
         calls=find_calls(data),
         definition_id=definition_id,
+        task_order=tuple(_order(canon, tasks)),
+        ref_tasks=frozenset(t["id"] for t, has in zip(tasks, canon.has_refs, strict=True) if has),
     )
 
 
@@ -457,6 +472,16 @@ def _workflow_body(workflow: Mapping[str, Any]) -> bytes:
     return _dumps(body)
 
 
+_PLAIN_LINK_KEYS = frozenset({"source_workflow_id", "source_task_id", "target_task_id", "linkage_type"})
+
+
+def _link_body(link: Mapping[str, Any]) -> bytes:
+    # Nearly every linkage has just the four standard keys; skip building and sorting a dict.
+    if len(link) == 4 and _PLAIN_LINK_KEYS.issuperset(link):
+        return b'{"linkage_type":' + orjson.dumps(link["linkage_type"]) + b"}"
+    return _dumps({k: v for k, v in link.items() if k not in _LINK_DROP})
+
+
 def _splice(body: bytes, refs: list[tuple[int, int, int]], label: Any) -> bytes:
     """`body` with each (start, end, task index) file reference replaced by `__#<label(index)>`."""
     if not refs:
@@ -476,6 +501,7 @@ class _Canon:
     ranks: list[int]  # structural label of each task (by array position)
     bodies: list[bytes]  # id-free content of each task, file refs as labels
     payload: bytes  # canonical JSON bytes of the whole document
+    has_refs: list[bool]  # whether each task's content holds a file reference to a task
 
 
 def _refine(
@@ -525,7 +551,7 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         refs.append(found)
 
     # Edge kinds: 0 parent, 1 file ref, 2+ one per distinct linkage body (type and unknown keys).
-    link_bodies = [_dumps({k: v for k, v in lk.items() if k not in _LINK_DROP}) for lk in linkages]
+    link_bodies = [_link_body(lk) for lk in linkages]
     kinds = {b: r + 2 for r, b in enumerate(sorted(set(link_bodies)))}
     out_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     in_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
@@ -588,7 +614,7 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         ],
         "extra": extra,
     }
-    return _Canon(ranks=ranks, bodies=bodies, payload=_dumps(doc))
+    return _Canon(ranks=ranks, bodies=bodies, payload=_dumps(doc), has_refs=[bool(r) for r in refs])
 
 
 def canonical_form(data: Mapping[str, Any]) -> Any:
@@ -603,11 +629,10 @@ def canonical_hash(data: Mapping[str, Any]) -> str:
 
 def canonical_task_order(data: Mapping[str, Any]) -> list[int]:
     """Task ids of a validated document in a deterministic, content-based order (for renumbering)."""
-    canon = _canon(data)
-    tasks = data["tasks"]
-    keyed = sorted(
-        # Tasks with equal rank and body are interchangeable; the original id only breaks the tie.
-        (canon.ranks[i], canon.bodies[i], t["id"])
-        for i, t in enumerate(tasks)
-    )
+    return _order(_canon(data), data["tasks"])
+
+
+def _order(canon: _Canon, tasks: list[Mapping[str, Any]]) -> list[int]:
+    # Tasks with equal rank and body are interchangeable; the original id only breaks the tie.
+    keyed = sorted((canon.ranks[i], canon.bodies[i], t["id"]) for i, t in enumerate(tasks))
     return [tid for _, _, tid in keyed]

@@ -226,22 +226,29 @@ def _substitute(out: dict[str, Any], substitutions: Mapping[str, str]) -> None:
 # The import payload
 
 
-def _strip_server_fields(data: dict[str, Any]) -> None:
-    workflow = data["workflow"]
-    workflow.pop("merge_task_ids", None)
-    wparams = workflow.get("parameters")
-    if isinstance(wparams, dict):
-        wparams.pop("merge_task_ids", None)
-    for key in workflow:
+def _substituted(value: Any, pattern: re.Pattern[str], subs: Mapping[str, str]) -> Any:
+    """`value` with substitutions applied to its string values; containers are copied only where
+    something changed (depth is bounded by document.MAX_DEPTH, so recursion is safe)."""
+    if isinstance(value, str):
+        return pattern.sub(lambda m: subs[m.group(0)], value)
+    if isinstance(value, dict):
+        changed = False
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            new = _substituted(item, pattern, subs)
+            changed = changed or new is not item
+            out[key] = new
+        return out if changed else value
+    if isinstance(value, list):
+        items = [_substituted(item, pattern, subs) for item in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    return value
+
+
+def _null_originals(record: dict[str, Any]) -> None:
+    for key in record:
         if key.startswith("original_"):
-            workflow[key] = None
-    for task in data["tasks"]:
-        for key in task:
-            if key.startswith("original_"):
-                task[key] = None
-        if task.get("action_type") == MERGE:
-            for key in MERGE_PARAMS:
-                task["parameters"].pop(key, None)
+            record[key] = None
 
 
 def prepare_for_import(
@@ -254,19 +261,57 @@ def prepare_for_import(
     server-computed fields stripped, callees pointed at the target, tenant values substituted.
 
     `call_targets` maps a calling task's id *in the source document* to the callee's id in the
-    target tenant.
+    target tenant. `doc.data` is never modified; for speed the payload shares unchanged nested
+    values (a multi-megabyte e-mail template, say) with it, so treat the payload as read-only:
+    it exists to be serialised and sent.
     """
-    order = canonical_task_order(doc.data)
+    data = doc.data
+    order = list(doc.task_order) or canonical_task_order(data)
     mapping = {old: new for new, old in enumerate(order, start=1)}
-    data = remap_task_ids(doc.data, mapping)
-    data["tasks"].sort(key=lambda t: t["id"])
-    data["workflow"]["id"] = COSMETIC_WORKFLOW_ID
+    # Only tasks whose content names a task's file need the (serialise, rewrite, parse) pass.
+    ref_tasks = doc.ref_tasks if doc.task_order else None
+    by_id = {t["id"]: t for t in data["tasks"]}
+    targets = call_targets or {}
+    tasks: list[dict[str, Any]] = []
+    for old in order:
+        task = dict(by_id[old])
+        if ref_tasks is None or old in ref_tasks:
+            task = _rewrite_file_refs(task, mapping)
+        task["id"] = mapping[old]
+        parent = task.get("task_id")
+        if parent is not None:
+            task["task_id"] = mapping[parent]
+        _null_originals(task)
+        action = task.get("action_type")
+        if action == MERGE and not MERGE_PARAMS.isdisjoint(task["parameters"]):
+            task["parameters"] = {k: v for k, v in task["parameters"].items() if k not in MERGE_PARAMS}
+        if action == EXECUTE_WORKFLOW and old in targets:
+            task["parameters"] = {**task["parameters"], "workflow_id": str(targets[old])}
+        tasks.append(task)
+
+    workflow = dict(data["workflow"])
+    workflow["id"] = COSMETIC_WORKFLOW_ID
+    workflow.pop("merge_task_ids", None)
+    wparams = workflow.get("parameters")
+    if isinstance(wparams, dict) and "merge_task_ids" in wparams:
+        workflow["parameters"] = {k: v for k, v in wparams.items() if k != "merge_task_ids"}
+    _null_originals(workflow)
+
+    linkages = []
     for link in data["linkages"]:
+        link = dict(link)
         if link.get("source_workflow_id") is not None:
             link["source_workflow_id"] = COSMETIC_WORKFLOW_ID
-    _strip_server_fields(data)
-    if call_targets:
-        _rewrite_calls(data, {mapping[old]: new for old, new in call_targets.items() if old in mapping})
-    if substitutions:
-        _substitute(data, substitutions)
-    return data
+        for key in ("source_task_id", "target_task_id"):
+            if link.get(key) is not None:
+                link[key] = mapping[link[key]]
+        linkages.append(link)
+
+    out = dict(data)
+    out.update(workflow=workflow, tasks=tasks, linkages=linkages)
+    subs = {k: v for k, v in (substitutions or {}).items() if k}
+    if subs:
+        pattern = re.compile("|".join(re.escape(k) for k in sorted(subs, key=len, reverse=True)))
+        result: dict[str, Any] = _substituted(out, pattern, subs)
+        return result
+    return out

@@ -145,6 +145,19 @@ def test_nesting_at_the_limit_is_accepted() -> None:
     assert orjson.dumps(loaded) == data
 
 
+def test_deep_data_from_elsewhere_is_refused() -> None:
+    """Already-parsed data (a live export) nested too deeply is an InputError too."""
+    from migrator.document import document_from_data
+
+    d = doc()
+    deep: list[Any] = []
+    for _ in range(400):
+        deep = [deep]
+    d["tasks"][0]["parameters"]["deep"] = deep
+    with pytest.raises(InputError, match=r"^live: \$: nested deeper than 254 levels$"):
+        document_from_data(d, "live")
+
+
 def test_gzip_bytes_are_not_json() -> None:
     """Compressed bytes handed to the JSON reader fail cleanly (sources decompress first)."""
     assert error_of(gzip.compress(raw(doc()))).startswith("in/wf.json: $: not UTF-8 text")

@@ -109,6 +109,17 @@ def test_prepare_is_deterministic_across_renumbering() -> None:
     assert a["tasks"] == b["tasks"]
 
 
+def test_prepare_without_cached_order() -> None:
+    """A hand-built ExportDocument (no cached task order) gets the same payload."""
+    from migrator.document import ExportDocument
+
+    parsed = document_from_data(doc(), "a")
+    bare = ExportDocument(parsed.source, parsed.data, parsed.name, parsed.version, parsed.workflow_id,
+                          parsed.content_hash)
+    assert prepare_for_import(bare) == prepare_for_import(parsed)
+    assert bare == parsed
+
+
 def test_find_tenant_values() -> None:
     """Saved providers, report ids, S3 providers, meters, org and entity ids and callout URLs are found."""
     d = doc()
