@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import socket
-import sys
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -843,13 +842,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
         )
         result = anyio.run(run, backend="asyncio")
     except MigratorError as exc:
-        _print_failure(args, logs.redact_text(str(exc)))
-        return EXIT_FATAL
+        return _failed(args, logs.redact_text(str(exc)))
     except KeyboardInterrupt:
-        _print_failure(args, "interrupted; no snapshot was written")
-        return EXIT_FATAL
+        return _failed(args, "interrupted; no snapshot was written")
     for note in result.notices:
         _log.info(note, tenant=args.tenant)
+    # The summary goes to stdout and logs to stderr, so cron can mail the one and file the other.
     if args.json:
         print(orjson.dumps(result.to_json()).decode())
     elif not (args.quiet and result.exit_code == EXIT_OK):
@@ -857,12 +855,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _print_failure(args: argparse.Namespace, message: str) -> None:
-    line = f"backup {args.tenant}: failed: {message}"
-    if getattr(args, "json", False):
-        print(
-            orjson.dumps(
-                {"tenant": args.tenant, "error": message, "exit_code": EXIT_FATAL}
-            ).decode()
-        )
-    print(f"migrator: error: {line}", file=sys.stderr)
+def _failed(args: argparse.Namespace, message: str) -> int:
+    _log.error("backup failed", tenant=args.tenant, error=message)
+    if args.json:
+        data = {"tenant": args.tenant, "error": message, "exit_code": EXIT_FATAL}
+        print(orjson.dumps(data).decode())
+    else:
+        print(f"backup {args.tenant}: failed: {message}")
+    return EXIT_FATAL

@@ -548,8 +548,8 @@ def test_parser_options() -> None:
 async def test_cmd_backup_prints_one_line_and_exit_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The command prints one summary line per run (new, then unchanged), exits 0, and a bad tenant
-    is a one-line error with exit 2 and no traceback."""
+    """The command prints one summary line per run on stdout (new, then unchanged) and exits 0; an
+    unknown tenant is a one-line failure with exit 2 and no traceback; no secret is printed."""
     async with running_fake() as env:
         preload(env)
         config = tmp_path / "m.toml"
@@ -573,10 +573,7 @@ async def test_cmd_backup_prints_one_line_and_exit_codes(
         bad = parse(["backup", "--config", str(config), "--tenant", "nope", "--out", str(tmp_path)])
         assert await anyio.to_thread.run_sync(cmd_backup, bad) == 2
         captured = capsys.readouterr()
-        assert (
-            captured.err.count("\n") == 1
-            and "nope" in captured.err
-            and "Traceback" not in captured.err
-        )
+        assert captured.out.startswith("backup nope: failed: ") and captured.out.count("\n") == 1
+        assert "Traceback" not in captured.err
         for t in env.config.tenants:
             assert t.client_secret not in captured.err + captured.out
