@@ -103,8 +103,13 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
         lines.append("")
         lines.append("needs attention:")
         for item in sorted(attention, key=_order):
-            text = f"  {item.status:<8} {item.tenant}: {item.workflow_name} ({item.source}): {item.error or item.reason or ''}"
-            lines.append(_clip(text, width * 2))
+            why = item.error or item.reason or ""
+            # Input errors already start with the file name: say it once, so the JSON path and
+            # the reason survive the clip however long the path is.
+            where = "" if why.startswith(f"{item.source}: ") else f" ({item.source})"
+            label = f"{item.workflow_name}{where}".strip()
+            text = f"  {item.status:<8} {item.tenant}: {label + ': ' if label else ''}{why}"
+            lines.append(_clip(text, width * 3))
     for notice in report.notices:
         lines.append(f"note: {notice}")
     return "\n".join(lines)
