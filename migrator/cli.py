@@ -177,9 +177,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MigratorError as exc:
         print(f"migrator: error: {logs.redact_text(str(exc))}", file=sys.stderr)
         return EXIT_FATAL
+    except BaseExceptionGroup as group:
+        # anyio task groups wrap what they raise (an unknown --tenant, a locked journal): a
+        # user's mistake is still one line, never a traceback.
+        leaves = _leaves(group)
+        if not leaves or not all(isinstance(e, MigratorError) for e in leaves):
+            raise
+        for text in dict.fromkeys(logs.redact_text(str(e)) for e in leaves):
+            print(f"migrator: error: {text}", file=sys.stderr)
+        return EXIT_FATAL
     except KeyboardInterrupt:
         print("migrator: interrupted", file=sys.stderr)
         return EXIT_ITEMS
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 def _settings(args: argparse.Namespace) -> Settings:
