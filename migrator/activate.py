@@ -1,0 +1,309 @@
+"""`migrator activate`: switch on what a migration imported, as a separate rollout step.
+
+Reads a journal; per tenant and definition, makes the highest committed version the active one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import structlog
+
+from migrator.config import Settings, TenantConfig
+from migrator.engine import _close_session, _int_or_none, tenant_fingerprint, tenant_identity
+from migrator.errors import AuthError, JournalError, MigratorError, ZuoraError
+from migrator.journal import ItemState, JournalView, read_journal
+from migrator.report import ItemOutcome, Report
+from migrator.versions import is_valid_version, version_key
+from migrator.zuora import ZuoraClient, open_session
+
+log = structlog.get_logger("migrator.activate")
+
+# activated: switched on by this run · skipped: already active, or a lower version of a definition
+# whose higher version is the one to activate · planned: --dry-run · failed: refused or unreachable
+ACTIVATE_STATUSES = ("activated", "skipped", "planned", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One definition to switch on: the highest version the journal records for it."""
+
+    tenant: str
+    definition_id: int
+    state: ItemState  # the journal item of the chosen version
+    superseded: tuple[ItemState, ...] = ()  # lower versions of the same definition
+
+
+def activation_key(
+    identity: str, definition_id: int, version_id: int, current: int | None, status: str
+) -> str:
+    """Deterministic per (tenant, definition, version, state found): a lost answer is replayed,
+    while a definition someone switched back by hand since gets a fresh key and is switched on."""
+    material = "\x1f".join(
+        [identity, "activate", str(definition_id), str(version_id), str(current), status]
+    )
+    return "migrator-" + hashlib.sha256(material.encode()).hexdigest()[:48]
+
+
+def targets_from_journal(
+    state: Mapping[tuple[str, str], ItemState], tenant: str
+) -> tuple[list[Target], list[ItemState]]:
+    """The tenant's committed items grouped by definition (highest version first), and the
+    committed items that cannot be placed (no definition id or no valid version)."""
+    by_def: dict[int, list[ItemState]] = {}
+    unplaced: list[ItemState] = []
+    for (t, _), st in sorted(state.items()):
+        if t != tenant or st.status != "done":
+            continue
+        def_id = _int_or_none(st.target_definition_id)
+        if def_id is None or not st.version or not is_valid_version(st.version):
+            unplaced.append(st)
+            continue
+        by_def.setdefault(def_id, []).append(st)
+    targets = []
+    for def_id, items in sorted(by_def.items()):
+        items.sort(key=lambda s: version_key(str(s.version)), reverse=True)
+        targets.append(Target(tenant, def_id, items[0], tuple(items[1:])))
+    return targets, unplaced
+
+
+def _check_identity(view: JournalView, chosen: Sequence[TenantConfig], path: str) -> None:
+    current = {t.name: tenant_fingerprint(t) for t in chosen}
+    for run in view.runs:
+        earlier = run.started.get("tenants") or {}
+        for name, fp in earlier.items():
+            if name in current and current[name] != fp:
+                raise JournalError(
+                    f"{path}: tenant {name!r} pointed at a different tenant (URL or client id) when "
+                    "this journal was written; its definition and version ids mean nothing here"
+                )
+
+
+async def activate_from_journal(
+    settings: Settings,
+    journal_path: str,
+    tenants: Sequence[str] = (),
+    *,
+    dry_run: bool = False,
+) -> Report:
+    """Make each definition's highest committed version active, in every selected tenant."""
+    view = read_journal(journal_path)
+    in_journal = sorted({t for t, _ in view.state})
+    notices = list(view.notices)
+    if tenants:
+        unknown = [n for n in tenants if n not in settings.tenants]
+        if unknown:
+            raise MigratorError(
+                f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
+            )
+        names = list(dict.fromkeys(tenants))
+    else:
+        names = [t for t in in_journal if t in settings.tenants]
+        notices += [
+            f"{journal_path}: tenant {t!r} is in the journal but not in {settings.file}; left alone"
+            for t in in_journal
+            if t not in settings.tenants
+        ]
+    chosen = [settings.tenants[n] for n in names]
+    _check_identity(view, chosen, journal_path)
+    outcomes: list[ItemOutcome] = []
+    session = open_session(settings)
+    try:
+        async with anyio.create_task_group() as tg:
+            for tenant in chosen:
+                client = ZuoraClient(tenant, session, settings)
+                tg.start_soon(_activate_tenant, client, view, dry_run, outcomes)
+    finally:
+        await _close_session(session)
+    return Report(items=tuple(outcomes), notices=tuple(notices))
+
+
+async def _activate_tenant(
+    client: ZuoraClient, view: JournalView, dry_run: bool, outcomes: list[ItemOutcome]
+) -> None:
+    tenant = client.tenant
+    targets, unplaced = targets_from_journal(view.state, tenant.name)
+    for st in unplaced:
+        outcomes.append(
+            _out(st, "failed", error="the journal records no definition id or version for it")
+        )
+    limiter = anyio.CapacityLimiter(max(1, tenant.max_concurrency))
+    stop: list[str] = []
+
+    async def one(target: Target) -> None:
+        async with limiter:
+            if stop:
+                outcomes.append(_out(target.state, "failed", error=stop[0]))
+            else:
+                try:
+                    outcomes.append(await _activate_one(client, target, dry_run))
+                except ZuoraError as exc:
+                    if isinstance(exc, AuthError):
+                        stop.append(str(exc))
+                    outcomes.append(_out(target.state, "failed", error=str(exc)))
+        chosen = target.state.version
+        for st in target.superseded:
+            outcomes.append(
+                _out(
+                    st,
+                    "skipped",
+                    reason=f"version {chosen} of the same definition is the one to activate",
+                )
+            )
+
+    async with anyio.create_task_group() as tg:
+        for target in targets:
+            tg.start_soon(one, target)
+
+
+def _out(st: ItemState, status: str, **kw: Any) -> ItemOutcome:
+    return ItemOutcome(
+        tenant=st.tenant,
+        source=st.source or st.item,
+        workflow_name=st.name or "",
+        status=status,
+        target_workflow_id=kw.pop("target_workflow_id", _int_or_none(st.target_definition_id)),
+        version=st.version,
+        target_version_id=kw.pop("target_version_id", _int_or_none(st.target_version_id)),
+        action="activate",
+        **kw,
+    )
+
+
+async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> ItemOutcome:
+    st, def_id = target.state, target.definition_id
+    try:
+        definition = await client.get_workflow(def_id)
+    except ZuoraError as exc:
+        if exc.status == 404:
+            return _out(st, "failed", error=f"definition {def_id} no longer exists")
+        raise
+    version_id = _int_or_none(st.target_version_id)
+    if version_id is None:  # e.g. an import recovered from an unanswered request
+        for v in await client.list_versions(def_id):
+            if str(v.get("version")) == st.version:
+                version_id = _int_or_none(v.get("id"))
+        if version_id is None:
+            return _out(st, "failed", error=f"version {st.version} of definition {def_id} is gone")
+    active = definition.get("active_version")
+    current = _int_or_none(active.get("id")) if isinstance(active, dict) else None
+    status = str(definition.get("status") or "")
+    if current == version_id and status == "Active":
+        return _out(st, "skipped", target_version_id=version_id, reason="already active")
+    before = f"active version {current}" if current is not None else "no active version"
+    if dry_run:
+        return _out(
+            st,
+            "planned",
+            target_version_id=version_id,
+            reason=f"would activate version {st.version} ({before}, definition {status or 'status unknown'})",
+        )
+    key = activation_key(tenant_identity(client.tenant), def_id, version_id, current, status)
+    answer = await client.update_workflow(
+        def_id, {"active_workflow_version_id": version_id, "status": "Active"}, idempotency_key=key
+    )
+    now = answer.get("active_version")
+    now_id = _int_or_none(now.get("id")) if isinstance(now, dict) else None
+    if now_id != version_id or answer.get("status") != "Active":
+        return _out(
+            st,
+            "failed",
+            target_version_id=version_id,
+            error=f"asked to activate version id {version_id}; the tenant answered active version "
+            f"{now_id}, status {answer.get('status')!r}",
+        )
+    log.info("activated", tenant=client.tenant.name, definition=def_id, version=st.version)
+    return _out(st, "activated", target_version_id=version_id, reason=f"was: {before}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering and the command
+
+
+def render(report: Report) -> str:
+    """Counts per tenant, every switch made or planned, every failure."""
+    per: dict[str, dict[str, int]] = {}
+    for item in report.items:
+        row = per.setdefault(item.tenant, dict.fromkeys(ACTIVATE_STATUSES, 0))
+        row[item.status] = row.get(item.status, 0) + 1
+    width = max([len("tenant"), *(len(t) for t in per)])
+    header = "tenant".ljust(width) + "".join(f"  {s:>9}" for s in ACTIVATE_STATUSES)
+    lines = [header, "-" * len(header)]
+    for tenant in sorted(per):
+        lines.append(
+            tenant.ljust(width) + "".join(f"  {per[tenant][s]:>9}" for s in ACTIVATE_STATUSES)
+        )
+    shown = sorted(
+        (i for i in report.items if i.status in ("activated", "planned", "failed")),
+        key=lambda i: (i.tenant, i.workflow_name, i.source),
+    )
+    if shown:
+        lines.append("")
+    for i in shown:
+        lines.append(
+            f"  {i.status:<9} {i.tenant}: {i.workflow_name} version {i.version} "
+            f"(definition {i.target_workflow_id}): {i.error or i.reason or ''}"
+        )
+    for notice in report.notices:
+        lines.append(f"note: {notice}")
+    counts = report.summary()
+    verdict = "ok" if report.ok else "attention needed"
+    lines.append(
+        f"migrator activate: {verdict}: activated {counts.get('activated', 0)}, "
+        f"already active {sum(1 for i in report.items if i.reason == 'already active')}, "
+        f"failed {counts.get('failed', 0)}"
+    )
+    return "\n".join(lines)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `migrator activate`."""
+    from migrator.cli import _common
+
+    p = sub.add_parser(
+        "activate", help="make the versions a journal records as imported the active ones"
+    )
+    p.set_defaults(func=cmd_activate)
+    _common(p)
+    p.add_argument(
+        "--journal", required=True, metavar="FILE", help="the journal of the migration to switch on"
+    )
+    p.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="tenant to switch on (repeatable; default: every tenant in the journal)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="show what would be switched on, change nothing"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--report", metavar="FILE", help="write the JSON report here")
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    """0 nothing failed, 1 something did; configuration and journal errors raise (exit 2)."""
+    from migrator.cli import EXIT_ITEMS, EXIT_OK, _settings, _write_report, run_with_signals
+
+    settings = _settings(args)
+
+    async def go(stopping: anyio.Event) -> Report:
+        return await activate_from_journal(
+            settings, args.journal, args.tenant, dry_run=args.dry_run
+        )
+
+    report = run_with_signals(go)
+    if args.report:
+        _write_report(args.report, report.dumps())
+    if args.json:
+        sys.stdout.write(report.dumps().decode())
+    else:
+        print(render(report))
+    return EXIT_OK if report.ok else EXIT_ITEMS

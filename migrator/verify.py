@@ -1,0 +1,293 @@
+"""`migrator verify`: does each tenant hold, as some version, exactly what a migration would send?
+
+Per tenant and document: the payload built for that tenant, hashed, against every version there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+import structlog
+
+from migrator.config import Settings, TenantConfig
+from migrator.document import canonical_hash
+from migrator.engine import DocumentStore, _close_session, fetch_target, read_sources
+from migrator.errors import AuthError, InputError, MigratorError, ZuoraError
+from migrator.plan import SourceDoc, TargetDefinition, resolve_call
+from migrator.remap import prepare_for_import
+from migrator.report import ItemOutcome, Report
+from migrator.versions import is_valid_version, version_key
+from migrator.zuora import ZuoraClient, open_session
+
+log = structlog.get_logger("migrator.verify")
+
+# verified: a version of the target definition has exactly the content the migration would send
+# differs: the definition exists but no version matches · missing: no definition (or no callee)
+# failed: could not be checked (unreadable source, unreachable tenant, ambiguous name)
+VERIFY_STATUSES = ("verified", "differs", "missing", "failed")
+HASH_PREFIX = 12
+
+
+async def verify_tenants(
+    settings: Settings,
+    sources: Sequence[str],
+    tenants: Sequence[str] = (),
+    *,
+    store: DocumentStore | None = None,
+) -> Report:
+    """Compare every source document with what each selected tenant holds; one outcome each."""
+    chosen = _select(settings, tenants)
+    if store is None:
+        store = await anyio.to_thread.run_sync(read_sources, list(sources), settings)
+    outcomes: list[ItemOutcome] = []
+    session = open_session(settings)
+    try:
+
+        async def one(tenant: TenantConfig) -> None:
+            client = ZuoraClient(tenant, session, settings)
+            try:
+                outcomes.extend(await verify_tenant(client, store))
+            except (ZuoraError, InputError) as exc:
+                log.error("tenant failed", tenant=tenant.name, error=str(exc))
+                outcomes.extend(
+                    ItemOutcome(
+                        tenant=tenant.name,
+                        source=doc.source,
+                        workflow_name=doc.name,
+                        status="failed",
+                        error=f"could not check tenant {tenant.name}: {exc}",
+                        verified=False,
+                    )
+                    for doc in store.docs
+                )
+                if isinstance(exc, AuthError):
+                    return
+
+        async with anyio.create_task_group() as tg:
+            for tenant in chosen:
+                tg.start_soon(one, tenant)
+    finally:
+        await _close_session(session)
+    for err in store.errors:
+        for tenant in chosen:
+            outcomes.append(
+                ItemOutcome(
+                    tenant=tenant.name,
+                    source=err.source,
+                    workflow_name="",
+                    status="failed",
+                    error=str(err),
+                    verified=False,
+                )
+            )
+    return Report(items=tuple(outcomes))
+
+
+def _select(settings: Settings, names: Sequence[str]) -> list[TenantConfig]:
+    wanted = list(names) or sorted(settings.tenants)
+    unknown = [n for n in wanted if n not in settings.tenants]
+    if unknown:
+        raise MigratorError(
+            f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
+        )
+    return [settings.tenants[n] for n in dict.fromkeys(wanted)]
+
+
+async def verify_tenant(client: ZuoraClient, store: DocumentStore) -> list[ItemOutcome]:
+    """One tenant: read the target once (every version's hash), then judge each document."""
+    tenant = client.tenant
+    names = {d.name for d in store.docs}
+    for doc in store.docs:
+        names.update(c.workflow_name for c in doc.calls if c.workflow_name)
+    target = await fetch_target(client, names)
+    by_definition_id = {d.definition_id: d.name for d in store.docs if d.definition_id is not None}
+    by_workflow_id = {d.workflow_id: d.name for d in store.docs}
+    source_names = {d.name for d in store.docs}
+    outcomes: list[ItemOutcome] = []
+    for doc in store.docs:
+        try:
+            outcomes.append(
+                _judge(tenant, store, doc, target, by_definition_id, by_workflow_id, source_names)
+            )
+        except InputError as exc:
+            outcomes.append(_out(tenant, doc, "failed", error=str(exc)))
+    return outcomes
+
+
+def _out(tenant: TenantConfig, doc: SourceDoc, status: str, **kw: Any) -> ItemOutcome:
+    return ItemOutcome(
+        tenant=tenant.name,
+        source=doc.source,
+        workflow_name=doc.name,
+        status=status,
+        verified=status == "verified",
+        **kw,
+    )
+
+
+def _judge(
+    tenant: TenantConfig,
+    store: DocumentStore,
+    doc: SourceDoc,
+    target: Mapping[str, Sequence[TargetDefinition]],
+    by_definition_id: Mapping[int, str],
+    by_workflow_id: Mapping[int, str],
+    source_names: set[str],
+) -> ItemOutcome:
+    definitions = list(target.get(doc.name, ()))
+    if not definitions:
+        return _out(
+            tenant, doc, "missing", reason=f"no workflow named {doc.name!r} in tenant {tenant.name}"
+        )
+    if len(definitions) > 1:
+        ids = ", ".join(str(d.id) for d in definitions)
+        return _out(
+            tenant,
+            doc,
+            "failed",
+            error=f"tenant {tenant.name} has {len(definitions)} definitions named {doc.name!r} (ids {ids})",
+        )
+    definition = definitions[0]
+    # The callee ids this tenant gives the document's Execute::WorkflowTask calls.
+    call_targets: dict[int, int] = {}
+    for call in doc.calls:
+        if call.workflow_id and "{{" in call.workflow_id:
+            continue  # Liquid: resolved at run time, sent as written
+        callee = resolve_call(call, by_definition_id, by_workflow_id, source_names, target)
+        callee_defs = target.get(callee, ()) if callee is not None else ()
+        if len(callee_defs) != 1:
+            what = repr(callee) if callee else f"id {call.workflow_id}, name {call.workflow_name!r}"
+            why = "is not" if not callee_defs else "is ambiguous"
+            return _out(
+                tenant,
+                doc,
+                "missing",
+                target_workflow_id=definition.id,
+                reason=f"task {call.task_id} calls {what}, which {why} in tenant {tenant.name}",
+            )
+        call_targets[call.task_id] = callee_defs[0].id
+    body = store.load(doc)
+    payload = prepare_for_import(
+        body, call_targets=call_targets, substitutions=tenant.substitutions
+    )
+    digest = canonical_hash(payload)
+    for v in definition.versions:
+        if v.content_hash == digest:
+            return _out(
+                tenant,
+                doc,
+                "verified",
+                target_workflow_id=definition.id,
+                target_version_id=v.id,
+                version=v.version,
+                reason=f"identical to version {v.version}",
+            )
+    valid = [v for v in definition.versions if is_valid_version(v.version)]
+    if not valid:
+        return _out(
+            tenant,
+            doc,
+            "missing",
+            target_workflow_id=definition.id,
+            reason=f"definition {definition.id} has no versions",
+        )
+    highest = max(valid, key=lambda v: version_key(v.version))
+    landed = (highest.content_hash or "unreadable")[:HASH_PREFIX]
+    return _out(
+        tenant,
+        doc,
+        "differs",
+        target_workflow_id=definition.id,
+        target_version_id=highest.id,
+        version=highest.version,
+        reason=(
+            f"no version of definition {definition.id} matches: highest version {highest.version} "
+            f"has content hash {landed}, expected {digest[:HASH_PREFIX]}"
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering and the command
+
+
+def all_verified(report: Report) -> bool:
+    return bool(report.items) and all(i.status == "verified" for i in report.items)
+
+
+def render(report: Report) -> str:
+    """Counts per tenant, then every item that is not verified."""
+    per: dict[str, dict[str, int]] = {}
+    for item in report.items:
+        row = per.setdefault(item.tenant, dict.fromkeys(VERIFY_STATUSES, 0))
+        row[item.status] = row.get(item.status, 0) + 1
+    width = max([len("tenant"), *(len(t) for t in per)])
+    header = "tenant".ljust(width) + "".join(f"  {s:>8}" for s in VERIFY_STATUSES)
+    lines = [header, "-" * len(header)]
+    for tenant in sorted(per):
+        lines.append(
+            tenant.ljust(width) + "".join(f"  {per[tenant][s]:>8}" for s in VERIFY_STATUSES)
+        )
+    bad = sorted(
+        (i for i in report.items if i.status != "verified"),
+        key=lambda i: (i.tenant, i.workflow_name, i.source),
+    )
+    if bad:
+        lines += ["", "not verified:"]
+        for i in bad:
+            lines.append(
+                f"  {i.status:<8} {i.tenant}: {i.workflow_name} ({i.source}): {i.error or i.reason or ''}"
+            )
+    total = len(report.items)
+    ok = sum(1 for i in report.items if i.status == "verified")
+    verdict = "ok" if all_verified(report) else "attention needed"
+    lines.append(
+        f"migrator verify: {verdict}: {ok} of {total} verified across {len(per)} tenant(s)"
+    )
+    return "\n".join(lines)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `migrator verify`."""
+    from migrator.cli import _common
+
+    p = sub.add_parser(
+        "verify", help="check that each tenant holds exactly what the sources would migrate"
+    )
+    p.set_defaults(func=cmd_verify)
+    p.add_argument(
+        "sources", nargs="+", metavar="SOURCE", help="export files, directories or snapshots"
+    )
+    _common(p)
+    p.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="tenant to check (repeatable; default: all)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--report", metavar="FILE", help="write the JSON report here")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """0 every item verified, 1 otherwise; configuration errors raise (exit 2 in `cli.main`)."""
+    from migrator.cli import EXIT_ITEMS, EXIT_OK, _settings, _write_report, run_with_signals
+
+    settings = _settings(args)
+
+    async def go(stopping: anyio.Event) -> Report:
+        return await verify_tenants(settings, args.sources, args.tenant)
+
+    report = run_with_signals(go)
+    if args.report:
+        _write_report(args.report, report.dumps())
+    if args.json:
+        sys.stdout.write(report.dumps().decode())
+    else:
+        print(render(report))
+    return EXIT_OK if all_verified(report) else EXIT_ITEMS

@@ -1,0 +1,159 @@
+"""`migrator verify` and `migrate --verify` over real HTTP against the built-in fake (issue 6).
+
+Verify rebuilds each tenant's payload, hashes it and looks for a version with that content.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+
+from migrator.engine import MigrateOptions, migrate
+from migrator.journal import read_journal
+from migrator.verify import all_verified, verify_tenants
+from tests.conftest import SAMPLES
+from tests.helpers import Env, running_fake, write_config_file
+
+pytestmark = pytest.mark.anyio
+
+TENANTS = ("tenant-1", "tenant-2", "tenant-3")
+
+# Runs `migrator` through cli.main, registering the issue-6 commands if cli.py does not yet.
+_CLI = """
+import argparse, sys
+from migrator import cli
+from migrator import activate, verify
+_build = cli.build_parser
+def build_parser():
+    parser = _build()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for module in (verify, activate):
+        if module.__name__.rsplit(".", 1)[1] not in sub.choices:
+            module.add_parser(sub)
+    return parser
+cli.build_parser = build_parser
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+async def run_cli(env: Env, tmp_path: Path, *args: str) -> Run:
+    """`migrator ARGS` in a child process with a config for the env's tenants."""
+    config = tmp_path / "migrator.toml"
+    variables = write_config_file(config, env)
+    result = await anyio.run_process(
+        [sys.executable, "-c", _CLI, *args, "--config", str(config)],
+        env={**os.environ, **variables},
+        cwd=tmp_path,
+        check=False,
+    )
+    return Run(result.returncode, result.stdout.decode(), result.stderr.decode())
+
+
+def landed_version_id(env: Env, tenant: str, name: str, version: str) -> int:
+    state = env.fake.state
+    [def_id] = [d for d in state.list_definitions(tenant, {}) if state.definition_json(tenant, d)["name"] == name]
+    return next(v["id"] for v in state.list_versions(tenant, def_id) if v["version"] == version)
+
+
+async def test_verify_after_migration_matches_every_item(tmp_path: Path) -> None:
+    """After migrating the samples into three tenants, verify finds each document as a landed version."""
+    async with running_fake() as env:
+        report = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)]))
+        assert report.ok, report.to_json()
+        checked = await verify_tenants(env.settings, [str(SAMPLES)])
+        assert all_verified(checked), [i for i in checked.items if i.status != "verified"]
+        assert len(checked.items) == len(report.items)
+        landed = {(i.tenant, i.source): (i.target_workflow_id, i.version) for i in report.items}
+        for item in checked.items:
+            assert item.verified is True
+            assert (item.target_workflow_id, item.version) == landed[(item.tenant, item.source)]
+        # The caller is verified with its callee's id in each tenant, which differs per tenant.
+        callers = [i for i in checked.items if i.workflow_name == "Quote Enrichment"]
+        assert {i.tenant for i in callers} == set(TENANTS)
+
+
+async def test_verify_flags_exactly_the_altered_version(tmp_path: Path) -> None:
+    """Altering one landed version on the target makes verify report that item alone as differing, with exit code 1."""
+    async with running_fake() as env:
+        await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)]))
+        version_id = landed_version_id(env, "tenant-2", "Usage Overage Alert", "0.0.7")
+
+        def alter(doc: dict[str, Any]) -> None:
+            doc["tasks"][0]["name"] = "edited by hand on the target"
+
+        env.fake.state.alter_version("tenant-2", version_id, alter)
+        checked = await verify_tenants(env.settings, [str(SAMPLES)])
+        bad = [i for i in checked.items if i.status != "verified"]
+        assert [(i.tenant, i.workflow_name, i.status) for i in bad] == [
+            ("tenant-2", "Usage Overage Alert", "differs")
+        ]
+        assert bad[0].verified is False and bad[0].version == "0.0.7"
+        assert "highest version 0.0.7" in (bad[0].reason or "")
+        assert not all_verified(checked)
+
+        run = await run_cli(env, tmp_path, "verify", str(SAMPLES), "--json", "--report", "r.json")
+        assert run.code == 1, run.err
+        data = orjson.loads(run.out)
+        assert data == orjson.loads((tmp_path / "r.json").read_bytes())
+        assert data["summary"]["differs"] == 1
+        assert data["summary"]["verified"] == len(data["items"]) - 1
+        [flagged] = [i for i in data["items"] if i["status"] != "verified"]
+        assert flagged["tenant"] == "tenant-2" and flagged["workflow_name"] == "Usage Overage Alert"
+
+        # Only the unaltered tenants: everything verifies, exit code 0.
+        run = await run_cli(env, tmp_path, "verify", str(SAMPLES), "--tenant", "tenant-1", "--tenant", "tenant-3")
+        assert run.code == 0, run.out + run.err
+        assert "migrator verify: ok" in run.out
+
+
+async def test_verify_reports_missing_workflows(tmp_path: Path) -> None:
+    """A tenant that never received the documents reports each one as missing, with exit code 1."""
+    async with running_fake() as env:
+        await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"]))
+        checked = await verify_tenants(env.settings, [str(SAMPLES)], ["tenant-1", "tenant-2"])
+        by_tenant = {t: {i.status for i in checked.items if i.tenant == t} for t in ("tenant-1", "tenant-2")}
+        assert by_tenant == {"tenant-1": {"verified"}, "tenant-2": {"missing"}}
+        run = await run_cli(env, tmp_path, "verify", str(SAMPLES), "--tenant", "tenant-2")
+        assert run.code == 1
+        assert "missing" in run.out
+
+
+async def test_verify_unknown_tenant_is_fatal(tmp_path: Path) -> None:
+    """Naming a tenant the config does not have is a usage error: exit code 2 and one line on stderr."""
+    async with running_fake() as env:
+        run = await run_cli(env, tmp_path, "verify", str(SAMPLES), "--tenant", "nowhere")
+        assert run.code == 2
+        assert "unknown tenant 'nowhere'" in run.err
+
+
+async def test_migrate_verify_records_verified_in_journal_and_report(tmp_path: Path) -> None:
+    """`migrate --verify` checks each import as it lands: the report marks it verified and the journal holds an ok `verified` record."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1", "tenant-3"], journal=str(journal), verify=True),
+        )
+        assert report.ok
+        imported = [i for i in report.items if i.status == "imported"]
+        assert imported and all(i.verified is True for i in imported)
+        assert all(i["verified"] is True for i in report.to_json()["items"])
+        view = read_journal(journal)
+        verified = [r for r in view.records if r.type == "verified"]
+        assert len(verified) == len(imported)
+        assert all(r.get("ok") is True and r.get("detail") == "" for r in verified)
+        assert all(st.verified is True for st in view.state.values())
