@@ -82,6 +82,7 @@ _TASK_DROP = frozenset(
     }
 )
 MERGE_PARAMS = frozenset({"merge_paths", "merge_start", "merge_task_ids"})
+_TOP_KEYS = frozenset({"workflow", "tasks", "linkages"}) | _TOP_DROP
 _LINK_DROP = frozenset({"source_workflow_id", "source_task_id", "target_task_id"})
 
 
@@ -597,24 +598,21 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         )
         for lk, lb in zip(linkages, link_bodies, strict=True)
     )
-    extra = {
-        k: v
-        for k, v in data.items()
-        if k not in ("workflow", "tasks", "linkages") and k not in _TOP_DROP
-    }
-    doc = {
-        "workflow": orjson.Fragment(_workflow_body(data["workflow"])),
-        "tasks": [
-            {"key": r, "parent": None if p < 0 else p, "task": orjson.Fragment(b)}
-            for r, p, b in task_entries
-        ],
-        "linkages": [
-            {"from": None if s < 0 else s, "to": t, "link": orjson.Fragment(b)}
-            for s, t, b in link_entries
-        ],
-        "extra": extra,
-    }
-    return _Canon(ranks=ranks, bodies=bodies, payload=_dumps(doc), has_refs=[bool(r) for r in refs])
+    extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
+    # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
+    # already-serialised parts (keys are written in sorted order).
+    task_part = b",".join(
+        b'{"key":%d,"parent":%s,"task":%s}' % (r, b"null" if p < 0 else b"%d" % p, b)
+        for r, p, b in task_entries
+    )
+    link_part = b",".join(
+        b'{"from":%s,"link":%s,"to":%d}' % (b"null" if s < 0 else b"%d" % s, b, t)
+        for s, t, b in link_entries
+    )
+    payload = b'{"extra":%s,"linkages":[%s],"tasks":[%s],"workflow":%s}' % (
+        _dumps(extra), link_part, task_part, _workflow_body(data["workflow"])
+    )
+    return _Canon(ranks=ranks, bodies=bodies, payload=payload, has_refs=[bool(r) for r in refs])
 
 
 def canonical_form(data: Mapping[str, Any]) -> Any:
