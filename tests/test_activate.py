@@ -1,0 +1,139 @@
+"""`migrator activate` and `--activation match` over real HTTP against the built-in fake (issue 6).
+
+Import inactive everywhere first, then switch on exactly the journal's versions, once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from migrator.activate import activate_from_journal
+from migrator.engine import MigrateOptions, migrate
+from migrator.journal import read_journal
+from migrator.versions import version_key
+from tests.conftest import SAMPLES
+from tests.helpers import Env, running_fake
+from tests.test_verify import run_cli
+
+pytestmark = pytest.mark.anyio
+
+TENANTS = ("tenant-1", "tenant-2", "tenant-3")
+
+
+def definitions(env: Env, tenant: str) -> dict[str, dict[str, Any]]:
+    """The tenant's definitions by name, as GET /workflows/{id} shows them."""
+    state = env.fake.state
+    out = {}
+    for def_id in state.list_definitions(tenant, {}):
+        d = state.definition_json(tenant, def_id)
+        out[d["name"]] = d
+    return out
+
+
+def done_items(journal: Path) -> dict[tuple[str, str], Any]:
+    return {k: st for k, st in read_journal(journal).state.items() if st.status == "done"}
+
+
+async def test_activate_switches_on_exactly_the_journal_versions(tmp_path: Path) -> None:
+    """After an inactive import everywhere, activate makes each definition Active on the journal's highest version, and a second run changes nothing."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        report = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(journal)))
+        assert report.ok
+        for tenant in TENANTS:
+            assert all(d["status"] == "Inactive" and d["active_version"] is None for d in definitions(env, tenant).values())
+        done = done_items(journal)
+        # Expected: per (tenant, definition), the highest committed version's id.
+        expected: dict[tuple[str, int], tuple[int, str]] = {}
+        for (tenant, _), st in done.items():
+            key = (tenant, st.target_definition_id)
+            if key not in expected or version_key(st.version) > version_key(expected[key][1]):
+                expected[key] = (st.target_version_id, st.version)
+
+        # A dry run reports the plan and switches nothing on.
+        dry = await activate_from_journal(env.settings, str(journal), dry_run=True)
+        assert dry.ok and {i.status for i in dry.items} == {"planned", "skipped"}
+        assert all(d["active_version"] is None for t in TENANTS for d in definitions(env, t).values())
+
+        first = await activate_from_journal(env.settings, str(journal))
+        assert first.ok, first.to_json()
+        activated = [i for i in first.items if i.status == "activated"]
+        assert {(i.tenant, i.target_workflow_id): (i.target_version_id, i.version) for i in activated} == expected
+        # The lower Credit Check version is reported as left alone, in every tenant.
+        superseded = [i for i in first.items if i.status == "skipped"]
+        assert {(i.tenant, i.workflow_name, i.version) for i in superseded} == {
+            (t, "Credit Check on New Order", "1.0.0") for t in TENANTS
+        }
+        for tenant in TENANTS:
+            for d in definitions(env, tenant).values():
+                assert d["status"] == "Active"
+                assert (d["active_version"]["id"], d["active_version"]["version"]) == expected[(tenant, d["id"])]
+        before = {t: definitions(env, t) for t in TENANTS}
+
+        second = await activate_from_journal(env.settings, str(journal))
+        assert second.ok
+        assert {i.status for i in second.items} == {"skipped"}
+        assert sum(i.reason == "already active" for i in second.items) == len(expected)
+        assert {t: definitions(env, t) for t in TENANTS} == before  # not even updatedAt moved
+
+
+async def test_activate_one_tenant_through_the_cli(tmp_path: Path) -> None:
+    """`migrator activate --tenant` switches on only that tenant; a re-run exits 0 with nothing to do; an unreadable journal exits 2."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1", "tenant-2"], journal=str(journal)))
+        run = await run_cli(env, tmp_path, "activate", "--journal", str(journal), "--tenant", "tenant-2", "--json")
+        assert run.code == 0, run.err
+        data = orjson.loads(run.out)
+        assert {i["tenant"] for i in data["items"]} == {"tenant-2"}
+        assert data["summary"]["activated"] == len(definitions(env, "tenant-2"))
+        assert all(d["status"] == "Active" for d in definitions(env, "tenant-2").values())
+        assert all(d["active_version"] is None for d in definitions(env, "tenant-1").values())
+
+        again = await run_cli(env, tmp_path, "activate", "--journal", str(journal), "--tenant", "tenant-2")
+        assert again.code == 0
+        assert "activated 0" in again.out
+
+        missing = await run_cli(env, tmp_path, "activate", "--journal", str(tmp_path / "none.jsonl"))
+        assert missing.code == 2
+        assert "no journal here" in missing.err
+
+
+async def test_activate_switches_back_a_version_changed_by_hand(tmp_path: Path) -> None:
+    """When someone made another version active after activation, activate switches the journal's version on again (a fresh Idempotency-Key, not a replay)."""
+    journal = tmp_path / "j.jsonl"
+    doc = SAMPLES / "04-credit-check-v1.json"
+    newer = SAMPLES / "05-credit-check-v1-1.json"
+    async with running_fake() as env:
+        await migrate(env.settings, MigrateOptions(sources=[str(doc), str(newer)], tenants=["tenant-1"], journal=str(journal)))
+        assert (await activate_from_journal(env.settings, str(journal))).ok
+        d = definitions(env, "tenant-1")["Credit Check on New Order"]
+        versions = env.fake.state.list_versions("tenant-1", d["id"])
+        old = next(v["id"] for v in versions if v["version"] == "1.0.0")
+        env.fake.state.patch_definition("tenant-1", d["id"], {"active_workflow_version_id": old})
+        again = await activate_from_journal(env.settings, str(journal))
+        assert [i.status for i in again.items if i.version == "1.1.0"] == ["activated"]
+        assert definitions(env, "tenant-1")["Credit Check on New Order"]["active_version"]["version"] == "1.1.0"
+
+
+async def test_activation_match_follows_the_source(tmp_path: Path) -> None:
+    """With activation 'match', a source whose workflow.status is Active lands active and the others land inactive."""
+    sources = tmp_path / "src"
+    sources.mkdir()
+    for name, status in (("06-usage-overage-alert.json", "Active"), ("08-normalise-tax-ids.json", None), ("16-bill-run-completion-digest.json", "Inactive")):
+        data = json.loads((SAMPLES / name).read_text())
+        data["workflow"]["status"] = status
+        (sources / name).write_text(json.dumps(data))
+    async with running_fake() as env:
+        report = await migrate(env.settings, MigrateOptions(sources=[str(sources)], tenants=["tenant-3"], activation="match"))
+        assert report.ok and len(report.items) == 3
+        landed = definitions(env, "tenant-3")
+        assert landed["Usage Overage Alert"]["status"] == "Active"
+        assert landed["Usage Overage Alert"]["active_version"]["version"] == "0.0.7"
+        for name in ("Normalise VAT Numbers", "Bill Run Completion Digest"):
+            assert landed[name]["active_version"] is None, name
