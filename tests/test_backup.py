@@ -10,12 +10,14 @@ import gzip
 import hashlib
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import orjson
 import pytest
+import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -532,7 +534,16 @@ def test_parser_options() -> None:
         parse(["backup", "--config", "c.toml", "--tenant", "t", "--out", "d", "--keep", "0"])
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """cmd_backup configures structlog onto the captured stderr; put the old set-up back after."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 @pytest.mark.anyio
+@pytest.mark.usefixtures("restore_logging")
 async def test_cmd_backup_prints_one_line_and_exit_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
