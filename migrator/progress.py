@@ -7,6 +7,7 @@ which lifts the block, writes the line and puts the block back, so the two never
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -55,6 +56,8 @@ class TerminalStream:
         self.stream = stream
         self.block: list[str] = []
         self._drawn = 0
+        self._pending = ""  # the start of a log line whose newline has not been written yet
+        self.width = _columns(stream)
 
     def _lift(self) -> None:
         if self._drawn:
@@ -63,15 +66,22 @@ class TerminalStream:
 
     def _draw(self) -> None:
         for line in self.block:
-            self.stream.write(line[:200] + "\n")
+            # A wrapped line would take two rows and the lift (counted in lines) would miss one.
+            self.stream.write(line[: self.width - 1] + "\n")
         self._drawn = len(self.block)
 
     def write(self, text: str) -> int:
+        # print() writes a line and its newline in two calls: drawing the block between them
+        # would put it on the log line's row, and the next lift would erase the log line.
+        self._pending += text
+        if "\n" not in self._pending:
+            return len(text)
+        complete, _, self._pending = self._pending.rpartition("\n")
         self._lift()
-        n = self.stream.write(text)
+        self.stream.write(complete + "\n")
         self._draw()
         self.stream.flush()
-        return n
+        return len(text)
 
     def flush(self) -> None:
         self.stream.flush()
@@ -88,7 +98,17 @@ class TerminalStream:
     def clear(self) -> None:
         self._lift()
         self.block = []
+        if self._pending:
+            self.stream.write(self._pending)
+            self._pending = ""
         self.stream.flush()
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 200
 
 
 @asynccontextmanager
