@@ -79,6 +79,27 @@ def discover(paths: Sequence[str]) -> Iterator[SourceItem]:
             yield SourceItem(path)
 
 
+def is_snapshot(path: str) -> bool:
+    """True when `path` is a directory holding a snapshot manifest."""
+    return os.path.isfile(os.path.join(path, MANIFEST_NAME))
+
+
+def find_snapshots(paths: Sequence[str]) -> list[str]:
+    """Every snapshot directory under `paths` (without reading any document), so a caller can
+    run verify_snapshot on each before importing anything."""
+    found: list[str] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            continue
+        for root, dirs, _ in os.walk(path, followlinks=False):
+            if is_snapshot(root):
+                found.append(root)
+                dirs[:] = []
+            else:
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    return found
+
+
 def _walk(top: str) -> Iterator[SourceItem]:
     seen: set[tuple[int, int]] = set()
     # A stack of sorted iterators keeps the walk lazy and free of recursion.
@@ -102,7 +123,7 @@ def _walk(top: str) -> Iterator[SourceItem]:
         if key in seen:  # a symlink loop
             continue
         seen.add(key)
-        if os.path.isfile(os.path.join(path, MANIFEST_NAME)):
+        if is_snapshot(path):
             yield from snapshot_items(path)
             continue
         try:

@@ -17,6 +17,7 @@ from migrator.sources import (
     SNAPSHOT_FORMAT,
     SourceItem,
     discover,
+    find_snapshots,
     read_document,
     verify_snapshot,
 )
@@ -222,3 +223,12 @@ def test_bad_manifest(tmp_path: Path, manifest: bytes, problem: str) -> None:
 def test_missing_manifest(tmp_path: Path) -> None:
     """verify_snapshot on a plain directory says the manifest is missing."""
     assert verify_snapshot(str(tmp_path)) == [f"{tmp_path / MANIFEST_NAME}: $: snapshot manifest is missing"]
+
+
+def test_find_snapshots(tmp_path: Path) -> None:
+    """Snapshot directories are found anywhere under the given paths, without reading documents."""
+    make_snapshot(tmp_path / "nightly" / "2026-11-27", {"a.json": named("a")})
+    make_snapshot(tmp_path / "nightly" / "2026-11-28", {"a.json": named("a")})
+    write(tmp_path / "loose" / "b.json", named("b"))
+    assert find_snapshots([str(tmp_path), str(tmp_path / "loose" / "b.json")]) == [
+        str(tmp_path / "nightly" / "2026-11-27"), str(tmp_path / "nightly" / "2026-11-28")]
