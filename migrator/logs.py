@@ -59,9 +59,22 @@ def redact_processor(
     return event_dict
 
 
+class _Stderr:
+    """Whatever sys.stderr is at the moment of writing (it may be swapped after set-up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(fmt: str = "console", level: str = "info", stream: TextIO | None = None) -> None:
     """Set structlog up once per process; `fmt` is "console" or "json"."""
-    out = stream or sys.stderr
+    out: Any = stream or _Stderr()
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()

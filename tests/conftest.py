@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from migrator import logs
+
+# Library code logs through structlog at every level; pytest shows it only for failing tests.
+logs.configure("console", "debug")
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SHARED_CORPUS = ROOT.parent / "shared" / "corpus" / "real"
@@ -14,3 +19,10 @@ SHARED_CORPUS = ROOT.parent / "shared" / "corpus" / "real"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> object:
+    """Tests that configure logging (the CLI does) must not leak that into later tests."""
+    yield
+    logs.configure("console", "debug")
