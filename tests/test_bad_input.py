@@ -140,6 +140,7 @@ def bad_cases() -> dict[str, tuple[bytes, str]]:
         "empty-name.json": (changed("", lambda d: None), "$.workflow.name"),
         "nested-100k.json": (b'{"workflow":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "$"),
         "too-large.json": (orjson.dumps(huge), "$"),
+        "gzip-bomb.json.gz": (gzip.compress(b'{"workflow": "' + b"a" * (8 * MAX_DOC_BYTES) + b'"}'), "$"),
     }
 
 

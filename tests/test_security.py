@@ -167,6 +167,10 @@ async def test_canary_secret_and_tokens_never_reach_any_output(tmp_path: Path) -
     assert {p.name for p in files} == {"j1.jsonl", "j2.jsonl", "r1.json", "r2.json", "r3.json"}
     blob += "\n".join(p.read_text() for p in files)
     assert_clean(blob, [CANARY, WRONG, FLAKY, "the-real-secret-of-wrong", *seen.tokens])
+    # SECURITY.md: no document bodies in the journal (a query clause and a task name of sample 01).
+    for journal in ("j1.jsonl", "j2.jsonl"):
+        text = (tmp_path / journal).read_text()
+        assert "Data.Account.Id" not in text and "Fetch Account" not in text
     # Track-Ids the tool generated follow Zuora's rules; idempotency keys stay within 255.
     assert seen.track_ids and seen.idempotency_keys
     for track in seen.track_ids:
