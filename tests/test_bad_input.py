@@ -323,3 +323,47 @@ def test_configuration_errors_exit_2_in_one_line(tmp_path: Path, case: str) -> N
     assert expected in lines[0], lines[0]
     assert "CANARY-config-secret-1234" not in result.stdout + result.stderr
 
+
+
+@pytest.mark.anyio
+async def test_plan_over_bad_inputs_exits_1_and_sends_nothing(tmp_path: Path) -> None:
+    """`migrator plan` over the same mix of good and bad files exits 1, names each bad file, prints no traceback and imports nothing."""
+    src = tmp_path / "src"
+    src.mkdir()
+    good_docs(src)
+    cases = bad_cases()
+    for name, (data, _) in cases.items():
+        (src / name).write_bytes(data)
+    async with running_fake(FakeConfig.demo(1)) as env:
+        cfg, variables = write_config(tmp_path, env, f"max_document_bytes = {MAX_DOC_BYTES}\n")
+        run = await run_cli(["plan", str(src), "--config", str(cfg)], variables, tmp_path)
+        ledger = env.imports("tenant-1")
+    assert run.code == 1, run.err + run.out
+    assert_no_traceback(run)
+    assert ledger == []
+    for name, (_, json_path) in cases.items():
+        assert any(name in ln and f": {json_path}: " in ln for ln in run.out.splitlines()), name
+
+
+@pytest.mark.anyio
+async def test_journal_held_by_another_run_is_one_line_exit_2(tmp_path: Path) -> None:
+    """A journal locked by another live run makes migrate exit 2 with one line naming the journal, no traceback, nothing sent."""
+    from migrator.journal import Journal
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok.json").write_bytes(orjson.dumps(base_doc("Waits for the lock")))
+    journal = tmp_path / "j.jsonl"
+    async with running_fake(FakeConfig.demo(1)) as env:
+        cfg, variables = write_config(tmp_path, env)
+        async with Journal.open(str(journal), {"run_id": "holder", "tenants": {}}):
+            run = await run_cli(
+                ["migrate", str(src), "--config", str(cfg), "--journal", str(journal), "--progress", "never"],
+                variables, tmp_path,
+            )
+        ledger = env.imports("tenant-1")
+    assert run.code == 2, run.err + run.out
+    assert_no_traceback(run)
+    lines = [ln for ln in run.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("migrator: error: ") and str(journal) in lines[0], lines
+    assert ledger == []
