@@ -693,9 +693,12 @@ class TenantRun:
         for task_id, callee in item.call_targets.items():
             callee_id = self.definition_ids.get(callee)
             if callee_id is None:
+                # The callee did not land in this run (deferred, blocked, failed): the caller
+                # waits for a later run instead of failing for good.
                 raise ZuoraError(
                     f"callee {callee!r} has no definition in tenant {self.tenant.name} (it was not imported)",
                     status=409,
+                    retryable=True,
                 )
             call_targets[task_id] = callee_id
         payload = prepare_for_import(
