@@ -605,10 +605,13 @@ class TenantRun:
         group = next(g for g in self.plan.groups if g.name == name)
         state = self.groups[name]
         try:
-            for callee in group.callees:
-                callee_state = self.groups.get(callee)
-                if callee_state is not None:
-                    await callee_state.done.wait()
+            # Wait for callees only when something will be sent: the groups of a call cycle have
+            # every import blocked, and waiting for each other would hang the run.
+            if any(i.action in (Action.CREATE, Action.NEW_VERSION) for i in group.items):
+                for callee in group.callees:
+                    callee_state = self.groups.get(callee)
+                    if callee_state is not None:
+                        await callee_state.done.wait()
             for item in group.items:
                 await self._run_item(group.name, state, item)
         finally:
