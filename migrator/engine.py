@@ -1009,6 +1009,14 @@ async def migrate(
                 "tenants": {t.name: tenant_fingerprint(t) for t in tenants},
                 "tool_version": __version__,
             }
+            # Refuse before this run appends its run_started: a refused run leaves no trace
+            # (its tenants would otherwise make every later run with the right config refuse).
+            path = options.journal
+            earlier = await anyio.to_thread.run_sync(
+                lambda: ReadOnlyJournal(path) if os.path.exists(path) else None
+            )
+            if earlier is not None:
+                check_journal_matches(earlier, tenants, store, path)
             factory = journal_factory or Journal.open
             journal = await stack.enter_async_context(factory(options.journal, run_fields))
             check_journal_matches(journal, tenants, store, options.journal)
