@@ -44,7 +44,7 @@ from migrator.plan import (
     TenantPlan,
     plan_tenant,
 )
-from migrator.remap import find_tenant_values, prepare_for_import
+from migrator.remap import apply_substitutions, find_tenant_values, prepare_for_import
 from migrator.report import ItemOutcome, Report
 from migrator.sources import (
     MANIFEST_NAME,
@@ -514,6 +514,7 @@ class TenantRun:
                 "action",
                 item.action.value if item.action in (Action.CREATE, Action.NEW_VERSION) else None,
             ),
+            tenant_values=kw.pop("tenant_values", self._tenant_values(item.doc.key)),
             **kw,
         )
         self.outcomes.append(out)
@@ -565,6 +566,24 @@ class TenantRun:
         self.plan = plan
         self.progress.total = len(plan.items)
         return plan
+
+    def _tenant_values(self, key: str) -> tuple[dict[str, str | None], ...] | None:
+        """The document's tenant-specific values and what this tenant's table makes of each."""
+        values = self.store.tenant_values.get(key)
+        if not values:
+            return None
+        subs = self.tenant.substitutions
+        return tuple(
+            {
+                "path": path,
+                "kind": kind,
+                "value": value,
+                "substitute": apply_substitutions({"v": value}, subs)["v"]
+                if any(s in value for s in subs)
+                else None,
+            }
+            for path, kind, value in values
+        )
 
     def _unbound(self) -> dict[str, list[str]]:
         subs = self.tenant.substitutions

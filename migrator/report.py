@@ -30,6 +30,9 @@ class ItemOutcome:
     action: str | None = None  # create | new_version (planned or done)
     target_version_id: int | None = None
     verified: bool | None = None  # set by --verify / migrator verify
+    # Tenant-specific values the document holds (spec §4.6): each {path, kind, value, substitute},
+    # substitute = what this tenant's table makes of the value, null when no entry covers it.
+    tenant_values: tuple[dict[str, str | None], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
