@@ -1,0 +1,222 @@
+"""`migrator status --journal FILE`, text and --json, over journals written by real runs (issue 5).
+
+Exit 0 when every item is settled, 1 otherwise, 2 (one line, no traceback) when there is no readable journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from migrator.cli import main
+from migrator.engine import MigrateOptions, migrate
+from migrator.fake import FaultConfig
+from migrator.journal import Journal
+from tests.conftest import ROOT
+from tests.helpers import running_fake
+from tests.test_resume import CALLEE, T1, WELCOME, Crash, crashing, hooked
+
+TENANTS = ("tenant-1", "tenant-2", "tenant-3")
+
+
+def status(capsys: pytest.CaptureFixture[str], journal: Path, *flags: str) -> tuple[int, str]:
+    """Run `migrator status` in process; its exit code and stdout."""
+    capsys.readouterr()
+    code = main(["status", "--journal", str(journal), *flags])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out
+
+
+def status_json(capsys: pytest.CaptureFixture[str], journal: Path) -> tuple[int, dict[str, Any]]:
+    code, out = status(capsys, journal, "--json")
+    return code, json.loads(out)
+
+
+def row(text: str, tenant: str) -> list[int]:
+    """The numbers of a tenant's row: done, skipped, failed, in doubt, deferred, pending."""
+    [line] = [ln for ln in text.splitlines() if ln.startswith(tenant + " ")]
+    return [int(n) for n in line.split()[1:]]
+
+
+@pytest.mark.anyio
+async def test_clean_run_is_settled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After a clean run, status counts every item done per tenant, lists no problem, and exits 0 in text and JSON."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[WELCOME, CALLEE], journal=str(journal))
+        )
+        assert report.ok
+    code, text = status(capsys, journal)
+    assert code == 0, text
+    assert text.splitlines()[0] == f"journal {journal}: 1 run(s)"
+    assert "did not finish" not in text and "interrupted" not in text
+    for tenant in TENANTS:
+        assert row(text, tenant) == [2, 0, 0, 0, 0, 0]
+    assert "failed:" not in text and "in doubt:" not in text and "next run" not in text
+
+    code, data = status_json(capsys, journal)
+    assert code == 0
+    assert data["runs"] == 1 and data["last_run_finished"] and not data["last_run_interrupted"]
+    assert sorted(data["tenants"]) == list(TENANTS)
+    for tenant in TENANTS:
+        t = data["tenants"][tenant]
+        assert t["counts"]["done"] == 2 and sum(t["counts"].values()) == 2
+        assert t["failures"] == t["in_doubt"] == t["deferred"] == [] and t["next_run"] == {}
+
+
+@pytest.mark.anyio
+async def test_failures_are_listed_with_their_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An item the target refused shows as failed in its tenant with the target's reason and the --retry-failed hint, and status exits 1."""
+    journal = tmp_path / "j.jsonl"
+
+    def refuse_welcome_in_t1(type: str, fields: Mapping[str, Any]) -> None:
+        if fields.get("tenant") != T1:
+            return
+        if type == "intent" and fields["name"] == "Welcome Email for New Accounts":
+            env.fake.set_faults(T1, FaultConfig(error_rate=1.0, error_statuses=(400,)))
+        elif type == "failed":
+            env.fake.set_faults(T1, FaultConfig())
+
+    async with running_fake(max_attempts=1, max_concurrency=1) as env:
+        await migrate(
+            env.settings,
+            MigrateOptions(sources=[WELCOME, CALLEE], journal=str(journal)),
+            journal_factory=hooked(refuse_welcome_in_t1),
+        )
+    code, text = status(capsys, journal)
+    assert code == 1, text
+    assert row(text, T1) == [1, 0, 1, 0, 0, 0]
+    assert row(text, "tenant-2") == row(text, "tenant-3") == [2, 0, 0, 0, 0, 0]
+    [failure] = [ln for ln in text.splitlines() if ln.strip().startswith("failed:")]
+    assert failure.strip().startswith(f"failed: {T1}: Welcome Email for New Accounts ({WELCOME}): ")
+    assert "400" in failure
+    assert f"next run for {T1}: failed: " in text and "--retry-failed" in text
+
+    code, data = status_json(capsys, journal)
+    assert code == 1
+    [item] = data["tenants"][T1]["failures"]
+    assert item["name"] == "Welcome Email for New Accounts" and item["source"] == WELCOME
+    assert "400" in item["reason"] and item["attempts"] == 1
+    assert "--retry-failed" in data["tenants"][T1]["next_run"]["failed"]
+    assert data["tenants"]["tenant-2"]["failures"] == []
+
+
+@pytest.mark.anyio
+async def test_in_doubt_items_after_a_kill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run killed between intent and answer shows that item in doubt, says the last run did not finish and that the next run resends with the same Idempotency-Key, and exits 1."""
+    journal = tmp_path / "j.jsonl"
+
+    def die_at_welcome(type: str, fields: Mapping[str, Any]) -> None:
+        if type == "intent" and fields["name"] == "Welcome Email for New Accounts":
+            raise Crash
+
+    async with running_fake(max_concurrency=1) as env:
+        await crashing(
+            migrate(
+                env.settings,
+                MigrateOptions(sources=[WELCOME, CALLEE], tenants=[T1], journal=str(journal)),
+                journal_factory=hooked(die_at_welcome),
+            )
+        )
+    # A SIGKILL leaves no run_finished: drop the one the simulated crash wrote.
+    lines = journal.read_bytes().splitlines(keepends=True)
+    assert b'"type":"run_finished"' in lines[-1]
+    journal.write_bytes(b"".join(lines[:-1]))
+
+    code, text = status(capsys, journal)
+    assert code == 1, text
+    assert "the last run did not finish (crashed or killed)" in text
+    assert row(text, T1) == [1, 0, 0, 1, 0, 0]
+    assert any(
+        ln.strip().startswith(f"in doubt: {T1}: Welcome Email for New Accounts")
+        for ln in text.splitlines()
+    )
+    assert "same Idempotency-Key" in text
+
+    code, data = status_json(capsys, journal)
+    assert code == 1 and not data["last_run_finished"]
+    [item] = data["tenants"][T1]["in_doubt"]
+    assert item["name"] == "Welcome Email for New Accounts" and item["version"]
+    assert "in_doubt" in data["tenants"][T1]["next_run"]
+
+
+@pytest.mark.anyio
+async def test_torn_tail_is_reported_not_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal whose last line is torn is read up to that line, the tear is reported with its line number, the file is left as it is, and the settled items still exit 0."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        await migrate(
+            env.settings, MigrateOptions(sources=[WELCOME], tenants=[T1], journal=str(journal))
+        )
+    lines = journal.read_bytes().splitlines(keepends=True)
+    torn = b"".join(lines[:-1]) + lines[-1][:25]
+    journal.write_bytes(torn)
+
+    code, text = status(capsys, journal)
+    assert code == 0, text
+    assert f"ignored an incomplete last line (line {len(lines)}, 25 bytes)" in text
+    assert "the last run did not finish" in text
+    assert row(text, T1) == [1, 0, 0, 0, 0, 0]
+    code, data = status_json(capsys, journal)
+    assert code == 0 and any(f"line {len(lines)}" in n for n in data["notices"])
+    assert journal.read_bytes() == torn
+
+
+@pytest.mark.anyio
+async def test_status_while_a_run_holds_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Status reads a journal another migrator holds, without waiting for its lock, and says the counts are a moment's picture."""
+    journal = tmp_path / "j.jsonl"
+    async with Journal.open(journal, {"run_id": "live"}) as live:
+        await live.append(
+            "intent",
+            tenant=T1,
+            item="ab" * 32,
+            action="create",
+            name="W",
+            version="1.0.0",
+            target_definition_id=None,
+            idempotency_key="k-1",
+            source="w.json",
+        )
+        code, text = status(capsys, journal)
+    assert code == 1
+    assert f"a migrator (pid {os.getpid()}) is writing this journal now" in text
+    assert row(text, T1) == [0, 0, 0, 1, 0, 0]
+
+
+@pytest.mark.parametrize("damage", ["missing", "damaged"])
+def test_unreadable_journal_is_one_line_exit_2(tmp_path: Path, damage: str) -> None:
+    """A missing journal, or one damaged before its last line, makes `migrator status` print one error line naming the file (and the line), exit 2, and show no traceback."""
+    journal = tmp_path / "j.jsonl"
+    if damage == "damaged":
+        good = b'{"v":1}\n'
+        journal.write_bytes(good + b"not json at all\n" + good)
+    result = subprocess.run(
+        [sys.executable, "-m", "migrator.cli", "status", "--journal", str(journal)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("migrator: error: ") and str(journal) in line
+    assert ("no journal here" in line) if damage == "missing" else ("damaged at line 1" in line)
