@@ -33,6 +33,7 @@ FILE_REF_STR = re.compile(r"__([0-9]+)(?=\.|__|\Z)", re.ASCII)
 # A float in serialised output whose exponent shows it came from an integer literal beyond 64 bits
 # (orjson turns such literals into floats instead of failing).
 _HUGE_FLOAT = re.compile(rb"e\+(?:1[89]|[2-9][0-9]|[0-9]{3})")
+_HUGE_MESSAGE = "integer at {where} does not fit in 64 bits (orjson reads only 64-bit integers exactly)"
 _INT_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|(?<![0-9.eE+-])(-?[0-9]{19,})(?![0-9.eE])', re.DOTALL)
 
 EXECUTE_WORKFLOW = "Execute::WorkflowTask"
@@ -118,8 +119,8 @@ class ExportDocument:
 # Reading bytes
 
 
-def load_json(raw: bytes, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
-    """Parse `raw` as one JSON object; raise InputError (one line, with the place) on anything bad."""
+def _parse(raw: bytes, source: str, max_bytes: int) -> dict[str, Any]:
+    """load_json without the serialisation check (parse_document folds that into hashing)."""
     if len(raw) > max_bytes:
         raise InputError(
             source,
@@ -136,6 +137,12 @@ def load_json(raw: bytes, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         raise _decode_error(raw, offset, source, exc) from None
     if not isinstance(data, dict):
         raise InputError(source, "$", f"top level is a JSON {_kind(data)}, not an object")
+    return data
+
+
+def load_json(raw: bytes, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Parse `raw` as one JSON object; raise InputError (one line, with the place) on anything bad."""
+    data = _parse(raw, source, max_bytes)
     _check_representable(data, raw, source)
     return data
 
@@ -180,7 +187,7 @@ def _check_representable(data: dict[str, Any], raw: bytes, source: str) -> None:
             raise InputError(
                 source,
                 "$",
-                f"integer at {where} does not fit in 64 bits (orjson reads only 64-bit integers exactly)",
+                _HUGE_MESSAGE.format(where=where),
             )
 
 
@@ -412,23 +419,32 @@ def parse_document(
     raw: bytes, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES, definition_id: int | None = None
 ) -> ExportDocument:
     """Read, validate and hash one export document; InputError on anything wrong with it."""
-    data = load_json(raw, source, max_bytes=max_bytes)
-    return document_from_data(data, source, definition_id=definition_id)
+    # The depth and huge-integer checks of load_json happen while hashing (one serialisation
+    # instead of two): every part of the payload is serialised there at its payload depth.
+    data = _parse(raw, source, max_bytes)
+    return _from_data(data, source, definition_id, raw)
 
 
 def document_from_data(
     data: Any, source: str, *, definition_id: int | None = None
 ) -> ExportDocument:
     """Validate and hash an already-parsed document (a live export, for instance)."""
+    return _from_data(data, source, definition_id, None)
+
+
+def _from_data(data: Any, source: str, definition_id: int | None, raw: bytes | None) -> ExportDocument:
     validate_document(data, source)
     workflow = data["workflow"]
     version = workflow.get("version")
     try:
         canon = _canon(data)
     except orjson.JSONEncodeError as exc:
-        # Only reachable for data that did not come through load_json (a live export, say).
         reason = f"nested deeper than {MAX_DEPTH} levels" if "ecursion" in str(exc) else f"cannot be represented: {exc}"
         raise InputError(source, "$", reason) from None
+    if canon.maybe_huge and raw is not None:
+        where = _find_huge_int(raw)
+        if where is not None:
+            raise InputError(source, "$", _HUGE_MESSAGE.format(where=where))
     tasks = data["tasks"]
     return ExportDocument(
         source=source,
@@ -452,25 +468,39 @@ def _dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def _task_body(task: Mapping[str, Any]) -> bytes:
+# Each part is serialised wrapped in as many lists as it sits deep in the payload (a task is in
+# the document's "tasks" list: 2 levels), so orjson's depth limit fires exactly when it would for
+# the whole payload. Dropped fields that stay in the payload are serialised the same way, as a
+# list of values standing in for the dict that holds them.
+
+
+def _task_body(task: Mapping[str, Any], aside: list[bytes]) -> bytes:
     body = dict(task)
-    for key in _TASK_DROP.intersection(task):
+    dropped = _TASK_DROP.intersection(task)
+    for key in dropped:
         del body[key]
+    kept_aside = [task[k] for k in dropped if isinstance(task[k], (dict, list))]
+    if kept_aside:
+        aside.append(_dumps([[kept_aside]]))
     if task.get("action_type") == MERGE:
         params = body.get("parameters")
         if isinstance(params, dict) and not MERGE_PARAMS.isdisjoint(params):
             body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
-    return _dumps(body)
+    return _dumps([[body]])[2:-2]
 
 
-def _workflow_body(workflow: Mapping[str, Any]) -> bytes:
+def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
     body = dict(workflow)
-    for key in _WORKFLOW_DROP.intersection(workflow):
+    dropped = _WORKFLOW_DROP.intersection(workflow)
+    for key in dropped:
         del body[key]
+    kept_aside = [workflow[k] for k in dropped if isinstance(workflow[k], (dict, list))]
+    if kept_aside:
+        aside.append(_dumps([kept_aside]))
     params = body.get("parameters")
     if isinstance(params, dict) and "merge_task_ids" in params:
         body["parameters"] = {k: v for k, v in params.items() if k != "merge_task_ids"}
-    return _dumps(body)
+    return _dumps([body])[1:-1]
 
 
 _PLAIN_LINK_KEYS = frozenset({"source_workflow_id", "source_task_id", "target_task_id", "linkage_type"})
@@ -480,7 +510,7 @@ def _link_body(link: Mapping[str, Any]) -> bytes:
     # Nearly every linkage has just the four standard keys; skip building and sorting a dict.
     if len(link) == 4 and _PLAIN_LINK_KEYS.issuperset(link):
         return b'{"linkage_type":' + orjson.dumps(link["linkage_type"]) + b"}"
-    return _dumps({k: v for k, v in link.items() if k not in _LINK_DROP})
+    return _dumps([[{k: v for k, v in link.items() if k not in _LINK_DROP}]])[2:-2]
 
 
 def _splice(body: bytes, refs: list[tuple[int, int, int]], label: Any) -> bytes:
@@ -503,6 +533,7 @@ class _Canon:
     bodies: list[bytes]  # id-free content of each task, file refs as labels
     payload: bytes  # canonical JSON bytes of the whole document
     has_refs: list[bool]  # whether each task's content holds a file reference to a task
+    maybe_huge: bool  # some number serialised with an exponent >= 18 (a huge integer literal?)
 
 
 def _refine(
@@ -540,7 +571,9 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     linkages: list[Mapping[str, Any]] = data["linkages"]
     pos = {t["id"]: i for i, t in enumerate(tasks)}
     n = len(tasks)
-    raw_bodies = [_task_body(t) for t in tasks]
+    # Serialised dropped values that stay in the payload: checked for depth and huge integers.
+    aside: list[bytes] = []
+    raw_bodies = [_task_body(t, aside) for t in tasks]
     refs: list[list[tuple[int, int, int]]] = []
     for body in raw_bodies:
         found: list[tuple[int, int, int]] = []
@@ -599,6 +632,11 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         for lk, lb in zip(linkages, link_bodies, strict=True)
     )
     extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
+    top_aside = [v for k, v in data.items() if k in _TOP_DROP]
+    if top_aside:
+        aside.append(_dumps(top_aside))
+    extra_bytes = _dumps(extra)
+    workflow_bytes = _workflow_body(data["workflow"], aside)
     # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
     # already-serialised parts (keys are written in sorted order).
     task_part = b",".join(
@@ -610,9 +648,14 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         for s, t, b in link_entries
     )
     payload = b'{"extra":%s,"linkages":[%s],"tasks":[%s],"workflow":%s}' % (
-        _dumps(extra), link_part, task_part, _workflow_body(data["workflow"])
+        extra_bytes, link_part, task_part, workflow_bytes
     )
-    return _Canon(ranks=ranks, bodies=bodies, payload=payload, has_refs=[bool(r) for r in refs])
+    # orjson reads integer literals beyond 64 bits as floats; they re-serialise with "e+NN".
+    maybe_huge = any(
+        b"+" in part and _HUGE_FLOAT.search(part) is not None
+        for part in (extra_bytes, workflow_bytes, *raw_bodies, *link_bodies, *aside)
+    )
+    return _Canon(ranks=ranks, bodies=bodies, payload=payload, has_refs=[bool(r) for r in refs], maybe_huge=maybe_huge)
 
 
 def canonical_form(data: Mapping[str, Any]) -> Any:

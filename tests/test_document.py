@@ -112,7 +112,64 @@ def test_bom_is_tolerated() -> None:
 )
 def test_unreadable_input(data: bytes, message: str) -> None:
     """Each kind of unreadable file gives its own one-line error naming the file."""
-    assert error_of(data) == message
+    with pytest.raises(InputError) as info:
+        load_json(data, SRC, max_bytes=1 << 20)
+    assert str(info.value) == message
+    if b"9223372036854775809" not in data and b"18446744073709551616" not in data:
+        assert error_of(data) == message
+
+
+PLACES = [
+    ["tasks", 0, "parameters", "x"],
+    ["tasks", 0, "error_details"],
+    ["tasks", 1, "css"],
+    ["workflow", "task_summary"],
+    ["workflow", "parameters", "fields"],
+    ["workflow_definition"],
+    ["extra"],
+    ["linkages", 1, "internal_group"],
+]
+
+
+def _place(path: list[Any], token: bytes) -> bytes:
+    d = doc()
+    target: Any = d
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = "@@PLACE@@"
+    return raw(d).replace(b'"@@PLACE@@"', token)
+
+
+@pytest.mark.parametrize("path", PLACES, ids=lambda p: ".".join(map(str, p)))
+def test_huge_integer_anywhere_in_a_document(path: list[Any]) -> None:
+    """parse_document reports a >64-bit integer literal wherever it sits in a valid document."""
+    data = _place(path, b"[1, 123456789012345678901234567890]")
+    assert "does not fit in 64 bits (orjson reads only 64-bit integers exactly)" in error_of(data)
+
+
+@pytest.mark.parametrize("path", PLACES, ids=lambda p: ".".join(map(str, p)))
+@pytest.mark.parametrize("extra", [0, 1, 2, 3, 50])
+def test_deep_nesting_anywhere_in_a_document(path: list[Any], extra: int) -> None:
+    """parse_document refuses exactly the documents load_json refuses for depth, wherever the
+    nesting sits, and whatever it accepts can be serialised again."""
+    for depth in range(MAX_DEPTH - 6 + extra, MAX_DEPTH + 1 + extra):
+        data = _place(path, b"[" * depth + b"]" * depth)
+        try:
+            load_json(data, SRC, max_bytes=1 << 20)
+            loaded_ok = True
+        except InputError as exc:
+            assert "nested deeper than 254 levels" in str(exc)
+            loaded_ok = False
+        try:
+            parsed = parse_document(data, SRC, max_bytes=1 << 20)
+        except InputError as exc:
+            assert not loaded_ok, str(exc)
+            assert "nested deeper than 254 levels" in str(exc)
+        else:
+            assert loaded_ok
+            from migrator.remap import prepare_for_import
+
+            orjson.dumps(prepare_for_import(parsed))
 
 
 def test_huge_integer_inside_string_is_fine() -> None:
@@ -135,7 +192,8 @@ def test_size_limit_names_the_limit() -> None:
 def test_deep_nesting_is_refused(depth: int) -> None:
     """Nesting beyond MAX_DEPTH is an InputError, never a RecursionError or a crash."""
     data = b'{"a":' + b"[" * depth + b"]" * depth + b"}"
-    assert "nested deeper than 254 levels" in error_of(data)
+    with pytest.raises(InputError, match=r"^in/wf\.json: \$: nested deeper than 254 levels"):
+        load_json(data, SRC, max_bytes=1 << 20)
 
 
 def test_nesting_at_the_limit_is_accepted() -> None:
