@@ -19,6 +19,7 @@ from migrator.config import Settings, TenantConfig
 from migrator.engine import _close_session, _int_or_none, tenant_fingerprint, tenant_identity
 from migrator.errors import AuthError, JournalError, MigratorError, ZuoraError
 from migrator.journal import ItemState, JournalView, read_journal
+from migrator.logs import redact_text
 from migrator.report import ItemOutcome, Report
 from migrator.versions import is_valid_version, version_key
 from migrator.zuora import ZuoraClient, open_session
@@ -259,7 +260,7 @@ def render(report: Report) -> str:
         f"already active {sum(1 for i in report.items if i.reason == 'already active')}, "
         f"failed {counts.get('failed', 0)}"
     )
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

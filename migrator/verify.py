@@ -17,6 +17,7 @@ from migrator.config import Settings, TenantConfig
 from migrator.document import canonical_hash
 from migrator.engine import DocumentStore, _close_session, fetch_target, read_sources
 from migrator.errors import AuthError, InputError, MigratorError, ZuoraError
+from migrator.logs import redact_text
 from migrator.plan import SourceDoc, TargetDefinition, resolve_call
 from migrator.remap import prepare_for_import
 from migrator.report import ItemOutcome, Report
@@ -248,7 +249,7 @@ def render(report: Report) -> str:
     lines.append(
         f"migrator verify: {verdict}: {ok} of {total} verified across {len(per)} tenant(s)"
     )
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,7 +5,9 @@ Import inactive everywhere first, then switch on exactly the journal's versions,
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 
 from migrator.activate import activate_from_journal
 from migrator.engine import MigrateOptions, migrate
+from migrator.errors import JournalError
 from migrator.journal import read_journal
 from migrator.versions import version_key
 from tests.conftest import SAMPLES
@@ -137,3 +140,39 @@ async def test_activation_match_follows_the_source(tmp_path: Path) -> None:
         assert landed["Usage Overage Alert"]["active_version"]["version"] == "0.0.7"
         for name in ("Normalise VAT Numbers", "Bill Run Completion Digest"):
             assert landed[name]["active_version"] is None, name
+
+
+async def test_activation_match_follows_a_snapshot_manifest(tmp_path: Path) -> None:
+    """With activation 'match' and a snapshot source, the manifest's `active` flag decides, whatever the document's own status says."""
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    files = []
+    for i, (name, active) in enumerate((("02-nightly-trial-expiry-reminders.json", True), ("07-payment-retry-after-delay.json", False))):
+        data = json.loads((SAMPLES / name).read_text())
+        data["workflow"]["status"] = "Inactive" if active else "Active"  # the manifest wins
+        raw = json.dumps(data).encode()
+        (snap / name).write_bytes(raw)
+        files.append({"path": name, "definition_id": 500 + i, "version_id": 600 + i, "name": data["workflow"]["name"],
+                      "version": data["workflow"]["version"], "active": active, "sha256": hashlib.sha256(raw).hexdigest()})
+    manifest = {"format": "migrator-snapshot/1", "tenant": "source", "created_at": "2026-11-28T10:00:00Z",
+                "tool_version": "test", "files": files}
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    async with running_fake() as env:
+        report = await migrate(env.settings, MigrateOptions(sources=[str(snap)], tenants=["tenant-1"], activation="match"))
+        assert report.ok, report.to_json()
+        landed = definitions(env, "tenant-1")
+        assert landed["Nightly Trial Expiry Reminders"]["active_version"]["version"] == "0.0.3"
+        assert landed["Retry Declined Card Payment"]["active_version"] is None
+
+
+async def test_activate_refuses_a_journal_written_for_another_tenant(tmp_path: Path) -> None:
+    """When a tenant name now points at another tenant (client id), activate refuses before any request, since the journal's ids belong elsewhere."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES / "06-usage-overage-alert.json")], tenants=["tenant-1"], journal=str(journal)))
+        moved = dict(env.settings.tenants)
+        moved["tenant-1"] = replace(env.settings.tenants["tenant-2"], name="tenant-1")
+        settings = replace(env.settings, tenants=moved)
+        with pytest.raises(JournalError, match="pointed at a different tenant"):
+            await activate_from_journal(settings, str(journal))
+        assert all(d["active_version"] is None for t in ("tenant-1", "tenant-2") for d in definitions(env, t).values())
