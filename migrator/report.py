@@ -1,6 +1,7 @@
 """Outcomes of a run: one record per (tenant, document), the JSON report, the terminal table.
 
-Pure: the engine hands over `ItemOutcome`s; this module only counts, orders and renders them.
+Pure: the engine hands over `ItemOutcome`s; this module only counts, orders and renders them
+(rendered text goes through the log redaction, so a secret a server echoed never gets out).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
+
+from migrator.logs import redact_text
 
 # imported: landed in this run · skipped: nothing to do (identical, done earlier, duplicate)
 # planned: dry run · blocked: could not be sent (why is in `error`) · failed: the tenant refused it
@@ -79,7 +82,9 @@ class Report:
         }
 
     def dumps(self) -> bytes:
-        return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
+        """The JSON report; any registered secret a server echoed into an error is redacted."""
+        text = orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2).decode()
+        return redact_text(text).encode() + b"\n"
 
 
 _ALWAYS = {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"}
@@ -115,7 +120,7 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
             lines.append(_clip(text, width * 3))
     for notice in report.notices:
         lines.append(f"note: {notice}")
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))
 
 
 def render_items(items: Sequence[ItemOutcome]) -> str:
@@ -129,7 +134,7 @@ def render_items(items: Sequence[ItemOutcome]) -> str:
         lines.append(
             f"{item.tenant}: {item.workflow_name}: {item.status} {what}{version}{where}{why}"
         )
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))
 
 
 def summary_line(report: Report) -> str:
