@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     _common(s, config=False)
 
+    from migrator import activate, backup, verify
+
+    verify.add_parser(sub)
+    activate.add_parser(sub)
+    backup.add_backup_parser(sub)
+
     f = sub.add_parser(
         "fake-zuora",
         help="serve the built-in fake Zuora (not Zuora!) for demos and tests",
