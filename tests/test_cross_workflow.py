@@ -86,6 +86,12 @@ async def test_callee_lands_first_with_its_id_in_each_tenant(tmp_path: Path) -> 
         exported = env.fake.state.export("tenant-2", definition_id(env, "tenant-2", CALLER_NAME), "latest")
         [task] = [t for t in exported["tasks"] if t["action_type"] == "Execute::WorkflowTask"]
         assert task["parameters"]["workflow_name"] == CALLEE_NAME
+        # Run again with no journal: the caller's payload (with this tenant's callee id) is found
+        # on the target, so nothing new lands anywhere.
+        before = len(env.fake.ledger())
+        again = await migrate(env.settings, MigrateOptions(sources=[str(CALLER), str(CALLEE)]))
+        assert len(env.fake.ledger()) == before
+        assert {i.status for i in again.items} == {"skipped"}
 
 
 async def test_callee_found_only_in_the_target_by_name(tmp_path: Path) -> None:
