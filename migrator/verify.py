@@ -16,7 +16,7 @@ import structlog
 from migrator.config import Settings, TenantConfig
 from migrator.document import canonical_hash
 from migrator.engine import DocumentStore, _close_session, fetch_target, read_sources
-from migrator.errors import AuthError, InputError, MigratorError, ZuoraError
+from migrator.errors import InputError, MigratorError, ZuoraError
 from migrator.logs import redact_text
 from migrator.plan import SourceDoc, TargetDefinition, resolve_call
 from migrator.remap import prepare_for_import
@@ -65,8 +65,6 @@ async def verify_tenants(
                     )
                     for doc in store.docs
                 )
-                if isinstance(exc, AuthError):
-                    return
 
         async with anyio.create_task_group() as tg:
             for tenant in chosen:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import anyio
 import orjson
 import pytest
 
+from migrator.config import Secret
 from migrator.engine import MigrateOptions, migrate
 from migrator.journal import read_journal
 from migrator.verify import all_verified, verify_tenants
@@ -157,3 +158,17 @@ async def test_migrate_verify_records_verified_in_journal_and_report(tmp_path: P
         assert len(verified) == len(imported)
         assert all(r.get("ok") is True and r.get("detail") == "" for r in verified)
         assert all(st.verified is True for st in view.state.values())
+
+
+async def test_verify_tenant_with_rejected_credentials_fails_alone(tmp_path: Path) -> None:
+    """A tenant whose credentials are refused reports each item as failed with the reason, while the other tenants are still checked."""
+    source = str(SAMPLES / "06-usage-overage-alert.json")
+    async with running_fake() as env:
+        await migrate(env.settings, MigrateOptions(sources=[source], tenants=["tenant-1"]))
+        tenants = dict(env.settings.tenants)
+        tenants["tenant-2"] = replace(tenants["tenant-2"], client_secret=Secret("not-the-secret"))
+        checked = await verify_tenants(replace(env.settings, tenants=tenants), [source], ["tenant-1", "tenant-2"])
+        status = {i.tenant: i for i in checked.items}
+        assert status["tenant-1"].status == "verified"
+        assert status["tenant-2"].status == "failed" and "could not check tenant tenant-2" in (status["tenant-2"].error or "")
+        assert "not-the-secret" not in checked.dumps().decode()
