@@ -7,6 +7,7 @@ Exit status: 0 nothing failed; 1 some item failed, was blocked or is left for an
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -329,7 +330,12 @@ def _write_report(path: str, data: bytes) -> None:
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
     try:
-        tmp.write_bytes(data)
+        # Private, like the journal: reports name workflows, tenants and their errors.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), 0o600)  # a .tmp left by an earlier run keeps its mode
+            fh.write(data)
         tmp.replace(target)
     except OSError as exc:
         raise MigratorError(f"{path}: cannot write the report: {exc.strerror}") from None

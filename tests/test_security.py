@@ -167,6 +167,9 @@ async def test_canary_secret_and_tokens_never_reach_any_output(tmp_path: Path) -
     assert {p.name for p in files} == {"j1.jsonl", "j2.jsonl", "r1.json", "r2.json", "r3.json"}
     blob += "\n".join(p.read_text() for p in files)
     assert_clean(blob, [CANARY, WRONG, FLAKY, "the-real-secret-of-wrong", *seen.tokens])
+    # Reports and journals are private files (0600), whatever the umask.
+    for p in files:
+        assert p.stat().st_mode & 0o077 == 0, (p.name, oct(p.stat().st_mode))
     # SECURITY.md: no document bodies in the journal (a query clause and a task name of sample 01).
     for journal in ("j1.jsonl", "j2.jsonl"):
         text = (tmp_path / journal).read_text()
