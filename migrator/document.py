@@ -474,18 +474,25 @@ def _dumps(value: Any) -> bytes:
 # list of values standing in for the dict that holds them.
 
 
+# Containers can be too deep; floats may be huge integer literals in disguise.
+_ASIDE_TYPES = (dict, list, float)
+
+
 def _task_body(task: Mapping[str, Any], aside: list[bytes]) -> bytes:
     body = dict(task)
     dropped = _TASK_DROP.intersection(task)
     for key in dropped:
         del body[key]
-    kept_aside = [task[k] for k in dropped if isinstance(task[k], (dict, list))]
+    kept_aside = [task[k] for k in dropped if isinstance(task[k], _ASIDE_TYPES)]
     if kept_aside:
         aside.append(_dumps([[kept_aside]]))
     if task.get("action_type") == MERGE:
         params = body.get("parameters")
         if isinstance(params, dict) and not MERGE_PARAMS.isdisjoint(params):
             body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
+            removed = [v for k, v in params.items() if k in MERGE_PARAMS and isinstance(v, _ASIDE_TYPES)]
+            if removed:
+                aside.append(_dumps([[[removed]]]))
     return _dumps([[body]])[2:-2]
 
 
@@ -494,12 +501,14 @@ def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
     dropped = _WORKFLOW_DROP.intersection(workflow)
     for key in dropped:
         del body[key]
-    kept_aside = [workflow[k] for k in dropped if isinstance(workflow[k], (dict, list))]
+    kept_aside = [workflow[k] for k in dropped if isinstance(workflow[k], _ASIDE_TYPES)]
     if kept_aside:
         aside.append(_dumps([kept_aside]))
     params = body.get("parameters")
     if isinstance(params, dict) and "merge_task_ids" in params:
         body["parameters"] = {k: v for k, v in params.items() if k != "merge_task_ids"}
+        if isinstance(params["merge_task_ids"], _ASIDE_TYPES):
+            aside.append(_dumps([[[params["merge_task_ids"]]]]))
     return _dumps([body])[1:-1]
 
 

@@ -128,7 +128,9 @@ def mutated_documents(draw: st.DrawFn) -> Any:
 def mutated_bytes(draw: st.DrawFn) -> bytes:
     """Serialised documents damaged at the byte level: truncated, flipped, spliced or padded."""
     raw = orjson.dumps(draw(documents(max_tasks=4)), option=draw(st.sampled_from([0, orjson.OPT_INDENT_2])))
-    how = draw(st.sampled_from(["truncate", "flip", "insert", "bom", "nest", "bigint"]))
+    how = draw(st.sampled_from(["truncate", "flip", "insert", "bom", "nest", "bigint", "inside"]))
+    if how == "inside":
+        return draw(hostile_values_inside())
     if how == "truncate":
         return raw[: draw(st.integers(0, len(raw)))]
     if how == "flip":
@@ -143,3 +145,22 @@ def mutated_bytes(draw: st.DrawFn) -> bytes:
         depth = draw(st.integers(200, 3000))
         return raw[:-1] + b', "deep": ' + b"[" * depth + b"]" * depth + b"}"
     return raw[:-1] + b', "big": ' + str(draw(st.integers(2**64, 2**80))).encode() + b"}"
+
+
+@st.composite
+def hostile_values_inside(draw: st.DrawFn) -> bytes:
+    """A valid document with deep nesting or a >64-bit integer literal at a random place."""
+    doc = draw(documents(max_tasks=4))
+    paths = [p for p in _paths(doc) if p and p[-1] not in ("id", "task_id", "source_task_id",
+                                                           "target_task_id", "source_workflow_id")]
+    path = draw(st.sampled_from(paths))
+    parent: Any = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = "@@HOSTILE@@"
+    if draw(st.booleans()):
+        depth = draw(st.integers(240, 262))
+        token = b"[" * depth + b"]" * depth
+    else:
+        token = str(draw(st.one_of(st.integers(2**64, 2**70), st.integers(-(2**70), -(2**63) - 1)))).encode()
+    return orjson.dumps(doc).replace(b'"@@HOSTILE@@"', token)

@@ -20,7 +20,13 @@ from migrator.document import (
 )
 from migrator.errors import InputError
 from migrator.remap import apply_substitutions, find_tenant_values, prepare_for_import
-from tests.strategies import json_values, mutated_bytes, mutated_documents, text
+from tests.strategies import (
+    hostile_values_inside,
+    json_values,
+    mutated_bytes,
+    mutated_documents,
+    text,
+)
 
 pytestmark = pytest.mark.fuzz
 
@@ -83,3 +89,24 @@ def test_arbitrary_json_only_raises_input_error(data: Any) -> None:
     """Any JSON value handed to the validator directly is refused with InputError."""
     with pytest.raises(InputError):
         document_from_data(data, "fuzz.json")
+
+
+@fuzz
+@given(hostile_values_inside())
+def test_parse_agrees_with_load_json(raw: bytes) -> None:
+    """Deep nesting or a huge integer anywhere: parse_document refuses it exactly when load_json
+    does (for depth and huge integers), and whatever it accepts serialises again."""
+    from migrator.document import load_json
+
+    try:
+        load_json(raw, "fuzz.json", max_bytes=1 << 20)
+        loadable = True
+    except InputError:
+        loadable = False
+    try:
+        doc = parse_document(raw, "fuzz.json", max_bytes=1 << 20)
+    except InputError as exc:
+        assert not loadable or "workflow" in str(exc) or "tasks" in str(exc) or "linkages" in str(exc), str(exc)
+        return
+    assert loadable
+    orjson.dumps(prepare_for_import(doc))
