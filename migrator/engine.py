@@ -31,6 +31,7 @@ from migrator.errors import (
     PlanError,
     ZuoraError,
 )
+from migrator.logs import redact_text
 from migrator.plan import (
     Action,
     Call,
@@ -329,10 +330,14 @@ async def fetch_target(
             )
         )
 
-    async with anyio.create_task_group() as tg:
-        for name, entries in wanted.items():
-            for definition in entries:
-                tg.start_soon(load, name, definition)
+    try:
+        async with anyio.create_task_group() as tg:
+            for name, entries in wanted.items():
+                for definition in entries:
+                    tg.start_soon(load, name, definition)
+    except* ZuoraError as group:
+        # One error, unwrapped, so the caller fails this tenant alone instead of the whole run.
+        raise group.exceptions[0] from None
     for defs in out.values():
         defs.sort(key=lambda d: d.id)
     return out
@@ -682,7 +687,8 @@ class TenantRun:
                 or exc.status == 429
             )
             status = "deferred" if transient else "failed"
-            reason = str(exc)
+            # The client scrubs its own tenant's secrets; a server may echo another tenant's.
+            reason = redact_text(str(exc))
             if exc.in_doubt:
                 reason += " (the import may have landed; running again resolves it with the same Idempotency-Key)"
             await self.journal.append(

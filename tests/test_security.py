@@ -514,7 +514,6 @@ async def test_a_server_gossiping_another_tenants_secret_stays_out_of_output_and
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(strict=True, reason="journal reasons are scrubbed only of the failing tenant's own secrets (client._scrub)")
 async def test_a_server_gossiping_another_tenants_secret_stays_out_of_the_journal(tmp_path: Path) -> None:
     """When a shared host echoes tenant A's secret in its answers to tenant B, the journal does not carry it."""
     _, _, journal, _ = await gossip_run(tmp_path)
