@@ -5,6 +5,7 @@ In-doubt items, a journal for another tenant, torn and damaged journals, --retry
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,6 +21,7 @@ from migrator.document import parse_document
 from migrator.engine import MigrateOptions, migrate
 from migrator.errors import JournalError
 from migrator.fake import FaultConfig
+from migrator.fake._state import errors_list
 from migrator.journal import Journal, read_journal
 from migrator.report import Report
 from tests.conftest import ROOT, SAMPLES
@@ -371,3 +373,33 @@ async def test_second_migrator_on_the_same_journal_is_refused_by_the_lock(tmp_pa
         assert env.imports(T1) == []
         # Released: the same journal is usable again.
         assert (await migrate(env.settings, options(journal, WELCOME))).ok
+
+
+async def test_a_tenant_whose_target_cannot_be_read_is_deferred_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When reading one tenant's existing versions fails (5xx after the retries), only that tenant's items are deferred, the other tenants are migrated, and the next run finishes it."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake(max_attempts=2) as env:
+        existing = json.loads(Path(WELCOME).read_bytes())
+        existing["tasks"][0]["name"] = "changed on the target"
+        env.fake.state.add_workflow(T1, existing, version="0.9.0")
+        export = env.fake.state.export
+
+        def export_down_in_t1(tenant: str, definition_id: int, version: str | None) -> Any:
+            if tenant == T1:
+                raise errors_list(503, "export is down")
+            return export(tenant, definition_id, version)
+
+        monkeypatch.setattr(env.fake.state, "export", export_down_in_t1)
+        every = MigrateOptions(sources=[WELCOME], journal=str(journal))
+        first = await migrate(env.settings, every)
+        status = {item.tenant: item.status for item in first.items}
+        assert status == {T1: "deferred", "tenant-2": "imported", "tenant-3": "imported"}
+        assert "503" in (next(i for i in first.items if i.tenant == T1).error or "")
+
+        monkeypatch.setattr(env.fake.state, "export", export)
+        second = await migrate(env.settings, every)
+        assert second.ok, second.to_json()
+        for tenant in ("tenant-1", "tenant-2", "tenant-3"):
+            assert [e["name"] for e in env.imports(tenant)] == ["Welcome Email for New Accounts"]
