@@ -21,6 +21,7 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
+from migrator import cli
 from migrator import lock as lock_mod
 from migrator.backup import (
     MANIFEST,
@@ -569,6 +570,9 @@ async def test_cmd_backup_prints_one_line_and_exit_codes(
         assert await anyio.to_thread.run_sync(cmd_backup, parse([*argv, "--json"])) == 0
         data = orjson.loads(capsys.readouterr().out)
         assert data["unchanged"] is True and data["exit_code"] == 0
+        # Through the real CLI entry point: quiet and unchanged prints nothing, for cron mail.
+        assert await anyio.to_thread.run_sync(cli.main, [*argv, "--quiet"]) == 0
+        assert capsys.readouterr().out == ""
         bad = parse(["backup", "--config", str(config), "--tenant", "nope", "--out", str(tmp_path)])
         assert await anyio.to_thread.run_sync(cmd_backup, bad) == 2
         captured = capsys.readouterr()
