@@ -62,10 +62,14 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed, was blocked, or is left for another run."""
+        """True when nothing failed, was blocked, is left for another run, or failed --verify."""
         s = self.summary()
         return (
-            s["failed"] == 0 and s["deferred"] == 0 and s["blocked"] == 0 and not self.interrupted
+            s["failed"] == 0
+            and s["deferred"] == 0
+            and s["blocked"] == 0
+            and not self.interrupted
+            and not any(item.verified is False for item in self.items)
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -106,12 +110,20 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
     for tenant in sorted(per_tenant):
         row = per_tenant[tenant]
         lines.append(tenant.ljust(name_w) + "".join(f"  {row.get(s, 0):>9}" for s in shown))
-    attention = [i for i in report.items if i.status in ("failed", "blocked", "deferred")]
+    attention = [
+        i
+        for i in report.items
+        if i.status in ("failed", "blocked", "deferred") or i.verified is False
+    ]
     if detail and attention:
         lines.append("")
         lines.append("needs attention:")
         for item in sorted(attention, key=_order):
             why = item.error or item.reason or ""
+            if item.verified is False and not item.error:
+                why = "--verify: the exported version differs from what was sent" + (
+                    f" ({why})" if why else ""
+                )
             # Input errors already start with the file name: say it once, so the JSON path and
             # the reason survive the clip however long the path is.
             where = "" if why.startswith(f"{item.source}: ") else f" ({item.source})"

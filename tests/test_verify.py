@@ -17,7 +17,9 @@ import pytest
 
 from migrator.config import Secret
 from migrator.engine import MigrateOptions, migrate
+from migrator.fake import FakeConfig
 from migrator.journal import read_journal
+from migrator.report import render_table
 from migrator.verify import all_verified, verify_tenants
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake, write_config_file
@@ -172,3 +174,19 @@ async def test_verify_tenant_with_rejected_credentials_fails_alone(tmp_path: Pat
         assert status["tenant-1"].status == "verified"
         assert status["tenant-2"].status == "failed" and "could not check tenant tenant-2" in (status["tenant-2"].error or "")
         assert "not-the-secret" not in checked.dumps().decode()
+
+
+async def test_migrate_verify_records_a_mismatch(tmp_path: Path) -> None:
+    """When the target stores something other than what was sent (a fake that does not rewrite file references), `migrate --verify` records verified false with both hashes."""
+    journal = tmp_path / "j.jsonl"
+    source = str(SAMPLES / "02-nightly-trial-expiry-reminders.json")
+    async with running_fake(FakeConfig.demo(1, rewrite_file_refs=False)) as env:
+        report = await migrate(env.settings, MigrateOptions(sources=[source], journal=str(journal), verify=True))
+        [item] = report.items
+        assert item.status == "imported" and item.verified is False
+        assert not report.ok  # the run's exit status says so too
+        assert "--verify: the exported version differs" in render_table(report)
+        [record] = [r for r in read_journal(journal).records if r.type == "verified"]
+        assert record.get("ok") is False and "differs from sent" in record.get("detail")
+        checked = await verify_tenants(env.settings, [source])
+        assert [i.status for i in checked.items] == ["differs"]
