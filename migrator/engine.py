@@ -818,8 +818,9 @@ class TenantRun:
         state.known_hashes[digest] = item.version
         self.definition_ids[name] = definition_id
         verified: bool | None = None
+        verify_detail = ""
         if self.options.verify:
-            verified = await self._verify(definition_id, item, digest)
+            verified, verify_detail = await self._verify(definition_id, item, digest)
         self._outcome(
             item,
             "imported",
@@ -827,6 +828,7 @@ class TenantRun:
             target_version_id=version_id,
             action=action.value,
             verified=verified,
+            reason=f"--verify: {verify_detail}" if verify_detail else None,
         )
 
     def _activate(self, item: PlannedItem) -> bool:
@@ -872,21 +874,25 @@ class TenantRun:
             pass
         return None
 
-    async def _verify(self, definition_id: int, item: PlannedItem, digest: str) -> bool:
+    async def _verify(self, definition_id: int, item: PlannedItem, digest: str) -> tuple[bool, str]:
         assert item.version is not None
-        exported = await self.client.export_workflow(definition_id, version=item.version)
-        landed = canonical_hash(exported)
-        ok = landed == digest
+        # The import has landed and is committed: a failure to check it is a verify result, never
+        # a failed import (that would hold back the workflow's later versions).
+        try:
+            exported = await self.client.export_workflow(definition_id, version=item.version)
+            landed = canonical_hash(exported)
+            ok = landed == digest
+            detail = (
+                "" if ok else f"exported content hash {landed[:12]} differs from sent {digest[:12]}"
+            )
+        except ZuoraError as exc:
+            ok, detail = False, f"could not export version {item.version} to verify it: {exc}"
+        except Exception as exc:  # an export we cannot read cannot be compared
+            ok, detail = False, f"could not read the exported version {item.version}: {exc}"
         await self.journal.append(
-            "verified",
-            tenant=self.tenant.name,
-            item=item.doc.key,
-            ok=ok,
-            detail=""
-            if ok
-            else f"exported content hash {landed[:12]} differs from sent {digest[:12]}",
+            "verified", tenant=self.tenant.name, item=item.doc.key, ok=ok, detail=detail
         )
-        return ok
+        return ok, detail
 
 
 def _with_substituted(doc: SourceDoc, substituted: bool) -> SourceDoc:

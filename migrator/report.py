@@ -120,10 +120,8 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
         lines.append("needs attention:")
         for item in sorted(attention, key=_order):
             why = item.error or item.reason or ""
-            if item.verified is False and not item.error:
-                why = "--verify: the exported version differs from what was sent" + (
-                    f" ({why})" if why else ""
-                )
+            if item.verified is False and not why:
+                why = "--verify: the exported version differs from what was sent"
             # Input errors already start with the file name: say it once, so the JSON path and
             # the reason survive the clip however long the path is.
             where = "" if why.startswith(f"{item.source}: ") else f" ({item.source})"

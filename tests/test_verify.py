@@ -17,7 +17,7 @@ import pytest
 
 from migrator.config import Secret
 from migrator.engine import MigrateOptions, migrate
-from migrator.fake import FakeConfig
+from migrator.fake import ApiError, FakeConfig
 from migrator.journal import read_journal
 from migrator.report import render_table
 from migrator.verify import all_verified, verify_tenants
@@ -185,8 +185,36 @@ async def test_migrate_verify_records_a_mismatch(tmp_path: Path) -> None:
         [item] = report.items
         assert item.status == "imported" and item.verified is False
         assert not report.ok  # the run's exit status says so too
-        assert "--verify: the exported version differs" in render_table(report)
+        assert "--verify: exported content hash" in render_table(report)
         [record] = [r for r in read_journal(journal).records if r.type == "verified"]
         assert record.get("ok") is False and "differs from sent" in record.get("detail")
         checked = await verify_tenants(env.settings, [source])
         assert [i.status for i in checked.items] == ["differs"]
+
+
+async def test_migrate_verify_export_refused_keeps_the_import(tmp_path: Path) -> None:
+    """When the export for --verify is refused after an import landed, the item stays imported (verified false, with the reason) and the workflow's next version is still sent."""
+    journal = tmp_path / "j.jsonl"
+    sources = [str(SAMPLES / "04-credit-check-v1.json"), str(SAMPLES / "05-credit-check-v1-1.json")]
+    async with running_fake(FakeConfig.demo(1)) as env:
+        state = env.fake.state
+        real_export = state.export
+        refused: list[str | None] = []
+
+        def export(tenant: str, definition_id: int, version: str | None) -> dict[str, Any]:
+            if version == "1.0.0" and not refused and state.ledger(tenant):
+                refused.append(version)
+                raise ApiError(404, {"errors": [{"title": "not yet visible", "code": "not_found", "status": 404}]})
+            return real_export(tenant, definition_id, version)
+
+        state.export = export  # type: ignore[method-assign]
+        report = await migrate(env.settings, MigrateOptions(sources=sources, journal=str(journal), verify=True))
+        assert refused == ["1.0.0"]
+        by_version = {i.version: i for i in report.items}
+        assert [e["version"] for e in env.imports("tenant-1")] == ["1.0.0", "1.1.0"]
+        assert by_version["1.0.0"].status == "imported" and by_version["1.0.0"].verified is False
+        assert "could not export version 1.0.0" in (by_version["1.0.0"].reason or "")
+        assert by_version["1.1.0"].status == "imported" and by_version["1.1.0"].verified is True
+        done = {st.version: st for st in read_journal(journal).state.values()}
+        assert done["1.0.0"].status == "done" and done["1.0.0"].verified is False
+        assert "not yet visible" in (done["1.0.0"].verify_detail or "")
