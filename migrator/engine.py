@@ -680,7 +680,8 @@ class TenantRun:
             await self._send(name, state, item)
         except ZuoraError as exc:
             transient = (
-                exc.in_doubt
+                isinstance(exc, AuthError)  # the credentials, not the item: retry once they work
+                or exc.in_doubt
                 or exc.retryable
                 or exc.status is None
                 or exc.status >= 500
@@ -700,9 +701,9 @@ class TenantRun:
                 name=item.doc.name,
             )
             state.failed = f"an earlier version ({item.doc.source}) did not complete"
+            # Not re-raised (an AuthError would end every tenant's run): the tenant's other items
+            # meet the same cached rejection and are deferred alike.
             self._outcome(item, status, error=reason)
-            if isinstance(exc, AuthError):
-                raise
         except InputError as exc:
             await self.journal.append(
                 "failed",

@@ -403,3 +403,40 @@ async def test_a_tenant_whose_target_cannot_be_read_is_deferred_alone(
         assert second.ok, second.to_json()
         for tenant in ("tenant-1", "tenant-2", "tenant-3"):
             assert [e["name"] for e in env.imports(tenant)] == ["Welcome Email for New Accounts"]
+
+
+async def test_credentials_rejected_mid_run_stop_that_tenant_alone(tmp_path: Path) -> None:
+    """When one tenant's credentials are revoked mid-run, that tenant stops with the auth error while the others finish, and once the credentials work again a plain re-run finishes it with nothing imported twice."""
+    journal = tmp_path / "j.jsonl"
+    original = ""
+
+    def revoke_at_first_t1_intent(type: str, fields: Mapping[str, Any]) -> None:
+        if (
+            type == "intent"
+            and fields["tenant"] == T1
+            and env.fake.tenants[T1].client_secret == original
+        ):
+            env.fake.set_tenant(T1, client_secret="revoked-" + original)
+            env.fake.expire_tokens(T1)
+
+    async with running_fake(max_concurrency=1) as env:
+        original = env.fake.tenants[T1].client_secret
+        every = MigrateOptions(sources=[WELCOME, CALLEE, VAT], journal=str(journal))
+        first = await migrate(
+            env.settings, every, journal_factory=hooked(revoke_at_first_t1_intent)
+        )
+        by_tenant: dict[str, set[str]] = {}
+        for item in first.items:
+            by_tenant.setdefault(item.tenant, set()).add(item.status)
+        assert by_tenant["tenant-2"] == by_tenant["tenant-3"] == {"imported"}
+        assert "imported" not in by_tenant[T1]
+
+        env.fake.set_tenant(T1, client_secret=original)
+        second = await migrate(env.settings, every)
+        assert second.ok, second.to_json()
+        for tenant in ("tenant-1", "tenant-2", "tenant-3"):
+            assert sorted(e["name"] for e in env.imports(tenant)) == [
+                "Normalise VAT Numbers",
+                "Price Lookup Service",
+                "Welcome Email for New Accounts",
+            ]
