@@ -7,13 +7,12 @@ failures; only fatal errors (the journal cannot be written) stop the whole run.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -90,10 +89,6 @@ class TenantProgress:
     failed: int = 0
     started: float = field(default_factory=time.monotonic)
     phase: str = "starting"
-
-
-class ProgressSink(Protocol):
-    def tenant(self, name: str) -> TenantProgress: ...
 
 
 class Progress:
@@ -1194,17 +1189,3 @@ def check_journal_matches(
             f"in the sources (first: {name!r} for tenant {tenant}); restore those sources so the run can settle them, "
             "or check the tenant and use a new --journal"
         )
-
-
-def iter_outcomes(reports: Sequence[Report]) -> Iterator[ItemOutcome]:
-    for report in reports:
-        yield from report.items
-
-
-def eta_seconds(progress: TenantProgress, now: float) -> float:
-    rate = progress.done / max(1e-9, now - progress.started)
-    left = progress.total - progress.done
-    return math.inf if rate <= 0 else left / rate
-
-
-AsyncFn = Callable[[], Awaitable[None]]
