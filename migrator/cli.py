@@ -19,7 +19,7 @@ import structlog
 
 from migrator import __version__, logs
 from migrator.config import Settings, load_settings
-from migrator.errors import MigratorError
+from migrator.errors import MigratorError, single_failure
 
 EXIT_OK, EXIT_ITEMS, EXIT_FATAL = 0, 1, 2
 T = TypeVar("T")
@@ -219,24 +219,25 @@ def run_with_signals(fn: Callable[[anyio.Event], Awaitable[T]]) -> T:
     async def runner() -> T:
         stopping = anyio.Event()
         result: list[T] = []
-        async with anyio.create_task_group() as tg:
+        with single_failure():
+            async with anyio.create_task_group() as tg:
 
-            async def watch() -> None:
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        if not stopping.is_set():
-                            stopping.set()
-                            print(
-                                "migrator: stopping: finishing requests in flight, taking no new work "
-                                "(press Ctrl-C again to stop at once; running the same command again resumes)",
-                                file=sys.stderr,
-                            )
-                        else:
-                            tg.cancel_scope.cancel()
+                async def watch() -> None:
+                    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        async for _ in signals:
+                            if not stopping.is_set():
+                                stopping.set()
+                                print(
+                                    "migrator: stopping: finishing requests in flight, taking no new work "
+                                    "(press Ctrl-C again to stop at once; running the same command again resumes)",
+                                    file=sys.stderr,
+                                )
+                            else:
+                                tg.cancel_scope.cancel()
 
-            tg.start_soon(watch)
-            result.append(await fn(stopping))
-            tg.cancel_scope.cancel()
+                tg.start_soon(watch)
+                result.append(await fn(stopping))
+                tg.cancel_scope.cancel()
         if not result:
             raise KeyboardInterrupt
         return result[0]

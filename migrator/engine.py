@@ -29,6 +29,7 @@ from migrator.errors import (
     MigratorError,
     PlanError,
     ZuoraError,
+    single_failure,
 )
 from migrator.logs import redact_text
 from migrator.plan import (
@@ -262,9 +263,10 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Document
             return
         results.append((def_id, orjson.dumps(body), bool(active)))
 
-    async with anyio.create_task_group() as tg:
-        for definition in definitions:
-            tg.start_soon(export_one, definition)
+    with single_failure():
+        async with anyio.create_task_group() as tg:
+            for definition in definitions:
+                tg.start_soon(export_one, definition)
     for result in sorted(results, key=lambda r: (1, 0) if isinstance(r, InputError) else (0, r[0])):
         if isinstance(result, InputError):
             store.errors.append(result)
@@ -326,10 +328,11 @@ async def fetch_target(
         )
 
     try:
-        async with anyio.create_task_group() as tg:
-            for name, entries in wanted.items():
-                for definition in entries:
-                    tg.start_soon(load, name, definition)
+        with single_failure():
+            async with anyio.create_task_group() as tg:
+                for name, entries in wanted.items():
+                    for definition in entries:
+                        tg.start_soon(load, name, definition)
     except* ZuoraError as group:
         # One error, unwrapped, so the caller fails this tenant alone instead of the whole run.
         raise group.exceptions[0] from None
@@ -610,13 +613,14 @@ class TenantRun:
                 async for name in stream:
                     await self._run_group(name)
 
-        async with anyio.create_task_group() as tg:
-            with receive:
-                for _ in range(workers):
-                    tg.start_soon(worker, receive.clone())
-            async with send:
-                for group in self.plan.groups:
-                    await send.send(group.name)
+        with single_failure():
+            async with anyio.create_task_group() as tg:
+                with receive:
+                    for _ in range(workers):
+                        tg.start_soon(worker, receive.clone())
+                async with send:
+                    for group in self.plan.groups:
+                        await send.send(group.name)
         self.progress.phase = "done"
 
     async def _run_group(self, name: str) -> None:
@@ -1101,9 +1105,10 @@ async def migrate(
 
         # Phase 1: every tenant's plan, so that every blocking problem is known before anything
         # is written; with --strict, one problem anywhere means nothing is written anywhere.
-        async with anyio.create_task_group() as tg:
-            for tenant in tenants:
-                tg.start_soon(plan_one, tenant)
+        with single_failure():
+            async with anyio.create_task_group() as tg:
+                for tenant in tenants:
+                    tg.start_soon(plan_one, tenant)
         problems = [p for run in runs.values() if run.plan for p in run.plan.problems]
         hold = options.strict and bool(problems) and not options.dry_run
         if hold:
@@ -1115,14 +1120,15 @@ async def migrate(
             if run.plan is not None and run.plan.problems and options.dry_run:
                 notices.extend(run.plan.problems)
         # Phase 2: execute (a dry run only records what it would do).
-        async with anyio.create_task_group() as tg:
-            for run in runs.values():
-                if run.failed:
-                    continue
-                if hold:
-                    run.hold("not sent: --strict and the plan has blocking problems")
-                    continue
-                tg.start_soon(execute_one, run)
+        with single_failure():
+            async with anyio.create_task_group() as tg:
+                for run in runs.values():
+                    if run.failed:
+                        continue
+                    if hold:
+                        run.hold("not sent: --strict and the plan has blocking problems")
+                        continue
+                    tg.start_soon(execute_one, run)
         plans = {
             name: run.plan_record()
             for name, run in sorted(runs.items())

@@ -6,6 +6,9 @@ carries a secret. Library errors (aiohttp, orjson, OS) are translated into these
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class MigratorError(Exception):
     """Base of every error migrator raises on purpose; str() is a one-line user message."""
@@ -70,3 +73,35 @@ class ZuoraError(MigratorError):
 
 class AuthError(ZuoraError):
     """Raised when a tenant's credentials are rejected at the token endpoint."""
+
+
+def first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception that explains a task group's failure: our own errors first."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            stack[:0] = list(exc.exceptions)
+        else:
+            leaves.append(exc)
+    for leaf in leaves:
+        if isinstance(leaf, MigratorError):
+            return leaf
+    for leaf in leaves:
+        if isinstance(leaf, (KeyboardInterrupt, SystemExit)):
+            return leaf
+    return leaves[0] if leaves else group
+
+
+@contextmanager
+def single_failure() -> Iterator[None]:
+    """Around a task group: its failure surfaces as the one error that caused it.
+
+    anyio wraps every task group failure in an ExceptionGroup; callers (and users) want the
+    JournalError or ZuoraError itself, with its one-line message.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        raise first_failure(group) from None
