@@ -70,6 +70,11 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
         for t in data["tenants"].values()
         for s in ("failed", "in_doubt", "deferred", "pending")
     )
+    # A run that stopped early never journaled the documents it did not reach: not settled.
+    stopped_early = bool(data["runs"]) and (
+        not data["last_run_finished"] or data["last_run_interrupted"]
+    )
+    unsettled = unsettled or stopped_early
     if as_json:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), not unsettled
     lines = [f"journal {path}: {data['runs']} run(s)"]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from migrator.cli import main
@@ -21,7 +22,7 @@ from migrator.fake import FaultConfig
 from migrator.journal import Journal
 from tests.conftest import ROOT
 from tests.helpers import running_fake
-from tests.test_resume import CALLEE, T1, WELCOME, Crash, crashing, hooked
+from tests.test_resume import CALLEE, T1, VAT, WELCOME, Crash, crashing, hooked
 
 TENANTS = ("tenant-1", "tenant-2", "tenant-3")
 
@@ -157,7 +158,7 @@ async def test_in_doubt_items_after_a_kill(
 async def test_torn_tail_is_reported_not_changed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A journal whose last line is torn is read up to that line, the tear is reported with its line number, the file is left as it is, and the settled items still exit 0."""
+    """A journal whose last line is torn is read up to that line, the tear is reported with its line number, the file is left as it is, and since that run never finished, status exits 1."""
     journal = tmp_path / "j.jsonl"
     async with running_fake() as env:
         await migrate(
@@ -168,12 +169,12 @@ async def test_torn_tail_is_reported_not_changed(
     journal.write_bytes(torn)
 
     code, text = status(capsys, journal)
-    assert code == 0, text
+    assert code == 1, text
     assert f"ignored an incomplete last line (line {len(lines)}, 25 bytes)" in text
     assert "the last run did not finish" in text
     assert row(text, T1) == [1, 0, 0, 0, 0, 0]
     code, data = status_json(capsys, journal)
-    assert code == 0 and any(f"line {len(lines)}" in n for n in data["notices"])
+    assert code == 1 and any(f"line {len(lines)}" in n for n in data["notices"])
     assert journal.read_bytes() == torn
 
 
@@ -220,3 +221,38 @@ def test_unreadable_journal_is_one_line_exit_2(tmp_path: Path, damage: str) -> N
     [line] = result.stderr.splitlines()
     assert line.startswith("migrator: error: ") and str(journal) in line
     assert ("no journal here" in line) if damage == "missing" else ("damaged at line 1" in line)
+
+
+@pytest.mark.anyio
+async def test_a_stopped_or_killed_run_is_not_settled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a run stopped early (Ctrl-C, or killed) whose journaled items all landed, status still exits 1 and says to run again: documents it never reached are not in the journal."""
+    journal = tmp_path / "j.jsonl"
+    stopping = anyio.Event()
+
+    def stop_at_first_commit(type: str, fields: Mapping[str, Any]) -> None:
+        if type == "committed":
+            stopping.set()
+
+    async with running_fake(max_concurrency=1) as env:
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[WELCOME, CALLEE, VAT], tenants=[T1], journal=str(journal)),
+            stopping=stopping,
+            journal_factory=hooked(stop_at_first_commit),
+        )
+        assert report.interrupted and len(env.imports(T1)) == 1
+    code, text = status(capsys, journal)
+    assert code == 1, text
+    assert "the last run was interrupted: run the same command again to resume" in text
+    assert row(text, T1)[0] == 1 and sum(row(text, T1)[1:]) == 0
+    code, data = status_json(capsys, journal)
+    assert code == 1 and data["last_run_interrupted"]
+
+    # Killed: no run_finished at all.
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:-1]))
+    code, text = status(capsys, journal)
+    assert code == 1, text
+    assert "the last run did not finish (crashed or killed)" in text
