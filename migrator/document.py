@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -546,7 +546,8 @@ class _Canon:
 
 
 def _refine(
-    seeds: list[Any], out_edges: list[list[tuple[int, int]]], in_edges: list[list[tuple[int, int]]]
+    seeds: list[Any],
+    edges: Callable[[], tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]],
 ) -> list[int]:
     """Weisfeiler-Lehman colour refinement: ranks that depend only on content and graph shape."""
     order = sorted(set(seeds))
@@ -554,10 +555,11 @@ def _refine(
     ranks = [index[s] for s in seeds]
     distinct = len(order)
     # Once every task has its own colour no further round can split anything; real workflows
-    # usually get there from content alone.
+    # usually get there from content alone, and then the edge lists are never built.
+    if distinct == len(seeds):
+        return ranks
+    out_edges, in_edges = edges()
     for _ in range(len(seeds)):
-        if distinct == len(seeds):
-            break
         sigs = [
             (
                 ranks[i],
@@ -593,37 +595,41 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
                     found.append((m.start(), m.end(), target))
         refs.append(found)
 
-    # Edge kinds: 0 parent, 1 file ref, 2+ one per distinct linkage body (type and unknown keys).
     link_bodies = [_link_body(lk) for lk in linkages]
-    kinds = {b: r + 2 for r, b in enumerate(sorted(set(link_bodies)))}
-    out_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    in_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    entry: list[list[int]] = [[] for _ in range(n)]
-    for lk, lb in zip(linkages, link_bodies, strict=True):
-        tgt = pos[lk["target_task_id"]]
-        src_id = lk.get("source_task_id")
-        if src_id is None:
-            entry[tgt].append(kinds[lb])
-        else:
-            src = pos[src_id]
-            out_edges[src].append((kinds[lb], tgt))
-            in_edges[tgt].append((kinds[lb], src))
-    parents: list[int] = []
-    for i, t in enumerate(tasks):
-        parent = t.get("task_id")
-        p = -1 if parent is None else pos[parent]
-        parents.append(p)
-        if p >= 0:
-            out_edges[i].append((0, p))
-            in_edges[p].append((0, i))
-        for _, _, target in refs[i]:
-            out_edges[i].append((1, target))
-            in_edges[target].append((1, i))
-
-    seeds = [
-        (_splice(raw_bodies[i], refs[i], lambda _: b""), tuple(sorted(entry[i]))) for i in range(n)
+    # (source position or -1 for an entry linkage, target position) of each linkage.
+    ends = [
+        (-1 if lk.get("source_task_id") is None else pos[lk["source_task_id"]], pos[lk["target_task_id"]])
+        for lk in linkages
     ]
-    ranks = _refine(seeds, out_edges, in_edges)
+    parents = [-1 if t.get("task_id") is None else pos[t["task_id"]] for t in tasks]
+    entry: dict[int, list[bytes]] = {}
+    for (src, tgt), lb in zip(ends, link_bodies, strict=True):
+        if src < 0:
+            entry.setdefault(tgt, []).append(lb)
+    seeds = [
+        (_splice(raw_bodies[i], refs[i], lambda _: b""), tuple(sorted(entry.get(i, ()))))
+        for i in range(n)
+    ]
+
+    def edges() -> tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]:
+        # Edge kinds: 0 parent, 1 file ref, 2+ one per distinct linkage body (type, unknown keys).
+        kinds = {b: r + 2 for r, b in enumerate(sorted(set(link_bodies)))}
+        out_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        in_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        for (src, tgt), lb in zip(ends, link_bodies, strict=True):
+            if src >= 0:
+                out_edges[src].append((kinds[lb], tgt))
+                in_edges[tgt].append((kinds[lb], src))
+        for i in range(n):
+            if parents[i] >= 0:
+                out_edges[i].append((0, parents[i]))
+                in_edges[parents[i]].append((0, i))
+            for _, _, target in refs[i]:
+                out_edges[i].append((1, target))
+                in_edges[target].append((1, i))
+        return out_edges, in_edges
+
+    ranks = _refine(seeds, edges)
 
     def label(i: int) -> bytes:
         return b"%d" % ranks[i]
@@ -633,12 +639,8 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         (ranks[i], -1 if parents[i] < 0 else ranks[parents[i]], bodies[i]) for i in range(n)
     )
     link_entries = sorted(
-        (
-            -1 if lk.get("source_task_id") is None else ranks[pos[lk["source_task_id"]]],
-            ranks[pos[lk["target_task_id"]]],
-            lb,
-        )
-        for lk, lb in zip(linkages, link_bodies, strict=True)
+        (-1 if src < 0 else ranks[src], ranks[tgt], lb)
+        for (src, tgt), lb in zip(ends, link_bodies, strict=True)
     )
     extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
     top_aside = [v for k, v in data.items() if k in _TOP_DROP]
