@@ -45,6 +45,11 @@ def status_data(path: str) -> dict[str, Any]:
         "last_run_interrupted": bool(
             last and last.finished is not None and last.finished.get("interrupted")
         ),
+        # The last finished run's report counts: they include items the journal never records
+        # (blocked, or deferred with their whole tenant when its target could not be read).
+        "last_run_counts": dict(last.finished.get("counts") or {})
+        if last and last.finished is not None
+        else {},
         "notices": view.notices,
         "tenants": tenants,
     }
@@ -74,7 +79,10 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
     stopped_early = bool(data["runs"]) and (
         not data["last_run_finished"] or data["last_run_interrupted"]
     )
-    unsettled = unsettled or stopped_early
+    left = {
+        k: n for k in ("failed", "deferred", "blocked") if (n := data["last_run_counts"].get(k))
+    }
+    unsettled = unsettled or stopped_early or bool(left)
     if as_json:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), not unsettled
     lines = [f"journal {path}: {data['runs']} run(s)"]
@@ -84,6 +92,12 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
         )
     elif data["last_run_interrupted"]:
         lines.append("the last run was interrupted: run the same command again to resume")
+    if left:
+        lines.append(
+            "the last run left work undone: "
+            + ", ".join(f"{k} {n}" for k, n in left.items())
+            + " (the run's report lists each)"
+        )
     for notice in data["notices"]:
         lines.append(f"note: {notice}")
     header = f"{'tenant':<20} {'done':>6} {'skipped':>8} {'failed':>7} {'in doubt':>9} {'deferred':>9} {'pending':>8}"

@@ -19,6 +19,7 @@ import pytest
 from migrator.cli import main
 from migrator.engine import MigrateOptions, migrate
 from migrator.fake import FaultConfig
+from migrator.fake._state import errors_list
 from migrator.journal import Journal
 from tests.conftest import ROOT
 from tests.helpers import running_fake
@@ -256,3 +257,29 @@ async def test_a_stopped_or_killed_run_is_not_settled(
     code, text = status(capsys, journal)
     assert code == 1, text
     assert "the last run did not finish (crashed or killed)" in text
+
+
+@pytest.mark.anyio
+async def test_work_the_journal_never_saw_keeps_status_unsettled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the last run could not even plan one tenant (its items deferred in the report, none in the journal), status exits 1 and shows the last run's deferred count."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake(max_attempts=1) as env:
+        listing = env.fake.state.list_definitions
+
+        def listing_down_in_t1(tenant: str, filters: Mapping[str, str]) -> Any:
+            if tenant == T1:
+                raise errors_list(503, "listing is down")
+            return listing(tenant, filters)
+
+        monkeypatch.setattr(env.fake.state, "list_definitions", listing_down_in_t1)
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[WELCOME], journal=str(journal))
+        )
+        assert {i.tenant: i.status for i in report.items}[T1] == "deferred"
+    code, text = status(capsys, journal)
+    assert code == 1, text
+    assert "the last run left work undone" in text and "deferred 1" in text
+    code, data = status_json(capsys, journal)
+    assert code == 1 and data["last_run_counts"]["deferred"] == 1
