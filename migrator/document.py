@@ -607,7 +607,10 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         if src < 0:
             entry.setdefault(tgt, []).append(lb)
     seeds = [
-        (_splice(raw_bodies[i], refs[i], lambda _: b""), tuple(sorted(entry.get(i, ()))))
+        (
+            _splice(raw_bodies[i], refs[i], lambda _: b"") if refs[i] else raw_bodies[i],
+            tuple(sorted(entry[i])) if i in entry else (),
+        )
         for i in range(n)
     ]
 
@@ -662,9 +665,9 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         extra_bytes, link_part, task_part, workflow_bytes
     )
     # orjson reads integer literals beyond 64 bits as floats; they re-serialise with "e+NN".
+    # The payload holds every part but the asides; "+" is rare, so memchr decides most documents.
     maybe_huge = any(
-        b"+" in part and _HUGE_FLOAT.search(part) is not None
-        for part in (extra_bytes, workflow_bytes, *raw_bodies, *link_bodies, *aside)
+        b"+" in part and _HUGE_FLOAT.search(part) is not None for part in (payload, *aside)
     )
     return _Canon(ranks=ranks, bodies=bodies, payload=payload, has_refs=[bool(r) for r in refs], maybe_huge=maybe_huge)
 
