@@ -1,0 +1,143 @@
+"""Memory: peak RSS of a dry run (`migrate(..., dry_run=True)` against one fake tenant) over N
+small documents on disk, each size in a fresh subprocess; the goal is 100,000 within 1.5 times 1,000.
+
+The corpus is generated once per size into bench/out/corpus-N (git-ignored, deterministic) and
+reused. The child runs the fake on its own loop: it stores nothing during a dry run, so its share
+of the RSS is the same at every size. Peak RSS is `resource.getrusage(RUSAGE_SELF).ru_maxrss`.
+
+    .venv/bin/python -m bench.bench_memory [--sizes 1000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.corpus import write_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+
+
+def corpus(n: int) -> Path:
+    """bench/out/corpus-N with exactly N documents (written once; same seed, same bytes)."""
+    directory = OUT / f"corpus-{n}"
+    done = directory / ".complete"
+    if not done.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.json"):
+            stale.unlink()
+        write_corpus(directory, n, seed=3)
+        done.write_text(str(n))
+    return directory
+
+
+def peak_rss_kib() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+
+
+async def child(directory: str) -> dict[str, Any]:
+    from migrator import logs
+    from migrator.config import Secret, Settings, TenantConfig
+    from migrator.engine import MigrateOptions, migrate
+    from migrator.fake import FakeConfig, serve
+
+    logs.configure("console", level="warning")
+    config = FakeConfig.demo(1)
+    async with serve(config) as fake:
+        gc.collect()
+        baseline = peak_rss_kib()
+        t = config.tenants[0]
+        settings = Settings(
+            file="bench",
+            tenants={
+                t.name: TenantConfig(
+                    name=t.name,
+                    base_url=fake.base_url,
+                    client_id=t.client_id,
+                    client_secret=Secret(t.client_secret),
+                )
+            },
+        )
+        started = time.perf_counter()
+        report = await migrate(settings, MigrateOptions(sources=[directory], dry_run=True))
+        elapsed = time.perf_counter() - started
+        summary = report.summary()
+        items = len(report.items)
+        del report
+    return {
+        "baseline_kib": baseline,
+        "peak_kib": peak_rss_kib(),
+        "seconds": round(elapsed, 2),
+        "items": items,
+        "summary": summary,
+    }
+
+
+def measure(n: int) -> dict[str, Any]:
+    directory = corpus(n)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_memory", "--child", str(directory)],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child for {n} documents failed: {proc.stderr.decode()[-2000:]}")
+    result: dict[str, Any] = orjson.loads(proc.stdout.splitlines()[-1])
+    result["documents"] = n
+    return result
+
+
+def run(sizes: list[int], *, echo: bool = True) -> dict[str, Any]:
+    rows = []
+    for n in sizes:
+        row = measure(n)
+        rows.append(row)
+        if echo:
+            print(format_row(row), flush=True)
+    out: dict[str, Any] = {"rows": rows}
+    if len(rows) >= 2:
+        out["ratio"] = round(rows[-1]["peak_kib"] / rows[0]["peak_kib"], 3)
+        if echo:
+            print(
+                f"peak RSS {rows[-1]['documents']:,} ÷ {rows[0]['documents']:,}: {out['ratio']:.2f}"
+            )
+    return out
+
+
+HEADER = f"{'documents':>9} {'peak RSS MiB':>12} {'before run MiB':>14} {'run s':>7} {'items':>7}"
+
+
+def format_row(r: dict[str, Any]) -> str:
+    return (
+        f"{r['documents']:>9,} {r['peak_kib'] / 1024:>12.1f} {r['baseline_kib'] / 1024:>14.1f} "
+        f"{r['seconds']:>7.1f} {r['items']:>7,}"
+    )
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--sizes", default="1000,100000", help="comma-separated document counts")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(orjson.dumps(asyncio.run(child(args.child))).decode())
+        return 0
+    print(HEADER)
+    run([int(s) for s in args.sizes.split(",")])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
