@@ -80,7 +80,7 @@ def finish_and_check(fake: FakeProcess, journal: Path) -> None:
 def test_one_signal_finishes_in_flight_work_and_closes_the_journal(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
-    """One SIGINT (or SIGTERM) mid-run stops taking work, lets in-flight imports finish and be journaled, exits 1 saying how to resume, ends the journal with run_finished interrupted, and a re-run imports every document exactly once."""
+    """One SIGINT (or SIGTERM) mid-run stops taking work, lets in-flight imports finish and be journaled, exits 1 saying how to resume, ends the journal with run_finished interrupted (status exits 1), and a re-run imports every document exactly once."""
     journal = tmp_path / "j.jsonl"
     with fake_process(tmp_path, SLOW, tenant={"max_concurrency": 2}) as fake:
         proc = start(fake, journal)
@@ -101,8 +101,10 @@ def test_one_signal_finishes_in_flight_work_and_closes_the_journal(
         done = Counter(st.tenant for st in view.state.values() if st.status == "done")
         landed = Counter(e["tenant"] for e in fake.ledger())
         assert done == landed
-        # No new work was taken: the stop left imports for the next run.
+        # No new work was taken: the stop left imports for the next run, and status says so.
         assert sum(landed.values()) < len(TENANTS) * sum(expected().values())
+        status = fake.run(fake.cli("status", "--journal", str(journal)))
+        assert status.returncode == 1 and "interrupted" in status.stdout, status.stdout
 
         finish_and_check(fake, journal)
 
