@@ -436,6 +436,8 @@ async def test_self_signed_certificate_is_refused(tmp_path: Path) -> None:
         await runner.cleanup()
     assert hits == 1  # only the positive control got through
     assert "\n" not in str(info.value)
+    assert "certificate" in str(info.value)  # says what is wrong, and is not retried for nothing
+    assert "after 2 attempts" not in str(info.value)
     assert_clean(str(info.value), [CANARY])
 
 

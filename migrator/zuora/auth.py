@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 import structlog
 
+from migrator import logs
 from migrator.config import Settings, TenantConfig
 from migrator.errors import AuthError, ZuoraError
 from migrator.zuora.http import classify, error_detail
@@ -204,6 +205,7 @@ class TokenCache:
             raise ZuoraError(f"POST {TOKEN_PATH}: 200 without an access_token", tenant=self._tenant.name)
         if isinstance(expires, bool) or not isinstance(expires, (int, float)) or not math.isfinite(expires) or expires <= 0:
             expires = 3600.0
+        logs.register_secret(token)  # whatever logs, from here on, never shows it
         return _Token(token, refresh_at(self._clock(), float(expires), self._margin))
 
     def _scrub(self, text: str) -> str:

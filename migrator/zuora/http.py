@@ -78,6 +78,8 @@ def classify(exc: BaseException) -> NetError | None:
     Only failures known to happen before the request left (connect errors and connect timeouts)
     are "not sent"; every other timeout counts as a lost answer.
     """
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+        return NetError.TLS
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return NetError.CONNECT_TIMEOUT
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -24,6 +24,7 @@ class NetError(Enum):
     BAD_BODY = "malformed response body"  # 2xx whose body is not the JSON we need
     BROKEN_BODY = "response body cut short or undecodable"  # truncated, or bad gzip
     NOT_HTTP = "invalid HTTP response"  # the peer does not speak HTTP (wrong port, proxy, ...)
+    TLS = "TLS certificate verification failed"  # never sent; retrying cannot help
 
 
 # Errors after which the server may have applied the request although we saw no answer.
@@ -163,6 +164,8 @@ def _decide(
     status, error = outcome.status, outcome.error
     doubt = in_doubt
     if error is not None:
+        if error is NetError.TLS:
+            return Decision(Action.GIVE_UP, in_doubt=doubt, reason=f"{error.value} (check the base_url's certificate)")
         lost = error in _ANSWER_LOST
         if outcome.is_write and lost:
             doubt = True
