@@ -24,7 +24,7 @@ test: $(STAMP)
 
 # More fuzz examples than `make test` runs.
 fuzz: $(STAMP)
-	MIGRATOR_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q -p no:cacheprovider -m fuzz tests
+	MIGRATOR_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 -m fuzz tests
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
