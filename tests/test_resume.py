@@ -440,3 +440,33 @@ async def test_credentials_rejected_mid_run_stop_that_tenant_alone(tmp_path: Pat
                 "Price Lookup Service",
                 "Welcome Email for New Accounts",
             ]
+
+
+async def test_in_doubt_item_whose_source_was_removed_refuses_until_restored(
+    tmp_path: Path,
+) -> None:
+    """A resume without the source of an unanswered import refuses (naming the workflow and what to do) and sends nothing; with the source back, the run settles it once."""
+    journal = tmp_path / "j.jsonl"
+
+    def die_at_intent(type: str, fields: Mapping[str, Any]) -> None:
+        if type == "intent":
+            raise Crash
+
+    async with running_fake() as env:
+        await crashing(
+            migrate(env.settings, options(journal, WELCOME), journal_factory=hooked(die_at_intent))
+        )
+        size = journal.stat().st_size
+        with pytest.raises(JournalError) as info:
+            await migrate(env.settings, options(journal, VAT))
+        message = str(info.value)
+        assert "unanswered" in message and "'Welcome Email for New Accounts'" in message
+        assert "restore those sources" in message
+        assert journal.stat().st_size == size and env.imports(T1) == []
+
+        report = await migrate(env.settings, options(journal, WELCOME, VAT))
+        assert report.ok, report.to_json()
+        assert sorted(e["name"] for e in env.imports(T1)) == [
+            "Normalise VAT Numbers",
+            "Welcome Email for New Accounts",
+        ]
