@@ -32,7 +32,8 @@ def run(attempt: int, outcome: Outcome, *, in_doubt: bool = False, refreshed: bo
 
 
 statuses = st.integers(min_value=100, max_value=599)
-errors = st.sampled_from(list(NetError))
+# Transient wire errors; a TLS failure is permanent and has its own test.
+errors = st.sampled_from([e for e in NetError if e is not NetError.TLS])
 attempts = st.integers(min_value=1, max_value=20)
 rands = st.floats(min_value=0.0, max_value=0.999999)
 
@@ -166,3 +167,9 @@ def test_reads_are_always_retried_until_attempts_run_out(attempt: int, error: Ne
     d = run(attempt, Outcome(error=error))
     assert (d.action is Action.RETRY) == (attempt < POLICY.max_attempts)
     assert not d.in_doubt
+
+
+def test_tls_failure_gives_up_at_once() -> None:
+    """A certificate that fails verification is never retried: nothing was sent and nothing will change."""
+    d = run(1, Outcome(error=NetError.TLS))
+    assert d.action is Action.GIVE_UP and not d.in_doubt and "certificate" in d.reason
