@@ -55,16 +55,18 @@ def activation_key(
 def targets_from_journal(
     state: Mapping[tuple[str, str], ItemState], tenant: str
 ) -> tuple[list[Target], list[ItemState]]:
-    """The tenant's committed items grouped by definition (highest version first), and the
-    committed items that cannot be placed (no definition id or no valid version)."""
+    """The tenant's committed items, and those skipped because identical content was already
+    there, grouped by definition (highest version first); and the committed items that cannot be
+    placed (no definition id or no valid version)."""
     by_def: dict[int, list[ItemState]] = {}
     unplaced: list[ItemState] = []
     for (t, _), st in sorted(state.items()):
-        if t != tenant or st.status != "done":
+        if t != tenant or st.status not in ("done", "skipped"):
             continue
         def_id = _int_or_none(st.target_definition_id)
         if def_id is None or not st.version or not is_valid_version(st.version):
-            unplaced.append(st)
+            if st.status == "done":  # a skip without a version (a duplicate) has nothing to place
+                unplaced.append(st)
             continue
         by_def.setdefault(def_id, []).append(st)
     targets = []

@@ -648,7 +648,7 @@ class TenantRun:
                 reason=item.reason,
                 target_workflow_id=item.target_definition_id or state.definition_id,
             )
-            if item.prior is None or item.prior.status != "done":
+            if item.prior is None or item.prior.status not in ("done", "skipped"):
                 await self.journal.append(
                     "skipped",
                     tenant=self.tenant.name,
@@ -656,6 +656,8 @@ class TenantRun:
                     reason=item.reason,
                     name=item.doc.name,
                     source=item.doc.source,
+                    target_definition_id=item.target_definition_id,
+                    version=item.version,
                 )
             return
         if item.action is Action.BLOCKED:
@@ -763,6 +765,8 @@ class TenantRun:
                 reason=reason,
                 name=name,
                 source=item.doc.source,
+                target_definition_id=state.definition_id,
+                version=version,
             )
             self._outcome(
                 item,

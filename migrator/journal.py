@@ -330,7 +330,18 @@ def fold(records: Iterable[Record]) -> dict[ItemKey, ItemState]:
                 reason=None,
                 **common,
             )
-        elif record.type in ("failed", "deferred", "skipped"):
+        elif record.type == "skipped":
+            # A skip for identical content names the version already there, so that
+            # `migrator activate` can switch it on like an import.
+            cur = replace(
+                cur,
+                status="skipped",
+                reason=f.get("reason"),
+                version=f.get("version", cur.version),
+                target_definition_id=f.get("target_definition_id", cur.target_definition_id),
+                **common,
+            )
+        elif record.type in ("failed", "deferred"):
             status: Status = record.type  # type: ignore[assignment]
             cur = replace(cur, status=status, reason=f.get("reason"), **common)
         else:  # verified

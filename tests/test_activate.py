@@ -176,3 +176,18 @@ async def test_activate_refuses_a_journal_written_for_another_tenant(tmp_path: P
         with pytest.raises(JournalError, match="pointed at a different tenant"):
             await activate_from_journal(settings, str(journal))
         assert all(d["active_version"] is None for t in ("tenant-1", "tenant-2") for d in definitions(env, t).values())
+
+
+async def test_activate_also_switches_on_identical_content_that_was_skipped(tmp_path: Path) -> None:
+    """A workflow skipped because identical content was already on the target is switched on like an import."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        # The content is already on tenant-1 (landed earlier, outside this journal).
+        await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"]))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"], journal=str(journal))
+        )
+        assert report.summary()["skipped"] == len(report.items)
+        result = await activate_from_journal(env.settings, str(journal))
+        assert result.ok
+        assert all(d["status"] == "Active" and d["active_version"] for d in definitions(env, "tenant-1").values())
