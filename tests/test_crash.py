@@ -177,13 +177,16 @@ def assert_status_settled(
     return data
 
 
-def wait_for_run_start(proc: subprocess.Popen[Any], journal: Path, size: int) -> None:
-    """Poll until the journal grows past `size` (the run wrote run_started) or the process ends;
-    the limit is a safety net only, nothing asserts on time."""
+def wait_for_journal(proc: subprocess.Popen[Any], journal: Path, size: int, marker: bytes) -> None:
+    """Poll until the journal holds `marker` past byte `size` (this run wrote that record) or the
+    process ends; the limit is a safety net only, nothing asserts on time."""
     deadline = time.monotonic() + 30
     while proc.poll() is None and time.monotonic() < deadline:
         if journal.exists() and journal.stat().st_size > size:
-            return
+            with journal.open("rb") as f:
+                f.seek(size)
+                if marker in f.read():
+                    return
         time.sleep(0.005)
 
 
@@ -205,14 +208,16 @@ def test_sigkill_at_random_moments_then_resume_imports_each_document_once(tmp_pa
         args = fake.migrate_args(journal)
         kills = 0
         saw_in_doubt = 0
-        for _ in range(12):
+        for i in range(12):
             before = journal.stat().st_size if journal.exists() else 0
             proc = subprocess.Popen(
                 args, env=fake.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             # Count the moment from the run's start (its run_started record), not from the
-            # interpreter's start, so a slow machine still kills runs in the middle of their work.
-            wait_for_run_start(proc, journal, before)
+            # interpreter's start, so a slow machine still kills runs in the middle of their work;
+            # every other time from its first import, so kills also land among imports in flight.
+            marker = b'"type":"intent"' if i % 2 else b'"type":"run_started"'
+            wait_for_journal(proc, journal, before, marker)
             time.sleep(rng.uniform(0.005, 1.5))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
