@@ -48,9 +48,9 @@ from migrator.plan import (
 from migrator.remap import apply_substitutions, find_tenant_values, prepare_for_import
 from migrator.report import ItemOutcome, Report
 from migrator.sources import (
-    MANIFEST_NAME,
     SourceItem,
     discover,
+    find_snapshots,
     read_document,
     read_manifest,
     verify_snapshot,
@@ -213,16 +213,15 @@ def read_sources(paths: Sequence[str], settings: Settings) -> DocumentStore:
     store.max_bytes = settings.max_document_bytes
     subs = {name: t.substitutions for name, t in settings.tenants.items() if t.substitutions}
     active: dict[tuple[str, str], bool | None] = {}
-    for path in paths:
-        if os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST_NAME)):
-            problems = verify_snapshot(path)
-            if problems:
-                raise MigratorError(
-                    f"{path}: damaged snapshot, nothing was imported "
-                    f"({len(problems)} problem(s)): " + "; ".join(problems)
-                )
-            _, entries = read_manifest(path)
-            active.update({(path, e.path): e.active for e in entries})
+    for path in find_snapshots(paths):
+        problems = verify_snapshot(path)
+        if problems:
+            raise MigratorError(
+                f"{path}: damaged snapshot, nothing was imported "
+                f"({len(problems)} problem(s)): " + "; ".join(problems)
+            )
+        _, entries = read_manifest(path)
+        active.update({(path, e.path): e.active for e in entries})
     entries_iter = iter(discover(paths))
     while True:
         try:
