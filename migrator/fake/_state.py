@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 
 # §6 [Z]: integer, integer.integer or integer.integer.integer.
-VERSION_RE = re.compile(r"^\d+(?:\.\d+)?(?:\.\d+)?$")
+VERSION_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:\.[0-9]+)?$")
 # §4.6: a producer task id embedded in a file name: `Subscription__4.csv.zip`, `S3__7__x.csv`.
-FILE_REF_RE = re.compile(r"(?<=[A-Za-z0-9])__(\d+)(?=\.|__)")
+FILE_REF_RE = re.compile(r"(?<=[A-Za-z0-9])__([0-9]+)(?=\.|__|\Z)")
 # §3.5 / §4.1 [Z]: the only top-level key besides the three that import keeps.
 WORKFLOW_DEFINITION = "workflow_definition"
 # [Z] the server removes and recomputes this one.
