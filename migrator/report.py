@@ -144,6 +144,15 @@ def render_items(items: Sequence[ItemOutcome]) -> str:
         lines.append(
             f"{item.tenant}: {item.workflow_name}: {item.status} {what}{version}{where}{why}"
         )
+        for value in item.tenant_values or ():
+            becomes = (
+                f"→ {value['substitute']!r}"
+                if value.get("substitute") is not None
+                else "(no substitution: copied as is)"
+            )
+            lines.append(
+                f"    tenant-specific {value['kind']} {value['value']!r} at {value['path']} {becomes}"
+            )
     return redact_text("\n".join(lines))
 
 

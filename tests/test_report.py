@@ -1,0 +1,62 @@
+"""The report: its JSON shape (issue 2's contract), the terminal table, and the plan listing."""
+
+from __future__ import annotations
+
+import orjson
+
+from migrator.report import ItemOutcome, Report, render_items, render_table, summary_line
+
+
+def items() -> tuple[ItemOutcome, ...]:
+    return (
+        ItemOutcome("t1", "a.json", "A", "imported", target_workflow_id=5, version="1.0.0", action="create"),
+        ItemOutcome("t1", "b.json", "B", "skipped", target_workflow_id=6, version="2.0.0", reason="identical"),
+        ItemOutcome("t2", "a.json", "A", "failed", error="tenant t2: POST /workflows/import: 400 bad"),
+        ItemOutcome(
+            "t2",
+            "c.json",
+            "C",
+            "planned",
+            action="new_version",
+            version="1.1.0",
+            tenant_values=({"path": "$.tasks[0].parameters.auth", "kind": "saved_provider",
+                            "value": "saved_provider:abc", "substitute": None},),
+        ),
+    )
+
+
+def test_json_report_has_the_documented_shape() -> None:
+    """The JSON report has summary counts and items with tenant, source, workflow_name, status, target_workflow_id, version and error."""
+    data = orjson.loads(Report(items=items()).dumps())
+    assert data["summary"]["imported"] == 1 and data["summary"]["skipped"] == 1 and data["summary"]["failed"] == 1
+    for entry in data["items"]:
+        assert {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"} <= set(entry)
+    assert data["tenants"]["t2"]["failed"] == 1
+
+
+def test_ok_only_when_nothing_failed_or_waits() -> None:
+    """A report is ok with imports and skips only; a failure, a block, a deferral or an interruption is not ok."""
+    good = Report(items=items()[:2])
+    assert good.ok
+    assert not Report(items=items()).ok
+    assert not Report(items=items()[:2], interrupted=True).ok
+
+
+def test_table_lists_tenants_and_what_needs_attention() -> None:
+    """The table has one row per tenant and lists every failed item with its reason."""
+    text = render_table(Report(items=items()))
+    assert "t1" in text and "t2" in text
+    assert "needs attention" in text and "400 bad" in text
+
+
+def test_plan_listing_shows_tenant_specific_values() -> None:
+    """Each planned item lists its tenant-specific values and whether the tenant's table rewrites them."""
+    text = render_items(items())
+    assert "t2: C: planned new_version version 1.1.0" in text
+    assert "tenant-specific saved_provider 'saved_provider:abc' at $.tasks[0].parameters.auth (no substitution" in text
+
+
+def test_summary_line_is_one_line_with_a_verdict() -> None:
+    """The closing summary is one line a cron mail can carry, saying whether attention is needed."""
+    line = summary_line(Report(items=items()))
+    assert "\n" not in line and "attention needed" in line and "imported 1" in line
