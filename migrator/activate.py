@@ -20,7 +20,7 @@ from migrator.engine import _close_session, _int_or_none, tenant_fingerprint, te
 from migrator.errors import AuthError, JournalError, MigratorError, ZuoraError
 from migrator.journal import ItemState, JournalView, read_journal
 from migrator.logs import redact_text
-from migrator.report import ItemOutcome, Report
+from migrator.report import ItemOutcome, Report, counts_table
 from migrator.versions import is_valid_version, version_key
 from migrator.zuora import ZuoraClient, open_session
 
@@ -231,17 +231,7 @@ async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> I
 
 def render(report: Report) -> str:
     """Counts per tenant, every switch made or planned, every failure."""
-    per: dict[str, dict[str, int]] = {}
-    for item in report.items:
-        row = per.setdefault(item.tenant, dict.fromkeys(ACTIVATE_STATUSES, 0))
-        row[item.status] = row.get(item.status, 0) + 1
-    width = max([len("tenant"), *(len(t) for t in per)])
-    header = "tenant".ljust(width) + "".join(f"  {s:>9}" for s in ACTIVATE_STATUSES)
-    lines = [header, "-" * len(header)]
-    for tenant in sorted(per):
-        lines.append(
-            tenant.ljust(width) + "".join(f"  {per[tenant][s]:>9}" for s in ACTIVATE_STATUSES)
-        )
+    lines = counts_table(report.items, ACTIVATE_STATUSES)
     shown = sorted(
         (i for i in report.items if i.status in ("activated", "planned", "failed")),
         key=lambda i: (i.tenant, i.workflow_name, i.source),

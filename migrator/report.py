@@ -6,7 +6,7 @@ Pure: the engine hands over `ItemOutcome`s; this module only counts, orders and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,18 +98,27 @@ def _order(item: ItemOutcome) -> tuple[str, str, str]:
     return (item.tenant, item.workflow_name, item.source)
 
 
+def counts_table(items: Iterable[ItemOutcome], statuses: Sequence[str]) -> list[str]:
+    """A header and one row per tenant counting its items in each of `statuses`."""
+    per: dict[str, dict[str, int]] = {}
+    for item in items:
+        row = per.setdefault(item.tenant, dict.fromkeys(statuses, 0))
+        row[item.status] = row.get(item.status, 0) + 1
+    width = max([len("tenant"), *(len(t) for t in per)])
+    header = "tenant".ljust(width) + "".join(f"  {s:>9}" for s in statuses)
+    lines = [header, "-" * len(header)]
+    for tenant in sorted(per):
+        lines.append(
+            tenant.ljust(width) + "".join(f"  {per[tenant].get(s, 0):>9}" for s in statuses)
+        )
+    return lines
+
+
 def render_table(report: Report, *, detail: bool = True, width: int = 100) -> str:
     """A readable summary: one line per tenant, then every item that needs attention."""
-    lines: list[str] = []
     per_tenant = report.per_tenant()
     shown = [s for s in STATUSES if any(row.get(s) for row in per_tenant.values())] or ["imported"]
-    name_w = max([len("tenant"), *(len(t) for t in per_tenant)])
-    header = "tenant".ljust(name_w) + "".join(f"  {s:>9}" for s in shown)
-    lines.append(header)
-    lines.append("-" * len(header))
-    for tenant in sorted(per_tenant):
-        row = per_tenant[tenant]
-        lines.append(tenant.ljust(name_w) + "".join(f"  {row.get(s, 0):>9}" for s in shown))
+    lines = counts_table(report.items, shown)
     attention = [
         i
         for i in report.items

@@ -20,7 +20,7 @@ from migrator.errors import InputError, MigratorError, ZuoraError
 from migrator.logs import redact_text
 from migrator.plan import SourceDoc, TargetDefinition, resolve_call
 from migrator.remap import prepare_for_import
-from migrator.report import ItemOutcome, Report
+from migrator.report import ItemOutcome, Report, counts_table
 from migrator.versions import is_valid_version, version_key
 from migrator.zuora import ZuoraClient, open_session
 
@@ -220,17 +220,8 @@ def all_verified(report: Report) -> bool:
 
 def render(report: Report) -> str:
     """Counts per tenant, then every item that is not verified."""
-    per: dict[str, dict[str, int]] = {}
-    for item in report.items:
-        row = per.setdefault(item.tenant, dict.fromkeys(VERIFY_STATUSES, 0))
-        row[item.status] = row.get(item.status, 0) + 1
-    width = max([len("tenant"), *(len(t) for t in per)])
-    header = "tenant".ljust(width) + "".join(f"  {s:>8}" for s in VERIFY_STATUSES)
-    lines = [header, "-" * len(header)]
-    for tenant in sorted(per):
-        lines.append(
-            tenant.ljust(width) + "".join(f"  {per[tenant][s]:>8}" for s in VERIFY_STATUSES)
-        )
+    lines = counts_table(report.items, VERIFY_STATUSES)
+    tenants = {i.tenant for i in report.items}
     bad = sorted(
         (i for i in report.items if i.status != "verified"),
         key=lambda i: (i.tenant, i.workflow_name, i.source),
@@ -245,7 +236,7 @@ def render(report: Report) -> str:
     ok = sum(1 for i in report.items if i.status == "verified")
     verdict = "ok" if all_verified(report) else "attention needed"
     lines.append(
-        f"migrator verify: {verdict}: {ok} of {total} verified across {len(per)} tenant(s)"
+        f"migrator verify: {verdict}: {ok} of {total} verified across {len(tenants)} tenant(s)"
     )
     return redact_text("\n".join(lines))
 
