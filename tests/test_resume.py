@@ -1,6 +1,6 @@
 """Resuming from a journal, in process against the fake over real HTTP (issue 5).
 
-In-doubt items, a journal for another tenant, torn and damaged journals, --retry-failed and the lock.
+In-doubt items, tenants that cannot be worked, refusals, torn/damaged journals, --retry-failed, the lock.
 """
 
 from __future__ import annotations
