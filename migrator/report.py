@@ -17,6 +17,8 @@ from migrator.logs import redact_text
 # imported: landed in this run · skipped: nothing to do (identical, done earlier, duplicate)
 # planned: dry run · blocked: could not be sent (why is in `error`) · failed: the tenant refused it
 # deferred: transient trouble or an unanswered import; running again finishes it
+GROUP_AT = 3  # more items than this failing for one identical reason are listed as one line
+
 STATUSES = ("imported", "skipped", "planned", "blocked", "failed", "deferred")
 
 
@@ -127,7 +129,18 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
     if detail and attention:
         lines.append("")
         lines.append("needs attention:")
+        # A tenant-wide cause (rejected credentials, unreachable host) is said once, not per item.
+        shared: dict[tuple[str, str, str], list[ItemOutcome]] = {}
+        for item in attention:
+            if item.error:
+                shared.setdefault((item.tenant, item.status, item.error), []).append(item)
+        grouped = {k: v for k, v in shared.items() if len(v) > GROUP_AT}
+        for (tenant, status, error), group in sorted(grouped.items()):
+            text = f"  {status:<8} {tenant}: {len(group)} items: {error}"
+            lines.append(_clip(text, width * 3))
         for item in sorted(attention, key=_order):
+            if (item.tenant, item.status, item.error or "") in grouped:
+                continue
             why = item.error or item.reason or ""
             if item.verified is False and not why:
                 why = "--verify: the exported version differs from what was sent"

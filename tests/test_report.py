@@ -9,9 +9,21 @@ from migrator.report import ItemOutcome, Report, render_items, render_table, sum
 
 def items() -> tuple[ItemOutcome, ...]:
     return (
-        ItemOutcome("t1", "a.json", "A", "imported", target_workflow_id=5, version="1.0.0", action="create"),
-        ItemOutcome("t1", "b.json", "B", "skipped", target_workflow_id=6, version="2.0.0", reason="identical"),
-        ItemOutcome("t2", "a.json", "A", "failed", error="tenant t2: POST /workflows/import: 400 bad"),
+        ItemOutcome(
+            "t1", "a.json", "A", "imported", target_workflow_id=5, version="1.0.0", action="create"
+        ),
+        ItemOutcome(
+            "t1",
+            "b.json",
+            "B",
+            "skipped",
+            target_workflow_id=6,
+            version="2.0.0",
+            reason="identical",
+        ),
+        ItemOutcome(
+            "t2", "a.json", "A", "failed", error="tenant t2: POST /workflows/import: 400 bad"
+        ),
         ItemOutcome(
             "t2",
             "c.json",
@@ -19,8 +31,14 @@ def items() -> tuple[ItemOutcome, ...]:
             "planned",
             action="new_version",
             version="1.1.0",
-            tenant_values=({"path": "$.tasks[0].parameters.auth", "kind": "saved_provider",
-                            "value": "saved_provider:abc", "substitute": None},),
+            tenant_values=(
+                {
+                    "path": "$.tasks[0].parameters.auth",
+                    "kind": "saved_provider",
+                    "value": "saved_provider:abc",
+                    "substitute": None,
+                },
+            ),
         ),
     )
 
@@ -28,9 +46,21 @@ def items() -> tuple[ItemOutcome, ...]:
 def test_json_report_has_the_documented_shape() -> None:
     """The JSON report has summary counts and items with tenant, source, workflow_name, status, target_workflow_id, version and error."""
     data = orjson.loads(Report(items=items()).dumps())
-    assert data["summary"]["imported"] == 1 and data["summary"]["skipped"] == 1 and data["summary"]["failed"] == 1
+    assert (
+        data["summary"]["imported"] == 1
+        and data["summary"]["skipped"] == 1
+        and data["summary"]["failed"] == 1
+    )
     for entry in data["items"]:
-        assert {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"} <= set(entry)
+        assert {
+            "tenant",
+            "source",
+            "workflow_name",
+            "status",
+            "target_workflow_id",
+            "version",
+            "error",
+        } <= set(entry)
     assert data["tenants"]["t2"]["failed"] == 1
 
 
@@ -53,10 +83,25 @@ def test_plan_listing_shows_tenant_specific_values() -> None:
     """Each planned item lists its tenant-specific values and whether the tenant's table rewrites them."""
     text = render_items(items())
     assert "t2: C: planned new_version version 1.1.0" in text
-    assert "tenant-specific saved_provider 'saved_provider:abc' at $.tasks[0].parameters.auth (no substitution" in text
+    assert (
+        "tenant-specific saved_provider 'saved_provider:abc' at $.tasks[0].parameters.auth (no substitution"
+        in text
+    )
 
 
 def test_summary_line_is_one_line_with_a_verdict() -> None:
     """The closing summary is one line a cron mail can carry, saying whether attention is needed."""
     line = summary_line(Report(items=items()))
     assert "\n" not in line and "attention needed" in line and "imported 1" in line
+
+
+def test_one_tenant_wide_failure_is_listed_once() -> None:
+    """Many items failing for the same reason in one tenant are listed as one line with their count."""
+    same = tuple(
+        ItemOutcome("t9", f"{n}.json", f"W{n}", "failed", error="tenant t9: credentials rejected")
+        for n in range(10)
+    )
+    text = render_table(Report(items=same + items()))
+    assert "t9: 10 items: tenant t9: credentials rejected" in text
+    assert "W3" not in text
+    assert "400 bad" in text  # other failures are still listed one by one
