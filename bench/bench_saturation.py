@@ -70,6 +70,9 @@ class Result:
     busiest: int  # 2xx answers of the busiest tenant
     tokens: int
     other: dict[str, int]
+    client_cpu_s: float = (
+        0.0  # CPU of this process while the variant ran (the fake's too if in-process)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,11 +337,14 @@ VARIANTS: dict[str, Callable[[str, Setup, str], Awaitable[None]]] = {
 
 async def run_variant(variant: str, setup: Setup, corpus: str) -> Result:
     async with running_fake(setup) as url:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await VARIANTS[variant](url, setup, corpus)
         wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         counts = await fetch_counts(url)
-    return summarise(variant, wall, counts, setup)
+    result = summarise(variant, wall, counts, setup)
+    result.client_cpu_s = round(cpu, 2)
+    return result
 
 
 def run(setup: Setup, variants: list[str] | None = None, *, echo: bool = True) -> dict[str, Any]:
@@ -358,13 +364,16 @@ def run(setup: Setup, variants: list[str] | None = None, *, echo: bool = True) -
     return {"setup": asdict(setup), "results": [asdict(r) for r in results]}
 
 
-HEADER = f"{'variant':<26} {'wall s':>7} {'floor s':>7} {'÷ floor':>7} {'requests':>8} {'429s':>6} {'429 %':>6}"
+HEADER = (
+    f"{'variant':<26} {'wall s':>7} {'floor s':>7} {'÷ floor':>7} {'requests':>8} {'429s':>6} "
+    f"{'429 %':>6} {'CPU s':>6}"
+)
 
 
 def format_row(r: Result) -> str:
     return (
         f"{r.variant:<26} {r.wall_s:>7.1f} {r.floor_s:>7.1f} {r.ratio:>7.2f} {r.requests:>8} "
-        f"{r.throttled:>6} {r.throttled_pct:>6.1f}"
+        f"{r.throttled:>6} {r.throttled_pct:>6.1f} {r.client_cpu_s:>6.2f}"
     )
 
 
