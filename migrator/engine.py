@@ -289,9 +289,13 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Document
 
 
 async def fetch_target(
-    client: ZuoraClient, names: set[str], *, with_hashes: bool = True
+    client: ZuoraClient, names: set[str], *, hash_names: set[str] | None = None
 ) -> dict[str, list[TargetDefinition]]:
-    """The tenant's definitions whose names occur in the sources, with their versions' hashes."""
+    """The tenant's definitions whose names occur in the sources, with their versions' hashes.
+
+    Hashes need one export per version, so they are fetched only for `hash_names` (default:
+    every name): a name whose documents the journal already settled needs none.
+    """
     listing = await client.list_workflows()
     wanted: dict[str, list[Mapping[str, Any]]] = {}
     for entry in listing:
@@ -300,42 +304,45 @@ async def fetch_target(
             wanted.setdefault(name, []).append(entry)
     out: dict[str, list[TargetDefinition]] = {}
 
+    async def digest_of(def_id: int, version: str, into: dict[str, str | None]) -> None:
+        try:
+            into[version] = canonical_hash(await client.export_workflow(def_id, version=version))
+        except ZuoraError as exc:
+            if exc.status != 404:  # Zuora sometimes 404s single exports: not comparable
+                raise
+            into[version] = None
+        except Exception:  # an export we cannot read is simply not comparable
+            into[version] = None
+
     async def load(name: str, entry: Mapping[str, Any]) -> None:
         def_id = int(entry["id"])
         versions_raw = await client.list_versions(def_id)
-        versions: list[TargetVersion] = []
-        for v in versions_raw:
-            version = str(v.get("version") or "")
-            digest = None
-            if with_hashes and version:
-                try:
-                    exported = await client.export_workflow(def_id, version=version)
-                    digest = canonical_hash(exported)
-                except ZuoraError as exc:
-                    if exc.status != 404:
-                        raise
-                except Exception:  # an export we cannot read is simply not comparable
-                    digest = None
-            versions.append(
-                TargetVersion(id=_int_or_none(v.get("id")), version=version, content_hash=digest)
+        digests: dict[str, str | None] = {}
+        if hash_names is None or name in hash_names:
+            async with anyio.create_task_group() as tg:
+                for v in versions_raw:
+                    if v.get("version"):
+                        tg.start_soon(digest_of, def_id, str(v["version"]), digests)
+        versions = tuple(
+            TargetVersion(
+                id=_int_or_none(v.get("id")),
+                version=str(v.get("version") or ""),
+                content_hash=digests.get(str(v.get("version") or "")),
             )
+            for v in versions_raw
+        )
         active = entry.get("active_version")
         active_id = _int_or_none(active.get("id")) if isinstance(active, dict) else None
         out.setdefault(name, []).append(
-            TargetDefinition(
-                id=def_id, name=name, versions=tuple(versions), active_version_id=active_id
-            )
+            TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id)
         )
 
-    try:
-        with single_failure():
-            async with anyio.create_task_group() as tg:
-                for name, entries in wanted.items():
-                    for definition in entries:
-                        tg.start_soon(load, name, definition)
-    except* ZuoraError as group:
-        # One error, unwrapped, so the caller fails this tenant alone instead of the whole run.
-        raise group.exceptions[0] from None
+    # One error, unwrapped, so the caller fails this tenant alone instead of the whole run.
+    with single_failure():
+        async with anyio.create_task_group() as tg:
+            for name, entries in wanted.items():
+                for definition in entries:
+                    tg.start_soon(load, name, definition)
     for defs in out.values():
         defs.sort(key=lambda d: d.id)
     return out
@@ -391,6 +398,9 @@ class ReadOnlyJournal(NullJournal):
         self.state = view.state
         self.notices = list(view.notices)
         self.run_history = [r for r in view.records if r.type == "run_started"]
+
+
+_NO_PRIOR = PriorState(status="pending")
 
 
 def prior_states(journal_state: Mapping[Any, Any], tenant: str) -> dict[str, PriorState]:
@@ -537,7 +547,15 @@ class TenantRun:
                 if call.workflow_name:
                     names.add(call.workflow_name)
         self.progress.phase = "reading target"
-        target = await fetch_target(self.client, names)
+        # Versions of a name whose documents the journal records as imported need no export
+        # to compare: the planner skips done items whatever the target holds. (A "skipped"
+        # item is not settled: it was skipped because its content was on the target, and only
+        # a fresh comparison can say that is still so.)
+        prior = prior_states(self.journal.state, self.tenant.name)
+        open_names = {
+            d.name for d in self.store.docs if prior.get(d.key, _NO_PRIOR).status != "done"
+        }
+        target = await fetch_target(self.client, names, hash_names=open_names)
         self.target_fingerprint = target_fingerprint(target)
         for name, defs in target.items():
             if len(defs) == 1:
@@ -552,7 +570,7 @@ class TenantRun:
             tenant_identity(self.tenant),
             docs,
             target,
-            prior_states(self.journal.state, self.tenant.name),
+            prior,
             options=PlanOptions(
                 retry_failed=self.options.retry_failed, strict=self.options.strict, now=time.time()
             ),
@@ -648,7 +666,7 @@ class TenantRun:
                 reason=item.reason,
                 target_workflow_id=item.target_definition_id or state.definition_id,
             )
-            if item.prior is None or item.prior.status not in ("done", "skipped"):
+            if item.recorded:
                 await self.journal.append(
                     "skipped",
                     tenant=self.tenant.name,

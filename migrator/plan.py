@@ -107,6 +107,10 @@ class PlannedItem:
     # callee name for each calling task id; the engine resolves the callee's id in the tenant
     call_targets: Mapping[int, str] = field(default_factory=dict)
     resumed: bool = False  # True when this item resends an in-doubt intent
+    # A skip that states a fact about the target (identical content is there) and belongs in the
+    # journal; other skips (duplicates in the sources, done earlier, not selected) must not
+    # overwrite the item's journal state.
+    recorded: bool = False
     prior: PriorState | None = None
 
 
@@ -381,6 +385,7 @@ def _plan_group(
                     target_definition_id=definition.id if definition else None,
                     reason=f"identical to version {known_hashes[doc.key]} in tenant {tenant}",
                     prior=state,
+                    recorded=True,
                 )
             )
             continue

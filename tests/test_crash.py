@@ -218,7 +218,7 @@ def test_sigkill_at_random_moments_then_resume_imports_each_document_once(tmp_pa
             # every other time from its first import, so kills also land among imports in flight.
             marker = b'"type":"intent"' if i % 2 else b'"type":"run_started"'
             wait_for_journal(proc, journal, before, marker)
-            time.sleep(rng.uniform(0.005, 1.5))
+            time.sleep(rng.uniform(0.005, 0.5))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
