@@ -44,6 +44,7 @@ from migrator.plan import (
     TargetDefinition,
     TargetVersion,
     TenantPlan,
+    idempotency_key,
     plan_tenant,
 )
 from migrator.remap import apply_substitutions, find_tenant_values, prepare_for_import
@@ -450,6 +451,8 @@ def tenant_fingerprint(tenant: TenantConfig) -> str:
 class GroupState:
     definition_id: int | None
     known_hashes: dict[str, str]  # canonical hash → version, on the target
+    version_ids: dict[str, int | None] = field(default_factory=dict)  # version → id, on the target
+    active_version_id: int | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
     failed: str | None = None
 
@@ -581,8 +584,12 @@ class TenantRun:
             hashes = {
                 v.content_hash: v.version for d in defs[:1] for v in d.versions if v.content_hash
             }
+            first = defs[0] if len(defs) == 1 else None
             self.groups[group.name] = GroupState(
-                definition_id=group.definition_id, known_hashes=hashes
+                definition_id=group.definition_id,
+                known_hashes=hashes,
+                version_ids={v.version: v.id for v in first.versions} if first else {},
+                active_version_id=first.active_version_id if first else None,
             )
         self.plan = plan
         self.progress.total = len(plan.items)
@@ -660,10 +667,23 @@ class TenantRun:
 
     async def _run_item(self, name: str, state: GroupState, item: PlannedItem) -> None:
         if item.action is Action.SKIP:
+            reason = item.reason
+            if item.recorded and item.version and not self.options.dry_run:
+                # Identical content is already there; with activation asked for, make sure that
+                # version is the active one (a re-run with --activate after an inactive import).
+                try:
+                    switched = await self._ensure_active(state, item, item.version)
+                except ZuoraError as exc:
+                    self._outcome(
+                        item, "deferred", error=f"activating version {item.version}: {exc}"
+                    )
+                    return
+                if switched:
+                    reason += "; " + switched
             self._outcome(
                 item,
                 "skipped",
-                reason=item.reason,
+                reason=reason,
                 target_workflow_id=item.target_definition_id or state.definition_id,
             )
             if item.recorded:
@@ -756,7 +776,9 @@ class TenantRun:
         if digest in state.known_hashes:
             version = state.known_hashes[digest]
             if item.prior is not None and item.prior.intent is not None:
-                # An earlier run's unanswered import did land: record it as done.
+                # An earlier run's unanswered import did land: record it as done (and switch it
+                # on if this run activates, as the lost answer's run would have).
+                activated = await self._ensure_active(state, item, version)
                 await self.journal.append(
                     "committed",
                     tenant=self.tenant.name,
@@ -772,10 +794,14 @@ class TenantRun:
                     "imported",
                     version=version,
                     target_workflow_id=state.definition_id,
-                    reason="an earlier run's import had landed (found on the target)",
+                    reason="an earlier run's import had landed (found on the target)"
+                    + (f"; {activated}" if activated else ""),
                 )
                 return
             reason = f"identical to version {version} in tenant {self.tenant.name}"
+            switched = await self._ensure_active(state, item, version)
+            if switched:
+                reason += "; " + switched
             await self.journal.append(
                 "skipped",
                 tenant=self.tenant.name,
@@ -838,6 +864,9 @@ class TenantRun:
         )
         state.definition_id = definition_id
         state.known_hashes[digest] = item.version
+        state.version_ids[item.version] = version_id
+        if activate:
+            state.active_version_id = version_id
         self.definition_ids[name] = definition_id
         verified: bool | None = None
         verify_detail = ""
@@ -852,6 +881,30 @@ class TenantRun:
             verified=verified,
             reason=f"--verify: {verify_detail}" if verify_detail else None,
         )
+
+    async def _ensure_active(
+        self, state: GroupState, item: PlannedItem, version: str
+    ) -> str | None:
+        """Make `version` the definition's active one when this run activates; say what was done."""
+        if not self._activate(item) or state.definition_id is None:
+            return None
+        version_id = state.version_ids.get(version)
+        if version_id is None:
+            version_id = await self._resolve_version(state.definition_id, version, {})
+        if version_id is None:
+            return None
+        if state.active_version_id == version_id:
+            return "already active"
+        key = idempotency_key(
+            tenant_identity(self.tenant), item.doc.key, "activate", state.definition_id, version
+        )
+        await self.client.update_workflow(
+            state.definition_id,
+            {"active_workflow_version_id": version_id, "status": "Active"},
+            idempotency_key=key,
+        )
+        state.active_version_id = version_id
+        return "activated"
 
     def _activate(self, item: PlannedItem) -> bool:
         if self.options.activation == "always":

@@ -169,3 +169,28 @@ async def test_real_corpus_imports_and_round_trips(tmp_path: Path) -> None:
             assert canonical_hash(exported) == parse_document(raw, item.source).content_hash, (
                 item.source
             )
+
+
+async def test_rerun_with_activate_switches_on_identical_content() -> None:
+    """A re-run with --activate after an inactive import creates no version but makes the landed versions active."""
+    async with running_fake() as env:
+        await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"]))
+        before = len(env.fake.ledger())
+        again = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"], activation="always")
+        )
+        assert len(env.fake.ledger()) == before
+        assert again.ok and all(i.status == "skipped" for i in again.items)
+        state = env.fake.state
+        for def_id in state.list_definitions("tenant-1", {}):
+            d = state.definition_json("tenant-1", def_id)
+            assert d["status"] == "Active" and d["active_version"], d["name"]
+        # The highest version of the two-version workflow is the active one.
+        credit = next(
+            state.definition_json("tenant-1", i)
+            for i in state.list_definitions("tenant-1", {})
+            if state.definition_json("tenant-1", i)["name"] == "Credit Check on New Order"
+        )
+        assert credit["active_version"]["version"] == max(
+            (v["version"] for v in state.list_versions("tenant-1", credit["id"])), key=version_key
+        )
