@@ -102,6 +102,7 @@ def main() -> int:
         ]
         print("$ migrator " + " ".join(a.replace(str(ROOT) + "/", "") for a in args), flush=True)
         code = cli_main(args)
+        print("per-workflow report: demo-out/report.json; journal: demo-out/journal.jsonl")
         ledger = fake.ledger()
         print()
         for tenant in config.tenants:

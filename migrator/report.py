@@ -150,6 +150,12 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
             label = f"{item.workflow_name}{where}".strip()
             text = f"  {item.status:<8} {item.tenant}: {label + ': ' if label else ''}{why}"
             lines.append(_clip(text, width * 3))
+    checked = [i for i in report.items if i.verified is not None]
+    if checked:
+        same = sum(1 for i in checked if i.verified)
+        lines.append(
+            f"verified: {same} of {len(checked)} imports exported back identical to what was sent"
+        )
     for notice in report.notices:
         lines.append(f"note: {notice}")
     return redact_text("\n".join(lines))
