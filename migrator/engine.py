@@ -150,7 +150,11 @@ class DocumentStore:
             for tenant, table in (substitutions or {}).items()
             if any(_mentions(doc.data, k) for k in table)
         )
-        self._raw_substitution_hits[key] = touched
+        # Kept only when non-empty: an empty frozenset is 216 bytes, per document.
+        if touched:
+            self._raw_substitution_hits[key] = touched
+        else:
+            self._raw_substitution_hits.pop(key, None)
         values = tuple((v.path, v.kind, v.value) for v in find_tenant_values(doc.data))
         if values:
             self.tenant_values[key] = values
@@ -478,7 +482,7 @@ class Done:
         await self._event.wait()
 
 
-@dataclass
+@dataclass(slots=True)
 class GroupState:
     definition_id: int | None
     known_hashes: dict[str, str]  # canonical hash → version, on the target
