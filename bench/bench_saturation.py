@@ -107,7 +107,7 @@ def instrument(setup: Setup) -> tuple[dict[str, Counter[int]], Callable[[], None
 
     RunningFake.dispatch = dispatch  # type: ignore[method-assign]
     if setup.window != 60:
-        RunningFake._windows = staticmethod(windows)  # type: ignore[method-assign,assignment]
+        RunningFake._windows = staticmethod(windows)  # type: ignore[method-assign]
 
     def undo() -> None:
         RunningFake.dispatch = original_dispatch  # type: ignore[method-assign]

@@ -143,7 +143,7 @@ def test_a_line_written_in_pieces_is_not_cut_by_the_block() -> None:
     out = io.StringIO()
     term = TerminalStream(out)
     term.update(["progress 1/3"])
-    print("a log line", file=term, flush=True)  # type: ignore[arg-type]
+    print("a log line", file=term, flush=True)
     term.write("another ")
     term.write("one\n")
     term.update(["progress 2/3"])
