@@ -175,9 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fake_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.configure(
-        args.log_format, "debug" if args.debug else ("warning" if args.quiet else "info")
-    )
+    logs.configure(args.log_format, _level(args))
     try:
         handler: Callable[[argparse.Namespace], int] = args.func
         return handler(args)
@@ -203,6 +201,10 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     for exc in group.exceptions:
         out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return out
+
+
+def _level(args: argparse.Namespace) -> str:
+    return "debug" if args.debug else ("warning" if args.quiet else "info")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -270,7 +272,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     progress = Progress()
 
     async def go(stopping: anyio.Event) -> Any:
-        async with show_progress(progress, mode=args.progress, log_format=args.log_format):
+        async with show_progress(
+            progress, mode=args.progress, log_format=args.log_format, level=_level(args)
+        ):
             return await migrate(settings, options, progress=progress, stopping=stopping)
 
     report = run_with_signals(go)

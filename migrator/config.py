@@ -121,20 +121,22 @@ def parse_settings(data: Mapping[str, Any], file: str, env: Mapping[str, str]) -
     """Validate an already-parsed TOML mapping (pure apart from reading secret files)."""
     unknown = set(data) - {"tenants", "settings"}
     if unknown:
-        raise ConfigError(file, sorted(unknown)[0], "unknown key (expected [tenants.*] or [settings])")
+        raise ConfigError(
+            file, sorted(unknown)[0], "unknown key (expected [tenants.*] or [settings])"
+        )
     tenants_raw = data.get("tenants")
     if not isinstance(tenants_raw, dict) or not tenants_raw:
         raise ConfigError(file, "tenants", "at least one [tenants.NAME] table is required")
-    tenants = {
-        name: _parse_tenant(name, table, file, env) for name, table in tenants_raw.items()
-    }
+    tenants = {name: _parse_tenant(name, table, file, env) for name, table in tenants_raw.items()}
     settings_raw = data.get("settings", {})
     if not isinstance(settings_raw, dict):
         raise ConfigError(file, "settings", "must be a table")
     values: dict[str, Any] = {}
     for key, value in settings_raw.items():
         if key not in _SETTINGS_KEYS:
-            raise ConfigError(file, f"settings.{key}", f"unknown key (known: {', '.join(sorted(_SETTINGS_KEYS))})")
+            raise ConfigError(
+                file, f"settings.{key}", f"unknown key (known: {', '.join(sorted(_SETTINGS_KEYS))})"
+            )
         typ, lo, hi = _SETTINGS_KEYS[key]
         values[key] = _number(value, typ, lo, hi, file, f"settings.{key}")
     return Settings(file=file, tenants=tenants, **values)
@@ -145,10 +147,14 @@ def _parse_tenant(name: str, table: Any, file: str, env: Mapping[str, str]) -> T
     if not isinstance(table, dict):
         raise ConfigError(file, where, "must be a table")
     if not name or any(c in name for c in "/\\:\x00") or name != name.strip():
-        raise ConfigError(file, where, "tenant names may not be empty or contain / \\ : or edge spaces")
+        raise ConfigError(
+            file, where, "tenant names may not be empty or contain / \\ : or edge spaces"
+        )
     for key in table:
         if key not in _TENANT_KEYS:
-            raise ConfigError(file, f"{where}.{key}", f"unknown key (known: {', '.join(sorted(_TENANT_KEYS))})")
+            raise ConfigError(
+                file, f"{where}.{key}", f"unknown key (known: {', '.join(sorted(_TENANT_KEYS))})"
+            )
     base_url = _string(table, "base_url", file, where, required=True)
     assert base_url is not None
     parts = urlsplit(base_url)
@@ -189,7 +195,9 @@ def _parse_tenant(name: str, table: Any, file: str, env: Mapping[str, str]) -> T
     )
 
 
-def _string(table: Mapping[str, Any], key: str, file: str, where: str, required: bool = False) -> str | None:
+def _string(
+    table: Mapping[str, Any], key: str, file: str, where: str, required: bool = False
+) -> str | None:
     value = table.get(key)
     if value is None:
         if required:
@@ -232,7 +240,9 @@ def _secret(table: Mapping[str, Any], file: str, where: str, env: Mapping[str, s
             mode = resolved.stat().st_mode
             text = resolved.read_text("utf-8").strip()
         except OSError as exc:
-            raise ConfigError(file, f"{where}.{key}", f"cannot read secrets file: {exc.strerror}") from None
+            raise ConfigError(
+                file, f"{where}.{key}", f"cannot read secrets file: {exc.strerror}"
+            ) from None
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             import structlog
 

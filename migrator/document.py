@@ -33,7 +33,9 @@ FILE_REF_STR = re.compile(r"__([0-9]+)(?=\.|__|\Z)", re.ASCII)
 # A float in serialised output whose exponent shows it came from an integer literal beyond 64 bits
 # (orjson turns such literals into floats instead of failing).
 _HUGE_FLOAT = re.compile(rb"e\+(?:1[89]|[2-9][0-9]|[0-9]{3})")
-_HUGE_MESSAGE = "integer at {where} does not fit in 64 bits (orjson reads only 64-bit integers exactly)"
+_HUGE_MESSAGE = (
+    "integer at {where} does not fit in 64 bits (orjson reads only 64-bit integers exactly)"
+)
 _INT_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|(?<![0-9.eE+-])(-?[0-9]{19,})(?![0-9.eE])', re.DOTALL)
 
 EXECUTE_WORKFLOW = "Execute::WorkflowTask"
@@ -79,7 +81,9 @@ _TASK_DROP = frozenset(
         "createdAt",
         "updatedAt",
         "start_time",
-        "end_time", "original_task_id", "original_workflow_id",
+        "end_time",
+        "original_task_id",
+        "original_workflow_id",
     }
 )
 MERGE_PARAMS = frozenset({"merge_paths", "merge_start", "merge_task_ids"})
@@ -432,14 +436,20 @@ def document_from_data(
     return _from_data(data, source, definition_id, None)
 
 
-def _from_data(data: Any, source: str, definition_id: int | None, raw: bytes | None) -> ExportDocument:
+def _from_data(
+    data: Any, source: str, definition_id: int | None, raw: bytes | None
+) -> ExportDocument:
     validate_document(data, source)
     workflow = data["workflow"]
     version = workflow.get("version")
     try:
         canon = _canon(data)
     except orjson.JSONEncodeError as exc:
-        reason = f"nested deeper than {MAX_DEPTH} levels" if "ecursion" in str(exc) else f"cannot be represented: {exc}"
+        reason = (
+            f"nested deeper than {MAX_DEPTH} levels"
+            if "ecursion" in str(exc)
+            else f"cannot be represented: {exc}"
+        )
         raise InputError(source, "$", reason) from None
     if canon.maybe_huge and raw is not None:
         where = _find_huge_int(raw)
@@ -490,7 +500,9 @@ def _task_body(task: Mapping[str, Any], aside: list[bytes]) -> bytes:
         params = body.get("parameters")
         if isinstance(params, dict) and not MERGE_PARAMS.isdisjoint(params):
             body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
-            removed = [v for k, v in params.items() if k in MERGE_PARAMS and isinstance(v, _ASIDE_TYPES)]
+            removed = [
+                v for k, v in params.items() if k in MERGE_PARAMS and isinstance(v, _ASIDE_TYPES)
+            ]
             if removed:
                 aside.append(_dumps([[[removed]]]))
     return _dumps([[body]])[2:-2]
@@ -512,7 +524,9 @@ def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
     return _dumps([body])[1:-1]
 
 
-_PLAIN_LINK_KEYS = frozenset({"source_workflow_id", "source_task_id", "target_task_id", "linkage_type"})
+_PLAIN_LINK_KEYS = frozenset(
+    {"source_workflow_id", "source_task_id", "target_task_id", "linkage_type"}
+)
 
 
 def _link_body(link: Mapping[str, Any]) -> bytes:
@@ -598,7 +612,10 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     link_bodies = [_link_body(lk) for lk in linkages]
     # (source position or -1 for an entry linkage, target position) of each linkage.
     ends = [
-        (-1 if lk.get("source_task_id") is None else pos[lk["source_task_id"]], pos[lk["target_task_id"]])
+        (
+            -1 if lk.get("source_task_id") is None else pos[lk["source_task_id"]],
+            pos[lk["target_task_id"]],
+        )
         for lk in linkages
     ]
     parents = [-1 if t.get("task_id") is None else pos[t["task_id"]] for t in tasks]
@@ -662,14 +679,23 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         for s, t, b in link_entries
     )
     payload = b'{"extra":%s,"linkages":[%s],"tasks":[%s],"workflow":%s}' % (
-        extra_bytes, link_part, task_part, workflow_bytes
+        extra_bytes,
+        link_part,
+        task_part,
+        workflow_bytes,
     )
     # orjson reads integer literals beyond 64 bits as floats; they re-serialise with "e+NN".
     # The payload holds every part but the asides; "+" is rare, so memchr decides most documents.
     maybe_huge = any(
         b"+" in part and _HUGE_FLOAT.search(part) is not None for part in (payload, *aside)
     )
-    return _Canon(ranks=ranks, bodies=bodies, payload=payload, has_refs=[bool(r) for r in refs], maybe_huge=maybe_huge)
+    return _Canon(
+        ranks=ranks,
+        bodies=bodies,
+        payload=payload,
+        has_refs=[bool(r) for r in refs],
+        maybe_huge=maybe_huge,
+    )
 
 
 def canonical_form(data: Mapping[str, Any]) -> Any:

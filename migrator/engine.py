@@ -703,7 +703,8 @@ class TenantRun:
     async def _run_item(self, name: str, state: GroupState, item: PlannedItem) -> None:
         if item.action is Action.SKIP:
             reason = item.reason
-            if item.recorded and item.version and not self.options.dry_run:
+            on_target = item.recorded or (item.prior is not None and item.prior.status == "done")
+            if on_target and item.version and not self.options.dry_run:
                 # Identical content is already there; with activation asked for, make sure that
                 # version is the active one (a re-run with --activate after an inactive import).
                 try:
@@ -1137,6 +1138,8 @@ async def migrate(
             store = await read_live_sources(source_client, settings)
         else:
             store = await anyio.to_thread.run_sync(read_sources, list(options.sources), settings)
+        # A plan file that cannot be read stops the run before the journal records it.
+        saved = load_plan_file(options.plan_file) if options.plan_file else None
         journal: Any = NullJournal()
         if options.journal and options.dry_run:
             journal = ReadOnlyJournal(options.journal)
@@ -1164,7 +1167,6 @@ async def migrate(
             notices.extend(getattr(journal, "notices", []) or [])
         runs: dict[str, TenantRun] = {}
         tenant_errors: list[ItemOutcome] = []
-        saved = load_plan_file(options.plan_file) if options.plan_file else None
 
         def tenant_failed(run: TenantRun, exc: MigratorError) -> None:
             # The tenant as a whole cannot be worked (credentials, unreachable, changed since

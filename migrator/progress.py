@@ -113,7 +113,12 @@ def _columns(stream: TextIO) -> int:
 
 @asynccontextmanager
 async def show_progress(
-    progress: Any, *, mode: str = "auto", log_format: str = "console", interval: float = 10.0
+    progress: Any,
+    *,
+    mode: str = "auto",
+    log_format: str = "console",
+    level: str = "info",
+    interval: float = 10.0,
 ) -> AsyncIterator[None]:
     """Show progress for the duration of the block: live on a TTY, log lines every `interval` s."""
     tty = sys.stderr.isatty() and log_format == "console"
@@ -122,11 +127,11 @@ async def show_progress(
         return
     live = tty if mode == "auto" else True
     async with anyio.create_task_group() as tg:
-        if live and tty:
+        if live:
             from migrator import logs
 
             term = TerminalStream(sys.stderr)
-            logs.configure(log_format, stream=term)  # type: ignore[arg-type]
+            logs.configure(log_format, level, stream=term)  # type: ignore[arg-type]
 
             async def redraw() -> None:
                 while True:
@@ -141,7 +146,7 @@ async def show_progress(
                 term.update(progress_lines(progress, time.monotonic()))
                 term.block = []
                 term._drawn = 0
-                logs.configure(log_format)
+                logs.configure(log_format, level)
         else:
 
             async def periodic() -> None:

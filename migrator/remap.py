@@ -145,8 +145,11 @@ def _child(path: str, key: str | int) -> str:
 
 def _is_literal(value: Any) -> bool:
     # Liquid-only values ({{ GlobalConstants.X }}/path) resolve per tenant already.
-    return isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) != "" and not (
-        isinstance(value, str) and value.lstrip().startswith(("{{", "{%"))
+    return (
+        isinstance(value, (str, int))
+        and not isinstance(value, bool)
+        and str(value) != ""
+        and not (isinstance(value, str) and value.lstrip().startswith(("{{", "{%")))
     )
 
 
@@ -164,10 +167,18 @@ def find_tenant_values(data: Mapping[str, Any]) -> list[TenantValue]:
             continue
         action = task.get("action_type")
         if action in REPORT_TYPES and _is_literal(task.get("object_id")):
-            found.append(TenantValue(f"$.tasks[{i}].object_id", "report_id", str(task["object_id"])))
+            found.append(
+                TenantValue(f"$.tasks[{i}].object_id", "report_id", str(task["object_id"]))
+            )
         tparams = task.get("parameters")
-        if action in CALLOUT_TYPES and isinstance(tparams, dict) and _is_literal(tparams.get("url")):
-            found.append(TenantValue(f"$.tasks[{i}].parameters.url", "callout_url", str(tparams["url"])))
+        if (
+            action in CALLOUT_TYPES
+            and isinstance(tparams, dict)
+            and _is_literal(tparams.get("url"))
+        ):
+            found.append(
+                TenantValue(f"$.tasks[{i}].parameters.url", "callout_url", str(tparams["url"]))
+            )
     # Generic walk: saved providers anywhere, and the tenant-specific keys at any depth.
     stack: list[tuple[str, Any, str | None]] = [("$", dict(data), None)]
     while stack:
@@ -185,7 +196,9 @@ def find_tenant_values(data: Mapping[str, Any]) -> list[TenantValue]:
     return found
 
 
-def apply_substitutions(data: Mapping[str, Any], substitutions: Mapping[str, str]) -> dict[str, Any]:
+def apply_substitutions(
+    data: Mapping[str, Any], substitutions: Mapping[str, str]
+) -> dict[str, Any]:
     """Replace each source value, literally and all at once, inside every string value.
 
     Longer source values win over shorter ones they contain; a replacement is never substituted
@@ -284,7 +297,9 @@ def prepare_for_import(
         _null_originals(task)
         action = task.get("action_type")
         if action == MERGE and not MERGE_PARAMS.isdisjoint(task["parameters"]):
-            task["parameters"] = {k: v for k, v in task["parameters"].items() if k not in MERGE_PARAMS}
+            task["parameters"] = {
+                k: v for k, v in task["parameters"].items() if k not in MERGE_PARAMS
+            }
         if action == EXECUTE_WORKFLOW and old in targets:
             task["parameters"] = {**task["parameters"], "workflow_id": str(targets[old])}
         tasks.append(task)

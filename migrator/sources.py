@@ -149,8 +149,14 @@ def _entry(raw: Any, where: str, manifest: str) -> ManifestEntry:
 
     def opt(key: str, typ: type) -> Any:
         value = raw.get(key)
-        if value is not None and (not isinstance(value, typ) or (typ is int and isinstance(value, bool))):
-            raise InputError(manifest, f"{where}.{key}", f"must be {'an integer' if typ is int else 'a ' + typ.__name__}")
+        if value is not None and (
+            not isinstance(value, typ) or (typ is int and isinstance(value, bool))
+        ):
+            raise InputError(
+                manifest,
+                f"{where}.{key}",
+                f"must be {'an integer' if typ is int else 'a ' + typ.__name__}",
+            )
         return value
 
     return ManifestEntry(
@@ -179,11 +185,17 @@ def read_manifest(directory: str) -> tuple[dict[str, Any], list[ManifestEntry]]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InputError(manifest, "$", f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise InputError(
+            manifest, "$", f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     if not isinstance(data, dict):
         raise InputError(manifest, "$", "must be a JSON object")
     if data.get("format") != SNAPSHOT_FORMAT:
-        raise InputError(manifest, "$.format", f"unknown snapshot format {data.get('format')!r} (expected {SNAPSHOT_FORMAT!r})")
+        raise InputError(
+            manifest,
+            "$.format",
+            f"unknown snapshot format {data.get('format')!r} (expected {SNAPSHOT_FORMAT!r})",
+        )
     files = data.get("files")
     if not isinstance(files, list):
         raise InputError(manifest, "$.files", "must be an array")
@@ -212,7 +224,9 @@ def _member_path(directory: str, member: str) -> str:
     # A symlink inside the snapshot could still point outside it.
     real_dir = os.path.realpath(directory)
     if os.path.commonpath([real_dir, os.path.realpath(full)]) != real_dir:
-        raise InputError(f"{directory}:{member}", "$", "path leads outside the snapshot directory (symlink)")
+        raise InputError(
+            f"{directory}:{member}", "$", "path leads outside the snapshot directory (symlink)"
+        )
     return full
 
 
@@ -260,7 +274,9 @@ def verify_snapshot(directory: str) -> list[str]:
             problems.append(f"{where}: cannot read: {exc.strerror}")
             continue
         if actual != entry.sha256:
-            problems.append(f"{where}: checksum mismatch (manifest {entry.sha256[:12]}…, file {actual[:12]}…)")
+            problems.append(
+                f"{where}: checksum mismatch (manifest {entry.sha256[:12]}…, file {actual[:12]}…)"
+            )
     for member in _snapshot_files(directory):
         if member not in listed:
             problems.append(f"{directory}:{member}: not listed in the manifest")
@@ -312,7 +328,9 @@ def gunzip(data: bytes, source: str, *, max_bytes: int) -> bytes:
                 total += len(piece)
                 if total > max_bytes:
                     raise InputError(
-                        source, "$", f"decompresses to more than the {max_bytes}-byte limit (max_document_bytes)"
+                        source,
+                        "$",
+                        f"decompresses to more than the {max_bytes}-byte limit (max_document_bytes)",
                     )
                 chunk = decomp.unconsumed_tail
                 if decomp.eof:
@@ -340,12 +358,16 @@ def read_document(item: SourceItem, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Ex
     gz = name.endswith(".gz")
     raw = _read_capped(path, max_bytes, source)
     if len(raw) > max_bytes:
-        raise InputError(source, "$", f"file is over the {max_bytes}-byte limit (max_document_bytes)")
+        raise InputError(
+            source, "$", f"file is over the {max_bytes}-byte limit (max_document_bytes)"
+        )
     if item.sha256 is not None:
         actual = hashlib.sha256(raw).hexdigest()
         if actual != item.sha256:
             raise InputError(
-                source, "$", f"checksum mismatch (manifest {item.sha256[:12]}…, file {actual[:12]}…)"
+                source,
+                "$",
+                f"checksum mismatch (manifest {item.sha256[:12]}…, file {actual[:12]}…)",
             )
     if gz:
         raw = gunzip(raw, source, max_bytes=max_bytes)

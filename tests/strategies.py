@@ -12,13 +12,26 @@ from hypothesis import strategies as st
 # Free text never contains "_", so it cannot form an accidental `Name__<id>` file reference;
 # file references are placed on purpose below. CRLF, quotes, backslashes and unicode are in.
 _ALPHABET = st.sampled_from(
-    [*(string.ascii_letters + string.digits + " .,:;{}|%'\"\\/-+\r\n\t"), "é", "ß", "中", "😀", "\u2028"]
+    [
+        *(string.ascii_letters + string.digits + " .,:;{}|%'\"\\/-+\r\n\t"),
+        "é",
+        "ß",
+        "中",
+        "😀",
+        "\u2028",
+    ]
 )
 text = st.text(_ALPHABET, max_size=20)
-liquid = st.builds(lambda a, b: f"{a}{{{{ Data.{b or 'X'} }}}}", text, st.text(string.ascii_letters, max_size=8))
+liquid = st.builds(
+    lambda a, b: f"{a}{{{{ Data.{b or 'X'} }}}}", text, st.text(string.ascii_letters, max_size=8)
+)
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.floats(allow_nan=False, allow_infinity=False), text, liquid,
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    text,
+    liquid,
 )
 json_values = st.recursive(
     scalars,
@@ -26,7 +39,17 @@ json_values = st.recursive(
     max_leaves=8,
 )
 ids = st.integers(min_value=1, max_value=2**63 - 1)
-LINK_TYPES = ["Success", "Failure", "True", "False", "For Each", "Complete", "Approve", "Case_Else", "next"]
+LINK_TYPES = [
+    "Success",
+    "Failure",
+    "True",
+    "False",
+    "For Each",
+    "Complete",
+    "Approve",
+    "Case_Else",
+    "next",
+]
 OBJECTS = ["Subscription", "Invoice", "InvoiceItem", "Account", "LinkRun", "S3"]
 
 
@@ -34,25 +57,60 @@ OBJECTS = ["Subscription", "Invoice", "InvoiceItem", "Account", "LinkRun", "S3"]
 def documents(draw: st.DrawFn, max_tasks: int = 8) -> dict[str, Any]:
     """A valid export document with a random DAG of tasks and every kind of id reference."""
     n = draw(st.integers(min_value=1, max_value=max_tasks))
-    task_ids = draw(st.lists(st.one_of(st.integers(1, 60), ids), min_size=n, max_size=n, unique=True))
+    task_ids = draw(
+        st.lists(st.one_of(st.integers(1, 60), ids), min_size=n, max_size=n, unique=True)
+    )
     workflow_id = draw(st.one_of(st.integers(1, 500), ids))
     tasks: list[dict[str, Any]] = []
     linkages: list[dict[str, Any]] = []
     entries = draw(st.integers(min_value=1, max_value=min(2, n)))
     for i, tid in enumerate(task_ids):
         params: dict[str, Any] = draw(st.dictionaries(text, json_values, max_size=3))
-        task: dict[str, Any] = {"id": tid, "name": draw(text), "parameters": params, "task_id": None}
-        kind = draw(st.sampled_from(["Export", "Iterate", "Logic::Case", "Email", "Callout", "Execute::WorkflowTask", "Upload::S3", "Logic::Merge"]))
+        task: dict[str, Any] = {
+            "id": tid,
+            "name": draw(text),
+            "parameters": params,
+            "task_id": None,
+        }
+        kind = draw(
+            st.sampled_from(
+                [
+                    "Export",
+                    "Iterate",
+                    "Logic::Case",
+                    "Email",
+                    "Callout",
+                    "Execute::WorkflowTask",
+                    "Upload::S3",
+                    "Logic::Merge",
+                ]
+            )
+        )
         task["action_type"] = kind
         if i < entries:
             etype = draw(st.sampled_from(["Start", "Start", "InvoicePosted"]))
-            linkages.append({"source_workflow_id": workflow_id, "source_task_id": None, "target_task_id": tid, "linkage_type": etype})
+            linkages.append(
+                {
+                    "source_workflow_id": workflow_id,
+                    "source_task_id": None,
+                    "target_task_id": tid,
+                    "linkage_type": etype,
+                }
+            )
         else:
-            parents = draw(st.lists(st.integers(0, i - 1), min_size=1, max_size=min(3, i), unique=True))
+            parents = draw(
+                st.lists(st.integers(0, i - 1), min_size=1, max_size=min(3, i), unique=True)
+            )
             task["task_id"] = task_ids[parents[0]]
             for p in parents:
-                linkages.append({"source_workflow_id": None, "source_task_id": task_ids[p], "target_task_id": tid,
-                                 "linkage_type": draw(st.sampled_from(LINK_TYPES))})
+                linkages.append(
+                    {
+                        "source_workflow_id": None,
+                        "source_task_id": task_ids[p],
+                        "target_task_id": tid,
+                        "linkage_type": draw(st.sampled_from(LINK_TYPES)),
+                    }
+                )
             producer = task_ids[draw(st.sampled_from(parents))]
             name = draw(st.sampled_from(OBJECTS))
             if kind == "Iterate":
@@ -64,11 +122,17 @@ def documents(draw: st.DrawFn, max_tasks: int = 8) -> dict[str, Any]:
         if kind == "Logic::Case":
             params["case_condition"] = {"Case_1": draw(text), "Case_2": draw(text)}
         elif kind == "Execute::WorkflowTask":
-            params["workflow_id"] = draw(st.one_of(st.integers(1, 10**6).map(str), st.just("{{ Data.Callee }}")))
+            params["workflow_id"] = draw(
+                st.one_of(st.integers(1, 10**6).map(str), st.just("{{ Data.Callee }}"))
+            )
             params["workflow_name"] = draw(text)
         elif kind == "Callout":
-            params["url"] = draw(st.sampled_from(["https://erp.example.com/x", "{{ GlobalConstants.URL }}/y"]))
-            params["authorization"] = {"type": draw(st.sampled_from(["none", "saved_provider:1b2c-3d"]))}
+            params["url"] = draw(
+                st.sampled_from(["https://erp.example.com/x", "{{ GlobalConstants.URL }}/y"])
+            )
+            params["authorization"] = {
+                "type": draw(st.sampled_from(["none", "saved_provider:1b2c-3d"]))
+            }
         elif kind == "Logic::Merge":
             params["merge_paths"] = [[tid]]
             params["merge_start"] = "workflow"
@@ -85,7 +149,15 @@ def documents(draw: st.DrawFn, max_tasks: int = 8) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         workflow["version"] = draw(st.sampled_from(["0.0.1", "1", "2.3", "0.0.10"]))
-    workflow.update(draw(st.dictionaries(st.sampled_from(["priority", "delete_ttl", "ui_trigger", "interval"]), json_values, max_size=2)))
+    workflow.update(
+        draw(
+            st.dictionaries(
+                st.sampled_from(["priority", "delete_ttl", "ui_trigger", "interval"]),
+                json_values,
+                max_size=2,
+            )
+        )
+    )
     return {"workflow": workflow, "tasks": tasks, "linkages": linkages}
 
 
@@ -93,7 +165,11 @@ def documents(draw: st.DrawFn, max_tasks: int = 8) -> dict[str, Any]:
 def renumberings(draw: st.DrawFn, doc: dict[str, Any]) -> dict[int, int]:
     """A random bijection from the document's task ids to fresh int64 ids."""
     old = [t["id"] for t in doc["tasks"]]
-    new = draw(st.lists(st.one_of(st.integers(1, 100), ids), min_size=len(old), max_size=len(old), unique=True))
+    new = draw(
+        st.lists(
+            st.one_of(st.integers(1, 100), ids), min_size=len(old), max_size=len(old), unique=True
+        )
+    )
     return dict(zip(old, new, strict=True))
 
 
@@ -120,14 +196,18 @@ def mutated_documents(draw: st.DrawFn) -> Any:
     if isinstance(parent, dict) and draw(st.booleans()):
         del parent[path[-1]]
     else:
-        parent[path[-1]] = draw(st.one_of(json_values, st.sampled_from([True, 1.5, "7", -1, 2**63, 2**64 - 1, [], {}])))
+        parent[path[-1]] = draw(
+            st.one_of(json_values, st.sampled_from([True, 1.5, "7", -1, 2**63, 2**64 - 1, [], {}]))
+        )
     return doc
 
 
 @st.composite
 def mutated_bytes(draw: st.DrawFn) -> bytes:
     """Serialised documents damaged at the byte level: truncated, flipped, spliced or padded."""
-    raw = orjson.dumps(draw(documents(max_tasks=4)), option=draw(st.sampled_from([0, orjson.OPT_INDENT_2])))
+    raw = orjson.dumps(
+        draw(documents(max_tasks=4)), option=draw(st.sampled_from([0, orjson.OPT_INDENT_2]))
+    )
     how = draw(st.sampled_from(["truncate", "flip", "insert", "bom", "nest", "bigint", "inside"]))
     if how == "inside":
         return draw(hostile_values_inside())
@@ -151,8 +231,12 @@ def mutated_bytes(draw: st.DrawFn) -> bytes:
 def hostile_values_inside(draw: st.DrawFn) -> bytes:
     """A valid document with deep nesting or a >64-bit integer literal at a random place."""
     doc = draw(documents(max_tasks=4))
-    paths = [p for p in _paths(doc) if p and p[-1] not in ("id", "task_id", "source_task_id",
-                                                           "target_task_id", "source_workflow_id")]
+    paths = [
+        p
+        for p in _paths(doc)
+        if p
+        and p[-1] not in ("id", "task_id", "source_task_id", "target_task_id", "source_workflow_id")
+    ]
     path = draw(st.sampled_from(paths))
     parent: Any = doc
     for key in path[:-1]:
@@ -162,5 +246,7 @@ def hostile_values_inside(draw: st.DrawFn) -> bytes:
         depth = draw(st.integers(240, 262))
         token = b"[" * depth + b"]" * depth
     else:
-        token = str(draw(st.one_of(st.integers(2**64, 2**70), st.integers(-(2**70), -(2**63) - 1)))).encode()
+        token = str(
+            draw(st.one_of(st.integers(2**64, 2**70), st.integers(-(2**70), -(2**63) - 1)))
+        ).encode()
     return orjson.dumps(doc).replace(b'"@@HOSTILE@@"', token)

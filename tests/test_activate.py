@@ -46,10 +46,15 @@ async def test_activate_switches_on_exactly_the_journal_versions(tmp_path: Path)
     """After an inactive import everywhere, activate makes each definition Active on the journal's highest version, and a second run changes nothing."""
     journal = tmp_path / "j.jsonl"
     async with running_fake() as env:
-        report = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(journal)))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(journal))
+        )
         assert report.ok
         for tenant in TENANTS:
-            assert all(d["status"] == "Inactive" and d["active_version"] is None for d in definitions(env, tenant).values())
+            assert all(
+                d["status"] == "Inactive" and d["active_version"] is None
+                for d in definitions(env, tenant).values()
+            )
         done = done_items(journal)
         # Expected: per (tenant, definition), the highest committed version's id.
         expected: dict[tuple[str, int], tuple[int, str]] = {}
@@ -61,12 +66,16 @@ async def test_activate_switches_on_exactly_the_journal_versions(tmp_path: Path)
         # A dry run reports the plan and switches nothing on.
         dry = await activate_from_journal(env.settings, str(journal), dry_run=True)
         assert dry.ok and {i.status for i in dry.items} == {"planned", "skipped"}
-        assert all(d["active_version"] is None for t in TENANTS for d in definitions(env, t).values())
+        assert all(
+            d["active_version"] is None for t in TENANTS for d in definitions(env, t).values()
+        )
 
         first = await activate_from_journal(env.settings, str(journal))
         assert first.ok, first.to_json()
         activated = [i for i in first.items if i.status == "activated"]
-        assert {(i.tenant, i.target_workflow_id): (i.target_version_id, i.version) for i in activated} == expected
+        assert {
+            (i.tenant, i.target_workflow_id): (i.target_version_id, i.version) for i in activated
+        } == expected
         # The lower Credit Check version is reported as left alone, in every tenant.
         superseded = [i for i in first.items if i.status == "skipped"]
         assert {(i.tenant, i.workflow_name, i.version) for i in superseded} == {
@@ -75,7 +84,9 @@ async def test_activate_switches_on_exactly_the_journal_versions(tmp_path: Path)
         for tenant in TENANTS:
             for d in definitions(env, tenant).values():
                 assert d["status"] == "Active"
-                assert (d["active_version"]["id"], d["active_version"]["version"]) == expected[(tenant, d["id"])]
+                assert (d["active_version"]["id"], d["active_version"]["version"]) == expected[
+                    (tenant, d["id"])
+                ]
         before = {t: definitions(env, t) for t in TENANTS}
 
         second = await activate_from_journal(env.settings, str(journal))
@@ -89,8 +100,15 @@ async def test_activate_one_tenant_through_the_cli(tmp_path: Path) -> None:
     """`migrator activate --tenant` switches on only that tenant; a re-run exits 0 with nothing to do; an unreadable journal exits 2."""
     journal = tmp_path / "j.jsonl"
     async with running_fake() as env:
-        await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1", "tenant-2"], journal=str(journal)))
-        run = await run_cli(env, tmp_path, "activate", "--journal", str(journal), "--tenant", "tenant-2", "--json")
+        await migrate(
+            env.settings,
+            MigrateOptions(
+                sources=[str(SAMPLES)], tenants=["tenant-1", "tenant-2"], journal=str(journal)
+            ),
+        )
+        run = await run_cli(
+            env, tmp_path, "activate", "--journal", str(journal), "--tenant", "tenant-2", "--json"
+        )
         assert run.code == 0, run.err
         data = orjson.loads(run.out)
         assert {i["tenant"] for i in data["items"]} == {"tenant-2"}
@@ -98,11 +116,15 @@ async def test_activate_one_tenant_through_the_cli(tmp_path: Path) -> None:
         assert all(d["status"] == "Active" for d in definitions(env, "tenant-2").values())
         assert all(d["active_version"] is None for d in definitions(env, "tenant-1").values())
 
-        again = await run_cli(env, tmp_path, "activate", "--journal", str(journal), "--tenant", "tenant-2")
+        again = await run_cli(
+            env, tmp_path, "activate", "--journal", str(journal), "--tenant", "tenant-2"
+        )
         assert again.code == 0
         assert "activated 0" in again.out
 
-        missing = await run_cli(env, tmp_path, "activate", "--journal", str(tmp_path / "none.jsonl"))
+        missing = await run_cli(
+            env, tmp_path, "activate", "--journal", str(tmp_path / "none.jsonl")
+        )
         assert missing.code == 2
         assert "no journal here" in missing.err
 
@@ -113,7 +135,12 @@ async def test_activate_switches_back_a_version_changed_by_hand(tmp_path: Path) 
     doc = SAMPLES / "04-credit-check-v1.json"
     newer = SAMPLES / "05-credit-check-v1-1.json"
     async with running_fake() as env:
-        await migrate(env.settings, MigrateOptions(sources=[str(doc), str(newer)], tenants=["tenant-1"], journal=str(journal)))
+        await migrate(
+            env.settings,
+            MigrateOptions(
+                sources=[str(doc), str(newer)], tenants=["tenant-1"], journal=str(journal)
+            ),
+        )
         assert (await activate_from_journal(env.settings, str(journal))).ok
         d = definitions(env, "tenant-1")["Credit Check on New Order"]
         versions = env.fake.state.list_versions("tenant-1", d["id"])
@@ -121,19 +148,29 @@ async def test_activate_switches_back_a_version_changed_by_hand(tmp_path: Path) 
         env.fake.state.patch_definition("tenant-1", d["id"], {"active_workflow_version_id": old})
         again = await activate_from_journal(env.settings, str(journal))
         assert [i.status for i in again.items if i.version == "1.1.0"] == ["activated"]
-        assert definitions(env, "tenant-1")["Credit Check on New Order"]["active_version"]["version"] == "1.1.0"
+        assert (
+            definitions(env, "tenant-1")["Credit Check on New Order"]["active_version"]["version"]
+            == "1.1.0"
+        )
 
 
 async def test_activation_match_follows_the_source(tmp_path: Path) -> None:
     """With activation 'match', a source whose workflow.status is Active lands active and the others land inactive."""
     sources = tmp_path / "src"
     sources.mkdir()
-    for name, status in (("06-usage-overage-alert.json", "Active"), ("08-normalise-tax-ids.json", None), ("16-bill-run-completion-digest.json", "Inactive")):
+    for name, status in (
+        ("06-usage-overage-alert.json", "Active"),
+        ("08-normalise-tax-ids.json", None),
+        ("16-bill-run-completion-digest.json", "Inactive"),
+    ):
         data = json.loads((SAMPLES / name).read_text())
         data["workflow"]["status"] = status
         (sources / name).write_text(json.dumps(data))
     async with running_fake() as env:
-        report = await migrate(env.settings, MigrateOptions(sources=[str(sources)], tenants=["tenant-3"], activation="match"))
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(sources)], tenants=["tenant-3"], activation="match"),
+        )
         assert report.ok and len(report.items) == 3
         landed = definitions(env, "tenant-3")
         assert landed["Usage Overage Alert"]["status"] == "Active"
@@ -147,18 +184,40 @@ async def test_activation_match_follows_a_snapshot_manifest(tmp_path: Path) -> N
     snap = tmp_path / "snap"
     snap.mkdir()
     files = []
-    for i, (name, active) in enumerate((("02-nightly-trial-expiry-reminders.json", True), ("07-payment-retry-after-delay.json", False))):
+    for i, (name, active) in enumerate(
+        (
+            ("02-nightly-trial-expiry-reminders.json", True),
+            ("07-payment-retry-after-delay.json", False),
+        )
+    ):
         data = json.loads((SAMPLES / name).read_text())
         data["workflow"]["status"] = "Inactive" if active else "Active"  # the manifest wins
         raw = json.dumps(data).encode()
         (snap / name).write_bytes(raw)
-        files.append({"path": name, "definition_id": 500 + i, "version_id": 600 + i, "name": data["workflow"]["name"],
-                      "version": data["workflow"]["version"], "active": active, "sha256": hashlib.sha256(raw).hexdigest()})
-    manifest = {"format": "migrator-snapshot/1", "tenant": "source", "created_at": "2026-11-28T10:00:00Z",
-                "tool_version": "test", "files": files}
+        files.append(
+            {
+                "path": name,
+                "definition_id": 500 + i,
+                "version_id": 600 + i,
+                "name": data["workflow"]["name"],
+                "version": data["workflow"]["version"],
+                "active": active,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+            }
+        )
+    manifest = {
+        "format": "migrator-snapshot/1",
+        "tenant": "source",
+        "created_at": "2026-11-28T10:00:00Z",
+        "tool_version": "test",
+        "files": files,
+    }
     (snap / "manifest.json").write_text(json.dumps(manifest))
     async with running_fake() as env:
-        report = await migrate(env.settings, MigrateOptions(sources=[str(snap)], tenants=["tenant-1"], activation="match"))
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(snap)], tenants=["tenant-1"], activation="match"),
+        )
         assert report.ok, report.to_json()
         landed = definitions(env, "tenant-1")
         assert landed["Nightly Trial Expiry Reminders"]["active_version"]["version"] == "0.0.3"
@@ -169,13 +228,24 @@ async def test_activate_refuses_a_journal_written_for_another_tenant(tmp_path: P
     """When a tenant name now points at another tenant (client id), activate refuses before any request, since the journal's ids belong elsewhere."""
     journal = tmp_path / "j.jsonl"
     async with running_fake() as env:
-        await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES / "06-usage-overage-alert.json")], tenants=["tenant-1"], journal=str(journal)))
+        await migrate(
+            env.settings,
+            MigrateOptions(
+                sources=[str(SAMPLES / "06-usage-overage-alert.json")],
+                tenants=["tenant-1"],
+                journal=str(journal),
+            ),
+        )
         moved = dict(env.settings.tenants)
         moved["tenant-1"] = replace(env.settings.tenants["tenant-2"], name="tenant-1")
         settings = replace(env.settings, tenants=moved)
         with pytest.raises(JournalError, match="pointed at a different tenant"):
             await activate_from_journal(settings, str(journal))
-        assert all(d["active_version"] is None for t in ("tenant-1", "tenant-2") for d in definitions(env, t).values())
+        assert all(
+            d["active_version"] is None
+            for t in ("tenant-1", "tenant-2")
+            for d in definitions(env, t).values()
+        )
 
 
 async def test_activate_also_switches_on_identical_content_that_was_skipped(tmp_path: Path) -> None:
@@ -185,9 +255,13 @@ async def test_activate_also_switches_on_identical_content_that_was_skipped(tmp_
         # The content is already on tenant-1 (landed earlier, outside this journal).
         await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"]))
         report = await migrate(
-            env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"], journal=str(journal))
+            env.settings,
+            MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"], journal=str(journal)),
         )
         assert report.summary()["skipped"] == len(report.items)
         result = await activate_from_journal(env.settings, str(journal))
         assert result.ok
-        assert all(d["status"] == "Active" and d["active_version"] for d in definitions(env, "tenant-1").values())
+        assert all(
+            d["status"] == "Active" and d["active_version"]
+            for d in definitions(env, "tenant-1").values()
+        )

@@ -45,20 +45,57 @@ async def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> Run:
 def base_doc(name: str) -> dict[str, Any]:
     """A small valid export: Export → Iterate → Email, entry linkage from workflow 7."""
     return {
-        "workflow": {"id": 7, "name": name, "version": "0.0.2", "type": "Workflow::Setup",
-                     "parameters": {"fields": []}},
+        "workflow": {
+            "id": 7,
+            "name": name,
+            "version": "0.0.2",
+            "type": "Workflow::Setup",
+            "parameters": {"fields": []},
+        },
         "tasks": [
-            {"id": 4, "name": "Export", "action_type": "Export", "object": "Subscription",
-             "task_id": None, "parameters": {"fields": {"Subscription": {"Id": "true"}}}},
-            {"id": 3, "name": "Iterate", "action_type": "Iterate", "object": "Subscription__4.csv.zip",
-             "task_id": 4, "parameters": {"iteration_type": "Default"}},
-            {"id": 2, "name": "Mail", "action_type": "Email", "task_id": 3,
-             "parameters": {"email": {"template": "<p>{{ Data.X }}</p>"}}},
+            {
+                "id": 4,
+                "name": "Export",
+                "action_type": "Export",
+                "object": "Subscription",
+                "task_id": None,
+                "parameters": {"fields": {"Subscription": {"Id": "true"}}},
+            },
+            {
+                "id": 3,
+                "name": "Iterate",
+                "action_type": "Iterate",
+                "object": "Subscription__4.csv.zip",
+                "task_id": 4,
+                "parameters": {"iteration_type": "Default"},
+            },
+            {
+                "id": 2,
+                "name": "Mail",
+                "action_type": "Email",
+                "task_id": 3,
+                "parameters": {"email": {"template": "<p>{{ Data.X }}</p>"}},
+            },
         ],
         "linkages": [
-            {"source_workflow_id": 7, "source_task_id": None, "target_task_id": 4, "linkage_type": "Start"},
-            {"source_workflow_id": None, "source_task_id": 4, "target_task_id": 3, "linkage_type": "Success"},
-            {"source_workflow_id": None, "source_task_id": 3, "target_task_id": 2, "linkage_type": "For Each"},
+            {
+                "source_workflow_id": 7,
+                "source_task_id": None,
+                "target_task_id": 4,
+                "linkage_type": "Start",
+            },
+            {
+                "source_workflow_id": None,
+                "source_task_id": 4,
+                "target_task_id": 3,
+                "linkage_type": "Success",
+            },
+            {
+                "source_workflow_id": None,
+                "source_task_id": 3,
+                "target_task_id": 2,
+                "linkage_type": "For Each",
+            },
         ],
     }
 
@@ -75,6 +112,7 @@ def _set(path: list[Any], value: Any) -> Any:
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return change
 
 
@@ -84,6 +122,7 @@ def _del(path: list[Any]) -> Any:
         for key in path[:-1]:
             target = target[key]
         del target[path[-1]]
+
     return change
 
 
@@ -116,32 +155,57 @@ def bad_cases() -> dict[str, tuple[bytes, str]]:
         "linkages-is-string.json": (changed("x", _set(["linkages"], "nope")), "$.linkages"),
         "duplicate-task-id.json": (changed("x", _set(["tasks", 1, "id"], 4)), "$.tasks[1].id"),
         "linkage-to-missing-task.json": (
-            changed("x", _set(["linkages", 1, "target_task_id"], 99)), "$.linkages[1].target_task_id"
+            changed("x", _set(["linkages", 1, "target_task_id"], 99)),
+            "$.linkages[1].target_task_id",
         ),
         "no-entry-linkage.json": (
-            changed("x", _set(["linkages"], [
-                {"source_workflow_id": None, "source_task_id": 4, "target_task_id": 3, "linkage_type": "Success"},
-                {"source_workflow_id": None, "source_task_id": 3, "target_task_id": 2, "linkage_type": "For Each"},
-            ])),
+            changed(
+                "x",
+                _set(
+                    ["linkages"],
+                    [
+                        {
+                            "source_workflow_id": None,
+                            "source_task_id": 4,
+                            "target_task_id": 3,
+                            "linkage_type": "Success",
+                        },
+                        {
+                            "source_workflow_id": None,
+                            "source_task_id": 3,
+                            "target_task_id": 2,
+                            "linkage_type": "For Each",
+                        },
+                    ],
+                ),
+            ),
             "$.linkages",
         ),
         "entry-linkage-other-workflow.json": (
-            changed("x", _set(["linkages", 0, "source_workflow_id"], 8)), "$.linkages[0].source_workflow_id"
+            changed("x", _set(["linkages", 0, "source_workflow_id"], 8)),
+            "$.linkages[0].source_workflow_id",
         ),
         "id-float.json": (changed("x", _set(["tasks", 1, "id"], 3.5)), "$.tasks[1].id"),
         "id-bool.json": (changed("x", _set(["tasks", 1, "id"], True)), "$.tasks[1].id"),
         "id-string.json": (changed("x", _set(["tasks", 1, "id"], "3")), "$.tasks[1].id"),
         "id-over-2-63.json": (changed("x", _set(["tasks", 1, "id"], 2**63)), "$.tasks[1].id"),
         # "$" when the reader refuses the number, "$.tasks[1].id" when it reads it as a float.
-        "id-over-2-64.json": (good.replace(b'"id":3,', b'"id":18446744073709551616,'), "$|$.tasks[1].id"),
+        "id-over-2-64.json": (
+            good.replace(b'"id":3,', b'"id":18446744073709551616,'),
+            "$|$.tasks[1].id",
+        ),
         "workflow-id-float.json": (changed("x", _set(["workflow", "id"], 7.0)), "$.workflow.id"),
         "parameters-not-object.json": (
-            changed("x", _set(["tasks", 2, "parameters"], ["a"])), "$.tasks[2].parameters"
+            changed("x", _set(["tasks", 2, "parameters"], ["a"])),
+            "$.tasks[2].parameters",
         ),
         "empty-name.json": (changed("", lambda d: None), "$.workflow.name"),
         "nested-100k.json": (b'{"workflow":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "$"),
         "too-large.json": (orjson.dumps(huge), "$"),
-        "gzip-bomb.json.gz": (gzip.compress(b'{"workflow": "' + b"a" * (8 * MAX_DOC_BYTES) + b'"}'), "$"),
+        "gzip-bomb.json.gz": (
+            gzip.compress(b'{"workflow": "' + b"a" * (8 * MAX_DOC_BYTES) + b'"}'),
+            "$",
+        ),
     }
 
 
@@ -172,8 +236,12 @@ def write_config(tmp_path: Path, env: Env, settings: str = "") -> tuple[Path, di
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("logging", [[], ["--debug", "--log-format", "json"]], ids=["console", "debug-json"])
-async def test_every_bad_file_fails_alone_and_only_good_ones_land(tmp_path: Path, logging: list[str]) -> None:
+@pytest.mark.parametrize(
+    "logging", [[], ["--debug", "--log-format", "json"]], ids=["console", "debug-json"]
+)
+async def test_every_bad_file_fails_alone_and_only_good_ones_land(
+    tmp_path: Path, logging: list[str]
+) -> None:
     """A directory mixing good documents and every bad case of issue 8 exits 1, names each bad file and its JSON path in one line, prints no traceback, and imports exactly the good documents."""
     src = tmp_path / "src"
     src.mkdir()
@@ -185,9 +253,21 @@ async def test_every_bad_file_fails_alone_and_only_good_ones_land(tmp_path: Path
     async with running_fake(FakeConfig.demo(2)) as env:
         cfg, variables = write_config(tmp_path, env, f"max_document_bytes = {MAX_DOC_BYTES}\n")
         run = await run_cli(
-            ["migrate", str(src), "--config", str(cfg), "--report", str(report_path),
-             "--journal", str(tmp_path / "j.jsonl"), "--progress", "never", *logging],
-            variables, tmp_path,
+            [
+                "migrate",
+                str(src),
+                "--config",
+                str(cfg),
+                "--report",
+                str(report_path),
+                "--journal",
+                str(tmp_path / "j.jsonl"),
+                "--progress",
+                "never",
+                *logging,
+            ],
+            variables,
+            tmp_path,
         )
         ledgers = {t: env.imports(t) for t in ("tenant-1", "tenant-2")}
     assert run.code == 1, run.err + run.out
@@ -209,9 +289,16 @@ async def test_every_bad_file_fails_alone_and_only_good_ones_land(tmp_path: Path
             assert entry["status"] == "failed"
             error = entry["error"]
             assert "\n" not in error
-            assert any(error.startswith(f"{path}: {p}: ") for p in json_path.split("|")), (name, error)
+            assert any(error.startswith(f"{path}: {p}: ") for p in json_path.split("|")), (
+                name,
+                error,
+            )
         # The terminal shows one line per tenant naming the file and the JSON path.
-        shown = [ln for ln in output_lines if name in ln and any(f": {p}: " in ln for p in json_path.split("|"))]
+        shown = [
+            ln
+            for ln in output_lines
+            if name in ln and any(f": {p}: " in ln for p in json_path.split("|"))
+        ]
         assert len(shown) >= 2, (name, shown)
     # The good documents landed once in each tenant, and nothing else was sent.
     for tenant, ledger in ledgers.items():
@@ -229,7 +316,9 @@ async def test_bom_document_alone_succeeds(tmp_path: Path) -> None:
     (src / "bom.json").write_bytes(b"\xef\xbb\xbf" + orjson.dumps(base_doc("BOM only")))
     async with running_fake(FakeConfig.demo(1)) as env:
         cfg, variables = write_config(tmp_path, env)
-        run = await run_cli(["migrate", str(src), "--config", str(cfg), "--progress", "never"], variables, tmp_path)
+        run = await run_cli(
+            ["migrate", str(src), "--config", str(cfg), "--progress", "never"], variables, tmp_path
+        )
         ledger = env.imports("tenant-1")
     assert run.code == 0, run.err + run.out
     assert_no_traceback(run)
@@ -246,7 +335,9 @@ async def test_missing_source_path_is_one_failed_item(tmp_path: Path) -> None:
     async with running_fake(FakeConfig.demo(1)) as env:
         cfg, variables = write_config(tmp_path, env)
         run = await run_cli(
-            ["migrate", str(src), str(missing), "--config", str(cfg), "--progress", "never"], variables, tmp_path
+            ["migrate", str(src), str(missing), "--config", str(cfg), "--progress", "never"],
+            variables,
+            tmp_path,
         )
         ledger = env.imports("tenant-1")
     assert run.code == 1
@@ -260,7 +351,7 @@ async def test_missing_source_path_is_one_failed_item(tmp_path: Path) -> None:
 
 def config_text(url: str, tenant_extra: str = "", settings: str = "") -> str:
     return (
-        '[tenants.prod]\n'
+        "[tenants.prod]\n"
         f'base_url = "{url}"\n'
         'client_id = "cid"\n'
         'client_secret_env = "MIGRATOR_TEST_SECRET"\n'
@@ -272,30 +363,45 @@ def config_text(url: str, tenant_extra: str = "", settings: str = "") -> str:
 CONFIG_CASES = {
     "missing config file": (None, [], "config file not found"),
     "typo in a tenant key": (
-        config_text("http://127.0.0.1:9", 'max_concurency = 4\n'), [], "tenants.prod.max_concurency"
+        config_text("http://127.0.0.1:9", "max_concurency = 4\n"),
+        [],
+        "tenants.prod.max_concurency",
     ),
     "typo in a settings key": (
-        config_text("http://127.0.0.1:9", settings="[settings]\nmax_atempts = 3\n"), [], "settings.max_atempts"
+        config_text("http://127.0.0.1:9", settings="[settings]\nmax_atempts = 3\n"),
+        [],
+        "settings.max_atempts",
     ),
     "unknown top-level table": (
-        config_text("http://127.0.0.1:9") + "[tenant.other]\nx = 1\n", [], ": tenant: unknown key"
+        config_text("http://127.0.0.1:9") + "[tenant.other]\nx = 1\n",
+        [],
+        ": tenant: unknown key",
     ),
     "not TOML": ("[tenants.prod\nbase_url = 1\n", [], "not valid TOML"),
     "secret env var not set": (
-        config_text("http://127.0.0.1:9").replace("MIGRATOR_TEST_SECRET", "MIGRATOR_TEST_UNSET_VAR"),
-        [], "tenants.prod.client_secret_env: environment variable MIGRATOR_TEST_UNSET_VAR is not set",
+        config_text("http://127.0.0.1:9").replace(
+            "MIGRATOR_TEST_SECRET", "MIGRATOR_TEST_UNSET_VAR"
+        ),
+        [],
+        "tenants.prod.client_secret_env: environment variable MIGRATOR_TEST_UNSET_VAR is not set",
     ),
     "unknown --tenant": (
-        config_text("http://127.0.0.1:9"), ["--tenant", "prdo"], "unknown tenant 'prdo'"
+        config_text("http://127.0.0.1:9"),
+        ["--tenant", "prdo"],
+        "unknown tenant 'prdo'",
     ),
     "plain http to a remote host": (
-        config_text("http://zuora.example.com"), [], "tenants.prod.base_url: plain http is only allowed"
+        config_text("http://zuora.example.com"),
+        [],
+        "tenants.prod.base_url: plain http is only allowed",
     ),
     "secrets file missing": (
         config_text("https://zuora.example.com").replace(
-            'client_secret_env = "MIGRATOR_TEST_SECRET"', 'client_secret_file = "no-such-secret.txt"'
+            'client_secret_env = "MIGRATOR_TEST_SECRET"',
+            'client_secret_file = "no-such-secret.txt"',
         ),
-        [], "tenants.prod.client_secret_file: cannot read secrets file",
+        [],
+        "tenants.prod.client_secret_file: cannot read secrets file",
     ),
 }
 
@@ -312,9 +418,24 @@ def test_configuration_errors_exit_2_in_one_line(tmp_path: Path, case: str) -> N
     env = {k: v for k, v in os.environ.items() if k != "MIGRATOR_TEST_UNSET_VAR"}
     env["MIGRATOR_TEST_SECRET"] = "CANARY-config-secret-1234"
     result = subprocess.run(
-        [sys.executable, "-m", "migrator.cli", "migrate", str(src), "--config", str(cfg),
-         "--progress", "never", *extra],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "migrator.cli",
+            "migrate",
+            str(src),
+            "--config",
+            str(cfg),
+            "--progress",
+            "never",
+            *extra,
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2, (result.stdout, result.stderr)
     run = Run(result.returncode, result.stdout, result.stderr)
@@ -325,7 +446,6 @@ def test_configuration_errors_exit_2_in_one_line(tmp_path: Path, case: str) -> N
     assert str(cfg) in lines[0], lines[0]
     assert expected in lines[0], lines[0]
     assert "CANARY-config-secret-1234" not in result.stdout + result.stderr
-
 
 
 @pytest.mark.anyio
@@ -346,7 +466,8 @@ async def test_plan_over_bad_inputs_exits_1_and_sends_nothing(tmp_path: Path) ->
     assert ledger == []
     for name, (_, json_path) in cases.items():
         assert any(
-            name in ln and any(f": {p}: " in ln for p in json_path.split("|")) for ln in run.out.splitlines()
+            name in ln and any(f": {p}: " in ln for p in json_path.split("|"))
+            for ln in run.out.splitlines()
         ), name
 
 
@@ -363,12 +484,24 @@ async def test_journal_held_by_another_run_is_one_line_exit_2(tmp_path: Path) ->
         cfg, variables = write_config(tmp_path, env)
         async with Journal.open(str(journal), {"run_id": "holder", "tenants": {}}):
             run = await run_cli(
-                ["migrate", str(src), "--config", str(cfg), "--journal", str(journal), "--progress", "never"],
-                variables, tmp_path,
+                [
+                    "migrate",
+                    str(src),
+                    "--config",
+                    str(cfg),
+                    "--journal",
+                    str(journal),
+                    "--progress",
+                    "never",
+                ],
+                variables,
+                tmp_path,
             )
         ledger = env.imports("tenant-1")
     assert run.code == 2, run.err + run.out
     assert_no_traceback(run)
     lines = [ln for ln in run.err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("migrator: error: ") and str(journal) in lines[0], lines
+    assert (
+        len(lines) == 1 and lines[0].startswith("migrator: error: ") and str(journal) in lines[0]
+    ), lines
     assert ledger == []

@@ -23,15 +23,25 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
 
 def test_installed_entry_point_lists_the_commands() -> None:
     """`python -m migrator.cli --help` (what the installed `migrator` runs) lists every command."""
-    out = subprocess.run([sys.executable, "-m", "migrator.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "migrator.cli", "--help"], capture_output=True, text=True, check=True
+    )
     for command in (*COMMANDS, "fake-zuora"):
         assert command in out.stdout
 
 
-def test_migrate_without_sources_is_a_one_line_usage_error(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_without_sources_is_a_one_line_usage_error(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """migrate with neither SOURCE nor --from-tenant exits 2 with one line and no traceback."""
     config = tmp_path / "m.toml"
-    config.write_text('[tenants.a]\nbase_url = "http://127.0.0.1:9"\nclient_id = "x"\nclient_secret = "y"\n')
+    config.write_text(
+        '[tenants.a]\nbase_url = "http://127.0.0.1:9"\nclient_id = "x"\nclient_secret = "y"\n'
+    )
     assert main(["migrate", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert "give at least one SOURCE" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (
+        "give at least one SOURCE" in err
+        and "Traceback" not in err
+        and len(err.strip().splitlines()) == 1
+    )

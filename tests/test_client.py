@@ -44,12 +44,19 @@ class Script:
             await asyncio.sleep(self.token_delay)
         if self.token_status != 200:
             return web.json_response(
-                {"error": "invalid_client", "error_description": f"bad client secret {form.get('client_secret')!s}"},
+                {
+                    "error": "invalid_client",
+                    "error_description": f"bad client secret {form.get('client_secret')!s}",
+                },
                 status=self.token_status,
             )
         n = len(self.token_requests)
         return web.json_response(
-            {"access_token": f"{self.token_value}{n}", "token_type": "bearer", "expires_in": self.expires_in}
+            {
+                "access_token": f"{self.token_value}{n}",
+                "token_type": "bearer",
+                "expires_in": self.expires_in,
+            }
         )
 
     async def record(self, request: web.Request) -> bytes:
@@ -74,11 +81,24 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
 
 
 def make_settings(base_url: str, **overrides: Any) -> Settings:
-    tenant_fields = {k: overrides.pop(k) for k in ("requests_per_minute", "max_concurrency", "entity_ids") if k in overrides}
+    tenant_fields = {
+        k: overrides.pop(k)
+        for k in ("requests_per_minute", "max_concurrency", "entity_ids")
+        if k in overrides
+    }
     tenant = TenantConfig(
-        name="prod", base_url=base_url, client_id="client-id-1", client_secret=Secret(SECRET), **tenant_fields
+        name="prod",
+        base_url=base_url,
+        client_id="client-id-1",
+        client_secret=Secret(SECRET),
+        **tenant_fields,
     )
-    values: dict[str, Any] = {"connect_timeout": 2.0, "read_timeout": 5.0, "backoff_base": 0.0, "backoff_cap": 0.0}
+    values: dict[str, Any] = {
+        "connect_timeout": 2.0,
+        "read_timeout": 5.0,
+        "backoff_base": 0.0,
+        "backoff_cap": 0.0,
+    }
     values.update(overrides)
     return Settings(file="test.toml", tenants={"prod": tenant}, **values)
 
@@ -106,14 +126,23 @@ async def client_for(
         settings = make_settings(base, **overrides)
         async with open_session(settings) as session:
             client = ZuoraClient(
-                settings.tenants["prod"], session, settings, sleep=fake_sleep, clock=lambda: now[0],
-                run_id="t1", on_attempt=on_attempt,
+                settings.tenants["prod"],
+                session,
+                settings,
+                sleep=fake_sleep,
+                clock=lambda: now[0],
+                run_id="t1",
+                on_attempt=on_attempt,
             )
             yield client, script, slept
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
 
 
 async def test_token_form_and_api_headers() -> None:
@@ -124,12 +153,20 @@ async def test_token_form_and_api_headers() -> None:
         await script.record(request)
         return json_response({"id": 7, "name": "A"})
 
-    async with client_for([("GET", "/workflows/7", get_wf)], script, entity_ids="e-1") as (client, script, _):
+    async with client_for([("GET", "/workflows/7", get_wf)], script, entity_ids="e-1") as (
+        client,
+        script,
+        _,
+    ):
         assert await client.get_workflow(7) == {"id": 7, "name": "A"}
         assert await client.get_workflow(7) == {"id": 7, "name": "A"}
     assert len(script.token_requests) == 1
     token_req = script.token_requests[0]
-    assert token_req["form"] == {"client_id": "client-id-1", "client_secret": SECRET, "grant_type": "client_credentials"}
+    assert token_req["form"] == {
+        "client_id": "client-id-1",
+        "client_secret": SECRET,
+        "grant_type": "client_credentials",
+    }
     assert "Authorization" not in token_req["headers"]
     assert token_req["headers"]["Content-Type"].startswith("application/x-www-form-urlencoded")
     for request in script.requests:
@@ -152,7 +189,9 @@ async def test_list_workflows_follows_page_numbers() -> None:
         seen.append(request.query["page"])
         pagination: dict[str, Any] = {"page": page, "page_length": 2}
         if page < 2:
-            pagination["next_page"] = f"https://rest.zuora.com/workflows?page={page + 1}&page_length=2"
+            pagination["next_page"] = (
+                f"https://rest.zuora.com/workflows?page={page + 1}&page_length=2"
+            )
         return json_response({"data": pages[page], "pagination": pagination})
 
     async with client_for([("GET", "/workflows", list_wf)]) as (client, _, _):
@@ -180,9 +219,19 @@ async def test_import_sends_params_key_and_gzipped_body() -> None:
         await script.record(request)
         return json_response({"id": 99, "version": request.query.get("version")})
 
-    payload = {"workflow": {"name": "Big", "description": "x" * 20_000}, "tasks": [], "linkages": []}
-    async with client_for([("POST", "/workflows/import", do_import)], script) as (client, script, _):
-        result = await client.import_workflow(payload, version="0.0.2", activate=True, idempotency_key="key-1")
+    payload = {
+        "workflow": {"name": "Big", "description": "x" * 20_000},
+        "tasks": [],
+        "linkages": [],
+    }
+    async with client_for([("POST", "/workflows/import", do_import)], script) as (
+        client,
+        script,
+        _,
+    ):
+        result = await client.import_workflow(
+            payload, version="0.0.2", activate=True, idempotency_key="key-1"
+        )
     assert result == {"id": 99, "version": "0.0.2"}
     request = script.requests[0]
     assert request.query["version"] == "0.0.2" and request.query["activate"] == "true"
@@ -197,12 +246,18 @@ async def test_import_version_and_update_workflow() -> None:
 
     async def handler(request: web.Request) -> web.Response:
         await script.record(request)
-        return json_response({"id": 5, "path": request.path, "activate": request.query.get("activate")})
+        return json_response(
+            {"id": 5, "path": request.path, "activate": request.query.get("activate")}
+        )
 
     routes = [("POST", "/workflows/5/versions/import", handler), ("PATCH", "/workflows/5", handler)]
     async with client_for(routes, script) as (client, script, _):
-        imported = await client.import_version(5, {"tasks": []}, version="1.0", activate=False, idempotency_key="k2")
-        patched = await client.update_workflow(5, {"active_workflow_version_id": 9}, idempotency_key="k3")
+        imported = await client.import_version(
+            5, {"tasks": []}, version="1.0", activate=False, idempotency_key="k2"
+        )
+        patched = await client.update_workflow(
+            5, {"active_workflow_version_id": 9}, idempotency_key="k3"
+        )
     assert imported["path"] == "/workflows/5/versions/import" and imported["activate"] == "false"
     assert patched["path"] == "/workflows/5"
     assert [r.headers["Idempotency-Key"] for r in script.requests] == ["k2", "k3"]
@@ -218,9 +273,15 @@ async def test_overlong_idempotency_key_is_rejected_before_sending() -> None:
         await script.record(request)
         return json_response({"id": 1})
 
-    async with client_for([("POST", "/workflows/import", do_import)], script) as (client, script, _):
+    async with client_for([("POST", "/workflows/import", do_import)], script) as (
+        client,
+        script,
+        _,
+    ):
         with pytest.raises(ZuoraError, match="idempotency key"):
-            await client.import_workflow({}, version=None, activate=False, idempotency_key="k" * 256)
+            await client.import_workflow(
+                {}, version=None, activate=False, idempotency_key="k" * 256
+            )
     assert script.requests == []
 
 
@@ -253,12 +314,23 @@ async def test_5xx_retried_then_400_gives_up_with_clear_message() -> None:
         if calls == 1:
             return json_response({}, 503)
         return json_response(
-            {"errors": [{"title": "version 0.0.1 must be greater than 0.0.2", "code": "invalid", "status": 400}]}, 400
+            {
+                "errors": [
+                    {
+                        "title": "version 0.0.1 must be greater than 0.0.2",
+                        "code": "invalid",
+                        "status": 400,
+                    }
+                ]
+            },
+            400,
         )
 
     async with client_for([("POST", "/workflows/import", do_import)]) as (client, _, _):
         with pytest.raises(ZuoraError) as info:
-            await client.import_workflow({"a": 1}, version="0.0.1", activate=False, idempotency_key="k")
+            await client.import_workflow(
+                {"a": 1}, version="0.0.1", activate=False, idempotency_key="k"
+            )
     assert calls == 2
     assert str(info.value).startswith(
         "tenant prod: POST /workflows/import: 400 version 0.0.1 must be greater than 0.0.2"
@@ -274,7 +346,9 @@ async def test_404_on_export_is_a_status_error() -> None:
     async def export(request: web.Request) -> web.Response:
         nonlocal calls
         calls += 1
-        return json_response({"errors": [{"title": "not found", "code": "invalid", "status": 404}]}, 404)
+        return json_response(
+            {"errors": [{"title": "not found", "code": "invalid", "status": 404}]}, 404
+        )
 
     async with client_for([("GET", "/workflows/4/export", export)]) as (client, _, _):
         with pytest.raises(ZuoraError) as info:
@@ -327,7 +401,11 @@ async def test_token_expiry_triggers_refresh() -> None:
             await client.get_workflow(1)
             now[0] += 0.2
             await client.get_workflow(1)
-    assert [r.headers["Authorization"] for r in script.requests] == [f"Bearer {TOKEN}1", f"Bearer {TOKEN}1", f"Bearer {TOKEN}2"]
+    assert [r.headers["Authorization"] for r in script.requests] == [
+        f"Bearer {TOKEN}1",
+        f"Bearer {TOKEN}1",
+        f"Bearer {TOKEN}2",
+    ]
 
 
 async def test_concurrent_first_calls_share_one_token_fetch() -> None:
@@ -392,7 +470,9 @@ async def test_409_with_result_is_success_and_without_is_retried() -> None:
         return json_response({"id": 42, "name": "A"}, 409)
 
     async with client_for([("POST", "/workflows/import", do_import)]) as (client, _, _):
-        result = await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k")
+        result = await client.import_workflow(
+            {"a": 1}, version=None, activate=False, idempotency_key="k"
+        )
     assert result == {"id": 42, "name": "A"} and calls == 2
 
 
@@ -415,7 +495,9 @@ async def test_lost_answer_resent_with_same_key_imports_once() -> None:
         return json_response({})
 
     async with client_for([("POST", "/workflows/import", do_import)]) as (client, _, _):
-        result = await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="same")
+        result = await client.import_workflow(
+            {"a": 1}, version=None, activate=False, idempotency_key="same"
+        )
     assert result == {"id": 1}
     assert seen_keys == ["same", "same"] and len(imports) == 1
 
@@ -448,7 +530,11 @@ async def test_on_attempt_reports_each_attempt() -> None:
         calls += 1
         return json_response({}, 502) if calls == 1 else json_response({"id": 1})
 
-    async with client_for([("GET", "/workflows/1", get_wf)], on_attempt=seen.append) as (client, _, _):
+    async with client_for([("GET", "/workflows/1", get_wf)], on_attempt=seen.append) as (
+        client,
+        _,
+        _,
+    ):
         await client.get_workflow(1)
     assert [(a.attempt, a.status, a.action) for a in seen] == [(1, 502, "retry"), (2, 200, "done")]
     assert all(a.tenant == "prod" and a.path == "/workflows/1" for a in seen)
@@ -481,13 +567,23 @@ async def fake_client(
     config = FakeConfig(tenants=[fake_tenant], clock=lambda: now[0])
     async with serve(config) as fake:
         tenant = TenantConfig(
-            name=fake_tenant.name, base_url=fake.base_url, client_id=fake_tenant.client_id,
-            client_secret=Secret(fake_tenant.client_secret), **tenant_knobs,
+            name=fake_tenant.name,
+            base_url=fake.base_url,
+            client_id=fake_tenant.client_id,
+            client_secret=Secret(fake_tenant.client_secret),
+            **tenant_knobs,
         )
-        settings = Settings(file="test.toml", tenants={tenant.name: tenant}, read_timeout=5.0, backoff_base=0.01)
+        settings = Settings(
+            file="test.toml", tenants={tenant.name: tenant}, read_timeout=5.0, backoff_base=0.01
+        )
         async with open_session(settings) as session:
             client = ZuoraClient(
-                tenant, session, settings, clock=lambda: now[0], wall=lambda: now[0], sleep=fake_sleep,
+                tenant,
+                session,
+                settings,
+                clock=lambda: now[0],
+                wall=lambda: now[0],
+                sleep=fake_sleep,
                 on_attempt=attempts.append,
             )
             yield client, fake, attempts, fake_sleep
@@ -523,7 +619,12 @@ async def test_fake_token_renewed_before_expiry() -> None:
 async def test_fake_429_retry_after_pauses_and_is_respected() -> None:
     """Against the fake's concurrency limit: every 429 is retried no sooner than its Retry-After and all calls succeed."""
     faults = FaultConfig(latency=0.02)
-    async with fake_client({"max_concurrency": 1, "faults": faults}, max_concurrency=4) as (client, _, attempts, _):
+    async with fake_client({"max_concurrency": 1, "faults": faults}, max_concurrency=4) as (
+        client,
+        _,
+        attempts,
+        _,
+    ):
         results = await asyncio.gather(*(client.list_workflows() for _ in range(4)))
     assert results == [[]] * 4
     throttled = [a for a in attempts if a.status == 429]
@@ -534,7 +635,12 @@ async def test_fake_429_retry_after_pauses_and_is_respected() -> None:
 
 async def test_fake_lost_response_resent_with_same_key_imports_once() -> None:
     """Against the fake: an import applied but whose answer was lost is resent with its key and lands exactly once."""
-    async with fake_client({"faults": FaultConfig(lost_response_rate=1.0)}) as (client, fake, attempts, _):
+    async with fake_client({"faults": FaultConfig(lost_response_rate=1.0)}) as (
+        client,
+        fake,
+        attempts,
+        _,
+    ):
         tenant = client.tenant.name
 
         def heal(info: AttemptInfo) -> None:
@@ -562,7 +668,9 @@ async def test_fake_learned_budget_avoids_429s() -> None:
 
 async def test_open_session_settings() -> None:
     """The run's session uses a dummy cookie jar, per-socket timeouts only, and the configured pool size."""
-    settings = make_settings("http://127.0.0.1:1", max_connections=7, connect_timeout=3.0, read_timeout=9.0)
+    settings = make_settings(
+        "http://127.0.0.1:1", max_connections=7, connect_timeout=3.0, read_timeout=9.0
+    )
     async with open_session(settings) as session:
         import aiohttp
 
@@ -594,8 +702,16 @@ async def test_many_tenants_share_the_token_budget() -> None:
         async with open_session(settings) as session:
             clients = [
                 ZuoraClient(
-                    TenantConfig(name=f"t{i}", base_url=base, client_id=f"id-{i}", client_secret=Secret(SECRET)),
-                    session, settings, clock=lambda: now[0], sleep=fake_sleep,
+                    TenantConfig(
+                        name=f"t{i}",
+                        base_url=base,
+                        client_id=f"id-{i}",
+                        client_secret=Secret(SECRET),
+                    ),
+                    session,
+                    settings,
+                    clock=lambda: now[0],
+                    sleep=fake_sleep,
                 )
                 for i in range(15)
             ]
@@ -632,13 +748,19 @@ async def test_rejected_credentials_are_asked_once_per_run() -> None:
         return json_response({"id": 1})
 
     async with client_for([("GET", "/workflows/1", get_wf)], script) as (client, script, _):
-        results = await asyncio.gather(*(client.get_workflow(1) for _ in range(10)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(client.get_workflow(1) for _ in range(10)), return_exceptions=True
+        )
         with pytest.raises(AuthError):
             await client.get_workflow(1)
     assert all(isinstance(r, AuthError) for r in results)
     assert len(script.token_requests) == 1
     assert str(results[1]) == str(results[0]) and results[1] is not results[0]
-    assert isinstance(results[1], AuthError) and results[1].status == 401 and results[1].tenant == "prod"
+    assert (
+        isinstance(results[1], AuthError)
+        and results[1].status == 401
+        and results[1].tenant == "prod"
+    )
 
 
 async def test_tenants_share_one_cap_sized_to_the_pool() -> None:
@@ -663,8 +785,14 @@ async def test_tenants_share_one_cap_sized_to_the_pool() -> None:
         async with open_session(settings) as session:
             clients = [
                 ZuoraClient(
-                    TenantConfig(name=f"t{i}", base_url=base, client_id=f"id-{i}", client_secret=Secret(SECRET)),
-                    session, settings,
+                    TenantConfig(
+                        name=f"t{i}",
+                        base_url=base,
+                        client_id=f"id-{i}",
+                        client_secret=Secret(SECRET),
+                    ),
+                    session,
+                    settings,
                 )
                 for i in range(4)
             ]

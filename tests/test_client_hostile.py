@@ -31,7 +31,11 @@ async def test_html_error_page_is_summarised_and_retried() -> None:
     async def get_wf(request: web.Request) -> web.Response:
         nonlocal calls
         calls += 1
-        page = "<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1>" + "x" * 5000 + "</body></html>"
+        page = (
+            "<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1>"
+            + "x" * 5000
+            + "</body></html>"
+        )
         return web.Response(text=page, status=502, content_type="text/html")
 
     async with client_for([("GET", "/workflows/1", get_wf)], **FAST) as (client, _, _):
@@ -39,7 +43,10 @@ async def test_html_error_page_is_summarised_and_retried() -> None:
             await client.get_workflow(1)
     message = str(info.value)
     assert calls == 3 and info.value.status == 502 and info.value.retryable
-    assert message == "tenant prod: GET /workflows/1: 502 HTML page: 502 Bad Gateway (after 3 attempts)"
+    assert (
+        message
+        == "tenant prod: GET /workflows/1: 502 HTML page: 502 Bad Gateway (after 3 attempts)"
+    )
     assert "<" not in message and "\n" not in message
 
 
@@ -52,13 +59,17 @@ async def test_empty_and_plain_text_error_bodies() -> None:
     async def text(request: web.Request) -> web.Response:
         return web.Response(text="forbidden\nby policy\n" + "y" * 1000, status=403)
 
-    async with client_for([("GET", "/workflows/1", empty), ("GET", "/workflows/2", text)], **FAST) as (client, _, _):
+    async with client_for(
+        [("GET", "/workflows/1", empty), ("GET", "/workflows/2", text)], **FAST
+    ) as (client, _, _):
         with pytest.raises(ZuoraError) as first:
             await client.get_workflow(1)
         with pytest.raises(ZuoraError) as second:
             await client.get_workflow(2)
     assert str(first.value) == "tenant prod: GET /workflows/1: 500 (after 3 attempts)"
-    assert str(second.value).startswith("tenant prod: GET /workflows/2: 403 forbidden by policy yyy")
+    assert str(second.value).startswith(
+        "tenant prod: GET /workflows/2: 403 forbidden by policy yyy"
+    )
     assert "\n" not in str(second.value) and len(str(second.value)) < 400
 
 
@@ -69,7 +80,11 @@ async def test_malformed_2xx_on_a_read_is_retried() -> None:
     async def flaky(request: web.Request) -> web.Response:
         nonlocal calls
         calls += 1
-        return web.Response(text="{truncated", content_type="application/json") if calls == 1 else json_response({"id": 1})
+        return (
+            web.Response(text="{truncated", content_type="application/json")
+            if calls == 1
+            else json_response({"id": 1})
+        )
 
     async def broken(request: web.Request) -> web.Response:
         return web.Response(text="<html>oops</html>", content_type="text/html")
@@ -79,7 +94,10 @@ async def test_malformed_2xx_on_a_read_is_retried() -> None:
         assert await client.get_workflow(1) == {"id": 1}
         with pytest.raises(ZuoraError) as info:
             await client.get_workflow(2)
-    assert str(info.value) == "tenant prod: GET /workflows/2: malformed response body (after 3 attempts)"
+    assert (
+        str(info.value)
+        == "tenant prod: GET /workflows/2: malformed response body (after 3 attempts)"
+    )
     assert not info.value.in_doubt
 
 
@@ -93,7 +111,9 @@ async def test_malformed_2xx_on_an_import_is_in_doubt() -> None:
 
     async with client_for([("POST", "/workflows/import", do_import)], **FAST) as (client, _, _):
         with pytest.raises(ZuoraError) as info:
-            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k-1")
+            await client.import_workflow(
+                {"a": 1}, version=None, activate=False, idempotency_key="k-1"
+            )
     assert info.value.in_doubt and keys == ["k-1"] * 3
 
 
@@ -105,7 +125,9 @@ async def test_json_that_is_not_an_object_on_import_is_in_doubt() -> None:
 
     async with client_for([("POST", "/workflows/import", do_import)], **FAST) as (client, _, _):
         with pytest.raises(ZuoraError, match="not a JSON object") as info:
-            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k-1")
+            await client.import_workflow(
+                {"a": 1}, version=None, activate=False, idempotency_key="k-1"
+            )
     assert info.value.in_doubt
 
 
@@ -137,14 +159,19 @@ async def test_oversized_body_is_refused() -> None:
 
     async def bomb(request: web.Request) -> web.Response:
         body = gzip.compress(b'{"data": "' + b"0" * 2_000_000 + b'"}')
-        return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        return web.Response(
+            body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        )
 
     routes = [("GET", "/workflows/1", big), ("GET", "/workflows/2", bomb)]
     async with client_for(routes, max_response_bytes=4096, **FAST) as (client, _, _):
         for wf in (1, 2):
             with pytest.raises(ZuoraError) as info:
                 await client.get_workflow(wf)
-            assert str(info.value) == f"tenant prod: GET /workflows/{wf}: response body larger than 4096 bytes"
+            assert (
+                str(info.value)
+                == f"tenant prod: GET /workflows/{wf}: response body larger than 4096 bytes"
+            )
 
 
 async def test_stall_mid_body_times_out_and_is_retried() -> None:
@@ -154,7 +181,9 @@ async def test_stall_mid_body_times_out_and_is_retried() -> None:
     async def stall(request: web.Request) -> web.StreamResponse:
         nonlocal calls
         calls += 1
-        resp = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": "100"})
+        resp = web.StreamResponse(
+            headers={"Content-Type": "application/json", "Content-Length": "100"}
+        )
         await resp.prepare(request)
         await resp.write(b'{"id": ')
         await asyncio.sleep(30)
@@ -165,7 +194,9 @@ async def test_stall_mid_body_times_out_and_is_retried() -> None:
         with pytest.raises(ZuoraError) as read:
             await client.get_workflow(1)
         with pytest.raises(ZuoraError) as write:
-            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k")
+            await client.import_workflow(
+                {"a": 1}, version=None, activate=False, idempotency_key="k"
+            )
     assert str(read.value) == "tenant prod: GET /workflows/1: read timeout (after 3 attempts)"
     assert not read.value.in_doubt and write.value.in_doubt and calls == 6
 
@@ -193,14 +224,22 @@ async def test_connection_refused_is_retried_and_not_in_doubt() -> None:
             pass
 
     async with open_session(settings) as session:
-        client = ZuoraClient(settings.tenants["prod"], session, settings, sleep=no_sleep, auth=Fixed())  # type: ignore[arg-type]
+        client = ZuoraClient(
+            settings.tenants["prod"], session, settings, sleep=no_sleep, auth=Fixed()
+        )  # type: ignore[arg-type]
         with pytest.raises(ZuoraError) as info:
-            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k")
-    assert str(info.value) == "tenant prod: POST /workflows/import: connect error (after 3 attempts)"
+            await client.import_workflow(
+                {"a": 1}, version=None, activate=False, idempotency_key="k"
+            )
+    assert (
+        str(info.value) == "tenant prod: POST /workflows/import: connect error (after 3 attempts)"
+    )
     assert not info.value.in_doubt and client.stats.requests == 3
 
 
-async def test_canary_secret_and_token_never_leak(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+async def test_canary_secret_and_token_never_leak(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     """A distinctive secret and token appear in no log event, printed output, exception text or repr."""
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
@@ -219,8 +258,16 @@ async def test_canary_secret_and_token_never_leak(capsys: pytest.CaptureFixture[
 
         async with client_for([("POST", "/workflows/import", noisy)]) as (client, _script, _):
             with pytest.raises(ZuoraError) as info:
-                await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k")
-            texts += [str(info.value), repr(info.value), repr(client), repr(client.auth), repr(client.tenant)]
+                await client.import_workflow(
+                    {"a": 1}, version=None, activate=False, idempotency_key="k"
+                )
+            texts += [
+                str(info.value),
+                repr(info.value),
+                repr(client),
+                repr(client.auth),
+                repr(client.tenant),
+            ]
             texts.append(repr(client.auth._token))
         rejected = Script(token_status=401)
         async with client_for([("GET", "/workflows/1", noisy)], rejected) as (client, _, _):
@@ -248,7 +295,9 @@ async def test_stall_before_headers_on_a_write_is_in_doubt() -> None:
 
     async with client_for([("POST", "/workflows/import", silent)], **FAST) as (client, _, _):
         with pytest.raises(ZuoraError) as info:
-            await client.import_workflow({"a": 1}, version=None, activate=False, idempotency_key="k-9")
+            await client.import_workflow(
+                {"a": 1}, version=None, activate=False, idempotency_key="k-9"
+            )
     assert info.value.in_doubt and keys == ["k-9"] * 3
     assert str(info.value) == "tenant prod: POST /workflows/import: read timeout (after 3 attempts)"
 
@@ -261,7 +310,9 @@ async def test_token_endpoint_failures_are_told_apart() -> None:
             with pytest.raises(ZuoraError) as info:
                 await client.get_workflow(1)
         assert type(info.value) is expected and len(script.token_requests) == requests
-        assert str(info.value).startswith(f"tenant prod: POST /oauth/token: token request failed: {status}")
+        assert str(info.value).startswith(
+            f"tenant prod: POST /oauth/token: token request failed: {status}"
+        )
         assert SECRET not in str(info.value)
 
 
@@ -286,7 +337,11 @@ async def test_cancelled_calls_release_their_slots() -> None:
         await release.wait()
         return json_response({"id": 1})
 
-    async with client_for([("GET", "/workflows/1", slow)], max_concurrency=2, **FAST) as (client, _, _):
+    async with client_for([("GET", "/workflows/1", slow)], max_concurrency=2, **FAST) as (
+        client,
+        _,
+        _,
+    ):
         tasks = [asyncio.ensure_future(client.get_workflow(1)) for _ in range(5)]
         for _ in range(50):
             await asyncio.sleep(0.001)
@@ -305,12 +360,18 @@ async def test_corrupt_gzip_body_is_a_clear_error() -> None:
     """A body claiming gzip that is not gzip is retried and then reported, never a traceback."""
 
     async def corrupt(request: web.Request) -> web.Response:
-        return web.Response(body=b"this is not gzip at all", headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        return web.Response(
+            body=b"this is not gzip at all",
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
 
     async with client_for([("GET", "/workflows/1", corrupt)], **FAST) as (client, _, _):
         with pytest.raises(ZuoraError) as info:
             await client.get_workflow(1)
-    assert str(info.value) == "tenant prod: GET /workflows/1: response body cut short or undecodable (after 3 attempts)"
+    assert (
+        str(info.value)
+        == "tenant prod: GET /workflows/1: response body cut short or undecodable (after 3 attempts)"
+    )
     assert info.value.retryable
 
 
@@ -347,14 +408,18 @@ async def test_a_server_that_does_not_speak_http() -> None:
 
     try:
         async with open_session(settings) as session:
-            client = ZuoraClient(settings.tenants["prod"], session, settings, sleep=no_sleep, auth=Fixed())  # type: ignore[arg-type]
+            client = ZuoraClient(
+                settings.tenants["prod"], session, settings, sleep=no_sleep, auth=Fixed()
+            )  # type: ignore[arg-type]
             with pytest.raises(ZuoraError) as info:
                 await client.get_workflow(1)
     finally:
         server.close()
         await server.wait_closed()
     assert hits == 3 and info.value.status is None
-    assert str(info.value) == "tenant prod: GET /workflows/1: invalid HTTP response (after 3 attempts)"
+    assert (
+        str(info.value) == "tenant prod: GET /workflows/1: invalid HTTP response (after 3 attempts)"
+    )
 
 
 @given(raw=st.binary(max_size=2000) | st.text(max_size=2000).map(str.encode))
@@ -365,13 +430,22 @@ def test_error_detail_is_always_one_short_line(raw: bytes) -> None:
     assert all(c.isprintable() for c in text)
 
 
-@given(body=st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=50),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["errors", "Errors", "reasons", "message", "error", "title", "code", "x"]), children, max_size=4
-    ),
-    max_leaves=20,
-))
+@given(
+    body=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=50),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    ["errors", "Errors", "reasons", "message", "error", "title", "code", "x"]
+                ),
+                children,
+                max_size=4,
+            )
+        ),
+        max_leaves=20,
+    )
+)
 def test_error_detail_survives_any_json_shape(body: object) -> None:
     """Error bodies of any JSON shape are summarised without raising."""
     import json

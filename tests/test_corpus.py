@@ -33,7 +33,11 @@ def test_corpus_is_complete() -> None:
 
 
 @needs_corpus
-@pytest.mark.parametrize("path", [f for f in FILES if f.name != SKELETON] or [None], ids=lambda p: p.name if p else "none")
+@pytest.mark.parametrize(
+    "path",
+    [f for f in FILES if f.name != SKELETON] or [None],
+    ids=lambda p: p.name if p else "none",
+)
 def test_real_export_round_trips(path: Path) -> None:
     """A real export parses, and its import payload is valid with the same canonical hash."""
     doc = parse_document(path.read_bytes(), str(path))
@@ -49,7 +53,9 @@ def test_real_export_round_trips(path: Path) -> None:
 @needs_corpus
 def test_file_refs_follow_their_producer() -> None:
     """In the Salto export, the Iterate task's file name points at the renumbered Export task."""
-    path = SHARED_CORPUS / "salto-sandbox-wf1-resume-subscriptions-for-accounts-with-zero-balanc.json"
+    path = (
+        SHARED_CORPUS / "salto-sandbox-wf1-resume-subscriptions-for-accounts-with-zero-balanc.json"
+    )
     payload = prepare_for_import(parse_document(path.read_bytes(), str(path)))
     export = next(t for t in payload["tasks"] if t["action_type"] == "Export")
     iterate = next(t for t in payload["tasks"] if t["action_type"] == "Iterate")
@@ -70,4 +76,7 @@ def test_callout_url_is_a_tenant_value() -> None:
     """A literal callout URL in a real export is listed as a tenant-specific value."""
     path = SHARED_CORPUS / "zca-b8a81a1-uc4-bill-run-invoice-export.json"
     values = find_tenant_values(parse_document(path.read_bytes(), str(path)).data)
-    assert any(v.kind == "callout_url" and v.value == "https://myexternalsystem.com/invoices" for v in values)
+    assert any(
+        v.kind == "callout_url" and v.value == "https://myexternalsystem.com/invoices"
+        for v in values
+    )

@@ -41,7 +41,11 @@ def preload_fillers(env: Env, counts: dict[str, int]) -> None:
 
 def definition_id(env: Env, tenant: str, name: str) -> int:
     state = env.fake.state
-    [found] = [d for d in state.list_definitions(tenant, {}) if state.definition_json(tenant, d)["name"] == name]
+    [found] = [
+        d
+        for d in state.list_definitions(tenant, {})
+        if state.definition_json(tenant, d)["name"] == name
+    ]
     return found
 
 
@@ -49,7 +53,9 @@ def call_ids(env: Env, tenant: str, name: str) -> list[str]:
     """The `workflow_id` of every Execute::WorkflowTask in the landed (latest) version of `name`."""
     exported = env.fake.state.export(tenant, definition_id(env, tenant, name), "latest")
     return [
-        t["parameters"]["workflow_id"] for t in exported["tasks"] if t["action_type"] == "Execute::WorkflowTask"
+        t["parameters"]["workflow_id"]
+        for t in exported["tasks"]
+        if t["action_type"] == "Execute::WorkflowTask"
     ]
 
 
@@ -73,7 +79,10 @@ async def test_callee_lands_first_with_its_id_in_each_tenant(tmp_path: Path) -> 
     async with running_fake() as env:
         preload_fillers(env, {"tenant-1": 0, "tenant-2": 3, "tenant-3": 7})
         # The caller is listed first, so only the plan's order puts the callee first.
-        report = await migrate(env.settings, MigrateOptions(sources=[str(CALLER), str(CALLEE)], journal=str(tmp_path / "j.jsonl")))
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(CALLER), str(CALLEE)], journal=str(tmp_path / "j.jsonl")),
+        )
         assert report.ok, report.to_json()
         callee_ids = {}
         for tenant in TENANTS:
@@ -83,7 +92,9 @@ async def test_callee_lands_first_with_its_id_in_each_tenant(tmp_path: Path) -> 
             assert call_ids(env, tenant, CALLER_NAME) == [str(callee_ids[tenant])], tenant
         assert len(set(callee_ids.values())) == 3
         # The workflow name fallback is kept as written.
-        exported = env.fake.state.export("tenant-2", definition_id(env, "tenant-2", CALLER_NAME), "latest")
+        exported = env.fake.state.export(
+            "tenant-2", definition_id(env, "tenant-2", CALLER_NAME), "latest"
+        )
         [task] = [t for t in exported["tasks"] if t["action_type"] == "Execute::WorkflowTask"]
         assert task["parameters"]["workflow_name"] == CALLEE_NAME
         # Run again with no journal: the caller's payload (with this tenant's callee id) is found
@@ -99,7 +110,9 @@ async def test_callee_found_only_in_the_target_by_name(tmp_path: Path) -> None:
     async with running_fake() as env:
         preload_fillers(env, {"tenant-2": 2})
         existing, _ = env.fake.state.add_workflow("tenant-2", load(CALLEE), version="4.0.0")
-        report = await migrate(env.settings, MigrateOptions(sources=[str(CALLER)], tenants=["tenant-2"]))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(CALLER)], tenants=["tenant-2"])
+        )
         assert report.ok, report.to_json()
         assert [e["name"] for e in env.imports("tenant-2")] == [CALLER_NAME]
         assert call_ids(env, "tenant-2", CALLER_NAME) == [str(existing)]
@@ -119,11 +132,17 @@ async def test_missing_callee_is_a_planning_error_and_nothing_is_written(tmp_pat
             assert "'Price Lookup Service'" in (item.error or "") and "4231" in (item.error or "")
         assert any("tenant-1" in n and "Price Lookup Service" in n for n in plan.notices)
 
-        report = await migrate(env.settings, MigrateOptions(sources=[str(CALLER)], journal=str(tmp_path / "j.jsonl")))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(CALLER)], journal=str(tmp_path / "j.jsonl"))
+        )
         assert not report.ok
         assert env.imports("tenant-1") == [] and env.imports("tenant-2") == []
         assert [e["name"] for e in env.imports("tenant-3")] == [CALLER_NAME]
-        assert {i.tenant: i.status for i in report.items} == {"tenant-1": "blocked", "tenant-2": "blocked", "tenant-3": "imported"}
+        assert {i.tenant: i.status for i in report.items} == {
+            "tenant-1": "blocked",
+            "tenant-2": "blocked",
+            "tenant-3": "imported",
+        }
 
 
 async def test_call_cycle_is_reported_and_not_sent(tmp_path: Path) -> None:
@@ -136,10 +155,14 @@ async def test_call_cycle_is_reported_and_not_sent(tmp_path: Path) -> None:
     (src / "b.json").write_text(json.dumps(b))
     (src / "callee.json").write_text(CALLEE.read_text())
     async with running_fake() as env:
-        plan = await migrate(env.settings, MigrateOptions(sources=[str(src)], tenants=["tenant-1"], dry_run=True))
+        plan = await migrate(
+            env.settings, MigrateOptions(sources=[str(src)], tenants=["tenant-1"], dry_run=True)
+        )
         cycle_notes = [n for n in plan.notices if "call cycle" in n]
         assert len(cycle_notes) == 1 and "Cycle A" in cycle_notes[0] and "Cycle B" in cycle_notes[0]
-        report = await migrate(env.settings, MigrateOptions(sources=[str(src)], tenants=["tenant-1"]))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(src)], tenants=["tenant-1"])
+        )
         status = {i.workflow_name: i.status for i in report.items}
         assert status == {"Cycle A": "blocked", "Cycle B": "blocked", CALLEE_NAME: "imported"}
         assert all("call cycle" in (i.error or "") for i in report.items if i.status == "blocked")

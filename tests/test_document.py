@@ -28,20 +28,57 @@ SRC = "in/wf.json"
 def doc() -> dict[str, Any]:
     """A small valid export: Export → Iterate (file ref) → Email, entry edge from workflow 7."""
     return {
-        "workflow": {"id": 7, "name": "Resume", "version": "0.0.2", "type": "Workflow::Setup",
-                     "parameters": {"fields": []}},
+        "workflow": {
+            "id": 7,
+            "name": "Resume",
+            "version": "0.0.2",
+            "type": "Workflow::Setup",
+            "parameters": {"fields": []},
+        },
         "tasks": [
-            {"id": 4, "name": "Export", "action_type": "Export", "object": "Subscription",
-             "task_id": None, "parameters": {"fields": {"Subscription": {"Id": "true"}}}},
-            {"id": 3, "name": "Iterate", "action_type": "Iterate", "object": "Subscription__4.csv.zip",
-             "task_id": 4, "parameters": {"iteration_type": "Default"}},
-            {"id": 2, "name": "Mail", "action_type": "Email", "task_id": 3,
-             "parameters": {"email": {"template": "<p>\r\n{{ Data.X }}</p>"}, "count": "2000"}},
+            {
+                "id": 4,
+                "name": "Export",
+                "action_type": "Export",
+                "object": "Subscription",
+                "task_id": None,
+                "parameters": {"fields": {"Subscription": {"Id": "true"}}},
+            },
+            {
+                "id": 3,
+                "name": "Iterate",
+                "action_type": "Iterate",
+                "object": "Subscription__4.csv.zip",
+                "task_id": 4,
+                "parameters": {"iteration_type": "Default"},
+            },
+            {
+                "id": 2,
+                "name": "Mail",
+                "action_type": "Email",
+                "task_id": 3,
+                "parameters": {"email": {"template": "<p>\r\n{{ Data.X }}</p>"}, "count": "2000"},
+            },
         ],
         "linkages": [
-            {"source_workflow_id": 7, "source_task_id": None, "target_task_id": 4, "linkage_type": "Start"},
-            {"source_workflow_id": None, "source_task_id": 4, "target_task_id": 3, "linkage_type": "Success"},
-            {"source_workflow_id": None, "source_task_id": 3, "target_task_id": 2, "linkage_type": "For Each"},
+            {
+                "source_workflow_id": 7,
+                "source_task_id": None,
+                "target_task_id": 4,
+                "linkage_type": "Start",
+            },
+            {
+                "source_workflow_id": None,
+                "source_task_id": 4,
+                "target_task_id": 3,
+                "linkage_type": "Success",
+            },
+            {
+                "source_workflow_id": None,
+                "source_task_id": 3,
+                "target_task_id": 2,
+                "linkage_type": "For Each",
+            },
         ],
     }
 
@@ -98,16 +135,34 @@ def test_bom_is_tolerated() -> None:
         (b"", "in/wf.json: $: empty file"),
         (b"  \n\t", "in/wf.json: $: empty file"),
         (b"\xef\xbb\xbf", "in/wf.json: $: empty file"),
-        (b"hello", "in/wf.json: $: not valid JSON at line 1 column 1: unexpected character, expected a JSON value"),
-        (b'{"workflow": {"id": 1,\n "name": "x"', "in/wf.json: $: not valid JSON at line 2 column 13: unexpected end of data"),
+        (
+            b"hello",
+            "in/wf.json: $: not valid JSON at line 1 column 1: unexpected character, expected a JSON value",
+        ),
+        (
+            b'{"workflow": {"id": 1,\n "name": "x"',
+            "in/wf.json: $: not valid JSON at line 2 column 13: unexpected end of data",
+        ),
         (b'{"a": "caf\xe9"}', "in/wf.json: $: not UTF-8 text: invalid byte 0xe9 at byte offset 10"),
-        (b"\xef\xbb\xbf" + b'{"a": "\xff"}', "in/wf.json: $: not UTF-8 text: invalid byte 0xff at byte offset 10"),
+        (
+            b"\xef\xbb\xbf" + b'{"a": "\xff"}',
+            "in/wf.json: $: not UTF-8 text: invalid byte 0xff at byte offset 10",
+        ),
         (b"[1, 2]", "in/wf.json: $: top level is a JSON array, not an object"),
         (b'"text"', "in/wf.json: $: top level is a JSON string, not an object"),
         (b"null", "in/wf.json: $: top level is a JSON null, not an object"),
-        (b'{"a": 1,\n "b": 18446744073709551616}', "in/wf.json: $: integer at line 2 column 7 does not fit in 64 bits (orjson reads only 64-bit integers exactly)"),
-        (b'{"a": -9223372036854775809}', "in/wf.json: $: integer at line 1 column 7 does not fit in 64 bits (orjson reads only 64-bit integers exactly)"),
-        (b'{"a": NaN}', "in/wf.json: $: not valid JSON at line 1 column 7: unexpected character, expected a JSON value"),
+        (
+            b'{"a": 1,\n "b": 18446744073709551616}',
+            "in/wf.json: $: integer at line 2 column 7 does not fit in 64 bits (orjson reads only 64-bit integers exactly)",
+        ),
+        (
+            b'{"a": -9223372036854775809}',
+            "in/wf.json: $: integer at line 1 column 7 does not fit in 64 bits (orjson reads only 64-bit integers exactly)",
+        ),
+        (
+            b'{"a": NaN}',
+            "in/wf.json: $: not valid JSON at line 1 column 7: unexpected character, expected a JSON value",
+        ),
     ],
 )
 def test_unreadable_input(data: bytes, message: str) -> None:
@@ -198,7 +253,7 @@ def test_deep_nesting_is_refused(depth: int) -> None:
 
 def test_nesting_at_the_limit_is_accepted() -> None:
     """Exactly MAX_DEPTH levels still load (and can be serialised again)."""
-    data = b"{\"a\":" + b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1) + b"}"
+    data = b'{"a":' + b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1) + b"}"
     loaded = load_json(data, SRC, max_bytes=1 << 20)
     assert orjson.dumps(loaded) == data
 
@@ -230,6 +285,7 @@ def _set(path: list[Any], value: Any) -> Any:
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return change
 
 
@@ -239,6 +295,7 @@ def _delete(path: list[Any]) -> Any:
         for key in path[:-1]:
             target = target[key]
         del target[path[-1]]
+
     return change
 
 
@@ -252,35 +309,86 @@ CASES = [
     (_set(["linkages"], "x"), "$.linkages: must be an array, got string"),
     (_set(["tasks"], []), "$.tasks: no tasks — Zuora rejects an empty import"),
     (_set(["linkages"], []), "$.linkages: no linkages — Zuora rejects an empty import"),
-    (_set(["workflow", "name"], ""), "$.workflow.name: workflow name is empty; a non-empty string is required"),
-    (_set(["workflow", "name"], "  "), "$.workflow.name: workflow name is empty; a non-empty string is required"),
-    (_delete(["workflow", "name"]), "$.workflow.name: workflow name is missing; a non-empty string is required"),
-    (_set(["workflow", "name"], 5), "$.workflow.name: workflow name is a integer; a non-empty string is required"),
+    (
+        _set(["workflow", "name"], ""),
+        "$.workflow.name: workflow name is empty; a non-empty string is required",
+    ),
+    (
+        _set(["workflow", "name"], "  "),
+        "$.workflow.name: workflow name is empty; a non-empty string is required",
+    ),
+    (
+        _delete(["workflow", "name"]),
+        "$.workflow.name: workflow name is missing; a non-empty string is required",
+    ),
+    (
+        _set(["workflow", "name"], 5),
+        "$.workflow.name: workflow name is a integer; a non-empty string is required",
+    ),
     (_delete(["workflow", "id"]), "$.workflow.id: missing"),
     (_set(["workflow", "id"], "7"), "$.workflow.id: must be an integer, got string"),
     (_set(["tasks", 1, "id"], 4), "$.tasks[1].id: duplicate task id 4 (also $.tasks[0].id)"),
     (_set(["tasks", 1, "id"], 3.0), "$.tasks[1].id: must be an integer, got the number 3.0"),
     (_set(["tasks", 1, "id"], True), "$.tasks[1].id: must be an integer, not a boolean"),
     (_set(["tasks", 1, "id"], "3"), "$.tasks[1].id: must be an integer, got string"),
-    (_set(["tasks", 1, "id"], 2**63), "$.tasks[1].id: integer 9223372036854775808 is beyond the 64-bit range"),
+    (
+        _set(["tasks", 1, "id"], 2**63),
+        "$.tasks[1].id: integer 9223372036854775808 is beyond the 64-bit range",
+    ),
     (_set(["tasks", 1, "id"], 1e19), "$.tasks[1].id: number 1e+19 is beyond the 64-bit range"),
     (_delete(["tasks", 1, "id"]), "$.tasks[1].id: missing"),
     (_set(["tasks", 1], "task"), "$.tasks[1]: must be an object, got string"),
-    (_set(["tasks", 2, "parameters"], []), "$.tasks[2].parameters: must be an object, got a array (Zuora's import fails without one)"),
-    (_set(["tasks", 2, "parameters"], None), "$.tasks[2].parameters: must be an object, got a null (Zuora's import fails without one)"),
-    (_delete(["tasks", 2, "parameters"]), "$.tasks[2].parameters: must be an object, got missing (Zuora's import fails without one)"),
-    (_set(["tasks", 2, "task_id"], 99), "$.tasks[2].task_id: parent task 99 is not a task of this document"),
+    (
+        _set(["tasks", 2, "parameters"], []),
+        "$.tasks[2].parameters: must be an object, got a array (Zuora's import fails without one)",
+    ),
+    (
+        _set(["tasks", 2, "parameters"], None),
+        "$.tasks[2].parameters: must be an object, got a null (Zuora's import fails without one)",
+    ),
+    (
+        _delete(["tasks", 2, "parameters"]),
+        "$.tasks[2].parameters: must be an object, got missing (Zuora's import fails without one)",
+    ),
+    (
+        _set(["tasks", 2, "task_id"], 99),
+        "$.tasks[2].task_id: parent task 99 is not a task of this document",
+    ),
     (_set(["tasks", 2, "task_id"], "3"), "$.tasks[2].task_id: must be an integer, got string"),
-    (_set(["linkages", 1, "target_task_id"], 99), "$.linkages[1].target_task_id: links to task 99, which is not in $.tasks"),
+    (
+        _set(["linkages", 1, "target_task_id"], 99),
+        "$.linkages[1].target_task_id: links to task 99, which is not in $.tasks",
+    ),
     (_set(["linkages", 1, "target_task_id"], None), "$.linkages[1].target_task_id: missing"),
-    (_set(["linkages", 1, "source_task_id"], 98), "$.linkages[1].source_task_id: links from task 98, which is not in $.tasks"),
-    (_set(["linkages", 1, "source_task_id"], False), "$.linkages[1].source_task_id: must be an integer, not a boolean"),
-    (_set(["linkages", 1, "source_workflow_id"], 7), "$.linkages[1]: needs exactly one of source_workflow_id (entry linkage) and source_task_id"),
-    (_set(["linkages", 0, "source_workflow_id"], None), "$.linkages[0]: needs exactly one of source_workflow_id (entry linkage) and source_task_id"),
-    (_set(["linkages", 0, "source_workflow_id"], 8), "$.linkages[0].source_workflow_id: entry linkage points at workflow 8, not this document's workflow.id 7"),
+    (
+        _set(["linkages", 1, "source_task_id"], 98),
+        "$.linkages[1].source_task_id: links from task 98, which is not in $.tasks",
+    ),
+    (
+        _set(["linkages", 1, "source_task_id"], False),
+        "$.linkages[1].source_task_id: must be an integer, not a boolean",
+    ),
+    (
+        _set(["linkages", 1, "source_workflow_id"], 7),
+        "$.linkages[1]: needs exactly one of source_workflow_id (entry linkage) and source_task_id",
+    ),
+    (
+        _set(["linkages", 0, "source_workflow_id"], None),
+        "$.linkages[0]: needs exactly one of source_workflow_id (entry linkage) and source_task_id",
+    ),
+    (
+        _set(["linkages", 0, "source_workflow_id"], 8),
+        "$.linkages[0].source_workflow_id: entry linkage points at workflow 8, not this document's workflow.id 7",
+    ),
     (_set(["linkages", 0], "x"), "$.linkages[0]: must be an object, got string"),
-    (_delete(["linkages", 0, "linkage_type"]), "$.linkages[0].linkage_type: must be a string, got missing"),
-    (_set(["linkages"], [{"source_task_id": 4, "target_task_id": 3, "linkage_type": "Success"}]), "$.linkages: no entry linkage (one with source_workflow_id = workflow.id starts the workflow)"),
+    (
+        _delete(["linkages", 0, "linkage_type"]),
+        "$.linkages[0].linkage_type: must be a string, got missing",
+    ),
+    (
+        _set(["linkages"], [{"source_task_id": 4, "target_task_id": 3, "linkage_type": "Success"}]),
+        "$.linkages: no entry linkage (one with source_workflow_id = workflow.id starts the workflow)",
+    ),
     (_set(["tasks", 0, "action_type"], 3), "$.tasks[0].action_type: must be a string, got integer"),
 ]
 
@@ -309,13 +417,35 @@ def test_unversioned_and_odd_versions() -> None:
 def test_calls_are_exposed() -> None:
     """Execute::WorkflowTask tasks are listed with the callee id as a string and its path."""
     d = doc()
-    d["tasks"].append({"id": 9, "action_type": "Execute::WorkflowTask", "task_id": 2,
-                       "parameters": {"workflow_id": 123, "workflow_name": "Callee"}})
-    d["tasks"].append({"id": 10, "action_type": "Execute::WorkflowTask", "task_id": 9,
-                       "parameters": {"workflow_id": "{{ Data.W }}"}})
+    d["tasks"].append(
+        {
+            "id": 9,
+            "action_type": "Execute::WorkflowTask",
+            "task_id": 2,
+            "parameters": {"workflow_id": 123, "workflow_name": "Callee"},
+        }
+    )
+    d["tasks"].append(
+        {
+            "id": 10,
+            "action_type": "Execute::WorkflowTask",
+            "task_id": 9,
+            "parameters": {"workflow_id": "{{ Data.W }}"},
+        }
+    )
     d["linkages"] += [
-        {"source_workflow_id": None, "source_task_id": 2, "target_task_id": 9, "linkage_type": "Success"},
-        {"source_workflow_id": None, "source_task_id": 9, "target_task_id": 10, "linkage_type": "Success"},
+        {
+            "source_workflow_id": None,
+            "source_task_id": 2,
+            "target_task_id": 9,
+            "linkage_type": "Success",
+        },
+        {
+            "source_workflow_id": None,
+            "source_task_id": 9,
+            "target_task_id": 10,
+            "linkage_type": "Success",
+        },
     ]
     parsed = parse_document(raw(d), SRC)
     assert parsed.calls == (
@@ -323,7 +453,10 @@ def test_calls_are_exposed() -> None:
         WorkflowCall(10, "{{ Data.W }}", None, "$.tasks[4].parameters.workflow_id"),
     )
     d["tasks"][3]["parameters"]["workflow_id"] = [1]
-    assert error_of(raw(d)) == f"{SRC}: $.tasks[3].parameters.workflow_id: must be a string or an integer, got array"
+    assert (
+        error_of(raw(d))
+        == f"{SRC}: $.tasks[3].parameters.workflow_id: must be a string or an integer, got array"
+    )
 
 
 # ---------------------------------------------------------------- canonical form
@@ -353,7 +486,9 @@ def test_hash_ignores_ids_order_and_server_fields() -> None:
     d["tasks"].reverse()
     d["linkages"].reverse()
     d["workflow"] = dict(reversed(list(d["workflow"].items())))
-    d["workflow"].update(id=5, version="9.9", status="Active", created_at="x", task_summary={"a": 1})
+    d["workflow"].update(
+        id=5, version="9.9", status="Active", created_at="x", task_summary={"a": 1}
+    )
     for lk in d["linkages"]:
         if lk["source_workflow_id"] is not None:
             lk["source_workflow_id"] = 5
@@ -393,7 +528,9 @@ def test_merge_fields_are_ignored() -> None:
     d = doc()
     d["tasks"][2]["action_type"] = "Logic::Merge"
     a = canonical_hash(d)
-    d["tasks"][2]["parameters"].update(merge_paths=[[1, 2]], merge_start="workflow", merge_task_ids=[4])
+    d["tasks"][2]["parameters"].update(
+        merge_paths=[[1, 2]], merge_start="workflow", merge_task_ids=[4]
+    )
     d["workflow"]["parameters"]["merge_task_ids"] = [1]
     assert canonical_hash(d) == a
 
@@ -405,16 +542,31 @@ def test_canonical_form_is_plain_json_and_matches_hash() -> None:
     form = canonical_form(doc())
     assert "id" not in form["workflow"]
     assert [t["task"]["name"] for t in form["tasks"]]
-    assert hashlib.sha256(orjson.dumps(form, option=orjson.OPT_SORT_KEYS)).hexdigest() == canonical_hash(doc())
+    assert hashlib.sha256(
+        orjson.dumps(form, option=orjson.OPT_SORT_KEYS)
+    ).hexdigest() == canonical_hash(doc())
 
 
 def test_symmetric_graph_is_stable() -> None:
     """Identical tasks in symmetric positions hash the same whatever their ids."""
     d = doc()
-    d["tasks"].append({"id": 1, "name": "Mail", "action_type": "Email", "task_id": 3,
-                       "parameters": copy.deepcopy(d["tasks"][2]["parameters"])})
-    d["linkages"].append({"source_workflow_id": None, "source_task_id": 3, "target_task_id": 1,
-                          "linkage_type": "For Each"})
+    d["tasks"].append(
+        {
+            "id": 1,
+            "name": "Mail",
+            "action_type": "Email",
+            "task_id": 3,
+            "parameters": copy.deepcopy(d["tasks"][2]["parameters"]),
+        }
+    )
+    d["linkages"].append(
+        {
+            "source_workflow_id": None,
+            "source_task_id": 3,
+            "target_task_id": 1,
+            "linkage_type": "For Each",
+        }
+    )
     swapped = renumbered(d, {4: 4, 3: 3, 2: 1, 1: 2})
     assert canonical_hash(swapped) == canonical_hash(d)
     assert len(canonical_task_order(d)) == 4

@@ -34,7 +34,11 @@ EXAMPLES = int(os.environ.get("MIGRATOR_FUZZ_EXAMPLES", "200"))
 fuzz = settings(
     max_examples=EXAMPLES,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
 )
 
 
@@ -106,7 +110,9 @@ def test_parse_agrees_with_load_json(raw: bytes) -> None:
     try:
         doc = parse_document(raw, "fuzz.json", max_bytes=1 << 20)
     except InputError as exc:
-        assert not loadable or "workflow" in str(exc) or "tasks" in str(exc) or "linkages" in str(exc), str(exc)
+        assert (
+            not loadable or "workflow" in str(exc) or "tasks" in str(exc) or "linkages" in str(exc)
+        ), str(exc)
         return
     assert loadable
     orjson.dumps(prepare_for_import(doc))

@@ -19,7 +19,9 @@ async def test_rejected_credentials_fail_one_tenant_fast_while_the_rest_finish()
     """A tenant whose secret is wrong fails every item with one clear reason; the other tenants import everything."""
     async with running_fake() as env:
         tenants = dict(env.settings.tenants)
-        tenants["tenant-2"] = replace(tenants["tenant-2"], client_secret=Secret("wrong-secret-value"))
+        tenants["tenant-2"] = replace(
+            tenants["tenant-2"], client_secret=Secret("wrong-secret-value")
+        )
         settings = replace(env.settings, tenants=tenants)
         report = await migrate(settings, MigrateOptions(sources=[str(SAMPLES)]))
         per = report.per_tenant()
@@ -43,6 +45,8 @@ async def test_a_failing_server_for_one_tenant_defers_only_its_items() -> None:
         per = report.per_tenant()
         assert per["tenant-2"]["imported"] == per["tenant-3"]["imported"] > 0
         assert per["tenant-1"]["imported"] == 0
-        assert all(i.status in ("deferred", "blocked") for i in report.items if i.tenant == "tenant-1")
+        assert all(
+            i.status in ("deferred", "blocked") for i in report.items if i.tenant == "tenant-1"
+        )
         assert env.imports("tenant-1") == []
         assert not report.ok

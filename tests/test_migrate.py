@@ -10,6 +10,7 @@ import pytest
 
 from migrator.document import canonical_hash, parse_document
 from migrator.engine import MigrateOptions, migrate
+from migrator.errors import MigratorError
 from migrator.versions import version_key
 from tests.conftest import SAMPLES, SHARED_CORPUS
 from tests.helpers import running_fake
@@ -177,7 +178,8 @@ async def test_rerun_with_activate_switches_on_identical_content() -> None:
         await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"]))
         before = len(env.fake.ledger())
         again = await migrate(
-            env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"], activation="always")
+            env.settings,
+            MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"], activation="always"),
         )
         assert len(env.fake.ledger()) == before
         assert again.ok and all(i.status == "skipped" for i in again.items)
@@ -194,3 +196,42 @@ async def test_rerun_with_activate_switches_on_identical_content() -> None:
         assert credit["active_version"]["version"] == max(
             (v["version"] for v in state.list_versions("tenant-1", credit["id"])), key=version_key
         )
+
+
+async def test_resume_with_activate_switches_on_what_the_journal_imported(tmp_path: Path) -> None:
+    """Re-running with the same journal and --activate makes the versions imported earlier active, importing nothing."""
+    journal = str(tmp_path / "j.jsonl")
+    async with running_fake() as env:
+        await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"], journal=journal),
+        )
+        before = len(env.fake.ledger())
+        again = await migrate(
+            env.settings,
+            MigrateOptions(
+                sources=[str(SAMPLES)], tenants=["tenant-1"], journal=journal, activation="always"
+            ),
+        )
+        assert again.ok and len(env.fake.ledger()) == before
+        state = env.fake.state
+        assert all(
+            state.definition_json("tenant-1", i)["status"] == "Active"
+            for i in state.list_definitions("tenant-1", {})
+        )
+
+
+async def test_unreadable_plan_file_leaves_the_journal_untouched(tmp_path: Path) -> None:
+    """A --plan file that cannot be read stops the run before the journal records anything."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        with pytest.raises(MigratorError, match="cannot read the plan"):
+            await migrate(
+                env.settings,
+                MigrateOptions(
+                    sources=[str(SAMPLES)],
+                    journal=str(journal),
+                    plan_file=str(tmp_path / "nope.json"),
+                ),
+            )
+    assert not journal.exists() or journal.read_bytes() == b""

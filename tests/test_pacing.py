@@ -60,7 +60,9 @@ def test_penalize_never_shortens_a_pause() -> None:
 def test_parse_ratelimit_limit() -> None:
     """The documented header format yields one window per `N;w=S` pair; junk parts are skipped."""
     assert parse_ratelimit_limit("2250000, 50000;w=60, 2250000;w=3600, 27000000;w=86400") == [
-        Window(50000, 60.0), Window(2250000, 3600.0), Window(27000000, 86400.0)
+        Window(50000, 60.0),
+        Window(2250000, 3600.0),
+        Window(27000000, 86400.0),
     ]
     assert parse_ratelimit_limit("abc;w=60, 5;w=zero, 10;w=-1, 7;W=10") == [Window(7, 10.0)]
     assert parse_ratelimit_limit(None) == []
@@ -76,7 +78,10 @@ def test_budget_learned_from_headers() -> None:
 def test_remaining_spreads_over_reset() -> None:
     """A nearly exhausted window slows the pace to spread what is left until it resets."""
     pacer = Pacer(None)
-    pacer.observe({"ratelimit-limit": "600;w=60", "ratelimit-remaining": "10", "ratelimit-reset": "50"}, now=0.0)
+    pacer.observe(
+        {"ratelimit-limit": "600;w=60", "ratelimit-remaining": "10", "ratelimit-reset": "50"},
+        now=0.0,
+    )
     assert pacer.interval == 5.0
 
 
@@ -90,12 +95,18 @@ def test_exhausted_window_pauses_until_reset() -> None:
 def test_configured_rate_is_not_overridden() -> None:
     """A configured requests_per_minute wins over anything the headers say."""
     pacer = Pacer(60)
-    pacer.observe({"ratelimit-limit": "6000;w=60", "ratelimit-remaining": "5999", "ratelimit-reset": "60"}, now=0.0)
+    pacer.observe(
+        {"ratelimit-limit": "6000;w=60", "ratelimit-remaining": "5999", "ratelimit-reset": "60"},
+        now=0.0,
+    )
     assert pacer.interval == 1.0
 
 
-@given(rpm=st.integers(min_value=1, max_value=100_000), burst=st.integers(min_value=1, max_value=50),
-       gaps=st.lists(st.floats(min_value=0.0, max_value=5.0), min_size=1, max_size=200))
+@given(
+    rpm=st.integers(min_value=1, max_value=100_000),
+    burst=st.integers(min_value=1, max_value=50),
+    gaps=st.lists(st.floats(min_value=0.0, max_value=5.0), min_size=1, max_size=200),
+)
 def test_gcra_never_exceeds_rate_plus_burst(rpm: int, burst: int, gaps: list[float]) -> None:
     """In any window of length L, at most burst + L/interval requests start."""
     pacer = Pacer(rpm, burst=burst)
@@ -127,8 +138,11 @@ def test_aimd_halves_on_throttle_and_grows_on_success() -> None:
     assert limit.limit == 1
 
 
-@given(events=st.lists(st.booleans(), max_size=300), maximum=st.integers(min_value=1, max_value=64),
-       grow_after=st.none() | st.integers(min_value=1, max_value=10))
+@given(
+    events=st.lists(st.booleans(), max_size=300),
+    maximum=st.integers(min_value=1, max_value=64),
+    grow_after=st.none() | st.integers(min_value=1, max_value=10),
+)
 def test_aimd_stays_within_bounds(events: list[bool], maximum: int, grow_after: int | None) -> None:
     """Whatever the sequence of successes and throttles, 1 ≤ limit ≤ maximum."""
     limit = AdaptiveLimit(maximum, grow_after=grow_after)

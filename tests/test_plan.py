@@ -224,9 +224,16 @@ def test_planned_versions_strictly_increase_above_target(
 def test_only_identical_content_skips_are_journal_facts() -> None:
     """A skip for identical content on the target is recorded; duplicates, done items and unselected ones never overwrite the journal."""
     target = {"A": [TargetDefinition(7, "A", (TargetVersion(1, "3.0.0", "h1"),))]}
-    prior = {"h2": PriorState(status="done", version="1.0.0", target_definition_id=5),
-             "h3": PriorState(status="deferred", reason="503")}
-    docs = [doc("A", "h1", "1.0.0"), doc("B", "h2"), doc("C", "h3"), SourceDoc("h3", "z-copy.json", "C", None, 9)]
+    prior = {
+        "h2": PriorState(status="done", version="1.0.0", target_definition_id=5),
+        "h3": PriorState(status="deferred", reason="503"),
+    }
+    docs = [
+        doc("A", "h1", "1.0.0"),
+        doc("B", "h2"),
+        doc("C", "h3"),
+        SourceDoc("h3", "z-copy.json", "C", None, 9),
+    ]
     items = plan(docs, target, prior).items
     recorded = {(i.doc.source, i.recorded) for i in items if i.action is Action.SKIP}
     assert recorded == {("h1.json", True), ("h2.json", False), ("z-copy.json", False)}

@@ -23,7 +23,9 @@ async def test_saved_plan_applies_when_nothing_changed(tmp_path: Path) -> None:
         plan_path.write_bytes(plan_file_bytes(dry))
         saved = json.loads(plan_path.read_text())
         assert set(saved["tenants"]) == {"tenant-1", "tenant-2", "tenant-3"}
-        applied = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], plan_file=str(plan_path)))
+        applied = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], plan_file=str(plan_path))
+        )
         assert applied.ok
         assert applied.summary()["imported"] == dry.summary()["planned"] == len(env.fake.ledger())
 
@@ -36,7 +38,9 @@ async def test_saved_plan_is_refused_for_a_tenant_that_changed(tmp_path: Path) -
         plan_path.write_bytes(plan_file_bytes(dry))
         sample = json.loads(next(SAMPLES.glob("01-*.json")).read_text())
         env.fake.state.add_workflow("tenant-2", sample, version="9.9.9")
-        applied = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], plan_file=str(plan_path)))
+        applied = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], plan_file=str(plan_path))
+        )
         per = applied.per_tenant()
         assert per["tenant-2"]["imported"] == 0
         assert per["tenant-1"]["imported"] > 0 and per["tenant-3"]["imported"] > 0

@@ -26,7 +26,11 @@ from tests.test_document import doc
 def test_remap_rewrites_every_reference() -> None:
     """Ids, parents, linkage ends and file references all follow the mapping; unrelated refs stay."""
     d = doc()
-    d["tasks"][2]["parameters"]["files"] = {"S3__4__out.csv": "x", "Other__999.csv": "y", "LinkRun__3": "z"}
+    d["tasks"][2]["parameters"]["files"] = {
+        "S3__4__out.csv": "x",
+        "Other__999.csv": "y",
+        "LinkRun__3": "z",
+    }
     d["tasks"][2]["parameters"]["liquid"] = "{{ Data.Files['Subscription__4.csv.zip'] }} a__4b __4"
     before = copy.deepcopy(d)
     out = remap_task_ids(d, {4: 40, 3: 30, 2: 20})
@@ -34,9 +38,20 @@ def test_remap_rewrites_every_reference() -> None:
     assert [t["id"] for t in out["tasks"]] == [40, 30, 20]
     assert [t["task_id"] for t in out["tasks"]] == [None, 40, 30]
     assert out["tasks"][1]["object"] == "Subscription__40.csv.zip"
-    assert out["tasks"][2]["parameters"]["files"] == {"S3__40__out.csv": "x", "Other__999.csv": "y", "LinkRun__30": "z"}
-    assert out["tasks"][2]["parameters"]["liquid"] == "{{ Data.Files['Subscription__40.csv.zip'] }} a__4b __40"
-    assert [(lk["source_task_id"], lk["target_task_id"]) for lk in out["linkages"]] == [(None, 40), (40, 30), (30, 20)]
+    assert out["tasks"][2]["parameters"]["files"] == {
+        "S3__40__out.csv": "x",
+        "Other__999.csv": "y",
+        "LinkRun__30": "z",
+    }
+    assert (
+        out["tasks"][2]["parameters"]["liquid"]
+        == "{{ Data.Files['Subscription__40.csv.zip'] }} a__4b __40"
+    )
+    assert [(lk["source_task_id"], lk["target_task_id"]) for lk in out["linkages"]] == [
+        (None, 40),
+        (40, 30),
+        (30, 20),
+    ]
     validate_document(out, "x")
 
 
@@ -57,9 +72,22 @@ def test_set_workflow_id_moves_entry_linkages() -> None:
 
 def with_call() -> dict[str, Any]:
     d = doc()
-    d["tasks"].append({"id": 9, "action_type": "Execute::WorkflowTask", "task_id": 2,
-                       "parameters": {"workflow_id": "123", "workflow_name": "Callee"}})
-    d["linkages"].append({"source_workflow_id": None, "source_task_id": 2, "target_task_id": 9, "linkage_type": "Success"})
+    d["tasks"].append(
+        {
+            "id": 9,
+            "action_type": "Execute::WorkflowTask",
+            "task_id": 2,
+            "parameters": {"workflow_id": "123", "workflow_name": "Callee"},
+        }
+    )
+    d["linkages"].append(
+        {
+            "source_workflow_id": None,
+            "source_task_id": 2,
+            "target_task_id": 9,
+            "linkage_type": "Success",
+        }
+    )
     return d
 
 
@@ -72,7 +100,9 @@ def test_rewrite_workflow_calls() -> None:
 
 def test_calls_change_the_hash() -> None:
     """The callee id is content: pointing a call elsewhere changes the canonical hash."""
-    assert canonical_hash(rewrite_workflow_calls(with_call(), {9: 777})) != canonical_hash(with_call())
+    assert canonical_hash(rewrite_workflow_calls(with_call(), {9: 777})) != canonical_hash(
+        with_call()
+    )
 
 
 def test_prepare_for_import() -> None:
@@ -86,7 +116,9 @@ def test_prepare_for_import() -> None:
     d["tasks"][0]["parameters"]["url"] = "https://erp.old.example/x"
     parsed = document_from_data(d, "x")
     before = copy.deepcopy(parsed.data)
-    out = prepare_for_import(parsed, call_targets={9: 4242}, substitutions={"erp.old.example": "erp.new.example"})
+    out = prepare_for_import(
+        parsed, call_targets={9: 4242}, substitutions={"erp.old.example": "erp.new.example"}
+    )
     assert parsed.data == before
     validate_document(out, "payload")
     assert sorted(t["id"] for t in out["tasks"]) == [1, 2, 3, 4]
@@ -114,8 +146,14 @@ def test_prepare_without_cached_order() -> None:
     from migrator.document import ExportDocument
 
     parsed = document_from_data(doc(), "a")
-    bare = ExportDocument(parsed.source, parsed.data, parsed.name, parsed.version, parsed.workflow_id,
-                          parsed.content_hash)
+    bare = ExportDocument(
+        parsed.source,
+        parsed.data,
+        parsed.name,
+        parsed.version,
+        parsed.workflow_id,
+        parsed.content_hash,
+    )
     assert prepare_for_import(bare) == prepare_for_import(parsed)
     assert bare == parsed
 
@@ -128,13 +166,17 @@ def test_find_tenant_values() -> None:
     d["tasks"][0]["parameters"]["authorization"] = {"type": "saved_provider:abc-123"}
     d["tasks"][1].update(action_type="Reporting::RunReport", object_id="report-9")
     d["tasks"][2].update(action_type="Callout")
-    d["tasks"][2]["parameters"].update(url="https://erp.example.com/x", s3_provider_id="s3p", meter_id=7)
+    d["tasks"][2]["parameters"].update(
+        url="https://erp.example.com/x", s3_provider_id="s3p", meter_id=7
+    )
     found = find_tenant_values(d)
     assert set(found) == {
         TenantValue("$.workflow.parameters.entity_id", "entity_id", "e-1"),
         TenantValue("$.workflow.zuora_org_ids[0]", "org_id", "org-a"),
         TenantValue("$.workflow.zuora_org_ids[1]", "org_id", "org-b"),
-        TenantValue("$.tasks[0].parameters.authorization.type", "saved_provider", "saved_provider:abc-123"),
+        TenantValue(
+            "$.tasks[0].parameters.authorization.type", "saved_provider", "saved_provider:abc-123"
+        ),
         TenantValue("$.tasks[1].object_id", "report_id", "report-9"),
         TenantValue("$.tasks[2].parameters.url", "callout_url", "https://erp.example.com/x"),
         TenantValue("$.tasks[2].parameters.s3_provider_id", "s3_provider", "s3p"),
@@ -155,11 +197,21 @@ def test_liquid_values_are_not_tenant_values() -> None:
 def test_apply_substitutions_is_literal_and_simultaneous() -> None:
     """Each source value is replaced inside string values only, longest first, never twice."""
     d = doc()
-    d["tasks"][0]["parameters"] = {"a": "saved_provider:OLD", "b": "x OLD y OLDER", "OLD": 1, "n": 5,
-                                   "c": ["NEW", {"d": "OLD"}]}
+    d["tasks"][0]["parameters"] = {
+        "a": "saved_provider:OLD",
+        "b": "x OLD y OLDER",
+        "OLD": 1,
+        "n": 5,
+        "c": ["NEW", {"d": "OLD"}],
+    }
     out = apply_substitutions(d, {"OLD": "NEW", "OLDER": "YOUNGER", "NEW": "NEWER", "": "boom"})
-    assert out["tasks"][0]["parameters"] == {"a": "saved_provider:NEW", "b": "x NEW y YOUNGER", "OLD": 1,
-                                             "n": 5, "c": ["NEWER", {"d": "NEW"}]}
+    assert out["tasks"][0]["parameters"] == {
+        "a": "saved_provider:NEW",
+        "b": "x NEW y YOUNGER",
+        "OLD": 1,
+        "n": 5,
+        "c": ["NEWER", {"d": "NEW"}],
+    }
     assert d["tasks"][0]["parameters"]["a"] == "saved_provider:OLD"
 
 
@@ -205,7 +257,11 @@ def test_changing_a_parameter_changes_hash(data: st.DataObject) -> None:
     """Changing any task parameter value changes the hash."""
     d = data.draw(documents())
     task = data.draw(st.sampled_from(d["tasks"]))
-    key = "__probe" if not task["parameters"] else data.draw(st.sampled_from(sorted(task["parameters"])))
+    key = (
+        "__probe"
+        if not task["parameters"]
+        else data.draw(st.sampled_from(sorted(task["parameters"])))
+    )
     if key in ("merge_paths", "merge_start") and task["action_type"] == "Logic::Merge":
         key = "other"
     before = canonical_hash(d)

@@ -27,8 +27,12 @@ def half() -> float:
     return 0.5
 
 
-def run(attempt: int, outcome: Outcome, *, in_doubt: bool = False, refreshed: bool = False) -> Decision:
-    return decide(attempt, outcome, now=NOW, policy=POLICY, rand=half, in_doubt=in_doubt, refreshed=refreshed)
+def run(
+    attempt: int, outcome: Outcome, *, in_doubt: bool = False, refreshed: bool = False
+) -> Decision:
+    return decide(
+        attempt, outcome, now=NOW, policy=POLICY, rand=half, in_doubt=in_doubt, refreshed=refreshed
+    )
 
 
 statuses = st.integers(min_value=100, max_value=599)
@@ -46,28 +50,43 @@ def test_2xx_is_done() -> None:
 
 def test_retry_after_seconds_on_429() -> None:
     """A 429 waits max(Retry-After, jitter) and reports the server's wait for tenant-wide pacing."""
-    d = decide(1, Outcome(status=429, headers={"retry-after": "12"}), now=NOW, policy=POLICY, rand=half)
+    d = decide(
+        1, Outcome(status=429, headers={"retry-after": "12"}), now=NOW, policy=POLICY, rand=half
+    )
     assert d.action is Action.RETRY and d.delay == 12.0 and d.retry_after == 12.0
 
 
 def test_retry_after_http_date() -> None:
     """Retry-After as an HTTP-date is measured from the wall-clock `now`."""
     date = email.utils.formatdate(NOW + 30, usegmt=True)
-    d = decide(1, Outcome(status=503, headers={"retry-after": date}), now=NOW, policy=POLICY, rand=half)
+    d = decide(
+        1, Outcome(status=503, headers={"retry-after": date}), now=NOW, policy=POLICY, rand=half
+    )
     assert d.action is Action.RETRY and abs(d.delay - 30.0) < 1.0
 
 
 def test_ratelimit_reset_used_when_no_retry_after() -> None:
     """A 429 without Retry-After falls back to ratelimit-reset."""
-    d = decide(1, Outcome(status=429, headers={"ratelimit-remaining": "0", "ratelimit-reset": "20"}),
-               now=NOW, policy=POLICY, rand=half)
+    d = decide(
+        1,
+        Outcome(status=429, headers={"ratelimit-remaining": "0", "ratelimit-reset": "20"}),
+        now=NOW,
+        policy=POLICY,
+        rand=half,
+    )
     assert d.delay == 20.0
 
 
 def test_jitter_wins_over_a_short_retry_after() -> None:
     """When the jitter is longer than Retry-After, the jitter is used (max of the two)."""
     policy = Policy(max_attempts=10, base=10.0, cap=60.0)
-    d = decide(3, Outcome(status=429, headers={"retry-after": "1"}), now=NOW, policy=policy, rand=lambda: 0.9)
+    d = decide(
+        3,
+        Outcome(status=429, headers={"retry-after": "1"}),
+        now=NOW,
+        policy=policy,
+        rand=lambda: 0.9,
+    )
     assert d.delay == 0.9 * 40.0
 
 
@@ -135,16 +154,49 @@ def test_backoff_is_full_jitter_within_cap(attempt: int, rand: float) -> None:
     assert 0.0 <= delay <= min(POLICY.cap, POLICY.base * 2 ** (attempt - 1))
 
 
-@given(attempt=attempts, status=statuses, error=st.none() | errors, write=st.booleans(), keyed=st.booleans(),
-       has_id=st.booleans(), doubt=st.booleans(), refreshed=st.booleans(), rand=rands,
-       retry_after=st.none() | st.integers(min_value=0, max_value=2000).map(str))
-def test_decision_invariants(attempt: int, status: int, error: NetError | None, write: bool, keyed: bool,
-                             has_id: bool, doubt: bool, refreshed: bool, rand: float, retry_after: str | None) -> None:
+@given(
+    attempt=attempts,
+    status=statuses,
+    error=st.none() | errors,
+    write=st.booleans(),
+    keyed=st.booleans(),
+    has_id=st.booleans(),
+    doubt=st.booleans(),
+    refreshed=st.booleans(),
+    rand=rands,
+    retry_after=st.none() | st.integers(min_value=0, max_value=2000).map(str),
+)
+def test_decision_invariants(
+    attempt: int,
+    status: int,
+    error: NetError | None,
+    write: bool,
+    keyed: bool,
+    has_id: bool,
+    doubt: bool,
+    refreshed: bool,
+    rand: float,
+    retry_after: str | None,
+) -> None:
     """Whatever happens: no retry past max attempts, delays bounded, doubt never lost, unkeyed doubt never resent."""
     headers = {"retry-after": retry_after} if retry_after is not None else {}
-    outcome = Outcome(status=None if error else status, error=error, headers=headers, is_write=write,
-                      idempotency_key=keyed, body_has_id=has_id)
-    d = decide(attempt, outcome, now=NOW, policy=POLICY, rand=lambda: rand, in_doubt=doubt, refreshed=refreshed)
+    outcome = Outcome(
+        status=None if error else status,
+        error=error,
+        headers=headers,
+        is_write=write,
+        idempotency_key=keyed,
+        body_has_id=has_id,
+    )
+    d = decide(
+        attempt,
+        outcome,
+        now=NOW,
+        policy=POLICY,
+        rand=lambda: rand,
+        in_doubt=doubt,
+        refreshed=refreshed,
+    )
     if d.action is Action.RETRY:
         assert attempt < POLICY.max_attempts
         assert 0.0 <= d.delay <= max(POLICY.cap, POLICY.max_wait)

@@ -36,7 +36,7 @@ from tests.conftest import SAMPLES
 CANARY = "CANARY-s3cr3t-5f0c2e9a7b1d4e3f"
 WRONG = "CANARY-wr0ng-s3cr3t-8a6b4c2d0e"  # configured for a tenant whose real secret differs
 FLAKY = "CANARY-fl4ky-s3cr3t-1c3e5a7b9d"
-TRACK_FORBIDDEN = set(':;"\'')
+TRACK_FORBIDDEN = set(":;\"'")
 
 
 @dataclass
@@ -85,9 +85,13 @@ def fake_config() -> FakeConfig:
     return FakeConfig(
         tenants=[
             FakeTenant(name="canary", client_id="canary-client", client_secret=CANARY),
-            FakeTenant(name="wrong", client_id="wrong-client", client_secret="the-real-secret-of-wrong"),
             FakeTenant(
-                name="flaky", client_id="flaky-client", client_secret=FLAKY,
+                name="wrong", client_id="wrong-client", client_secret="the-real-secret-of-wrong"
+            ),
+            FakeTenant(
+                name="flaky",
+                client_id="flaky-client",
+                client_secret=FLAKY,
                 faults=FaultConfig(error_rate=0.3, error_statuses=(500, 502, 503)),
             ),
         ],
@@ -99,8 +103,11 @@ def write_config(path: Path, base_url: str) -> dict[str, str]:
     lines = []
     for name in ("canary", "wrong", "flaky"):
         lines += [
-            f"[tenants.{name}]", f'base_url = "{base_url}"', f'client_id = "{name}-client"',
-            f'client_secret_env = "SECTEST_{name.upper()}"', "",
+            f"[tenants.{name}]",
+            f'base_url = "{base_url}"',
+            f'client_id = "{name}-client"',
+            f'client_secret_env = "SECTEST_{name.upper()}"',
+            "",
         ]
     lines += ["[settings]", "backoff_base = 0.01", "backoff_cap = 0.05", "max_attempts = 8", ""]
     path.write_text("\n".join(lines))
@@ -109,7 +116,10 @@ def write_config(path: Path, base_url: str) -> dict[str, str]:
 
 async def cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
     result = await anyio.run_process(
-        [sys.executable, "-m", "migrator.cli", *args], env={**os.environ, **env}, cwd=cwd, check=False
+        [sys.executable, "-m", "migrator.cli", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        check=False,
     )
     return result.returncode, result.stdout.decode() + "\n" + result.stderr.decode()
 
@@ -117,7 +127,11 @@ async def cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str
 def sources(tmp_path: Path) -> Path:
     src = tmp_path / "src"
     src.mkdir()
-    for sample in ("01-welcome-new-account.json", "06-usage-overage-alert.json", "08-normalise-tax-ids.json"):
+    for sample in (
+        "01-welcome-new-account.json",
+        "06-usage-overage-alert.json",
+        "08-normalise-tax-ids.json",
+    ):
         shutil.copy(SAMPLES / sample, src / sample)
     (src / "broken.json").write_text('{"workflow": ')
     return src
@@ -141,11 +155,22 @@ async def test_canary_secret_and_tokens_never_reach_any_output(tmp_path: Path) -
         runs = [
             ["--debug", "--log-format", "json", "--journal", "j1.jsonl", "--report", "r1.json"],
             ["--debug", "--journal", "j2.jsonl", "--report", "r2.json"],
-            ["--debug", "--log-format", "json", "--journal", "j1.jsonl", "--report", "r3.json", "--retry-failed"],
+            [
+                "--debug",
+                "--log-format",
+                "json",
+                "--journal",
+                "j1.jsonl",
+                "--report",
+                "r3.json",
+                "--retry-failed",
+            ],
         ]
         for extra in runs:
             code, text = await cli(
-                ["migrate", str(src), "--config", str(cfg), "--progress", "never", *extra], env, tmp_path
+                ["migrate", str(src), "--config", str(cfg), "--progress", "never", *extra],
+                env,
+                tmp_path,
             )
             assert code == 1, text  # the wrong tenant and the broken file always fail
             outputs.append(text)
@@ -160,7 +185,9 @@ async def test_canary_secret_and_tokens_never_reach_any_output(tmp_path: Path) -
     assert len(landed["canary"]) == 3 and len(landed["flaky"]) == 3 and not landed["wrong"]
     assert "credentials rejected (401" in blob
     assert '"zuora attempt"' in blob and "zuora attempt" in outputs[1]
-    assert '"status": 401' in blob or '"status":401' in blob  # the expired token was met and refreshed
+    assert (
+        '"status": 401' in blob or '"status":401' in blob
+    )  # the expired token was met and refreshed
     assert re.search(r'"status": ?50[023]', blob)
     assert len(seen.tokens) >= 4, seen.tokens  # one per tenant per run, plus the refresh
     files = [p for p in tmp_path.iterdir() if p.suffix in (".json", ".jsonl")]
@@ -200,7 +227,9 @@ async def echo_server(token: str) -> AsyncIterator[str]:
     async def api(request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
         return web.Response(
-            status=500, text=f"<html><title>boom for {auth}</title></html>", content_type="text/html"
+            status=500,
+            text=f"<html><title>boom for {auth}</title></html>",
+            content_type="text/html",
         )
 
     app = web.Application()
@@ -233,9 +262,23 @@ async def test_server_echoing_secret_and_token_is_scrubbed_everywhere(tmp_path: 
         outputs = []
         for fmt in ("json", "console"):
             code, text = await cli(
-                ["migrate", str(src), "--config", str(cfg), "--progress", "never", "--debug",
-                 "--log-format", fmt, "--journal", f"j-{fmt}.jsonl", "--report", f"r-{fmt}.json"],
-                env, tmp_path,
+                [
+                    "migrate",
+                    str(src),
+                    "--config",
+                    str(cfg),
+                    "--progress",
+                    "never",
+                    "--debug",
+                    "--log-format",
+                    fmt,
+                    "--journal",
+                    f"j-{fmt}.jsonl",
+                    "--report",
+                    f"r-{fmt}.json",
+                ],
+                env,
+                tmp_path,
             )
             assert code == 1, text
             outputs.append(text)
@@ -269,11 +312,19 @@ async def _no_sleep(_: float) -> None:
 def test_config_objects_never_show_the_secret(tmp_path: Path) -> None:
     """repr() and str() of Secret, TenantConfig and Settings loaded from a file never contain the secret."""
     cfg = tmp_path / "m.toml"
-    cfg.write_text('[tenants.p]\nbase_url = "https://z.example.com"\nclient_id = "c"\nclient_secret_env = "S"\n')
+    cfg.write_text(
+        '[tenants.p]\nbase_url = "https://z.example.com"\nclient_id = "c"\nclient_secret_env = "S"\n'
+    )
     settings = load_settings(cfg, env={"S": CANARY})
     assert settings.tenants["p"].client_secret.reveal() == CANARY
-    texts = [repr(settings), str(settings), repr(settings.tenants["p"]), str(settings.tenants["p"].client_secret),
-             f"{settings.tenants['p'].client_secret!r}", repr(dict(settings.tenants))]
+    texts = [
+        repr(settings),
+        str(settings),
+        repr(settings.tenants["p"]),
+        str(settings.tenants["p"].client_secret),
+        f"{settings.tenants['p'].client_secret!r}",
+        repr(dict(settings.tenants)),
+    ]
     assert_clean("\n".join(texts), [CANARY])
 
 
@@ -290,11 +341,15 @@ def test_config_objects_never_show_the_secret(tmp_path: Path) -> None:
         ("http://[::1]:8080", None, True),
     ],
 )
-def test_https_is_required_off_loopback(tmp_path: Path, url: str, insecure: bool | None, ok: bool) -> None:
+def test_https_is_required_off_loopback(
+    tmp_path: Path, url: str, insecure: bool | None, ok: bool
+) -> None:
     """Plain http is refused for a non-loopback base_url unless allow_insecure_http = true; https and loopback pass."""
     cfg = tmp_path / "m.toml"
     extra = "" if insecure is None else f"allow_insecure_http = {str(insecure).lower()}\n"
-    cfg.write_text(f'[tenants.p]\nbase_url = "{url}"\nclient_id = "c"\nclient_secret_env = "S"\n{extra}')
+    cfg.write_text(
+        f'[tenants.p]\nbase_url = "{url}"\nclient_id = "c"\nclient_secret_env = "S"\n{extra}'
+    )
     if ok:
         assert load_settings(cfg, env={"S": "x"}).tenants["p"].base_url == url
     else:
@@ -308,11 +363,16 @@ def _secret_file_config(tmp_path: Path, mode: int) -> Path:
     secret.write_text(CANARY + "\n")
     secret.chmod(mode)
     cfg = tmp_path / "m.toml"
-    cfg.write_text('[tenants.p]\nbase_url = "https://z.example.com"\nclient_id = "c"\nclient_secret_file = "prod.secret"\n')
+    cfg.write_text(
+        '[tenants.p]\nbase_url = "https://z.example.com"\nclient_id = "c"\nclient_secret_file = "prod.secret"\n'
+    )
     return cfg
 
 
-@pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, True), (0o604, True), (0o600, False), (0o400, False)])
+@pytest.mark.parametrize(
+    ("mode", "warned"),
+    [(0o644, True), (0o640, True), (0o604, True), (0o600, False), (0o400, False)],
+)
 def test_secrets_file_readable_by_others_is_warned(tmp_path: Path, mode: int, warned: bool) -> None:
     """A secrets file readable by group or others loads with a warning naming the file (never the secret); 0600 loads silently."""
     cfg = _secret_file_config(tmp_path, mode)
@@ -331,9 +391,22 @@ def test_secrets_file_warning_through_the_cli(tmp_path: Path) -> None:
     """Through the CLI, a 0644 secrets file gives a one-line warning on stderr naming the file, and the secret is not printed."""
     cfg = _secret_file_config(tmp_path, 0o644)
     result = subprocess.run(
-        [sys.executable, "-m", "migrator.cli", "plan", str(tmp_path / "none.json"), "--config", str(cfg),
-         "--tenant", "nope"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "migrator.cli",
+            "plan",
+            str(tmp_path / "none.json"),
+            "--config",
+            str(cfg),
+            "--tenant",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "readable by other users" in result.stderr and "prod.secret" in result.stderr
@@ -344,10 +417,15 @@ def test_secrets_file_warning_through_the_cli(tmp_path: Path) -> None:
 def test_missing_secrets_file_is_a_clear_error(tmp_path: Path) -> None:
     """A client_secret_file that does not exist is a ConfigError naming the config file and the key."""
     cfg = tmp_path / "m.toml"
-    cfg.write_text('[tenants.p]\nbase_url = "https://z.example.com"\nclient_id = "c"\nclient_secret_file = "gone.secret"\n')
+    cfg.write_text(
+        '[tenants.p]\nbase_url = "https://z.example.com"\nclient_id = "c"\nclient_secret_file = "gone.secret"\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_settings(cfg, env={})
-    assert str(info.value) == f"{cfg}: tenants.p.client_secret_file: cannot read secrets file: No such file or directory"
+    assert (
+        str(info.value)
+        == f"{cfg}: tenants.p.client_secret_file: cannot read secrets file: No such file or directory"
+    )
 
 
 def test_redaction_of_registered_secrets_and_secret_keys() -> None:
@@ -374,10 +452,14 @@ def test_redaction_of_registered_secrets_and_secret_keys() -> None:
 def test_no_tls_verification_switch_in_the_package() -> None:
     """Nothing in the package turns certificate or host name checks off."""
     root = Path(migrator.__file__).parent
-    pattern = re.compile(r"ssl\s*=\s*False|verify_ssl|CERT_NONE|check_hostname\s*=\s*False|_create_unverified_context")
+    pattern = re.compile(
+        r"ssl\s*=\s*False|verify_ssl|CERT_NONE|check_hostname\s*=\s*False|_create_unverified_context"
+    )
     hits = [
-        f"{p}:{n}" for p in root.rglob("*.py")
-        for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)
+        f"{p}:{n}"
+        for p in root.rglob("*.py")
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
     ]
     assert hits == []
 
@@ -400,8 +482,24 @@ async def test_self_signed_certificate_is_refused(tmp_path: Path) -> None:
         pytest.skip("openssl is not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     await anyio.run_process(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
         check=True,
     )
     hits = 0
@@ -421,9 +519,15 @@ async def test_self_signed_certificate_is_refused(tmp_path: Path) -> None:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        tenant = TenantConfig(name="tls", base_url=f"https://127.0.0.1:{port}", client_id="c",
-                              client_secret=Secret(CANARY))
-        settings = Settings(file="x", tenants={"tls": tenant}, max_attempts=2, backoff_base=0.0, backoff_cap=0.0)
+        tenant = TenantConfig(
+            name="tls",
+            base_url=f"https://127.0.0.1:{port}",
+            client_id="c",
+            client_secret=Secret(CANARY),
+        )
+        settings = Settings(
+            file="x", tenants={"tls": tenant}, max_attempts=2, backoff_base=0.0, backoff_cap=0.0
+        )
         async with open_session(settings) as session:
             client = ZuoraClient(tenant, session, settings, sleep=_no_sleep)
             with pytest.raises(ZuoraError) as info:
@@ -444,12 +548,13 @@ async def test_self_signed_certificate_is_refused(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- Track-Ids and keys from the client
 
 
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("run_id", ["a" * 80, "run-1", "x" * 31])
 async def test_generated_track_ids_are_valid_for_any_run_id(run_id: str) -> None:
     """Track-Ids stay within 64 printable US-ASCII characters without : ; \" ' whatever the run id length."""
-    tenant = TenantConfig(name="t", base_url="https://z.example.com", client_id="c", client_secret=Secret("s"))
+    tenant = TenantConfig(
+        name="t", base_url="https://z.example.com", client_id="c", client_secret=Secret("s")
+    )
     settings = Settings(file="x", tenants={"t": tenant})
     async with open_session(settings) as session:
         client = ZuoraClient(tenant, session, settings, run_id=run_id)
@@ -497,9 +602,20 @@ async def gossip_run(tmp_path: Path) -> tuple[int, str, str, str]:
     )
     try:
         code, text = await cli(
-            ["migrate", str(src), "--config", str(cfg), "--progress", "never", "--journal", "j.jsonl",
-             "--report", "r.json"],
-            {"SECTEST_GOOD": CANARY, "SECTEST_BAD": WRONG}, tmp_path,
+            [
+                "migrate",
+                str(src),
+                "--config",
+                str(cfg),
+                "--progress",
+                "never",
+                "--journal",
+                "j.jsonl",
+                "--report",
+                "r.json",
+            ],
+            {"SECTEST_GOOD": CANARY, "SECTEST_BAD": WRONG},
+            tmp_path,
         )
     finally:
         await runner.cleanup()
@@ -507,7 +623,9 @@ async def gossip_run(tmp_path: Path) -> tuple[int, str, str, str]:
 
 
 @pytest.mark.anyio
-async def test_a_server_gossiping_another_tenants_secret_stays_out_of_output_and_report(tmp_path: Path) -> None:
+async def test_a_server_gossiping_another_tenants_secret_stays_out_of_output_and_report(
+    tmp_path: Path,
+) -> None:
     """When a shared host echoes tenant A's secret in its answers to tenant B, neither stdout/stderr nor the report carries it."""
     code, text, _, report = await gossip_run(tmp_path)
     assert code == 1, text
@@ -516,7 +634,9 @@ async def test_a_server_gossiping_another_tenants_secret_stays_out_of_output_and
 
 
 @pytest.mark.anyio
-async def test_a_server_gossiping_another_tenants_secret_stays_out_of_the_journal(tmp_path: Path) -> None:
+async def test_a_server_gossiping_another_tenants_secret_stays_out_of_the_journal(
+    tmp_path: Path,
+) -> None:
     """When a shared host echoes tenant A's secret in its answers to tenant B, the journal does not carry it."""
     _, _, journal, _ = await gossip_run(tmp_path)
     assert "secrets seen today" in journal  # the import failure was journaled

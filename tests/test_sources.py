@@ -37,7 +37,12 @@ def named(name: str) -> bytes:
 
 
 def rel(items: list[SourceItem], root: Path) -> list[str]:
-    return [os.path.relpath(i.path, root) if i.member is None else f"{os.path.relpath(i.path, root)}:{i.member}" for i in items]
+    return [
+        os.path.relpath(i.path, root)
+        if i.member is None
+        else f"{os.path.relpath(i.path, root)}:{i.member}"
+        for i in items
+    ]
 
 
 def test_discover_walks_sorted_and_skips_noise(tmp_path: Path) -> None:
@@ -90,7 +95,10 @@ def gz_error(tmp_path: Path, data: bytes, max_bytes: int = 1 << 20) -> str:
 
 def test_truncated_gzip(tmp_path: Path) -> None:
     """A gzip file cut short is reported as truncated."""
-    assert gz_error(tmp_path, gzip.compress(named("t"))[:-12]) == "truncated gzip data (the file ends mid-stream)"
+    assert (
+        gz_error(tmp_path, gzip.compress(named("t"))[:-12])
+        == "truncated gzip data (the file ends mid-stream)"
+    )
 
 
 def test_corrupt_gzip(tmp_path: Path) -> None:
@@ -116,7 +124,10 @@ def test_gzip_bomb(tmp_path: Path) -> None:
 
 def test_trailing_garbage_after_gzip(tmp_path: Path) -> None:
     """Bytes after the gzip stream that are not another member are refused."""
-    assert gz_error(tmp_path, gzip.compress(named("t")) + b"junk") == "trailing garbage after gzip data"
+    assert (
+        gz_error(tmp_path, gzip.compress(named("t")) + b"junk")
+        == "trailing garbage after gzip data"
+    )
 
 
 def test_plain_file_size_limit(tmp_path: Path) -> None:
@@ -136,27 +147,47 @@ def test_directory_given_as_item(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- snapshots
 
 
-def make_snapshot(root: Path, files: dict[str, bytes], extra: list[dict[str, Any]] | None = None) -> Path:
+def make_snapshot(
+    root: Path, files: dict[str, bytes], extra: list[dict[str, Any]] | None = None
+) -> Path:
     entries = []
     for i, (member, data) in enumerate(files.items()):
         write(root / member, data)
-        entries.append({"path": member, "definition_id": 100 + i, "version_id": 200 + i, "name": member,
-                        "version": "0.0.1", "active": True, "sha256": hashlib.sha256(data).hexdigest()})
-    manifest = {"format": SNAPSHOT_FORMAT, "tenant": "prod", "created_at": "2026-11-28T10:00:00Z",
-                "tool_version": "0.1.0", "files": entries + (extra or [])}
+        entries.append(
+            {
+                "path": member,
+                "definition_id": 100 + i,
+                "version_id": 200 + i,
+                "name": member,
+                "version": "0.0.1",
+                "active": True,
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+    manifest = {
+        "format": SNAPSHOT_FORMAT,
+        "tenant": "prod",
+        "created_at": "2026-11-28T10:00:00Z",
+        "tool_version": "0.1.0",
+        "files": entries + (extra or []),
+    }
     write(root / MANIFEST_NAME, orjson.dumps(manifest))
     return root
 
 
 def test_snapshot_items_carry_ids_and_checksums(tmp_path: Path) -> None:
     """A directory with a manifest yields its listed files with definition id and sha256."""
-    snap = make_snapshot(tmp_path / "snap", {"a.json": named("a"), "sub/b.json.gz": gzip.compress(named("b"))})
+    snap = make_snapshot(
+        tmp_path / "snap", {"a.json": named("a"), "sub/b.json.gz": gzip.compress(named("b"))}
+    )
     items = list(discover([str(tmp_path)]))
     assert [(i.member, i.definition_id) for i in items] == [("a.json", 100), ("sub/b.json.gz", 101)]
     assert all(i.sha256 and len(i.sha256) == 64 for i in items)
     docs = [read_document(i) for i in items]
     assert [(d.name, d.definition_id, d.source) for d in docs] == [
-        ("a", 100, f"{snap}:a.json"), ("b", 101, f"{snap}:sub/b.json.gz")]
+        ("a", 100, f"{snap}:a.json"),
+        ("b", 101, f"{snap}:sub/b.json.gz"),
+    ]
     assert verify_snapshot(str(snap)) == []
 
 
@@ -165,7 +196,10 @@ def test_snapshot_checksum_rechecked_on_read(tmp_path: Path) -> None:
     snap = make_snapshot(tmp_path, {"a.json": named("a")})
     (snap / "a.json").write_bytes(named("tampered"))
     item = next(discover([str(snap)]))
-    with pytest.raises(InputError, match=r"^.*a\.json: \$: checksum mismatch \(manifest [0-9a-f]{12}…, file [0-9a-f]{12}…\)$"):
+    with pytest.raises(
+        InputError,
+        match=r"^.*a\.json: \$: checksum mismatch \(manifest [0-9a-f]{12}…, file [0-9a-f]{12}…\)$",
+    ):
         read_document(item)
 
 
@@ -190,8 +224,14 @@ def test_verify_snapshot_lists_every_problem(tmp_path: Path) -> None:
     s = str(snap)
     assert problems[0] == f"{s}:gone.json: missing (listed in the manifest)"
     assert problems[1].startswith(f"{s}:changed.json: checksum mismatch (manifest ")
-    assert problems[2] == f"{s}:../outside.json: $: path has empty, '.' or '..' parts; it would escape the snapshot directory"
-    assert problems[3] == f"{s}:/etc/passwd: $: path is absolute; it would escape the snapshot directory"
+    assert (
+        problems[2]
+        == f"{s}:../outside.json: $: path has empty, '.' or '..' parts; it would escape the snapshot directory"
+    )
+    assert (
+        problems[3]
+        == f"{s}:/etc/passwd: $: path is absolute; it would escape the snapshot directory"
+    )
     assert problems[4] == f"{s}:ok.json: listed twice in the manifest"
     assert problems[5] == f"{s}:link.json: $: path leads outside the snapshot directory (symlink)"
     assert problems[6] == f"{s}:extra/new.json: not listed in the manifest"
@@ -203,11 +243,25 @@ def test_verify_snapshot_lists_every_problem(tmp_path: Path) -> None:
     [
         (b"{", "$: not valid JSON at line 1 column 2: unexpected end of data"),
         (b"[]", "$: must be a JSON object"),
-        (b'{"format": "other/2", "files": []}', "$.format: unknown snapshot format 'other/2' (expected 'migrator-snapshot/1')"),
+        (
+            b'{"format": "other/2", "files": []}',
+            "$.format: unknown snapshot format 'other/2' (expected 'migrator-snapshot/1')",
+        ),
         (b'{"format": "migrator-snapshot/1"}', "$.files: must be an array"),
-        (b'{"format": "migrator-snapshot/1", "files": [{"path": "a.json", "sha256": "xyz"}]}', "$.files[0].sha256: must be 64 lower-case hex digits"),
-        (b'{"format": "migrator-snapshot/1", "files": [{"path": "", "sha256": "xyz"}]}', "$.files[0].path: must be a non-empty string"),
-        (b'{"format": "migrator-snapshot/1", "files": [{"path": "a.json", "sha256": "' + b"a" * 64 + b'", "definition_id": "1"}]}', "$.files[0].definition_id: must be an integer"),
+        (
+            b'{"format": "migrator-snapshot/1", "files": [{"path": "a.json", "sha256": "xyz"}]}',
+            "$.files[0].sha256: must be 64 lower-case hex digits",
+        ),
+        (
+            b'{"format": "migrator-snapshot/1", "files": [{"path": "", "sha256": "xyz"}]}',
+            "$.files[0].path: must be a non-empty string",
+        ),
+        (
+            b'{"format": "migrator-snapshot/1", "files": [{"path": "a.json", "sha256": "'
+            + b"a" * 64
+            + b'", "definition_id": "1"}]}',
+            "$.files[0].definition_id: must be an integer",
+        ),
     ],
 )
 def test_bad_manifest(tmp_path: Path, manifest: bytes, problem: str) -> None:
@@ -222,7 +276,9 @@ def test_bad_manifest(tmp_path: Path, manifest: bytes, problem: str) -> None:
 
 def test_missing_manifest(tmp_path: Path) -> None:
     """verify_snapshot on a plain directory says the manifest is missing."""
-    assert verify_snapshot(str(tmp_path)) == [f"{tmp_path / MANIFEST_NAME}: $: snapshot manifest is missing"]
+    assert verify_snapshot(str(tmp_path)) == [
+        f"{tmp_path / MANIFEST_NAME}: $: snapshot manifest is missing"
+    ]
 
 
 def test_find_snapshots(tmp_path: Path) -> None:
@@ -231,4 +287,6 @@ def test_find_snapshots(tmp_path: Path) -> None:
     make_snapshot(tmp_path / "nightly" / "2026-11-28", {"a.json": named("a")})
     write(tmp_path / "loose" / "b.json", named("b"))
     assert find_snapshots([str(tmp_path), str(tmp_path / "loose" / "b.json")]) == [
-        str(tmp_path / "nightly" / "2026-11-27"), str(tmp_path / "nightly" / "2026-11-28")]
+        str(tmp_path / "nightly" / "2026-11-27"),
+        str(tmp_path / "nightly" / "2026-11-28"),
+    ]

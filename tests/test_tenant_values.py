@@ -47,7 +47,13 @@ def listed(values: Any) -> set[tuple[str, str, str]]:
 async def test_plan_lists_every_tenant_value(tmp_path: Path) -> None:
     """A dry run and `migrator plan --json` list every tenant-specific value of the document for every tenant, unbound without a table."""
     expected = expected_values()
-    assert {kind for _, kind, _ in expected} == {"saved_provider", "report_id", "entity_id", "entity_name", "callout_url"}
+    assert {kind for _, kind, _ in expected} == {
+        "saved_provider",
+        "report_id",
+        "entity_id",
+        "entity_name",
+        "callout_url",
+    }
     async with running_fake() as env:
         report = await migrate(env.settings, MigrateOptions(sources=[str(BOUND)], dry_run=True))
         assert {i.tenant for i in report.items} == {"tenant-1", "tenant-2", "tenant-3"}
@@ -63,17 +69,33 @@ async def test_plan_lists_every_tenant_value(tmp_path: Path) -> None:
         assert env.fake.ledger() == []
 
 
-async def test_strict_reports_unbound_values_and_missing_callee_together_and_writes_nothing(tmp_path: Path) -> None:
+async def test_strict_reports_unbound_values_and_missing_callee_together_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
     """With --strict, an unbound tenant value and a missing callee in the same run are both reported, and nothing at all is written, not even a clean document."""
     sources = [str(BOUND), str(CALLER), str(CLEAN)]
     async with running_fake() as env:
-        plan = await migrate(env.settings, MigrateOptions(sources=sources, tenants=["tenant-1"], dry_run=True, strict=True))
+        plan = await migrate(
+            env.settings,
+            MigrateOptions(sources=sources, tenants=["tenant-1"], dry_run=True, strict=True),
+        )
         problems = [i for i in plan.items if i.status == "blocked"]
         assert {i.workflow_name for i in problems} == {NAME, "Quote Enrichment"}
         joined = " | ".join(plan.notices)
-        assert "unbound tenant-specific values" in joined and "neither in the sources nor in tenant" in joined
+        assert (
+            "unbound tenant-specific values" in joined
+            and "neither in the sources nor in tenant" in joined
+        )
 
-        report = await migrate(env.settings, MigrateOptions(sources=sources, tenants=["tenant-1"], strict=True, journal=str(tmp_path / "j.jsonl")))
+        report = await migrate(
+            env.settings,
+            MigrateOptions(
+                sources=sources,
+                tenants=["tenant-1"],
+                strict=True,
+                journal=str(tmp_path / "j.jsonl"),
+            ),
+        )
         assert env.fake.ledger() == []
         assert not report.ok
         by_name = {i.workflow_name: i for i in report.items}
@@ -89,13 +111,17 @@ async def test_strict_reports_unbound_values_and_missing_callee_together_and_wri
 async def test_substitution_table_rewrites_what_lands_and_strict_passes(tmp_path: Path) -> None:
     """With a substitution table for tenant-1 every value is bound: strict passes there, the landed export holds the tenant's values, and verify agrees."""
     async with running_fake(substitutions={"tenant-1": TABLE}) as env:
-        plan = await migrate(env.settings, MigrateOptions(sources=[str(BOUND)], dry_run=True, strict=True))
+        plan = await migrate(
+            env.settings, MigrateOptions(sources=[str(BOUND)], dry_run=True, strict=True)
+        )
         by_tenant = {i.tenant: i for i in plan.items}
         assert by_tenant["tenant-1"].status == "planned"
         assert all(v["substitute"] is not None for v in by_tenant["tenant-1"].tenant_values or ())
         assert {by_tenant[t].status for t in ("tenant-2", "tenant-3")} == {"blocked"}
 
-        report = await migrate(env.settings, MigrateOptions(sources=[str(BOUND)], tenants=["tenant-1"], strict=True))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(BOUND)], tenants=["tenant-1"], strict=True)
+        )
         assert report.ok, report.to_json()
         [item] = report.items
         assert item.status == "imported"
@@ -106,13 +132,22 @@ async def test_substitution_table_rewrites_what_lands_and_strict_passes(tmp_path
             assert old not in text.replace(new, ""), old
         tasks = {t["name"]: t for t in exported["tasks"]}
         assert tasks["Run Aging Report"]["object_id"] == TABLE["2c93808457d787030157e0314b5a2ab4"]
-        assert tasks["Push To Treasury"]["parameters"]["url"] == "https://treasury.prod.example.com/api/aging"
-        assert tasks["Push To Treasury"]["parameters"]["authorization"]["type"] == TABLE[
-            "saved_provider:5f0c7a1e-3b2d-4e8f-9a61-0d7c4b2e1f93"
-        ]
-        assert exported["workflow"]["parameters"]["entity_id"] == TABLE["8a1e4c2f-0d6b-4a57-9b61-3c2d9e7f1a05"]
+        assert (
+            tasks["Push To Treasury"]["parameters"]["url"]
+            == "https://treasury.prod.example.com/api/aging"
+        )
+        assert (
+            tasks["Push To Treasury"]["parameters"]["authorization"]["type"]
+            == TABLE["saved_provider:5f0c7a1e-3b2d-4e8f-9a61-0d7c4b2e1f93"]
+        )
+        assert (
+            exported["workflow"]["parameters"]["entity_id"]
+            == TABLE["8a1e4c2f-0d6b-4a57-9b61-3c2d9e7f1a05"]
+        )
         assert exported["workflow"]["parameters"]["entity_name"] == "Northwind EU (production)"
         # A re-run is a no-op (the substituted payload is what landed), and verify agrees.
-        again = await migrate(env.settings, MigrateOptions(sources=[str(BOUND)], tenants=["tenant-1"], strict=True))
+        again = await migrate(
+            env.settings, MigrateOptions(sources=[str(BOUND)], tenants=["tenant-1"], strict=True)
+        )
         assert [i.status for i in again.items] == ["skipped"]
         assert all_verified(await verify_tenants(env.settings, [str(BOUND)], ["tenant-1"]))

@@ -68,7 +68,11 @@ async def run_cli(env: Env, tmp_path: Path, *args: str) -> Run:
 
 def landed_version_id(env: Env, tenant: str, name: str, version: str) -> int:
     state = env.fake.state
-    [def_id] = [d for d in state.list_definitions(tenant, {}) if state.definition_json(tenant, d)["name"] == name]
+    [def_id] = [
+        d
+        for d in state.list_definitions(tenant, {})
+        if state.definition_json(tenant, d)["name"] == name
+    ]
     return next(v["id"] for v in state.list_versions(tenant, def_id) if v["version"] == version)
 
 
@@ -118,7 +122,9 @@ async def test_verify_flags_exactly_the_altered_version(tmp_path: Path) -> None:
         assert flagged["tenant"] == "tenant-2" and flagged["workflow_name"] == "Usage Overage Alert"
 
         # Only the unaltered tenants: everything verifies, exit code 0.
-        run = await run_cli(env, tmp_path, "verify", str(SAMPLES), "--tenant", "tenant-1", "--tenant", "tenant-3")
+        run = await run_cli(
+            env, tmp_path, "verify", str(SAMPLES), "--tenant", "tenant-1", "--tenant", "tenant-3"
+        )
         assert run.code == 0, run.out + run.err
         assert "migrator verify: ok" in run.out
 
@@ -128,7 +134,9 @@ async def test_verify_reports_missing_workflows(tmp_path: Path) -> None:
     async with running_fake() as env:
         await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"]))
         checked = await verify_tenants(env.settings, [str(SAMPLES)], ["tenant-1", "tenant-2"])
-        by_tenant = {t: {i.status for i in checked.items if i.tenant == t} for t in ("tenant-1", "tenant-2")}
+        by_tenant = {
+            t: {i.status for i in checked.items if i.tenant == t} for t in ("tenant-1", "tenant-2")
+        }
         assert by_tenant == {"tenant-1": {"verified"}, "tenant-2": {"missing"}}
         run = await run_cli(env, tmp_path, "verify", str(SAMPLES), "--tenant", "tenant-2")
         assert run.code == 1
@@ -149,7 +157,12 @@ async def test_migrate_verify_records_verified_in_journal_and_report(tmp_path: P
     async with running_fake() as env:
         report = await migrate(
             env.settings,
-            MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1", "tenant-3"], journal=str(journal), verify=True),
+            MigrateOptions(
+                sources=[str(SAMPLES)],
+                tenants=["tenant-1", "tenant-3"],
+                journal=str(journal),
+                verify=True,
+            ),
         )
         assert report.ok
         imported = [i for i in report.items if i.status == "imported"]
@@ -169,10 +182,14 @@ async def test_verify_tenant_with_rejected_credentials_fails_alone(tmp_path: Pat
         await migrate(env.settings, MigrateOptions(sources=[source], tenants=["tenant-1"]))
         tenants = dict(env.settings.tenants)
         tenants["tenant-2"] = replace(tenants["tenant-2"], client_secret=Secret("not-the-secret"))
-        checked = await verify_tenants(replace(env.settings, tenants=tenants), [source], ["tenant-1", "tenant-2"])
+        checked = await verify_tenants(
+            replace(env.settings, tenants=tenants), [source], ["tenant-1", "tenant-2"]
+        )
         status = {i.tenant: i for i in checked.items}
         assert status["tenant-1"].status == "verified"
-        assert status["tenant-2"].status == "failed" and "could not check tenant tenant-2" in (status["tenant-2"].error or "")
+        assert status["tenant-2"].status == "failed" and "could not check tenant tenant-2" in (
+            status["tenant-2"].error or ""
+        )
         assert "not-the-secret" not in checked.dumps().decode()
 
 
@@ -181,7 +198,9 @@ async def test_migrate_verify_records_a_mismatch(tmp_path: Path) -> None:
     journal = tmp_path / "j.jsonl"
     source = str(SAMPLES / "02-nightly-trial-expiry-reminders.json")
     async with running_fake(FakeConfig.demo(1, rewrite_file_refs=False)) as env:
-        report = await migrate(env.settings, MigrateOptions(sources=[source], journal=str(journal), verify=True))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[source], journal=str(journal), verify=True)
+        )
         [item] = report.items
         assert item.status == "imported" and item.verified is False
         assert not report.ok  # the run's exit status says so too
@@ -204,11 +223,16 @@ async def test_migrate_verify_export_refused_keeps_the_import(tmp_path: Path) ->
         def export(tenant: str, definition_id: int, version: str | None) -> dict[str, Any]:
             if version == "1.0.0" and not refused and state.ledger(tenant):
                 refused.append(version)
-                raise ApiError(404, {"errors": [{"title": "not yet visible", "code": "not_found", "status": 404}]})
+                raise ApiError(
+                    404,
+                    {"errors": [{"title": "not yet visible", "code": "not_found", "status": 404}]},
+                )
             return real_export(tenant, definition_id, version)
 
         state.export = export  # type: ignore[method-assign]
-        report = await migrate(env.settings, MigrateOptions(sources=sources, journal=str(journal), verify=True))
+        report = await migrate(
+            env.settings, MigrateOptions(sources=sources, journal=str(journal), verify=True)
+        )
         assert refused == ["1.0.0"]
         by_version = {i.version: i for i in report.items}
         assert [e["version"] for e in env.imports("tenant-1")] == ["1.0.0", "1.1.0"]

@@ -18,7 +18,9 @@ def test_valid_versions(text: str) -> None:
     assert is_valid_version(text)
 
 
-@pytest.mark.parametrize("text", ["", "1.", ".1", "1.2.3.4", "v1", "1.a", " 1", "١", None, 1, 1.0, "1\n"])
+@pytest.mark.parametrize(
+    "text", ["", "1.", ".1", "1.2.3.4", "v1", "1.a", " 1", "١", None, 1, 1.0, "1\n"]
+)
 def test_invalid_versions(text: object) -> None:
     """Anything else, including non-strings and non-ASCII digits, is not a version."""
     assert not is_valid_version(text)
@@ -64,7 +66,9 @@ def test_choose_version_is_valid_and_above_highest(wanted: str | None, highest: 
     assert is_valid_version(chosen)
     if highest is not None:
         assert version_key(chosen) > version_key(highest)
-    if wanted is not None and is_valid_version(wanted) and (
-        highest is None or version_key(wanted) > version_key(highest)
+    if (
+        wanted is not None
+        and is_valid_version(wanted)
+        and (highest is None or version_key(wanted) > version_key(highest))
     ):
         assert chosen == wanted

@@ -110,7 +110,9 @@ class TokenCache:
             if self._rejected is not None:
                 # Rejected credentials stay rejected for this run: callers queued behind the
                 # first failure must not each ask again (the per-IP token budget is shared).
-                raise copy.copy(self._rejected)  # a fresh object: tracebacks must not pile up on one
+                raise copy.copy(
+                    self._rejected
+                )  # a fresh object: tracebacks must not pile up on one
             current = self._token
             if current is not None and self._clock() < current.refresh_at:
                 return current.value
@@ -159,7 +161,9 @@ class TokenCache:
             raw = b""
             self.fetches += 1
             try:
-                async with self._session.post(url, data=form, headers=headers, allow_redirects=False) as resp:
+                async with self._session.post(
+                    url, data=form, headers=headers, allow_redirects=False
+                ) as resp:
                     status = resp.status
                     resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                     raw = await resp.content.read(_MAX_TOKEN_BODY + 1)
@@ -178,16 +182,27 @@ class TokenCache:
                 raise AuthError(self._scrub(message), status=status, tenant=tenant)
             # Sending the form again is harmless: a token request creates nothing lasting.
             outcome = Outcome(status=status, error=error, headers=resp_headers)
-            decision = decide(attempt, outcome, now=time.time(), policy=self._policy, rand=self._rand)
+            decision = decide(
+                attempt, outcome, now=time.time(), policy=self._policy, rand=self._rand
+            )
             if decision.retry_after is not None:
                 pacer.penalize(self._clock() + decision.retry_after)
-            _log.info("token attempt", tenant=tenant, attempt=attempt, status=status,
-                      error=error.value if error else None, action=decision.action.value, delay=round(decision.delay, 3))
+            _log.info(
+                "token attempt",
+                tenant=tenant,
+                attempt=attempt,
+                status=status,
+                error=error.value if error else None,
+                action=decision.action.value,
+                delay=round(decision.delay, 3),
+            )
             if decision.action is not Action.RETRY:
                 what = str(status) if status is not None else (error.value if error else "failed")
                 detail = _short_reason(raw, None) if status is not None else ""
                 suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
-                message = self._scrub(f"POST {TOKEN_PATH}: token request failed: {what}{' ' + detail if detail else ''}{suffix}")
+                message = self._scrub(
+                    f"POST {TOKEN_PATH}: token request failed: {what}{' ' + detail if detail else ''}{suffix}"
+                )
                 if status is not None and 400 <= status < 500 and status != 429:
                     # Any other 4xx (404: wrong base_url, ...) is a configuration problem: fail fast.
                     raise AuthError(message, status=status, tenant=tenant)
@@ -202,8 +217,15 @@ class TokenCache:
         token = body.get("access_token") if isinstance(body, dict) else None
         expires = body.get("expires_in") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise ZuoraError(f"POST {TOKEN_PATH}: 200 without an access_token", tenant=self._tenant.name)
-        if isinstance(expires, bool) or not isinstance(expires, (int, float)) or not math.isfinite(expires) or expires <= 0:
+            raise ZuoraError(
+                f"POST {TOKEN_PATH}: 200 without an access_token", tenant=self._tenant.name
+            )
+        if (
+            isinstance(expires, bool)
+            or not isinstance(expires, (int, float))
+            or not math.isfinite(expires)
+            or expires <= 0
+        ):
             expires = 3600.0
         logs.register_secret(token)  # whatever logs, from here on, never shows it
         return _Token(token, refresh_at(self._clock(), float(expires), self._margin))

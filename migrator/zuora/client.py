@@ -39,7 +39,14 @@ from migrator.zuora.http import (
 from migrator.zuora.pacing import AdaptiveLimit, Pacer
 from migrator.zuora.retry import Action, Decision, NetError, Outcome, Policy, decide
 
-__all__ = ["AttemptInfo", "ClientStats", "ZuoraClient", "open_session", "valid_track_id", "validate_idempotency_key"]
+__all__ = [
+    "AttemptInfo",
+    "ClientStats",
+    "ZuoraClient",
+    "open_session",
+    "valid_track_id",
+    "validate_idempotency_key",
+]
 
 PAGE_LENGTH = 50  # the documented maximum for GET /workflows
 MAX_PAGES = 10_000  # 500,000 definitions: a server that never stops paging is a bug
@@ -78,12 +85,16 @@ class AttemptInfo:
 
 def valid_track_id(value: str) -> bool:
     """Zuora-Track-Id rules: ≤ 64 printable US-ASCII characters, none of : ; \" '."""
-    return bool(_TRACK_ID.match(value)) and not any(c in value for c in ':;"\'')
+    return bool(_TRACK_ID.match(value)) and not any(c in value for c in ":;\"'")
 
 
 def validate_idempotency_key(key: str) -> str:
     """Return the key if Zuora accepts it (1..255 printable ASCII), else raise ValueError."""
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or not all(" " < c <= "~" for c in key):
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= MAX_KEY_LENGTH
+        or not all(" " < c <= "~" for c in key)
+    ):
         raise ValueError("idempotency key must be 1..255 printable ASCII characters without spaces")
     return key
 
@@ -129,7 +140,9 @@ class _Limiter:
                 future.set_result(None)
 
 
-_session_limiters: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Limiter] = weakref.WeakKeyDictionary()
+_session_limiters: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Limiter] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def session_limiter(session: aiohttp.ClientSession) -> _Limiter:
@@ -191,7 +204,13 @@ class ZuoraClient:
         self.limiter = _Limiter(AdaptiveLimit(tenant.max_concurrency))
         self._connections = session_limiter(session)
         self.auth = auth or TokenCache(
-            tenant, session, settings, clock=clock, rand=rand, track_id=self._next_track_id, sleep=sleep
+            tenant,
+            session,
+            settings,
+            clock=clock,
+            rand=rand,
+            track_id=self._next_track_id,
+            sleep=sleep,
         )
         self.stats = ClientStats()
         self._log = _log.bind(tenant=tenant.name)
@@ -229,27 +248,44 @@ class ZuoraClient:
         path = f"/workflows/{int(definition_id)}/versions"
         return self._list_field(await self._call("GET", path), "GET", path)
 
-    async def export_workflow(self, definition_id: int, version: str | None = None) -> dict[str, Any]:
+    async def export_workflow(
+        self, definition_id: int, version: str | None = None
+    ) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}/export"
         params = {"version": version} if version is not None else None
         return self._object(await self._call("GET", path, params=params), "GET", path)
 
     async def import_workflow(
-        self, payload: Mapping[str, Any], *, version: str | None, activate: bool, idempotency_key: str
+        self,
+        payload: Mapping[str, Any],
+        *,
+        version: str | None,
+        activate: bool,
+        idempotency_key: str,
     ) -> dict[str, Any]:
         path = "/workflows/import"
         params = {"activate": "true" if activate else "false"}
         if version is not None:
             params["version"] = version
-        body = await self._call("POST", path, params=params, json=payload, idempotency_key=idempotency_key)
+        body = await self._call(
+            "POST", path, params=params, json=payload, idempotency_key=idempotency_key
+        )
         return self._object(body, "POST", path, in_doubt=True)
 
     async def import_version(
-        self, definition_id: int, payload: Mapping[str, Any], *, version: str, activate: bool, idempotency_key: str
+        self,
+        definition_id: int,
+        payload: Mapping[str, Any],
+        *,
+        version: str,
+        activate: bool,
+        idempotency_key: str,
     ) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}/versions/import"
         params = {"version": version, "activate": "true" if activate else "false"}
-        body = await self._call("POST", path, params=params, json=payload, idempotency_key=idempotency_key)
+        body = await self._call(
+            "POST", path, params=params, json=payload, idempotency_key=idempotency_key
+        )
         return self._object(body, "POST", path, in_doubt=True)
 
     async def update_workflow(
@@ -261,7 +297,9 @@ class ZuoraClient:
 
     # ---- shapes ---------------------------------------------------------------------------
 
-    def _object(self, body: Any, method: str, path: str, *, in_doubt: bool = False) -> dict[str, Any]:
+    def _object(
+        self, body: Any, method: str, path: str, *, in_doubt: bool = False
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise self._error(method, path, "response is not a JSON object", in_doubt=in_doubt)
         return body
@@ -274,7 +312,9 @@ class ZuoraClient:
 
     def _error(self, method: str, path: str, text: str, **kwargs: Any) -> ZuoraError:
         self.stats.errors += 1
-        return ZuoraError(self._scrub(f"{method} {path}: {text}"), tenant=self.tenant.name, **kwargs)
+        return ZuoraError(
+            self._scrub(f"{method} {path}: {text}"), tenant=self.tenant.name, **kwargs
+        )
 
     def _scrub(self, text: str) -> str:
         for secret in self.auth.known_secrets():
@@ -359,11 +399,18 @@ class ZuoraClient:
             parsed: Any = None
             outcome, parsed = self._outcome(reply, is_write, idempotency_key is not None)
             if reply.too_large or reply.location is not None:
-                decision = Decision(Action.GIVE_UP, in_doubt=in_doubt or (is_write and reply.too_large))
+                decision = Decision(
+                    Action.GIVE_UP, in_doubt=in_doubt or (is_write and reply.too_large)
+                )
             else:
                 decision = decide(
-                    attempt, outcome, now=self._wall(), policy=self._policy, rand=self._rand,
-                    in_doubt=in_doubt, refreshed=refreshed,
+                    attempt,
+                    outcome,
+                    now=self._wall(),
+                    policy=self._policy,
+                    rand=self._rand,
+                    in_doubt=in_doubt,
+                    refreshed=refreshed,
                 )
             in_doubt = decision.in_doubt
             self._learn(reply, decision, epoch)
@@ -389,7 +436,12 @@ class ZuoraClient:
             delay = self.pacer.wait_for_pause(self._clock())
 
     async def _send(
-        self, method: str, url: str, params: Mapping[str, str] | None, headers: dict[str, str], body: bytes | None
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        body: bytes | None,
     ) -> _Reply:
         reply = _Reply()
         try:
@@ -425,8 +477,12 @@ class ZuoraClient:
                     error, status = NetError.BAD_BODY, None
         body_has_id = isinstance(parsed, dict) and parsed.get("id") is not None
         outcome = Outcome(
-            status=status, error=error, headers=reply.headers, is_write=is_write,
-            idempotency_key=keyed, body_has_id=body_has_id,
+            status=status,
+            error=error,
+            headers=reply.headers,
+            is_write=is_write,
+            idempotency_key=keyed,
+            body_has_id=body_has_id,
         )
         return outcome, parsed
 
@@ -444,18 +500,43 @@ class ZuoraClient:
             self.pacer.penalize(now + decision.retry_after)
 
     def _report(
-        self, method: str, path: str, attempt: int, reply: _Reply, outcome: Outcome, decision: Decision, track_id: str
+        self,
+        method: str,
+        path: str,
+        attempt: int,
+        reply: _Reply,
+        outcome: Outcome,
+        decision: Decision,
+        track_id: str,
     ) -> None:
-        error = outcome.error.value if outcome.error else ("body too large" if reply.too_large else None)
+        error = (
+            outcome.error.value
+            if outcome.error
+            else ("body too large" if reply.too_large else None)
+        )
         self._log.debug(
-            "zuora attempt", method=method, path=path, attempt=attempt, status=reply.status, error=error,
-            action=decision.action.value, delay=round(decision.delay, 3), track_id=track_id,
+            "zuora attempt",
+            method=method,
+            path=path,
+            attempt=attempt,
+            status=reply.status,
+            error=error,
+            action=decision.action.value,
+            delay=round(decision.delay, 3),
+            track_id=track_id,
             request_id=(reply.headers or {}).get("zuora-request-id"),
         )
         if self._on_attempt is not None:
             info = AttemptInfo(
-                self.tenant.name, method, path, attempt, reply.status, error,
-                decision.action.value, decision.delay, track_id,
+                self.tenant.name,
+                method,
+                path,
+                attempt,
+                reply.status,
+                error,
+                decision.action.value,
+                decision.delay,
+                track_id,
             )
             try:
                 self._on_attempt(info)
@@ -464,22 +545,39 @@ class ZuoraClient:
                 self._log.warning("on_attempt callback failed", exc_info=True)
 
     def _failure(
-        self, method: str, path: str, reply: _Reply, outcome: Outcome, decision: Decision, attempt: int
+        self,
+        method: str,
+        path: str,
+        reply: _Reply,
+        outcome: Outcome,
+        decision: Decision,
+        attempt: int,
     ) -> ZuoraError:
         doubt = decision.in_doubt
         if reply.location is not None:
             where = reply.location[:200] or "(no Location)"
-            return self._error(method, path, f"{reply.status} unexpected redirect to {where}", status=reply.status, in_doubt=doubt)
+            return self._error(
+                method,
+                path,
+                f"{reply.status} unexpected redirect to {where}",
+                status=reply.status,
+                in_doubt=doubt,
+            )
         if reply.too_large:
             return self._error(
-                method, path, f"response body larger than {self._settings.max_response_bytes} bytes",
-                status=reply.status, in_doubt=doubt,
+                method,
+                path,
+                f"response body larger than {self._settings.max_response_bytes} bytes",
+                status=reply.status,
+                in_doubt=doubt,
             )
         suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
         if decision.retry_after is not None and decision.retry_after > self._policy.max_wait:
             suffix += f"; server asks to wait {decision.retry_after:.0f} s"
         if outcome.error is not None:
-            return self._error(method, path, f"{outcome.error.value}{suffix}", in_doubt=doubt, retryable=True)
+            return self._error(
+                method, path, f"{outcome.error.value}{suffix}", in_doubt=doubt, retryable=True
+            )
         status = outcome.status
         detail = error_detail(reply.raw)
         text = f"{status} {detail}".rstrip() + suffix

@@ -40,7 +40,10 @@ def open_session(settings: Settings) -> aiohttp.ClientSession:
     """
     connector = aiohttp.TCPConnector(limit=settings.max_connections, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(
-        total=None, connect=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+        total=None,
+        connect=None,
+        sock_connect=settings.connect_timeout,
+        sock_read=settings.read_timeout,
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -60,7 +63,11 @@ def gzip_body(raw: bytes) -> bytes:
 async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     """Read the whole (decompressed) body, refusing more than `limit` bytes."""
     length = resp.content_length
-    if length is not None and "content-encoding" not in {k.lower() for k in resp.headers} and length > limit:
+    if (
+        length is not None
+        and "content-encoding" not in {k.lower() for k in resp.headers}
+        and length > limit
+    ):
         raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
@@ -155,7 +162,10 @@ def _item_text(item: Any) -> str:
 def _text_detail(raw: bytes) -> str:
     head = raw[:65536]
     lowered = head.lstrip()[:512].lower()
-    if lowered.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")) or b"<html" in lowered:
+    if (
+        lowered.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body"))
+        or b"<html" in lowered
+    ):
         title = _TITLE.search(head)
         if title:
             text = html.unescape(_TAG.sub(" ", title.group(1).decode("utf-8", "replace")))

@@ -118,7 +118,9 @@ class Pacer:
 class AdaptiveLimit:
     """AIMD concurrency limit: halve on a 429, add one after `grow_after` successes in a row."""
 
-    def __init__(self, maximum: int, *, start: int | None = None, grow_after: int | None = None) -> None:
+    def __init__(
+        self, maximum: int, *, start: int | None = None, grow_after: int | None = None
+    ) -> None:
         self.maximum = max(1, maximum)
         self.limit = min(self.maximum, max(1, start if start is not None else self.maximum))
         self.grow_after = grow_after

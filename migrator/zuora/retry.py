@@ -24,7 +24,7 @@ class NetError(Enum):
     BAD_BODY = "malformed response body"  # 2xx whose body is not the JSON we need
     BROKEN_BODY = "response body cut short or undecodable"  # truncated, or bad gzip
     NOT_HTTP = "invalid HTTP response"  # the peer does not speak HTTP (wrong port, proxy, ...)
-    TLS = "TLS certificate verification failed"  # never sent; retrying cannot help
+    TLS = "TLS handshake or certificate verification failed"  # never sent; retrying cannot help
 
 
 # Errors after which the server may have applied the request although we saw no answer.
@@ -143,11 +143,17 @@ def decide(
     `now` is wall-clock seconds (for HTTP-date Retry-After); `in_doubt` says an earlier attempt
     of this call already lost a write's answer; `refreshed` says the token was refreshed once.
     """
-    decision = _decide(attempt, outcome, now=now, policy=policy, rand=rand, in_doubt=in_doubt, refreshed=refreshed)
+    decision = _decide(
+        attempt, outcome, now=now, policy=policy, rand=rand, in_doubt=in_doubt, refreshed=refreshed
+    )
     resend = decision.action in (Action.RETRY, Action.REFRESH)
     if resend and decision.in_doubt and outcome.is_write and not outcome.idempotency_key:
         # However we got here, a write that may have landed is never resent without a key.
-        return Decision(Action.GIVE_UP, in_doubt=True, reason=f"{decision.reason}; not resent without an Idempotency-Key")
+        return Decision(
+            Action.GIVE_UP,
+            in_doubt=True,
+            reason=f"{decision.reason}; not resent without an Idempotency-Key",
+        )
     return decision
 
 
@@ -165,12 +171,20 @@ def _decide(
     doubt = in_doubt
     if error is not None:
         if error is NetError.TLS:
-            return Decision(Action.GIVE_UP, in_doubt=doubt, reason=f"{error.value} (check the base_url's certificate)")
+            return Decision(
+                Action.GIVE_UP,
+                in_doubt=doubt,
+                reason=f"{error.value} (check the base_url's certificate)",
+            )
         lost = error in _ANSWER_LOST
         if outcome.is_write and lost:
             doubt = True
             if not outcome.idempotency_key:
-                return Decision(Action.GIVE_UP, in_doubt=True, reason=f"{error.value}; not resent without an Idempotency-Key")
+                return Decision(
+                    Action.GIVE_UP,
+                    in_doubt=True,
+                    reason=f"{error.value}; not resent without an Idempotency-Key",
+                )
         return _retry_or_give_up(attempt, policy, rand, doubt, error.value, wait=None)
     assert status is not None
     if 200 <= status < 300:
@@ -185,25 +199,47 @@ def _decide(
         if outcome.body_has_id:
             return Decision(Action.DONE, in_doubt=False, reason="409 replay of a completed request")
         wait = server_wait(outcome.headers, now, throttled=False)
-        return _retry_or_give_up(attempt, policy, rand, True, "409 request still in flight", wait=wait)
+        return _retry_or_give_up(
+            attempt, policy, rand, True, "409 request still in flight", wait=wait
+        )
     if status in RETRY_STATUSES:
         throttled = status in (429, 503)
         wait = server_wait(outcome.headers, now, throttled=status == 429) if throttled else None
         if outcome.is_write and status in _WRITE_DOUBT_STATUSES:
             doubt = True
             if not outcome.idempotency_key:
-                return Decision(Action.GIVE_UP, in_doubt=True, reason=f"{status}; not resent without an Idempotency-Key")
+                return Decision(
+                    Action.GIVE_UP,
+                    in_doubt=True,
+                    reason=f"{status}; not resent without an Idempotency-Key",
+                )
         return _retry_or_give_up(attempt, policy, rand, doubt, str(status), wait=wait)
     return Decision(Action.GIVE_UP, in_doubt=doubt, reason=str(status))
 
 
 def _retry_or_give_up(
-    attempt: int, policy: Policy, rand: Callable[[], float], doubt: bool, reason: str, *, wait: float | None
+    attempt: int,
+    policy: Policy,
+    rand: Callable[[], float],
+    doubt: bool,
+    reason: str,
+    *,
+    wait: float | None,
 ) -> Decision:
     if attempt >= policy.max_attempts:
-        return Decision(Action.GIVE_UP, in_doubt=doubt, reason=f"{reason} (after {attempt} attempts)", retry_after=wait)
+        return Decision(
+            Action.GIVE_UP,
+            in_doubt=doubt,
+            reason=f"{reason} (after {attempt} attempts)",
+            retry_after=wait,
+        )
     if wait is not None and wait > policy.max_wait:
-        return Decision(Action.GIVE_UP, in_doubt=doubt, reason=f"{reason}; server asks to wait {wait:.0f} s", retry_after=wait)
+        return Decision(
+            Action.GIVE_UP,
+            in_doubt=doubt,
+            reason=f"{reason}; server asks to wait {wait:.0f} s",
+            retry_after=wait,
+        )
     jitter = backoff(attempt, policy, rand)
     delay = jitter if wait is None else max(wait, jitter)
     return Decision(Action.RETRY, delay=delay, in_doubt=doubt, reason=reason, retry_after=wait)
