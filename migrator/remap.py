@@ -179,21 +179,50 @@ def find_tenant_values(data: Mapping[str, Any]) -> list[TenantValue]:
             found.append(
                 TenantValue(f"$.tasks[{i}].parameters.url", "callout_url", str(tparams["url"]))
             )
-    # Generic walk: saved providers anywhere, and the tenant-specific keys at any depth.
-    stack: list[tuple[str, Any, str | None]] = [("$", dict(data), None)]
+    # Generic walk: saved providers anywhere, and the tenant-specific keys at any depth. Most
+    # documents hold neither; one serialisation and a few substring searches say so for a
+    # fraction of the walk's cost.
+    if not _walk_may_find(data):
+        return found
+    # Paths are built only for what is found: (parent node, key) links, rendered on demand.
+    stack: list[tuple[Any, Any, str | None]] = [(None, dict(data), None)]
     while stack:
-        path, value, kind = stack.pop()
+        node, value, kind = stack.pop()
         if isinstance(value, dict):
             for key, child in reversed(list(value.items())):
-                stack.append((_child(path, key), child, _TENANT_KEYS.get(key)))
+                stack.append(((node, key), child, _TENANT_KEYS.get(key)))
         elif isinstance(value, list):
             for index in range(len(value) - 1, -1, -1):
-                stack.append((_child(path, index), value[index], kind))
+                stack.append(((node, index), value[index], kind))
         elif isinstance(value, str) and value.startswith(SAVED_PROVIDER_PREFIX):
-            found.append(TenantValue(path, "saved_provider", value))
+            found.append(TenantValue(_render_path(node), "saved_provider", value))
         elif kind is not None and _is_literal(value):
-            found.append(TenantValue(path, kind, str(value)))
+            found.append(TenantValue(_render_path(node), kind, str(value)))
     return found
+
+
+# Neither the prefix nor a quoted key needs escaping in JSON, so each appears verbatim in the
+# serialised document wherever the walk could find it.
+_WALK_NEEDLES = (SAVED_PROVIDER_PREFIX.encode(), *(f'"{key}"'.encode() for key in _TENANT_KEYS))
+
+
+def _walk_may_find(data: Mapping[str, Any]) -> bool:
+    try:
+        raw = orjson.dumps(data)
+    except TypeError:  # integers beyond 64 bits, non-string keys: let the walk decide
+        return True
+    return any(needle in raw for needle in _WALK_NEEDLES)
+
+
+def _render_path(node: Any) -> str:
+    keys: list[str | int] = []
+    while node is not None:
+        node, key = node
+        keys.append(key)
+    path = "$"
+    for key in reversed(keys):
+        path = _child(path, key)
+    return path
 
 
 def apply_substitutions(
