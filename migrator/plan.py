@@ -402,6 +402,14 @@ def _plan_group(
         reasons = list(missing.get(doc.key, ()))
         if options.strict and unbound.get(doc.key):
             reasons.append("unbound tenant-specific values: " + ", ".join(unbound[doc.key]))
+        if not exists:
+            # A call to its own workflow needs the definition's id, which only its creation gives.
+            reasons += [
+                f"task {task_id} calls this workflow itself, which does not exist in tenant {tenant} yet"
+                " (import a first version without that call)"
+                for task_id, callee in call_maps.get(doc.key, {}).items()
+                if callee == name
+            ]
         if reasons:
             items.append(
                 PlannedItem(doc=doc, action=Action.BLOCKED, reason="; ".join(reasons), prior=state)
