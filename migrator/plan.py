@@ -288,11 +288,53 @@ def plan_tenant(
             )
             groups[name] = replace(group, items=blocked)
         problems.append(f"{tenant}: call cycle between workflows: {chain}")
+    # A caller needs its callee's definition id in the tenant. A callee that is blocked and not
+    # there already never gets one, so its callers are blocked too, callees first so that this
+    # carries up the call chain (they used to be planned, then deferred by every run).
+    for name in ordered:
+        group = groups[name]
+        items = list(group.items)
+        held: str | None = None
+        for index, item in enumerate(items):
+            if item.action not in (Action.CREATE, Action.NEW_VERSION):
+                continue
+            if held is not None:
+                reason = f"{held}; later versions wait"
+            else:
+                stuck = [
+                    _unavailable(callee, groups, target, tenant)
+                    for callee in sorted(set(item.call_targets.values()) - {name})
+                ]
+                reason = "; ".join(s for s in stuck if s)
+                if not reason:
+                    continue
+                held = f"an earlier version ({item.doc.source}) is blocked"
+            items[index] = replace(item, action=Action.BLOCKED, reason=reason)
+            problems.append(f"{tenant}: {item.doc.source}: {reason}")
+        groups[name] = replace(group, items=tuple(items))
     return TenantPlan(
         tenant=tenant,
         groups=tuple(groups[name] for name in ordered),
         problems=tuple(problems),
     )
+
+
+def _unavailable(
+    callee: str,
+    groups: Mapping[str, NameGroup],
+    target: Mapping[str, Sequence[TargetDefinition]],
+    tenant: str,
+) -> str | None:
+    """Why `callee` will have no definition id in the tenant for its callers, or None."""
+    existing = len(target.get(callee, ()))
+    if existing == 1:
+        return None
+    group = groups.get(callee)
+    if existing == 0 and group is not None:
+        if any(i.action is Action.CREATE for i in group.items):
+            return None
+        return f"calls {callee!r}, which is blocked in tenant {tenant}"
+    return f"calls {callee!r}, of which tenant {tenant} has {existing} definitions (cannot tell which)"
 
 
 def _plan_group(
