@@ -614,6 +614,25 @@ class TenantRun:
             ),
             unbound=unbound,
         )
+        # A document with calls or substitutions is sent as another content than its own; where
+        # that payload is known now (callees already in the tenant), plan again comparing it with
+        # the target, so that identical content is skipped in the plan as in the run.
+        payload_keys = self._payload_keys(plan)
+        if payload_keys:
+            plan = plan_tenant(
+                self.tenant.name,
+                tenant_identity(self.tenant),
+                docs,
+                target,
+                prior,
+                options=PlanOptions(
+                    retry_failed=self.options.retry_failed,
+                    strict=self.options.strict,
+                    now=time.time(),
+                ),
+                unbound=unbound,
+                payload_keys=payload_keys,
+            )
         for group in plan.groups:
             defs = target.get(group.name, [])
             hashes = {
@@ -629,6 +648,28 @@ class TenantRun:
         self.plan = plan
         self.progress.total = len(plan.items)
         return plan
+
+    def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
+        """Payload hashes of the new versions whose payload is not their own content."""
+        out: dict[str, str] = {}
+        for item in plan.items:
+            doc = item.doc
+            if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
+                continue
+            targets = {t: self.definition_ids.get(c) for t, c in item.call_targets.items()}
+            if any(v is None for v in targets.values()):
+                continue  # a callee created by this run: its id is not known yet
+            try:
+                loaded = self.store.load(doc)
+            except InputError:
+                continue  # reported when it is sent
+            payload = prepare_for_import(
+                loaded,
+                call_targets={t: v for t, v in targets.items() if v is not None},
+                substitutions=self.tenant.substitutions,
+            )
+            out[doc.key] = canonical_hash(payload)
+        return out
 
     def _tenant_values(self, key: str) -> tuple[dict[str, str | None], ...] | None:
         """The document's tenant-specific values and what this tenant's table makes of each."""

@@ -210,14 +210,19 @@ def plan_tenant(
     *,
     options: PlanOptions = PlanOptions(),
     unbound: Mapping[str, Sequence[str]] | None = None,
+    payload_keys: Mapping[str, str] | None = None,
 ) -> TenantPlan:
     """Plan one tenant: match names to definitions, choose versions, order callees first.
 
     `target` maps a workflow name to the tenant's definitions of that exact name (normally one);
     `prior` maps item keys to the journal's state; `unbound` maps item keys to the tenant-specific
-    values no substitution covers (they block only with `options.strict`).
+    values no substitution covers (they block only with `options.strict`). `payload_keys` maps the
+    key of a document whose payload differs from it (calls pointed at the tenant's ids,
+    substitutions) to its payload's canonical hash, where the caller could work that out: only
+    then is such a document compared with the target's versions.
     """
     unbound = unbound or {}
+    payload_keys = payload_keys or {}
     by_name: dict[str, list[SourceDoc]] = {}
     for doc in docs:
         by_name.setdefault(doc.name, []).append(doc)
@@ -264,6 +269,7 @@ def plan_tenant(
             unbound,
             missing,
             call_maps,
+            payload_keys,
         )
         for item in items:
             if item.action is Action.BLOCKED:
@@ -348,6 +354,7 @@ def _plan_group(
     unbound: Mapping[str, Sequence[str]],
     missing: Mapping[str, list[str]],
     call_maps: Mapping[str, Mapping[int, str]],
+    payload_keys: Mapping[str, str],
 ) -> list[PlannedItem]:
     items: list[PlannedItem] = []
     if len(definitions) > 1:
@@ -417,15 +424,36 @@ def _plan_group(
             )
             group_blocked = group_blocked or f"an earlier version ({doc.source}) failed"
             continue
-        comparable = not doc.calls and not doc.substituted
-        if comparable and doc.key in known_hashes:
+        sent = payload_keys.get(doc.key)
+        if sent is None and not doc.calls and not doc.substituted:
+            sent = doc.key
+        if sent is not None and sent in known_hashes and doc.key in payload_keys and (
+            state is not None and state.intent is not None and definition is not None
+        ):
+            # An earlier run's unanswered import of this payload did land: the run records it as
+            # imported (recovered), under the version it landed as; no new number is used up.
+            items.append(
+                PlannedItem(
+                    doc=doc,
+                    action=Action.NEW_VERSION,
+                    version=known_hashes[sent],
+                    target_definition_id=definition.id,
+                    idempotency_key=state.intent.idempotency_key,
+                    call_targets=dict(call_maps.get(doc.key, {})),
+                    resumed=True,
+                    prior=state,
+                )
+            )
+            exists = True
+            continue
+        if sent is not None and sent in known_hashes:
             items.append(
                 PlannedItem(
                     doc=doc,
                     action=Action.SKIP,
-                    version=known_hashes[doc.key],
+                    version=known_hashes[sent],
                     target_definition_id=definition.id if definition else None,
-                    reason=f"identical to version {known_hashes[doc.key]} in tenant {tenant}",
+                    reason=f"identical to version {known_hashes[sent]} in tenant {tenant}",
                     prior=state,
                     recorded=True,
                 )
