@@ -301,7 +301,12 @@ def _snapshot_files(directory: str) -> Iterator[str]:
 def _read_capped(path: str, limit: int, source: str) -> bytes:
     try:
         with open(path, "rb") as f:
-            raw = f.read(limit + 1)
+            # Ask for the file's size (plus one byte to see growth), not the limit: reading
+            # into a limit-sized buffer costs a 32 MiB allocation per small file.
+            size = os.fstat(f.fileno()).st_size
+            raw = f.read(min(limit, size) + 1 if size else limit + 1)
+            if len(raw) <= limit and len(raw) == min(limit, size) + 1:
+                raw += f.read(limit + 1 - len(raw))  # the file grew while we read it
     except FileNotFoundError:
         raise InputError(source, "$", "no such file or directory") from None
     except IsADirectoryError:
