@@ -37,7 +37,7 @@ from migrator.document import canonical_hash, parse_document
 from migrator.engine import MigrateOptions, migrate
 from migrator.fake import FakeConfig, FaultConfig, serve
 from migrator.fake._config import with_tenant_knobs
-from migrator.remap import prepare_for_import, set_workflow_id
+from migrator.remap import apply_substitutions, prepare_for_import, set_workflow_id
 from migrator.report import Report
 from migrator.versions import version_key
 from tests.helpers import settings_for
@@ -47,6 +47,11 @@ TENANTS = ("tenant-1", "tenant-2")
 NAMES = ("Alpha", "Beta", "Gamma ü/..", "Delta")
 OUTSIDE = "Outside"  # a callee that only some targets hold, never in the sources
 EXECUTE = "Execute::WorkflowTask"
+SUBSTITUTIONS = [
+    ("https://erp.example.com", "https://erp.tenant.example.com"),
+    ("saved_provider:1b2c-3d", "saved_provider:9f9f-0a"),
+    ("Data", "Info"),
+]
 SOURCE_VERSIONS = [None, None, "0.0.1", "1", "2.3", "0.0.10", "5", "0.0.9"]
 TARGET_VERSIONS = ["0.0.1", "0.0.9", "1", "1.5", "3", "10"]
 
@@ -81,6 +86,7 @@ class World:
     # tenant → list of definitions, each a list of (version, document)
     target: dict[str, list[tuple[str, list[tuple[str, dict[str, Any]]]]]]
     hazards: bool
+    subs: dict[str, dict[str, str]] = field(default_factory=dict)  # tenant → substitution table
 
 
 def _execute_tasks(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -151,6 +157,11 @@ def worlds(draw: st.DrawFn, hazards: bool | None = None) -> World:
     docs = draw(st.permutations(docs))
     for i, d in enumerate(docs):
         d.file = f"d{i:02d}.json"
+    # Substitution tables per tenant (tenant-specific values of the generated documents).
+    subs = {
+        tenant: dict(draw(st.lists(st.sampled_from(SUBSTITUTIONS), max_size=2, unique=True)))
+        for tenant in TENANTS
+    }
     # What each target holds before the run.
     target: dict[str, list[tuple[str, list[tuple[str, dict[str, Any]]]]]] = {}
     for tenant in TENANTS:
@@ -174,6 +185,8 @@ def worlds(draw: st.DrawFn, hazards: bool | None = None) -> World:
                     same = [d for d in docs if d.name == name and not d.calls and not d.missing]
                     if same and draw(st.booleans()):
                         content = copy.deepcopy(draw(st.sampled_from(same)).data)
+                        if draw(st.booleans()):  # as an earlier migration would have left it
+                            content = apply_substitutions(content, subs[tenant])
                     else:
                         content = draw(documents(max_tasks=3))
                         for t in _execute_tasks(content):
@@ -182,7 +195,7 @@ def worlds(draw: st.DrawFn, hazards: bool | None = None) -> World:
                     contents.append((v, content))
                 defs.append((name, contents))
         target[tenant] = defs
-    return World(docs=list(docs), target=target, hazards=hazardous)
+    return World(docs=list(docs), target=target, hazards=hazardous, subs=subs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +295,7 @@ def hazard_names(world: World, tenant: str) -> set[str]:
     return bad
 
 
-def expected_hash(doc: Doc, tenant_ids: dict[str, int]) -> str | None:
+def expected_hash(doc: Doc, tenant_ids: dict[str, int], subs: dict[str, str]) -> str | None:
     """Canonical hash of the payload of `doc` in a tenant whose definitions are `tenant_ids`."""
     parsed = parse_document(orjson.dumps(doc.data), doc.file)
     targets: dict[int, int] = {}
@@ -292,7 +305,7 @@ def expected_hash(doc: Doc, tenant_ids: dict[str, int]) -> str | None:
         if callee not in tenant_ids:
             return None
         targets[task_id] = tenant_ids[callee]
-    return canonical_hash(prepare_for_import(parsed, call_targets=targets))
+    return canonical_hash(prepare_for_import(parsed, call_targets=targets, substitutions=subs))
 
 
 def by_source(report: Report, tenant: str) -> dict[str, Any]:
@@ -339,7 +352,7 @@ def check_world(
         # payload.
         expected_by_name: dict[str, set[str]] = defaultdict(set)
         for d in world.docs:
-            h = expected_hash(d, unique_ids)
+            h = expected_hash(d, unique_ids, world.subs[tenant])
             if h is not None:
                 expected_by_name[d.name].add(h)
             if d.name in bad:
@@ -364,7 +377,7 @@ def check_world(
         for d in world.docs:
             if d.name in bad or not d.calls:
                 continue
-            h = expected_hash(d, unique_ids)
+            h = expected_hash(d, unique_ids, world.subs[tenant])
             imports = [
                 i
                 for i, e in enumerate(ledger)
@@ -433,7 +446,7 @@ def test_migrate_twice_exactly_once_and_predicted(world: World) -> None:
     async def scenario() -> None:
         config = FakeConfig.demo(len(TENANTS))
         async with serve(config) as fake:
-            settings_ = settings_for(fake, config, max_concurrency=4)
+            settings_ = settings_for(fake, config, max_concurrency=4, substitutions=world.subs)
             before = preload(fake, world)
             with tempfile.TemporaryDirectory() as tmp:
                 sources = write_sources(world, Path(tmp))
@@ -479,7 +492,9 @@ def test_faults_with_journal_converge_to_the_fault_free_result(world: World, see
         if faults is not None:
             config = with_tenant_knobs(config, **vars(faults))
         async with serve(config) as fake:
-            settings_ = settings_for(fake, config, max_concurrency=4, max_attempts=3)
+            settings_ = settings_for(
+                fake, config, max_concurrency=4, max_attempts=3, substitutions=world.subs
+            )
             # Pre-load with no faults in the way (add_workflow is direct state access anyway).
             before = preload(fake, world)
             with tempfile.TemporaryDirectory() as tmp:
