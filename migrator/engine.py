@@ -490,6 +490,10 @@ class GroupState:
     active_version_id: int | None = None
     done: Done = field(default_factory=Done)
     failed: str | None = None
+    # With activation asked for: the last item of the group that switches its version on; an
+    # earlier identical version is left alone (switching it on would put an older version live
+    # until the later one is switched on again).
+    last_activating: str | None = None
 
 
 class TenantRun:
@@ -644,6 +648,18 @@ class TenantRun:
                 known_hashes=hashes,
                 version_ids={v.version: v.id for v in first.versions} if first else {},
                 active_version_id=first.active_version_id if first else None,
+                last_activating=next(
+                    (
+                        i.doc.key
+                        for i in reversed(group.items)
+                        if self._activate(i)
+                        and (
+                            i.action in (Action.CREATE, Action.NEW_VERSION)
+                            or (i.action is Action.SKIP and i.recorded)
+                        )
+                    ),
+                    None,
+                ),
             )
         self.plan = plan
         self.progress.total = len(plan.items)
@@ -965,6 +981,8 @@ class TenantRun:
         """Make `version` the definition's active one when this run activates; say what was done."""
         if not self._activate(item) or state.definition_id is None:
             return None
+        if state.last_activating not in (None, item.doc.key):
+            return None  # a later version of the group is the one switched on
         version_id = state.version_ids.get(version)
         if version_id is None:
             version_id = await self._resolve_version(state.definition_id, version, {})

@@ -438,10 +438,12 @@ def _prediction(dry: Report, real: Report) -> None:
 
 
 @PROPS
-@given(worlds())
-def test_migrate_twice_exactly_once_and_predicted(world: World) -> None:
+@given(worlds(), st.sampled_from(["never", "always"]))
+def test_migrate_twice_exactly_once_and_predicted(world: World, activation: Any) -> None:
     """Two runs (the second with a fresh journal) over any world: every property of the module
-    docstring's points 1, 3 and 4 holds, per tenant, against the fake's own record."""
+    docstring's points 1, 3 and 4 holds, per tenant, against the fake's own record; with
+    activation, the second run switches nothing (it used to switch each older identical version
+    on in turn before the latest again)."""
 
     async def scenario() -> None:
         config = FakeConfig.demo(len(TENANTS))
@@ -450,7 +452,9 @@ def test_migrate_twice_exactly_once_and_predicted(world: World) -> None:
             before = preload(fake, world)
             with tempfile.TemporaryDirectory() as tmp:
                 sources = write_sources(world, Path(tmp))
-                options = MigrateOptions(sources=sources, journal=str(Path(tmp) / "j1.jsonl"))
+                options = MigrateOptions(
+                    sources=sources, journal=str(Path(tmp) / "j1.jsonl"), activation=activation
+                )
                 dry = await migrate(settings_, MigrateOptions(sources=sources, dry_run=True))
                 assert fake.ledger() == []
                 first = await migrate(settings_, options)
@@ -460,8 +464,12 @@ def test_migrate_twice_exactly_once_and_predicted(world: World) -> None:
                 dry2 = await migrate(settings_, MigrateOptions(sources=sources, dry_run=True))
                 second = await migrate(
                     settings_,
-                    MigrateOptions(sources=sources, journal=str(Path(tmp) / "j2.jsonl")),
+                    MigrateOptions(
+                        sources=sources, journal=str(Path(tmp) / "j2.jsonl"), activation=activation
+                    ),
                 )
+                switched = [i for i in second.items if "; activated" in (i.reason or "")]
+                assert not switched, switched
                 assert len(fake.ledger()) == count, second.to_json()
                 check_world(world, fake, before, second)
                 assert {t: landed(fake, t) for t in TENANTS} == after
@@ -678,4 +686,31 @@ async def test_a_resumed_caller_keeps_the_version_it_landed_as(tmp_path: Path) -
             ("Callee", "0.0.1"),
             ("Caller", "0.0.1"),
             ("Caller", "0.0.2"),
+        ]
+
+
+@pytest.mark.anyio
+async def test_a_rerun_with_activation_leaves_the_latest_version_active(tmp_path: Path) -> None:
+    """Re-running `--activate` over a migrated workflow switches nothing: it used to switch
+    version 1 on (identical, skipped) and then version 2 again, putting the old one live between."""
+    docs = [_plain("W", "one", workflow_id=5), _plain("W", "two", workflow_id=6)]
+    docs[0]["workflow"]["version"], docs[1]["workflow"]["version"] = "1", "2"
+    config = FakeConfig.demo(1)
+    async with serve(config) as fake:
+        settings_ = settings_for(fake, config)
+        paths = []
+        for i, data in enumerate(docs):
+            path = tmp_path / f"d{i:02d}.json"
+            path.write_bytes(orjson.dumps(data))
+            paths.append(str(path))
+        options = MigrateOptions(sources=paths, activation="always")
+        assert (await migrate(settings_, options)).ok
+        patches: list[Any] = []
+        patch = fake.state.patch_definition
+        fake.state.patch_definition = lambda *a: patches.append(a) or patch(*a)  # type: ignore[method-assign]
+        again = await migrate(settings_, options)
+        assert again.ok and patches == []
+        assert [i.reason for i in again.items] == [
+            "identical to version 1 in tenant tenant-1",
+            "identical to version 2 in tenant tenant-1; already active",
         ]
