@@ -655,7 +655,7 @@ class TenantRun:
                         if self._activate(i)
                         and (
                             i.action in (Action.CREATE, Action.NEW_VERSION)
-                            or (i.action is Action.SKIP and i.recorded)
+                            or (i.action is Action.SKIP and i.version is not None and _on_target(i))
                         )
                     ),
                     None,
@@ -760,8 +760,7 @@ class TenantRun:
     async def _run_item(self, name: str, state: GroupState, item: PlannedItem) -> None:
         if item.action is Action.SKIP:
             reason = item.reason
-            on_target = item.recorded or (item.prior is not None and item.prior.status == "done")
-            if on_target and item.version and not self.options.dry_run:
+            if _on_target(item) and item.version and not self.options.dry_run:
                 # Identical content is already there; with activation asked for, make sure that
                 # version is the active one (a re-run with --activate after an inactive import).
                 try:
@@ -1063,6 +1062,11 @@ class TenantRun:
             "verified", tenant=self.tenant.name, item=item.doc.key, ok=ok, detail=detail
         )
         return ok, detail
+
+
+def _on_target(item: PlannedItem) -> bool:
+    """A skipped item whose version is on the target: identical content, or imported earlier."""
+    return item.recorded or (item.prior is not None and item.prior.status == "done")
 
 
 def _with_substituted(doc: SourceDoc, substituted: bool) -> SourceDoc:

@@ -714,3 +714,33 @@ async def test_a_rerun_with_activation_leaves_the_latest_version_active(tmp_path
             "identical to version 1 in tenant tenant-1",
             "identical to version 2 in tenant tenant-1; already active",
         ]
+
+
+@pytest.mark.anyio
+async def test_activation_after_an_inactive_run_switches_the_latest_version_on(tmp_path: Path) -> None:
+    """After an inactive import of two versions, `--activate` with the same journal switches the
+    latest one on, once, whether the earlier versions are skipped as done or as identical."""
+    docs = [_plain("W", "one", workflow_id=5), _plain("W", "two", workflow_id=6)]
+    docs[0]["workflow"]["version"], docs[1]["workflow"]["version"] = "1", "2"
+    config = FakeConfig.demo(1)
+    async with serve(config) as fake:
+        settings_ = settings_for(fake, config)
+        paths = []
+        for i, data in enumerate(docs):
+            path = tmp_path / f"d{i:02d}.json"
+            path.write_bytes(orjson.dumps(data))
+            paths.append(str(path))
+        journal = str(tmp_path / "j.jsonl")
+        # Version 1 on the target before (identical), version 2 through the journal (done).
+        assert (await migrate(settings_, MigrateOptions(sources=paths[:1]))).ok
+        assert (await migrate(settings_, MigrateOptions(sources=paths, journal=journal))).ok
+        patches: list[Any] = []
+        patch = fake.state.patch_definition
+        fake.state.patch_definition = lambda *a: patches.append(a) or patch(*a)  # type: ignore[method-assign]
+        again = await migrate(
+            settings_, MigrateOptions(sources=paths, journal=journal, activation="always")
+        )
+        assert again.ok, again.to_json()
+        assert len(patches) == 1
+        [def_id] = fake.state.list_definitions("tenant-1", {})
+        assert fake.state.definition_json("tenant-1", def_id)["active_version"]["version"] == "2"
