@@ -607,36 +607,29 @@ class TenantRun:
             for d in self.store.docs
         ]
         unbound = self._unbound()
-        plan = plan_tenant(
-            self.tenant.name,
-            tenant_identity(self.tenant),
-            docs,
-            target,
-            prior,
-            options=PlanOptions(
-                retry_failed=self.options.retry_failed, strict=self.options.strict, now=time.time()
-            ),
-            unbound=unbound,
+        options = PlanOptions(
+            retry_failed=self.options.retry_failed, strict=self.options.strict, now=time.time()
         )
-        # A document with calls or substitutions is sent as another content than its own; where
-        # that payload is known now (callees already in the tenant), plan again comparing it with
-        # the target, so that identical content is skipped in the plan as in the run.
-        payload_keys = self._payload_keys(plan)
-        if payload_keys:
-            plan = plan_tenant(
+
+        def plan_with(payload_keys: Mapping[str, str] | None = None) -> TenantPlan:
+            return plan_tenant(
                 self.tenant.name,
                 tenant_identity(self.tenant),
                 docs,
                 target,
                 prior,
-                options=PlanOptions(
-                    retry_failed=self.options.retry_failed,
-                    strict=self.options.strict,
-                    now=time.time(),
-                ),
+                options=options,
                 unbound=unbound,
                 payload_keys=payload_keys,
             )
+
+        plan = plan_with()
+        # A document with calls or substitutions is sent as another content than its own; where
+        # that payload is known now (callees already in the tenant), plan again comparing it with
+        # the target, so that identical content is skipped in the plan as in the run.
+        payload_keys = self._payload_keys(plan)
+        if payload_keys:
+            plan = plan_with(payload_keys)
         for group in plan.groups:
             defs = target.get(group.name, [])
             hashes = {
