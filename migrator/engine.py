@@ -113,8 +113,9 @@ class Progress:
 class DocumentStore:
     """Summaries of every valid source document, and a way to get a body back when it is sent.
 
-    Bodies of files are not kept: they are read again at send time (bounded memory whatever the
-    number of documents). Bodies from a live tenant are kept as the bytes exported.
+    Bodies of files are not kept: they are read again at send time, so memory grows with the
+    number of documents by a summary each (about a kilobyte), never by their size. Bodies from a
+    live tenant are kept as the bytes exported.
     """
 
     def __init__(self) -> None:
