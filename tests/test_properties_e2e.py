@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import pytest
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from migrator import logs
@@ -60,6 +60,9 @@ PROPS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=True,
+    # No shrinking: every example runs a fake and migrations over HTTP, and shrinking one takes
+    # minutes; the examples are small already.
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
 )
 
 
@@ -74,6 +77,7 @@ class Doc:
     # calling task id → the callee name the call means (None: Liquid, decided in the tenant)
     calls: dict[int, str | None] = field(default_factory=dict)
     missing: bool = False  # some call names a workflow that is nowhere
+    by_id_only: set[int] = field(default_factory=set)  # source workflow ids called with a wrong name
 
     @property
     def name(self) -> str:
@@ -121,6 +125,7 @@ def worlds(draw: st.DrawFn, hazards: bool | None = None) -> World:
         allowed = names + [OUTSIDE] if hazardous else earlier + [OUTSIDE]
         calls: dict[int, str | None] = {}
         missing = False
+        by_id_only: set[int] = set()
         for task in _execute_tasks(body):
             kinds = ["liquid"] + (["name", "id", "id_with_wrong_name"] if allowed else [])
             if hazardous:
@@ -142,10 +147,13 @@ def worlds(draw: st.DrawFn, hazards: bool | None = None) -> World:
                 params["workflow_id"] = draw(st.sampled_from([None, str(next(fresh))]))
                 params["workflow_name"] = callee
             else:
-                params["workflow_id"] = str(draw(st.sampled_from(ids)))
+                wid = draw(st.sampled_from(ids))
+                params["workflow_id"] = str(wid)
                 params["workflow_name"] = "misleading" if kind == "id_with_wrong_name" else callee
+                if kind == "id_with_wrong_name":
+                    by_id_only.add(wid)
             calls[task["id"]] = callee
-        docs.append(Doc(file="", data=body, calls=calls, missing=missing))
+        docs.append(Doc(file="", data=body, calls=calls, missing=missing, by_id_only=by_id_only))
     # Exact copies and same content under another id/version.
     for _ in range(draw(st.integers(0, 2))):
         original = draw(st.sampled_from(docs))
@@ -153,7 +161,15 @@ def worlds(draw: st.DrawFn, hazards: bool | None = None) -> World:
         if draw(st.booleans()):
             data = set_workflow_id(data, 5000 + len(docs))
             data["workflow"]["version"] = draw(st.sampled_from(["0.0.2", "7"]))
-        docs.append(Doc(file="", data=data, calls=dict(original.calls), missing=original.missing))
+        docs.append(
+            Doc(
+                file="",
+                data=data,
+                calls=dict(original.calls),
+                missing=original.missing,
+                by_id_only=set(original.by_id_only),
+            )
+        )
     docs = draw(st.permutations(docs))
     for i, d in enumerate(docs):
         d.file = f"d{i:02d}.json"
@@ -254,24 +270,29 @@ def write_sources(world: World, directory: Path) -> list[str]:
     return paths
 
 
-def hazard_names(world: World, tenant: str) -> set[str]:
-    """Names whose documents may legitimately not land in `tenant`, closed over callers."""
+def hazard_names(world: World, tenant: str, held: Landed | None = None) -> set[str]:
+    """Names whose documents may legitimately not land in `tenant`, closed over callers; `held`
+    is what the tenant holds before the run (default: the world's pre-existing target)."""
     before: dict[str, int] = defaultdict(int)
-    for name, _ in world.target[tenant]:
-        before[name] += 1
+    if held is None:
+        for name, _ in world.target[tenant]:
+            before[name] += 1
+    else:
+        before.update({name: len(ids) for name, ids in held.by_name.items()})
     names = {d.name for d in world.docs}
     bad: set[str] = {n for n in names if before[n] > 1}
     edges: dict[str, set[str]] = defaultdict(set)
+    wids = {d.data["workflow"]["id"] for d in world.docs}
     for d in world.docs:
-        if d.missing:
-            bad.add(d.name)
+        if d.missing or not d.by_id_only <= wids:
+            bad.add(d.name)  # a callee known only by the id of a document not in the sources
         for callee in d.calls.values():
             if callee is None:
                 continue
             if callee == d.name:
                 bad.add(d.name)  # calls itself: its own id is needed before it exists
-            elif callee == OUTSIDE and before[OUTSIDE] != 1:
-                bad.add(d.name)
+            elif callee not in names and before[callee] != 1:
+                bad.add(d.name)  # neither in the sources nor (once) in the tenant
             elif callee in names:
                 edges[d.name].add(callee)
             if callee in names and before[callee] > 1:
@@ -313,14 +334,14 @@ def by_source(report: Report, tenant: str) -> dict[str, Any]:
 
 
 def check_world(
-    world: World, fake: Any, before: dict[str, Landed], report: Report
+    world: World, fake: Any, before: dict[str, Landed], report: Report, *, ledger_from: int = 0
 ) -> dict[str, Landed]:
     """Every property of one finished migration, per tenant, against the fake's own state."""
     after = {t: landed(fake, t) for t in TENANTS}
     for tenant in TENANTS:
-        ledger = fake.ledger(tenant)
+        ledger = [e for i, e in enumerate(fake.ledger()) if i >= ledger_from and e["tenant"] == tenant]
         pre, post = before[tenant], after[tenant]
-        bad = hazard_names(world, tenant)
+        bad = hazard_names(world, tenant, pre)
         items = by_source(report, tenant)
         # Definitions: one per name, unless the target already had two (then nothing new).
         for name, ids in post.by_name.items():
@@ -395,7 +416,7 @@ def check_world(
         for d in world.docs:
             if d.missing and d.file in items:
                 assert items[d.file].status in ("blocked", "skipped"), items[d.file]
-    if not any(hazard_names(world, t) for t in TENANTS):
+    if not any(hazard_names(world, t, before[t]) for t in TENANTS):
         assert report.ok, report.to_json()
     return after
 
@@ -489,7 +510,7 @@ def test_migrate_twice_exactly_once_and_predicted(world: World, activation: Any)
 FAULTS = FaultConfig(lost_response_rate=0.15, error_rate=0.1, reset_rate=0.05)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, phases=PROPS.phases)
 @given(worlds(hazards=False), st.integers(0, 2**16))
 def test_faults_with_journal_converge_to_the_fault_free_result(world: World, seed: int) -> None:
     """Runs repeated with one journal against a faulty fake end ok, with exactly the versions and
@@ -744,3 +765,53 @@ async def test_activation_after_an_inactive_run_switches_the_latest_version_on(t
         assert len(patches) == 1
         [def_id] = fake.state.list_definitions("tenant-1", {})
         assert fake.state.definition_json("tenant-1", def_id)["active_version"]["version"] == "2"
+
+
+# ---------------------------------------------------------------------------------------------
+# Stateful: sources grow, the target is edited by someone else, journals kept or replaced
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, phases=PROPS.phases)
+@given(worlds(hazards=False), st.data())
+def test_runs_over_growing_sources_and_an_edited_target(world: World, data: st.DataObject) -> None:
+    """Sources arrive in batches; between runs someone adds versions on the target; each run keeps
+    the journal or starts a new one. After every run each document so far is on the target once,
+    new versions sit above everything that was there, and the run is ok."""
+    batches = [data.draw(st.integers(0, 2), label=f"batch of {d.file}") for d in world.docs]
+    steps = [
+        (data.draw(st.booleans(), label="new journal"), data.draw(st.booleans(), label="edit"))
+        for _ in range(3)
+    ]
+
+    async def scenario() -> None:
+        config = FakeConfig.demo(len(TENANTS))
+        async with serve(config) as fake:
+            settings_ = settings_for(fake, config, max_concurrency=3, substitutions=world.subs)
+            preload(fake, world)
+            with tempfile.TemporaryDirectory() as tmp:
+                journal = str(Path(tmp) / "j0.jsonl")
+                for step, (new_journal, edit) in enumerate(steps):
+                    if edit:
+                        for tenant in TENANTS:
+                            for def_id in fake.state.list_definitions(tenant, {})[:2]:
+                                name = fake.state.definition_json(tenant, def_id)["name"]
+                                other = data.draw(documents(max_tasks=2), label="edit")
+                                for t in _execute_tasks(other):
+                                    t["parameters"]["workflow_id"] = "{{ Data.X }}"
+                                other["workflow"]["name"] = name
+                                fake.state.add_workflow(tenant, other, definition_id=def_id)
+                    if new_journal:
+                        journal = str(Path(tmp) / f"j{step + 1}.jsonl")
+                    now = World(
+                        docs=[d for d, b in zip(world.docs, batches, strict=True) if b <= step],
+                        target=world.target,
+                        hazards=False,
+                        subs=world.subs,
+                    )
+                    sources = write_sources(now, Path(tmp))
+                    before = {t: landed(fake, t) for t in TENANTS}
+                    ledger_before = len(fake.ledger())
+                    report = await migrate(settings_, MigrateOptions(sources=sources, journal=journal))
+                    check_world(now, fake, before, report, ledger_from=ledger_before)
+
+    run(scenario)
