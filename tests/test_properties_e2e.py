@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 import orjson
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -122,7 +122,7 @@ def worlds(draw: st.DrawFn, hazards: bool | None = None) -> World:
     for body in bodies:
         name = body["workflow"]["name"]
         earlier = [n for n in order[: order.index(name)]]
-        allowed = names + [OUTSIDE] if hazardous else earlier + [OUTSIDE]
+        allowed = [*names, OUTSIDE] if hazardous else [*earlier, OUTSIDE]
         calls: dict[int, str | None] = {}
         missing = False
         by_id_only: set[int] = set()
