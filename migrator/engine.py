@@ -1288,6 +1288,20 @@ async def migrate(
         for run in runs.values():
             if run.plan is not None and run.plan.problems and options.dry_run:
                 notices.extend(run.plan.problems)
+        if not hold and not options.dry_run:
+            # What each tenant is about to send, so that `migrator status` can count what a
+            # killed run never reached as pending.
+            for name, run in sorted(runs.items()):
+                if run.plan is not None and not run.failed:
+                    await journal.append(
+                        "planned",
+                        tenant=name,
+                        items=[
+                            i.doc.key
+                            for i in run.plan.items
+                            if i.action in (Action.CREATE, Action.NEW_VERSION)
+                        ],
+                    )
         # Phase 2: execute (a dry run only records what it would do).
         with single_failure():
             async with anyio.create_task_group() as tg:

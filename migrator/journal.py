@@ -40,6 +40,7 @@ RECORD_TYPES = frozenset(
         "deferred",
         "skipped",
         "verified",
+        "planned",
         "run_finished",
     }
 )

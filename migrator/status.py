@@ -5,11 +5,12 @@ Read-only: takes no lock and changes nothing, so it is safe while a migration is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from migrator.journal import ItemState, read_journal, summarize
+from migrator.journal import ItemState, Record, read_journal, summarize
 
 NEXT_STEP = {
     "in_doubt": "resend with the same Idempotency-Key (a replay if it had landed), after checking the target",
@@ -24,7 +25,7 @@ NEXT_STEP = {
 def status_data(path: str) -> dict[str, Any]:
     """The journal's standing as plain data (what `--json` prints)."""
     view = read_journal(path)
-    counts = summarize(view.state)
+    counts = summarize(view.state, expected=planned_by_last_run(view.records))
     tenants: dict[str, Any] = {}
     for tenant, per in counts.items():
         items = [st for st in view.state.values() if st.tenant == tenant]
@@ -53,6 +54,17 @@ def status_data(path: str) -> dict[str, Any]:
         "notices": view.notices,
         "tenants": tenants,
     }
+
+
+def planned_by_last_run(records: Sequence[Record]) -> list[tuple[str, str]]:
+    """(tenant, item) of everything the last run planned to send: what has no record yet is pending."""
+    start = max((i for i, r in enumerate(records) if r.type == "run_started"), default=-1)
+    return [
+        (str(r.get("tenant")), str(item))
+        for r in records[start + 1 :]
+        if r.type == "planned"
+        for item in r.get("items") or ()
+    ]
 
 
 def _item(st: ItemState) -> dict[str, Any]:

@@ -228,7 +228,7 @@ def test_unreadable_journal_is_one_line_exit_2(tmp_path: Path, damage: str) -> N
 async def test_a_stopped_or_killed_run_is_not_settled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """After a run stopped early (Ctrl-C, or killed) whose journaled items all landed, status still exits 1 and says to run again: documents it never reached are not in the journal."""
+    """After a run stopped early (Ctrl-C, or killed) whose journaled items all landed, status still exits 1, says to run again and counts the documents it never reached as pending."""
     journal = tmp_path / "j.jsonl"
     stopping = anyio.Event()
 
@@ -247,7 +247,8 @@ async def test_a_stopped_or_killed_run_is_not_settled(
     code, text = status(capsys, journal)
     assert code == 1, text
     assert "the last run was interrupted: run the same command again to resume" in text
-    assert row(text, T1)[0] == 1 and sum(row(text, T1)[1:]) == 0
+    # One landed; the two documents the stopped run never reached are pending.
+    assert row(text, T1) == [1, 0, 0, 0, 0, 2]
     code, data = status_json(capsys, journal)
     assert code == 1 and data["last_run_interrupted"]
 
@@ -283,3 +284,25 @@ async def test_work_the_journal_never_saw_keeps_status_unsettled(
     assert "the last run left work undone" in text and "deferred 1" in text
     code, data = status_json(capsys, journal)
     assert code == 1 and data["last_run_counts"]["deferred"] == 1
+
+
+@pytest.mark.anyio
+async def test_documents_a_stopped_run_never_reached_count_as_pending(tmp_path: Path) -> None:
+    """A run stopped before sending anything leaves its planned documents counted as pending, and status exits 1."""
+    from migrator.status import journal_status, status_data
+    from tests.conftest import SAMPLES
+
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        stopping = anyio.Event()
+        stopping.set()  # asked to stop before the first import: planning happens, sending does not
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"], journal=str(journal)),
+            stopping=stopping,
+        )
+        assert env.fake.ledger() == []
+    planned = sum(1 for i in report.items if i.action in ("create", "new_version"))
+    data = status_data(str(journal))
+    assert data["tenants"]["tenant-1"]["counts"]["pending"] == planned > 0
+    assert journal_status(str(journal))[1] is False
