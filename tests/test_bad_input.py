@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from migrator.fake import FakeConfig
+from tests.builders import small_export
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake, write_config_file
 
@@ -42,62 +43,7 @@ async def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> Run:
     return Run(result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
-def base_doc(name: str) -> dict[str, Any]:
-    """A small valid export: Export → Iterate → Email, entry linkage from workflow 7."""
-    return {
-        "workflow": {
-            "id": 7,
-            "name": name,
-            "version": "0.0.2",
-            "type": "Workflow::Setup",
-            "parameters": {"fields": []},
-        },
-        "tasks": [
-            {
-                "id": 4,
-                "name": "Export",
-                "action_type": "Export",
-                "object": "Subscription",
-                "task_id": None,
-                "parameters": {"fields": {"Subscription": {"Id": "true"}}},
-            },
-            {
-                "id": 3,
-                "name": "Iterate",
-                "action_type": "Iterate",
-                "object": "Subscription__4.csv.zip",
-                "task_id": 4,
-                "parameters": {"iteration_type": "Default"},
-            },
-            {
-                "id": 2,
-                "name": "Mail",
-                "action_type": "Email",
-                "task_id": 3,
-                "parameters": {"email": {"template": "<p>{{ Data.X }}</p>"}},
-            },
-        ],
-        "linkages": [
-            {
-                "source_workflow_id": 7,
-                "source_task_id": None,
-                "target_task_id": 4,
-                "linkage_type": "Start",
-            },
-            {
-                "source_workflow_id": None,
-                "source_task_id": 4,
-                "target_task_id": 3,
-                "linkage_type": "Success",
-            },
-            {
-                "source_workflow_id": None,
-                "source_task_id": 3,
-                "target_task_id": 2,
-                "linkage_type": "For Each",
-            },
-        ],
-    }
+base_doc = small_export
 
 
 def changed(name: str, change: Any) -> bytes:

@@ -21,66 +21,12 @@ from migrator.document import (
     validate_document,
 )
 from migrator.errors import InputError
+from tests.builders import small_export
 
 SRC = "in/wf.json"
 
 
-def doc() -> dict[str, Any]:
-    """A small valid export: Export → Iterate (file ref) → Email, entry edge from workflow 7."""
-    return {
-        "workflow": {
-            "id": 7,
-            "name": "Resume",
-            "version": "0.0.2",
-            "type": "Workflow::Setup",
-            "parameters": {"fields": []},
-        },
-        "tasks": [
-            {
-                "id": 4,
-                "name": "Export",
-                "action_type": "Export",
-                "object": "Subscription",
-                "task_id": None,
-                "parameters": {"fields": {"Subscription": {"Id": "true"}}},
-            },
-            {
-                "id": 3,
-                "name": "Iterate",
-                "action_type": "Iterate",
-                "object": "Subscription__4.csv.zip",
-                "task_id": 4,
-                "parameters": {"iteration_type": "Default"},
-            },
-            {
-                "id": 2,
-                "name": "Mail",
-                "action_type": "Email",
-                "task_id": 3,
-                "parameters": {"email": {"template": "<p>\r\n{{ Data.X }}</p>"}, "count": "2000"},
-            },
-        ],
-        "linkages": [
-            {
-                "source_workflow_id": 7,
-                "source_task_id": None,
-                "target_task_id": 4,
-                "linkage_type": "Start",
-            },
-            {
-                "source_workflow_id": None,
-                "source_task_id": 4,
-                "target_task_id": 3,
-                "linkage_type": "Success",
-            },
-            {
-                "source_workflow_id": None,
-                "source_task_id": 3,
-                "target_task_id": 2,
-                "linkage_type": "For Each",
-            },
-        ],
-    }
+doc = small_export
 
 
 def raw(data: Any) -> bytes:

@@ -19,8 +19,8 @@ from migrator.remap import (
     rewrite_workflow_calls,
     set_workflow_id,
 )
+from tests.builders import small_export as doc
 from tests.strategies import documents, renumberings
-from tests.test_document import doc
 
 
 def test_remap_rewrites_every_reference() -> None:

@@ -21,7 +21,7 @@ from migrator.sources import (
     read_document,
     verify_snapshot,
 )
-from tests.test_document import doc
+from tests.builders import small_export as doc
 
 
 def write(path: Path, data: bytes) -> Path:
