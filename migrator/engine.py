@@ -49,7 +49,7 @@ from migrator.plan import (
     plan_tenant,
 )
 from migrator.remap import apply_substitutions, find_tenant_values, prepare_for_import
-from migrator.report import ItemOutcome, Report
+from migrator.report import ItemOutcome, Report, unreadable_outcomes
 from migrator.sources import (
     SourceItem,
     discover,
@@ -1321,17 +1321,7 @@ async def migrate(
         outcomes: list[ItemOutcome] = [
             o for run in runs.values() for o in run.outcomes
         ] + tenant_errors
-        for err in store.errors:
-            for tenant in tenants:
-                outcomes.append(
-                    ItemOutcome(
-                        tenant=tenant.name,
-                        source=err.source,
-                        workflow_name="",
-                        status="failed",
-                        error=str(err),
-                    )
-                )
+        outcomes += unreadable_outcomes(store.errors, [t.name for t in tenants])
         report = Report(
             items=tuple(outcomes),
             notices=tuple(notices),

@@ -340,7 +340,9 @@ def _unavailable(
         if any(i.action is Action.CREATE for i in group.items):
             return None
         return f"calls {callee!r}, which is blocked in tenant {tenant}"
-    return f"calls {callee!r}, of which tenant {tenant} has {existing} definitions (cannot tell which)"
+    return (
+        f"calls {callee!r}, of which tenant {tenant} has {existing} definitions (cannot tell which)"
+    )
 
 
 def _plan_group(
@@ -427,8 +429,11 @@ def _plan_group(
         sent = payload_keys.get(doc.key)
         if sent is None and not doc.calls and not doc.substituted:
             sent = doc.key
-        if sent is not None and sent in known_hashes and doc.key in payload_keys and (
-            state is not None and state.intent is not None and definition is not None
+        if (
+            sent is not None
+            and sent in known_hashes
+            and doc.key in payload_keys
+            and (state is not None and state.intent is not None and definition is not None)
         ):
             # An earlier run's unanswered import of this payload did land: the run records it as
             # imported (recovered), under the version it landed as; no new number is used up.

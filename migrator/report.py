@@ -100,6 +100,25 @@ def _order(item: ItemOutcome) -> tuple[str, str, str]:
     return (item.tenant, item.workflow_name, item.source)
 
 
+def unreadable_outcomes(
+    errors: Iterable[Exception], tenants: Iterable[str], **extra: Any
+) -> list[ItemOutcome]:
+    """One failed item per (unreadable source, tenant): the document never reached any tenant."""
+    names = list(tenants)
+    return [
+        ItemOutcome(
+            tenant=tenant,
+            source=getattr(err, "source", ""),
+            workflow_name="",
+            status="failed",
+            error=str(err),
+            **extra,
+        )
+        for err in errors
+        for tenant in names
+    ]
+
+
 def counts_table(items: Iterable[ItemOutcome], statuses: Sequence[str]) -> list[str]:
     """A header and one row per tenant counting its items in each of `statuses`."""
     per: dict[str, dict[str, int]] = {}

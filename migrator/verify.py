@@ -20,7 +20,7 @@ from migrator.errors import InputError, MigratorError, ZuoraError
 from migrator.logs import redact_text
 from migrator.plan import SourceDoc, TargetDefinition, resolve_call
 from migrator.remap import prepare_for_import
-from migrator.report import ItemOutcome, Report, counts_table
+from migrator.report import ItemOutcome, Report, counts_table, unreadable_outcomes
 from migrator.versions import is_valid_version, version_key
 from migrator.zuora import ZuoraClient, open_session
 
@@ -71,18 +71,7 @@ async def verify_tenants(
                 tg.start_soon(one, tenant)
     finally:
         await _close_session(session)
-    for err in store.errors:
-        for tenant in chosen:
-            outcomes.append(
-                ItemOutcome(
-                    tenant=tenant.name,
-                    source=err.source,
-                    workflow_name="",
-                    status="failed",
-                    error=str(err),
-                    verified=False,
-                )
-            )
+    outcomes += unreadable_outcomes(store.errors, [t.name for t in chosen], verified=False)
     return Report(items=tuple(outcomes))
 
 
