@@ -1,0 +1,725 @@
+"""FROZEN verbatim copy of migrator/document.py as of commit 1bb88fe (before the speed-up).
+
+Do not edit: tests/test_canonical_compat.py checks that the live module gives the same hashes,
+canonical forms, task orders and validation errors as this one (hashes are journal keys).
+
+Original docstring: Export documents: read bytes into JSON safely, validate the envelope, and
+hash the content.
+
+The canonical form factors out ids, key order, array order and server-managed fields, so a source
+export and what landed on a target compare equal; docs/remapping.md explains the choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from migrator.errors import InputError
+from migrator.versions import is_valid_version
+
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+# orjson serialises at most 254 nested containers; anything deeper could be read but never sent
+# (nor hashed), and our own recursive walks stay far below Python's recursion limit this way.
+MAX_DEPTH = 254
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+_BOM = b"\xef\xbb\xbf"
+# `<Name>__<taskId>` followed by `.`, `__` or the end of the string (spec §4.6). Matched on
+# orjson-serialised bytes, where the end of a string is an unescaped `"`; see docs/remapping.md for
+# why this agrees with matching each decoded string against _FILE_REF_STR.
+FILE_REF_BYTES = re.compile(rb"__([0-9]+)(?=\.|__|\")")
+FILE_REF_STR = re.compile(r"__([0-9]+)(?=\.|__|\Z)", re.ASCII)
+# A float in serialised output whose exponent shows it came from an integer literal beyond 64 bits
+# (orjson turns such literals into floats instead of failing).
+_HUGE_FLOAT = re.compile(rb"e\+(?:1[89]|[2-9][0-9]|[0-9]{3})")
+_HUGE_MESSAGE = (
+    "integer at {where} does not fit in 64 bits (orjson reads only 64-bit integers exactly)"
+)
+_INT_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|(?<![0-9.eE+-])(-?[0-9]{19,})(?![0-9.eE])', re.DOTALL)
+
+EXECUTE_WORKFLOW = "Execute::WorkflowTask"
+MERGE = "Logic::Merge"
+
+# Fields the server owns or computes; they differ between a source and what landed, so the
+# canonical form leaves them out (spec §4.2, §4.3, §4.6).
+_TOP_DROP = frozenset({"workflow_definition", "$description"})
+_WORKFLOW_DROP = frozenset(
+    {
+        "id",
+        "version",
+        "status",
+        "type",
+        "created_at",
+        "updated_at",
+        "createdAt",
+        "updatedAt",
+        "started_at",
+        "finished_at",
+        "task_summary",
+        "external_track_id",
+        "merge_task_ids",
+    }
+)
+_TASK_DROP = frozenset(
+    {
+        "id",
+        "task_id",
+        "workflow_id",
+        "status",
+        "error",
+        "error_class",
+        "error_details",
+        "process_id",
+        "iterate_row_reference",
+        "object_batched_reference",
+        "notes",
+        "data_size",
+        "restart_at",
+        "created_at",
+        "updated_at",
+        "createdAt",
+        "updatedAt",
+        "start_time",
+        "end_time",
+        "original_task_id",
+        "original_workflow_id",
+    }
+)
+MERGE_PARAMS = frozenset({"merge_paths", "merge_start", "merge_task_ids"})
+_TOP_KEYS = frozenset({"workflow", "tasks", "linkages"}) | _TOP_DROP
+_LINK_DROP = frozenset({"source_workflow_id", "source_task_id", "target_task_id"})
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowCall:
+    """An Execute::WorkflowTask reference from one of this document's tasks to another workflow."""
+
+    task_id: int
+    workflow_id: str | None
+    workflow_name: str | None
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportDocument:
+    """One validated export document with what the rest of the pipeline needs to know about it."""
+
+    source: str
+    data: dict[str, Any]
+    name: str
+    version: str | None
+    workflow_id: int
+    content_hash: str
+    calls: tuple[WorkflowCall, ...] = ()
+    definition_id: int | None = None
+    # Derived while hashing, kept so prepare_for_import need not redo the graph work: task ids in
+    # canonical order, and the ids of tasks whose content names another task's file.
+    task_order: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    ref_tasks: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading bytes
+
+
+def _parse(raw: bytes, source: str, max_bytes: int) -> dict[str, Any]:
+    """load_json without the serialisation check (parse_document folds that into hashing)."""
+    if len(raw) > max_bytes:
+        raise InputError(
+            source,
+            "$",
+            f"file is {len(raw)} bytes, over the {max_bytes}-byte limit (max_document_bytes)",
+        )
+    offset = 0
+    if raw.startswith(_BOM):
+        raw = raw[3:]
+        offset = 3
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _decode_error(raw, offset, source, exc) from None
+    if not isinstance(data, dict):
+        raise InputError(source, "$", f"top level is a JSON {_kind(data)}, not an object")
+    return data
+
+
+def load_json(raw: bytes, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Parse `raw` as one JSON object; raise InputError (one line, with the place) on anything bad."""
+    data = _parse(raw, source, max_bytes)
+    _check_representable(data, raw, source)
+    return data
+
+
+def _decode_error(raw: bytes, offset: int, source: str, exc: orjson.JSONDecodeError) -> InputError:
+    if not raw.strip():
+        return InputError(source, "$", "empty file")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as uexc:
+        bad = raw[uexc.start]
+        return InputError(
+            source,
+            "$",
+            f"not UTF-8 text: invalid byte 0x{bad:02x} at byte offset {uexc.start + offset}",
+        )
+    if "depth" in exc.msg or "ecursion" in exc.msg:
+        return InputError(
+            source,
+            "$",
+            f"nested deeper than {MAX_DEPTH} levels at line {exc.lineno} column {exc.colno}",
+        )
+    return InputError(
+        source, "$", f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+    )
+
+
+def _check_representable(data: dict[str, Any], raw: bytes, source: str) -> None:
+    # One C-speed serialisation proves the document can be sent again: it fails past MAX_DEPTH, and
+    # its output shows any integer literal orjson could only read as an inexact float.
+    try:
+        out = orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:
+        if "ecursion" in str(exc):
+            raise InputError(source, "$", f"nested deeper than {MAX_DEPTH} levels") from None
+        raise InputError(source, "$", f"cannot be represented: {exc}") from None
+    # A big integer literal has no "+" in the file but gains an exponent "e+NN" when re-serialised;
+    # comparing "+" counts (memchr speed) keeps the regex off the common path.
+    if b"+" in out and out.count(b"+") != raw.count(b"+") and _HUGE_FLOAT.search(out):
+        where = _find_huge_int(raw)
+        if where is not None:
+            raise InputError(
+                source,
+                "$",
+                _HUGE_MESSAGE.format(where=where),
+            )
+
+
+def _find_huge_int(raw: bytes) -> str | None:
+    # Error path only: tokenise just enough to skip strings and fractional/exponent digits.
+    for match in _INT_TOKEN.finditer(raw):
+        digits = match.group(1)
+        if digits is None:
+            continue
+        value = int(digits)
+        if value < INT64_MIN or value > 2**64 - 1:
+            before = raw[: match.start(1)]
+            line = before.count(b"\n") + 1
+            column = match.start(1) - (before.rfind(b"\n") + 1) + 1
+            return f"line {line} column {column}"
+    return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def _int_problem(value: Any) -> str | None:
+    """Why `value` is not a usable id (an int64 that is not a bool), or None when it is."""
+    if isinstance(value, bool):
+        return "must be an integer, not a boolean"
+    if isinstance(value, int):
+        if INT64_MIN <= value <= INT64_MAX:
+            return None
+        return f"integer {value} is beyond the 64-bit range"
+    if isinstance(value, float):
+        if abs(value) >= 2.0**63:
+            return f"number {value!r} is beyond the 64-bit range"
+        return f"must be an integer, got the number {value!r}"
+    return f"must be an integer, got {_kind(value)}"
+
+
+def validate_document(data: Any, source: str) -> None:
+    """Raise InputError(source, json_path, message) for the first problem found in `data`."""
+    if not isinstance(data, dict):
+        raise InputError(source, "$", f"top level is a JSON {_kind(data)}, not an object")
+    workflow = data.get("workflow")
+    if workflow is None:
+        raise InputError(
+            source,
+            "$.workflow",
+            "missing" if "workflow" not in data else "is null; must be an object",
+        )
+    if not isinstance(workflow, dict):
+        raise InputError(source, "$.workflow", f"must be an object, got {_kind(workflow)}")
+    name = workflow.get("name")
+    if not isinstance(name, str) or not name.strip():
+        what = (
+            "missing"
+            if name is None
+            else ("empty" if isinstance(name, str) else f"a {_kind(name)}")
+        )
+        raise InputError(
+            source, "$.workflow.name", f"workflow name is {what}; a non-empty string is required"
+        )
+    if "id" not in workflow:
+        raise InputError(source, "$.workflow.id", "missing")
+    problem = _int_problem(workflow["id"])
+    if problem:
+        raise InputError(source, "$.workflow.id", problem)
+    workflow_id = workflow["id"]
+    for key in ("tasks", "linkages"):
+        if key not in data:
+            raise InputError(source, f"$.{key}", "missing")
+        if not isinstance(data[key], list):
+            raise InputError(source, f"$.{key}", f"must be an array, got {_kind(data[key])}")
+    tasks: list[Any] = data["tasks"]
+    linkages: list[Any] = data["linkages"]
+    if not tasks:
+        raise InputError(source, "$.tasks", "no tasks — Zuora rejects an empty import")
+    if not linkages:
+        raise InputError(source, "$.linkages", "no linkages — Zuora rejects an empty import")
+
+    ids: dict[int, int] = {}
+    for i, task in enumerate(tasks):
+        where = f"$.tasks[{i}]"
+        if not isinstance(task, dict):
+            raise InputError(source, where, f"must be an object, got {_kind(task)}")
+        if "id" not in task:
+            raise InputError(source, f"{where}.id", "missing")
+        problem = _int_problem(task["id"])
+        if problem:
+            raise InputError(source, f"{where}.id", problem)
+        tid: int = task["id"]
+        if tid in ids:
+            raise InputError(
+                source, f"{where}.id", f"duplicate task id {tid} (also $.tasks[{ids[tid]}].id)"
+            )
+        ids[tid] = i
+        params = task.get("parameters")
+        if not isinstance(params, dict):
+            got = "missing" if "parameters" not in task else f"a {_kind(params)}"
+            raise InputError(
+                source,
+                f"{where}.parameters",
+                f"must be an object, got {got} (Zuora's import fails without one)",
+            )
+        action = task.get("action_type")
+        if action is not None and not isinstance(action, str):
+            raise InputError(
+                source, f"{where}.action_type", f"must be a string, got {_kind(action)}"
+            )
+        if action == EXECUTE_WORKFLOW:
+            _validate_call(params, source, f"{where}.parameters")
+    for i, task in enumerate(tasks):
+        parent = task.get("task_id")
+        if parent is None:
+            continue
+        problem = _int_problem(parent)
+        if problem:
+            raise InputError(source, f"$.tasks[{i}].task_id", problem)
+        if parent not in ids:
+            raise InputError(
+                source,
+                f"$.tasks[{i}].task_id",
+                f"parent task {parent} is not a task of this document",
+            )
+
+    entries = 0
+    for i, link in enumerate(linkages):
+        where = f"$.linkages[{i}]"
+        if not isinstance(link, dict):
+            raise InputError(source, where, f"must be an object, got {_kind(link)}")
+        if "target_task_id" not in link or link["target_task_id"] is None:
+            raise InputError(source, f"{where}.target_task_id", "missing")
+        problem = _int_problem(link["target_task_id"])
+        if problem:
+            raise InputError(source, f"{where}.target_task_id", problem)
+        if link["target_task_id"] not in ids:
+            raise InputError(
+                source,
+                f"{where}.target_task_id",
+                f"links to task {link['target_task_id']}, which is not in $.tasks",
+            )
+        src_wf = link.get("source_workflow_id")
+        src_task = link.get("source_task_id")
+        if (src_wf is None) == (src_task is None):
+            raise InputError(
+                source,
+                where,
+                "needs exactly one of source_workflow_id (entry linkage) and source_task_id",
+            )
+        if src_task is not None:
+            problem = _int_problem(src_task)
+            if problem:
+                raise InputError(source, f"{where}.source_task_id", problem)
+            if src_task not in ids:
+                raise InputError(
+                    source,
+                    f"{where}.source_task_id",
+                    f"links from task {src_task}, which is not in $.tasks",
+                )
+        else:
+            problem = _int_problem(src_wf)
+            if problem:
+                raise InputError(source, f"{where}.source_workflow_id", problem)
+            if src_wf != workflow_id:
+                raise InputError(
+                    source,
+                    f"{where}.source_workflow_id",
+                    f"entry linkage points at workflow {src_wf}, not this document's workflow.id {workflow_id}",
+                )
+            entries += 1
+        ltype = link.get("linkage_type")
+        if not isinstance(ltype, str):
+            got = "missing" if "linkage_type" not in link else f"a {_kind(ltype)}"
+            raise InputError(source, f"{where}.linkage_type", f"must be a string, got {got}")
+    if entries == 0:
+        raise InputError(
+            source,
+            "$.linkages",
+            "no entry linkage (one with source_workflow_id = workflow.id starts the workflow)",
+        )
+
+
+def _validate_call(params: dict[str, Any], source: str, where: str) -> None:
+    wid = params.get("workflow_id")
+    if wid is not None and (isinstance(wid, bool) or not isinstance(wid, (str, int))):
+        raise InputError(
+            source, f"{where}.workflow_id", f"must be a string or an integer, got {_kind(wid)}"
+        )
+    wname = params.get("workflow_name")
+    if wname is not None and not isinstance(wname, str):
+        raise InputError(source, f"{where}.workflow_name", f"must be a string, got {_kind(wname)}")
+
+
+def find_calls(data: Mapping[str, Any]) -> tuple[WorkflowCall, ...]:
+    """Every Execute::WorkflowTask reference of a validated document, in task order."""
+    calls = []
+    for i, task in enumerate(data["tasks"]):
+        if task.get("action_type") != EXECUTE_WORKFLOW:
+            continue
+        params = task["parameters"]
+        wid = params.get("workflow_id")
+        wname = params.get("workflow_name")
+        calls.append(
+            WorkflowCall(
+                task_id=task["id"],
+                workflow_id=None if wid is None else str(wid),
+                workflow_name=wname,
+                path=f"$.tasks[{i}].parameters.workflow_id",
+            )
+        )
+    return tuple(calls)
+
+
+def parse_document(
+    raw: bytes, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES, definition_id: int | None = None
+) -> ExportDocument:
+    """Read, validate and hash one export document; InputError on anything wrong with it."""
+    # The depth and huge-integer checks of load_json happen while hashing (one serialisation
+    # instead of two): every part of the payload is serialised there at its payload depth.
+    data = _parse(raw, source, max_bytes)
+    return _from_data(data, source, definition_id, raw)
+
+
+def document_from_data(
+    data: Any, source: str, *, definition_id: int | None = None
+) -> ExportDocument:
+    """Validate and hash an already-parsed document (a live export, for instance)."""
+    return _from_data(data, source, definition_id, None)
+
+
+def _from_data(
+    data: Any, source: str, definition_id: int | None, raw: bytes | None
+) -> ExportDocument:
+    validate_document(data, source)
+    workflow = data["workflow"]
+    version = workflow.get("version")
+    try:
+        canon = _canon(data)
+    except orjson.JSONEncodeError as exc:
+        reason = (
+            f"nested deeper than {MAX_DEPTH} levels"
+            if "ecursion" in str(exc)
+            else f"cannot be represented: {exc}"
+        )
+        raise InputError(source, "$", reason) from None
+    if canon.maybe_huge and raw is not None:
+        where = _find_huge_int(raw)
+        if where is not None:
+            raise InputError(source, "$", _HUGE_MESSAGE.format(where=where))
+    tasks = data["tasks"]
+    return ExportDocument(
+        source=source,
+        data=data,
+        name=workflow["name"],
+        version=version if is_valid_version(version) else None,
+        workflow_id=workflow["id"],
+        content_hash=hashlib.sha256(canon.payload).hexdigest(),
+        calls=find_calls(data),
+        definition_id=definition_id,
+        task_order=tuple(_order(canon, tasks)),
+        ref_tasks=frozenset(t["id"] for t, has in zip(tasks, canon.has_refs, strict=True) if has),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Canonical form
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+# Each part is serialised wrapped in as many lists as it sits deep in the payload (a task is in
+# the document's "tasks" list: 2 levels), so orjson's depth limit fires exactly when it would for
+# the whole payload. Dropped fields that stay in the payload are serialised the same way, as a
+# list of values standing in for the dict that holds them.
+
+
+# Containers can be too deep; floats may be huge integer literals in disguise.
+_ASIDE_TYPES = (dict, list, float)
+
+
+def _task_body(task: Mapping[str, Any], aside: list[bytes]) -> bytes:
+    body = dict(task)
+    dropped = _TASK_DROP.intersection(task)
+    for key in dropped:
+        del body[key]
+    kept_aside = [task[k] for k in dropped if isinstance(task[k], _ASIDE_TYPES)]
+    if kept_aside:
+        aside.append(_dumps([[kept_aside]]))
+    if task.get("action_type") == MERGE:
+        params = body.get("parameters")
+        if isinstance(params, dict) and not MERGE_PARAMS.isdisjoint(params):
+            body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
+            removed = [
+                v for k, v in params.items() if k in MERGE_PARAMS and isinstance(v, _ASIDE_TYPES)
+            ]
+            if removed:
+                aside.append(_dumps([[[removed]]]))
+    return _dumps([[body]])[2:-2]
+
+
+def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
+    body = dict(workflow)
+    dropped = _WORKFLOW_DROP.intersection(workflow)
+    for key in dropped:
+        del body[key]
+    kept_aside = [workflow[k] for k in dropped if isinstance(workflow[k], _ASIDE_TYPES)]
+    if kept_aside:
+        aside.append(_dumps([kept_aside]))
+    params = body.get("parameters")
+    if isinstance(params, dict) and "merge_task_ids" in params:
+        body["parameters"] = {k: v for k, v in params.items() if k != "merge_task_ids"}
+        if isinstance(params["merge_task_ids"], _ASIDE_TYPES):
+            aside.append(_dumps([[[params["merge_task_ids"]]]]))
+    return _dumps([body])[1:-1]
+
+
+_PLAIN_LINK_KEYS = frozenset(
+    {"source_workflow_id", "source_task_id", "target_task_id", "linkage_type"}
+)
+
+
+def _link_body(link: Mapping[str, Any]) -> bytes:
+    # Nearly every linkage has just the four standard keys; skip building and sorting a dict.
+    if len(link) == 4 and _PLAIN_LINK_KEYS.issuperset(link):
+        return b'{"linkage_type":' + orjson.dumps(link["linkage_type"]) + b"}"
+    return _dumps([[{k: v for k, v in link.items() if k not in _LINK_DROP}]])[2:-2]
+
+
+def _splice(body: bytes, refs: list[tuple[int, int, int]], label: Any) -> bytes:
+    """`body` with each (start, end, task index) file reference replaced by `__#<label(index)>`."""
+    if not refs:
+        return body
+    parts = []
+    pos = 0
+    for start, end, index in refs:
+        parts.append(body[pos:start])
+        parts.append(b"__#" + label(index))
+        pos = end
+    parts.append(body[pos:])
+    return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Canon:
+    ranks: list[int]  # structural label of each task (by array position)
+    bodies: list[bytes]  # id-free content of each task, file refs as labels
+    payload: bytes  # canonical JSON bytes of the whole document
+    has_refs: list[bool]  # whether each task's content holds a file reference to a task
+    maybe_huge: bool  # some number serialised with an exponent >= 18 (a huge integer literal?)
+
+
+def _refine(
+    seeds: list[Any],
+    edges: Callable[[], tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]],
+) -> list[int]:
+    """Weisfeiler-Lehman colour refinement: ranks that depend only on content and graph shape."""
+    order = sorted(set(seeds))
+    index = {s: r for r, s in enumerate(order)}
+    ranks = [index[s] for s in seeds]
+    distinct = len(order)
+    # Once every task has its own colour no further round can split anything; real workflows
+    # usually get there from content alone, and then the edge lists are never built.
+    if distinct == len(seeds):
+        return ranks
+    out_edges, in_edges = edges()
+    for _ in range(len(seeds)):
+        sigs = [
+            (
+                ranks[i],
+                tuple(sorted((k, ranks[j]) for k, j in out_edges[i])),
+                tuple(sorted((k, ranks[j]) for k, j in in_edges[i])),
+            )
+            for i in range(len(seeds))
+        ]
+        order2 = sorted(set(sigs))
+        if len(order2) == distinct:
+            break
+        index2 = {s: r for r, s in enumerate(order2)}
+        ranks = [index2[s] for s in sigs]
+        distinct = len(order2)
+    return ranks
+
+
+def _canon(data: Mapping[str, Any]) -> _Canon:
+    tasks: list[Mapping[str, Any]] = data["tasks"]
+    linkages: list[Mapping[str, Any]] = data["linkages"]
+    pos = {t["id"]: i for i, t in enumerate(tasks)}
+    n = len(tasks)
+    # Serialised dropped values that stay in the payload: checked for depth and huge integers.
+    aside: list[bytes] = []
+    raw_bodies = [_task_body(t, aside) for t in tasks]
+    refs: list[list[tuple[int, int, int]]] = []
+    for body in raw_bodies:
+        found: list[tuple[int, int, int]] = []
+        if b"__" in body:
+            for m in FILE_REF_BYTES.finditer(body):
+                target = pos.get(int(m.group(1)))
+                if target is not None:
+                    found.append((m.start(), m.end(), target))
+        refs.append(found)
+
+    link_bodies = [_link_body(lk) for lk in linkages]
+    # (source position or -1 for an entry linkage, target position) of each linkage.
+    ends = [
+        (
+            -1 if lk.get("source_task_id") is None else pos[lk["source_task_id"]],
+            pos[lk["target_task_id"]],
+        )
+        for lk in linkages
+    ]
+    parents = [-1 if t.get("task_id") is None else pos[t["task_id"]] for t in tasks]
+    entry: dict[int, list[bytes]] = {}
+    for (src, tgt), lb in zip(ends, link_bodies, strict=True):
+        if src < 0:
+            entry.setdefault(tgt, []).append(lb)
+    seeds = [
+        (
+            _splice(raw_bodies[i], refs[i], lambda _: b"") if refs[i] else raw_bodies[i],
+            tuple(sorted(entry[i])) if i in entry else (),
+        )
+        for i in range(n)
+    ]
+
+    def edges() -> tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]:
+        # Edge kinds: 0 parent, 1 file ref, 2+ one per distinct linkage body (type, unknown keys).
+        kinds = {b: r + 2 for r, b in enumerate(sorted(set(link_bodies)))}
+        out_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        in_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        for (src, tgt), lb in zip(ends, link_bodies, strict=True):
+            if src >= 0:
+                out_edges[src].append((kinds[lb], tgt))
+                in_edges[tgt].append((kinds[lb], src))
+        for i in range(n):
+            if parents[i] >= 0:
+                out_edges[i].append((0, parents[i]))
+                in_edges[parents[i]].append((0, i))
+            for _, _, target in refs[i]:
+                out_edges[i].append((1, target))
+                in_edges[target].append((1, i))
+        return out_edges, in_edges
+
+    ranks = _refine(seeds, edges)
+
+    def label(i: int) -> bytes:
+        return b"%d" % ranks[i]
+
+    bodies = [_splice(raw_bodies[i], refs[i], label) for i in range(n)]
+    task_entries = sorted(
+        (ranks[i], -1 if parents[i] < 0 else ranks[parents[i]], bodies[i]) for i in range(n)
+    )
+    link_entries = sorted(
+        (-1 if src < 0 else ranks[src], ranks[tgt], lb)
+        for (src, tgt), lb in zip(ends, link_bodies, strict=True)
+    )
+    extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
+    top_aside = [v for k, v in data.items() if k in _TOP_DROP]
+    if top_aside:
+        aside.append(_dumps(top_aside))
+    extra_bytes = _dumps(extra)
+    workflow_bytes = _workflow_body(data["workflow"], aside)
+    # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
+    # already-serialised parts (keys are written in sorted order).
+    task_part = b",".join(
+        b'{"key":%d,"parent":%s,"task":%s}' % (r, b"null" if p < 0 else b"%d" % p, b)
+        for r, p, b in task_entries
+    )
+    link_part = b",".join(
+        b'{"from":%s,"link":%s,"to":%d}' % (b"null" if s < 0 else b"%d" % s, b, t)
+        for s, t, b in link_entries
+    )
+    payload = b'{"extra":%s,"linkages":[%s],"tasks":[%s],"workflow":%s}' % (
+        extra_bytes,
+        link_part,
+        task_part,
+        workflow_bytes,
+    )
+    # orjson reads integer literals beyond 64 bits as floats; they re-serialise with "e+NN".
+    # The payload holds every part but the asides; "+" is rare, so memchr decides most documents.
+    maybe_huge = any(
+        b"+" in part and _HUGE_FLOAT.search(part) is not None for part in (payload, *aside)
+    )
+    return _Canon(
+        ranks=ranks,
+        bodies=bodies,
+        payload=payload,
+        has_refs=[bool(r) for r in refs],
+        maybe_huge=maybe_huge,
+    )
+
+
+def canonical_form(data: Mapping[str, Any]) -> Any:
+    """The id-free, order-free comparison form of a validated document (plain JSON values)."""
+    return orjson.loads(_canon(data).payload)
+
+
+def canonical_hash(data: Mapping[str, Any]) -> str:
+    """Hex sha256 of the canonical form: equal for documents that differ only in ids and order."""
+    return hashlib.sha256(_canon(data).payload).hexdigest()
+
+
+def canonical_task_order(data: Mapping[str, Any]) -> list[int]:
+    """Task ids of a validated document in a deterministic, content-based order (for renumbering)."""
+    return _order(_canon(data), data["tasks"])
+
+
+def _order(canon: _Canon, tasks: list[Mapping[str, Any]]) -> list[int]:
+    # Tasks with equal rank and body are interchangeable; the original id only breaks the tie.
+    keyed = sorted((canon.ranks[i], canon.bodies[i], t["id"]) for i, t in enumerate(tasks))
+    return [tid for _, _, tid in keyed]
