@@ -10,7 +10,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -279,7 +279,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     report = run_with_signals(go)
     if args.report:
-        _write_report(args.report, report.dumps())
+        _write_report(args.report, report.chunks())
     if options.dry_run:
         print(render_items(report.items))
         print()
@@ -311,11 +311,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     report = run_with_signals(go)
     if args.out:
-        from migrator.engine import plan_file_bytes
+        from migrator.engine import plan_file_chunks
 
-        _write_report(args.out, plan_file_bytes(report))
+        _write_report(args.out, plan_file_chunks(report))
     if args.json:
-        sys.stdout.write(report.dumps().decode())
+        for chunk in report.chunks():
+            sys.stdout.write(chunk.decode())
     else:
         print(render_items(report.items))
         print()
@@ -331,7 +332,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_ITEMS
 
 
-def _write_report(path: str, data: bytes) -> None:
+def _write_report(path: str, data: bytes | Iterable[bytes]) -> None:
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
     try:
@@ -340,7 +341,10 @@ def _write_report(path: str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             if hasattr(os, "fchmod"):
                 os.fchmod(fh.fileno(), 0o600)  # a .tmp left by an earlier run keeps its mode
-            fh.write(data)
+            if isinstance(data, bytes):
+                data = [data]
+            for chunk in data:
+                fh.write(chunk)
         tmp.replace(target)
     except OSError as exc:
         raise MigratorError(f"{path}: cannot write the report: {exc.strerror}") from None

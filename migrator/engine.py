@@ -7,9 +7,10 @@ failures; only fatal errors (the journal cannot be written) stop the whole run.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,7 +23,7 @@ import structlog
 
 from migrator import __version__
 from migrator.config import Settings, TenantConfig
-from migrator.document import ExportDocument, canonical_hash, parse_document
+from migrator.document import canonical_hash, parse_document
 from migrator.errors import (
     AuthError,
     InputError,
@@ -35,29 +36,30 @@ from migrator.errors import (
 from migrator.logs import redact_text
 from migrator.plan import (
     Action,
-    Call,
     NameGroup,
     PlannedItem,
     PlanOptions,
     PriorIntent,
     PriorState,
     SourceDoc,
+    SourceIndex,
     TargetDefinition,
     TargetVersion,
     TenantPlan,
     idempotency_key,
     plan_tenant,
+    resolve_in,
 )
-from migrator.remap import apply_substitutions, find_tenant_values, prepare_for_import
+from migrator.remap import apply_substitutions, prepare_for_import
 from migrator.report import ItemOutcome, Report, unreadable_outcomes
 from migrator.sources import (
-    SourceItem,
     discover,
     find_snapshots,
     read_document,
     read_manifest,
     verify_snapshot,
 )
+from migrator.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.engine")
@@ -107,118 +109,25 @@ class Progress:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sources: read once, keep summaries only, reload bodies when sending.
+# Sources: read once into the run's workspace (summaries only), bodies reloaded when sending.
 
 
-class DocumentStore:
-    """Summaries of every valid source document, and a way to get a body back when it is sent.
-
-    Bodies of files are not kept: they are read again at send time, so memory grows with the
-    number of documents by a summary each (about a kilobyte), never by their size. Bodies from a
-    live tenant are kept as the bytes exported.
-    """
-
-    def __init__(self) -> None:
-        self.docs: list[SourceDoc] = []
-        self.errors: list[InputError] = []
-        self.tenant_values: dict[str, tuple[tuple[str, str, str], ...]] = {}
-        self._items: dict[str, SourceItem] = {}
-        self._live: dict[str, bytes] = {}
-        self._live_meta: dict[str, int | None] = {}
-        self.max_bytes = 32 * 1024 * 1024
-        self._raw_substitution_hits: dict[str, frozenset[str]] = {}
-
-    def add(
-        self,
-        doc: ExportDocument,
-        *,
-        item: SourceItem | None = None,
-        raw: bytes | None = None,
-        active: bool | None = None,
-        substitutions: Mapping[str, Mapping[str, str]] | None = None,
-    ) -> None:
-        key = doc.content_hash
-        if item is not None:
-            self._items.setdefault(key, item)
-        if raw is not None:
-            self._live.setdefault(key, raw)
-            self._live_meta.setdefault(key, doc.definition_id)
-        status = doc.data.get("workflow", {}).get("status")
-        if active is None and isinstance(status, str):
-            active = status == "Active"
-        touched = frozenset(
-            tenant
-            for tenant, table in (substitutions or {}).items()
-            if any(_mentions(doc.data, k) for k in table)
-        )
-        # Kept only when non-empty: an empty frozenset is 216 bytes, per document.
-        if touched:
-            self._raw_substitution_hits[key] = touched
-        else:
-            self._raw_substitution_hits.pop(key, None)
-        values = tuple((v.path, v.kind, v.value) for v in find_tenant_values(doc.data))
-        if values:
-            self.tenant_values[key] = values
-        self.docs.append(
-            SourceDoc(
-                key=key,
-                source=doc.source,
-                name=doc.name,
-                version=doc.version,
-                workflow_id=doc.workflow_id,
-                definition_id=doc.definition_id,
-                calls=tuple(Call(c.task_id, c.workflow_id, c.workflow_name) for c in doc.calls),
-                active=active,
-            )
-        )
-
-    def substituted_for(self, key: str) -> frozenset[str]:
-        return self._raw_substitution_hits.get(key, frozenset())
-
-    def load(self, doc: SourceDoc) -> ExportDocument:
-        """The document's body again, checked to be the content that was planned."""
-        if doc.key in self._live:
-            return parse_document(
-                self._live[doc.key],
-                doc.source,
-                max_bytes=self.max_bytes,
-                definition_id=self._live_meta.get(doc.key),
-            )
-        item = self._items[doc.key]
-        loaded = read_document(item, max_bytes=self.max_bytes)
-        if loaded.content_hash != doc.key:
-            raise InputError(
-                doc.source, "$", "the file changed while migrator was running; run again"
-            )
-        return loaded
-
-
-def _mentions(data: Any, needle: str) -> bool:
-    """True when `needle` occurs inside any string (or key) of the document."""
-    stack = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            if needle in value:
-                return True
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                if needle in k:
-                    return True
-                stack.append(v)
-        elif isinstance(value, list):
-            stack.extend(value)
-    return False
-
-
-def read_sources(paths: Sequence[str], settings: Settings) -> DocumentStore:
+def read_sources(paths: Sequence[str], settings: Settings) -> Workspace:
     """Discover and validate every document; bad ones become one-line errors, the rest go on.
 
     A snapshot (a directory with a manifest) is checked whole first: a damaged one refuses the
     run before anything is imported, listing every problem.
     """
-    store = DocumentStore()
-    store.max_bytes = settings.max_document_bytes
+    store = Workspace(max_bytes=settings.max_document_bytes)
+    try:
+        _read_into(store, paths, settings)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _read_into(store: Workspace, paths: Sequence[str], settings: Settings) -> None:
     subs = {name: t.substitutions for name, t in settings.tenants.items() if t.substitutions}
     active: dict[tuple[str, str], bool | None] = {}
     for path in find_snapshots(paths):
@@ -246,13 +155,12 @@ def read_sources(paths: Sequence[str], settings: Settings) -> DocumentStore:
             continue
         known = active.get((entry.path, entry.member)) if entry.member is not None else None
         store.add(doc, item=entry, substitutions=subs, active=known)
-    return store
+    store.flush()
 
 
-async def read_live_sources(client: ZuoraClient, settings: Settings) -> DocumentStore:
+async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspace:
     """Every definition of a source tenant, exported (active version, else the latest)."""
-    store = DocumentStore()
-    store.max_bytes = settings.max_document_bytes
+    store = Workspace(max_bytes=settings.max_document_bytes)
     subs = {name: t.substitutions for name, t in settings.tenants.items() if t.substitutions}
     definitions = await client.list_workflows()
     results: list[tuple[int, bytes, bool] | InputError] = []
@@ -288,6 +196,7 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Document
             store.errors.append(exc)
             continue
         store.add(doc, raw=raw, active=active, substitutions=subs)
+    store.flush()
     return store
 
 
@@ -296,7 +205,7 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Document
 
 
 async def fetch_target(
-    client: ZuoraClient, names: set[str], *, hash_names: set[str] | None = None
+    client: ZuoraClient, names: Container[str], *, hash_names: Container[str] | None = None
 ) -> dict[str, list[TargetDefinition]]:
     """The tenant's definitions whose names occur in the sources, with their versions' hashes.
 
@@ -497,19 +406,75 @@ class GroupState:
     last_activating: str | None = None
 
 
+PLAN_BATCH = 256  # names planned at a time, apart from those linked by calls
+
+
+def linked_names(store: Workspace, index: SourceIndex) -> set[str]:
+    """Names of documents that call other workflows and of their callees among the sources.
+
+    Only these need planning together (callees first, cycles, blocked callees); every other name
+    is planned on its own, so a plan never needs all documents in memory. Which source name a
+    call points at does not depend on the tenant (the sources are searched before the target).
+    """
+    linked: set[str] = set()
+    for doc in store.callers():
+        linked.add(doc.name)
+        for call in doc.calls:
+            if call.workflow_id and "{{" in call.workflow_id:
+                continue
+            callee = resolve_in(call, index, {})
+            if callee is not None:
+                linked.add(callee)
+    return linked
+
+
+def plan_batches(store: Workspace, linked: set[str]) -> Iterator[list[str]]:
+    """The names to plan together: every linked name at once, then the others a batch at a time."""
+    if linked:
+        yield sorted(linked)
+    batch: list[str] = []
+    for name in store.names():
+        if name in linked:
+            continue
+        batch.append(name)
+        if len(batch) >= PLAN_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Names:
+    """The names a tenant's target is read for: the sources' names and the callees' names."""
+
+    def __init__(self, store: Workspace, extra: set[str], skip: Callable[[str], bool]) -> None:
+        self.store, self.extra, self.skip = store, extra, skip
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or self.skip(name):
+            return False
+        return name in self.extra or self.store.has_name(name)
+
+
 class TenantRun:
-    """Everything one tenant's migration needs while it runs."""
+    """Everything one tenant's migration needs while it runs.
+
+    The plan and the outcomes live in the run's workspace; in memory stay the target's state,
+    the journal's prior states and what the linked (calling/called) workflows need.
+    """
 
     def __init__(
         self,
         tenant: TenantConfig,
         client: ZuoraClient,
-        store: DocumentStore,
+        store: Workspace,
         journal: Any,
         options: MigrateOptions,
         settings: Settings,
         progress: TenantProgress,
         stopping: anyio.Event,
+        index: SourceIndex,
+        linked: set[str],
     ) -> None:
         self.tenant = tenant
         self.client = client
@@ -519,17 +484,20 @@ class TenantRun:
         self.settings = settings
         self.progress = progress
         self.stopping = stopping
-        self.outcomes: list[ItemOutcome] = []
+        self.index = index
+        self.linked = linked
+        self.decided = 0  # outcomes recorded
         self.definition_ids: dict[str, int] = {}
-        self.groups: dict[str, GroupState] = {}
-        self.plan: TenantPlan | None = None
+        self.done: dict[str, Done] = {}  # linked names: callers wait for their callees
+        self.target: dict[str, list[TargetDefinition]] = {}
+        self.planned = False
+        self.problems: list[str] = []
         self.target_fingerprint: str | None = None
         self.failed = False
 
     def hold(self, reason: str) -> None:
         """Record every planned item as not sent (used when --strict stops the whole run)."""
-        assert self.plan is not None
-        for item in self.plan.items:
+        for item in self.store.planned_items(self.tenant.name):
             if item.action in (Action.CREATE, Action.NEW_VERSION):
                 self._outcome(item, "blocked", error=reason)
             elif item.action is Action.BLOCKED:
@@ -539,11 +507,10 @@ class TenantRun:
 
     def plan_record(self) -> dict[str, Any]:
         """What `migrator plan --out` saves for this tenant, and `migrate --plan` checks."""
-        assert self.plan is not None
         return {
             "identity": tenant_fingerprint(self.tenant),
             "target": self.target_fingerprint,
-            "problems": list(self.plan.problems),
+            "problems": list(self.problems),
             "items": [
                 {
                     "item": i.doc.key,
@@ -554,7 +521,7 @@ class TenantRun:
                     "target_definition_id": i.target_definition_id,
                     "reason": i.reason or None,
                 }
-                for i in self.plan.items
+                for i in self.store.planned_items(self.tenant.name)
             ],
         }
 
@@ -573,7 +540,8 @@ class TenantRun:
             tenant_values=kw.pop("tenant_values", self._tenant_values(item.doc.key)),
             **kw,
         )
-        self.outcomes.append(out)
+        self.store.add_outcome(out)
+        self.decided += 1
         self.progress.done += 1
         if status == "imported":
             self.progress.imported += 1
@@ -582,82 +550,102 @@ class TenantRun:
         elif status in ("failed", "blocked", "deferred"):
             self.progress.failed += 1
 
-    async def build_plan(self) -> TenantPlan:
-        names = {d.name for d in self.store.docs}
-        # Callee names that are not in the sources may still be in the target; fetch those too.
-        for doc in self.store.docs:
-            for call in doc.calls:
-                if call.workflow_name:
-                    names.add(call.workflow_name)
+    async def build_plan(self) -> None:
+        """Plan the tenant batch by batch into the workspace (see `plan_batches`)."""
+        name = self.tenant.name
         self.progress.phase = "reading target"
         # Versions of a name whose documents the journal records as imported need no export
         # to compare: the planner skips done items whatever the target holds. (A "skipped"
         # item is not settled: it was skipped because its content was on the target, and only
         # a fresh comparison can say that is still so.)
-        prior = prior_states(self.journal.state, self.tenant.name)
-        open_names = {
-            d.name for d in self.store.docs if prior.get(d.key, _NO_PRIOR).status != "done"
+        prior = prior_states(self.journal.state, name)
+
+        def settled(workflow: str) -> bool:
+            return bool(prior) and all(
+                prior.get(k, _NO_PRIOR).status == "done" for k in self.store.keys_of(workflow)
+            )
+
+        # Callee names that are not in the sources may still be in the target; fetch those too.
+        callee_names = {
+            c.workflow_name for d in self.store.callers() for c in d.calls if c.workflow_name
         }
-        target = await fetch_target(self.client, names, hash_names=open_names)
+        target = await fetch_target(
+            self.client,
+            _Names(self.store, callee_names, lambda n: False),
+            hash_names=_Names(self.store, set(), settled),
+        )
+        self.target = target
         self.target_fingerprint = target_fingerprint(target)
-        for name, defs in target.items():
+        for workflow, defs in target.items():
             if len(defs) == 1:
-                self.definition_ids[name] = defs[0].id
-        docs = [
-            _with_substituted(d, self.tenant.name in self.store.substituted_for(d.key))
-            for d in self.store.docs
-        ]
-        unbound = self._unbound()
+                self.definition_ids[workflow] = defs[0].id
         options = PlanOptions(
             retry_failed=self.options.retry_failed, strict=self.options.strict, now=time.time()
         )
+        self.progress.phase = "planning"
+        ord = 0
+        total = 0
+        for batch in plan_batches(self.store, self.linked):
+            docs = self.store.docs_named(batch, tenant=name)
+            values = self.store.values_of(d.key for d in docs)
+            unbound = self._unbound(values)
 
-        def plan_with(payload_keys: Mapping[str, str] | None = None) -> TenantPlan:
-            return plan_tenant(
-                self.tenant.name,
-                tenant_identity(self.tenant),
-                docs,
-                target,
-                prior,
-                options=options,
-                unbound=unbound,
-                payload_keys=payload_keys,
-            )
+            def plan_with(
+                payload_keys: Mapping[str, str] | None = None,
+                docs: list[SourceDoc] = docs,
+                unbound: dict[str, list[str]] = unbound,
+            ) -> TenantPlan:
+                return plan_tenant(
+                    name,
+                    tenant_identity(self.tenant),
+                    docs,
+                    target,
+                    prior,
+                    options=options,
+                    unbound=unbound,
+                    payload_keys=payload_keys,
+                    index=self.index,
+                )
 
-        plan = plan_with()
-        # A document with calls or substitutions is sent as another content than its own; where
-        # that payload is known now (callees already in the tenant), plan again comparing it with
-        # the target, so that identical content is skipped in the plan as in the run.
-        payload_keys = self._payload_keys(plan)
-        if payload_keys:
-            plan = plan_with(payload_keys)
-        for group in plan.groups:
-            defs = target.get(group.name, [])
-            hashes = {
-                v.content_hash: v.version for d in defs[:1] for v in d.versions if v.content_hash
-            }
-            first = defs[0] if len(defs) == 1 else None
-            self.groups[group.name] = GroupState(
-                definition_id=group.definition_id,
-                known_hashes=hashes,
-                version_ids={v.version: v.id for v in first.versions} if first else {},
-                active_version_id=first.active_version_id if first else None,
-                last_activating=next(
-                    (
-                        i.doc.key
-                        for i in reversed(group.items)
-                        if self._activate(i)
-                        and (
-                            i.action in (Action.CREATE, Action.NEW_VERSION)
-                            or (i.action is Action.SKIP and i.version is not None and _on_target(i))
-                        )
-                    ),
-                    None,
+            plan = plan_with()
+            # A document with calls or substitutions is sent as another content than its own;
+            # where that payload is known now (callees already in the tenant), plan again
+            # comparing it with the target, so that identical content is skipped in the plan as
+            # in the run.
+            payload_keys = self._payload_keys(plan)
+            if payload_keys:
+                plan = plan_with(payload_keys)
+            for group in plan.groups:
+                self.store.add_group(name, ord, group)
+                ord += 1
+                total += len(group.items)
+            self.problems.extend(plan.problems)
+            await anyio.lowlevel.checkpoint()  # other tenants plan meanwhile
+        self.planned = True
+        self.progress.total = total
+
+    def _group_state(self, group: NameGroup) -> GroupState:
+        defs = self.target.get(group.name, [])
+        hashes = {v.content_hash: v.version for d in defs[:1] for v in d.versions if v.content_hash}
+        first = defs[0] if len(defs) == 1 else None
+        return GroupState(
+            definition_id=group.definition_id,
+            known_hashes=hashes,
+            version_ids={v.version: v.id for v in first.versions} if first else {},
+            active_version_id=first.active_version_id if first else None,
+            last_activating=next(
+                (
+                    i.doc.key
+                    for i in reversed(group.items)
+                    if self._activate(i)
+                    and (
+                        i.action in (Action.CREATE, Action.NEW_VERSION)
+                        or (i.action is Action.SKIP and i.version is not None and _on_target(i))
+                    )
                 ),
-            )
-        self.plan = plan
-        self.progress.total = len(plan.items)
-        return plan
+                None,
+            ),
+        )
 
     def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
         """Payload hashes of the new versions whose payload is not their own content."""
@@ -683,7 +671,7 @@ class TenantRun:
 
     def _tenant_values(self, key: str) -> tuple[dict[str, str | None], ...] | None:
         """The document's tenant-specific values and what this tenant's table makes of each."""
-        values = self.store.tenant_values.get(key)
+        values = self.store.tenant_values(key)
         if not values:
             return None
         subs = self.tenant.substitutions
@@ -699,13 +687,15 @@ class TenantRun:
             for path, kind, value in values
         )
 
-    def _unbound(self) -> dict[str, list[str]]:
+    def _unbound(
+        self, values: Mapping[str, tuple[tuple[str, str, str], ...]]
+    ) -> dict[str, list[str]]:
         subs = self.tenant.substitutions
         out: dict[str, list[str]] = {}
-        for key, values in self.store.tenant_values.items():
+        for key, found in values.items():
             missing = [
                 f"{kind} {value!r} at {path}"
-                for path, kind, value in values
+                for path, kind, value in found
                 if not any(s in value for s in subs)
             ]
             if missing:
@@ -713,9 +703,10 @@ class TenantRun:
         return out
 
     async def execute(self) -> None:
-        assert self.plan is not None
+        assert self.planned
         self.progress.phase = "importing"
-        # Groups travel as objects: finding each by name in the list was quadratic (100k groups).
+        # Callers wait for their callees' groups: one event per linked name, made up front.
+        self.done = {name: Done() for name in self.linked}
         send: anyio.abc.ObjectSendStream[NameGroup]
         send, receive = anyio.create_memory_object_stream[NameGroup](0)
         workers = max(1, self.tenant.max_concurrency)
@@ -731,25 +722,30 @@ class TenantRun:
                     for _ in range(workers):
                         tg.start_soon(worker, receive.clone())
                 async with send:
-                    for group in self.plan.groups:
+                    # Streamed from the workspace: only groups in flight are in memory.
+                    for group in self.store.groups(self.tenant.name):
                         await send.send(group)
+        for done in self.done.values():
+            done.set()  # a linked name without a group (nothing planned) holds nobody up
         self.progress.phase = "done"
 
     async def _run_group(self, group: NameGroup) -> None:
         name = group.name
-        state = self.groups[name]
+        state = self._group_state(group)
+        done = self.done.get(name)
         try:
             # Wait for callees only when something will be sent: the groups of a call cycle have
             # every import blocked, and waiting for each other would hang the run.
             if any(i.action in (Action.CREATE, Action.NEW_VERSION) for i in group.items):
                 for callee in group.callees:
-                    callee_state = self.groups.get(callee)
-                    if callee_state is not None:
-                        await callee_state.done.wait()
+                    callee_done = self.done.get(callee)
+                    if callee_done is not None:
+                        await callee_done.wait()
             for item in group.items:
                 await self._run_item(group.name, state, item)
         finally:
-            state.done.set()
+            if done is not None:
+                done.set()
 
     async def _run_item(self, name: str, state: GroupState, item: PlannedItem) -> None:
         if item.action is Action.SKIP:
@@ -953,7 +949,8 @@ class TenantRun:
         state.version_ids[item.version] = version_id
         if activate:
             state.active_version_id = version_id
-        self.definition_ids[name] = definition_id
+        if name in self.linked:  # callers of this name need its id
+            self.definition_ids[name] = definition_id
         verified: bool | None = None
         verify_detail = ""
         if self.options.verify:
@@ -1063,14 +1060,6 @@ def _on_target(item: PlannedItem) -> bool:
     return item.recorded or (item.prior is not None and item.prior.status == "done")
 
 
-def _with_substituted(doc: SourceDoc, substituted: bool) -> SourceDoc:
-    if doc.substituted == substituted:
-        return doc
-    from dataclasses import replace
-
-    return replace(doc, substituted=substituted)
-
-
 # ---------------------------------------------------------------------------------------------
 # The run
 
@@ -1078,20 +1067,20 @@ def _with_substituted(doc: SourceDoc, substituted: bool) -> SourceDoc:
 PLAN_FORMAT = "migrator-plan/1"
 
 
+def plan_file_chunks(report: Report) -> Iterator[bytes]:
+    """The saved form of a dry run's plans (`migrator plan --out FILE`), a tenant at a time."""
+    head = {"format": PLAN_FORMAT, "tool_version": __version__, "created_at": time.time()}
+    text = orjson.dumps(head, option=orjson.OPT_INDENT_2)
+    yield text[: text.rindex(b"}")].rstrip() + b',\n  "tenants": {'
+    for n, name in enumerate(report.plans):
+        body = orjson.dumps(report.plans[name], option=orjson.OPT_INDENT_2)
+        body = b"\n".join(b"    " + line for line in body.splitlines()).lstrip()
+        yield (b"\n" if n == 0 else b",\n") + b"    " + orjson.dumps(name) + b": " + body
+    yield b"\n  }\n}\n" if report.plans else b"}\n}\n"
+
+
 def plan_file_bytes(report: Report) -> bytes:
-    """The saved form of a dry run's plans (`migrator plan --out FILE`)."""
-    return (
-        orjson.dumps(
-            {
-                "format": PLAN_FORMAT,
-                "tool_version": __version__,
-                "created_at": time.time(),
-                "tenants": report.plans,
-            },
-            option=orjson.OPT_INDENT_2,
-        )
-        + b"\n"
-    )
+    return b"".join(plan_file_chunks(report))
 
 
 def load_plan_file(path: str) -> dict[str, Any]:
@@ -1120,12 +1109,11 @@ def check_saved_plan(saved: Mapping[str, Any], run: TenantRun) -> None:
     record = saved["tenants"].get(name)
     if record is None:
         raise PlanError(f"{path}: the plan has no tenant {name!r}; plan again with this tenant")
-    now = run.plan_record()
-    if record.get("identity") != now["identity"]:
+    if record.get("identity") != tenant_fingerprint(run.tenant):
         raise PlanError(
             f"{path}: tenant {name!r} points at a different tenant than when planned; plan again"
         )
-    if record.get("target") != now["target"]:
+    if record.get("target") != run.target_fingerprint:
         raise PlanError(
             f"{path}: tenant {name!r} changed since planning (its workflows or versions differ); plan again"
         )
@@ -1133,7 +1121,8 @@ def check_saved_plan(saved: Mapping[str, Any], run: TenantRun) -> None:
     def key(items: Any) -> list[tuple[Any, ...]]:
         return [(i.get("item"), i.get("action"), i.get("version")) for i in items]
 
-    if key(record.get("items", [])) != key(now["items"]):
+    planned = ((i.doc.key, i.action.value, i.version) for i in run.store.planned_items(name))
+    if any(a != b for a, b in itertools.zip_longest(key(record.get("items", [])), planned)):
         raise PlanError(
             f"{path}: the sources or the journal differ from the plan for tenant {name!r}; plan again"
         )
@@ -1159,10 +1148,10 @@ def shard_of(tenant: str, count: int) -> int:
 
 
 def inputs_fingerprint(
-    store: DocumentStore, tenants: Sequence[TenantConfig], options: MigrateOptions
+    store: Workspace, tenants: Sequence[TenantConfig], options: MigrateOptions
 ) -> str:
     h = hashlib.sha256()
-    for key in sorted({d.key for d in store.docs}):
+    for key in store.sorted_keys():
         h.update(key.encode())
     for t in tenants:
         h.update(tenant_identity(t).encode())
@@ -1178,7 +1167,11 @@ async def migrate(
     stopping: anyio.Event | None = None,
     journal_factory: Callable[[str, dict[str, Any]], Any] | None = None,
 ) -> Report:
-    """Run a migration (or a dry run) and return what happened, item by item."""
+    """Run a migration (or a dry run) and return what happened, item by item.
+
+    The report's items are read from the run's workspace (a temporary file, removed when the
+    report is garbage-collected or `report.items.workspace.close()` is called).
+    """
     progress = progress or Progress()
     stopping = stopping or anyio.Event()
     tenants = select_tenants(settings, options)
@@ -1195,142 +1188,190 @@ async def migrate(
             store = await read_live_sources(source_client, settings)
         else:
             store = await anyio.to_thread.run_sync(read_sources, list(options.sources), settings)
-        # A plan file that cannot be read stops the run before the journal records it.
-        saved = load_plan_file(options.plan_file) if options.plan_file else None
-        journal: Any = NullJournal()
-        if options.journal and options.dry_run:
-            journal = ReadOnlyJournal(options.journal)
-            notices.extend(journal.notices)
-        elif options.journal:
-            from migrator.journal import Journal
-
-            run_fields = {
-                "run_id": hashlib.sha256(f"{time.time()}".encode()).hexdigest()[:12],
-                "inputs_hash": inputs_fingerprint(store, tenants, options),
-                "tenants": {t.name: tenant_fingerprint(t) for t in tenants},
-                "tool_version": __version__,
-            }
-            # Refuse before this run appends its run_started: a refused run leaves no trace
-            # (its tenants would otherwise make every later run with the right config refuse).
-            path = options.journal
-            earlier = await anyio.to_thread.run_sync(
-                lambda: ReadOnlyJournal(path) if os.path.exists(path) else None
-            )
-            if earlier is not None:
-                check_journal_matches(earlier, tenants, store, path)
-            factory = journal_factory or Journal.open
-            journal = await stack.enter_async_context(factory(options.journal, run_fields))
-            check_journal_matches(journal, tenants, store, options.journal)
-            notices.extend(getattr(journal, "notices", []) or [])
-        runs: dict[str, TenantRun] = {}
-        tenant_errors: list[ItemOutcome] = []
-
-        def tenant_failed(run: TenantRun, exc: MigratorError) -> None:
-            # The tenant as a whole cannot be worked (credentials, unreachable, changed since
-            # planning): every item not yet decided gets that one reason; other tenants go on.
-            decided = {o.source for o in run.outcomes}
-            permanent = isinstance(exc, (AuthError, PlanError)) or exc.__class__ is InputError
-            for doc in store.docs:
-                if doc.source not in decided:
-                    tenant_errors.append(
-                        ItemOutcome(
-                            tenant=run.tenant.name,
-                            source=doc.source,
-                            workflow_name=doc.name,
-                            status="failed" if permanent else "deferred",
-                            error=str(exc),
-                        )
-                    )
-            run.progress.phase = "failed"
-            run.failed = True
-            log.error("tenant failed", tenant=run.tenant.name, error=str(exc))
-
-        async def plan_one(tenant: TenantConfig) -> None:
-            client = ZuoraClient(tenant, session, settings)
-            progress.clients[tenant.name] = client
-            run = TenantRun(
-                tenant,
-                client,
-                store,
-                journal,
-                options,
+        try:
+            return await _migrate(
                 settings,
-                progress.tenant(tenant.name),
+                options,
+                tenants,
+                store,
+                stack,
+                session,
+                progress,
                 stopping,
+                notices,
+                journal_factory,
             )
-            runs[tenant.name] = run
-            try:
-                await run.build_plan()
-                if saved is not None:
-                    check_saved_plan(saved, run)
-            except (ZuoraError, InputError, PlanError) as exc:
-                tenant_failed(run, exc)
-
-        async def execute_one(run: TenantRun) -> None:
-            try:
-                await run.execute()
-            except (ZuoraError, InputError) as exc:
-                tenant_failed(run, exc)
-
-        # Phase 1: every tenant's plan, so that every blocking problem is known before anything
-        # is written; with --strict, one problem anywhere means nothing is written anywhere.
-        with single_failure():
-            async with anyio.create_task_group() as tg:
-                for tenant in tenants:
-                    tg.start_soon(plan_one, tenant)
-        problems = [p for run in runs.values() if run.plan for p in run.plan.problems]
-        hold = options.strict and bool(problems) and not options.dry_run
-        if hold:
-            notices.append(
-                f"--strict: nothing was written because of {len(problems)} blocking problem(s): "
-                + "; ".join(problems)
-            )
-        for run in runs.values():
-            if run.plan is not None and run.plan.problems and options.dry_run:
-                notices.extend(run.plan.problems)
-        if not hold and not options.dry_run:
-            # What each tenant is about to send, so that `migrator status` can count what a
-            # killed run never reached as pending.
-            for name, run in sorted(runs.items()):
-                if run.plan is not None and not run.failed:
-                    await journal.append(
-                        "planned",
-                        tenant=name,
-                        items=[
-                            i.doc.key
-                            for i in run.plan.items
-                            if i.action in (Action.CREATE, Action.NEW_VERSION)
-                        ],
-                    )
-        # Phase 2: execute (a dry run only records what it would do).
-        with single_failure():
-            async with anyio.create_task_group() as tg:
-                for run in runs.values():
-                    if run.failed:
-                        continue
-                    if hold:
-                        run.hold("not sent: --strict and the plan has blocking problems")
-                        continue
-                    tg.start_soon(execute_one, run)
-        plans = {
-            name: run.plan_record()
-            for name, run in sorted(runs.items())
-            if run.plan is not None and not run.failed
-        }
-
-        outcomes: list[ItemOutcome] = [
-            o for run in runs.values() for o in run.outcomes
-        ] + tenant_errors
-        outcomes += unreadable_outcomes(store.errors, [t.name for t in tenants])
-        report = Report(
-            items=tuple(outcomes),
-            notices=tuple(notices),
-            interrupted=stopping.is_set(),
-            plans=plans,
-        )
-        journal.finish(counts=report.summary(), interrupted=stopping.is_set())
-        return report
+        except BaseException:
+            store.close()
+            raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _migrate(
+    settings: Settings,
+    options: MigrateOptions,
+    tenants: list[TenantConfig],
+    store: Workspace,
+    stack: AsyncExitStack,
+    session: Any,
+    progress: Progress,
+    stopping: anyio.Event,
+    notices: list[str],
+    journal_factory: Callable[[str, dict[str, Any]], Any] | None,
+) -> Report:
+    # A plan file that cannot be read stops the run before the journal records it.
+    saved = load_plan_file(options.plan_file) if options.plan_file else None
+    journal: Any = NullJournal()
+    if options.journal and options.dry_run:
+        journal = ReadOnlyJournal(options.journal)
+        notices.extend(journal.notices)
+    elif options.journal:
+        from migrator.journal import Journal
+
+        run_fields = {
+            "run_id": hashlib.sha256(f"{time.time()}".encode()).hexdigest()[:12],
+            "inputs_hash": inputs_fingerprint(store, tenants, options),
+            "tenants": {t.name: tenant_fingerprint(t) for t in tenants},
+            "tool_version": __version__,
+        }
+        # Refuse before this run appends its run_started: a refused run leaves no trace
+        # (its tenants would otherwise make every later run with the right config refuse).
+        path = options.journal
+        earlier = await anyio.to_thread.run_sync(
+            lambda: ReadOnlyJournal(path) if os.path.exists(path) else None
+        )
+        if earlier is not None:
+            check_journal_matches(earlier, tenants, store, path)
+        factory = journal_factory or Journal.open
+        journal = await stack.enter_async_context(factory(options.journal, run_fields))
+        check_journal_matches(journal, tenants, store, options.journal)
+        notices.extend(getattr(journal, "notices", []) or [])
+    runs: dict[str, TenantRun] = {}
+    index = SourceIndex(
+        store.name_of_definition, store.name_of_workflow, _Names(store, set(), lambda n: False)
+    )
+    linked = linked_names(store, index)
+
+    def tenant_failed(run: TenantRun, exc: MigratorError) -> None:
+        # The tenant as a whole cannot be worked (credentials, unreachable, changed since
+        # planning): every item not yet decided gets that one reason; other tenants go on.
+        permanent = isinstance(exc, (AuthError, PlanError)) or exc.__class__ is InputError
+        undecided = store.undecided(run.tenant.name) if run.decided else store.iter_docs()
+        for doc in undecided:
+            store.add_outcome(
+                ItemOutcome(
+                    tenant=run.tenant.name,
+                    source=doc.source,
+                    workflow_name=doc.name,
+                    status="failed" if permanent else "deferred",
+                    error=str(exc),
+                )
+            )
+        run.progress.phase = "failed"
+        run.failed = True
+        log.error("tenant failed", tenant=run.tenant.name, error=str(exc))
+
+    async def plan_one(tenant: TenantConfig) -> None:
+        client = ZuoraClient(tenant, session, settings)
+        progress.clients[tenant.name] = client
+        run = TenantRun(
+            tenant,
+            client,
+            store,
+            journal,
+            options,
+            settings,
+            progress.tenant(tenant.name),
+            stopping,
+            index,
+            linked,
+        )
+        runs[tenant.name] = run
+        try:
+            await run.build_plan()
+            if saved is not None:
+                check_saved_plan(saved, run)
+        except (ZuoraError, InputError, PlanError) as exc:
+            tenant_failed(run, exc)
+
+    async def execute_one(run: TenantRun) -> None:
+        try:
+            await run.execute()
+        except (ZuoraError, InputError) as exc:
+            tenant_failed(run, exc)
+
+    # Phase 1: every tenant's plan, so that every blocking problem is known before anything
+    # is written; with --strict, one problem anywhere means nothing is written anywhere.
+    with single_failure():
+        async with anyio.create_task_group() as tg:
+            for tenant in tenants:
+                tg.start_soon(plan_one, tenant)
+    problems = [p for run in runs.values() if run.planned for p in run.problems]
+    hold = options.strict and bool(problems) and not options.dry_run
+    if hold:
+        notices.append(
+            f"--strict: nothing was written because of {len(problems)} blocking problem(s): "
+            + "; ".join(problems)
+        )
+    for run in runs.values():
+        if run.planned and run.problems and options.dry_run:
+            notices.extend(run.problems)
+    if not hold and not options.dry_run:
+        # What each tenant is about to send, so that `migrator status` can count what a
+        # killed run never reached as pending.
+        # A record per thousand items keeps every journal line small.
+        for name, run in sorted(runs.items()):
+            if run.planned and not run.failed:
+                keys = store.planned_keys(name, (Action.CREATE.value, Action.NEW_VERSION.value))
+                chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
+                await journal.append("planned", tenant=name, items=chunk)
+                while chunk:
+                    chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
+                    if chunk:
+                        await journal.append("planned", tenant=name, items=chunk)
+    # Phase 2: execute (a dry run only records what it would do).
+    with single_failure():
+        async with anyio.create_task_group() as tg:
+            for run in runs.values():
+                if run.failed:
+                    continue
+                if hold:
+                    run.hold("not sent: --strict and the plan has blocking problems")
+                    continue
+                tg.start_soon(execute_one, run)
+    plans = PlanRecords(
+        {name: run for name, run in sorted(runs.items()) if run.planned and not run.failed}
+    )
+    for outcome in unreadable_outcomes(store.errors, [t.name for t in tenants]):
+        store.add_outcome(outcome)
+    store.flush()
+    report = Report(
+        items=OutcomeLog(store),
+        notices=tuple(notices),
+        interrupted=stopping.is_set(),
+        plans=plans,
+    )
+    journal.finish(counts=report.summary(), interrupted=stopping.is_set())
+    return report
+
+
+PLANNED_PER_RECORD = 1000
+
+
+class PlanRecords(Mapping[str, Any]):
+    """Each planned tenant's saved-plan record, built from the workspace when asked for."""
+
+    def __init__(self, runs: Mapping[str, TenantRun]) -> None:
+        self._runs = dict(runs)
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        return self._runs[name].plan_record()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._runs)
+
+    def __len__(self) -> int:
+        return len(self._runs)
 
 
 async def _close_session(session: Any) -> None:
@@ -1339,7 +1380,7 @@ async def _close_session(session: Any) -> None:
 
 
 def check_journal_matches(
-    journal: Any, tenants: Sequence[TenantConfig], store: DocumentStore, path: str
+    journal: Any, tenants: Sequence[TenantConfig], store: Workspace, path: str
 ) -> None:
     """Refuse to resume when the journal would lie about a tenant or an unanswered import."""
     history = getattr(journal, "run_history", []) or []
@@ -1353,12 +1394,11 @@ def check_journal_matches(
                     f"{path}: tenant {name!r} pointed at a different tenant (URL or client id) when this journal "
                     "was written; its records would be wrong here. Use a new --journal for the new target."
                 )
-    keys = {d.key for d in store.docs}
     names = {t.name for t in tenants}
     orphans = [
         (tenant, item)
         for (tenant, item), st in journal.state.items()
-        if tenant in names and getattr(st, "status", None) == "in_doubt" and item not in keys
+        if tenant in names and getattr(st, "status", None) == "in_doubt" and not store.has_key(item)
     ]
     if orphans:
         tenant, item = orphans[0]

@@ -7,7 +7,7 @@ journal's folded state); the output is a `TenantPlan` the engine executes and `m
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -175,6 +175,24 @@ def _doc_order(doc: SourceDoc) -> tuple[Any, ...]:
     return (1, (0, 0, 0), doc.source)
 
 
+@dataclass(frozen=True, slots=True)
+class SourceIndex:
+    """Where a call can point among all the sources: definition id → name, export id → name,
+    and the set of names. Built from the documents in memory, or answered by the run's workspace
+    when only part of the sources is planned at a time."""
+
+    by_definition_id: Callable[[int], str | None]
+    by_workflow_id: Callable[[int], str | None]
+    names: Container[str]
+
+    @classmethod
+    def of(cls, docs: Iterable[SourceDoc]) -> SourceIndex:
+        listed = list(docs)
+        by_definition_id = {d.definition_id: d.name for d in listed if d.definition_id is not None}
+        by_workflow_id = {d.workflow_id: d.name for d in listed}
+        return cls(by_definition_id.get, by_workflow_id.get, {d.name for d in listed})
+
+
 def resolve_call(
     call: Call,
     by_definition_id: Mapping[int, str],
@@ -188,15 +206,25 @@ def resolve_call(
     against their export ids (pre-versioning exports use one number for both), then the
     `workflow_name` fallback against the sources and the target's definitions.
     """
+    return resolve_in(
+        call, SourceIndex(by_definition_id.get, by_workflow_id.get, source_names), target
+    )
+
+
+def resolve_in(
+    call: Call, index: SourceIndex, target: Mapping[str, Sequence[TargetDefinition]]
+) -> str | None:
+    """`resolve_call` against a `SourceIndex`."""
     ref = (call.workflow_id or "").strip()
     if ref.isdigit():
         number = int(ref)
-        if number in by_definition_id:
-            return by_definition_id[number]
-        if number in by_workflow_id:
-            return by_workflow_id[number]
+        found = index.by_definition_id(number)
+        if found is None:
+            found = index.by_workflow_id(number)
+        if found is not None:
+            return found
     name = call.workflow_name
-    if name and (name in source_names or name in target):
+    if name and (name in index.names or name in target):
         return name
     return None
 
@@ -211,6 +239,7 @@ def plan_tenant(
     options: PlanOptions = PlanOptions(),
     unbound: Mapping[str, Sequence[str]] | None = None,
     payload_keys: Mapping[str, str] | None = None,
+    index: SourceIndex | None = None,
 ) -> TenantPlan:
     """Plan one tenant: match names to definitions, choose versions, order callees first.
 
@@ -219,18 +248,17 @@ def plan_tenant(
     values no substitution covers (they block only with `options.strict`). `payload_keys` maps the
     key of a document whose payload differs from it (calls pointed at the tenant's ids,
     substitutions) to its payload's canonical hash, where the caller could work that out: only
-    then is such a document compared with the target's versions.
+    then is such a document compared with the target's versions. `index` answers where calls
+    point when `docs` is only part of the sources (default: an index of `docs`); every callee
+    among the sources must then be among `docs` too.
     """
     unbound = unbound or {}
     payload_keys = payload_keys or {}
     by_name: dict[str, list[SourceDoc]] = {}
     for doc in docs:
         by_name.setdefault(doc.name, []).append(doc)
-    by_definition_id = {
-        d.definition_id: d.name for g in by_name.values() for d in g if d.definition_id is not None
-    }
-    by_workflow_id = {d.workflow_id: d.name for g in by_name.values() for d in g}
-    source_names = set(by_name)
+    if index is None:
+        index = SourceIndex.of(d for g in by_name.values() for d in g)
 
     problems: list[str] = []
     groups: dict[str, NameGroup] = {}
@@ -244,7 +272,7 @@ def plan_tenant(
             for call in doc.calls:
                 if call.workflow_id and "{{" in call.workflow_id:
                     continue  # Liquid: decided at run time in the tenant, nothing to remap
-                callee = resolve_call(call, by_definition_id, by_workflow_id, source_names, target)
+                callee = resolve_in(call, index, target)
                 if callee is None:
                     what = f"id {call.workflow_id}" if call.workflow_id else "no id"
                     if call.workflow_name:
@@ -301,7 +329,7 @@ def plan_tenant(
         group = groups[name]
         items = list(group.items)
         held: str | None = None
-        for index, item in enumerate(items):
+        for position, item in enumerate(items):
             if item.action not in (Action.CREATE, Action.NEW_VERSION):
                 continue
             if held is not None:
@@ -315,7 +343,7 @@ def plan_tenant(
                 if not reason:
                     continue
                 held = f"an earlier version ({item.doc.source}) is blocked"
-            items[index] = replace(item, action=Action.BLOCKED, reason=reason)
+            items[position] = replace(item, action=Action.BLOCKED, reason=reason)
             problems.append(f"{tenant}: {item.doc.source}: {reason}")
         groups[name] = replace(group, items=tuple(items))
     return TenantPlan(

@@ -6,9 +6,9 @@ Pure: the engine hands over `ItemOutcome`s; this module only counts, orders and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -40,9 +40,41 @@ class ItemOutcome:
     tenant_values: tuple[dict[str, str | None], ...] | None = None
 
 
+_ALWAYS = {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"}
+
+
+def outcome_json(item: ItemOutcome) -> dict[str, Any]:
+    """An outcome as the report writes it: empty optional fields left out."""
+    return {k: v for k, v in asdict(item).items() if v is not None or k in _ALWAYS}
+
+
+def outcome_row(item: ItemOutcome) -> bytes:
+    return orjson.dumps(outcome_json(item))
+
+
+def outcome_from_row(raw: bytes) -> ItemOutcome:
+    data = orjson.loads(raw)
+    values = data.get("tenant_values")
+    if values is not None:
+        data["tenant_values"] = tuple(values)
+    return ItemOutcome(**data)
+
+
+@runtime_checkable
+class StoredOutcomes(Protocol):
+    """Outcomes kept outside memory (the run's workspace): counted there, iterated in order."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[ItemOutcome]: ...
+    def counts(self) -> dict[str, dict[str, int]]: ...
+    def any_unverified(self) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
-    items: tuple[ItemOutcome, ...]
+    # A tuple from small tools; from `migrate`, a sequence read from the run's workspace, already
+    # in report order, so that a run's memory does not grow with its outcomes.
+    items: Sequence[ItemOutcome]
     notices: tuple[str, ...] = ()
     interrupted: bool = False
     plans: Mapping[str, Any] = field(default_factory=dict)  # per tenant, for `plan --out`
@@ -51,16 +83,25 @@ class Report:
         counts = dict.fromkeys(
             ("imported", "skipped", "failed", "deferred", "planned", "blocked"), 0
         )
-        for item in self.items:
-            counts[item.status] = counts.get(item.status, 0) + 1
+        for row in self.per_tenant().values():
+            for status, n in row.items():
+                counts[status] = counts.get(status, 0) + n
         return counts
 
     def per_tenant(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
+        if isinstance(self.items, StoredOutcomes):
+            for tenant, row in sorted(self.items.counts().items()):
+                out[tenant] = {**dict.fromkeys(STATUSES, 0), **row}
+            return out
         for item in self.items:
             row = out.setdefault(item.tenant, dict.fromkeys(STATUSES, 0))
             row[item.status] = row.get(item.status, 0) + 1
         return out
+
+    def ordered(self) -> Iterator[ItemOutcome]:
+        """The items by tenant, workflow name and source."""
+        return ordered(self.items)
 
     @property
     def ok(self) -> bool:
@@ -71,33 +112,50 @@ class Report:
             and s["deferred"] == 0
             and s["blocked"] == 0
             and not self.interrupted
-            and not any(item.verified is False for item in self.items)
+            and not self._any_unverified()
         )
 
+    def _any_unverified(self) -> bool:
+        if isinstance(self.items, StoredOutcomes):
+            return self.items.any_unverified()
+        return any(item.verified is False for item in self.items)
+
     def to_json(self) -> dict[str, Any]:
-        summary = self.summary()
-        return {
-            "summary": summary,
+        return orjson.loads(self.dumps())  # type: ignore[no-any-return]
+
+    def chunks(self) -> Iterator[bytes]:
+        """The JSON report, a piece at a time (a run's items are streamed, never all in memory);
+        any registered secret a server echoed into an error is redacted."""
+        head = {
+            "summary": self.summary(),
             "tenants": self.per_tenant(),
             "interrupted": self.interrupted,
             "notices": list(self.notices),
-            "items": [
-                {k: v for k, v in asdict(item).items() if v is not None or k in _ALWAYS}
-                for item in sorted(self.items, key=_order)
-            ],
         }
+        text = orjson.dumps(head, option=orjson.OPT_INDENT_2).decode()
+        yield redact_text(text[: text.rindex("}")].rstrip()).encode() + b',\n  "items": ['
+        first = True
+        for item in self.ordered():
+            body = orjson.dumps(outcome_json(item), option=orjson.OPT_INDENT_2).decode()
+            body = "\n".join("    " + line for line in body.splitlines())
+            yield (b"\n" if first else b",\n") + redact_text(body).encode()
+            first = False
+        yield b"]\n}\n" if first else b"\n  ]\n}\n"
 
     def dumps(self) -> bytes:
-        """The JSON report; any registered secret a server echoed into an error is redacted."""
-        text = orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2).decode()
-        return redact_text(text).encode() + b"\n"
-
-
-_ALWAYS = {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"}
+        """The JSON report, whole (small runs and tests; the CLI writes `chunks()`)."""
+        return b"".join(self.chunks())
 
 
 def _order(item: ItemOutcome) -> tuple[str, str, str]:
     return (item.tenant, item.workflow_name, item.source)
+
+
+def ordered(items: Iterable[ItemOutcome]) -> Iterator[ItemOutcome]:
+    """Outcomes by tenant, workflow name and source; stored ones come that way already."""
+    if isinstance(items, StoredOutcomes):
+        return iter(items)
+    return iter(sorted(items, key=_order))
 
 
 def unreadable_outcomes(
@@ -125,6 +183,11 @@ def counts_table(items: Iterable[ItemOutcome], statuses: Sequence[str]) -> list[
     for item in items:
         row = per.setdefault(item.tenant, dict.fromkeys(statuses, 0))
         row[item.status] = row.get(item.status, 0) + 1
+    return counts_rows(per, statuses)
+
+
+def counts_rows(per: Mapping[str, Mapping[str, int]], statuses: Sequence[str]) -> list[str]:
+    """The counts table from tenant → status → count."""
     width = max([len("tenant"), *(len(t) for t in per)])
     header = "tenant".ljust(width) + "".join(f"  {s:>9}" for s in statuses)
     lines = [header, "-" * len(header)]
@@ -139,12 +202,15 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
     """A readable summary: one line per tenant, then every item that needs attention."""
     per_tenant = report.per_tenant()
     shown = [s for s in STATUSES if any(row.get(s) for row in per_tenant.values())] or ["imported"]
-    lines = counts_table(report.items, shown)
-    attention = [
-        i
-        for i in report.items
-        if i.status in ("failed", "blocked", "deferred") or i.verified is False
-    ]
+    lines = counts_rows(per_tenant, shown)
+    checked = same = 0
+    attention = []
+    for i in report.ordered():
+        if i.verified is not None:
+            checked += 1
+            same += bool(i.verified)
+        if i.status in ("failed", "blocked", "deferred") or i.verified is False:
+            attention.append(i)
     if detail and attention:
         lines.append("")
         lines.append("needs attention:")
@@ -157,7 +223,7 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
         for (tenant, status, error), group in sorted(grouped.items()):
             text = f"  {status:<8} {tenant}: {len(group)} items: {error}"
             lines.append(_clip(text, width * 3))
-        for item in sorted(attention, key=_order):
+        for item in attention:
             if (item.tenant, item.status, item.error or "") in grouped:
                 continue
             why = item.error or item.reason or ""
@@ -169,21 +235,19 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
             label = f"{item.workflow_name}{where}".strip()
             text = f"  {item.status:<8} {item.tenant}: {label + ': ' if label else ''}{why}"
             lines.append(_clip(text, width * 3))
-    checked = [i for i in report.items if i.verified is not None]
     if checked:
-        same = sum(1 for i in checked if i.verified)
         lines.append(
-            f"verified: {same} of {len(checked)} imports exported back identical to what was sent"
+            f"verified: {same} of {checked} imports exported back identical to what was sent"
         )
     for notice in report.notices:
         lines.append(f"note: {notice}")
     return redact_text("\n".join(lines))
 
 
-def render_items(items: Sequence[ItemOutcome]) -> str:
+def render_items(items: Iterable[ItemOutcome]) -> str:
     """Every item on its own line (for `migrator plan` and `--dry-run`)."""
     lines = []
-    for item in sorted(items, key=_order):
+    for item in ordered(items):
         what = item.action or item.status
         where = f" → definition {item.target_workflow_id}" if item.target_workflow_id else ""
         version = f" version {item.version}" if item.version else ""

@@ -15,13 +15,14 @@ import structlog
 
 from migrator.config import Settings, TenantConfig
 from migrator.document import canonical_hash
-from migrator.engine import DocumentStore, _close_session, fetch_target, read_sources
+from migrator.engine import _close_session, fetch_target, read_sources
 from migrator.errors import InputError, MigratorError, ZuoraError
 from migrator.logs import redact_text
 from migrator.plan import SourceDoc, TargetDefinition, resolve_call
 from migrator.remap import prepare_for_import
 from migrator.report import ItemOutcome, Report, counts_table, unreadable_outcomes
 from migrator.versions import is_valid_version, version_key
+from migrator.workspace import Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.verify")
@@ -38,12 +39,24 @@ async def verify_tenants(
     sources: Sequence[str],
     tenants: Sequence[str] = (),
     *,
-    store: DocumentStore | None = None,
+    store: Workspace | None = None,
 ) -> Report:
     """Compare every source document with what each selected tenant holds; one outcome each."""
     chosen = _select(settings, tenants)
+    own = store is None
     if store is None:
         store = await anyio.to_thread.run_sync(read_sources, list(sources), settings)
+    try:
+        return await _verify_all(settings, chosen, store)
+    finally:
+        if own:
+            store.close()
+
+
+async def _verify_all(
+    settings: Settings, chosen: Sequence[TenantConfig], store: Workspace
+) -> Report:
+    docs = store.all_docs()  # verify keeps its documents' summaries in memory
     outcomes: list[ItemOutcome] = []
     session = open_session(settings)
     try:
@@ -51,7 +64,7 @@ async def verify_tenants(
         async def one(tenant: TenantConfig) -> None:
             client = ZuoraClient(tenant, session, settings)
             try:
-                outcomes.extend(await verify_tenant(client, store))
+                outcomes.extend(await verify_tenant(client, store, docs))
             except (ZuoraError, InputError) as exc:
                 log.error("tenant failed", tenant=tenant.name, error=str(exc))
                 outcomes.extend(
@@ -63,7 +76,7 @@ async def verify_tenants(
                         error=f"could not check tenant {tenant.name}: {exc}",
                         verified=False,
                     )
-                    for doc in store.docs
+                    for doc in docs
                 )
 
         async with anyio.create_task_group() as tg:
@@ -85,18 +98,20 @@ def _select(settings: Settings, names: Sequence[str]) -> list[TenantConfig]:
     return [settings.tenants[n] for n in dict.fromkeys(wanted)]
 
 
-async def verify_tenant(client: ZuoraClient, store: DocumentStore) -> list[ItemOutcome]:
+async def verify_tenant(
+    client: ZuoraClient, store: Workspace, docs: Sequence[SourceDoc]
+) -> list[ItemOutcome]:
     """One tenant: read the target once (every version's hash), then judge each document."""
     tenant = client.tenant
-    names = {d.name for d in store.docs}
-    for doc in store.docs:
+    names = {d.name for d in docs}
+    for doc in docs:
         names.update(c.workflow_name for c in doc.calls if c.workflow_name)
     target = await fetch_target(client, names)
-    by_definition_id = {d.definition_id: d.name for d in store.docs if d.definition_id is not None}
-    by_workflow_id = {d.workflow_id: d.name for d in store.docs}
-    source_names = {d.name for d in store.docs}
+    by_definition_id = {d.definition_id: d.name for d in docs if d.definition_id is not None}
+    by_workflow_id = {d.workflow_id: d.name for d in docs}
+    source_names = {d.name for d in docs}
     outcomes: list[ItemOutcome] = []
-    for doc in store.docs:
+    for doc in docs:
         try:
             outcomes.append(
                 _judge(tenant, store, doc, target, by_definition_id, by_workflow_id, source_names)
@@ -119,7 +134,7 @@ def _out(tenant: TenantConfig, doc: SourceDoc, status: str, **kw: Any) -> ItemOu
 
 def _judge(
     tenant: TenantConfig,
-    store: DocumentStore,
+    store: Workspace,
     doc: SourceDoc,
     target: Mapping[str, Sequence[TargetDefinition]],
     by_definition_id: Mapping[int, str],

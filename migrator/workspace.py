@@ -1,0 +1,635 @@
+"""A run's working set on disk: document summaries, planned items and outcomes, in SQLite.
+
+Memory of a run is bounded by its concurrency, not by the number of documents (issue 4): nothing
+per document stays in memory. Reading the sources writes one summary row per document; planning
+writes one row per planned item; every outcome is a row the report is later streamed from. Bodies
+of files are never stored (they are read again when sent); bodies exported from a live tenant are.
+
+The database is a private temporary file (in `$TMPDIR`), deleted when the workspace is closed or
+garbage-collected, and never a record of anything: the journal is. It is written without
+durability (no rollback journal, no fsync) because a crash loses nothing the journal needs.
+All calls are synchronous and short; the engine makes them from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, overload
+
+import orjson
+
+from migrator.document import ExportDocument, parse_document
+from migrator.errors import InputError
+from migrator.plan import (
+    Action,
+    Call,
+    NameGroup,
+    PlannedItem,
+    PriorIntent,
+    PriorState,
+    SourceDoc,
+)
+from migrator.remap import find_tenant_values
+from migrator.report import ItemOutcome, outcome_from_row, outcome_row
+from migrator.sources import SourceItem, read_document
+
+_SCHEMA = """
+CREATE TABLE docs(
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    source TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT,
+    workflow_id INTEGER NOT NULL,
+    definition_id INTEGER,
+    active INTEGER,
+    calls BLOB,
+    origin BLOB,
+    raw BLOB,
+    tenant_values BLOB,
+    touched BLOB
+);
+CREATE INDEX docs_name ON docs(name);
+CREATE INDEX docs_key ON docs(key);
+CREATE INDEX docs_workflow ON docs(workflow_id);
+CREATE INDEX docs_definition ON docs(definition_id);
+CREATE INDEX docs_source ON docs(source);
+CREATE TABLE groups(
+    tenant TEXT NOT NULL,
+    ord INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    definition_id INTEGER,
+    callees BLOB,
+    PRIMARY KEY(tenant, ord)
+);
+CREATE TABLE planned(
+    tenant TEXT NOT NULL,
+    grp INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    key TEXT NOT NULL,
+    item BLOB NOT NULL,
+    PRIMARY KEY(tenant, grp, idx)
+);
+CREATE TABLE outcomes(
+    seq INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    workflow_name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    verified INTEGER,
+    data BLOB NOT NULL
+);
+CREATE INDEX outcomes_order ON outcomes(tenant, workflow_name, source, seq);
+CREATE INDEX outcomes_source ON outcomes(tenant, source);
+"""
+
+_DOC_COLUMNS = "seq, key, source, name, version, workflow_id, definition_id, active, calls"
+_FLUSH_AT = 512  # outcomes buffered before one executemany
+_BATCH = 500  # rows fetched per query when streaming
+
+
+def _mentions(data: Any, needle: str) -> bool:
+    """True when `needle` occurs inside any string (or key) of the document."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if needle in value:
+                return True
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if needle in k:
+                    return True
+                stack.append(v)
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def _close(conn: sqlite3.Connection, directory: str) -> None:
+    try:
+        conn.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class Workspace:
+    """Summaries of every valid source document, the plans, the outcomes; bodies on demand."""
+
+    def __init__(self, *, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.errors: list[InputError] = []  # unreadable sources, one line each
+        self._dir = tempfile.mkdtemp(prefix="migrator-run-")
+        path = os.path.join(self._dir, "workspace.sqlite")
+        # One thread at a time uses it, but not always the same one (sources are read in a
+        # worker thread), hence check_same_thread=False.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            "PRAGMA cache_size=-4096;" + _SCHEMA
+        )
+        self._outcomes: list[tuple[Any, ...]] = []
+        self._doc_rows: list[tuple[Any, ...]] = []
+        self._finalizer = weakref.finalize(self, _close, self._db, self._dir)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    # --- documents --------------------------------------------------------------------------
+
+    def add(
+        self,
+        doc: ExportDocument,
+        *,
+        item: SourceItem | None = None,
+        raw: bytes | None = None,
+        active: bool | None = None,
+        substitutions: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """Record one valid document's summary (its body stays on disk, or `raw` for live ones)."""
+        status = doc.data.get("workflow", {}).get("status")
+        if active is None and isinstance(status, str):
+            active = status == "Active"
+        touched = sorted(
+            tenant
+            for tenant, table in (substitutions or {}).items()
+            if any(_mentions(doc.data, k) for k in table)
+        )
+        values = [[v.path, v.kind, v.value] for v in find_tenant_values(doc.data)]
+        calls = [[c.task_id, c.workflow_id, c.workflow_name] for c in doc.calls]
+        origin = (
+            orjson.dumps([item.path, item.member, item.definition_id, item.sha256])
+            if item is not None
+            else None
+        )
+        self._doc_rows.append(
+            (
+                doc.content_hash,
+                doc.source,
+                doc.name,
+                doc.version,
+                doc.workflow_id,
+                doc.definition_id,
+                None if active is None else int(active),
+                orjson.dumps(calls) if calls else None,
+                origin,
+                raw,
+                orjson.dumps(values) if values else None,
+                orjson.dumps(touched) if touched else None,
+            )
+        )
+        if len(self._doc_rows) >= _FLUSH_AT:
+            self._flush_docs()
+
+    def _flush_docs(self) -> None:
+        if self._doc_rows:
+            self._db.executemany(
+                "INSERT INTO docs(key, source, name, version, workflow_id, definition_id, active,"
+                " calls, origin, raw, tenant_values, touched) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                self._doc_rows,
+            )
+            self._doc_rows.clear()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        self._flush_docs()
+        return self._db.execute(sql, params)
+
+    @staticmethod
+    def _doc(row: Sequence[Any], substituted: bool = False) -> SourceDoc:
+        _, key, source, name, version, workflow_id, definition_id, active, calls = row[:9]
+        return SourceDoc(
+            key=key,
+            source=source,
+            name=name,
+            version=version,
+            workflow_id=workflow_id,
+            definition_id=definition_id,
+            calls=tuple(Call(t, w, n) for t, w, n in orjson.loads(calls)) if calls else (),
+            active=None if active is None else bool(active),
+            substituted=substituted,
+        )
+
+    def count(self) -> int:
+        return int(self._query("SELECT count(*) FROM docs").fetchone()[0])
+
+    def iter_docs(self) -> Iterator[SourceDoc]:
+        """Every summary in reading order, streamed."""
+        last = 0
+        while True:
+            rows = self._query(
+                f"SELECT {_DOC_COLUMNS} FROM docs WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, _BATCH),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._doc(row)
+            last = rows[-1][0]
+
+    def all_docs(self) -> list[SourceDoc]:
+        """Every summary, in memory: for small tools (`verify`) and tests, not for migrate."""
+        return list(self.iter_docs())
+
+    def names(self) -> Iterator[str]:
+        """Distinct workflow names in name order, streamed."""
+        rows = self._query(
+            "SELECT DISTINCT name FROM docs ORDER BY name LIMIT ?", (_BATCH,)
+        ).fetchall()
+        while rows:
+            for (name,) in rows:
+                yield name
+            rows = self._query(
+                "SELECT DISTINCT name FROM docs WHERE name > ? ORDER BY name LIMIT ?",
+                (rows[-1][0], _BATCH),
+            ).fetchall()
+
+    def docs_named(self, names: Iterable[str], tenant: str | None = None) -> list[SourceDoc]:
+        """The summaries of these names' documents, each marked substituted for `tenant`."""
+        out: list[SourceDoc] = []
+        wanted = list(names)
+        for start in range(0, len(wanted), _BATCH):
+            chunk = wanted[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(
+                f"SELECT {_DOC_COLUMNS}, touched FROM docs WHERE name IN ({marks}) ORDER BY seq",
+                chunk,
+            ):
+                touched = orjson.loads(row[9]) if row[9] else ()
+                out.append(self._doc(row, substituted=tenant is not None and tenant in touched))
+        return out
+
+    def callers(self) -> list[SourceDoc]:
+        """Documents with Execute::WorkflowTask calls (normally few)."""
+        return [
+            self._doc(row)
+            for row in self._query(
+                f"SELECT {_DOC_COLUMNS} FROM docs WHERE calls IS NOT NULL ORDER BY seq"
+            )
+        ]
+
+    def has_name(self, name: str) -> bool:
+        return (
+            self._query("SELECT 1 FROM docs WHERE name = ? LIMIT 1", (name,)).fetchone() is not None
+        )
+
+    def has_key(self, key: str) -> bool:
+        return (
+            self._query("SELECT 1 FROM docs WHERE key = ? LIMIT 1", (key,)).fetchone() is not None
+        )
+
+    def keys_of(self, name: str) -> list[str]:
+        return [k for (k,) in self._query("SELECT key FROM docs WHERE name = ?", (name,))]
+
+    def sorted_keys(self) -> Iterator[str]:
+        """Distinct item keys in order, streamed (for the inputs fingerprint)."""
+        last = ""
+        while True:
+            rows = self._query(
+                "SELECT DISTINCT key FROM docs WHERE key > ? ORDER BY key LIMIT ?", (last, _BATCH)
+            ).fetchall()
+            if not rows:
+                return
+            for (key,) in rows:
+                yield key
+            last = rows[-1][0]
+
+    def name_of_definition(self, definition_id: int) -> str | None:
+        row = self._query(
+            "SELECT name FROM docs WHERE definition_id = ? ORDER BY seq DESC LIMIT 1",
+            (definition_id,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def name_of_workflow(self, workflow_id: int) -> str | None:
+        row = self._query(
+            "SELECT name FROM docs WHERE workflow_id = ? ORDER BY seq DESC LIMIT 1", (workflow_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def tenant_values(self, key: str) -> tuple[tuple[str, str, str], ...]:
+        row = self._query(
+            "SELECT tenant_values FROM docs WHERE key = ? AND tenant_values IS NOT NULL LIMIT 1",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return ()
+        return tuple((p, k, v) for p, k, v in orjson.loads(row[0]))
+
+    def values_of(self, keys: Iterable[str]) -> dict[str, tuple[tuple[str, str, str], ...]]:
+        """Tenant-specific values of these documents (only those that have any)."""
+        out: dict[str, tuple[tuple[str, str, str], ...]] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), _BATCH):
+            chunk = wanted[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            for key, values in self._query(
+                f"SELECT key, tenant_values FROM docs WHERE key IN ({marks})"
+                " AND tenant_values IS NOT NULL",
+                chunk,
+            ):
+                out[key] = tuple((p, k, v) for p, k, v in orjson.loads(values))
+        return out
+
+    def load(self, doc: SourceDoc) -> ExportDocument:
+        """The document's body again, checked to be the content that was planned."""
+        row = self._query(
+            "SELECT origin, raw, definition_id FROM docs WHERE key = ? AND source = ? LIMIT 1",
+            (doc.key, doc.source),
+        ).fetchone()
+        if row is None:
+            raise InputError(doc.source, "$", "not among this run's sources")
+        origin, raw, definition_id = row
+        if raw is not None:
+            return parse_document(
+                raw, doc.source, max_bytes=self.max_bytes, definition_id=definition_id
+            )
+        path, member, item_definition_id, sha256 = orjson.loads(origin)
+        loaded = read_document(
+            SourceItem(path, member, item_definition_id, sha256), max_bytes=self.max_bytes
+        )
+        if loaded.content_hash != doc.key:
+            raise InputError(
+                doc.source, "$", "the file changed while migrator was running; run again"
+            )
+        return loaded
+
+    # --- plans ------------------------------------------------------------------------------
+
+    def add_group(self, tenant: str, ord: int, group: NameGroup) -> None:
+        self._db.execute(
+            "INSERT INTO groups(tenant, ord, name, definition_id, callees) VALUES (?,?,?,?,?)",
+            (
+                tenant,
+                ord,
+                group.name,
+                group.definition_id,
+                orjson.dumps(sorted(group.callees)) if group.callees else None,
+            ),
+        )
+        self._db.executemany(
+            "INSERT INTO planned(tenant, grp, idx, action, key, item) VALUES (?,?,?,?,?,?)",
+            [
+                (tenant, ord, idx, item.action.value, item.doc.key, orjson.dumps(_item_row(item)))
+                for idx, item in enumerate(group.items)
+            ],
+        )
+
+    def groups(self, tenant: str) -> Iterator[NameGroup]:
+        """A tenant's planned groups in execution order, streamed."""
+        last = -1
+        while True:
+            heads = self._query(
+                "SELECT ord, name, definition_id, callees FROM groups"
+                " WHERE tenant = ? AND ord > ? ORDER BY ord LIMIT ?",
+                (tenant, last, _BATCH),
+            ).fetchall()
+            if not heads:
+                return
+            first, end = heads[0][0], heads[-1][0]
+            items: dict[int, list[PlannedItem]] = {}
+            for grp, blob in self._query(
+                "SELECT grp, item FROM planned WHERE tenant = ? AND grp BETWEEN ? AND ?"
+                " ORDER BY grp, idx",
+                (tenant, first, end),
+            ):
+                items.setdefault(grp, []).append(_item_from_row(orjson.loads(blob)))
+            for ord, name, definition_id, callees in heads:
+                yield NameGroup(
+                    name=name,
+                    definition_id=definition_id,
+                    items=tuple(items.get(ord, ())),
+                    callees=frozenset(orjson.loads(callees)) if callees else frozenset(),
+                )
+            last = end
+
+    def planned_items(self, tenant: str) -> Iterator[PlannedItem]:
+        for group in self.groups(tenant):
+            yield from group.items
+
+    def planned_keys(self, tenant: str, actions: Iterable[str]) -> Iterator[str]:
+        """Item keys of a tenant's planned items with these actions, in execution order."""
+        wanted = list(actions)
+        marks = ",".join("?" * len(wanted))
+        last = (-1, -1)
+        while True:
+            rows = self._query(
+                f"SELECT grp, idx, key FROM planned WHERE tenant = ? AND action IN ({marks})"
+                " AND (grp > ? OR (grp = ? AND idx > ?)) ORDER BY grp, idx LIMIT ?",
+                (tenant, *wanted, last[0], last[0], last[1], _BATCH),
+            ).fetchall()
+            if not rows:
+                return
+            for _, _, key in rows:
+                yield key
+            last = (rows[-1][0], rows[-1][1])
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def add_outcome(self, outcome: ItemOutcome) -> None:
+        self._outcomes.append(
+            (
+                outcome.tenant,
+                outcome.workflow_name,
+                outcome.source,
+                outcome.status,
+                None if outcome.verified is None else int(outcome.verified),
+                outcome_row(outcome),
+            )
+        )
+        if len(self._outcomes) >= _FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        self._flush_docs()
+        if self._outcomes:
+            self._db.executemany(
+                "INSERT INTO outcomes(tenant, workflow_name, source, status, verified, data)"
+                " VALUES (?,?,?,?,?,?)",
+                self._outcomes,
+            )
+            self._outcomes.clear()
+
+    def undecided(self, tenant: str) -> Iterator[SourceDoc]:
+        """Documents with no outcome yet for `tenant`, in reading order."""
+        self.flush()
+        last = 0
+        while True:
+            rows = self._query(
+                f"SELECT {_DOC_COLUMNS} FROM docs d WHERE seq > ? AND NOT EXISTS"
+                " (SELECT 1 FROM outcomes o WHERE o.tenant = ? AND o.source = d.source)"
+                " ORDER BY seq LIMIT ?",
+                (last, tenant, _BATCH),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._doc(row)
+            last = rows[-1][0]
+
+    def outcome_count(self) -> int:
+        self.flush()
+        return int(self._db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
+
+    def outcome_counts(self) -> dict[str, dict[str, int]]:
+        """tenant → status → count."""
+        self.flush()
+        out: dict[str, dict[str, int]] = {}
+        for tenant, status, n in self._db.execute(
+            "SELECT tenant, status, count(*) FROM outcomes GROUP BY tenant, status"
+        ):
+            out.setdefault(tenant, {})[status] = n
+        return out
+
+    def any_unverified(self) -> bool:
+        self.flush()
+        return (
+            self._db.execute("SELECT 1 FROM outcomes WHERE verified = 0 LIMIT 1").fetchone()
+            is not None
+        )
+
+    def outcomes(self, *, offset: int = 0, limit: int | None = None) -> Iterator[ItemOutcome]:
+        """Every outcome ordered by tenant, workflow name, source (then as recorded), streamed."""
+        self.flush()
+        remaining = limit
+        position = offset
+        while remaining is None or remaining > 0:
+            size = _BATCH if remaining is None else min(_BATCH, remaining)
+            rows = self._db.execute(
+                "SELECT data FROM outcomes ORDER BY tenant, workflow_name, source, seq"
+                " LIMIT ? OFFSET ?",
+                (size, position),
+            ).fetchall()
+            if not rows:
+                return
+            for (blob,) in rows:
+                yield outcome_from_row(blob)
+            position += len(rows)
+            if remaining is not None:
+                remaining -= len(rows)
+
+
+class OutcomeLog(Sequence[ItemOutcome]):
+    """A run's outcomes as a read-only sequence, in report order, read from the workspace."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+
+    def __len__(self) -> int:
+        return self.workspace.outcome_count()
+
+    def __iter__(self) -> Iterator[ItemOutcome]:
+        return self.workspace.outcomes()
+
+    @overload
+    def __getitem__(self, index: int) -> ItemOutcome: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ItemOutcome]: ...
+
+    def __getitem__(self, index: int | slice) -> ItemOutcome | Sequence[ItemOutcome]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(index)
+        return next(self.workspace.outcomes(offset=index, limit=1))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return self.workspace.outcome_counts()
+
+    def any_unverified(self) -> bool:
+        return self.workspace.any_unverified()
+
+
+# --- planned items as rows ------------------------------------------------------------------
+
+
+def _item_row(item: PlannedItem) -> dict[str, Any]:
+    d = item.doc
+    p = item.prior
+    return {
+        "doc": [
+            d.key,
+            d.source,
+            d.name,
+            d.version,
+            d.workflow_id,
+            d.definition_id,
+            [[c.task_id, c.workflow_id, c.workflow_name] for c in d.calls],
+            d.active,
+            d.substituted,
+        ],
+        "action": item.action.value,
+        "version": item.version,
+        "target": item.target_definition_id,
+        "reason": item.reason,
+        "key": item.idempotency_key,
+        "calls": [[t, n] for t, n in item.call_targets.items()],
+        "resumed": item.resumed,
+        "recorded": item.recorded,
+        "prior": None
+        if p is None
+        else [
+            p.status,
+            None
+            if p.intent is None
+            else [
+                p.intent.action,
+                p.intent.version,
+                p.intent.target_definition_id,
+                p.intent.idempotency_key,
+                p.intent.time,
+            ],
+            p.reason,
+            p.target_definition_id,
+            p.target_version_id,
+            p.version,
+            p.attempts,
+        ],
+    }
+
+
+def _item_from_row(row: Mapping[str, Any]) -> PlannedItem:
+    key, source, name, version, workflow_id, definition_id, calls, active, substituted = row["doc"]
+    prior = None
+    if row["prior"] is not None:
+        status, intent, reason, target_def, target_ver, prior_version, attempts = row["prior"]
+        prior = PriorState(
+            status=status,
+            intent=None if intent is None else PriorIntent(*intent),
+            reason=reason,
+            target_definition_id=target_def,
+            target_version_id=target_ver,
+            version=prior_version,
+            attempts=attempts,
+        )
+    return PlannedItem(
+        doc=SourceDoc(
+            key=key,
+            source=source,
+            name=name,
+            version=version,
+            workflow_id=workflow_id,
+            definition_id=definition_id,
+            calls=tuple(Call(t, w, n) for t, w, n in calls),
+            active=active,
+            substituted=substituted,
+        ),
+        action=Action(row["action"]),
+        version=row["version"],
+        target_definition_id=row["target"],
+        reason=row["reason"],
+        idempotency_key=row["key"],
+        call_targets={t: n for t, n in row["calls"]},
+        resumed=row["resumed"],
+        recorded=row["recorded"],
+        prior=prior,
+    )
