@@ -100,6 +100,10 @@ def find_snapshots(paths: Sequence[str]) -> list[str]:
     return found
 
 
+def _children(directory: str, names: list[str]) -> Iterator[str]:
+    return (os.path.join(directory, n) for n in names if not n.startswith("."))
+
+
 def _walk(top: str) -> Iterator[SourceItem]:
     seen: set[tuple[int, int]] = set()
     # A stack of sorted iterators keeps the walk lazy and free of recursion.
@@ -130,7 +134,9 @@ def _walk(top: str) -> Iterator[SourceItem]:
             names = sorted(os.listdir(path))
         except OSError as exc:
             raise InputError(path, "$", f"cannot list directory: {exc.strerror}") from None
-        stack.append(iter([os.path.join(path, n) for n in names if not n.startswith(".")]))
+        # Paths are joined as they are walked: a directory of 100,000 documents holds its
+        # names in memory (to sort them), not 100,000 joined paths as well.
+        stack.append(_children(path, names))
 
 
 # --------------------------------------------------------------------------------------------
