@@ -187,6 +187,7 @@ class SourceIndex:
 
     @classmethod
     def of(cls, docs: Iterable[SourceDoc]) -> SourceIndex:
+        """An index of `docs`; where two share an id, the later one (in reading order) wins."""
         listed = list(docs)
         by_definition_id = {d.definition_id: d.name for d in listed if d.definition_id is not None}
         by_workflow_id = {d.workflow_id: d.name for d in listed}
@@ -254,11 +255,12 @@ def plan_tenant(
     """
     unbound = unbound or {}
     payload_keys = payload_keys or {}
+    docs = list(docs)
     by_name: dict[str, list[SourceDoc]] = {}
     for doc in docs:
         by_name.setdefault(doc.name, []).append(doc)
     if index is None:
-        index = SourceIndex.of(d for g in by_name.values() for d in g)
+        index = SourceIndex.of(docs)
 
     problems: list[str] = []
     groups: dict[str, NameGroup] = {}

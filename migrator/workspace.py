@@ -161,7 +161,33 @@ class Workspace:
             for tenant, table in (substitutions or {}).items()
             if any(_mentions(doc.data, k) for k in table)
         )
-        values = [[v.path, v.kind, v.value] for v in find_tenant_values(doc.data)]
+        self.add_summary(
+            SourceDoc(
+                key=doc.content_hash,
+                source=doc.source,
+                name=doc.name,
+                version=doc.version,
+                workflow_id=doc.workflow_id,
+                definition_id=doc.definition_id,
+                calls=tuple(Call(c.task_id, c.workflow_id, c.workflow_name) for c in doc.calls),
+                active=active,
+            ),
+            item=item,
+            raw=raw,
+            tenant_values=[(v.path, v.kind, v.value) for v in find_tenant_values(doc.data)],
+            touched=touched,
+        )
+
+    def add_summary(
+        self,
+        doc: SourceDoc,
+        *,
+        item: SourceItem | None = None,
+        raw: bytes | None = None,
+        tenant_values: Sequence[tuple[str, str, str]] = (),
+        touched: Sequence[str] = (),
+    ) -> None:
+        """Record a summary as it is (`add` makes it from a document; tests use it directly)."""
         calls = [[c.task_id, c.workflow_id, c.workflow_name] for c in doc.calls]
         origin = (
             orjson.dumps([item.path, item.member, item.definition_id, item.sha256])
@@ -170,18 +196,18 @@ class Workspace:
         )
         self._doc_rows.append(
             (
-                doc.content_hash,
+                doc.key,
                 doc.source,
                 doc.name,
                 doc.version,
                 doc.workflow_id,
                 doc.definition_id,
-                None if active is None else int(active),
+                None if doc.active is None else int(doc.active),
                 orjson.dumps(calls) if calls else None,
                 origin,
                 raw,
-                orjson.dumps(values) if values else None,
-                orjson.dumps(touched) if touched else None,
+                orjson.dumps([list(v) for v in tenant_values]) if tenant_values else None,
+                orjson.dumps(sorted(touched)) if touched else None,
             )
         )
         if len(self._doc_rows) >= _FLUSH_AT:
