@@ -117,6 +117,9 @@ class ExportDocument:
     # canonical order, and the ids of tasks whose content names another task's file.
     task_order: tuple[int, ...] = field(default=(), compare=False, repr=False)
     ref_tasks: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
+    # False when no task and not the workflow has a key starting with "original_" (those keys
+    # are nulled for import); True when some might.
+    maybe_originals: bool = field(default=True, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,6 +391,82 @@ def validate_document(data: Any, source: str) -> None:
         )
 
 
+def _plainly_valid(data: Any) -> bool:
+    """True only if validate_document(data) would pass; False means "ask validate_document".
+
+    The same checks without building a JSON path per item: the common, valid document passes
+    in one cheap sweep, and validate_document names the first problem of any other (exact
+    types only, so bools, subclasses and other doubtful values take the precise route).
+    """
+    if type(data) is not dict:
+        return False
+    workflow = data.get("workflow")
+    if type(workflow) is not dict:
+        return False
+    name = workflow.get("name")
+    workflow_id = workflow.get("id")
+    if (
+        type(name) is not str
+        or not name.strip()
+        or type(workflow_id) is not int
+        or not INT64_MIN <= workflow_id <= INT64_MAX
+    ):
+        return False
+    tasks = data.get("tasks")
+    linkages = data.get("linkages")
+    if type(tasks) is not list or type(linkages) is not list or not tasks or not linkages:
+        return False
+    ids: set[int] = set()
+    for task in tasks:
+        if type(task) is not dict:
+            return False
+        tid = task.get("id")
+        if type(tid) is not int or not INT64_MIN <= tid <= INT64_MAX or tid in ids:
+            return False
+        ids.add(tid)
+        params = task.get("parameters")
+        if type(params) is not dict:
+            return False
+        action = task.get("action_type")
+        if action is not None:
+            if type(action) is not str:
+                return False
+            if action == EXECUTE_WORKFLOW:
+                wid = params.get("workflow_id")
+                wname = params.get("workflow_name")
+                if wid is not None and type(wid) is not str and type(wid) is not int:
+                    return False
+                if wname is not None and type(wname) is not str:
+                    return False
+    for task in tasks:
+        parent = task.get("task_id")
+        # `ids` holds int64 ints only, and the exact type check keeps True from matching 1.
+        if parent is not None and (type(parent) is not int or parent not in ids):
+            return False
+    entries = 0
+    for link in linkages:
+        if type(link) is not dict:
+            return False
+        target = link.get("target_task_id")
+        if type(target) is not int or target not in ids:
+            return False
+        src_task = link.get("source_task_id")
+        if src_task is None:
+            src_wf = link.get("source_workflow_id")
+            if type(src_wf) is not int or src_wf != workflow_id:
+                return False
+            entries += 1
+        elif (
+            type(src_task) is not int
+            or src_task not in ids
+            or link.get("source_workflow_id") is not None
+        ):
+            return False
+        if type(link.get("linkage_type")) is not str:
+            return False
+    return entries > 0
+
+
 def _validate_call(params: dict[str, Any], source: str, where: str) -> None:
     wid = params.get("workflow_id")
     if wid is not None and (isinstance(wid, bool) or not isinstance(wid, (str, int))):
@@ -439,7 +518,8 @@ def document_from_data(
 def _from_data(
     data: Any, source: str, definition_id: int | None, raw: bytes | None
 ) -> ExportDocument:
-    validate_document(data, source)
+    if not _plainly_valid(data):
+        validate_document(data, source)
     workflow = data["workflow"]
     version = workflow.get("version")
     try:
@@ -467,6 +547,7 @@ def _from_data(
         definition_id=definition_id,
         task_order=tuple(_order(canon, tasks)),
         ref_tasks=frozenset(t["id"] for t, has in zip(tasks, canon.has_refs, strict=True) if has),
+        maybe_originals=canon.maybe_originals,
     )
 
 
@@ -488,24 +569,12 @@ def _dumps(value: Any) -> bytes:
 _ASIDE_TYPES = (dict, list, float)
 
 
-def _task_body(task: Mapping[str, Any], aside: list[bytes]) -> bytes:
-    body = dict(task)
-    dropped = _TASK_DROP.intersection(task)
-    for key in dropped:
-        del body[key]
-    kept_aside = [task[k] for k in dropped if isinstance(task[k], _ASIDE_TYPES)]
-    if kept_aside:
-        aside.append(_dumps([[kept_aside]]))
-    if task.get("action_type") == MERGE:
-        params = body.get("parameters")
-        if isinstance(params, dict) and not MERGE_PARAMS.isdisjoint(params):
-            body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
-            removed = [
-                v for k, v in params.items() if k in MERGE_PARAMS and isinstance(v, _ASIDE_TYPES)
-            ]
-            if removed:
-                aside.append(_dumps([[[removed]]]))
-    return _dumps([[body]])[2:-2]
+# Task keys that validation proves to be int64 integers or null: never too deep, never floats, so
+# never material for the depth and huge-integer checks.
+_VALIDATED_TASK_KEYS = frozenset({"id", "task_id"})
+# Dropped keys that prepare_for_import nulls (it nulls every key starting with "original_").
+_ORIGINAL_DROP = frozenset(k for k in _TASK_DROP | _WORKFLOW_DROP if k.startswith("original_"))
+_ORIGINAL_KEY = b'"original_'
 
 
 def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
@@ -532,7 +601,7 @@ _PLAIN_LINK_KEYS = frozenset(
 def _link_body(link: Mapping[str, Any]) -> bytes:
     # Nearly every linkage has just the four standard keys; skip building and sorting a dict.
     if len(link) == 4 and _PLAIN_LINK_KEYS.issuperset(link):
-        return b'{"linkage_type":' + orjson.dumps(link["linkage_type"]) + b"}"
+        return b'{"linkage_type":%s}' % orjson.dumps(link["linkage_type"])
     return _dumps([[{k: v for k, v in link.items() if k not in _LINK_DROP}]])[2:-2]
 
 
@@ -557,6 +626,29 @@ class _Canon:
     payload: bytes  # canonical JSON bytes of the whole document
     has_refs: list[bool]  # whether each task's content holds a file reference to a task
     maybe_huge: bool  # some number serialised with an exponent >= 18 (a huge integer literal?)
+    # Task positions by rank when every rank is distinct (the usual case), else None.
+    by_rank: list[int] | None
+    # False when no key of a task or of the workflow starts with "original_"; True may be a false
+    # alarm (the prefix inside some string).
+    maybe_originals: bool
+
+
+def _dense_ranks(keys: list[Any]) -> tuple[list[int], int]:
+    """Each key's index among the distinct keys in sorted order, and the number of distinct keys.
+
+    The same as indexing into sorted(set(keys)), without hashing the keys (task bodies can be
+    megabytes long; sorting compares them with memcmp and stops at the first difference).
+    """
+    ranks = [0] * len(keys)
+    rank = -1
+    previous: Any = None
+    for i in sorted(range(len(keys)), key=keys.__getitem__):
+        key = keys[i]
+        if rank < 0 or key != previous:
+            rank += 1
+            previous = key
+        ranks[i] = rank
+    return ranks, rank + 1
 
 
 def _refine(
@@ -564,10 +656,7 @@ def _refine(
     edges: Callable[[], tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]],
 ) -> list[int]:
     """Weisfeiler-Lehman colour refinement: ranks that depend only on content and graph shape."""
-    order = sorted(set(seeds))
-    index = {s: r for r, s in enumerate(order)}
-    ranks = [index[s] for s in seeds]
-    distinct = len(order)
+    ranks, distinct = _dense_ranks(seeds)
     # Once every task has its own colour no further round can split anything; real workflows
     # usually get there from content alone, and then the edge lists are never built.
     if distinct == len(seeds):
@@ -582,12 +671,11 @@ def _refine(
             )
             for i in range(len(seeds))
         ]
-        order2 = sorted(set(sigs))
-        if len(order2) == distinct:
+        ranks2, distinct2 = _dense_ranks(sigs)
+        if distinct2 == distinct:
             break
-        index2 = {s: r for r, s in enumerate(order2)}
-        ranks = [index2[s] for s in sigs]
-        distinct = len(order2)
+        ranks = ranks2
+        distinct = distinct2
     return ranks
 
 
@@ -596,33 +684,70 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     linkages: list[Mapping[str, Any]] = data["linkages"]
     pos = {t["id"]: i for i, t in enumerate(tasks)}
     n = len(tasks)
+    maybe_originals = False
     # Serialised dropped values that stay in the payload: checked for depth and huge integers.
     aside: list[bytes] = []
-    raw_bodies = [_task_body(t, aside) for t in tasks]
+    raw_bodies: list[bytes] = []
     refs: list[list[tuple[int, int, int]]] = []
-    for body in raw_bodies:
+    parents: list[int] = []
+    for task in tasks:
+        body = dict(task)
+        dropped = _TASK_DROP.intersection(task)
+        for key in dropped:
+            del body[key]
+        # Only dropped values other than the validated ids can be deep containers or huge floats.
+        if not _VALIDATED_TASK_KEYS.issuperset(dropped):
+            maybe_originals = maybe_originals or not _ORIGINAL_DROP.isdisjoint(dropped)
+            kept_aside = [task[k] for k in dropped if isinstance(task[k], _ASIDE_TYPES)]
+            if kept_aside:
+                aside.append(_dumps([[kept_aside]]))
+        if task.get("action_type") == MERGE:
+            params = body.get("parameters")
+            if isinstance(params, dict) and not MERGE_PARAMS.isdisjoint(params):
+                body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
+                removed = [
+                    v
+                    for k, v in params.items()
+                    if k in MERGE_PARAMS and isinstance(v, _ASIDE_TYPES)
+                ]
+                if removed:
+                    aside.append(_dumps([[[removed]]]))
+        # Wrapped as deep as a task sits in the document, so orjson's depth limit fires as it
+        # would for the whole document.
+        serialised = _dumps([[body]])[2:-2]
+        raw_bodies.append(serialised)
         found: list[tuple[int, int, int]] = []
-        if b"__" in body:
-            for m in FILE_REF_BYTES.finditer(body):
+        if b"__" in serialised:
+            for m in FILE_REF_BYTES.finditer(serialised):
                 target = pos.get(int(m.group(1)))
                 if target is not None:
                     found.append((m.start(), m.end(), target))
         refs.append(found)
+        parent = task.get("task_id")
+        parents.append(-1 if parent is None else pos[parent])
 
-    link_bodies = [_link_body(lk) for lk in linkages]
+    # Plain linkages (the four standard keys) differ only in type; serialise each type once.
+    plain_links: dict[str, bytes] = {}
+    link_bodies: list[bytes] = []
     # (source position or -1 for an entry linkage, target position) of each linkage.
-    ends = [
-        (
-            -1 if lk.get("source_task_id") is None else pos[lk["source_task_id"]],
-            pos[lk["target_task_id"]],
-        )
-        for lk in linkages
-    ]
-    parents = [-1 if t.get("task_id") is None else pos[t["task_id"]] for t in tasks]
+    ends: list[tuple[int, int]] = []
     entry: dict[int, list[bytes]] = {}
-    for (src, tgt), lb in zip(ends, link_bodies, strict=True):
-        if src < 0:
+    for lk in linkages:
+        ltype = lk.get("linkage_type")
+        if type(ltype) is str and len(lk) == 4 and _PLAIN_LINK_KEYS.issuperset(lk):
+            lb = plain_links.get(ltype)
+            if lb is None:
+                lb = plain_links[ltype] = _link_body(lk)
+        else:
+            lb = _link_body(lk)
+        link_bodies.append(lb)
+        src_id = lk.get("source_task_id")
+        tgt = pos[lk["target_task_id"]]
+        if src_id is None:
+            ends.append((-1, tgt))
             entry.setdefault(tgt, []).append(lb)
+        else:
+            ends.append((pos[src_id], tgt))
     seeds = [
         (
             _splice(raw_bodies[i], refs[i], lambda _: b"") if refs[i] else raw_bodies[i],
@@ -654,26 +779,47 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     def label(i: int) -> bytes:
         return b"%d" % ranks[i]
 
-    bodies = [_splice(raw_bodies[i], refs[i], label) for i in range(n)]
-    task_entries = sorted(
-        (ranks[i], -1 if parents[i] < 0 else ranks[parents[i]], bodies[i]) for i in range(n)
-    )
+    bodies = [
+        _splice(raw_bodies[i], refs[i], label) if refs[i] else raw_bodies[i] for i in range(n)
+    ]
+    # Task entries sort by (rank, parent rank, body); with distinct ranks the rank alone decides,
+    # and the ranks are then exactly 0..n-1, so placing each task at its rank is that sort.
+    by_rank: list[int] | None = None
+    if len(set(ranks)) == n:
+        by_rank = [0] * n
+        for i, r in enumerate(ranks):
+            by_rank[r] = i
+        task_part = b",".join(
+            b'{"key":%d,"parent":%s,"task":%s}'
+            % (r, b"null" if parents[i] < 0 else b"%d" % ranks[parents[i]], bodies[i])
+            for r, i in enumerate(by_rank)
+        )
+    else:
+        task_entries = sorted(
+            (ranks[i], -1 if parents[i] < 0 else ranks[parents[i]], bodies[i]) for i in range(n)
+        )
+        task_part = b",".join(
+            b'{"key":%d,"parent":%s,"task":%s}' % (r, b"null" if p < 0 else b"%d" % p, b)
+            for r, p, b in task_entries
+        )
     link_entries = sorted(
         (-1 if src < 0 else ranks[src], ranks[tgt], lb)
         for (src, tgt), lb in zip(ends, link_bodies, strict=True)
     )
-    extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
-    top_aside = [v for k, v in data.items() if k in _TOP_DROP]
-    if top_aside:
-        aside.append(_dumps(top_aside))
-    extra_bytes = _dumps(extra)
-    workflow_bytes = _workflow_body(data["workflow"], aside)
+    if len(data) == 3:
+        # Only workflow, tasks and linkages (all three are read here): nothing extra, no asides.
+        extra_bytes = b"{}"
+    else:
+        extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
+        top_aside = [v for k, v in data.items() if k in _TOP_DROP]
+        if top_aside:
+            aside.append(_dumps(top_aside))
+        extra_bytes = _dumps(extra)
+    workflow = data["workflow"]
+    workflow_bytes = _workflow_body(workflow, aside)
+    maybe_originals = maybe_originals or not _ORIGINAL_DROP.isdisjoint(workflow)
     # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
     # already-serialised parts (keys are written in sorted order).
-    task_part = b",".join(
-        b'{"key":%d,"parent":%s,"task":%s}' % (r, b"null" if p < 0 else b"%d" % p, b)
-        for r, p, b in task_entries
-    )
     link_part = b",".join(
         b'{"from":%s,"link":%s,"to":%d}' % (b"null" if s < 0 else b"%d" % s, b, t)
         for s, t, b in link_entries
@@ -695,6 +841,9 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         payload=payload,
         has_refs=[bool(r) for r in refs],
         maybe_huge=maybe_huge,
+        by_rank=by_rank,
+        # Every kept key of every task and of the workflow is in the payload as `"key":`.
+        maybe_originals=maybe_originals or _ORIGINAL_KEY in payload,
     )
 
 
@@ -714,6 +863,9 @@ def canonical_task_order(data: Mapping[str, Any]) -> list[int]:
 
 
 def _order(canon: _Canon, tasks: list[Mapping[str, Any]]) -> list[int]:
+    if canon.by_rank is not None:
+        # Distinct ranks decide the sort below on their own.
+        return [tasks[i]["id"] for i in canon.by_rank]
     # Tasks with equal rank and body are interchangeable; the original id only breaks the tie.
     keyed = sorted((canon.ranks[i], canon.bodies[i], t["id"]) for i, t in enumerate(tasks))
     return [tid for _, _, tid in keyed]
