@@ -308,22 +308,26 @@ def prepare_for_import(
     it exists to be serialised and sent.
     """
     data = doc.data
-    order = list(doc.task_order) or canonical_task_order(data)
+    order = doc.task_order or tuple(canonical_task_order(data))
     mapping = {old: new for new, old in enumerate(order, start=1)}
-    # Only tasks whose content names a task's file need the (serialise, rewrite, parse) pass.
+    # Only tasks whose content names a task's file need the (serialise, rewrite, parse) pass, and
+    # only documents where some key may start with "original_" need the per-key sweep for them.
+    # A hand-built ExportDocument (no task_order) says neither: every task takes both passes.
     ref_tasks = doc.ref_tasks if doc.task_order else None
+    originals = doc.maybe_originals or not doc.task_order
     by_id = {t["id"]: t for t in data["tasks"]}
     targets = call_targets or {}
     tasks: list[dict[str, Any]] = []
-    for old in order:
+    for new, old in enumerate(order, start=1):
         task = dict(by_id[old])
         if ref_tasks is None or old in ref_tasks:
             task = _rewrite_file_refs(task, mapping)
-        task["id"] = mapping[old]
+        task["id"] = new
         parent = task.get("task_id")
         if parent is not None:
             task["task_id"] = mapping[parent]
-        _null_originals(task)
+        if originals:
+            _null_originals(task)
         action = task.get("action_type")
         if action == MERGE and not MERGE_PARAMS.isdisjoint(task["parameters"]):
             task["parameters"] = {
@@ -339,16 +343,20 @@ def prepare_for_import(
     wparams = workflow.get("parameters")
     if isinstance(wparams, dict) and "merge_task_ids" in wparams:
         workflow["parameters"] = {k: v for k, v in wparams.items() if k != "merge_task_ids"}
-    _null_originals(workflow)
+    if originals:
+        _null_originals(workflow)
 
     linkages = []
     for link in data["linkages"]:
         link = dict(link)
         if link.get("source_workflow_id") is not None:
             link["source_workflow_id"] = COSMETIC_WORKFLOW_ID
-        for key in ("source_task_id", "target_task_id"):
-            if link.get(key) is not None:
-                link[key] = mapping[link[key]]
+        source = link.get("source_task_id")
+        if source is not None:
+            link["source_task_id"] = mapping[source]
+        target = link.get("target_task_id")
+        if target is not None:
+            link["target_task_id"] = mapping[target]
         linkages.append(link)
 
     out = dict(data)
