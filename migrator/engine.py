@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import os
 import time
-from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -306,47 +306,65 @@ class NullJournal:
 class ReadOnlyJournal(NullJournal):
     """A journal read without the lock, for dry runs and plans: its state, never a write."""
 
-    def __init__(self, path: str) -> None:
-        from migrator.journal import read_journal
+    def __init__(self, path: str, state: MutableMapping[Any, Any] | None = None) -> None:
+        from migrator.journal import read_state
 
         super().__init__()
-        view = read_journal(path)
-        self.state = view.state
-        self.notices = list(view.notices)
-        self.run_history = [r for r in view.records if r.type == "run_started"]
+        self.state = {} if state is None else state
+        self.run_history, self.notices = read_state(path, self.state)
 
 
 _NO_PRIOR = PriorState(status="pending")
 
 
-def prior_states(journal_state: Mapping[Any, Any], tenant: str) -> dict[str, PriorState]:
-    """The journal's folded state for one tenant, as the planner sees it."""
-    out: dict[str, PriorState] = {}
-    for key, st in journal_state.items():
-        t, item = key
-        if t != tenant:
-            continue
-        intent = None
-        if getattr(st, "idempotency_key", None) and getattr(st, "version", None):
-            intent = PriorIntent(
-                action=str(getattr(st, "action", "") or ""),
-                version=str(st.version),
-                target_definition_id=getattr(st, "intent_target_definition_id", None)
-                if hasattr(st, "intent_target_definition_id")
-                else getattr(st, "target_definition_id", None),
-                idempotency_key=str(st.idempotency_key),
-                time=float(getattr(st, "intent_time", 0.0) or 0.0),
-            )
-        out[item] = PriorState(
-            status=str(st.status),
-            intent=intent if st.status in ("in_doubt", "deferred") else None,
-            reason=getattr(st, "reason", None),
-            target_definition_id=getattr(st, "target_definition_id", None),
-            target_version_id=getattr(st, "target_version_id", None),
-            version=getattr(st, "version", None),
-            attempts=int(getattr(st, "attempts", 0) or 0),
+def prior_states(journal_state: Mapping[Any, Any], tenant: str) -> PriorView:
+    """The journal's folded state for one tenant, as the planner sees it (looked up lazily)."""
+    return PriorView(journal_state, tenant)
+
+
+class PriorView(Mapping[str, PriorState]):
+    """item key → PriorState of one tenant, converted from the journal's state when asked for
+    (the state may be a table on disk: nothing is copied)."""
+
+    def __init__(self, journal_state: Mapping[Any, Any], tenant: str) -> None:
+        self._state = journal_state
+        self._tenant = tenant
+        count = getattr(journal_state, "count", None)
+        self._len = (
+            count(tenant) if callable(count) else sum(1 for t, _ in journal_state if t == tenant)
         )
-    return out
+
+    def __getitem__(self, item: str) -> PriorState:
+        return _prior(self._state[(self._tenant, item)])
+
+    def __iter__(self) -> Iterator[str]:
+        return (item for t, item in self._state if t == self._tenant)
+
+    def __len__(self) -> int:
+        return self._len
+
+
+def _prior(st: Any) -> PriorState:
+    intent = None
+    if getattr(st, "idempotency_key", None) and getattr(st, "version", None):
+        intent = PriorIntent(
+            action=str(getattr(st, "action", "") or ""),
+            version=str(st.version),
+            target_definition_id=getattr(st, "intent_target_definition_id", None)
+            if hasattr(st, "intent_target_definition_id")
+            else getattr(st, "target_definition_id", None),
+            idempotency_key=str(st.idempotency_key),
+            time=float(getattr(st, "intent_time", 0.0) or 0.0),
+        )
+    return PriorState(
+        status=str(st.status),
+        intent=intent if st.status in ("in_doubt", "deferred") else None,
+        reason=getattr(st, "reason", None),
+        target_definition_id=getattr(st, "target_definition_id", None),
+        target_version_id=getattr(st, "target_version_id", None),
+        version=getattr(st, "version", None),
+        attempts=int(getattr(st, "attempts", 0) or 0),
+    )
 
 
 def tenant_identity(tenant: TenantConfig) -> str:
@@ -1165,7 +1183,7 @@ async def migrate(
     *,
     progress: Progress | None = None,
     stopping: anyio.Event | None = None,
-    journal_factory: Callable[[str, dict[str, Any]], Any] | None = None,
+    journal_factory: Callable[..., Any] | None = None,
 ) -> Report:
     """Run a migration (or a dry run) and return what happened, item by item.
 
@@ -1217,13 +1235,13 @@ async def _migrate(
     progress: Progress,
     stopping: anyio.Event,
     notices: list[str],
-    journal_factory: Callable[[str, dict[str, Any]], Any] | None,
+    journal_factory: Callable[..., Any] | None,
 ) -> Report:
     # A plan file that cannot be read stops the run before the journal records it.
     saved = load_plan_file(options.plan_file) if options.plan_file else None
     journal: Any = NullJournal()
     if options.journal and options.dry_run:
-        journal = ReadOnlyJournal(options.journal)
+        journal = ReadOnlyJournal(options.journal, store.journal_state())
         notices.extend(journal.notices)
     elif options.journal:
         from migrator.journal import Journal
@@ -1237,13 +1255,16 @@ async def _migrate(
         # Refuse before this run appends its run_started: a refused run leaves no trace
         # (its tenants would otherwise make every later run with the right config refuse).
         path = options.journal
+        # The journal is folded into the workspace, not into a dict of every item it names.
+        state = store.journal_state()
         earlier = await anyio.to_thread.run_sync(
-            lambda: ReadOnlyJournal(path) if os.path.exists(path) else None
+            lambda: ReadOnlyJournal(path, state) if os.path.exists(path) else None
         )
         if earlier is not None:
             check_journal_matches(earlier, tenants, store, path)
+        state.clear()
         factory = journal_factory or Journal.open
-        journal = await stack.enter_async_context(factory(options.journal, run_fields))
+        journal = await stack.enter_async_context(factory(options.journal, run_fields, state=state))
         check_journal_matches(journal, tenants, store, options.journal)
         notices.extend(getattr(journal, "notices", []) or [])
     runs: dict[str, TenantRun] = {}
@@ -1395,10 +1416,16 @@ def check_journal_matches(
                     "was written; its records would be wrong here. Use a new --journal for the new target."
                 )
     names = {t.name for t in tenants}
+    state = journal.state
+    in_doubt = (
+        state.select(status="in_doubt")
+        if hasattr(state, "select")
+        else ((k, st) for k, st in state.items() if getattr(st, "status", None) == "in_doubt")
+    )
     orphans = [
         (tenant, item)
-        for (tenant, item), st in journal.state.items()
-        if tenant in names and getattr(st, "status", None) == "in_doubt" and not store.has_key(item)
+        for (tenant, item), st in in_doubt
+        if tenant in names and not store.has_key(item)
     ]
     if orphans:
         tenant, item = orphans[0]

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -236,32 +237,52 @@ def scan(data: bytes, source: str = "journal") -> ScanResult:
     it is cut and returned as `torn_tail`. Anything wrong before the last line (bad checksum, not
     JSON, a sequence gap or regression) raises JournalError naming the line and what to do.
     """
-    records: list[Record] = []
+    tail = ScanTail()
+    records = list(scan_lines(io.BytesIO(data), source, tail))
+    return ScanResult(records, tail.valid_length, tail.torn_tail, tail.torn_line)
+
+
+@dataclass(slots=True)
+class ScanTail:
+    """What `scan_lines` found after the records: the valid length and the torn tail, if any."""
+
+    valid_length: int = 0
+    torn_tail: bytes | None = None
+    torn_line: int | None = None
+    last_seq: int = 0
+
+
+def scan_lines(lines: Iterable[bytes], source: str, tail: ScanTail) -> Iterator[Record]:
+    """`scan`, streamed: the records of an iterable of lines (a file opened "rb"), one at a time,
+    so that a long journal is never in memory whole; `tail` is filled in when it ends."""
     pos = 0
     lineno = 0
     expected_seq = 1
-    size = len(data)
-    while pos < size:
+    it = iter(lines)
+    line = next(it, None)
+    while line is not None:
         lineno += 1
-        end = data.find(b"\n", pos)
-        if end < 0:
+        following = next(it, None)
+        if not line.endswith(b"\n"):
             # No newline: the write was torn part-way (whatever it holds, it was never acknowledged).
-            return ScanResult(records, pos, data[pos:], lineno)
-        line = data[pos:end]
-        last = end + 1 == size
+            tail.valid_length, tail.torn_tail, tail.torn_line = pos, line, lineno
+            return
         try:
             record = decode_line(line)
         except _BadLine as bad:
-            if last and not bad.intact:
-                return ScanResult(records, pos, data[pos:], lineno)
+            if following is None and not bad.intact:
+                tail.valid_length, tail.torn_tail, tail.torn_line = pos, line, lineno
+                return
             raise _damaged(source, lineno, bad.reason) from None
         if record.seq != expected_seq:
             why = "sequence gap" if record.seq > expected_seq else "sequence goes backwards"
             raise _damaged(source, lineno, f"{why}: {record.seq} after {expected_seq - 1}")
-        records.append(record)
+        yield record
+        tail.last_seq = record.seq
         expected_seq += 1
-        pos = end + 1
-    return ScanResult(records, pos, None, None)
+        pos += len(line)
+        line = following
+    tail.valid_length = pos
 
 
 _STANDARD = frozenset(
@@ -284,13 +305,19 @@ _STANDARD = frozenset(
 
 
 def fold(records: Iterable[Record]) -> dict[ItemKey, ItemState]:
-    """Each (tenant, item)'s state after the records, in order.
+    """Each (tenant, item)'s state after the records, in order (see `fold_into`)."""
+    state: dict[ItemKey, ItemState] = {}
+    fold_into(records, state)
+    return state
+
+
+def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemState]) -> None:
+    """Fold the records into `state` (a dict, or a table on disk for long journals).
 
     intent → in_doubt until an outcome; committed → done, and final (nothing later undoes it);
     failed / deferred / skipped → that status; verified only annotates. Fields not part of the
     format (e.g. `plan_hash`) are kept in `extra`, the latest value winning.
     """
-    state: dict[ItemKey, ItemState] = {}
     for record in records:
         if record.type not in ITEM_TYPES:
             continue
@@ -354,7 +381,6 @@ def fold(records: Iterable[Record]) -> dict[ItemKey, ItemState]:
                 **common,
             )
         state[key] = cur
-    return state
 
 
 def summarize(
@@ -401,7 +427,7 @@ class JournalView:
     notices: list[str]
 
 
-def _torn_notice(source: str, result: ScanResult, *, cut: bool) -> str:
+def _torn_notice(source: str, result: ScanResult | ScanTail, *, cut: bool) -> str:
     assert result.torn_tail is not None
     verb = "cut" if cut else "ignored"
     return (
@@ -420,6 +446,36 @@ def read_journal(path: str | os.PathLike[str]) -> JournalView:
     except OSError as exc:
         raise JournalError(f"{source}: cannot read the journal: {exc.strerror}") from None
     result = scan(data, source)
+    notices = _read_notices(source, result)
+    return JournalView(result.records, fold(result.records), runs(result.records), notices)
+
+
+def read_state(
+    path: str | os.PathLike[str], state: MutableMapping[ItemKey, ItemState]
+) -> tuple[list[Record], list[str]]:
+    """`read_journal` for a run: folds the journal into `state` a line at a time, keeping no
+    records; returns the run_started records and the notices."""
+    source = os.fspath(path)
+    tail = ScanTail()
+    history: list[Record] = []
+    try:
+        with open(source, "rb") as fh:
+            fold_into(_watch_runs(scan_lines(fh, source, tail), history), state)
+    except FileNotFoundError:
+        raise JournalError(f"{source}: no journal here") from None
+    except OSError as exc:
+        raise JournalError(f"{source}: cannot read the journal: {exc.strerror}") from None
+    return history, _read_notices(source, tail)
+
+
+def _watch_runs(records: Iterable[Record], history: list[Record]) -> Iterator[Record]:
+    for record in records:
+        if record.type == "run_started":
+            history.append(record)
+        yield record
+
+
+def _read_notices(source: str, tail: ScanTail | ScanResult) -> list[str]:
     notices = []
     holder = _lock.current_holder(source)
     if holder is not None:
@@ -427,9 +483,9 @@ def read_journal(path: str | os.PathLike[str]) -> JournalView:
             f"{source}: a migrator (pid {holder.pid}) is writing this journal now; "
             "these counts are a moment's picture"
         )
-    if result.torn_tail is not None:
-        notices.append(_torn_notice(source, result, cut=False))
-    return JournalView(result.records, fold(result.records), runs(result.records), notices)
+    if tail.torn_tail is not None:
+        notices.append(_torn_notice(source, tail, cut=False))
+    return notices
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,8 +526,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _recover(path: Path, fsync: FsyncFn) -> tuple[int, ScanResult]:
-    """Open (or create, mode 0600) the journal, scan it and cut a torn tail; sync file I/O."""
+def _recover(
+    path: Path, fsync: FsyncFn, state: MutableMapping[ItemKey, ItemState]
+) -> tuple[int, ScanTail, list[Record]]:
+    """Open (or create, mode 0600) the journal, fold it into `state` a line at a time and cut a
+    torn tail; returns the descriptor, what the scan found and the run_started records."""
     source = os.fspath(path)
     flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
     try:
@@ -487,14 +546,16 @@ def _recover(path: Path, fsync: FsyncFn) -> tuple[int, ScanResult]:
         if created:
             # The new name must survive a crash too, not only the bytes written under it.
             _fsync_dir(path)
-            return fd, ScanResult([], 0)
+            return fd, ScanTail(), []
+        tail = ScanTail()
+        history: list[Record] = []
         with os.fdopen(os.dup(fd), "rb") as fh:
-            data = fh.read()
-        result = scan(data, source)
-        if result.torn_tail is not None:
-            os.ftruncate(fd, result.valid_length)
+            fh.seek(0)
+            fold_into(_watch_runs(scan_lines(fh, source, tail), history), state)
+        if tail.torn_tail is not None:
+            os.ftruncate(fd, tail.valid_length)
             fsync(fd)
-        return fd, result
+        return fd, tail, history
     except OSError as exc:
         os.close(fd)
         raise JournalError(f"{source}: cannot recover the journal: {exc.strerror}") from None
@@ -514,7 +575,9 @@ class Journal:
         self,
         path: Path,
         fd: int,
-        records: list[Record],
+        state: MutableMapping[ItemKey, ItemState],
+        run_history: list[Record],
+        next_seq: int,
         notices: list[str],
         *,
         clock: Callable[[], float],
@@ -522,15 +585,14 @@ class Journal:
         fsync: FsyncFn,
     ) -> None:
         self.path = path
-        self.records_at_open = records
-        self.state: dict[ItemKey, ItemState] = fold(records)
-        self.run_history: list[Record] = [r for r in records if r.type == "run_started"]
+        self.state = state
+        self.run_history = run_history
         self.notices = notices
         self._fd = fd
         self._clock = clock
         self._write = write
         self._fsync = fsync
-        self._next_seq = (records[-1].seq + 1) if records else 1
+        self._next_seq = next_seq
         self._pending: list[_Waiter] = []
         self._wake = anyio.Event()
         self._stopping = False
@@ -547,14 +609,22 @@ class Journal:
         write: WriteFn = os.write,
         fsync: FsyncFn = durable_fsync,
         lock_alive: Callable[[_lock.LockInfo], bool] = _lock.holder_alive,
+        state: MutableMapping[ItemKey, ItemState] | None = None,
     ) -> contextlib.AbstractAsyncContextManager[Journal]:
         """Lock, recover and open the journal; append run_started; run the writer until exit.
 
         On exit appends run_finished (the fields given to `finish()`, `interrupted=True` when the
         block ends by an exception or cancellation), waits until it is durable, releases the lock.
+        The journal is folded into `state` (default: a new dict), read a line at a time.
         """
         return _session(
-            Path(path), dict(run_fields), clock=clock, write=write, fsync=fsync, alive=lock_alive
+            Path(path),
+            dict(run_fields),
+            clock=clock,
+            write=write,
+            fsync=fsync,
+            alive=lock_alive,
+            state={} if state is None else state,
         )
 
     def finish(self, **fields: Any) -> None:
@@ -650,15 +720,26 @@ async def _session(
     write: WriteFn,
     fsync: FsyncFn,
     alive: Callable[[_lock.LockInfo], bool],
+    state: MutableMapping[ItemKey, ItemState],
 ) -> AsyncIterator[Journal]:
     held = _lock.acquire(path, clock=clock, alive=alive)
     fd = -1
     try:
-        fd, result = await anyio.to_thread.run_sync(_recover, path, fsync)
+        fd, tail, history = await anyio.to_thread.run_sync(_recover, path, fsync, state)
         notices = [held.notice] if held.notice else []
-        if result.torn_tail is not None:
-            notices.append(_torn_notice(os.fspath(path), result, cut=True))
-        journal = Journal(path, fd, result.records, notices, clock=clock, write=write, fsync=fsync)
+        if tail.torn_tail is not None:
+            notices.append(_torn_notice(os.fspath(path), tail, cut=True))
+        journal = Journal(
+            path,
+            fd,
+            state,
+            history,
+            tail.last_seq + 1,
+            notices,
+            clock=clock,
+            write=write,
+            fsync=fsync,
+        )
         outcome: BaseException | None = None
         close_error: JournalError | None = None
         # Exceptions from the body are caught and re-raised outside the task group, so callers

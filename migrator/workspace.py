@@ -18,13 +18,15 @@ import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import astuple, fields
 from typing import Any, overload
 
 import orjson
 
 from migrator.document import ExportDocument, parse_document
 from migrator.errors import InputError
+from migrator.journal import ItemKey, ItemState
 from migrator.plan import (
     Action,
     Call,
@@ -84,6 +86,13 @@ CREATE TABLE outcomes(
     status TEXT NOT NULL,
     verified INTEGER,
     data BLOB NOT NULL
+);
+CREATE TABLE journal_state(
+    tenant TEXT NOT NULL,
+    item TEXT NOT NULL,
+    status TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY(tenant, item)
 );
 CREATE INDEX outcomes_order ON outcomes(tenant, workflow_name, source, seq);
 CREATE INDEX outcomes_source ON outcomes(tenant, source);
@@ -455,6 +464,10 @@ class Workspace:
                 yield key
             last = (rows[-1][0], rows[-1][1])
 
+    def journal_state(self) -> JournalState:
+        """A table to fold the journal into, instead of a dict of every item in memory."""
+        return JournalState(self)
+
     # --- outcomes ---------------------------------------------------------------------------
 
     def add_outcome(self, outcome: ItemOutcome) -> None:
@@ -538,6 +551,78 @@ class Workspace:
             position += len(rows)
             if remaining is not None:
                 remaining -= len(rows)
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(ItemState))
+
+
+class JournalState(MutableMapping[ItemKey, ItemState]):
+    """The journal's folded state, (tenant, item) → ItemState, as rows of the workspace."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._db = workspace._db
+
+    def __getitem__(self, key: ItemKey) -> ItemState:
+        row = self._db.execute(
+            "SELECT data FROM journal_state WHERE tenant = ? AND item = ?", key
+        ).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return _state_from_row(row[0])
+
+    def __setitem__(self, key: ItemKey, value: ItemState) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO journal_state(tenant, item, status, data) VALUES (?,?,?,?)",
+            (key[0], key[1], value.status, orjson.dumps(astuple(value))),
+        )
+
+    def __delitem__(self, key: ItemKey) -> None:
+        if (
+            self._db.execute(
+                "DELETE FROM journal_state WHERE tenant = ? AND item = ?", key
+            ).rowcount
+            == 0
+        ):
+            raise KeyError(key)
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM journal_state").fetchone()[0])
+
+    def __iter__(self) -> Iterator[ItemKey]:
+        for key, _ in self.select():
+            yield key
+
+    def select(
+        self, tenant: str | None = None, status: str | None = None
+    ) -> Iterator[tuple[ItemKey, ItemState]]:
+        """Every (key, state), streamed; optionally of one tenant and/or one status."""
+        last = ("", "")
+        while True:
+            rows = self._db.execute(
+                "SELECT tenant, item, data FROM journal_state WHERE (tenant, item) > (?, ?)"
+                " AND (? IS NULL OR tenant = ?) AND (? IS NULL OR status = ?)"
+                " ORDER BY tenant, item LIMIT ?",
+                (*last, tenant, tenant, status, status, _BATCH),
+            ).fetchall()
+            if not rows:
+                return
+            for t, item, data in rows:
+                yield (t, item), _state_from_row(data)
+            last = (rows[-1][0], rows[-1][1])
+
+    def clear(self) -> None:
+        self._db.execute("DELETE FROM journal_state")
+
+    def count(self, tenant: str) -> int:
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM journal_state WHERE tenant = ?", (tenant,)
+            ).fetchone()[0]
+        )
+
+
+def _state_from_row(raw: bytes) -> ItemState:
+    return ItemState(**dict(zip(_STATE_FIELDS, orjson.loads(raw), strict=True)))
 
 
 class OutcomeLog(Sequence[ItemOutcome]):

@@ -50,8 +50,8 @@ def hooked(on_append: Callable[[str, Mapping[str, Any]], None]) -> Any:
     """A journal factory whose appends call `on_append(type, fields)` once the record is durable."""
 
     @asynccontextmanager
-    async def factory(path: str, run_fields: dict[str, Any]) -> AsyncIterator[Journal]:
-        async with Journal.open(path, run_fields) as journal:
+    async def factory(path: str, run_fields: dict[str, Any], **kw: Any) -> AsyncIterator[Journal]:
+        async with Journal.open(path, run_fields, **kw) as journal:
             append = journal.append
 
             async def append_then_hook(type: str, **fields: Any) -> Any:

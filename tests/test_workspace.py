@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from migrator.document import parse_document
 from migrator.engine import _Names, linked_names, plan_batches
 from migrator.errors import InputError
+from migrator.journal import Journal, encode, fold, read_journal, read_state, scan
 from migrator.plan import (
     Action,
     Call,
@@ -37,6 +38,7 @@ from migrator.report import ItemOutcome, Report
 from migrator.sources import SourceItem
 from migrator.workspace import OutcomeLog, Workspace
 from tests.builders import small_export
+from tests.test_journal_props import journals
 
 NAMES = ["alpha", "beta", "gamma", "delta", "eps"]
 
@@ -375,3 +377,50 @@ def test_batched_plan_equals_the_whole_plan(world: Any, batch: int, strict: bool
     names = [g.name for g in groups]
     assert sorted(names) == sorted(g.name for g in whole.groups)
     assert [n for n in names if n in linked] == [g.name for g in whole.groups if g.name in linked]
+
+
+# --- the journal folded into the workspace ------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(records=journals(), data=st.data())
+def test_journal_folds_into_the_workspace_as_into_a_dict(records: Any, data: st.DataObject) -> None:
+    """Streaming a journal (cut anywhere) into the workspace's table gives `fold` of its prefix,
+    for a read-only view and for an opened journal alike, and the table answers like the dict."""
+    import tempfile
+
+    import anyio
+
+    raw = b"".join(encode(r) for r in records)
+    offset = data.draw(st.integers(0, len(raw)))
+    prefix = scan(raw[:offset]).records
+    expected = fold(prefix)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "j.jsonl"
+        path.write_bytes(raw[:offset])
+        ws = Workspace()
+        try:
+            state = ws.journal_state()
+            history, _ = read_state(path, state)
+            assert dict(state.items()) == expected
+            assert history == [r for r in prefix if r.type == "run_started"]
+            assert len(state) == len(expected)
+            for tenant in {t for t, _ in expected}:
+                assert state.count(tenant) == sum(1 for t, _ in expected if t == tenant)
+            assert dict(state.select(status="in_doubt")) == {
+                k: v for k, v in expected.items() if v.status == "in_doubt"
+            }
+            state.clear()
+            assert len(state) == 0
+
+            async def reopen() -> None:
+                async with Journal.open(path, {"run_id": "again"}, state=state) as journal:
+                    assert journal.state is state
+                    assert dict(state.items()) == expected
+
+            anyio.run(reopen, backend="asyncio")
+        finally:
+            ws.close()
+        after = read_journal(path).records
+    assert after[: len(prefix)] == prefix
+    assert [r.type for r in after[len(prefix) :]] == ["run_started", "run_finished"]
