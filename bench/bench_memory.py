@@ -1,11 +1,15 @@
 """Memory: peak RSS of a dry run (`migrate(..., dry_run=True)` against one fake tenant) over N
 small documents on disk, each size in a fresh subprocess; the goal is 100,000 within 1.5 times 1,000.
 
+With `--journal`, the dry run resumes a journal that records every one of the N documents as
+imported (an intent and a commit each, as a finished run leaves it): the journal is folded and
+each document looked up in it, so this measures what a resumed run holds of its journal.
+
 The corpus is generated once per size into bench/out/corpus-N (git-ignored, deterministic) and
 reused. The child runs the fake on its own loop: it stores nothing during a dry run, so its share
 of the RSS is the same at every size. Peak RSS is the child's VmHWM (see peak_rss_kib).
 
-    .venv/bin/python -m bench.bench_memory [--sizes 1000,100000]
+    .venv/bin/python -m bench.bench_memory [--sizes 1000,100000] [--journal]
 """
 
 from __future__ import annotations
@@ -57,7 +61,66 @@ def peak_rss_kib() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 
 
-async def child(directory: str) -> dict[str, Any]:
+def document_keys(directory: Path) -> Path:
+    """A file beside the corpus with each document's item key (its content hash), made once."""
+    keys = directory / ".keys"
+    if not keys.exists():
+        from migrator.sources import SourceItem, read_document
+
+        with open(str(keys) + ".tmp", "w") as fh:
+            for path in sorted(directory.glob("*.json")):
+                fh.write(read_document(SourceItem(str(path))).content_hash + "\n")
+        os.replace(str(keys) + ".tmp", keys)
+    return keys
+
+
+def write_journal(path: str, keys: Path, tenant: Any) -> None:
+    """A journal in which an earlier run imported every document into `tenant`, line by line."""
+    from migrator.engine import tenant_fingerprint
+    from migrator.journal import Record, encode
+
+    seq = 0
+
+    def line(type: str, **fields: Any) -> bytes:
+        nonlocal seq
+        seq += 1
+        return encode(Record(seq, type, time.time(), fields))
+
+    with open(path, "wb") as out, open(keys) as lines:
+        out.write(
+            line("run_started", run_id="bench", tenants={tenant.name: tenant_fingerprint(tenant)})
+        )
+        for n, key in enumerate(lines):
+            key = key.strip()
+            name = f"bench workflow {n}"
+            out.write(
+                line(
+                    "intent",
+                    tenant=tenant.name,
+                    item=key,
+                    action="create",
+                    name=name,
+                    version="1.0.0",
+                    target_definition_id=None,
+                    idempotency_key="migrator-" + key[:48],
+                    source=f"{n}.json",
+                )
+            )
+            out.write(
+                line(
+                    "committed",
+                    tenant=tenant.name,
+                    item=key,
+                    target_definition_id=n + 1,
+                    target_version_id=n + 2,
+                    version="1.0.0",
+                    name=name,
+                )
+            )
+        out.write(line("run_finished", counts={}, interrupted=False))
+
+
+async def child(directory: str, journal_keys: str | None) -> dict[str, Any]:
     from migrator import logs
     from migrator.config import Secret, Settings, TenantConfig
     from migrator.engine import MigrateOptions, migrate
@@ -66,8 +129,6 @@ async def child(directory: str) -> dict[str, Any]:
     logs.configure("console", level="warning")
     config = FakeConfig.demo(1)
     async with serve(config) as fake:
-        gc.collect()
-        baseline = peak_rss_kib()
         t = config.tenants[0]
         settings = Settings(
             file="bench",
@@ -80,8 +141,16 @@ async def child(directory: str) -> dict[str, Any]:
                 )
             },
         )
+        journal = None
+        if journal_keys:
+            journal = os.path.join(directory, ".journal.jsonl")
+            write_journal(journal, Path(journal_keys), settings.tenants[t.name])
+        gc.collect()
+        baseline = peak_rss_kib()
         started = time.perf_counter()
-        report = await migrate(settings, MigrateOptions(sources=[directory], dry_run=True))
+        report = await migrate(
+            settings, MigrateOptions(sources=[directory], dry_run=True, journal=journal)
+        )
         elapsed = time.perf_counter() - started
         summary = report.summary()
         items = len(report.items)
@@ -95,10 +164,11 @@ async def child(directory: str) -> dict[str, Any]:
     }
 
 
-def measure(n: int) -> dict[str, Any]:
+def measure(n: int, *, journal: bool = False) -> dict[str, Any]:
     directory = corpus(n)
+    extra = ["--journal-keys", str(document_keys(directory))] if journal else []
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.bench_memory", "--child", str(directory)],
+        [sys.executable, "-m", "bench.bench_memory", "--child", str(directory), *extra],
         capture_output=True,
         check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -110,10 +180,10 @@ def measure(n: int) -> dict[str, Any]:
     return result
 
 
-def run(sizes: list[int], *, echo: bool = True) -> dict[str, Any]:
+def run(sizes: list[int], *, echo: bool = True, journal: bool = False) -> dict[str, Any]:
     rows = []
     for n in sizes:
-        row = measure(n)
+        row = measure(n, journal=journal)
         rows.append(row)
         if echo:
             print(format_row(row), flush=True)
@@ -140,13 +210,15 @@ def format_row(r: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--sizes", default="1000,100000", help="comma-separated document counts")
+    p.add_argument("--journal", action="store_true", help="resume a journal of N imports")
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--journal-keys", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(orjson.dumps(asyncio.run(child(args.child))).decode())
+        print(orjson.dumps(asyncio.run(child(args.child, args.journal_keys))).decode())
         return 0
     print(HEADER)
-    run([int(s) for s in args.sizes.split(",")])
+    run([int(s) for s in args.sizes.split(",")], journal=args.journal)
     return 0
 
 
