@@ -6,7 +6,10 @@ export and what landed on a target compare equal; docs/remapping.md explains the
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -572,8 +575,10 @@ _ASIDE_TYPES = (dict, list, float)
 # Task keys that validation proves to be int64 integers or null: never too deep, never floats, so
 # never material for the depth and huge-integer checks.
 _VALIDATED_TASK_KEYS = frozenset({"id", "task_id"})
-# Dropped keys that prepare_for_import nulls (it nulls every key starting with "original_").
-_ORIGINAL_DROP = frozenset(k for k in _TASK_DROP | _WORKFLOW_DROP if k.startswith("original_"))
+# Dropped task keys that prepare_for_import nulls (it nulls every key starting with "original_");
+# the workflow drops none, so any such key of the workflow is in the canonical payload.
+_ORIGINAL_DROP = frozenset(k for k in _TASK_DROP if k.startswith("original_"))
+assert not any(k.startswith("original_") for k in _WORKFLOW_DROP)
 _ORIGINAL_KEY = b'"original_'
 
 
@@ -582,7 +587,10 @@ def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
     dropped = _WORKFLOW_DROP.intersection(workflow)
     for key in dropped:
         del body[key]
-    kept_aside = [workflow[k] for k in dropped if isinstance(workflow[k], _ASIDE_TYPES)]
+    # An empty container or 0.0 can be neither too deep nor a huge integer: not worth a check.
+    kept_aside = [
+        workflow[k] for k in dropped if isinstance(workflow[k], _ASIDE_TYPES) and workflow[k]
+    ]
     if kept_aside:
         aside.append(_dumps([kept_aside]))
     params = body.get("parameters")
@@ -679,6 +687,33 @@ def _refine(
     return ranks
 
 
+def _file_refs(bodies: list[bytes], pos: Mapping[Any, int]) -> list[list[tuple[int, int, int]]]:
+    """Per body, its (start, end, task position) file references to tasks of this document."""
+    refs: list[list[tuple[int, int, int]]] = [[] for _ in bodies]
+    # One scan over all bodies joined is much cheaper than one per body. orjson never writes a
+    # raw newline (it escapes them inside strings), and a match (`__`, digits, then `.`, `__` or
+    # `"`) cannot span one, so the matches are exactly those of each body scanned on its own.
+    joined = b"\n".join(bodies)
+    starts: list[int] = []
+    for m in FILE_REF_BYTES.finditer(joined):
+        target = pos.get(int(m.group(1)))
+        if target is None:
+            continue
+        if not starts:
+            starts = list(itertools.accumulate((len(b) + 1 for b in bodies), initial=0))
+        i = bisect.bisect_right(starts, m.start()) - 1
+        refs[i].append((m.start() - starts[i], m.end() - starts[i], target))
+    return refs
+
+
+_TASK_ENTRY = b'{"key":%s,"parent":%s,"task":%s}'
+_LINK_ENTRY = b'{"from":%s,"link":%s,"to":%s}'
+
+
+def _no_label(index: int) -> bytes:
+    return b""
+
+
 def _canon(data: Mapping[str, Any]) -> _Canon:
     tasks: list[Mapping[str, Any]] = data["tasks"]
     linkages: list[Mapping[str, Any]] = data["linkages"]
@@ -688,7 +723,6 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     # Serialised dropped values that stay in the payload: checked for depth and huge integers.
     aside: list[bytes] = []
     raw_bodies: list[bytes] = []
-    refs: list[list[tuple[int, int, int]]] = []
     parents: list[int] = []
     for task in tasks:
         body = dict(task)
@@ -714,17 +748,10 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
                     aside.append(_dumps([[[removed]]]))
         # Wrapped as deep as a task sits in the document, so orjson's depth limit fires as it
         # would for the whole document.
-        serialised = _dumps([[body]])[2:-2]
-        raw_bodies.append(serialised)
-        found: list[tuple[int, int, int]] = []
-        if b"__" in serialised:
-            for m in FILE_REF_BYTES.finditer(serialised):
-                target = pos.get(int(m.group(1)))
-                if target is not None:
-                    found.append((m.start(), m.end(), target))
-        refs.append(found)
+        raw_bodies.append(_dumps([[body]])[2:-2])
         parent = task.get("task_id")
         parents.append(-1 if parent is None else pos[parent])
+    refs = _file_refs(raw_bodies, pos)
 
     # Plain linkages (the four standard keys) differ only in type; serialise each type once.
     plain_links: dict[str, bytes] = {}
@@ -748,63 +775,73 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
             entry.setdefault(tgt, []).append(lb)
         else:
             ends.append((pos[src_id], tgt))
-    seeds = [
-        (
-            _splice(raw_bodies[i], refs[i], lambda _: b"") if refs[i] else raw_bodies[i],
-            tuple(sorted(entry[i])) if i in entry else (),
-        )
-        for i in range(n)
+    # Content alone: with file references blanked, the seeds of the refinement below. When these
+    # are all distinct (the usual case) they order the tasks on their own, and the ranks are just
+    # that order (the entry linkages, the second part of a seed, never get to break a tie).
+    blanked = [
+        _splice(raw_bodies[i], refs[i], _no_label) if refs[i] else raw_bodies[i] for i in range(n)
     ]
+    order = sorted(range(n), key=blanked.__getitem__)
+    in_order = [blanked[i] for i in order]
+    by_rank: list[int] | None = None
+    if all(map(operator.lt, in_order, in_order[1:])):
+        by_rank = order
+        # The inverse permutation: ranks[i] is where task i stands in by_rank.
+        ranks = sorted(range(n), key=by_rank.__getitem__)
+    else:
+        seeds = [(blanked[i], tuple(sorted(entry[i])) if i in entry else ()) for i in range(n)]
 
-    def edges() -> tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]:
-        # Edge kinds: 0 parent, 1 file ref, 2+ one per distinct linkage body (type, unknown keys).
-        kinds = {b: r + 2 for r, b in enumerate(sorted(set(link_bodies)))}
-        out_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-        in_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-        for (src, tgt), lb in zip(ends, link_bodies, strict=True):
-            if src >= 0:
-                out_edges[src].append((kinds[lb], tgt))
-                in_edges[tgt].append((kinds[lb], src))
-        for i in range(n):
-            if parents[i] >= 0:
-                out_edges[i].append((0, parents[i]))
-                in_edges[parents[i]].append((0, i))
-            for _, _, target in refs[i]:
-                out_edges[i].append((1, target))
-                in_edges[target].append((1, i))
-        return out_edges, in_edges
+        def edges() -> tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]:
+            # Edge kinds: 0 parent, 1 file ref, 2+ one per distinct linkage body (type, unknown
+            # keys).
+            kinds = {b: r + 2 for r, b in enumerate(sorted(set(link_bodies)))}
+            out_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+            in_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+            for (src, tgt), lb in zip(ends, link_bodies, strict=True):
+                if src >= 0:
+                    out_edges[src].append((kinds[lb], tgt))
+                    in_edges[tgt].append((kinds[lb], src))
+            for i in range(n):
+                if parents[i] >= 0:
+                    out_edges[i].append((0, parents[i]))
+                    in_edges[parents[i]].append((0, i))
+                for _, _, target in refs[i]:
+                    out_edges[i].append((1, target))
+                    in_edges[target].append((1, i))
+            return out_edges, in_edges
 
-    ranks = _refine(seeds, edges)
+        ranks = _refine(seeds, edges)
+        # Distinct ranks after refinement are exactly 0..n-1: placing each task at its rank is
+        # the (rank, parent rank, body) sort of the entries below.
+        if len(set(ranks)) == n:
+            by_rank = sorted(range(n), key=ranks.__getitem__)
+
+    # Rank numbers as written in the payload, by rank; index -1 (no task) reads "null".
+    rank_text = [b"%d" % r for r in range(n)]
+    rank_text.append(b"null")
+    # Task positions to ranks; position -1 (no parent, or an entry linkage) maps to -1.
+    rank_of = [*ranks, -1]
 
     def label(i: int) -> bytes:
-        return b"%d" % ranks[i]
+        return rank_text[ranks[i]]
 
     bodies = [
         _splice(raw_bodies[i], refs[i], label) if refs[i] else raw_bodies[i] for i in range(n)
     ]
-    # Task entries sort by (rank, parent rank, body); with distinct ranks the rank alone decides,
-    # and the ranks are then exactly 0..n-1, so placing each task at its rank is that sort.
-    by_rank: list[int] | None = None
-    if len(set(ranks)) == n:
-        by_rank = [0] * n
-        for i, r in enumerate(ranks):
-            by_rank[r] = i
+    if by_rank is not None:
         task_part = b",".join(
-            b'{"key":%d,"parent":%s,"task":%s}'
-            % (r, b"null" if parents[i] < 0 else b"%d" % ranks[parents[i]], bodies[i])
-            for r, i in enumerate(by_rank)
+            [
+                _TASK_ENTRY % (rank_text[r], rank_text[rank_of[parents[i]]], bodies[i])
+                for r, i in enumerate(by_rank)
+            ]
         )
     else:
-        task_entries = sorted(
-            (ranks[i], -1 if parents[i] < 0 else ranks[parents[i]], bodies[i]) for i in range(n)
-        )
+        task_entries = sorted((ranks[i], rank_of[parents[i]], bodies[i]) for i in range(n))
         task_part = b",".join(
-            b'{"key":%d,"parent":%s,"task":%s}' % (r, b"null" if p < 0 else b"%d" % p, b)
-            for r, p, b in task_entries
+            [_TASK_ENTRY % (rank_text[r], rank_text[p], b) for r, p, b in task_entries]
         )
     link_entries = sorted(
-        (-1 if src < 0 else ranks[src], ranks[tgt], lb)
-        for (src, tgt), lb in zip(ends, link_bodies, strict=True)
+        [(rank_of[src], rank_of[tgt], lb) for (src, tgt), lb in zip(ends, link_bodies, strict=True)]
     )
     if len(data) == 3:
         # Only workflow, tasks and linkages (all three are read here): nothing extra, no asides.
@@ -817,12 +854,10 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         extra_bytes = _dumps(extra)
     workflow = data["workflow"]
     workflow_bytes = _workflow_body(workflow, aside)
-    maybe_originals = maybe_originals or not _ORIGINAL_DROP.isdisjoint(workflow)
     # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
     # already-serialised parts (keys are written in sorted order).
     link_part = b",".join(
-        b'{"from":%s,"link":%s,"to":%d}' % (b"null" if s < 0 else b"%d" % s, b, t)
-        for s, t, b in link_entries
+        [_LINK_ENTRY % (rank_text[s], b, rank_text[t]) for s, t, b in link_entries]
     )
     payload = b'{"extra":%s,"linkages":[%s],"tasks":[%s],"workflow":%s}' % (
         extra_bytes,
