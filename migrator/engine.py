@@ -59,7 +59,7 @@ from migrator.sources import (
     read_manifest,
     verify_snapshot,
 )
-from migrator.workspace import OutcomeLog, Workspace
+from migrator.workspace import OutcomeLog, TargetView, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.engine")
@@ -207,18 +207,31 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspac
 async def fetch_target(
     client: ZuoraClient, names: Container[str], *, hash_names: Container[str] | None = None
 ) -> dict[str, list[TargetDefinition]]:
-    """The tenant's definitions whose names occur in the sources, with their versions' hashes.
+    """The tenant's definitions whose names are in `names`, with their versions' hashes, in
+    memory (see `read_target`); each name's definitions in id order."""
+    out: dict[str, list[TargetDefinition]] = {}
+    await read_target(
+        client, names, lambda d: out.setdefault(d.name, []).append(d), hash_names=hash_names
+    )
+    for defs in out.values():
+        defs.sort(key=lambda d: d.id)
+    return out
+
+
+async def read_target(
+    client: ZuoraClient,
+    names: Container[str],
+    sink: Callable[[TargetDefinition], None],
+    *,
+    hash_names: Container[str] | None = None,
+) -> None:
+    """Hand `sink` each of the tenant's definitions whose name is in `names`, with its versions'
+    hashes, as they are read: the listing is streamed a page at a time and a few workers read
+    versions, so memory does not grow with the size of the tenant.
 
     Hashes need one export per version, so they are fetched only for `hash_names` (default:
     every name): a name whose documents the journal already settled needs none.
     """
-    listing = await client.list_workflows()
-    wanted: dict[str, list[Mapping[str, Any]]] = {}
-    for entry in listing:
-        name = entry.get("name")
-        if isinstance(name, str) and name in names:
-            wanted.setdefault(name, []).append(entry)
-    out: dict[str, list[TargetDefinition]] = {}
 
     async def digest_of(def_id: int, version: str, into: dict[str, str | None]) -> None:
         try:
@@ -249,29 +262,48 @@ async def fetch_target(
         )
         active = entry.get("active_version")
         active_id = _int_or_none(active.get("id")) if isinstance(active, dict) else None
-        out.setdefault(name, []).append(
-            TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id)
-        )
+        sink(TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id))
+
+    send: anyio.abc.ObjectSendStream[tuple[str, Mapping[str, Any]]]
+    send, receive = anyio.create_memory_object_stream[tuple[str, Mapping[str, Any]]](0)
+
+    async def worker(stream: anyio.abc.ObjectReceiveStream[tuple[str, Mapping[str, Any]]]) -> None:
+        async with stream:
+            async for name, entry in stream:
+                await load(name, entry)
 
     # One error, unwrapped, so the caller fails this tenant alone instead of the whole run.
     with single_failure():
         async with anyio.create_task_group() as tg:
-            for name, entries in wanted.items():
-                for definition in entries:
-                    tg.start_soon(load, name, definition)
-    for defs in out.values():
-        defs.sort(key=lambda d: d.id)
-    return out
+            with receive:
+                for _ in range(max(TARGET_READERS, client.tenant.max_concurrency)):
+                    tg.start_soon(worker, receive.clone())
+            async with send:
+                async for page in client.workflow_pages():
+                    for entry in page:
+                        name = entry.get("name")
+                        if isinstance(name, str) and name in names:
+                            await send.send((name, entry))
+
+
+TARGET_READERS = 8  # definitions read at once (the client's pacing still applies)
 
 
 def target_fingerprint(target: Mapping[str, Sequence[TargetDefinition]]) -> str:
-    """A digest of everything planning read from a tenant: names, definitions, versions, hashes."""
-    material = sorted(
-        (name, d.id, sorted((v.version, v.content_hash or "") for v in d.versions))
-        for name, defs in target.items()
-        for d in defs
-    )
-    return hashlib.sha256(orjson.dumps(material)).hexdigest()
+    """A digest of everything planning read from a tenant: names, definitions, versions, hashes.
+
+    Hashed a definition at a time, in (name, id) order: the same digest as the JSON array of the
+    sorted material, without building it."""
+    h = hashlib.sha256(b"[")
+    first = True
+    names = iter(target) if isinstance(target, TargetView) else sorted(target)  # already sorted
+    for name in names:
+        for d in sorted(target[name], key=lambda d: d.id):
+            material = (name, d.id, sorted((v.version, v.content_hash or "") for v in d.versions))
+            h.update(orjson.dumps(material) if first else b"," + orjson.dumps(material))
+            first = False
+    h.update(b"]")
+    return h.hexdigest()
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -507,7 +539,7 @@ class TenantRun:
         self.decided = 0  # outcomes recorded
         self.definition_ids: dict[str, int] = {}
         self.done: dict[str, Done] = {}  # linked names: callers wait for their callees
-        self.target: dict[str, list[TargetDefinition]] = {}
+        self.target: Mapping[str, Sequence[TargetDefinition]] = {}
         self.planned = False
         self.problems: list[str] = []
         self.target_fingerprint: str | None = None
@@ -587,16 +619,16 @@ class TenantRun:
         callee_names = {
             c.workflow_name for d in self.store.callers() for c in d.calls if c.workflow_name
         }
-        target = await fetch_target(
+        # The target's definitions go into the workspace as they are read.
+        target = self.store.target(name)
+        await read_target(
             self.client,
             _Names(self.store, callee_names, lambda n: False),
+            lambda d: self.store.add_target(name, d),
             hash_names=_Names(self.store, set(), settled),
         )
         self.target = target
         self.target_fingerprint = target_fingerprint(target)
-        for workflow, defs in target.items():
-            if len(defs) == 1:
-                self.definition_ids[workflow] = defs[0].id
         options = PlanOptions(
             retry_failed=self.options.retry_failed, strict=self.options.strict, now=time.time()
         )
@@ -642,6 +674,13 @@ class TenantRun:
         self.planned = True
         self.progress.total = total
 
+    def _definition_id(self, name: str) -> int | None:
+        """The tenant's definition of `name`: imported by this run, or the one it had."""
+        if name in self.definition_ids:
+            return self.definition_ids[name]
+        defs = self.target.get(name, ())
+        return defs[0].id if len(defs) == 1 else None
+
     def _group_state(self, group: NameGroup) -> GroupState:
         defs = self.target.get(group.name, [])
         hashes = {v.content_hash: v.version for d in defs[:1] for v in d.versions if v.content_hash}
@@ -672,7 +711,7 @@ class TenantRun:
             doc = item.doc
             if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
                 continue
-            targets = {t: self.definition_ids.get(c) for t, c in item.call_targets.items()}
+            targets = {t: self._definition_id(c) for t, c in item.call_targets.items()}
             if any(v is None for v in targets.values()):
                 continue  # a callee created by this run: its id is not known yet
             try:
@@ -859,7 +898,7 @@ class TenantRun:
         doc = self.store.load(item.doc)
         call_targets: dict[int, int] = {}
         for task_id, callee in item.call_targets.items():
-            callee_id = self.definition_ids.get(callee)
+            callee_id = self._definition_id(callee)
             if callee_id is None:
                 # The callee did not land in this run (deferred, blocked, failed): the caller
                 # waits for a later run instead of failing for good.

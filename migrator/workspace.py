@@ -35,6 +35,8 @@ from migrator.plan import (
     PriorIntent,
     PriorState,
     SourceDoc,
+    TargetDefinition,
+    TargetVersion,
 )
 from migrator.remap import find_tenant_values
 from migrator.report import ItemOutcome, outcome_from_row, outcome_row
@@ -94,6 +96,14 @@ CREATE TABLE journal_state(
     data BLOB NOT NULL,
     PRIMARY KEY(tenant, item)
 );
+CREATE TABLE target(
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    active_version_id INTEGER,
+    versions BLOB NOT NULL
+);
+CREATE INDEX target_name ON target(tenant, name, id);
 CREATE INDEX outcomes_order ON outcomes(tenant, workflow_name, source, seq);
 CREATE INDEX outcomes_source ON outcomes(tenant, source);
 """
@@ -394,6 +404,24 @@ class Workspace:
             )
         return loaded
 
+    # --- the targets' definitions ---------------------------------------------------------
+
+    def add_target(self, tenant: str, definition: TargetDefinition) -> None:
+        self._db.execute(
+            "INSERT INTO target(tenant, name, id, active_version_id, versions) VALUES (?,?,?,?,?)",
+            (
+                tenant,
+                definition.name,
+                definition.id,
+                definition.active_version_id,
+                orjson.dumps([[v.id, v.version, v.content_hash] for v in definition.versions]),
+            ),
+        )
+
+    def target(self, tenant: str) -> TargetView:
+        """name → the tenant's definitions of that name (id order), read from the workspace."""
+        return TargetView(self, tenant)
+
     # --- plans ------------------------------------------------------------------------------
 
     def add_group(self, tenant: str, ord: int, group: NameGroup) -> None:
@@ -551,6 +579,62 @@ class Workspace:
             position += len(rows)
             if remaining is not None:
                 remaining -= len(rows)
+
+
+class TargetView(Mapping[str, Sequence[TargetDefinition]]):
+    """One tenant's definitions by name, as the planner reads them (`target.get(name, ())`)."""
+
+    def __init__(self, workspace: Workspace, tenant: str) -> None:
+        self._db = workspace._db
+        self._tenant = tenant
+
+    def __getitem__(self, name: str) -> list[TargetDefinition]:
+        rows = self._db.execute(
+            "SELECT id, active_version_id, versions FROM target WHERE tenant = ? AND name = ?"
+            " ORDER BY id",
+            (self._tenant, name),
+        ).fetchall()
+        if not rows:
+            raise KeyError(name)
+        return [
+            TargetDefinition(
+                id=def_id,
+                name=name,
+                versions=tuple(TargetVersion(i, v, h) for i, v, h in orjson.loads(versions)),
+                active_version_id=active,
+            )
+            for def_id, active, versions in rows
+        ]
+
+    def __contains__(self, name: object) -> bool:
+        return (
+            self._db.execute(
+                "SELECT 1 FROM target WHERE tenant = ? AND name = ? LIMIT 1", (self._tenant, name)
+            ).fetchone()
+            is not None
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        """The names, in order, streamed."""
+        last: str | None = None
+        while True:
+            rows = self._db.execute(
+                "SELECT DISTINCT name FROM target WHERE tenant = ? AND (? IS NULL OR name > ?)"
+                " ORDER BY name LIMIT ?",
+                (self._tenant, last, last, _BATCH),
+            ).fetchall()
+            if not rows:
+                return
+            for (name,) in rows:
+                yield name
+            last = rows[-1][0]
+
+    def __len__(self) -> int:
+        return int(
+            self._db.execute(
+                "SELECT count(DISTINCT name) FROM target WHERE tenant = ?", (self._tenant,)
+            ).fetchone()[0]
+        )
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(ItemState))

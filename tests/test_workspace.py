@@ -424,3 +424,58 @@ def test_journal_folds_into_the_workspace_as_into_a_dict(records: Any, data: st.
         after = read_journal(path).records
     assert after[: len(prefix)] == prefix
     assert [r.type for r in after[len(prefix) :]] == ["run_started", "run_finished"]
+
+
+# --- the target's definitions -------------------------------------------------------------------
+
+target_definitions = st.lists(
+    st.builds(
+        TargetDefinition,
+        id=st.integers(1, 10**6),
+        name=st.sampled_from([*NAMES, "é ünïcode", ""]),
+        versions=st.lists(
+            st.builds(
+                TargetVersion,
+                id=st.none() | st.integers(1, 10**6),
+                version=st.sampled_from(["1.0.0", "1.2", "x", ""]),
+                content_hash=st.none() | st.sampled_from(["h1", "h2"]),
+            ),
+            max_size=3,
+        ).map(tuple),
+        active_version_id=st.none() | st.integers(1, 10**6),
+    ),
+    max_size=12,
+    unique_by=lambda d: d.id,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(defs=target_definitions)
+def test_target_view_answers_like_the_in_memory_target(defs: list[TargetDefinition]) -> None:
+    import hashlib
+
+    from migrator.engine import target_fingerprint
+
+    ws = Workspace()
+    try:
+        for d in defs:
+            ws.add_target("t", d)
+            ws.add_target("other", d)
+        view = ws.target("t")
+        expected: dict[str, list[TargetDefinition]] = {}
+        for d in sorted(defs, key=lambda d: d.id):
+            expected.setdefault(d.name, []).append(d)
+        assert dict(view.items()) == expected
+        assert list(view) == sorted(expected) and len(view) == len(expected)
+        assert all(name in view for name in expected) and "zeta" not in view
+        assert view.get("zeta", ()) == ()
+        # The streamed fingerprint is the digest of the whole sorted material, as before.
+        material = sorted(
+            (name, d.id, sorted((v.version, v.content_hash or "") for v in d.versions))
+            for name, ds in expected.items()
+            for d in ds
+        )
+        whole = hashlib.sha256(orjson.dumps(material)).hexdigest()
+        assert target_fingerprint(view) == target_fingerprint(expected) == whole
+    finally:
+        ws.close()

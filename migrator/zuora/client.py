@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,17 +227,23 @@ class ZuoraClient:
         (exact or substring), so callers still compare names themselves.
         """
         found: list[dict[str, Any]] = []
+        async for page in self.workflow_pages(name):
+            found.extend(page)
+        return found
+
+    async def workflow_pages(self, name: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """`list_workflows` a page at a time, for tenants too large to list in memory at once."""
         for page in range(1, MAX_PAGES + 1):
             params = {"page": str(page), "page_length": str(PAGE_LENGTH)}
             if name is not None:
                 params["name"] = name
             body = await self._call("GET", "/workflows", params=params)
             data = self._list_field(body, "GET", "/workflows")
-            found.extend(data)
+            yield data
             pagination = body.get("pagination")
             next_page = pagination.get("next_page") if isinstance(pagination, dict) else None
             if not data or not next_page:
-                return found
+                return
         raise ZuoraError(f"GET /workflows: more than {MAX_PAGES} pages", tenant=self.tenant.name)
 
     async def get_workflow(self, definition_id: int) -> dict[str, Any]:
