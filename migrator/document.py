@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -549,7 +549,7 @@ def _from_data(
         calls=find_calls(data),
         definition_id=definition_id,
         task_order=tuple(_order(canon, tasks)),
-        ref_tasks=frozenset(t["id"] for t, has in zip(tasks, canon.has_refs, strict=True) if has),
+        ref_tasks=frozenset(tasks[i]["id"] for i in canon.ref_positions),
         maybe_originals=canon.maybe_originals,
     )
 
@@ -627,12 +627,13 @@ def _splice(body: bytes, refs: list[tuple[int, int, int]], label: Any) -> bytes:
     return b"".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Canon:
     ranks: list[int]  # structural label of each task (by array position)
     bodies: list[bytes]  # id-free content of each task, file refs as labels
     payload: bytes  # canonical JSON bytes of the whole document
-    has_refs: list[bool]  # whether each task's content holds a file reference to a task
+    # Positions of the tasks whose content holds a file reference to a task.
+    ref_positions: Collection[int]
     maybe_huge: bool  # some number serialised with an exponent >= 18 (a huge integer literal?)
     # Task positions by rank when every rank is distinct (the usual case), else None.
     by_rank: list[int] | None
@@ -687,9 +688,11 @@ def _refine(
     return ranks
 
 
-def _file_refs(bodies: list[bytes], pos: Mapping[Any, int]) -> list[list[tuple[int, int, int]]]:
-    """Per body, its (start, end, task position) file references to tasks of this document."""
-    refs: list[list[tuple[int, int, int]]] = [[] for _ in bodies]
+def _file_refs(
+    bodies: list[bytes], pos: Mapping[Any, int]
+) -> dict[int, list[tuple[int, int, int]]]:
+    """Per body (by position) that has any, its (start, end, task position) file references."""
+    refs: dict[int, list[tuple[int, int, int]]] = {}
     # One scan over all bodies joined is much cheaper than one per body. orjson never writes a
     # raw newline (it escapes them inside strings), and a match (`__`, digits, then `.`, `__` or
     # `"`) cannot span one, so the matches are exactly those of each body scanned on its own.
@@ -702,12 +705,17 @@ def _file_refs(bodies: list[bytes], pos: Mapping[Any, int]) -> list[list[tuple[i
         if not starts:
             starts = list(itertools.accumulate((len(b) + 1 for b in bodies), initial=0))
         i = bisect.bisect_right(starts, m.start()) - 1
-        refs[i].append((m.start() - starts[i], m.end() - starts[i], target))
+        refs.setdefault(i, []).append((m.start() - starts[i], m.end() - starts[i], target))
     return refs
 
 
 _TASK_ENTRY = b'{"key":%s,"parent":%s,"task":%s}'
 _LINK_ENTRY = b'{"from":%s,"link":%s,"to":%s}'
+# Rank numbers as the payload writes them, and b"null" last, so that index -1 (no parent, entry
+# linkage) reads "null". A constant table; documents with more tasks build their own.
+_RANK_TEXT = [*(b"%d" % r for r in range(1024)), b"null"]
+# Dropped task keys besides the ids: rare, and the only ones that need the general path below.
+_OTHER_TASK_DROP = _TASK_DROP - _VALIDATED_TASK_KEYS
 
 
 def _no_label(index: int) -> bytes:
@@ -723,14 +731,17 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     # Serialised dropped values that stay in the payload: checked for depth and huge integers.
     aside: list[bytes] = []
     raw_bodies: list[bytes] = []
-    parents: list[int] = []
+    parents: list[int] = []  # position of each task's parent, -1 for none
     for task in tasks:
         body = dict(task)
-        dropped = _TASK_DROP.intersection(task)
-        for key in dropped:
-            del body[key]
-        # Only dropped values other than the validated ids can be deep containers or huge floats.
-        if not _VALIDATED_TASK_KEYS.issuperset(dropped):
+        if _OTHER_TASK_DROP.isdisjoint(task):
+            # Only the ids to drop: validated int64 integers or null, never aside material.
+            del body["id"]
+            body.pop("task_id", None)
+        else:
+            dropped = _TASK_DROP.intersection(task)
+            for key in dropped:
+                del body[key]
             maybe_originals = maybe_originals or not _ORIGINAL_DROP.isdisjoint(dropped)
             kept_aside = [task[k] for k in dropped if isinstance(task[k], _ASIDE_TYPES)]
             if kept_aside:
@@ -756,9 +767,8 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     # Plain linkages (the four standard keys) differ only in type; serialise each type once.
     plain_links: dict[str, bytes] = {}
     link_bodies: list[bytes] = []
-    # (source position or -1 for an entry linkage, target position) of each linkage.
-    ends: list[tuple[int, int]] = []
-    entry: dict[int, list[bytes]] = {}
+    sources: list[int] = []  # position of each linkage's source task, -1 for an entry linkage
+    targets: list[int] = []
     for lk in linkages:
         ltype = lk.get("linkage_type")
         if type(ltype) is str and len(lk) == 4 and _PLAIN_LINK_KEYS.issuperset(lk):
@@ -769,26 +779,30 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
             lb = _link_body(lk)
         link_bodies.append(lb)
         src_id = lk.get("source_task_id")
-        tgt = pos[lk["target_task_id"]]
-        if src_id is None:
-            ends.append((-1, tgt))
-            entry.setdefault(tgt, []).append(lb)
-        else:
-            ends.append((pos[src_id], tgt))
+        sources.append(-1 if src_id is None else pos[src_id])
+        targets.append(pos[lk["target_task_id"]])
+
     # Content alone: with file references blanked, the seeds of the refinement below. When these
     # are all distinct (the usual case) they order the tasks on their own, and the ranks are just
     # that order (the entry linkages, the second part of a seed, never get to break a tie).
-    blanked = [
-        _splice(raw_bodies[i], refs[i], _no_label) if refs[i] else raw_bodies[i] for i in range(n)
-    ]
+    blanked = raw_bodies
+    if refs:
+        blanked = [
+            _splice(b, refs[i], _no_label) if i in refs else b for i, b in enumerate(blanked)
+        ]
     order = sorted(range(n), key=blanked.__getitem__)
     in_order = [blanked[i] for i in order]
     by_rank: list[int] | None = None
     if all(map(operator.lt, in_order, in_order[1:])):
         by_rank = order
-        # The inverse permutation: ranks[i] is where task i stands in by_rank.
-        ranks = sorted(range(n), key=by_rank.__getitem__)
+        ranks = [0] * n
+        for r, i in enumerate(order):
+            ranks[i] = r
     else:
+        entry: dict[int, list[bytes]] = {}
+        for src, tgt, lb in zip(sources, targets, link_bodies, strict=True):
+            if src < 0:
+                entry.setdefault(tgt, []).append(lb)
         seeds = [(blanked[i], tuple(sorted(entry[i])) if i in entry else ()) for i in range(n)]
 
         def edges() -> tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]:
@@ -797,7 +811,7 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
             kinds = {b: r + 2 for r, b in enumerate(sorted(set(link_bodies)))}
             out_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
             in_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-            for (src, tgt), lb in zip(ends, link_bodies, strict=True):
+            for src, tgt, lb in zip(sources, targets, link_bodies, strict=True):
                 if src >= 0:
                     out_edges[src].append((kinds[lb], tgt))
                     in_edges[tgt].append((kinds[lb], src))
@@ -805,7 +819,7 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
                 if parents[i] >= 0:
                     out_edges[i].append((0, parents[i]))
                     in_edges[parents[i]].append((0, i))
-                for _, _, target in refs[i]:
+                for _, _, target in refs.get(i, ()):
                     out_edges[i].append((1, target))
                     in_edges[target].append((1, i))
             return out_edges, in_edges
@@ -816,18 +830,16 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         if len(set(ranks)) == n:
             by_rank = sorted(range(n), key=ranks.__getitem__)
 
-    # Rank numbers as written in the payload, by rank; index -1 (no task) reads "null".
-    rank_text = [b"%d" % r for r in range(n)]
-    rank_text.append(b"null")
+    rank_text = _RANK_TEXT if n < len(_RANK_TEXT) else [*(b"%d" % r for r in range(n)), b"null"]
     # Task positions to ranks; position -1 (no parent, or an entry linkage) maps to -1.
     rank_of = [*ranks, -1]
 
     def label(i: int) -> bytes:
         return rank_text[ranks[i]]
 
-    bodies = [
-        _splice(raw_bodies[i], refs[i], label) if refs[i] else raw_bodies[i] for i in range(n)
-    ]
+    bodies = raw_bodies
+    if refs:
+        bodies = [_splice(b, refs[i], label) if i in refs else b for i, b in enumerate(bodies)]
     if by_rank is not None:
         task_part = b",".join(
             [
@@ -841,7 +853,12 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
             [_TASK_ENTRY % (rank_text[r], rank_text[p], b) for r, p, b in task_entries]
         )
     link_entries = sorted(
-        [(rank_of[src], rank_of[tgt], lb) for (src, tgt), lb in zip(ends, link_bodies, strict=True)]
+        zip(
+            [rank_of[src] for src in sources],
+            [ranks[tgt] for tgt in targets],
+            link_bodies,
+            strict=True,
+        )
     )
     if len(data) == 3:
         # Only workflow, tasks and linkages (all three are read here): nothing extra, no asides.
@@ -852,8 +869,7 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         if top_aside:
             aside.append(_dumps(top_aside))
         extra_bytes = _dumps(extra)
-    workflow = data["workflow"]
-    workflow_bytes = _workflow_body(workflow, aside)
+    workflow_bytes = _workflow_body(data["workflow"], aside)
     # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
     # already-serialised parts (keys are written in sorted order).
     link_part = b",".join(
@@ -874,7 +890,7 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         ranks=ranks,
         bodies=bodies,
         payload=payload,
-        has_refs=[bool(r) for r in refs],
+        ref_positions=refs.keys(),
         maybe_huge=maybe_huge,
         by_rank=by_rank,
         # Every kept key of every task and of the workflow is in the payload as `"key":`.
