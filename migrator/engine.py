@@ -159,43 +159,53 @@ def _read_into(store: Workspace, paths: Sequence[str], settings: Settings) -> No
 
 
 async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspace:
-    """Every definition of a source tenant, exported (active version, else the latest)."""
+    """Every definition of a source tenant, exported (active version, else the latest), each
+    written to the workspace as it arrives: a page of the listing and a few exports in memory."""
     store = Workspace(max_bytes=settings.max_document_bytes)
     subs = {name: t.substitutions for name, t in settings.tenants.items() if t.substitutions}
-    definitions = await client.list_workflows()
-    results: list[tuple[int, bytes, bool] | InputError] = []
 
     async def export_one(definition: Mapping[str, Any]) -> None:
         def_id = int(definition["id"])
+        source = f"tenant {client.tenant.name}: workflow {def_id}"
         active = definition.get("active_version") or None
         version = active.get("version") if isinstance(active, dict) else "latest"
         try:
             body = await client.export_workflow(def_id, version=version or "latest")
         except ZuoraError as exc:
-            results.append(
-                InputError(f"tenant {client.tenant.name}: workflow {def_id}", "$", str(exc))
-            )
+            store.errors.append(InputError(source, "$", str(exc)))
             return
-        results.append((def_id, orjson.dumps(body), bool(active)))
-
-    with single_failure():
-        async with anyio.create_task_group() as tg:
-            for definition in definitions:
-                tg.start_soon(export_one, definition)
-    for result in sorted(results, key=lambda r: (1, 0) if isinstance(r, InputError) else (0, r[0])):
-        if isinstance(result, InputError):
-            store.errors.append(result)
-            continue
-        def_id, raw, active = result
-        source = f"tenant {client.tenant.name}: workflow {def_id}"
+        raw = orjson.dumps(body)
         try:
             doc = parse_document(
                 raw, source, max_bytes=settings.max_document_bytes, definition_id=def_id
             )
         except InputError as exc:
             store.errors.append(exc)
-            continue
-        store.add(doc, raw=raw, active=active, substitutions=subs)
+            return
+        store.add(doc, raw=raw, active=bool(active), substitutions=subs)
+
+    send: anyio.abc.ObjectSendStream[Mapping[str, Any]]
+    send, receive = anyio.create_memory_object_stream[Mapping[str, Any]](0)
+
+    async def worker(stream: anyio.abc.ObjectReceiveStream[Mapping[str, Any]]) -> None:
+        async with stream:
+            async for definition in stream:
+                await export_one(definition)
+
+    try:
+        with single_failure():
+            async with anyio.create_task_group() as tg:
+                with receive:
+                    for _ in range(max(TARGET_READERS, client.tenant.max_concurrency)):
+                        tg.start_soon(worker, receive.clone())
+                async with send:
+                    async for page in client.workflow_pages():
+                        for definition in page:
+                            await send.send(definition)
+    except BaseException:
+        store.close()
+        raise
+    store.errors.sort(key=lambda e: str(e))
     store.flush()
     return store
 
