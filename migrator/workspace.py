@@ -5,8 +5,9 @@ per document stays in memory. Reading the sources writes one summary row per doc
 writes one row per planned item; every outcome is a row the report is later streamed from. Bodies
 of files are never stored (they are read again when sent); bodies exported from a live tenant are.
 
-The database is a private temporary file (in `$TMPDIR`), deleted when the workspace is closed or
-garbage-collected, and never a record of anything: the journal is. It is written without
+The database is a private temporary file (in `$TMPDIR`, about 1.5 KB per document), deleted when
+the workspace is closed or garbage-collected, and never a record of anything: the journal is. One
+left behind by a killed run is removed by the next run (`sweep_stale`). It is written without
 durability (no rollback journal, no fsync) because a crash loses nothing the journal needs.
 All calls are synchronous and short; the engine makes them from one thread at a time.
 """
@@ -131,6 +132,39 @@ def _mentions(data: Any, needle: str) -> bool:
     return False
 
 
+_PREFIX = "migrator-run-"
+
+
+def sweep_stale(parent: str | None = None) -> list[str]:
+    """Remove workspaces left in the temporary directory by runs that were killed (their
+    process is gone); returns what was removed. A workspace is never a record of anything."""
+    parent = parent or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid_text = entry.name[len(_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True
+
+
 def _close(conn: sqlite3.Connection, directory: str) -> None:
     try:
         conn.close()
@@ -144,7 +178,8 @@ class Workspace:
     def __init__(self, *, max_bytes: int = 32 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self.errors: list[InputError] = []  # unreadable sources, one line each
-        self._dir = tempfile.mkdtemp(prefix="migrator-run-")
+        sweep_stale()
+        self._dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
         path = os.path.join(self._dir, "workspace.sqlite")
         # One thread at a time uses it, but not always the same one (sources are read in a
         # worker thread), hence check_same_thread=False.

@@ -479,3 +479,22 @@ def test_target_view_answers_like_the_in_memory_target(defs: list[TargetDefiniti
         assert target_fingerprint(view) == target_fingerprint(expected) == whole
     finally:
         ws.close()
+
+
+def test_workspaces_of_killed_runs_are_swept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from migrator.workspace import sweep_stale
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
+    )
+    dead = tmp_path / f"migrator-run-{int(child.stdout)}-abc"
+    alive = tmp_path / f"migrator-run-{os.getpid()}-def"
+    other = tmp_path / "migrator-run-notapid"
+    for d in (dead, alive, other):
+        d.mkdir()
+        (d / "workspace.sqlite").write_bytes(b"x")
+    assert sweep_stale(str(tmp_path)) == [str(dead)]
+    assert not dead.exists() and alive.exists() and other.exists()
