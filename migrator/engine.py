@@ -567,23 +567,26 @@ class TenantRun:
 
     def plan_record(self) -> dict[str, Any]:
         """What `migrator plan --out` saves for this tenant, and `migrate --plan` checks."""
+        return {**self.plan_head(), "items": list(self.plan_items())}
+
+    def plan_head(self) -> dict[str, Any]:
         return {
             "identity": tenant_fingerprint(self.tenant),
             "target": self.target_fingerprint,
             "problems": list(self.problems),
-            "items": [
-                {
-                    "item": i.doc.key,
-                    "source": i.doc.source,
-                    "name": i.doc.name,
-                    "action": i.action.value,
-                    "version": i.version,
-                    "target_definition_id": i.target_definition_id,
-                    "reason": i.reason or None,
-                }
-                for i in self.store.planned_items(self.tenant.name)
-            ],
         }
+
+    def plan_items(self) -> Iterator[dict[str, Any]]:
+        for i in self.store.planned_items(self.tenant.name):
+            yield {
+                "item": i.doc.key,
+                "source": i.doc.source,
+                "name": i.doc.name,
+                "action": i.action.value,
+                "version": i.version,
+                "target_definition_id": i.target_definition_id,
+                "reason": i.reason or None,
+            }
 
     def _outcome(self, item: PlannedItem, status: str, **kw: Any) -> None:
         out = ItemOutcome(
@@ -1134,16 +1137,32 @@ def _on_target(item: PlannedItem) -> bool:
 PLAN_FORMAT = "migrator-plan/1"
 
 
+def _indented(value: Any, depth: int) -> bytes:
+    body = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    return b"\n".join(b"  " * depth + line for line in body.splitlines())
+
+
 def plan_file_chunks(report: Report) -> Iterator[bytes]:
-    """The saved form of a dry run's plans (`migrator plan --out FILE`), a tenant at a time."""
+    """The saved form of a dry run's plans (`migrator plan --out FILE`), an item at a time."""
     head = {"format": PLAN_FORMAT, "tool_version": __version__, "created_at": time.time()}
     text = orjson.dumps(head, option=orjson.OPT_INDENT_2)
     yield text[: text.rindex(b"}")].rstrip() + b',\n  "tenants": {'
-    for n, name in enumerate(report.plans):
-        body = orjson.dumps(report.plans[name], option=orjson.OPT_INDENT_2)
-        body = b"\n".join(b"    " + line for line in body.splitlines()).lstrip()
-        yield (b"\n" if n == 0 else b",\n") + b"    " + orjson.dumps(name) + b": " + body
-    yield b"\n  }\n}\n" if report.plans else b"}\n}\n"
+    plans = report.plans
+    runs = plans.runs if isinstance(plans, PlanRecords) else None
+    for n, name in enumerate(plans):
+        yield (b"\n" if n == 0 else b",\n") + b"    " + orjson.dumps(name) + b": "
+        if runs is None:
+            yield _indented(plans[name], 2).lstrip()
+            continue
+        run = runs[name]
+        record = _indented(run.plan_head(), 2).lstrip()
+        yield record[: record.rindex(b"}")].rstrip() + b',\n      "items": ['
+        first = True
+        for item in run.plan_items():
+            yield (b"\n" if first else b",\n") + _indented(item, 4)
+            first = False
+        yield b"]\n    }" if first else b"\n      ]\n    }"
+    yield b"\n  }\n}\n" if plans else b"}\n}\n"
 
 
 def plan_file_bytes(report: Report) -> bytes:
@@ -1432,16 +1451,16 @@ class PlanRecords(Mapping[str, Any]):
     """Each planned tenant's saved-plan record, built from the workspace when asked for."""
 
     def __init__(self, runs: Mapping[str, TenantRun]) -> None:
-        self._runs = dict(runs)
+        self.runs = dict(runs)
 
     def __getitem__(self, name: str) -> dict[str, Any]:
-        return self._runs[name].plan_record()
+        return self.runs[name].plan_record()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._runs)
+        return iter(self.runs)
 
     def __len__(self) -> int:
-        return len(self._runs)
+        return len(self.runs)
 
 
 async def _close_session(session: Any) -> None:

@@ -55,3 +55,36 @@ def test_a_file_that_is_not_a_plan_is_refused(tmp_path: Path) -> None:
     bogus.write_text('{"summary": {}}')
     with pytest.raises(MigratorError, match="not a plan file"):
         load_plan_file(str(bogus))
+
+
+class _Run:
+    """Stands in for a planned TenantRun: its record's head and its items."""
+
+    def __init__(self, items: list[dict[str, object]]) -> None:
+        self.items = items
+
+    def plan_head(self) -> dict[str, object]:
+        return {"identity": "i", "target": "t", "problems": ["p"]}
+
+    def plan_items(self) -> object:
+        return iter(self.items)
+
+    def plan_record(self) -> dict[str, object]:
+        return {**self.plan_head(), "items": self.items}
+
+
+def test_plan_file_is_written_an_item_at_a_time_and_parses_to_the_records() -> None:
+    from migrator.engine import PlanRecords, plan_file_chunks
+    from migrator.report import Report
+
+    cases: list[dict[str, _Run]] = [
+        {},
+        {"a": _Run([])},
+        {"a": _Run([{"item": "k1"}, {"item": "k2", "reason": None}]), "b": _Run([{"x": 1}])},
+    ]
+    for runs in cases:
+        streamed = json.loads(
+            b"".join(plan_file_chunks(Report(items=(), plans=PlanRecords(runs))))  # type: ignore[arg-type]
+        )
+        assert streamed["format"] == "migrator-plan/1"
+        assert streamed["tenants"] == {name: run.plan_record() for name, run in runs.items()}
