@@ -6,9 +6,7 @@ export and what landed on a target compare equal; docs/remapping.md explains the
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import itertools
 import operator
 import re
 from collections.abc import Callable, Collection, Mapping
@@ -688,28 +686,7 @@ def _refine(
     return ranks
 
 
-def _file_refs(
-    bodies: list[bytes], pos: Mapping[Any, int]
-) -> dict[int, list[tuple[int, int, int]]]:
-    """Per body (by position) that has any, its (start, end, task position) file references."""
-    refs: dict[int, list[tuple[int, int, int]]] = {}
-    # One scan over all bodies joined is much cheaper than one per body. orjson never writes a
-    # raw newline (it escapes them inside strings), and a match (`__`, digits, then `.`, `__` or
-    # `"`) cannot span one, so the matches are exactly those of each body scanned on its own.
-    joined = b"\n".join(bodies)
-    starts: list[int] = []
-    for m in FILE_REF_BYTES.finditer(joined):
-        target = pos.get(int(m.group(1)))
-        if target is None:
-            continue
-        if not starts:
-            starts = list(itertools.accumulate((len(b) + 1 for b in bodies), initial=0))
-        i = bisect.bisect_right(starts, m.start()) - 1
-        refs.setdefault(i, []).append((m.start() - starts[i], m.end() - starts[i], target))
-    return refs
-
-
-_TASK_ENTRY = b'{"key":%s,"parent":%s,"task":%s}'
+_TASK_HEAD = b'{"key":%s,"parent":%s,"task":'
 _LINK_ENTRY = b'{"from":%s,"link":%s,"to":%s}'
 # Rank numbers as the payload writes them, and b"null" last, so that index -1 (no parent, entry
 # linkage) reads "null". A constant table; documents with more tasks build their own.
@@ -730,8 +707,10 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     maybe_originals = False
     # Serialised dropped values that stay in the payload: checked for depth and huge integers.
     aside: list[bytes] = []
-    raw_bodies: list[bytes] = []
+    raw_bodies: list[bytes] = []  # each task's id-free body, serialised inside `[[`...`]]`
     parents: list[int] = []  # position of each task's parent, -1 for none
+    # Per task (by position) that has any: its (start, end, task position) file references.
+    refs: dict[int, list[tuple[int, int, int]]] = {}
     for task in tasks:
         body = dict(task)
         if _OTHER_TASK_DROP.isdisjoint(task):
@@ -757,12 +736,17 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
                 ]
                 if removed:
                     aside.append(_dumps([[[removed]]]))
-        # Wrapped as deep as a task sits in the document, so orjson's depth limit fires as it
-        # would for the whole document.
-        raw_bodies.append(_dumps([[body]])[2:-2])
+        # Serialised wrapped as deep as the task sits in the document, so orjson's depth limit
+        # fires as it would for the whole document. The wrapping `[[`...`]]` stays on: slicing
+        # it off would copy the body (megabytes, for big e-mail templates), and wrapped bodies
+        # sort exactly as bare ones (no JSON object is a proper prefix of another).
+        serialised = _dumps([[body]])
+        raw_bodies.append(serialised)
+        found = [m for m in FILE_REF_BYTES.finditer(serialised) if int(m.group(1)) in pos]
+        if found:
+            refs[len(parents)] = [(m.start(), m.end(), pos[int(m.group(1))]) for m in found]
         parent = task.get("task_id")
         parents.append(-1 if parent is None else pos[parent])
-    refs = _file_refs(raw_bodies, pos)
 
     # Plain linkages (the four standard keys) differ only in type; serialise each type once.
     plain_links: dict[str, bytes] = {}
@@ -840,18 +824,20 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     bodies = raw_bodies
     if refs:
         bodies = [_splice(b, refs[i], label) if i in refs else b for i, b in enumerate(bodies)]
-    if by_rank is not None:
-        task_part = b",".join(
-            [
-                _TASK_ENTRY % (rank_text[r], rank_text[rank_of[parents[i]]], bodies[i])
-                for r, i in enumerate(by_rank)
-            ]
-        )
-    else:
-        task_entries = sorted((ranks[i], rank_of[parents[i]], bodies[i]) for i in range(n))
-        task_part = b",".join(
-            [_TASK_ENTRY % (rank_text[r], rank_text[p], b) for r, p, b in task_entries]
-        )
+    # The task entries in (rank, parent rank, body) order: with distinct ranks that is by_rank.
+    # (With ties, equal entries are identical, so the position in the sort key changes nothing.)
+    entry_order = by_rank
+    if entry_order is None:
+        keyed = sorted((ranks[i], rank_of[parents[i]], bodies[i], i) for i in range(n))
+        entry_order = [i for _, _, _, i in keyed]
+    # As pieces of one final join: each body is copied once, into the payload, as the bytes
+    # between its wrapping.
+    task_pieces: list[bytes | memoryview] = []
+    for i in entry_order:
+        task_pieces.append(_TASK_HEAD % (rank_text[ranks[i]], rank_text[rank_of[parents[i]]]))
+        task_pieces.append(memoryview(bodies[i])[2:-2])
+        task_pieces.append(b"},")
+    task_pieces[-1] = b"}"
     link_entries = sorted(
         zip(
             [rank_of[src] for src in sources],
@@ -875,11 +861,12 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     link_part = b",".join(
         [_LINK_ENTRY % (rank_text[s], b, rank_text[t]) for s, t, b in link_entries]
     )
-    payload = b'{"extra":%s,"linkages":[%s],"tasks":[%s],"workflow":%s}' % (
-        extra_bytes,
-        link_part,
-        task_part,
-        workflow_bytes,
+    payload = b"".join(
+        [
+            b'{"extra":%s,"linkages":[%s],"tasks":[' % (extra_bytes, link_part),
+            *task_pieces,
+            b'],"workflow":%s}' % workflow_bytes,
+        ]
     )
     # orjson reads integer literals beyond 64 bits as floats; they re-serialise with "e+NN".
     # The payload holds every part but the asides; "+" is rare, so memchr decides most documents.
