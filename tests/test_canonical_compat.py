@@ -285,7 +285,15 @@ def symmetric_documents(draw: st.DrawFn) -> dict[str, Any]:
         if n > 1 and draw(st.booleans()):
             other = tids[draw(st.integers(0, n - 1))]
             task["object"] = draw(st.sampled_from([f"F__{other}.csv", f"F__{other}", "F__77"]))
-        for key in draw(st.lists(st.sampled_from(["status", "notes", "error", "workflow_id"]))):
+        dropped_or_nulled = [
+            "status",
+            "notes",
+            "error",
+            "workflow_id",
+            "original_task_id",
+            "original_x",
+        ]
+        for key in draw(st.lists(st.sampled_from(dropped_or_nulled))):
             task[key] = draw(json_values)
         tasks.append(task)
         if i:
@@ -306,7 +314,9 @@ def symmetric_documents(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         links[-1]["note"] = draw(json_values)
     workflow: dict[str, Any] = {"id": wid, "name": "W", "parameters": {}}
-    for key in draw(st.lists(st.sampled_from(["status", "version", "merge_task_ids", "x"]))):
+    for key in draw(
+        st.lists(st.sampled_from(["status", "version", "merge_task_ids", "x", "original_id"]))
+    ):
         workflow[key] = draw(json_values)
     doc: dict[str, Any] = {
         "workflow": workflow,
