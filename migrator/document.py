@@ -741,9 +741,10 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         # sort exactly as bare ones (no JSON object is a proper prefix of another).
         serialised = _dumps([[body]])
         raw_bodies.append(serialised)
-        found = [m for m in FILE_REF_BYTES.finditer(serialised) if int(m.group(1)) in pos]
-        if found:
-            refs[len(parents)] = [(m.start(), m.end(), pos[int(m.group(1))]) for m in found]
+        if FILE_REF_BYTES.search(serialised) is not None:  # rare: one cheap search decides
+            found = [m for m in FILE_REF_BYTES.finditer(serialised) if int(m.group(1)) in pos]
+            if found:
+                refs[len(parents)] = [(m.start(), m.end(), pos[int(m.group(1))]) for m in found]
         parent = task.get("task_id")
         parents.append(-1 if parent is None else pos[parent])
 
