@@ -632,7 +632,7 @@ def _splice(body: bytes, refs: list[tuple[int, int, int]], label: Any) -> bytes:
 @dataclass(slots=True)
 class _Canon:
     ranks: list[int]  # structural label of each task (by array position)
-    bodies: list[bytes]  # id-free content of each task, file refs as labels
+    bodies: list[bytes]  # id-free content of each task, file refs as labels, inside `[[`...`]]`
     payload: bytes  # canonical JSON bytes of the whole document
     # Positions of the tasks whose content holds a file reference to a task.
     ref_positions: Collection[int]
@@ -837,7 +837,8 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         task_pieces.append(_TASK_HEAD % (rank_text[ranks[i]], rank_text[rank_of[parents[i]]]))
         task_pieces.append(memoryview(bodies[i])[2:-2])
         task_pieces.append(b"},")
-    task_pieces[-1] = b"}"
+    if task_pieces:
+        task_pieces[-1] = b"}"
     link_entries = sorted(
         zip(
             [rank_of[src] for src in sources],

@@ -383,3 +383,14 @@ def test_envelope_garbage_agrees(extra: dict[str, Any], _: str) -> None:
     """Arbitrary top-level objects are refused (or not) with the same message as before."""
     assert_same_data(extra)
     assert_same_data({**small_export(), **extra})
+
+
+def test_degenerate_documents_hash_alike() -> None:
+    """canonical_hash also runs on unvalidated exports: no tasks, no linkages, extra keys."""
+    for data in (
+        {"workflow": {"id": 1, "name": "W"}, "tasks": [], "linkages": []},
+        {"workflow": {}, "tasks": [], "linkages": [], "x": [1.5e300], "$description": {}},
+    ):
+        assert new_doc.canonical_hash(data) == old_doc.canonical_hash(data)
+        assert new_doc.canonical_form(data) == old_doc.canonical_form(data)
+        assert new_doc.canonical_task_order(data) == old_doc.canonical_task_order(data)
