@@ -119,9 +119,9 @@ class ExportDocument:
     # canonical order, and the ids of tasks whose content names another task's file.
     task_order: tuple[int, ...] = field(default=(), compare=False, repr=False)
     ref_tasks: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
-    # False when no task and not the workflow has a key starting with "original_" (those keys
-    # are nulled for import); True when some might.
-    maybe_originals: bool = field(default=True, compare=False, repr=False)
+    # Every key of the workflow or a task that starts with "original_" (prepare_for_import nulls
+    # them); None when not known.
+    original_keys: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,12 +200,13 @@ def _check_representable(data: dict[str, Any], raw: bytes, source: str) -> None:
             )
 
 
-def _may_have_originals(workflow: Mapping[str, Any], tasks: list[Mapping[str, Any]]) -> bool:
-    """False when no key of the workflow or of a task starts with "original_" (prepare_for_import
-    nulls those); True when one does, or (rarely) when some key merely contains the prefix."""
-    # One C-level join of every key and one substring search, instead of a startswith per key.
-    keys = "\x00".join(itertools.chain(workflow, *tasks))
-    return keys.startswith("original_") or "\x00original_" in keys
+def _original_keys(workflow: Mapping[str, Any], tasks: list[Mapping[str, Any]]) -> frozenset[str]:
+    """The keys of the workflow and of the tasks that start with "original_"."""
+    # Most documents have none: one C-level join of every key and one substring search say so,
+    # instead of a startswith per key.
+    if "original_" not in "\x00".join(itertools.chain(workflow, *tasks)):
+        return frozenset()
+    return frozenset(k for k in itertools.chain(workflow, *tasks) if k.startswith("original_"))
 
 
 def _find_huge_int(raw: bytes) -> str | None:
@@ -557,7 +558,7 @@ def _from_data(
         definition_id=definition_id,
         task_order=tuple(_order(canon, tasks)),
         ref_tasks=frozenset(tasks[i]["id"] for i in canon.ref_positions),
-        maybe_originals=_may_have_originals(workflow, tasks),
+        original_keys=_original_keys(workflow, tasks),
     )
 
 

@@ -287,6 +287,12 @@ def _substituted(value: Any, pattern: re.Pattern[str], subs: Mapping[str, str]) 
     return value
 
 
+def _null_keys(record: dict[str, Any], keys: frozenset[str]) -> None:
+    for key in keys:
+        if key in record:
+            record[key] = None
+
+
 def _null_originals(record: dict[str, Any]) -> None:
     for key in record:
         if key.startswith("original_"):
@@ -310,24 +316,28 @@ def prepare_for_import(
     data = doc.data
     order = doc.task_order or tuple(canonical_task_order(data))
     mapping = {old: new for new, old in enumerate(order, start=1)}
-    # Only tasks whose content names a task's file need the (serialise, rewrite, parse) pass, and
-    # only documents where some key may start with "original_" need the per-key sweep for them.
-    # A hand-built ExportDocument (no task_order) says neither: every task takes both passes.
+    # Only tasks whose content names a task's file need the (serialise, rewrite, parse) pass. The
+    # "original_" keys to null are known from reading, except in a task that pass rewrote (a key
+    # may hold a file reference) or a hand-built ExportDocument (no task_order): those get the
+    # per-key sweep.
     ref_tasks = doc.ref_tasks if doc.task_order else None
-    originals = doc.maybe_originals or not doc.task_order
+    original_keys = doc.original_keys if doc.task_order else None
     by_id = {t["id"]: t for t in data["tasks"]}
     targets = call_targets or {}
     tasks: list[dict[str, Any]] = []
     for new, old in enumerate(order, start=1):
         task = dict(by_id[old])
-        if ref_tasks is None or old in ref_tasks:
+        rewritten = ref_tasks is None or old in ref_tasks
+        if rewritten:
             task = _rewrite_file_refs(task, mapping)
         task["id"] = new
         parent = task.get("task_id")
         if parent is not None:
             task["task_id"] = mapping[parent]
-        if originals:
+        if original_keys is None or rewritten:
             _null_originals(task)
+        else:
+            _null_keys(task, original_keys)
         action = task.get("action_type")
         if action == MERGE and not MERGE_PARAMS.isdisjoint(task["parameters"]):
             task["parameters"] = {
@@ -343,8 +353,10 @@ def prepare_for_import(
     wparams = workflow.get("parameters")
     if isinstance(wparams, dict) and "merge_task_ids" in wparams:
         workflow["parameters"] = {k: v for k, v in wparams.items() if k != "merge_task_ids"}
-    if originals:
+    if original_keys is None:
         _null_originals(workflow)
+    else:
+        _null_keys(workflow, original_keys)
 
     linkages = []
     for link in data["linkages"]:

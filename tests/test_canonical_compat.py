@@ -242,6 +242,13 @@ def _variants() -> list[dict[str, Any]]:
         "Foo__4": ["Bar__3.", "__4__", "x__04"],
     }
     out.append(d)
+    # "original_" keys (nulled for import), one naming a task's file (renamed before nulling).
+    d = small_export()
+    d["workflow"]["original_workflow_id"] = 3
+    d["tasks"][0].update(original_task_id=9, original_notes="x")
+    d["tasks"][1]["original_Subscription__4.csv"] = "kept?"
+    d["tasks"][2]["xoriginal_y"] = 1
+    out.append(d)
     # Unicode, huge but representable numbers, floats with exponents.
     d = small_export()
     d["tasks"][0]["parameters"]["n"] = [2**63 - 1, -(2**63), 1.5e300, 1e-30, "é\u2028😀"]
