@@ -200,12 +200,18 @@ def _check_representable(data: dict[str, Any], raw: bytes, source: str) -> None:
             )
 
 
+_ORIGINAL_KEY = re.compile("\x00(original_[^\x00]*)")
+
+
 def _original_keys(workflow: Mapping[str, Any], tasks: list[Mapping[str, Any]]) -> frozenset[str]:
     """The keys of the workflow and of the tasks that start with "original_"."""
-    # Most documents have none: one C-level join of every key and one substring search say so,
-    # instead of a startswith per key.
-    if "original_" not in "\x00".join(itertools.chain(workflow, *tasks)):
+    # One C-level join of every key and one regex scan instead of a startswith per key. The
+    # keys are found exactly when none contains the NUL separator (the count shows it).
+    keys = "\x00" + "\x00".join(itertools.chain(workflow, *tasks))
+    if "original_" not in keys:
         return frozenset()
+    if keys.count("\x00") == len(workflow) + sum(map(len, tasks)):
+        return frozenset(_ORIGINAL_KEY.findall(keys))
     return frozenset(k for k in itertools.chain(workflow, *tasks) if k.startswith("original_"))
 
 

@@ -248,6 +248,8 @@ def _variants() -> list[dict[str, Any]]:
     d["tasks"][0].update(original_task_id=9, original_notes="x")
     d["tasks"][1]["original_Subscription__4.csv"] = "kept?"
     d["tasks"][2]["xoriginal_y"] = 1
+    d["tasks"][2]["b\x00original_z"] = 1
+    d["tasks"][2]["original_q\x00r"] = 1
     out.append(d)
     # Unicode, huge but representable numbers, floats with exponents.
     d = small_export()
