@@ -593,13 +593,12 @@ _VALIDATED_TASK_KEYS = frozenset({"id", "task_id"})
 
 def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
     body = dict(workflow)
-    dropped = _WORKFLOW_DROP.intersection(workflow)
-    for key in dropped:
-        del body[key]
-    # An empty container or 0.0 can be neither too deep nor a huge integer: not worth a check.
-    kept_aside = [
-        workflow[k] for k in dropped if isinstance(workflow[k], _ASIDE_TYPES) and workflow[k]
-    ]
+    kept_aside = []
+    for key in _WORKFLOW_DROP.intersection(workflow):
+        value = body.pop(key)
+        # An empty container or 0.0 can be neither too deep nor a huge integer: not worth a check.
+        if isinstance(value, _ASIDE_TYPES) and value:
+            kept_aside.append(value)
     if kept_aside:
         aside.append(_dumps([kept_aside]))
     params = body.get("parameters")
@@ -725,10 +724,11 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
             del body["id"]
             body.pop("task_id", None)
         else:
-            dropped = _TASK_DROP.intersection(task)
-            for key in dropped:
-                del body[key]
-            kept_aside = [task[k] for k in dropped if isinstance(task[k], _ASIDE_TYPES)]
+            kept_aside = []
+            for key in _TASK_DROP.intersection(task):
+                value = body.pop(key)
+                if isinstance(value, _ASIDE_TYPES):
+                    kept_aside.append(value)
             if kept_aside:
                 aside.append(_dumps([[kept_aside]]))
         if task.get("action_type") == MERGE:
