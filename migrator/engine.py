@@ -10,7 +10,15 @@ import hashlib
 import itertools
 import os
 import time
-from collections.abc import Callable, Container, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Container,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -184,24 +192,8 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspac
             return
         store.add(doc, raw=raw, active=bool(active), substitutions=subs)
 
-    send: anyio.abc.ObjectSendStream[Mapping[str, Any]]
-    send, receive = anyio.create_memory_object_stream[Mapping[str, Any]](0)
-
-    async def worker(stream: anyio.abc.ObjectReceiveStream[Mapping[str, Any]]) -> None:
-        async with stream:
-            async for definition in stream:
-                await export_one(definition)
-
     try:
-        with single_failure():
-            async with anyio.create_task_group() as tg:
-                with receive:
-                    for _ in range(max(TARGET_READERS, client.tenant.max_concurrency)):
-                        tg.start_soon(worker, receive.clone())
-                async with send:
-                    async for page in client.workflow_pages():
-                        for definition in page:
-                            await send.send(definition)
+        await for_each_definition(client, export_one)
     except BaseException:
         store.close()
         raise
@@ -274,15 +266,31 @@ async def read_target(
         active_id = _int_or_none(active.get("id")) if isinstance(active, dict) else None
         sink(TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id))
 
-    send: anyio.abc.ObjectSendStream[tuple[str, Mapping[str, Any]]]
-    send, receive = anyio.create_memory_object_stream[tuple[str, Mapping[str, Any]]](0)
+    async def wanted(entry: Mapping[str, Any]) -> None:
+        name = entry.get("name")
+        if isinstance(name, str) and name in names:
+            await load(name, entry)
 
-    async def worker(stream: anyio.abc.ObjectReceiveStream[tuple[str, Mapping[str, Any]]]) -> None:
+    await for_each_definition(client, wanted)
+
+
+TARGET_READERS = 8  # definitions read at once (the client's pacing still applies)
+
+
+async def for_each_definition(
+    client: ZuoraClient, handle: Callable[[Mapping[str, Any]], Awaitable[None]]
+) -> None:
+    """`handle` each entry of the tenant's workflow listing, the listing read a page at a time
+    and a few entries handled at once. The first error ends it, unwrapped, so that the caller
+    can fail this tenant alone instead of the whole run."""
+    send: anyio.abc.ObjectSendStream[Mapping[str, Any]]
+    send, receive = anyio.create_memory_object_stream[Mapping[str, Any]](0)
+
+    async def worker(stream: anyio.abc.ObjectReceiveStream[Mapping[str, Any]]) -> None:
         async with stream:
-            async for name, entry in stream:
-                await load(name, entry)
+            async for entry in stream:
+                await handle(entry)
 
-    # One error, unwrapped, so the caller fails this tenant alone instead of the whole run.
     with single_failure():
         async with anyio.create_task_group() as tg:
             with receive:
@@ -291,12 +299,7 @@ async def read_target(
             async with send:
                 async for page in client.workflow_pages():
                     for entry in page:
-                        name = entry.get("name")
-                        if isinstance(name, str) and name in names:
-                            await send.send((name, entry))
-
-
-TARGET_READERS = 8  # definitions read at once (the client's pacing still applies)
+                        await send.send(entry)
 
 
 def target_fingerprint(target: Mapping[str, Sequence[TargetDefinition]]) -> str:

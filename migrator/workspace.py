@@ -283,16 +283,16 @@ class Workspace:
     @staticmethod
     def _doc(row: Sequence[Any], substituted: bool = False) -> SourceDoc:
         _, key, source, name, version, workflow_id, definition_id, active, calls = row[:9]
-        return SourceDoc(
-            key=key,
-            source=source,
-            name=name,
-            version=version,
-            workflow_id=workflow_id,
-            definition_id=definition_id,
-            calls=tuple(Call(t, w, n) for t, w, n in orjson.loads(calls)) if calls else (),
-            active=None if active is None else bool(active),
-            substituted=substituted,
+        return _source_doc(
+            key,
+            source,
+            name,
+            version,
+            workflow_id,
+            definition_id,
+            orjson.loads(calls) if calls else (),
+            None if active is None else bool(active),
+            substituted,
         )
 
     def count(self) -> int:
@@ -782,6 +782,30 @@ class OutcomeLog(Sequence[ItemOutcome]):
 # --- planned items as rows ------------------------------------------------------------------
 
 
+def _source_doc(
+    key: str,
+    source: str,
+    name: str,
+    version: str | None,
+    workflow_id: int,
+    definition_id: int | None,
+    calls: Iterable[Sequence[Any]],
+    active: bool | None,
+    substituted: bool,
+) -> SourceDoc:
+    return SourceDoc(
+        key=key,
+        source=source,
+        name=name,
+        version=version,
+        workflow_id=workflow_id,
+        definition_id=definition_id,
+        calls=tuple(Call(t, w, n) for t, w, n in calls),
+        active=active,
+        substituted=substituted,
+    )
+
+
 def _item_row(item: PlannedItem) -> dict[str, Any]:
     d = item.doc
     p = item.prior
@@ -842,16 +866,8 @@ def _item_from_row(row: Mapping[str, Any]) -> PlannedItem:
             attempts=attempts,
         )
     return PlannedItem(
-        doc=SourceDoc(
-            key=key,
-            source=source,
-            name=name,
-            version=version,
-            workflow_id=workflow_id,
-            definition_id=definition_id,
-            calls=tuple(Call(t, w, n) for t, w, n in calls),
-            active=active,
-            substituted=substituted,
+        doc=_source_doc(
+            key, source, name, version, workflow_id, definition_id, calls, active, substituted
         ),
         action=Action(row["action"]),
         version=row["version"],
