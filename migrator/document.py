@@ -535,6 +535,8 @@ def document_from_data(
 def _from_data(
     data: Any, source: str, definition_id: int | None, raw: bytes | None
 ) -> ExportDocument:
+    # The cheap sweep vouches for the usual document; anything else gets the full validation,
+    # which raises with the path and message of its first problem.
     if not _plainly_valid(data):
         validate_document(data, source)
     workflow = data["workflow"]
