@@ -65,6 +65,7 @@ def engine_path(path: str) -> bytes:
     """The per-document work of a real run (read_sources, then _send), minus the network: the
     summary written to the run's workspace at read time, the body read again at send time."""
     from migrator.document import canonical_hash
+    from migrator.plan import SourceDoc
     from migrator.remap import prepare_for_import
     from migrator.sources import SourceItem, read_document
     from migrator.workspace import Workspace
@@ -75,9 +76,13 @@ def engine_path(path: str) -> bytes:
     item = SourceItem(path, None, None, None)
     doc = read_document(item, max_bytes=1 << 28)
     _WORKSPACE.add(doc, item=item, substitutions={})
-    _WORKSPACE.flush()
-    summary = next(iter(_WORKSPACE.docs_named([doc.name])))
-    loaded = _WORKSPACE.load(summary)
+    _WORKSPACE.flush()  # a run inserts 512 rows at a time; one at a time here (a little dearer)
+    # At send time the body is read again from what the workspace recorded of the file.
+    loaded = _WORKSPACE.load(
+        SourceDoc(
+            key=doc.content_hash, source=doc.source, name=doc.name, version=None, workflow_id=0
+        )
+    )
     payload = prepare_for_import(loaded)
     canonical_hash(payload)
     return orjson.dumps(payload)
