@@ -163,7 +163,9 @@ def test_samples_agree(path: Path) -> None:
 def test_real_corpus_agrees() -> None:
     """Every document of the real corpus (when present) gives the same results."""
     if not SHARED_CORPUS.is_dir():
-        pytest.skip("no shared corpus")
+        pytest.skip(
+            f"shared corpus not present at {SHARED_CORPUS} (it lives outside the repository)"
+        )
     for path in _files(SHARED_CORPUS):
         assert_same_bytes(_file_bytes(path))
 
