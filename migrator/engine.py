@@ -557,6 +557,7 @@ class TenantRun:
         self.problems: list[str] = []
         self.target_fingerprint: str | None = None
         self.failed = False
+        self.rejected: str | None = None  # the tenant's credentials were refused mid-run: why
 
     def hold(self, reason: str) -> None:
         """Record every planned item as not sent (used when --strict stops the whole run)."""
@@ -870,6 +871,11 @@ class TenantRun:
         if self.stopping.is_set():
             self._outcome(item, "deferred", error="not started: the run was asked to stop")
             return
+        if self.rejected is not None:
+            # The tenant refused this run's credentials: nothing more is tried (no intent, no
+            # request); the items stay pending in the journal for a run whose credentials work.
+            self._outcome(item, "deferred", error=f"not sent: {self.rejected}")
+            return
         try:
             await self._send(name, state, item)
         except ZuoraError as exc:
@@ -895,8 +901,9 @@ class TenantRun:
                 name=item.doc.name,
             )
             state.failed = f"an earlier version ({item.doc.source}) did not complete"
-            # Not re-raised (an AuthError would end every tenant's run): the tenant's other items
-            # meet the same cached rejection and are deferred alike.
+            if isinstance(exc, AuthError):
+                # Not re-raised (that would end every tenant's run): this tenant stops sending.
+                self.rejected = reason
             self._outcome(item, status, error=reason)
         except InputError as exc:
             await self.journal.append(

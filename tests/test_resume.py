@@ -430,6 +430,13 @@ async def test_credentials_rejected_mid_run_stop_that_tenant_alone(tmp_path: Pat
             by_tenant.setdefault(item.tenant, set()).add(item.status)
         assert by_tenant["tenant-2"] == by_tenant["tenant-3"] == {"imported"}
         assert "imported" not in by_tenant[T1]
+        # The tenant stops at the first rejection: one intent, the rest never tried.
+        records = read_journal(journal).records
+        t1 = [r for r in records if r.get("tenant") == T1 and r.type in ("intent", "deferred")]
+        assert [r.type for r in t1] == ["intent", "deferred"]
+        t1_items = [i for i in first.items if i.tenant == T1]
+        assert len(t1_items) == 3 and all(i.status == "deferred" for i in t1_items)
+        assert sum("not sent:" in (i.error or "") for i in t1_items) == 2
 
         env.fake.set_tenant(T1, client_secret=original)
         second = await migrate(env.settings, every)
