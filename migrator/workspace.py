@@ -5,7 +5,7 @@ per document stays in memory. Reading the sources writes one summary row per doc
 writes one row per planned item; every outcome is a row the report is later streamed from. Bodies
 of files are never stored (they are read again when sent); bodies exported from a live tenant are.
 
-The database is a private temporary file (in `$TMPDIR`, about 1.5 KB per document), deleted when
+The database is a private temporary file (in `$TMPDIR`; measured: 1.9 KB per document for one tenant, 1.3 KB more per further tenant), deleted when
 the workspace is closed or garbage-collected, and never a record of anything: the journal is. One
 left behind by a killed run is removed by the next run (`sweep_stale`). It is written without
 durability (no rollback journal, no fsync) because a crash loses nothing the journal needs.
