@@ -311,7 +311,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     report = run_with_signals(go)
     if args.out:
-        from migrator.engine import plan_file_chunks
+        from migrator.planfile import plan_file_chunks
 
         _write_report(args.out, plan_file_chunks(report))
     if args.json:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.engine import MigrateOptions, load_plan_file, migrate, plan_file_bytes
+from migrator.engine import MigrateOptions, migrate
 from migrator.errors import MigratorError
+from migrator.planfile import load_plan_file, plan_file_bytes
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake
 
@@ -74,7 +75,7 @@ class _Run:
 
 
 def test_plan_file_is_written_an_item_at_a_time_and_parses_to_the_records() -> None:
-    from migrator.engine import PlanRecords, plan_file_chunks
+    from migrator.planfile import PlanRecords, plan_file_chunks
     from migrator.report import Report
 
     cases: list[dict[str, _Run]] = [
