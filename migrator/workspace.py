@@ -5,9 +5,10 @@ per document stays in memory. Reading the sources writes one summary row per doc
 writes one row per planned item; every outcome is a row the report is later streamed from. Bodies
 of files are never stored (they are read again when sent); bodies exported from a live tenant are.
 
-The database is a private temporary file (in `$TMPDIR`; measured: 1.9 KB per document for one tenant, 1.3 KB more per further tenant), deleted when
-the workspace is closed or garbage-collected, and never a record of anything: the journal is. One
-left behind by a killed run is removed by the next run (`sweep_stale`). It is written without
+The database is a private temporary file in `$TMPDIR` (measured: 1.9 KB per document for one
+tenant, 1.3 KB more per further tenant), deleted when the workspace is closed or garbage-collected,
+and never a record of anything: the journal is. One left behind by a killed run is removed by the
+next run (`sweep_stale`). It is written without
 durability (no rollback journal, no fsync) because a crash loses nothing the journal needs.
 All calls are synchronous and short; the engine makes them from one thread at a time.
 """
@@ -19,7 +20,7 @@ import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import astuple, fields
 from typing import Any, overload
 
@@ -63,7 +64,6 @@ CREATE INDEX docs_name ON docs(name);
 CREATE INDEX docs_key ON docs(key);
 CREATE INDEX docs_workflow ON docs(workflow_id);
 CREATE INDEX docs_definition ON docs(definition_id);
-CREATE INDEX docs_source ON docs(source);
 CREATE TABLE groups(
     tenant TEXT NOT NULL,
     ord INTEGER NOT NULL,
@@ -210,11 +210,11 @@ class Workspace:
         status = doc.data.get("workflow", {}).get("status")
         if active is None and isinstance(status, str):
             active = status == "Active"
-        touched = sorted(
+        touched = [
             tenant
             for tenant, table in (substitutions or {}).items()
             if any(_mentions(doc.data, k) for k in table)
-        )
+        ]
         self.add_summary(
             SourceDoc(
                 key=doc.content_hash,
@@ -264,7 +264,8 @@ class Workspace:
                 orjson.dumps(sorted(touched)) if touched else None,
             )
         )
-        if len(self._doc_rows) >= _FLUSH_AT:
+        # A live body is written at once: 512 of them buffered could be gigabytes.
+        if raw is not None or len(self._doc_rows) >= _FLUSH_AT:
             self._flush_docs()
 
     def _flush_docs(self) -> None:
@@ -300,17 +301,28 @@ class Workspace:
 
     def iter_docs(self) -> Iterator[SourceDoc]:
         """Every summary in reading order, streamed."""
+        return self._docs_where("", ())
+
+    def _docs_where(self, condition: str, params: Sequence[Any]) -> Iterator[SourceDoc]:
+        """Summaries matching `AND condition` on `docs d`, in reading order, a page at a time."""
         last = 0
         while True:
             rows = self._query(
-                f"SELECT {_DOC_COLUMNS} FROM docs WHERE seq > ? ORDER BY seq LIMIT ?",
-                (last, _BATCH),
+                f"SELECT {_DOC_COLUMNS} FROM docs d WHERE seq > ? {condition} ORDER BY seq LIMIT ?",
+                (last, *params, _BATCH),
             ).fetchall()
             if not rows:
                 return
             for row in rows:
                 yield self._doc(row)
             last = rows[-1][0]
+
+    def _rows_in(self, sql: str, values: Iterable[Any]) -> Iterator[Sequence[Any]]:
+        """Rows of `sql`, whose `IN ({marks})` is filled with `values` a batch at a time."""
+        wanted = list(values)
+        for start in range(0, len(wanted), _BATCH):
+            chunk = wanted[start : start + _BATCH]
+            yield from self._query(sql.format(marks=",".join("?" * len(chunk))), chunk)
 
     def all_docs(self) -> list[SourceDoc]:
         """Every summary, in memory: for small tools (`verify`) and tests, not for migrate."""
@@ -332,16 +344,10 @@ class Workspace:
     def docs_named(self, names: Iterable[str], tenant: str | None = None) -> list[SourceDoc]:
         """The summaries of these names' documents, each marked substituted for `tenant`."""
         out: list[SourceDoc] = []
-        wanted = list(names)
-        for start in range(0, len(wanted), _BATCH):
-            chunk = wanted[start : start + _BATCH]
-            marks = ",".join("?" * len(chunk))
-            for row in self._query(
-                f"SELECT {_DOC_COLUMNS}, touched FROM docs WHERE name IN ({marks}) ORDER BY seq",
-                chunk,
-            ):
-                touched = orjson.loads(row[9]) if row[9] else ()
-                out.append(self._doc(row, substituted=tenant is not None and tenant in touched))
+        sql = f"SELECT {_DOC_COLUMNS}, touched FROM docs WHERE name IN ({{marks}}) ORDER BY seq"
+        for row in self._rows_in(sql, names):
+            touched = orjson.loads(row[9]) if row[9] else ()
+            out.append(self._doc(row, substituted=tenant is not None and tenant in touched))
         return out
 
     def callers(self) -> list[SourceDoc]:
@@ -393,28 +399,15 @@ class Workspace:
         return None if row is None else str(row[0])
 
     def tenant_values(self, key: str) -> tuple[tuple[str, str, str], ...]:
-        row = self._query(
-            "SELECT tenant_values FROM docs WHERE key = ? AND tenant_values IS NOT NULL LIMIT 1",
-            (key,),
-        ).fetchone()
-        if row is None:
-            return ()
-        return tuple((p, k, v) for p, k, v in orjson.loads(row[0]))
+        return self.values_of([key]).get(key, ())
 
     def values_of(self, keys: Iterable[str]) -> dict[str, tuple[tuple[str, str, str], ...]]:
         """Tenant-specific values of these documents (only those that have any)."""
-        out: dict[str, tuple[tuple[str, str, str], ...]] = {}
-        wanted = list(dict.fromkeys(keys))
-        for start in range(0, len(wanted), _BATCH):
-            chunk = wanted[start : start + _BATCH]
-            marks = ",".join("?" * len(chunk))
-            for key, values in self._query(
-                f"SELECT key, tenant_values FROM docs WHERE key IN ({marks})"
-                " AND tenant_values IS NOT NULL",
-                chunk,
-            ):
-                out[key] = tuple((p, k, v) for p, k, v in orjson.loads(values))
-        return out
+        sql = "SELECT key, tenant_values FROM docs WHERE key IN ({marks}) AND tenant_values IS NOT NULL"
+        return {
+            key: tuple((p, k, v) for p, k, v in orjson.loads(values))
+            for key, values in self._rows_in(sql, dict.fromkeys(keys))
+        }
 
     def load(self, doc: SourceDoc) -> ExportDocument:
         """The document's body again, checked to be the content that was planned."""
@@ -560,19 +553,10 @@ class Workspace:
     def undecided(self, tenant: str) -> Iterator[SourceDoc]:
         """Documents with no outcome yet for `tenant`, in reading order."""
         self.flush()
-        last = 0
-        while True:
-            rows = self._query(
-                f"SELECT {_DOC_COLUMNS} FROM docs d WHERE seq > ? AND NOT EXISTS"
-                " (SELECT 1 FROM outcomes o WHERE o.tenant = ? AND o.source = d.source)"
-                " ORDER BY seq LIMIT ?",
-                (last, tenant, _BATCH),
-            ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield self._doc(row)
-            last = rows[-1][0]
+        return self._docs_where(
+            "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.tenant = ? AND o.source = d.source)",
+            (tenant,),
+        )
 
     def outcome_count(self) -> int:
         self.flush()
@@ -595,25 +579,34 @@ class Workspace:
             is not None
         )
 
-    def outcomes(self, *, offset: int = 0, limit: int | None = None) -> Iterator[ItemOutcome]:
-        """Every outcome ordered by tenant, workflow name, source (then as recorded), streamed."""
+    def outcomes(self) -> Iterator[ItemOutcome]:
+        """Every outcome ordered by tenant, workflow name, source (then as recorded), streamed:
+        each page starts after the last row of the one before (an OFFSET would rescan)."""
         self.flush()
-        remaining = limit
-        position = offset
-        while remaining is None or remaining > 0:
-            size = _BATCH if remaining is None else min(_BATCH, remaining)
-            rows = self._db.execute(
-                "SELECT data FROM outcomes ORDER BY tenant, workflow_name, source, seq"
-                " LIMIT ? OFFSET ?",
-                (size, position),
-            ).fetchall()
-            if not rows:
-                return
-            for (blob,) in rows:
+        rows = self._db.execute(
+            "SELECT tenant, workflow_name, source, seq, data FROM outcomes"
+            " ORDER BY tenant, workflow_name, source, seq LIMIT ?",
+            (_BATCH,),
+        ).fetchall()
+        while rows:
+            for *_, blob in rows:
                 yield outcome_from_row(blob)
-            position += len(rows)
-            if remaining is not None:
-                remaining -= len(rows)
+            rows = self._db.execute(
+                "SELECT tenant, workflow_name, source, seq, data FROM outcomes"
+                " WHERE (tenant, workflow_name, source, seq) > (?, ?, ?, ?)"
+                " ORDER BY tenant, workflow_name, source, seq LIMIT ?",
+                (*rows[-1][:4], _BATCH),
+            ).fetchall()
+
+    def outcome_at(self, index: int) -> ItemOutcome:
+        """The outcome at `index` in report order (0 ≤ index < outcome_count())."""
+        self.flush()
+        (blob,) = self._db.execute(
+            "SELECT data FROM outcomes ORDER BY tenant, workflow_name, source, seq"
+            " LIMIT 1 OFFSET ?",
+            (index,),
+        ).fetchone()
+        return outcome_from_row(blob)
 
 
 class TargetView(Mapping[str, Sequence[TargetDefinition]]):
@@ -708,20 +701,20 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
         return int(self._db.execute("SELECT count(*) FROM journal_state").fetchone()[0])
 
     def __iter__(self) -> Iterator[ItemKey]:
-        for key, _ in self.select():
+        for key, _ in self._rows():
             yield key
 
-    def select(
-        self, tenant: str | None = None, status: str | None = None
-    ) -> Iterator[tuple[ItemKey, ItemState]]:
-        """Every (key, state), streamed; optionally of one tenant and/or one status."""
+    def items(self) -> ItemsView[ItemKey, ItemState]:
+        """Streamed a page at a time, each state read with its key (not looked up again)."""
+        return _StateItems(self)
+
+    def _rows(self) -> Iterator[tuple[ItemKey, ItemState]]:
         last = ("", "")
         while True:
             rows = self._db.execute(
                 "SELECT tenant, item, data FROM journal_state WHERE (tenant, item) > (?, ?)"
-                " AND (? IS NULL OR tenant = ?) AND (? IS NULL OR status = ?)"
                 " ORDER BY tenant, item LIMIT ?",
-                (*last, tenant, tenant, status, status, _BATCH),
+                (*last, _BATCH),
             ).fetchall()
             if not rows:
                 return
@@ -732,12 +725,14 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
     def clear(self) -> None:
         self._db.execute("DELETE FROM journal_state")
 
-    def count(self, tenant: str) -> int:
-        return int(
-            self._db.execute(
-                "SELECT count(*) FROM journal_state WHERE tenant = ?", (tenant,)
-            ).fetchone()[0]
-        )
+
+class _StateItems(ItemsView[ItemKey, ItemState]):
+    def __init__(self, state: JournalState) -> None:
+        super().__init__(state)
+        self._state = state
+
+    def __iter__(self) -> Iterator[tuple[ItemKey, ItemState]]:
+        return self._state._rows()
 
 
 def _state_from_row(raw: bytes) -> ItemState:
@@ -770,7 +765,7 @@ class OutcomeLog(Sequence[ItemOutcome]):
             index += n
         if not 0 <= index < n:
             raise IndexError(index)
-        return next(self.workspace.outcomes(offset=index, limit=1))
+        return self.workspace.outcome_at(index)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return self.workspace.outcome_counts()
