@@ -375,10 +375,7 @@ class PriorView(Mapping[str, PriorState]):
     def __init__(self, journal_state: Mapping[Any, Any], tenant: str) -> None:
         self._state = journal_state
         self._tenant = tenant
-        count = getattr(journal_state, "count", None)
-        self._len = (
-            count(tenant) if callable(count) else sum(1 for t, _ in journal_state if t == tenant)
-        )
+        self._len: int | None = None
 
     def __getitem__(self, item: str) -> PriorState:
         return _prior(self._state[(self._tenant, item)])
@@ -387,6 +384,8 @@ class PriorView(Mapping[str, PriorState]):
         return (item for t, item in self._state if t == self._tenant)
 
     def __len__(self) -> int:
+        if self._len is None:  # counted once: the planner asks whether there is any
+            self._len = sum(1 for _ in self)
         return self._len
 
 
@@ -509,15 +508,14 @@ def plan_batches(store: Workspace, linked: set[str]) -> Iterator[list[str]]:
 
 
 class _Names:
-    """The names a tenant's target is read for: the sources' names and the callees' names."""
+    """A set of names answered by a question (`name in _Names(store.has_name)`): the sources'
+    names are in the workspace, not in memory."""
 
-    def __init__(self, store: Workspace, extra: set[str], skip: Callable[[str], bool]) -> None:
-        self.store, self.extra, self.skip = store, extra, skip
+    def __init__(self, contains: Callable[[str], bool]) -> None:
+        self.contains = contains
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str) or self.skip(name):
-            return False
-        return name in self.extra or self.store.has_name(name)
+        return isinstance(name, str) and self.contains(name)
 
 
 class TenantRun:
@@ -641,9 +639,9 @@ class TenantRun:
         target = self.store.target(name)
         await read_target(
             self.client,
-            _Names(self.store, callee_names, lambda n: False),
+            _Names(lambda n: n in callee_names or self.store.has_name(n)),
             lambda d: self.store.add_target(name, d),
-            hash_names=_Names(self.store, set(), settled),
+            hash_names=_Names(lambda n: not settled(n)),
         )
         self.target = target
         self.target_fingerprint = target_fingerprint(target)
@@ -1267,9 +1265,7 @@ async def _migrate(
         check_journal_matches(journal, tenants, store, options.journal)
         notices.extend(getattr(journal, "notices", []) or [])
     runs: dict[str, TenantRun] = {}
-    index = SourceIndex(
-        store.name_of_definition, store.name_of_workflow, _Names(store, set(), lambda n: False)
-    )
+    index = SourceIndex(store.name_of_definition, store.name_of_workflow, _Names(store.has_name))
     linked = linked_names(store, index)
 
     def tenant_failed(run: TenantRun, exc: MigratorError) -> None:
@@ -1344,11 +1340,11 @@ async def _migrate(
             if run.planned and not run.failed:
                 keys = store.planned_keys(name, (Action.CREATE.value, Action.NEW_VERSION.value))
                 chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
-                await journal.append("planned", tenant=name, items=chunk)
-                while chunk:
+                while True:  # at least one record, even an empty one
+                    await journal.append("planned", tenant=name, items=chunk)
                     chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
-                    if chunk:
-                        await journal.append("planned", tenant=name, items=chunk)
+                    if not chunk:
+                        break
     # Phase 2: execute (a dry run only records what it would do).
     with single_failure():
         async with anyio.create_task_group() as tg:
@@ -1399,16 +1395,10 @@ def check_journal_matches(
                     "was written; its records would be wrong here. Use a new --journal for the new target."
                 )
     names = {t.name for t in tenants}
-    state = journal.state
-    in_doubt = (
-        state.select(status="in_doubt")
-        if hasattr(state, "select")
-        else ((k, st) for k, st in state.items() if getattr(st, "status", None) == "in_doubt")
-    )
     orphans = [
         (tenant, item)
-        for (tenant, item), st in in_doubt
-        if tenant in names and not store.has_key(item)
+        for (tenant, item), st in journal.state.items()
+        if tenant in names and getattr(st, "status", None) == "in_doubt" and not store.has_key(item)
     ]
     if orphans:
         tenant, item = orphans[0]

@@ -456,11 +456,9 @@ def read_state(
     """`read_journal` for a run: folds the journal into `state` a line at a time, keeping no
     records; returns the run_started records and the notices."""
     source = os.fspath(path)
-    tail = ScanTail()
-    history: list[Record] = []
     try:
         with open(source, "rb") as fh:
-            fold_into(_watch_runs(scan_lines(fh, source, tail), history), state)
+            tail, history = _fold_file(fh, source, state)
     except FileNotFoundError:
         raise JournalError(f"{source}: no journal here") from None
     except OSError as exc:
@@ -468,11 +466,21 @@ def read_state(
     return history, _read_notices(source, tail)
 
 
-def _watch_runs(records: Iterable[Record], history: list[Record]) -> Iterator[Record]:
-    for record in records:
-        if record.type == "run_started":
-            history.append(record)
-        yield record
+def _fold_file(
+    lines: Iterable[bytes], source: str, state: MutableMapping[ItemKey, ItemState]
+) -> tuple[ScanTail, list[Record]]:
+    """Fold a journal's lines into `state`, keeping only the run_started records."""
+    tail = ScanTail()
+    history: list[Record] = []
+
+    def watched() -> Iterator[Record]:
+        for record in scan_lines(lines, source, tail):
+            if record.type == "run_started":
+                history.append(record)
+            yield record
+
+    fold_into(watched(), state)
+    return tail, history
 
 
 def _read_notices(source: str, tail: ScanTail | ScanResult) -> list[str]:
@@ -547,11 +555,9 @@ def _recover(
             # The new name must survive a crash too, not only the bytes written under it.
             _fsync_dir(path)
             return fd, ScanTail(), []
-        tail = ScanTail()
-        history: list[Record] = []
         with os.fdopen(os.dup(fd), "rb") as fh:
             fh.seek(0)
-            fold_into(_watch_runs(scan_lines(fh, source, tail), history), state)
+            tail, history = _fold_file(fh, source, state)
         if tail.torn_tail is not None:
             os.ftruncate(fd, tail.valid_length)
             fsync(fd)
