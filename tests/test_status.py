@@ -306,3 +306,32 @@ async def test_documents_a_stopped_run_never_reached_count_as_pending(tmp_path: 
     data = status_data(str(journal))
     assert data["tenants"]["tenant-1"]["counts"]["pending"] == planned > 0
     assert journal_status(str(journal))[1] is False
+
+
+@pytest.mark.anyio
+async def test_planned_keys_are_journaled_a_chunk_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `planned` records of a tenant together list exactly what it sends, each at most
+    PLANNED_PER_RECORD keys long, and status counts them all before anything was sent."""
+    import migrator.engine as engine
+    from migrator.journal import read_journal
+    from migrator.status import planned_by_last_run
+    from tests.conftest import SAMPLES
+
+    monkeypatch.setattr(engine, "PLANNED_PER_RECORD", 5)
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(SAMPLES)], tenants=[T1], journal=str(journal)),
+        )
+    records = read_journal(journal).records
+    planned = [r for r in records if r.type == "planned"]
+    sent = {r.get("item") for r in records if r.type == "intent"}
+    assert report.ok and len(sent) > 10
+    assert all(len(r.get("items")) <= 5 for r in planned)
+    assert len(planned) == -(-len(sent) // 5)
+    listed = [key for r in planned for key in r.get("items")]
+    assert sorted(listed) == sorted(sent)  # each once (intents come in the workers' order)
+    assert {item for _, item in planned_by_last_run(records)} == sent
