@@ -790,9 +790,9 @@ def add_backup_parser(sub: Any) -> None:
         description="Export every workflow of one tenant into a checksummed snapshot folder. "
         "Exit 0: done (or unchanged), 1: some exports answered 404 and were skipped, 2: failed.",
     )
-    p.add_argument(
-        "--config", required=True, metavar="FILE", help="TOML file with [tenants.NAME] tables"
-    )
+    from migrator.cli import _common
+
+    _common(p, quiet_help="only warnings and errors; no summary line when all went well")
     p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to back up")
     p.add_argument("--out", required=True, metavar="DIR", help="folder that holds the snapshots")
     p.add_argument(
@@ -803,20 +803,6 @@ def add_backup_parser(sub: Any) -> None:
         "--keep", type=_positive, metavar="N", help="keep only the newest N snapshots of the tenant"
     )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument(
-        "--log-format",
-        choices=("console", "json"),
-        default="console",
-        help="log lines for people or machines",
-    )
-    p.add_argument(
-        "--debug", action="store_true", help="log every request attempt (secrets stay redacted)"
-    )
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="only warnings and errors; no summary line when all went well",
-    )
     p.set_defaults(func=cmd_backup, command="backup")
 
 

@@ -37,7 +37,12 @@ def _shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def _common(p: argparse.ArgumentParser, *, config: bool = True) -> None:
+def _common(
+    p: argparse.ArgumentParser,
+    *,
+    config: bool = True,
+    quiet_help: str = "only warnings and errors on stderr",
+) -> None:
     if config:
         p.add_argument(
             "--config", required=True, metavar="FILE", help="TOML file with [tenants.NAME] tables"
@@ -51,7 +56,7 @@ def _common(p: argparse.ArgumentParser, *, config: bool = True) -> None:
     p.add_argument(
         "--debug", action="store_true", help="log every request attempt (secrets stay redacted)"
     )
-    p.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
