@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -64,3 +65,27 @@ def small_export(name: str = "Resume") -> dict[str, Any]:
             },
         ],
     }
+
+
+def set_at(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    """A change that sets the value at `path` (keys and indexes) of a document."""
+
+    def change(d: dict[str, Any]) -> None:
+        target = d
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return change
+
+
+def delete_at(path: list[Any]) -> Callable[[dict[str, Any]], None]:
+    """A change that deletes the value at `path` of a document."""
+
+    def change(d: dict[str, Any]) -> None:
+        target = d
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+
+    return change

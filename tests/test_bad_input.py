@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from migrator.fake import FakeConfig
-from tests.builders import small_export
+from tests.builders import delete_at, set_at, small_export
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake, write_config_file
 
@@ -52,26 +52,6 @@ def changed(name: str, change: Any) -> bytes:
     return orjson.dumps(d)
 
 
-def _set(path: list[Any], value: Any) -> Any:
-    def change(d: dict[str, Any]) -> None:
-        target = d
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-
-    return change
-
-
-def _del(path: list[Any]) -> Any:
-    def change(d: dict[str, Any]) -> None:
-        target = d
-        for key in path[:-1]:
-            target = target[key]
-        del target[path[-1]]
-
-    return change
-
-
 def _gzip_corrupt(raw: bytes) -> bytes:
     data = bytearray(gzip.compress(raw))
     mid = len(data) // 2
@@ -93,21 +73,21 @@ def bad_cases() -> dict[str, tuple[bytes, str]]:
         "empty.json": (b"", "$"),
         "not-utf8.json": (good.replace(b"Bad but plausible", b"Caf\xe9 \xff"), "$"),
         "top-level-array.json": (b"[" + good + b"]", "$"),
-        "missing-workflow.json": (changed("x", _del(["workflow"])), "$.workflow"),
-        "workflow-is-list.json": (changed("x", _set(["workflow"], [])), "$.workflow"),
-        "missing-tasks.json": (changed("x", _del(["tasks"])), "$.tasks"),
-        "tasks-is-object.json": (changed("x", _set(["tasks"], {})), "$.tasks"),
-        "missing-linkages.json": (changed("x", _del(["linkages"])), "$.linkages"),
-        "linkages-is-string.json": (changed("x", _set(["linkages"], "nope")), "$.linkages"),
-        "duplicate-task-id.json": (changed("x", _set(["tasks", 1, "id"], 4)), "$.tasks[1].id"),
+        "missing-workflow.json": (changed("x", delete_at(["workflow"])), "$.workflow"),
+        "workflow-is-list.json": (changed("x", set_at(["workflow"], [])), "$.workflow"),
+        "missing-tasks.json": (changed("x", delete_at(["tasks"])), "$.tasks"),
+        "tasks-is-object.json": (changed("x", set_at(["tasks"], {})), "$.tasks"),
+        "missing-linkages.json": (changed("x", delete_at(["linkages"])), "$.linkages"),
+        "linkages-is-string.json": (changed("x", set_at(["linkages"], "nope")), "$.linkages"),
+        "duplicate-task-id.json": (changed("x", set_at(["tasks", 1, "id"], 4)), "$.tasks[1].id"),
         "linkage-to-missing-task.json": (
-            changed("x", _set(["linkages", 1, "target_task_id"], 99)),
+            changed("x", set_at(["linkages", 1, "target_task_id"], 99)),
             "$.linkages[1].target_task_id",
         ),
         "no-entry-linkage.json": (
             changed(
                 "x",
-                _set(
+                set_at(
                     ["linkages"],
                     [
                         {
@@ -128,21 +108,21 @@ def bad_cases() -> dict[str, tuple[bytes, str]]:
             "$.linkages",
         ),
         "entry-linkage-other-workflow.json": (
-            changed("x", _set(["linkages", 0, "source_workflow_id"], 8)),
+            changed("x", set_at(["linkages", 0, "source_workflow_id"], 8)),
             "$.linkages[0].source_workflow_id",
         ),
-        "id-float.json": (changed("x", _set(["tasks", 1, "id"], 3.5)), "$.tasks[1].id"),
-        "id-bool.json": (changed("x", _set(["tasks", 1, "id"], True)), "$.tasks[1].id"),
-        "id-string.json": (changed("x", _set(["tasks", 1, "id"], "3")), "$.tasks[1].id"),
-        "id-over-2-63.json": (changed("x", _set(["tasks", 1, "id"], 2**63)), "$.tasks[1].id"),
+        "id-float.json": (changed("x", set_at(["tasks", 1, "id"], 3.5)), "$.tasks[1].id"),
+        "id-bool.json": (changed("x", set_at(["tasks", 1, "id"], True)), "$.tasks[1].id"),
+        "id-string.json": (changed("x", set_at(["tasks", 1, "id"], "3")), "$.tasks[1].id"),
+        "id-over-2-63.json": (changed("x", set_at(["tasks", 1, "id"], 2**63)), "$.tasks[1].id"),
         # "$" when the reader refuses the number, "$.tasks[1].id" when it reads it as a float.
         "id-over-2-64.json": (
             good.replace(b'"id":3,', b'"id":18446744073709551616,'),
             "$|$.tasks[1].id",
         ),
-        "workflow-id-float.json": (changed("x", _set(["workflow", "id"], 7.0)), "$.workflow.id"),
+        "workflow-id-float.json": (changed("x", set_at(["workflow", "id"], 7.0)), "$.workflow.id"),
         "parameters-not-object.json": (
-            changed("x", _set(["tasks", 2, "parameters"], ["a"])),
+            changed("x", set_at(["tasks", 2, "parameters"], ["a"])),
             "$.tasks[2].parameters",
         ),
         "empty-name.json": (changed("", lambda d: None), "$.workflow.name"),

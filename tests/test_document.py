@@ -21,7 +21,7 @@ from migrator.document import (
     validate_document,
 )
 from migrator.errors import InputError
-from tests.builders import small_export
+from tests.builders import delete_at, set_at, small_export
 
 SRC = "in/wf.json"
 
@@ -225,117 +225,102 @@ def test_gzip_bytes_are_not_json() -> None:
 # ---------------------------------------------------------------- validation
 
 
-def _set(path: list[Any], value: Any) -> Any:
-    def change(d: dict[str, Any]) -> None:
-        target = d
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-
-    return change
-
-
-def _delete(path: list[Any]) -> Any:
-    def change(d: dict[str, Any]) -> None:
-        target = d
-        for key in path[:-1]:
-            target = target[key]
-        del target[path[-1]]
-
-    return change
-
-
 CASES = [
-    (_delete(["workflow"]), "$.workflow: missing"),
-    (_set(["workflow"], None), "$.workflow: is null; must be an object"),
-    (_set(["workflow"], []), "$.workflow: must be an object, got array"),
-    (_delete(["tasks"]), "$.tasks: missing"),
-    (_set(["tasks"], {}), "$.tasks: must be an array, got object"),
-    (_delete(["linkages"]), "$.linkages: missing"),
-    (_set(["linkages"], "x"), "$.linkages: must be an array, got string"),
-    (_set(["tasks"], []), "$.tasks: no tasks — Zuora rejects an empty import"),
-    (_set(["linkages"], []), "$.linkages: no linkages — Zuora rejects an empty import"),
+    (delete_at(["workflow"]), "$.workflow: missing"),
+    (set_at(["workflow"], None), "$.workflow: is null; must be an object"),
+    (set_at(["workflow"], []), "$.workflow: must be an object, got array"),
+    (delete_at(["tasks"]), "$.tasks: missing"),
+    (set_at(["tasks"], {}), "$.tasks: must be an array, got object"),
+    (delete_at(["linkages"]), "$.linkages: missing"),
+    (set_at(["linkages"], "x"), "$.linkages: must be an array, got string"),
+    (set_at(["tasks"], []), "$.tasks: no tasks — Zuora rejects an empty import"),
+    (set_at(["linkages"], []), "$.linkages: no linkages — Zuora rejects an empty import"),
     (
-        _set(["workflow", "name"], ""),
+        set_at(["workflow", "name"], ""),
         "$.workflow.name: workflow name is empty; a non-empty string is required",
     ),
     (
-        _set(["workflow", "name"], "  "),
+        set_at(["workflow", "name"], "  "),
         "$.workflow.name: workflow name is empty; a non-empty string is required",
     ),
     (
-        _delete(["workflow", "name"]),
+        delete_at(["workflow", "name"]),
         "$.workflow.name: workflow name is missing; a non-empty string is required",
     ),
     (
-        _set(["workflow", "name"], 5),
+        set_at(["workflow", "name"], 5),
         "$.workflow.name: workflow name is a integer; a non-empty string is required",
     ),
-    (_delete(["workflow", "id"]), "$.workflow.id: missing"),
-    (_set(["workflow", "id"], "7"), "$.workflow.id: must be an integer, got string"),
-    (_set(["tasks", 1, "id"], 4), "$.tasks[1].id: duplicate task id 4 (also $.tasks[0].id)"),
-    (_set(["tasks", 1, "id"], 3.0), "$.tasks[1].id: must be an integer, got the number 3.0"),
-    (_set(["tasks", 1, "id"], True), "$.tasks[1].id: must be an integer, not a boolean"),
-    (_set(["tasks", 1, "id"], "3"), "$.tasks[1].id: must be an integer, got string"),
+    (delete_at(["workflow", "id"]), "$.workflow.id: missing"),
+    (set_at(["workflow", "id"], "7"), "$.workflow.id: must be an integer, got string"),
+    (set_at(["tasks", 1, "id"], 4), "$.tasks[1].id: duplicate task id 4 (also $.tasks[0].id)"),
+    (set_at(["tasks", 1, "id"], 3.0), "$.tasks[1].id: must be an integer, got the number 3.0"),
+    (set_at(["tasks", 1, "id"], True), "$.tasks[1].id: must be an integer, not a boolean"),
+    (set_at(["tasks", 1, "id"], "3"), "$.tasks[1].id: must be an integer, got string"),
     (
-        _set(["tasks", 1, "id"], 2**63),
+        set_at(["tasks", 1, "id"], 2**63),
         "$.tasks[1].id: integer 9223372036854775808 is beyond the 64-bit range",
     ),
-    (_set(["tasks", 1, "id"], 1e19), "$.tasks[1].id: number 1e+19 is beyond the 64-bit range"),
-    (_delete(["tasks", 1, "id"]), "$.tasks[1].id: missing"),
-    (_set(["tasks", 1], "task"), "$.tasks[1]: must be an object, got string"),
+    (set_at(["tasks", 1, "id"], 1e19), "$.tasks[1].id: number 1e+19 is beyond the 64-bit range"),
+    (delete_at(["tasks", 1, "id"]), "$.tasks[1].id: missing"),
+    (set_at(["tasks", 1], "task"), "$.tasks[1]: must be an object, got string"),
     (
-        _set(["tasks", 2, "parameters"], []),
+        set_at(["tasks", 2, "parameters"], []),
         "$.tasks[2].parameters: must be an object, got a array (Zuora's import fails without one)",
     ),
     (
-        _set(["tasks", 2, "parameters"], None),
+        set_at(["tasks", 2, "parameters"], None),
         "$.tasks[2].parameters: must be an object, got a null (Zuora's import fails without one)",
     ),
     (
-        _delete(["tasks", 2, "parameters"]),
+        delete_at(["tasks", 2, "parameters"]),
         "$.tasks[2].parameters: must be an object, got missing (Zuora's import fails without one)",
     ),
     (
-        _set(["tasks", 2, "task_id"], 99),
+        set_at(["tasks", 2, "task_id"], 99),
         "$.tasks[2].task_id: parent task 99 is not a task of this document",
     ),
-    (_set(["tasks", 2, "task_id"], "3"), "$.tasks[2].task_id: must be an integer, got string"),
+    (set_at(["tasks", 2, "task_id"], "3"), "$.tasks[2].task_id: must be an integer, got string"),
     (
-        _set(["linkages", 1, "target_task_id"], 99),
+        set_at(["linkages", 1, "target_task_id"], 99),
         "$.linkages[1].target_task_id: links to task 99, which is not in $.tasks",
     ),
-    (_set(["linkages", 1, "target_task_id"], None), "$.linkages[1].target_task_id: missing"),
+    (set_at(["linkages", 1, "target_task_id"], None), "$.linkages[1].target_task_id: missing"),
     (
-        _set(["linkages", 1, "source_task_id"], 98),
+        set_at(["linkages", 1, "source_task_id"], 98),
         "$.linkages[1].source_task_id: links from task 98, which is not in $.tasks",
     ),
     (
-        _set(["linkages", 1, "source_task_id"], False),
+        set_at(["linkages", 1, "source_task_id"], False),
         "$.linkages[1].source_task_id: must be an integer, not a boolean",
     ),
     (
-        _set(["linkages", 1, "source_workflow_id"], 7),
+        set_at(["linkages", 1, "source_workflow_id"], 7),
         "$.linkages[1]: needs exactly one of source_workflow_id (entry linkage) and source_task_id",
     ),
     (
-        _set(["linkages", 0, "source_workflow_id"], None),
+        set_at(["linkages", 0, "source_workflow_id"], None),
         "$.linkages[0]: needs exactly one of source_workflow_id (entry linkage) and source_task_id",
     ),
     (
-        _set(["linkages", 0, "source_workflow_id"], 8),
+        set_at(["linkages", 0, "source_workflow_id"], 8),
         "$.linkages[0].source_workflow_id: entry linkage points at workflow 8, not this document's workflow.id 7",
     ),
-    (_set(["linkages", 0], "x"), "$.linkages[0]: must be an object, got string"),
+    (set_at(["linkages", 0], "x"), "$.linkages[0]: must be an object, got string"),
     (
-        _delete(["linkages", 0, "linkage_type"]),
+        delete_at(["linkages", 0, "linkage_type"]),
         "$.linkages[0].linkage_type: must be a string, got missing",
     ),
     (
-        _set(["linkages"], [{"source_task_id": 4, "target_task_id": 3, "linkage_type": "Success"}]),
+        set_at(
+            ["linkages"], [{"source_task_id": 4, "target_task_id": 3, "linkage_type": "Success"}]
+        ),
         "$.linkages: no entry linkage (one with source_workflow_id = workflow.id starts the workflow)",
     ),
-    (_set(["tasks", 0, "action_type"], 3), "$.tasks[0].action_type: must be a string, got integer"),
+    (
+        set_at(["tasks", 0, "action_type"], 3),
+        "$.tasks[0].action_type: must be a string, got integer",
+    ),
 ]
 
 
@@ -448,13 +433,13 @@ def test_hash_sees_values_and_shape() -> None:
     """Any parameter value, a linkage type, or which task links where changes the hash."""
     base = canonical_hash(doc())
     changes = [
-        _set(["tasks", 2, "parameters", "count"], "2001"),
-        _set(["tasks", 2, "parameters", "count"], 2000),
-        _set(["linkages", 2, "linkage_type"], "Complete"),
-        _set(["workflow", "name"], "Resume2"),
-        _set(["tasks", 2, "task_id"], 4),
-        _set(["linkages", 2, "source_task_id"], 4),
-        _set(["extra"], 1),
+        set_at(["tasks", 2, "parameters", "count"], "2001"),
+        set_at(["tasks", 2, "parameters", "count"], 2000),
+        set_at(["linkages", 2, "linkage_type"], "Complete"),
+        set_at(["workflow", "name"], "Resume2"),
+        set_at(["tasks", 2, "task_id"], 4),
+        set_at(["linkages", 2, "source_task_id"], 4),
+        set_at(["extra"], 1),
     ]
     for change in changes:
         d = doc()
