@@ -47,6 +47,10 @@ class JournalError(MigratorError):
     """Raised when the journal cannot be read, recovered, locked, or written (fsync, disk full)."""
 
 
+class WorkspaceError(MigratorError):
+    """Raised when the run's working space (SQLite in $TMPDIR) cannot be written: a full disk."""
+
+
 class ZuoraError(MigratorError):
     """Raised when a Zuora call fails for good (after the retries the policy allows).
 

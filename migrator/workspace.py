@@ -27,7 +27,7 @@ from typing import Any, overload
 import orjson
 
 from migrator.document import ExportDocument, parse_document
-from migrator.errors import InputError
+from migrator.errors import InputError, WorkspaceError
 from migrator.journal import ItemKey, ItemState
 from migrator.plan import (
     Action,
@@ -165,6 +165,75 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _failed(directory: str, exc: sqlite3.Error) -> WorkspaceError:
+    """One line for a failed statement: where, why, how much room is left, and what to do."""
+    try:
+        free = f"{shutil.disk_usage(directory).free // (1 << 20)} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    return WorkspaceError(
+        f"the run's working space {directory} failed: {exc} ({free}; it needs about 2 KB per"
+        " document and tenant). Point TMPDIR at a disk with more room and run the same command"
+        " again: the journal keeps everything done so far"
+    )
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose failures, fetching rows included, are WorkspaceErrors."""
+
+    directory = ""
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            raise _failed(self.directory, exc) from None
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise _failed(self.directory, exc) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            raise _failed(self.directory, exc) from None
+
+
+class _Connection(sqlite3.Connection):
+    """The workspace's connection: a statement that fails (a full disk, above all) raises one
+    clear WorkspaceError instead of sqlite3's own exception and a traceback."""
+
+    directory = ""
+
+    def _cursor(self) -> _Cursor:
+        cursor = self.cursor(_Cursor)
+        cursor.directory = self.directory
+        return cursor
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return self._cursor().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise _failed(self.directory, exc) from None
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> _Cursor:
+        try:
+            return self._cursor().executemany(sql, parameters)
+        except sqlite3.Error as exc:
+            raise _failed(self.directory, exc) from None
+
+    def executescript(self, script: str, /) -> _Cursor:
+        cursor = self._cursor()
+        try:
+            cursor.executescript(script)
+        except sqlite3.Error as exc:
+            raise _failed(self.directory, exc) from None
+        return cursor
+
+
 def _close(conn: sqlite3.Connection, directory: str) -> None:
     try:
         conn.close()
@@ -183,7 +252,13 @@ class Workspace:
         path = os.path.join(self._dir, "workspace.sqlite")
         # One thread at a time uses it, but not always the same one (sources are read in a
         # worker thread), hence check_same_thread=False.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            self._db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, factory=_Connection
+            )
+        except sqlite3.Error as exc:
+            raise _failed(self._dir, exc) from None
+        self._db.directory = self._dir
         self._db.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
             "PRAGMA cache_size=-4096;" + _SCHEMA

@@ -493,3 +493,43 @@ def test_workspaces_of_killed_runs_are_swept(tmp_path: Path) -> None:
         (d / "workspace.sqlite").write_bytes(b"x")
     assert sweep_stale(str(tmp_path)) == [str(dead)]
     assert not dead.exists() and alive.exists() and other.exists()
+
+
+def _limit_file_size(max_bytes: int) -> None:
+    """In the child: files may not grow past `max_bytes` (writes fail with EFBIG, as on a full
+    disk, instead of the process being killed by SIGXFSZ)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+
+def test_a_full_disk_under_the_workspace_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.test_crash import fake_process
+
+    sources = tmp_path / "exports"
+    sources.mkdir()
+    for i in range(400):
+        (sources / f"wf-{i:04d}.json").write_bytes(orjson.dumps(small_export(f"Workflow {i:04d}")))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with fake_process(tmp_path, {}) as fake:
+        args = fake.cli("plan", str(sources), "--config", str(fake.config), "--quiet")
+        env = {**fake.env, "TMPDIR": str(scratch)}
+        done = subprocess.run(
+            args,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=lambda: _limit_file_size(256 * 1024),
+        )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(lines) == 1 and lines[0].startswith("migrator: error: the run's working space ")
+    assert str(scratch) in lines[0] and "TMPDIR" in lines[0] and "run the same command" in lines[0]
+    assert not list(scratch.iterdir())  # the failed run's workspace is removed all the same
