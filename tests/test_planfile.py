@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from migrator.engine import MigrateOptions, migrate
 from migrator.errors import MigratorError
@@ -89,3 +91,109 @@ def test_plan_file_is_written_an_item_at_a_time_and_parses_to_the_records() -> N
         )
         assert streamed["format"] == "migrator-plan/1"
         assert streamed["tenants"] == {name: run.plan_record() for name, run in runs.items()}
+
+
+def _plan_text(runs: dict[str, _Run]) -> bytes:
+    from migrator.planfile import PlanRecords, plan_file_chunks
+    from migrator.report import Report
+
+    return b"".join(plan_file_chunks(Report(items=(), plans=PlanRecords(runs))))  # type: ignore[arg-type]
+
+
+def _triples(run: _Run) -> list[tuple[object, object, object]]:
+    return [(i.get("item"), i.get("action"), i.get("version")) for i in run.items]
+
+
+item_values = st.one_of(st.none(), st.text(max_size=6), st.integers(-(10**12), 10**12))
+items = st.lists(
+    st.fixed_dictionaries(
+        {"item": item_values, "action": item_values, "version": item_values},
+        optional={"source": st.text(max_size=30), "reason": st.none() | st.text(max_size=20)},
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    runs=st.dictionaries(st.text(min_size=1, max_size=8), items.map(_Run), max_size=3),
+    chunk=st.integers(1, 64),
+    layout=st.sampled_from(["ours", "compact", "wide"]),
+)
+def test_a_saved_plan_reads_back_the_same_in_any_layout_and_chunking(
+    tmp_path_factory: pytest.TempPathFactory, runs: dict[str, _Run], chunk: int, layout: str
+) -> None:
+    """Read a value at a time, a plan gives each tenant's identity, target and item sequence
+    whatever its layout (ours, or reformatted by hand) and wherever the chunks are cut."""
+    from migrator.planfile import SavedTenant, items_digest
+
+    text = _plan_text(runs)
+    if layout != "ours":
+        text = json.dumps(json.loads(text), indent=None if layout == "compact" else 7).encode()
+    path = tmp_path_factory.mktemp("plan") / "plan.json"
+    path.write_bytes(text)
+    saved = load_plan_file(str(path), chunk=chunk)
+    assert saved.path == str(path)
+    assert saved.tenants == {
+        name: SavedTenant("i", "t", *items_digest(_triples(run))) for name, run in runs.items()
+    }
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "not JSON"),
+        ('{"format": "migrator-plan/1", "tenants": {"a": {"items": [{"item": 1}', "not JSON"),
+        ('{"format": "migrator-plan/1", "tenants": {}} trailing', "not JSON"),
+        (
+            '{"format": "migrator-plan/1", "tenants": {"a": {"items": [1]}}}',
+            r"tenants\.a\.items\[0\]: not an item",
+        ),
+        (
+            '{"format": "migrator-plan/1", "tenants": {"a": {"items": {}}}}',
+            r"tenants\.a\.items: not a list",
+        ),
+        ('{"format": "migrator-plan/1", "tenants": {"a": []}}', r"tenants\.a: not a tenant's plan"),
+        ('{"format": "migrator-plan/1", "tenants": []}', "not a plan file written by"),
+        ('{"format": "migrator-plan/1"}', "not a plan file written by"),
+        ('{"format": "migrator-report/9", "tenants": {}}', "not a plan file written by"),
+        ('["format"]', "not JSON"),
+        ("\udcff", "not JSON"),
+    ],
+)
+def test_a_broken_plan_file_is_one_line_naming_the_file_and_place(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "plan.json"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(MigratorError, match=message) as caught:
+        load_plan_file(str(path), chunk=8)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+
+
+def test_a_large_saved_plan_is_checked_without_holding_it(tmp_path: Path) -> None:
+    """Memory while reading a plan of 20,000 items is a chunk and an item, not the file."""
+    import tracemalloc
+
+    item = {
+        "item": "e78fb9db65277c8e2f3a54271e4a434606c5f6a965901147ebb3adad3adb1dbd",
+        "source": "/exports/09-price-lookup-service.json",
+        "name": "Price Lookup Service",
+        "action": "create",
+        "version": "1.0.0",
+        "target_definition_id": None,
+        "reason": None,
+    }
+    runs = {"tenant-1": _Run([item] * 20_000)}
+    path = tmp_path / "plan.json"
+    path.write_bytes(_plan_text(runs))
+    size = path.stat().st_size
+    assert size > 5_000_000
+    tracemalloc.start()
+    try:
+        saved = load_plan_file(str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert saved.tenants["tenant-1"].items == 20_000
+    assert peak < 1 << 20, (peak, size)  # whole, it would take several times the file
