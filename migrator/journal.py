@@ -12,7 +12,15 @@ import os
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Container,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -451,14 +459,19 @@ def read_journal(path: str | os.PathLike[str]) -> JournalView:
 
 
 def read_state(
-    path: str | os.PathLike[str], state: MutableMapping[ItemKey, ItemState]
+    path: str | os.PathLike[str],
+    state: MutableMapping[ItemKey, ItemState],
+    *,
+    keep: Container[str] = ("run_started",),
+    watch: Callable[[Record], None] | None = None,
 ) -> tuple[list[Record], list[str]]:
-    """`read_journal` for a run: folds the journal into `state` a line at a time, keeping no
-    records; returns the run_started records and the notices."""
+    """`read_journal` a line at a time: folds the journal into `state`, handing each record to
+    `watch` if given and keeping only those of the types in `keep`; returns the kept records and
+    the notices."""
     source = os.fspath(path)
     try:
         with open(source, "rb") as fh:
-            tail, history = _fold_file(fh, source, state)
+            tail, history = _fold_file(fh, source, state, keep=keep, watch=watch)
     except FileNotFoundError:
         raise JournalError(f"{source}: no journal here") from None
     except OSError as exc:
@@ -467,16 +480,23 @@ def read_state(
 
 
 def _fold_file(
-    lines: Iterable[bytes], source: str, state: MutableMapping[ItemKey, ItemState]
+    lines: Iterable[bytes],
+    source: str,
+    state: MutableMapping[ItemKey, ItemState],
+    *,
+    keep: Container[str] = ("run_started",),
+    watch: Callable[[Record], None] | None = None,
 ) -> tuple[ScanTail, list[Record]]:
-    """Fold a journal's lines into `state`, keeping only the run_started records."""
+    """Fold a journal's lines into `state`, keeping only the records of the types in `keep`."""
     tail = ScanTail()
     history: list[Record] = []
 
     def watched() -> Iterator[Record]:
         for record in scan_lines(lines, source, tail):
-            if record.type == "run_started":
+            if record.type in keep:
                 history.append(record)
+            if watch is not None:
+                watch(record)
             yield record
 
     fold_into(watched(), state)

@@ -5,12 +5,12 @@ Read-only: takes no lock and changes nothing, so it is safe while a migration is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from migrator.journal import ItemState, Record, read_journal, summarize
+from migrator.journal import ItemState, Record, read_state, runs
+from migrator.workspace import Workspace
 
 NEXT_STEP = {
     "in_doubt": "resend with the same Idempotency-Key (a replay if it had landed), after checking the target",
@@ -22,26 +22,50 @@ NEXT_STEP = {
 }
 
 
+_LISTED = {"failed": "failures", "in_doubt": "in_doubt", "deferred": "deferred"}
+
+
 def status_data(path: str) -> dict[str, Any]:
-    """The journal's standing as plain data (what `--json` prints)."""
-    view = read_journal(path)
-    counts = summarize(view.state, expected=planned_by_last_run(view.records))
+    """The journal's standing as plain data (what `--json` prints).
+
+    The journal is read a line at a time and folded into a workspace table, so a journal of
+    100,000 items is summed up in constant memory; only the items listed (failed, in doubt,
+    deferred) are held.
+    """
+    store = Workspace()
+    try:
+        state = store.journal_state()
+
+        def watch(record: Record) -> None:
+            # What the last run planned to send: an item it never recorded is pending.
+            if record.type == "run_started":
+                state.clear_expected()
+            elif record.type == "planned":
+                state.expect(str(record.get("tenant")), map(str, record.get("items") or ()))
+
+        history, notices = read_state(path, state, keep=_RUN_RECORDS, watch=watch)
+        counts = state.counts()
+        listed: dict[str, dict[str, list[dict[str, Any]]]] = {
+            tenant: {kind: [] for kind in _LISTED.values()} for tenant in counts
+        }
+        for st in state.with_status(_LISTED):
+            listed[st.tenant][_LISTED[st.status]].append(_item(st))
+    finally:
+        store.close()
     tenants: dict[str, Any] = {}
     for tenant, per in counts.items():
-        items = [st for st in view.state.values() if st.tenant == tenant]
         tenants[tenant] = {
             "counts": dict(per),
-            "failures": [_item(st) for st in items if st.status == "failed"],
-            "in_doubt": [_item(st) for st in items if st.status == "in_doubt"],
-            "deferred": [_item(st) for st in items if st.status == "deferred"],
+            **listed[tenant],
             "next_run": {
                 s: NEXT_STEP[s] for s, n in per.items() if n and NEXT_STEP[s] != "nothing"
             },
         }
-    last = view.runs[-1] if view.runs else None
+    all_runs = runs(history)
+    last = all_runs[-1] if all_runs else None
     return {
         "journal": path,
-        "runs": len(view.runs),
+        "runs": len(all_runs),
         "last_run_finished": bool(last and last.finished is not None),
         "last_run_interrupted": bool(
             last and last.finished is not None and last.finished.get("interrupted")
@@ -51,20 +75,12 @@ def status_data(path: str) -> dict[str, Any]:
         "last_run_counts": dict(last.finished.get("counts") or {})
         if last and last.finished is not None
         else {},
-        "notices": view.notices,
+        "notices": notices,
         "tenants": tenants,
     }
 
 
-def planned_by_last_run(records: Sequence[Record]) -> list[tuple[str, str]]:
-    """(tenant, item) of everything the last run planned to send: what has no record yet is pending."""
-    start = max((i for i, r in enumerate(records) if r.type == "run_started"), default=-1)
-    return [
-        (str(r.get("tenant")), str(item))
-        for r in records[start + 1 :]
-        if r.type == "planned"
-        for item in r.get("items") or ()
-    ]
+_RUN_RECORDS = ("run_started", "run_finished")
 
 
 def _item(st: ItemState) -> dict[str, Any]:
