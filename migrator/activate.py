@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +16,14 @@ import anyio
 import structlog
 
 from migrator.config import Settings, TenantConfig
-from migrator.engine import _close_session, _int_or_none, tenant_fingerprint, tenant_identity
+from migrator.engine import _close_session, tenant_fingerprint, tenant_identity
 from migrator.errors import AuthError, JournalError, MigratorError, ZuoraError
-from migrator.journal import ItemState, JournalView, read_journal
+from migrator.journal import ItemState, Record, read_state
 from migrator.logs import redact_text
+from migrator.plan import int_or_none
 from migrator.report import ItemOutcome, Report, counts_table
 from migrator.versions import is_valid_version, version_key
+from migrator.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.activate")
@@ -52,34 +54,38 @@ def activation_key(
     return "migrator-" + hashlib.sha256(material.encode()).hexdigest()[:48]
 
 
-def targets_from_journal(
-    state: Mapping[tuple[str, str], ItemState], tenant: str
-) -> tuple[list[Target], list[ItemState]]:
-    """The tenant's committed items, and those skipped because identical content was already
-    there, grouped by definition (highest version first); and the committed items that cannot be
-    placed (no definition id or no valid version)."""
-    by_def: dict[int, list[ItemState]] = {}
-    unplaced: list[ItemState] = []
-    for (t, _), st in sorted(state.items()):
-        if t != tenant or st.status not in ("done", "skipped"):
-            continue
-        def_id = _int_or_none(st.target_definition_id)
+def targets_from_journal(tenant: str, landed: Iterable[ItemState]) -> Iterator[Target | ItemState]:
+    """From the tenant's committed and skipped items ordered by definition id (`landed`): one
+    Target per definition (its highest version; the lower ones superseded), and each committed
+    item that cannot be placed (no definition id or no valid version) as it is. Only one
+    definition's items are held at a time."""
+    group: list[ItemState] = []
+    group_id: int | None = None
+
+    def target() -> Target:
+        group.sort(key=lambda s: version_key(str(s.version)), reverse=True)
+        assert group_id is not None
+        return Target(tenant, group_id, group[0], tuple(group[1:]))
+
+    for st in landed:
+        def_id = int_or_none(st.target_definition_id)
         if def_id is None or not st.version or not is_valid_version(st.version):
             if st.status == "done":  # a skip without a version (a duplicate) has nothing to place
-                unplaced.append(st)
+                yield st
             continue
-        by_def.setdefault(def_id, []).append(st)
-    targets = []
-    for def_id, items in sorted(by_def.items()):
-        items.sort(key=lambda s: version_key(str(s.version)), reverse=True)
-        targets.append(Target(tenant, def_id, items[0], tuple(items[1:])))
-    return targets, unplaced
+        if group and def_id != group_id:
+            yield target()
+            group = []
+        group_id = def_id
+        group.append(st)
+    if group:
+        yield target()
 
 
-def _check_identity(view: JournalView, chosen: Sequence[TenantConfig], path: str) -> None:
+def _check_identity(history: Sequence[Record], chosen: Sequence[TenantConfig], path: str) -> None:
     current = {t.name: tenant_fingerprint(t) for t in chosen}
-    for run in view.runs:
-        earlier = run.started.get("tenants") or {}
+    for started in history:
+        earlier = started.get("tenants") or {}
         for name, fp in earlier.items():
             if name in current and current[name] != fp:
                 raise JournalError(
@@ -95,74 +101,86 @@ async def activate_from_journal(
     *,
     dry_run: bool = False,
 ) -> Report:
-    """Make each definition's highest committed version active, in every selected tenant."""
-    view = read_journal(journal_path)
-    in_journal = sorted({t for t, _ in view.state})
-    notices = list(view.notices)
-    if tenants:
-        unknown = [n for n in tenants if n not in settings.tenants]
-        if unknown:
-            raise MigratorError(
-                f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
-            )
-        names = list(dict.fromkeys(tenants))
-    else:
-        names = [t for t in in_journal if t in settings.tenants]
-        notices += [
-            f"{journal_path}: tenant {t!r} is in the journal but not in {settings.file}; left alone"
-            for t in in_journal
-            if t not in settings.tenants
-        ]
-    chosen = [settings.tenants[n] for n in names]
-    _check_identity(view, chosen, journal_path)
-    outcomes: list[ItemOutcome] = []
-    session = open_session(settings)
+    """Make each definition's highest committed version active, in every selected tenant.
+
+    The journal is folded into a workspace table a line at a time and the outcomes go there
+    too: memory does not grow with the journal (the report reads them back in order)."""
+    store = Workspace()
     try:
-        async with anyio.create_task_group() as tg:
-            for tenant in chosen:
-                client = ZuoraClient(tenant, session, settings)
-                tg.start_soon(_activate_tenant, client, view, dry_run, outcomes)
-    finally:
-        await _close_session(session)
-    return Report(items=tuple(outcomes), notices=tuple(notices))
+        state = store.journal_state()
+        history, notices = read_state(journal_path, state)
+        in_journal = sorted(state.tenants())
+        if tenants:
+            unknown = [n for n in tenants if n not in settings.tenants]
+            if unknown:
+                raise MigratorError(
+                    f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
+                )
+            names = list(dict.fromkeys(tenants))
+        else:
+            names = [t for t in in_journal if t in settings.tenants]
+            notices += [
+                f"{journal_path}: tenant {t!r} is in the journal but not in {settings.file}; left alone"
+                for t in in_journal
+                if t not in settings.tenants
+            ]
+        chosen = [settings.tenants[n] for n in names]
+        _check_identity(history, chosen, journal_path)
+        session = open_session(settings)
+        try:
+            async with anyio.create_task_group() as tg:
+                for tenant in chosen:
+                    client = ZuoraClient(tenant, session, settings)
+                    plan = targets_from_journal(tenant.name, state.landed(tenant.name))
+                    tg.start_soon(_activate_tenant, client, plan, dry_run, store)
+        finally:
+            await _close_session(session)
+        store.flush()
+    except BaseException:
+        store.close()
+        raise
+    return Report(items=OutcomeLog(store), notices=tuple(notices))
 
 
 async def _activate_tenant(
-    client: ZuoraClient, view: JournalView, dry_run: bool, outcomes: list[ItemOutcome]
+    client: ZuoraClient, plan: Iterator[Target | ItemState], dry_run: bool, store: Workspace
 ) -> None:
-    tenant = client.tenant
-    targets, unplaced = targets_from_journal(view.state, tenant.name)
-    for st in unplaced:
-        outcomes.append(
-            _out(st, "failed", error="the journal records no definition id or version for it")
-        )
-    limiter = anyio.CapacityLimiter(max(1, tenant.max_concurrency))
+    """A few workers (the tenant's max_concurrency) take the plan's entries one at a time."""
     stop: list[str] = []
 
-    async def one(target: Target) -> None:
-        async with limiter:
+    async def worker() -> None:
+        for entry in plan:  # shared: each entry goes to the one worker that takes it
+            if isinstance(entry, ItemState):
+                store.add_outcome(
+                    _out(
+                        entry,
+                        "failed",
+                        error="the journal records no definition id or version for it",
+                    )
+                )
+                continue
             if stop:
-                outcomes.append(_out(target.state, "failed", error=stop[0]))
+                store.add_outcome(_out(entry.state, "failed", error=stop[0]))
             else:
                 try:
-                    outcomes.append(await _activate_one(client, target, dry_run))
+                    store.add_outcome(await _activate_one(client, entry, dry_run))
                 except ZuoraError as exc:
                     if isinstance(exc, AuthError):
                         stop.append(str(exc))
-                    outcomes.append(_out(target.state, "failed", error=str(exc)))
-        chosen = target.state.version
-        for st in target.superseded:
-            outcomes.append(
-                _out(
-                    st,
-                    "skipped",
-                    reason=f"version {chosen} of the same definition is the one to activate",
+                    store.add_outcome(_out(entry.state, "failed", error=str(exc)))
+            chosen = entry.state.version
+            for st in entry.superseded:
+                store.add_outcome(
+                    _out(
+                        st,
+                        "skipped",
+                        reason=f"version {chosen} of the same definition is the one to activate",
+                    )
                 )
-            )
 
     async with anyio.create_task_group() as tg:
-        for target in targets:
-            tg.start_soon(one, target)
+        for _ in range(max(1, client.tenant.max_concurrency)):
+            tg.start_soon(worker)
 
 
 def _out(st: ItemState, status: str, **kw: Any) -> ItemOutcome:
@@ -171,9 +189,9 @@ def _out(st: ItemState, status: str, **kw: Any) -> ItemOutcome:
         source=st.source or st.item,
         workflow_name=st.name or "",
         status=status,
-        target_workflow_id=kw.pop("target_workflow_id", _int_or_none(st.target_definition_id)),
+        target_workflow_id=kw.pop("target_workflow_id", int_or_none(st.target_definition_id)),
         version=st.version,
-        target_version_id=kw.pop("target_version_id", _int_or_none(st.target_version_id)),
+        target_version_id=kw.pop("target_version_id", int_or_none(st.target_version_id)),
         action="activate",
         **kw,
     )
@@ -187,15 +205,15 @@ async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> I
         if exc.status == 404:
             return _out(st, "failed", error=f"definition {def_id} no longer exists")
         raise
-    version_id = _int_or_none(st.target_version_id)
+    version_id = int_or_none(st.target_version_id)
     if version_id is None:  # e.g. an import recovered from an unanswered request
         for v in await client.list_versions(def_id):
             if str(v.get("version")) == st.version:
-                version_id = _int_or_none(v.get("id"))
+                version_id = int_or_none(v.get("id"))
         if version_id is None:
             return _out(st, "failed", error=f"version {st.version} of definition {def_id} is gone")
     active = definition.get("active_version")
-    current = _int_or_none(active.get("id")) if isinstance(active, dict) else None
+    current = int_or_none(active.get("id")) if isinstance(active, dict) else None
     status = str(definition.get("status") or "")
     if current == version_id and status == "Active":
         return _out(st, "skipped", target_version_id=version_id, reason="already active")
@@ -212,7 +230,7 @@ async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> I
         def_id, {"active_workflow_version_id": version_id, "status": "Active"}, idempotency_key=key
     )
     now = answer.get("active_version")
-    now_id = _int_or_none(now.get("id")) if isinstance(now, dict) else None
+    now_id = int_or_none(now.get("id")) if isinstance(now, dict) else None
     if now_id != version_id or answer.get("status") != "Active":
         return _out(
             st,
@@ -232,10 +250,7 @@ async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> I
 def render(report: Report) -> str:
     """Counts per tenant, every switch made or planned, every failure."""
     lines = counts_table(report.items, ACTIVATE_STATUSES)
-    shown = sorted(
-        (i for i in report.items if i.status in ("activated", "planned", "failed")),
-        key=lambda i: (i.tenant, i.workflow_name, i.source),
-    )
+    shown = [i for i in report.ordered() if i.status in ("activated", "planned", "failed")]
     if shown:
         lines.append("")
     for i in shown:
@@ -294,9 +309,10 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
     report = run_with_signals(go)
     if args.report:
-        _write_report(args.report, report.dumps())
+        _write_report(args.report, report.chunks())
     if args.json:
-        sys.stdout.write(report.dumps().decode())
+        for chunk in report.chunks():
+            sys.stdout.write(chunk.decode())
     else:
         print(render(report))
     return EXIT_OK if report.ok else EXIT_ITEMS

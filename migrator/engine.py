@@ -55,6 +55,7 @@ from migrator.plan import (
     TargetVersion,
     TenantPlan,
     idempotency_key,
+    int_or_none,
     plan_tenant,
     resolve_in,
 )
@@ -257,14 +258,14 @@ async def read_target(
                         tg.start_soon(digest_of, def_id, str(v["version"]), digests)
         versions = tuple(
             TargetVersion(
-                id=_int_or_none(v.get("id")),
+                id=int_or_none(v.get("id")),
                 version=str(v.get("version") or ""),
                 content_hash=digests.get(str(v.get("version") or "")),
             )
             for v in versions_raw
         )
         active = entry.get("active_version")
-        active_id = _int_or_none(active.get("id")) if isinstance(active, dict) else None
+        active_id = int_or_none(active.get("id")) if isinstance(active, dict) else None
         sink(TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id))
 
     async def wanted(entry: Mapping[str, Any]) -> None:
@@ -318,16 +319,6 @@ def target_fingerprint(target: Mapping[str, Sequence[TargetDefinition]]) -> str:
             first = False
     h.update(b"]")
     return h.hexdigest()
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1085,15 +1076,15 @@ class TenantRun:
         ]
         if len(candidates) == 1:
             return int(candidates[0]["id"])
-        rid = _int_or_none(response.get("id"))
+        rid = int_or_none(response.get("id"))
         for entry in candidates:
             active = entry.get("active_version")
-            if _int_or_none(entry.get("id")) == rid or (
-                isinstance(active, dict) and _int_or_none(active.get("id")) == rid
+            if int_or_none(entry.get("id")) == rid or (
+                isinstance(active, dict) and int_or_none(active.get("id")) == rid
             ):
                 return int(entry["id"])
             for v in entry.get("latest_inactive_verisons") or []:
-                if isinstance(v, dict) and _int_or_none(v.get("id")) == rid:
+                if isinstance(v, dict) and int_or_none(v.get("id")) == rid:
                     return int(entry["id"])
         if candidates:
             return int(max(candidates, key=lambda e: int(e["id"]))["id"])
@@ -1108,7 +1099,7 @@ class TenantRun:
         try:
             for entry in await self.client.list_versions(definition_id):
                 if str(entry.get("version")) == version:
-                    return _int_or_none(entry.get("id"))
+                    return int_or_none(entry.get("id"))
         except ZuoraError:
             pass
         return None

@@ -40,6 +40,7 @@ from migrator.plan import (
     SourceDoc,
     TargetDefinition,
     TargetVersion,
+    int_or_none,
 )
 from migrator.remap import find_tenant_values
 from migrator.report import ItemOutcome, outcome_from_row, outcome_row
@@ -95,9 +96,11 @@ CREATE TABLE journal_state(
     tenant TEXT NOT NULL,
     item TEXT NOT NULL,
     status TEXT NOT NULL,
+    definition_id INTEGER,
     data BLOB NOT NULL,
     PRIMARY KEY(tenant, item)
 );
+CREATE INDEX journal_state_landed ON journal_state(tenant, definition_id, item);
 CREATE TABLE expected(
     tenant TEXT NOT NULL,
     item TEXT NOT NULL,
@@ -759,7 +762,7 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
     changes then never reach the table one by one. Every read but a single lookup writes the
     buffer out first."""
 
-    _BUFFER = 2048
+    _BUFFER = 256
 
     def __init__(self, workspace: Workspace) -> None:
         self._db = workspace._db
@@ -768,9 +771,16 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
     def flush(self) -> None:
         if self._pending:
             self._db.executemany(
-                "INSERT OR REPLACE INTO journal_state(tenant, item, status, data) VALUES (?,?,?,?)",
+                "INSERT OR REPLACE INTO journal_state(tenant, item, status, definition_id, data)"
+                " VALUES (?,?,?,?,?)",
                 [
-                    (t, item, v.status, orjson.dumps(_state_values(v)))
+                    (
+                        t,
+                        item,
+                        v.status,
+                        int_or_none(v.target_definition_id),
+                        orjson.dumps(_state_values(v)),
+                    )
                     for (t, item), v in self._pending.items()
                 ],
             )
@@ -861,6 +871,42 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
             per = out.setdefault(tenant, dict.fromkeys(STATUSES, 0))
             per[status] += n
         return {tenant: out[tenant] for tenant in sorted(out)}
+
+    def tenants(self) -> list[str]:
+        self.flush()
+        return [t for (t,) in self._db.execute("SELECT DISTINCT tenant FROM journal_state")]
+
+    def landed(self, tenant: str) -> Iterator[ItemState]:
+        """The tenant's committed and skipped items ordered by definition id (none first),
+        then item: each definition's versions together, streamed a page at a time."""
+        select = (
+            "SELECT definition_id, item, data FROM journal_state WHERE tenant = ?"
+            " AND status IN ('done', 'skipped') AND "
+        )
+        item = ""
+        while True:
+            self.flush()
+            rows = self._db.execute(
+                select + "definition_id IS NULL AND item > ? ORDER BY item LIMIT ?",
+                (tenant, item, _BATCH),
+            ).fetchall()
+            if not rows:
+                break
+            for *_, data in rows:
+                yield _state_from_row(data)
+            item = rows[-1][1]
+        after: tuple[int, str] = (-(1 << 63), "")
+        while True:
+            self.flush()
+            rows = self._db.execute(
+                select + "(definition_id, item) > (?, ?) ORDER BY definition_id, item LIMIT ?",
+                (tenant, *after, _BATCH),
+            ).fetchall()
+            if not rows:
+                return
+            for *_, data in rows:
+                yield _state_from_row(data)
+            after = (rows[-1][0], rows[-1][1])
 
     def with_status(self, statuses: Iterable[str]) -> Iterator[ItemState]:
         """The items in one of `statuses`, by tenant, each tenant's in the order last changed."""

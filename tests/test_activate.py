@@ -265,3 +265,135 @@ async def test_activate_also_switches_on_identical_content_that_was_skipped(tmp_
             d["status"] == "Active" and d["active_version"]
             for d in definitions(env, "tenant-1").values()
         )
+
+
+# --- bounded: one definition's items in memory, a few activations in flight ----------------------
+
+
+def _old_targets(tenant: str, states: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The grouping as it was when the whole journal sat in a dict (the oracle)."""
+    from migrator.activate import Target
+    from migrator.plan import int_or_none
+    from migrator.versions import is_valid_version
+
+    by_def: dict[int, list[Any]] = {}
+    unplaced = []
+    for st in sorted(states, key=lambda s: s.item):
+        if st.status not in ("done", "skipped"):
+            continue
+        def_id = int_or_none(st.target_definition_id)
+        if def_id is None or not st.version or not is_valid_version(st.version):
+            if st.status == "done":
+                unplaced.append(st)
+            continue
+        by_def.setdefault(def_id, []).append(st)
+    targets = []
+    for def_id, items in sorted(by_def.items()):
+        items.sort(key=lambda s: version_key(str(s.version)), reverse=True)
+        targets.append(Target(tenant, def_id, items[0], tuple(items[1:])))
+    return targets, unplaced
+
+
+def _landed_states() -> Any:
+    from hypothesis import strategies as st
+
+    from migrator.journal import ItemState
+
+    return st.lists(
+        st.builds(
+            ItemState,
+            tenant=st.just("t1"),
+            item=st.text("abcdef", min_size=1, max_size=3),
+            status=st.sampled_from(["done", "skipped", "failed", "in_doubt"]),
+            version=st.sampled_from([None, "", "1.0.0", "1.2.0", "2.0", "x"]),
+            target_definition_id=st.sampled_from([None, 5, 12, "12", "7", "x", True, 0]),
+        ),
+        unique_by=lambda s: s.item,
+        max_size=25,
+    )
+
+
+def test_activation_targets_from_the_table_equal_the_whole_journal_grouping() -> None:
+    """Streamed from the workspace (pages of 3 rows), grouped a definition at a time, the
+    targets and unplaced items are what grouping the whole journal in memory gave."""
+    from hypothesis import given, settings
+
+    import migrator.workspace as workspace
+    from migrator.activate import Target, targets_from_journal
+    from migrator.workspace import Workspace
+
+    @settings(max_examples=80, deadline=None)
+    @given(states=_landed_states())
+    def check(states: list[Any]) -> None:
+        ws = Workspace()
+        try:
+            table = ws.journal_state()
+            for s in states:
+                table[(s.tenant, s.item)] = s
+                table[("t2", s.item)] = replace(s, tenant="t2")  # another tenant's: not these
+            out = list(targets_from_journal("t1", table.landed("t1")))
+        finally:
+            ws.close()
+        want_targets, want_unplaced = _old_targets("t1", states)
+        assert [e for e in out if isinstance(e, Target)] == want_targets
+        unplaced = [e for e in out if not isinstance(e, Target)]
+        assert sorted(unplaced, key=lambda s: s.item) == want_unplaced
+
+    old = workspace._BATCH
+    workspace._BATCH = 3
+    try:
+        check()
+    finally:
+        workspace._BATCH = old
+
+
+async def test_activate_keeps_a_tenants_activations_to_its_concurrency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many definitions the journal holds, a tenant has at most max_concurrency
+    activations under way, taken from the journal as workers come free (not all read first),
+    and every one is switched on."""
+    import migrator.activate as activate
+    from tests.builders import small_export
+
+    sources = tmp_path / "exports"
+    sources.mkdir()
+    for i in range(30):
+        (sources / f"{i:02d}.json").write_bytes(orjson.dumps(small_export(f"Workflow {i:02d}")))
+    journal = tmp_path / "j.jsonl"
+    running = 0
+    peak = 0
+    taken = 0  # definitions taken from the journal so far
+    taken_at_start: list[int] = []
+    real = activate._activate_one
+    real_targets = activate.targets_from_journal
+
+    def counted_targets(*args: Any) -> Any:
+        nonlocal taken
+        for entry in real_targets(*args):
+            taken += 1
+            yield entry
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal running, peak
+        taken_at_start.append(taken)
+        running += 1
+        peak = max(peak, running)
+        try:
+            return await real(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(activate, "_activate_one", counted)
+    monkeypatch.setattr(activate, "targets_from_journal", counted_targets)
+    async with running_fake(max_concurrency=3) as env:
+        settings = replace(env.settings, tenants={"tenant-1": env.settings.tenants["tenant-1"]})
+        report = await migrate(
+            settings, MigrateOptions(sources=[str(sources)], journal=str(journal))
+        )
+        assert report.ok
+        first = await activate_from_journal(settings, str(journal))
+    assert first.ok and [i.status for i in first.items] == ["activated"] * 30
+    assert 1 < peak <= 3
+    # Taken from the journal as workers come free, not all at once before the first call.
+    assert taken_at_start[0] <= 3 and taken_at_start == sorted(taken_at_start)

@@ -338,3 +338,59 @@ async def test_planned_keys_are_journaled_a_chunk_at_a_time(
     cut = tmp_path / "cut.jsonl"
     cut.write_bytes(b"".join(encode(r) for r in records if r.type in ("run_started", "planned")))
     assert status_data(str(cut))["tenants"][T1]["counts"]["pending"] == len(sent)
+
+
+def test_status_of_a_long_journal_holds_no_item_per_record(tmp_path: Path) -> None:
+    """Status folds the journal into a table on disk: reading 20,000 imports holds a few
+    megabytes of Python objects at most, not the records or a state per item."""
+    import tracemalloc
+
+    from migrator.journal import Record, encode
+
+    journal = tmp_path / "j.jsonl"
+    seq = 0
+
+    def line(type: str, **fields: Any) -> bytes:
+        nonlocal seq
+        seq += 1
+        return encode(Record(seq, type, 1.0, fields))
+
+    with open(journal, "wb") as out:
+        out.write(line("run_started", run_id="r", tenants={T1: "x"}))
+        for n in range(20_000):
+            key = f"{n:064x}"
+            out.write(
+                line(
+                    "intent",
+                    tenant=T1,
+                    item=key,
+                    action="create",
+                    name=f"wf {n}",
+                    version="1.0.0",
+                    idempotency_key="migrator-" + key[:48],
+                    source=f"{n}.json",
+                )
+            )
+            out.write(
+                line(
+                    "committed",
+                    tenant=T1,
+                    item=key,
+                    target_definition_id=n + 1,
+                    target_version_id=n + 2,
+                    version="1.0.0",
+                    name=f"wf {n}",
+                )
+            )
+            if n % 1000 == 0:
+                out.write(line("failed", tenant="tenant-2", item=key, reason="refused", name="x"))
+        out.write(line("run_finished", counts={}, interrupted=False))
+    tracemalloc.start()
+    try:
+        data = status_data(str(journal))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert data["tenants"][T1]["counts"]["done"] == 20_000
+    assert len(data["tenants"]["tenant-2"]["failures"]) == 20
+    assert peak < 4 << 20, peak  # the journal is 12 MB; folded in memory it took ~60 MB
