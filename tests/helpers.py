@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from migrator.config import Secret, Settings, TenantConfig
 from migrator.fake import FakeConfig, RunningFake, serve
@@ -76,3 +76,19 @@ def write_config_file(
     lines += ["[settings]", "backoff_base = 0.01", "backoff_cap = 0.2", ""]
     path.write_text("\n".join(lines))
     return variables
+
+
+T = TypeVar("T")
+
+
+def traced_peak(fn: Callable[[], T]) -> tuple[T, int]:
+    """`fn()`'s result and the peak of Python memory allocated while it ran (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak

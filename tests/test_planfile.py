@@ -13,7 +13,7 @@ from migrator.engine import MigrateOptions, migrate
 from migrator.errors import MigratorError
 from migrator.planfile import load_plan_file, plan_file_bytes
 from tests.conftest import SAMPLES
-from tests.helpers import running_fake
+from tests.helpers import running_fake, traced_peak
 
 pytestmark = pytest.mark.anyio
 
@@ -173,8 +173,6 @@ def test_a_broken_plan_file_is_one_line_naming_the_file_and_place(
 
 def test_a_large_saved_plan_is_checked_without_holding_it(tmp_path: Path) -> None:
     """Memory while reading a plan of 20,000 items is a chunk and an item, not the file."""
-    import tracemalloc
-
     item = {
         "item": "e78fb9db65277c8e2f3a54271e4a434606c5f6a965901147ebb3adad3adb1dbd",
         "source": "/exports/09-price-lookup-service.json",
@@ -189,11 +187,6 @@ def test_a_large_saved_plan_is_checked_without_holding_it(tmp_path: Path) -> Non
     path.write_bytes(_plan_text(runs))
     size = path.stat().st_size
     assert size > 5_000_000
-    tracemalloc.start()
-    try:
-        saved = load_plan_file(str(path))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    saved, peak = traced_peak(lambda: load_plan_file(str(path)))
     assert saved.tenants["tenant-1"].items == 20_000
     assert peak < 1 << 20, (peak, size)  # whole, it would take several times the file

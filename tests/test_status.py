@@ -23,7 +23,7 @@ from migrator.fake._state import errors_list
 from migrator.journal import Journal
 from migrator.status import status_data
 from tests.conftest import ROOT
-from tests.helpers import running_fake
+from tests.helpers import running_fake, traced_peak
 from tests.test_resume import CALLEE, T1, VAT, WELCOME, Crash, crashing, hooked
 
 TENANTS = ("tenant-1", "tenant-2", "tenant-3")
@@ -343,8 +343,6 @@ async def test_planned_keys_are_journaled_a_chunk_at_a_time(
 def test_status_of_a_long_journal_holds_no_item_per_record(tmp_path: Path) -> None:
     """Status folds the journal into a table on disk: reading 20,000 imports holds a few
     megabytes of Python objects at most, not the records or a state per item."""
-    import tracemalloc
-
     from migrator.journal import Record, encode
 
     journal = tmp_path / "j.jsonl"
@@ -385,12 +383,7 @@ def test_status_of_a_long_journal_holds_no_item_per_record(tmp_path: Path) -> No
             if n % 1000 == 0:
                 out.write(line("failed", tenant="tenant-2", item=key, reason="refused", name="x"))
         out.write(line("run_finished", counts={}, interrupted=False))
-    tracemalloc.start()
-    try:
-        data = status_data(str(journal))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    data, peak = traced_peak(lambda: status_data(str(journal)))
     assert data["tenants"][T1]["counts"]["done"] == 20_000
     assert len(data["tenants"]["tenant-2"]["failures"]) == 20
     assert peak < 4 << 20, peak  # the journal is 12 MB; folded in memory it took ~60 MB
