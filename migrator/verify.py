@@ -1,6 +1,11 @@
 """`migrator verify`: does each tenant hold, as some version, exactly what a migration would send?
 
 Per tenant and document: the payload built for that tenant, hashed, against every version there.
+
+Like `migrate`, it keeps its working set in the run's workspace (issue 4: memory is bounded by
+concurrency, not by the number of documents): the documents are streamed from it a page at a
+time, calls are resolved by asking it, each tenant's definitions are written to it as they are
+read, and so is every outcome, which the report then reads back in order.
 """
 
 from __future__ import annotations
@@ -11,18 +16,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import structlog
 
 from migrator.config import Settings, TenantConfig
 from migrator.document import canonical_hash
-from migrator.engine import _close_session, fetch_target, read_sources
+from migrator.engine import _close_session, _Names, read_sources, read_target
 from migrator.errors import InputError, MigratorError, ZuoraError
 from migrator.logs import redact_text
-from migrator.plan import SourceDoc, TargetDefinition, resolve_call
+from migrator.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
 from migrator.remap import prepare_for_import
-from migrator.report import ItemOutcome, Report, counts_table, unreadable_outcomes
+from migrator.report import ItemOutcome, Report, counts_rows, unreadable_outcomes
 from migrator.versions import is_valid_version, version_key
-from migrator.workspace import Workspace
+from migrator.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.verify")
@@ -32,6 +38,7 @@ log = structlog.get_logger("migrator.verify")
 # failed: could not be checked (unreadable source, unreachable tenant, ambiguous name)
 VERIFY_STATUSES = ("verified", "differs", "missing", "failed")
 HASH_PREFIX = 12
+_SQL_INT_MAX = (1 << 63) - 1  # ids beyond this cannot be in the workspace (nor in any source)
 
 
 async def verify_tenants(
@@ -41,51 +48,89 @@ async def verify_tenants(
     *,
     store: Workspace | None = None,
 ) -> Report:
-    """Compare every source document with what each selected tenant holds; one outcome each."""
+    """Compare every source document with what each selected tenant holds; one outcome each.
+
+    The report's items are read from the workspace. One made here from `sources` stays open
+    while the report is used (removed when the report is garbage-collected, or by
+    `report.items.workspace.close()`) and is closed here only on error. A `store` passed in
+    stays the caller's, never closed here; it must not yet hold outcomes, nor definitions of
+    the chosen tenants (they would be mixed into this report).
+    """
     chosen = _select(settings, tenants)
     own = store is None
     if store is None:
         store = await anyio.to_thread.run_sync(read_sources, list(sources), settings)
     try:
         return await _verify_all(settings, chosen, store)
-    finally:
+    except BaseException:
         if own:
             store.close()
+        raise
 
 
 async def _verify_all(
     settings: Settings, chosen: Sequence[TenantConfig], store: Workspace
 ) -> Report:
-    docs = store.all_docs()  # verify keeps its documents' summaries in memory
-    outcomes: list[ItemOutcome] = []
+    _check_unused(store, chosen)
+    index = source_index(store)
+    # Callees named only by calls may be in a tenant without being among the sources. Only the
+    # documents that call others (normally few) are read for them, as `migrate` does.
+    callee_names = {c.workflow_name for d in store.callers() for c in d.calls if c.workflow_name}
+    wanted = _Names(lambda n: n in callee_names or store.has_name(n))
     session = open_session(settings)
     try:
 
         async def one(tenant: TenantConfig) -> None:
             client = ZuoraClient(tenant, session, settings)
             try:
-                outcomes.extend(await verify_tenant(client, store, docs))
+                await read_target(client, wanted, lambda d: store.add_target(tenant.name, d))
             except (ZuoraError, InputError) as exc:
                 log.error("tenant failed", tenant=tenant.name, error=str(exc))
-                outcomes.extend(
-                    ItemOutcome(
-                        tenant=tenant.name,
-                        source=doc.source,
-                        workflow_name=doc.name,
-                        status="failed",
-                        error=f"could not check tenant {tenant.name}: {exc}",
-                        verified=False,
+                for doc in store.iter_docs():
+                    store.add_outcome(
+                        _out(
+                            tenant,
+                            doc,
+                            "failed",
+                            error=f"could not check tenant {tenant.name}: {exc}",
+                        )
                     )
-                    for doc in docs
-                )
+                return
+            await verify_tenant(tenant, store, index)
 
         async with anyio.create_task_group() as tg:
             for tenant in chosen:
                 tg.start_soon(one, tenant)
     finally:
         await _close_session(session)
-    outcomes += unreadable_outcomes(store.errors, [t.name for t in chosen], verified=False)
-    return Report(items=tuple(outcomes))
+    for outcome in unreadable_outcomes(store.errors, [t.name for t in chosen], verified=False):
+        store.add_outcome(outcome)
+    store.flush()
+    return Report(items=OutcomeLog(store))
+
+
+def _check_unused(store: Workspace, chosen: Sequence[TenantConfig]) -> None:
+    if store.outcome_count():
+        raise ValueError("verify needs a workspace without outcomes: they would join its report")
+    for tenant in chosen:
+        if len(store.target(tenant.name)):
+            raise ValueError(
+                f"verify needs a workspace without tenant {tenant.name}'s definitions:"
+                " it reads them itself"
+            )
+
+
+def source_index(store: Workspace) -> SourceIndex:
+    """Where calls point among the sources, answered by the workspace (the later document wins
+    where two share an id, as in `SourceIndex.of`)."""
+
+    def by_definition_id(number: int) -> str | None:
+        return store.name_of_definition(number) if number <= _SQL_INT_MAX else None
+
+    def by_workflow_id(number: int) -> str | None:
+        return store.name_of_workflow(number) if number <= _SQL_INT_MAX else None
+
+    return SourceIndex(by_definition_id, by_workflow_id, _Names(store.has_name))
 
 
 def _select(settings: Settings, names: Sequence[str]) -> list[TenantConfig]:
@@ -98,27 +143,17 @@ def _select(settings: Settings, names: Sequence[str]) -> list[TenantConfig]:
     return [settings.tenants[n] for n in dict.fromkeys(wanted)]
 
 
-async def verify_tenant(
-    client: ZuoraClient, store: Workspace, docs: Sequence[SourceDoc]
-) -> list[ItemOutcome]:
-    """One tenant: read the target once (every version's hash), then judge each document."""
-    tenant = client.tenant
-    names = {d.name for d in docs}
-    for doc in docs:
-        names.update(c.workflow_name for c in doc.calls if c.workflow_name)
-    target = await fetch_target(client, names)
-    by_definition_id = {d.definition_id: d.name for d in docs if d.definition_id is not None}
-    by_workflow_id = {d.workflow_id: d.name for d in docs}
-    source_names = {d.name for d in docs}
-    outcomes: list[ItemOutcome] = []
-    for doc in docs:
+async def verify_tenant(tenant: TenantConfig, store: Workspace, index: SourceIndex) -> None:
+    """One tenant whose definitions are in the workspace: judge each document, streamed from
+    the workspace, and record its outcome there."""
+    target = store.target(tenant.name)
+    for doc in store.iter_docs():
         try:
-            outcomes.append(
-                _judge(tenant, store, doc, target, by_definition_id, by_workflow_id, source_names)
-            )
+            outcome = _judge(tenant, store, doc, target, index)
         except InputError as exc:
-            outcomes.append(_out(tenant, doc, "failed", error=str(exc)))
-    return outcomes
+            outcome = _out(tenant, doc, "failed", error=str(exc))
+        store.add_outcome(outcome)
+        await anyio.lowlevel.checkpoint()  # the other tenants read and judge meanwhile
 
 
 def _out(tenant: TenantConfig, doc: SourceDoc, status: str, **kw: Any) -> ItemOutcome:
@@ -137,9 +172,7 @@ def _judge(
     store: Workspace,
     doc: SourceDoc,
     target: Mapping[str, Sequence[TargetDefinition]],
-    by_definition_id: Mapping[int, str],
-    by_workflow_id: Mapping[int, str],
-    source_names: set[str],
+    index: SourceIndex,
 ) -> ItemOutcome:
     definitions = list(target.get(doc.name, ()))
     if not definitions:
@@ -160,7 +193,7 @@ def _judge(
     for call in doc.calls:
         if call.workflow_id and "{{" in call.workflow_id:
             continue  # Liquid: resolved at run time, sent as written
-        callee = resolve_call(call, by_definition_id, by_workflow_id, source_names, target)
+        callee = resolve_in(call, index, target)
         callee_defs = target.get(callee, ()) if callee is not None else ()
         if len(callee_defs) != 1:
             what = repr(callee) if callee else f"id {call.workflow_id}, name {call.workflow_name!r}"
@@ -218,30 +251,34 @@ def _judge(
 # Rendering and the command
 
 
+def _totals(report: Report) -> tuple[int, int, int]:
+    """(tenants, items, verified items), counted by the report (in the workspace for a run)."""
+    per = report.per_tenant()
+    total = sum(sum(row.values()) for row in per.values())
+    return len(per), total, sum(row.get("verified", 0) for row in per.values())
+
+
 def all_verified(report: Report) -> bool:
-    return bool(report.items) and all(i.status == "verified" for i in report.items)
+    _, total, ok = _totals(report)
+    return total > 0 and ok == total
 
 
 def render(report: Report) -> str:
     """Counts per tenant, then every item that is not verified."""
-    lines = counts_table(report.items, VERIFY_STATUSES)
-    tenants = {i.tenant for i in report.items}
-    bad = sorted(
-        (i for i in report.items if i.status != "verified"),
-        key=lambda i: (i.tenant, i.workflow_name, i.source),
-    )
-    if bad:
-        lines += ["", "not verified:"]
-        for i in bad:
-            lines.append(
-                f"  {i.status:<8} {i.tenant}: {i.workflow_name} ({i.source}): {i.error or i.reason or ''}"
-            )
-    total = len(report.items)
-    ok = sum(1 for i in report.items if i.status == "verified")
-    verdict = "ok" if all_verified(report) else "attention needed"
-    lines.append(
-        f"migrator verify: {verdict}: {ok} of {total} verified across {len(tenants)} tenant(s)"
-    )
+    lines = counts_rows(report.per_tenant(), VERIFY_STATUSES)
+    header = False
+    for i in report.ordered():
+        if i.status == "verified":
+            continue
+        if not header:
+            lines += ["", "not verified:"]
+            header = True
+        lines.append(
+            f"  {i.status:<8} {i.tenant}: {i.workflow_name} ({i.source}): {i.error or i.reason or ''}"
+        )
+    tenants, total, ok = _totals(report)
+    verdict = "ok" if total > 0 and ok == total else "attention needed"
+    lines.append(f"migrator verify: {verdict}: {ok} of {total} verified across {tenants} tenant(s)")
     return redact_text("\n".join(lines))
 
 
@@ -279,9 +316,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     report = run_with_signals(go)
     if args.report:
-        _write_report(args.report, report.dumps())
+        _write_report(args.report, report.chunks())
     if args.json:
-        sys.stdout.write(report.dumps().decode())
+        for chunk in report.chunks():
+            sys.stdout.write(chunk.decode())
     else:
         print(render(report))
     return EXIT_OK if all_verified(report) else EXIT_ITEMS

@@ -5,24 +5,29 @@ Verify rebuilds each tenant's payload, hashes it and looks for a version with th
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+import tracemalloc
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
 import pytest
 
 from migrator.config import Secret
-from migrator.engine import MigrateOptions, migrate
+from migrator.engine import MigrateOptions, migrate, read_sources
 from migrator.fake import ApiError, FakeConfig
 from migrator.journal import read_journal
 from migrator.report import render_table
 from migrator.verify import all_verified, verify_tenants
+from migrator.workspace import OutcomeLog
+from tests.builders import small_export
 from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake, write_config_file
+from tests.helpers import Env, running_fake, traced_peak, write_config_file
 
 pytestmark = pytest.mark.anyio
 
@@ -242,3 +247,129 @@ async def test_migrate_verify_export_refused_keeps_the_import(tmp_path: Path) ->
         done = {st.version: st for st in read_journal(journal).state.values()}
         assert done["1.0.0"].status == "done" and done["1.0.0"].verified is False
         assert "not yet visible" in (done["1.0.0"].verify_detail or "")
+
+
+T = TypeVar("T")
+
+
+async def traced_peak_async(fn: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+    """`await fn()`'s result and the peak of Python memory allocated meanwhile (tracemalloc:
+    every thread, the fake serving on this loop included)."""
+    tracemalloc.start()
+    try:
+        result = await fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+def write_sources(directory: Path, count: int) -> Path:
+    """`count` documents: half copies of one workflow ("Bound", which the test migrates, so each
+    copy is read again, remapped and hashed: verified), half workflows the tenant lacks."""
+    directory.mkdir()
+    bound = orjson.dumps(small_export("Bound"))
+    for i in range(count // 2):
+        (directory / f"bound-{i:05d}.json").write_bytes(bound)
+        (directory / f"other-{i:05d}.json").write_bytes(
+            orjson.dumps(small_export(f"workflow {i:05d}"))
+        )
+    return directory
+
+
+async def test_verify_memory_does_not_grow_with_the_documents(tmp_path: Path) -> None:
+    """Verifying 6,000 documents takes no more memory than verifying 1,000 (issue 4): they are
+    streamed from the workspace and their outcomes written there, where a summary and an
+    outcome of each in memory would take at least the 5,000 more summaries' size again."""
+    small, large = 1_000, 6_000
+    few = write_sources(tmp_path / "few", small)
+    many = write_sources(tmp_path / "many", large)
+    async with running_fake(FakeConfig.demo(1)) as env:
+        first = few / "bound-00000.json"
+        assert (await migrate(env.settings, MigrateOptions(sources=[str(first)]))).ok
+        stores = {
+            count: read_sources([str(directory)], env.settings)
+            for count, directory in ((small, few), (large, many))
+        }
+        try:
+            # What holding one summary per document takes.
+            summaries, held = traced_peak(stores[large].all_docs)
+            assert len(summaries) == large
+            del summaries
+            per_doc = held / large
+
+            # The sources are read beforehand: reading them is not verify's to bound.
+            reports: dict[int, Any] = {}
+            peaks: dict[int, int] = {}
+            for count, store in stores.items():
+                reports[count], peaks[count] = await traced_peak_async(
+                    lambda s=store: verify_tenants(env.settings, [], store=s)
+                )
+            growth = peaks[large] - peaks[small]
+            assert growth < (large - small) * per_doc / 4, (peaks, per_doc)
+
+            # The same outcomes as ever, read back from the workspace, in report order.
+            for count, report in reports.items():
+                row = report.per_tenant()["tenant-1"]
+                assert (row["verified"], row["missing"]) == (count // 2, count // 2)
+                assert not all_verified(report) and len(report.items) == count
+                items = list(report.ordered())
+                assert items == sorted(items, key=lambda i: (i.tenant, i.workflow_name, i.source))
+                assert items[0].workflow_name == "Bound" and items[0].verified is True
+                assert items[0].reason == "identical to version 0.0.2"
+                last = f"workflow {count // 2 - 1:05d}"
+                assert items[-1].workflow_name == last and items[-1].status == "missing"
+        finally:
+            for store in stores.values():
+                store.close()
+
+
+async def test_verify_report_keeps_its_workspace_until_dropped(tmp_path: Path) -> None:
+    """The report reads its items from the workspace verify made: it stays open while the
+    report is used, and goes with the report; a workspace passed in is the caller's to close,
+    and one that already holds outcomes is refused rather than mixed into the report."""
+    source = str(SAMPLES / "06-usage-overage-alert.json")
+    async with running_fake(FakeConfig.demo(1)) as env:
+        await migrate(env.settings, MigrateOptions(sources=[source]))
+        report = await verify_tenants(env.settings, [source])
+        assert isinstance(report.items, OutcomeLog)
+        directory = report.items.workspace._dir
+        assert os.path.isdir(directory)
+        assert [(i.workflow_name, i.status) for i in report.items] == [
+            ("Usage Overage Alert", "verified")
+        ]
+        assert orjson.loads(report.dumps())["items"][0]["status"] == "verified"
+        del report
+        gc.collect()
+        assert not os.path.exists(directory)
+
+        store = read_sources([source], env.settings)
+        try:
+            report = await verify_tenants(env.settings, [], store=store)
+            assert isinstance(report.items, OutcomeLog) and report.items.workspace is store
+            assert all_verified(report)
+            with pytest.raises(ValueError, match="without outcomes"):
+                await verify_tenants(env.settings, [], store=store)
+            assert os.path.isdir(store._dir)
+        finally:
+            store.close()
+
+
+async def test_verify_call_by_an_id_beyond_any_source_falls_back_to_the_name(
+    tmp_path: Path,
+) -> None:
+    """A call whose workflow id is larger than any id can be (the workspace holds 64-bit ids) is
+    found by its workflow name, as when it names no source: the caller still verifies."""
+    callee, caller = SAMPLES / "09-price-lookup-service.json", SAMPLES / "10-quote-enrichment.json"
+    async with running_fake(FakeConfig.demo(1)) as env:
+        assert (await migrate(env.settings, MigrateOptions(sources=[str(callee), str(caller)]))).ok
+        doc = orjson.loads(caller.read_bytes())
+        [call] = [t for t in doc["tasks"] if t["action_type"] == "Execute::WorkflowTask"]
+        call["parameters"]["workflow_id"] = str(1 << 70)
+        edited = tmp_path / caller.name
+        edited.write_bytes(orjson.dumps(doc))
+        checked = await verify_tenants(env.settings, [str(callee), str(edited)])
+        assert [(i.workflow_name, i.status) for i in checked.items] == [
+            ("Price Lookup Service", "verified"),
+            ("Quote Enrichment", "verified"),
+        ]
