@@ -509,6 +509,12 @@ class _Names:
         return isinstance(name, str) and self.contains(name)
 
 
+def source_index(store: Workspace) -> SourceIndex:
+    """Where calls point among the sources, answered by the workspace (the later document wins
+    where two share an id, as in `SourceIndex.of`)."""
+    return SourceIndex(store.name_of_definition, store.name_of_workflow, _Names(store.has_name))
+
+
 class TenantRun:
     """Everything one tenant's migration needs while it runs.
 
@@ -1256,7 +1262,7 @@ async def _migrate(
         check_journal_matches(journal, tenants, store, options.journal)
         notices.extend(getattr(journal, "notices", []) or [])
     runs: dict[str, TenantRun] = {}
-    index = SourceIndex(store.name_of_definition, store.name_of_workflow, _Names(store.has_name))
+    index = source_index(store)
     linked = linked_names(store, index)
 
     def tenant_failed(run: TenantRun, exc: MigratorError) -> None:

@@ -21,7 +21,7 @@ import structlog
 
 from migrator.config import Settings, TenantConfig
 from migrator.document import canonical_hash
-from migrator.engine import _close_session, _Names, read_sources, read_target
+from migrator.engine import _close_session, _Names, read_sources, read_target, source_index
 from migrator.errors import InputError, MigratorError, ZuoraError
 from migrator.logs import redact_text
 from migrator.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
@@ -38,7 +38,6 @@ log = structlog.get_logger("migrator.verify")
 # failed: could not be checked (unreadable source, unreachable tenant, ambiguous name)
 VERIFY_STATUSES = ("verified", "differs", "missing", "failed")
 HASH_PREFIX = 12
-_SQL_INT_MAX = (1 << 63) - 1  # ids beyond this cannot be in the workspace (nor in any source)
 
 
 async def verify_tenants(
@@ -118,19 +117,6 @@ def _check_unused(store: Workspace, chosen: Sequence[TenantConfig]) -> None:
                 f"verify needs a workspace without tenant {tenant.name}'s definitions:"
                 " it reads them itself"
             )
-
-
-def source_index(store: Workspace) -> SourceIndex:
-    """Where calls point among the sources, answered by the workspace (the later document wins
-    where two share an id, as in `SourceIndex.of`)."""
-
-    def by_definition_id(number: int) -> str | None:
-        return store.name_of_definition(number) if number <= _SQL_INT_MAX else None
-
-    def by_workflow_id(number: int) -> str | None:
-        return store.name_of_workflow(number) if number <= _SQL_INT_MAX else None
-
-    return SourceIndex(by_definition_id, by_workflow_id, _Names(store.has_name))
 
 
 def _select(settings: Settings, names: Sequence[str]) -> list[TenantConfig]:

@@ -142,6 +142,7 @@ def _mentions(data: Any, needle: str) -> bool:
 
 
 _PREFIX = "migrator-run-"
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1  # what an SQLite INTEGER holds
 
 
 def sweep_stale(parent: str | None = None) -> list[str]:
@@ -470,6 +471,8 @@ class Workspace:
             last = rows[-1][0]
 
     def name_of_definition(self, definition_id: int) -> str | None:
+        if not _INT64_MIN <= definition_id <= _INT64_MAX:
+            return None  # no document has it (and SQLite could not even be asked)
         row = self._query(
             "SELECT name FROM docs WHERE definition_id = ? ORDER BY seq DESC LIMIT 1",
             (definition_id,),
@@ -477,6 +480,8 @@ class Workspace:
         return None if row is None else str(row[0])
 
     def name_of_workflow(self, workflow_id: int) -> str | None:
+        if not _INT64_MIN <= workflow_id <= _INT64_MAX:
+            return None
         row = self._query(
             "SELECT name FROM docs WHERE workflow_id = ? ORDER BY seq DESC LIMIT 1", (workflow_id,)
         ).fetchone()

@@ -167,3 +167,24 @@ async def test_call_cycle_is_reported_and_not_sent(tmp_path: Path) -> None:
         assert status == {"Cycle A": "blocked", "Cycle B": "blocked", CALLEE_NAME: "imported"}
         assert all("call cycle" in (i.error or "") for i in report.items if i.status == "blocked")
         assert [e["name"] for e in env.imports("tenant-1")] == [CALLEE_NAME]
+
+
+async def test_a_call_by_an_id_beyond_64_bits_is_found_by_name_not_a_crash(tmp_path: Path) -> None:
+    """A caller whose Execute task names a workflow id larger than any id can be is matched by
+    the callee's name (no source has that id), planned after it and imported pointing at it."""
+    callee, caller = SAMPLES / "09-price-lookup-service.json", SAMPLES / "10-quote-enrichment.json"
+    doc = json.loads(caller.read_text())
+    [call] = [t for t in doc["tasks"] if t["action_type"] == "Execute::WorkflowTask"]
+    call["parameters"]["workflow_id"] = str(1 << 70)
+    edited = tmp_path / caller.name
+    edited.write_text(json.dumps(doc))
+    async with running_fake() as env:
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(edited), str(callee)], tenants=["tenant-1"])
+        )
+        assert report.ok, report.to_json()
+        imports = env.imports("tenant-1")
+        assert [e["name"] for e in imports] == ["Price Lookup Service", "Quote Enrichment"]
+        landed = env.fake.state.export("tenant-1", imports[1]["definition_id"], None)
+        [task] = [t for t in landed["tasks"] if t["action_type"] == "Execute::WorkflowTask"]
+        assert task["parameters"]["workflow_id"] == str(imports[0]["definition_id"])
