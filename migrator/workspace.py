@@ -145,6 +145,13 @@ _PREFIX = "migrator-run-"
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1  # what an SQLite INTEGER holds
 
 
+def _blob(value: Any) -> bytes:
+    """`orjson.dumps(value)` for a row that waits in a buffer: copied to its own size, because
+    orjson's result keeps a 4 KiB allocation however short it is (512 buffered rows would hold
+    megabytes)."""
+    return bytes(memoryview(orjson.dumps(value)))
+
+
 def sweep_stale(parent: str | None = None) -> list[str]:
     """Remove workspaces left in the temporary directory by runs that were killed (their
     process is gone); returns what was removed. A workspace is never a record of anything."""
@@ -329,7 +336,7 @@ class Workspace:
         """Record a summary as it is (`add` makes it from a document; tests use it directly)."""
         calls = [[c.task_id, c.workflow_id, c.workflow_name] for c in doc.calls]
         origin = (
-            orjson.dumps([item.path, item.member, item.definition_id, item.sha256])
+            _blob([item.path, item.member, item.definition_id, item.sha256])
             if item is not None
             else None
         )
@@ -342,11 +349,11 @@ class Workspace:
                 doc.workflow_id,
                 doc.definition_id,
                 None if doc.active is None else int(doc.active),
-                orjson.dumps(calls) if calls else None,
+                _blob(calls) if calls else None,
                 origin,
                 raw,
-                orjson.dumps([list(v) for v in tenant_values]) if tenant_values else None,
-                orjson.dumps(sorted(touched)) if touched else None,
+                _blob([list(v) for v in tenant_values]) if tenant_values else None,
+                _blob(sorted(touched)) if touched else None,
             )
         )
         # A live body is written at once: 512 of them buffered could be gigabytes.
@@ -623,7 +630,7 @@ class Workspace:
                 outcome.source,
                 outcome.status,
                 None if outcome.verified is None else int(outcome.verified),
-                outcome_row(outcome),
+                bytes(memoryview(outcome_row(outcome))),  # see _blob
             )
         )
         if len(self._outcomes) >= _FLUSH_AT:
@@ -778,7 +785,7 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
             self._db.executemany(
                 "INSERT OR REPLACE INTO journal_state(tenant, item, status, definition_id, data)"
                 " VALUES (?,?,?,?,?)",
-                [
+                (  # a row at a time: orjson's results are 4 KiB each however short
                     (
                         t,
                         item,
@@ -787,7 +794,7 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
                         orjson.dumps(_state_values(v)),
                     )
                     for (t, item), v in self._pending.items()
-                ],
+                ),
             )
             self._pending.clear()
 
