@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from migrator.errors import InputError
 from migrator.sources import (
@@ -290,3 +292,53 @@ def test_find_snapshots(tmp_path: Path) -> None:
         str(tmp_path / "nightly" / "2026-11-27"),
         str(tmp_path / "nightly" / "2026-11-28"),
     ]
+
+
+def test_find_snapshots_goes_where_the_walk_of_documents_goes(tmp_path: Path) -> None:
+    """A snapshot behind a linked directory is read by the walk, so it is found (and checked)
+    too; a link back up the tree ends, hidden directories are left out as the walk does."""
+    make_snapshot(tmp_path / "elsewhere" / "snap", {"a.json": named("a")})
+    make_snapshot(tmp_path / "src" / ".hidden" / "snap", {"a.json": named("a")})
+    (tmp_path / "src").mkdir(exist_ok=True)
+    os.symlink(tmp_path / "elsewhere", tmp_path / "src" / "linked")
+    os.symlink(tmp_path / "src", tmp_path / "src" / "loop")
+    walked = {item.path for item in discover([str(tmp_path / "src")])}
+    found = find_snapshots([str(tmp_path / "src")])
+    assert found == [str(tmp_path / "src" / "linked" / "snap")]
+    assert walked == set(found)  # every document came from that snapshot
+
+
+def test_find_snapshots_does_not_hold_a_directorys_file_names(tmp_path: Path) -> None:
+    """Looking for snapshots lists directories only: 20,000 documents beside them cost nothing."""
+    from tests.helpers import traced_peak
+
+    for i in range(20_000):
+        (tmp_path / f"exported-workflow-{i:06d}.json").write_bytes(b"")
+    make_snapshot(tmp_path / "snap", {"a.json": named("a")})
+    found, peak = traced_peak(lambda: find_snapshots([str(tmp_path)]))
+    assert found == [str(tmp_path / "snap")]
+    assert peak < 256 * 1024, peak  # os.walk held ~2 MB of names here
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    names=st.sets(
+        st.text(
+            st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),
+            min_size=1,
+            max_size=12,
+        ).filter(lambda n: n not in (".", "..") and len(n.encode()) < 200),
+        max_size=40,
+    ),
+    run=st.integers(1, 8),
+)
+def test_sorted_names_are_the_sorted_listing_in_runs_of_any_size(
+    tmp_path_factory: pytest.TempPathFactory, names: set[str], run: int
+) -> None:
+    """Read a run at a time and merged, a directory's names come in exactly sorted() order."""
+    from migrator.sources import sorted_names
+
+    directory = tmp_path_factory.mktemp("names")
+    for name in names:
+        (directory / name).write_bytes(b"")
+    assert list(sorted_names(str(directory), run)) == sorted(os.listdir(directory))
