@@ -416,10 +416,6 @@ class Workspace:
             chunk = wanted[start : start + _BATCH]
             yield from self._query(sql.format(marks=",".join("?" * len(chunk))), chunk)
 
-    def all_docs(self) -> list[SourceDoc]:
-        """Every summary, in memory: for small tools (`verify`) and tests, not for migrate."""
-        return list(self.iter_docs())
-
     def names(self) -> Iterator[str]:
         """Distinct workflow names in name order, streamed."""
         rows = self._query(

@@ -293,7 +293,7 @@ async def test_verify_memory_does_not_grow_with_the_documents(tmp_path: Path) ->
         }
         try:
             # What holding one summary per document takes.
-            summaries, held = traced_peak(stores[large].all_docs)
+            summaries, held = traced_peak(lambda: list(stores[large].iter_docs()))
             assert len(summaries) == large
             del summaries
             per_doc = held / large
