@@ -22,7 +22,9 @@ NEXT_STEP = {
 }
 
 
+# The statuses status lists item by item, and the key each list has in its output.
 _LISTED = {"failed": "failures", "in_doubt": "in_doubt", "deferred": "deferred"}
+_RUN_RECORDS = ("run_started", "run_finished")  # the records status keeps (a few per run)
 
 
 def status_data(path: str) -> dict[str, Any]:
@@ -78,9 +80,6 @@ def status_data(path: str) -> dict[str, Any]:
         "notices": notices,
         "tenants": tenants,
     }
-
-
-_RUN_RECORDS = ("run_started", "run_finished")
 
 
 def _item(st: ItemState) -> dict[str, Any]:
