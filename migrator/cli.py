@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", metavar="FILE", help="save the plan; `migrate --plan FILE` applies exactly it"
     )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="plan only this deterministic share of the tenants (as `migrate --shard`)",
+    )
 
     s = sub.add_parser("status", help="where a journal stands: done, failed, in doubt, pending")
     s.set_defaults(func=cmd_status)
@@ -309,6 +315,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         strict=args.strict,
         from_tenant=args.from_tenant,
         journal=args.journal,
+        shard=args.shard,
     )
 
     async def go(stopping: anyio.Event) -> Any:

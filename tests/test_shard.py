@@ -6,6 +6,7 @@ Unit tests of `engine.shard_of` / `select_tenants`, then two shards of one migra
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,39 @@ async def test_two_shards_of_one_migration_cover_every_tenant_once(tmp_path: Pat
         assert touched[0] | touched[1] == {t.name for t in config.tenants}
         counts = {t.name: len(env.imports(t.name)) for t in config.tenants}
         assert len(set(counts.values())) == 1  # every tenant got the same imports, once
+
+
+@pytest.mark.anyio
+async def test_a_shard_plans_its_share_and_applies_that_plan(tmp_path: Path) -> None:
+    """`plan --shard 1/2 --out F` saves the shard's tenants only; `migrate --plan F --shard 1/2`
+    applies it and imports into exactly those tenants (one host of an Indexed Job, say)."""
+    from tests.test_verify import run_cli
+
+    config = FakeConfig.demo(4)
+    mine = sorted(t.name for t in config.tenants if shard_of(t.name, 2) == 1)
+    plan = tmp_path / "plan-1.json"
+    async with running_fake(config) as env:
+        planned = await run_cli(
+            env, tmp_path, "plan", str(SAMPLES), "--shard", "1/2", "--out", str(plan)
+        )
+        assert planned.code == 0, planned.err
+        saved = json.loads(plan.read_text())
+        assert sorted(saved["tenants"]) == mine
+        applied = await run_cli(
+            env,
+            tmp_path,
+            "migrate",
+            str(SAMPLES),
+            "--plan",
+            str(plan),
+            "--shard",
+            "1/2",
+            "--journal",
+            str(tmp_path / "j-1.jsonl"),
+            "--progress",
+            "never",
+        )
+        assert applied.code == 0, applied.err
+        assert {t.name for t in config.tenants if env.imports(t.name)} == set(mine)
+        refused = await run_cli(env, tmp_path, "plan", str(SAMPLES), "--shard", "3/2")
+        assert refused.code == 2 and "Traceback" not in refused.err
