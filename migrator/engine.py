@@ -11,9 +11,7 @@ import itertools
 import os
 import time
 from collections.abc import (
-    Awaitable,
     Callable,
-    Container,
     Iterator,
     Mapping,
     MutableMapping,
@@ -52,7 +50,6 @@ from migrator.plan import (
     SourceDoc,
     SourceIndex,
     TargetDefinition,
-    TargetVersion,
     TenantPlan,
     idempotency_key,
     int_or_none,
@@ -69,7 +66,8 @@ from migrator.sources import (
     read_manifest,
     verify_snapshot,
 )
-from migrator.workspace import OutcomeLog, TargetView, Workspace
+from migrator.target import for_each_definition, read_target, target_fingerprint
+from migrator.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.engine")
@@ -202,123 +200,6 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspac
     store.errors.sort(key=lambda e: str(e))
     store.flush()
     return store
-
-
-# ---------------------------------------------------------------------------------------------
-# Target state
-
-
-async def fetch_target(
-    client: ZuoraClient, names: Container[str], *, hash_names: Container[str] | None = None
-) -> dict[str, list[TargetDefinition]]:
-    """The tenant's definitions whose names are in `names`, with their versions' hashes, in
-    memory (see `read_target`); each name's definitions in id order."""
-    out: dict[str, list[TargetDefinition]] = {}
-    await read_target(
-        client, names, lambda d: out.setdefault(d.name, []).append(d), hash_names=hash_names
-    )
-    for defs in out.values():
-        defs.sort(key=lambda d: d.id)
-    return out
-
-
-async def read_target(
-    client: ZuoraClient,
-    names: Container[str],
-    sink: Callable[[TargetDefinition], None],
-    *,
-    hash_names: Container[str] | None = None,
-) -> None:
-    """Hand `sink` each of the tenant's definitions whose name is in `names`, with its versions'
-    hashes, as they are read: the listing is streamed a page at a time and a few workers read
-    versions, so memory does not grow with the size of the tenant.
-
-    Hashes need one export per version, so they are fetched only for `hash_names` (default:
-    every name): a name whose documents the journal already settled needs none.
-    """
-
-    async def digest_of(def_id: int, version: str, into: dict[str, str | None]) -> None:
-        try:
-            into[version] = canonical_hash(await client.export_workflow(def_id, version=version))
-        except ZuoraError as exc:
-            if exc.status != 404:  # Zuora sometimes 404s single exports: not comparable
-                raise
-            into[version] = None
-        except Exception:  # an export we cannot read is simply not comparable
-            into[version] = None
-
-    async def load(name: str, entry: Mapping[str, Any]) -> None:
-        def_id = int(entry["id"])
-        versions_raw = await client.list_versions(def_id)
-        digests: dict[str, str | None] = {}
-        if hash_names is None or name in hash_names:
-            async with anyio.create_task_group() as tg:
-                for v in versions_raw:
-                    if v.get("version"):
-                        tg.start_soon(digest_of, def_id, str(v["version"]), digests)
-        versions = tuple(
-            TargetVersion(
-                id=int_or_none(v.get("id")),
-                version=str(v.get("version") or ""),
-                content_hash=digests.get(str(v.get("version") or "")),
-            )
-            for v in versions_raw
-        )
-        active = entry.get("active_version")
-        active_id = int_or_none(active.get("id")) if isinstance(active, dict) else None
-        sink(TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id))
-
-    async def wanted(entry: Mapping[str, Any]) -> None:
-        name = entry.get("name")
-        if isinstance(name, str) and name in names:
-            await load(name, entry)
-
-    await for_each_definition(client, wanted)
-
-
-TARGET_READERS = 8  # definitions read at once (the client's pacing still applies)
-
-
-async def for_each_definition(
-    client: ZuoraClient, handle: Callable[[Mapping[str, Any]], Awaitable[None]]
-) -> None:
-    """`handle` each entry of the tenant's workflow listing, the listing read a page at a time
-    and a few entries handled at once. The first error ends it, unwrapped, so that the caller
-    can fail this tenant alone instead of the whole run."""
-    send: anyio.abc.ObjectSendStream[Mapping[str, Any]]
-    send, receive = anyio.create_memory_object_stream[Mapping[str, Any]](0)
-
-    async def worker(stream: anyio.abc.ObjectReceiveStream[Mapping[str, Any]]) -> None:
-        async with stream:
-            async for entry in stream:
-                await handle(entry)
-
-    with single_failure():
-        async with anyio.create_task_group() as tg:
-            with receive:
-                for _ in range(max(TARGET_READERS, client.tenant.max_concurrency)):
-                    tg.start_soon(worker, receive.clone())
-            async with send:
-                async for page in client.workflow_pages():
-                    for entry in page:
-                        await send.send(entry)
-
-
-def target_fingerprint(target: Mapping[str, Sequence[TargetDefinition]]) -> str:
-    """A digest of everything planning read from a tenant: names, definitions, versions, hashes.
-
-    Hashed a definition at a time, in (name, id) order: the same digest as the JSON array of the
-    sorted material, without building it."""
-    h = hashlib.sha256(b"[")
-    first = True
-    names = iter(target) if isinstance(target, TargetView) else sorted(target)  # already sorted
-    for name in names:
-        for d in sorted(target[name], key=lambda d: d.id):
-            material = (name, d.id, sorted((v.version, v.content_hash or "") for v in d.versions))
-            h.update(orjson.dumps(material) if first else b"," + orjson.dumps(material))
-            first = False
-    h.update(b"]")
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,12 +21,13 @@ import structlog
 
 from migrator.config import Settings, TenantConfig
 from migrator.document import canonical_hash
-from migrator.engine import _close_session, _Names, read_sources, read_target, source_index
+from migrator.engine import _close_session, _Names, read_sources, source_index
 from migrator.errors import InputError, MigratorError, ZuoraError
 from migrator.logs import redact_text
 from migrator.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
 from migrator.remap import prepare_for_import
 from migrator.report import ItemOutcome, Report, counts_rows, unreadable_outcomes
+from migrator.target import read_target
 from migrator.versions import is_valid_version, version_key
 from migrator.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session

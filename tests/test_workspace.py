@@ -490,7 +490,7 @@ target_definitions = st.lists(
 def test_target_view_answers_like_the_in_memory_target(defs: list[TargetDefinition]) -> None:
     import hashlib
 
-    from migrator.engine import target_fingerprint
+    from migrator.target import target_fingerprint
 
     ws = Workspace()
     try:

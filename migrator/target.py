@@ -1,0 +1,119 @@
+"""A tenant's definitions as planning and verify need them: the workflow listing read a page at a
+time, each wanted definition's versions (and their content hashes) read by a few workers, handed
+to a sink as they arrive so that memory does not grow with the size of the tenant; and the
+fingerprint of what was read (`migrate --plan` checks a tenant has not changed since)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+import orjson
+
+from migrator.document import canonical_hash
+from migrator.errors import ZuoraError, single_failure
+from migrator.plan import TargetDefinition, TargetVersion, int_or_none
+from migrator.workspace import TargetView
+from migrator.zuora import ZuoraClient
+
+
+async def read_target(
+    client: ZuoraClient,
+    names: Container[str],
+    sink: Callable[[TargetDefinition], None],
+    *,
+    hash_names: Container[str] | None = None,
+) -> None:
+    """Hand `sink` each of the tenant's definitions whose name is in `names`, with its versions'
+    hashes, as they are read: the listing is streamed a page at a time and a few workers read
+    versions, so memory does not grow with the size of the tenant.
+
+    Hashes need one export per version, so they are fetched only for `hash_names` (default:
+    every name): a name whose documents the journal already settled needs none.
+    """
+
+    async def digest_of(def_id: int, version: str, into: dict[str, str | None]) -> None:
+        try:
+            into[version] = canonical_hash(await client.export_workflow(def_id, version=version))
+        except ZuoraError as exc:
+            if exc.status != 404:  # Zuora sometimes 404s single exports: not comparable
+                raise
+            into[version] = None
+        except Exception:  # an export we cannot read is simply not comparable
+            into[version] = None
+
+    async def load(name: str, entry: Mapping[str, Any]) -> None:
+        def_id = int(entry["id"])
+        versions_raw = await client.list_versions(def_id)
+        digests: dict[str, str | None] = {}
+        if hash_names is None or name in hash_names:
+            async with anyio.create_task_group() as tg:
+                for v in versions_raw:
+                    if v.get("version"):
+                        tg.start_soon(digest_of, def_id, str(v["version"]), digests)
+        versions = tuple(
+            TargetVersion(
+                id=int_or_none(v.get("id")),
+                version=str(v.get("version") or ""),
+                content_hash=digests.get(str(v.get("version") or "")),
+            )
+            for v in versions_raw
+        )
+        active = entry.get("active_version")
+        active_id = int_or_none(active.get("id")) if isinstance(active, dict) else None
+        sink(TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id))
+
+    async def wanted(entry: Mapping[str, Any]) -> None:
+        name = entry.get("name")
+        if isinstance(name, str) and name in names:
+            await load(name, entry)
+
+    await for_each_definition(client, wanted)
+
+
+TARGET_READERS = 8  # definitions read at once (the client's pacing still applies)
+
+
+async def for_each_definition(
+    client: ZuoraClient, handle: Callable[[Mapping[str, Any]], Awaitable[None]]
+) -> None:
+    """`handle` each entry of the tenant's workflow listing, the listing read a page at a time
+    and a few entries handled at once. The first error ends it, unwrapped, so that the caller
+    can fail this tenant alone instead of the whole run."""
+    send: anyio.abc.ObjectSendStream[Mapping[str, Any]]
+    send, receive = anyio.create_memory_object_stream[Mapping[str, Any]](0)
+
+    async def worker(stream: anyio.abc.ObjectReceiveStream[Mapping[str, Any]]) -> None:
+        async with stream:
+            async for entry in stream:
+                await handle(entry)
+
+    with single_failure():
+        async with anyio.create_task_group() as tg:
+            with receive:
+                for _ in range(max(TARGET_READERS, client.tenant.max_concurrency)):
+                    tg.start_soon(worker, receive.clone())
+            async with send:
+                async for page in client.workflow_pages():
+                    for entry in page:
+                        await send.send(entry)
+
+
+def target_fingerprint(target: Mapping[str, Sequence[TargetDefinition]]) -> str:
+    """A digest of everything planning read from a tenant: names, definitions, versions, hashes.
+
+    Hashed a definition at a time, in (name, id) order: the same digest as the JSON array of the
+    sorted material, without building it."""
+    h = hashlib.sha256(b"[")
+    first = True
+    names = iter(target) if isinstance(target, TargetView) else sorted(target)  # already sorted
+    for name in names:
+        for d in sorted(target[name], key=lambda d: d.id):
+            material = (name, d.id, sorted((v.version, v.content_hash or "") for v in d.versions))
+            h.update(orjson.dumps(material) if first else b"," + orjson.dumps(material))
+            first = False
+    h.update(b"]")
+    return h.hexdigest()
