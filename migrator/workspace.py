@@ -116,6 +116,7 @@ CREATE TABLE target(
 CREATE INDEX target_name ON target(tenant, name, id);
 CREATE INDEX outcomes_order ON outcomes(tenant, workflow_name, source, seq);
 CREATE INDEX outcomes_source ON outcomes(tenant, source);
+CREATE INDEX outcomes_status ON outcomes(tenant, status);
 """
 
 _DOC_COLUMNS = "seq, key, source, name, version, workflow_id, definition_id, active, calls"
