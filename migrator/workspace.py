@@ -15,13 +15,22 @@ All calls are synchronous and short; the engine makes them from one thread at a 
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
 import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from dataclasses import fields
 from typing import Any, overload
 
@@ -144,6 +153,34 @@ def _mentions(data: Any, needle: str) -> bool:
 
 _PREFIX = "migrator-run-"
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1  # what an SQLite INTEGER holds
+
+
+def _paged(
+    db: sqlite3.Connection,
+    select: str,
+    where: str,
+    params: Sequence[Any],
+    order: Sequence[str],
+    *,
+    before: Callable[[], None] | None = None,
+) -> Iterator[Any]:
+    """The rows of `{select} WHERE {where} ORDER BY {order}`, a page at a time, each page
+    starting after the last row of the one before (an OFFSET would rescan every earlier row).
+    The `order` columns come first in `select`; `before` runs before each page (to write out a
+    buffer, so that rows written meanwhile are seen)."""
+    cols = ", ".join(order)
+    first = f"{select} WHERE {where} ORDER BY {cols} LIMIT ?"
+    marks = ", ".join("?" * len(order))
+    then = f"{select} WHERE {where} AND ({cols}) > ({marks}) ORDER BY {cols} LIMIT ?"
+    last: tuple[Any, ...] = ()
+    while True:
+        if before is not None:
+            before()
+        rows = db.execute(then if last else first, (*params, *last, _BATCH)).fetchall()
+        if not rows:
+            return
+        yield from rows
+        last = tuple(rows[-1][: len(order)])
 
 
 def _blob(value: Any) -> bytes:
@@ -394,21 +431,19 @@ class Workspace:
 
     def iter_docs(self) -> Iterator[SourceDoc]:
         """Every summary in reading order, streamed."""
-        return self._docs_where("", ())
+        return self._docs_where("1", ())
 
-    def _docs_where(self, condition: str, params: Sequence[Any]) -> Iterator[SourceDoc]:
-        """Summaries matching `AND condition` on `docs d`, in reading order, a page at a time."""
-        last = 0
-        while True:
-            rows = self._query(
-                f"SELECT {_DOC_COLUMNS} FROM docs d WHERE seq > ? {condition} ORDER BY seq LIMIT ?",
-                (last, *params, _BATCH),
-            ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield self._doc(row)
-            last = rows[-1][0]
+    def _docs_where(self, where: str, params: Sequence[Any]) -> Iterator[SourceDoc]:
+        """Summaries matching `where` on `docs d`, in reading order, a page at a time."""
+        rows = _paged(
+            self._db,
+            f"SELECT {_DOC_COLUMNS} FROM docs d",
+            where,
+            params,
+            ("seq",),
+            before=self._flush_docs,
+        )
+        return (self._doc(row) for row in rows)
 
     def _rows_in(self, sql: str, values: Iterable[Any]) -> Iterator[Sequence[Any]]:
         """Rows of `sql`, whose `IN ({marks})` is filled with `values` a batch at a time."""
@@ -419,16 +454,10 @@ class Workspace:
 
     def names(self) -> Iterator[str]:
         """Distinct workflow names in name order, streamed."""
-        rows = self._query(
-            "SELECT DISTINCT name FROM docs ORDER BY name LIMIT ?", (_BATCH,)
-        ).fetchall()
-        while rows:
-            for (name,) in rows:
-                yield name
-            rows = self._query(
-                "SELECT DISTINCT name FROM docs WHERE name > ? ORDER BY name LIMIT ?",
-                (rows[-1][0], _BATCH),
-            ).fetchall()
+        rows = _paged(
+            self._db, "SELECT DISTINCT name FROM docs", "1", (), ("name",), before=self._flush_docs
+        )
+        return (name for (name,) in rows)
 
     def docs_named(self, names: Iterable[str], tenant: str | None = None) -> list[SourceDoc]:
         """The summaries of these names' documents, each marked substituted for `tenant`."""
@@ -463,16 +492,10 @@ class Workspace:
 
     def sorted_keys(self) -> Iterator[str]:
         """Distinct item keys in order, streamed (for the inputs fingerprint)."""
-        last = ""
-        while True:
-            rows = self._query(
-                "SELECT DISTINCT key FROM docs WHERE key > ? ORDER BY key LIMIT ?", (last, _BATCH)
-            ).fetchall()
-            if not rows:
-                return
-            for (key,) in rows:
-                yield key
-            last = rows[-1][0]
+        rows = _paged(
+            self._db, "SELECT DISTINCT key FROM docs", "1", (), ("key",), before=self._flush_docs
+        )
+        return (key for (key,) in rows)
 
     def name_of_definition(self, definition_id: int) -> str | None:
         if not _INT64_MIN <= definition_id <= _INT64_MAX:
@@ -600,18 +623,14 @@ class Workspace:
         """Item keys of a tenant's planned items with these actions, in execution order."""
         wanted = list(actions)
         marks = ",".join("?" * len(wanted))
-        last = (-1, -1)
-        while True:
-            rows = self._query(
-                f"SELECT grp, idx, key FROM planned WHERE tenant = ? AND action IN ({marks})"
-                " AND (grp > ? OR (grp = ? AND idx > ?)) ORDER BY grp, idx LIMIT ?",
-                (tenant, *wanted, last[0], last[0], last[1], _BATCH),
-            ).fetchall()
-            if not rows:
-                return
-            for _, _, key in rows:
-                yield key
-            last = (rows[-1][0], rows[-1][1])
+        rows = _paged(
+            self._db,
+            "SELECT grp, idx, key FROM planned",
+            f"tenant = ? AND action IN ({marks})",
+            (tenant, *wanted),
+            ("grp", "idx"),
+        )
+        return (key for _, _, key in rows)
 
     def journal_state(self) -> JournalState:
         """A table to fold the journal into, instead of a dict of every item in memory."""
@@ -647,7 +666,7 @@ class Workspace:
         """Documents with no outcome yet for `tenant`, in reading order."""
         self.flush()
         return self._docs_where(
-            "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.tenant = ? AND o.source = d.source)",
+            "NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.tenant = ? AND o.source = d.source)",
             (tenant,),
         )
 
@@ -675,21 +694,15 @@ class Workspace:
     def outcomes(self) -> Iterator[ItemOutcome]:
         """Every outcome ordered by tenant, workflow name, source (then as recorded), streamed:
         each page starts after the last row of the one before (an OFFSET would rescan)."""
-        self.flush()
-        rows = self._db.execute(
-            "SELECT tenant, workflow_name, source, seq, data FROM outcomes"
-            " ORDER BY tenant, workflow_name, source, seq LIMIT ?",
-            (_BATCH,),
-        ).fetchall()
-        while rows:
-            for *_, blob in rows:
-                yield outcome_from_row(blob)
-            rows = self._db.execute(
-                "SELECT tenant, workflow_name, source, seq, data FROM outcomes"
-                " WHERE (tenant, workflow_name, source, seq) > (?, ?, ?, ?)"
-                " ORDER BY tenant, workflow_name, source, seq LIMIT ?",
-                (*rows[-1][:4], _BATCH),
-            ).fetchall()
+        rows = _paged(
+            self._db,
+            "SELECT tenant, workflow_name, source, seq, data FROM outcomes",
+            "1",
+            (),
+            ("tenant", "workflow_name", "source", "seq"),
+            before=self.flush,
+        )
+        return (outcome_from_row(blob) for *_, blob in rows)
 
     def outcome_at(self, index: int) -> ItemOutcome:
         """The outcome at `index` in report order (0 ≤ index < outcome_count())."""
@@ -737,18 +750,10 @@ class TargetView(Mapping[str, Sequence[TargetDefinition]]):
 
     def __iter__(self) -> Iterator[str]:
         """The names, in order, streamed."""
-        last: str | None = None
-        while True:
-            rows = self._db.execute(
-                "SELECT DISTINCT name FROM target WHERE tenant = ? AND (? IS NULL OR name > ?)"
-                " ORDER BY name LIMIT ?",
-                (self._tenant, last, last, _BATCH),
-            ).fetchall()
-            if not rows:
-                return
-            for (name,) in rows:
-                yield name
-            last = rows[-1][0]
+        rows = _paged(
+            self._db, "SELECT DISTINCT name FROM target", "tenant = ?", (self._tenant,), ("name",)
+        )
+        return (name for (name,) in rows)
 
     def __len__(self) -> int:
         return int(
@@ -834,19 +839,15 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
         return _StateItems(self)
 
     def _rows(self) -> Iterator[tuple[ItemKey, ItemState]]:
-        last = ("", "")
-        while True:
-            self.flush()  # also what was written between two pages
-            rows = self._db.execute(
-                "SELECT tenant, item, data FROM journal_state WHERE (tenant, item) > (?, ?)"
-                " ORDER BY tenant, item LIMIT ?",
-                (*last, _BATCH),
-            ).fetchall()
-            if not rows:
-                return
-            for t, item, data in rows:
-                yield (t, item), _state_from_row(data)
-            last = (rows[-1][0], rows[-1][1])
+        rows = _paged(
+            self._db,
+            "SELECT tenant, item, data FROM journal_state",
+            "1",
+            (),
+            ("tenant", "item"),
+            before=self.flush,
+        )
+        return (((t, item), _state_from_row(data)) for t, item, data in rows)
 
     def clear(self) -> None:
         self._pending.clear()
@@ -888,34 +889,25 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
     def landed(self, tenant: str) -> Iterator[ItemState]:
         """The tenant's committed and skipped items ordered by definition id (none first),
         then item: each definition's versions together, streamed a page at a time."""
-        select = (
-            "SELECT definition_id, item, data FROM journal_state WHERE tenant = ?"
-            " AND status IN ('done', 'skipped') AND "
+        where = "tenant = ? AND status IN ('done', 'skipped') AND definition_id IS "
+        unplaced = _paged(
+            self._db,
+            "SELECT item, data FROM journal_state",
+            where + "NULL",
+            (tenant,),
+            ("item",),
+            before=self.flush,
         )
-        item = ""
-        while True:
-            self.flush()
-            rows = self._db.execute(
-                select + "definition_id IS NULL AND item > ? ORDER BY item LIMIT ?",
-                (tenant, item, _BATCH),
-            ).fetchall()
-            if not rows:
-                break
-            for *_, data in rows:
-                yield _state_from_row(data)
-            item = rows[-1][1]
-        after: tuple[int, str] = (-(1 << 63), "")
-        while True:
-            self.flush()
-            rows = self._db.execute(
-                select + "(definition_id, item) > (?, ?) ORDER BY definition_id, item LIMIT ?",
-                (tenant, *after, _BATCH),
-            ).fetchall()
-            if not rows:
-                return
-            for *_, data in rows:
-                yield _state_from_row(data)
-            after = (rows[-1][0], rows[-1][1])
+        placed = _paged(
+            self._db,
+            "SELECT definition_id, item, data FROM journal_state",
+            where + "NOT NULL",
+            (tenant,),
+            ("definition_id", "item"),
+            before=self.flush,
+        )
+        for *_, data in itertools.chain(unplaced, placed):
+            yield _state_from_row(data)
 
     def with_status(self, statuses: Iterable[str]) -> Iterator[ItemState]:
         """The items in one of `statuses`, by tenant, each tenant's in the order last changed."""
