@@ -65,7 +65,7 @@ def document_keys(directory: Path) -> Path:
     """A file beside the corpus with each document's item key (its content hash), made once."""
     keys = directory / ".keys"
     if not keys.exists():
-        from migrator.sources import SourceItem, read_document
+        from migrator.store.sources import SourceItem, read_document
 
         with open(str(keys) + ".tmp", "w") as fh:
             for path in sorted(directory.glob("*.json")):
@@ -76,8 +76,8 @@ def document_keys(directory: Path) -> Path:
 
 def write_journal(path: str, keys: Path, tenant: Any) -> None:
     """A journal in which an earlier run imported every document into `tenant`, line by line."""
-    from migrator.engine import tenant_fingerprint
-    from migrator.journal import Record, encode
+    from migrator.run.migrate import tenant_fingerprint
+    from migrator.store.journal import Record, encode
 
     seq = 0
 
@@ -121,10 +121,10 @@ def write_journal(path: str, keys: Path, tenant: Any) -> None:
 
 
 async def child(directory: str, journal_keys: str | None) -> dict[str, Any]:
-    from migrator import logs
-    from migrator.config import Secret, Settings, TenantConfig
-    from migrator.engine import MigrateOptions, migrate
+    from migrator.core import logs
+    from migrator.core.config import Secret, Settings, TenantConfig
     from migrator.fake import FakeConfig, serve
+    from migrator.run.migrate import MigrateOptions, migrate
 
     logs.configure("console", level="warning")
     config = FakeConfig.demo(1)

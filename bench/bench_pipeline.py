@@ -51,8 +51,8 @@ def floor(path: str) -> bytes:
 
 
 def pipeline(path: str) -> bytes:
-    from migrator.remap import prepare_for_import
-    from migrator.sources import SourceItem, read_document
+    from migrator.core.remap import prepare_for_import
+    from migrator.store.sources import SourceItem, read_document
 
     doc = read_document(SourceItem(path, None, None, None), max_bytes=1 << 28)
     return orjson.dumps(prepare_for_import(doc))
@@ -64,11 +64,11 @@ _WORKSPACE: Any = None
 def engine_path(path: str) -> bytes:
     """The per-document work of a real run (read_sources, then _send), minus the network: the
     summary written to the run's workspace at read time, the body read again at send time."""
-    from migrator.document import canonical_hash
-    from migrator.plan import SourceDoc
-    from migrator.remap import prepare_for_import
-    from migrator.sources import SourceItem, read_document
-    from migrator.workspace import Workspace
+    from migrator.core.document import canonical_hash
+    from migrator.core.plan import SourceDoc
+    from migrator.core.remap import prepare_for_import
+    from migrator.store.sources import SourceItem, read_document
+    from migrator.store.workspace import Workspace
 
     global _WORKSPACE
     if _WORKSPACE is None:
@@ -124,7 +124,7 @@ def measure(name: str, paths: list[str], seconds: float) -> Row:
 
 def valid(paths: list[str]) -> list[str]:
     """The documents migrator would send; deliberately broken samples are refused, not timed."""
-    from migrator.errors import InputError
+    from migrator.core.errors import InputError
 
     out = []
     for path in paths:

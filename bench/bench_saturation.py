@@ -192,8 +192,8 @@ def credentials(setup: Setup) -> list[tuple[str, str, str]]:
 
 
 async def run_migrator(url: str, setup: Setup, corpus: str, *, learned: bool) -> None:
-    from migrator.config import Secret, Settings, TenantConfig
-    from migrator.engine import MigrateOptions, migrate
+    from migrator.core.config import Secret, Settings, TenantConfig
+    from migrator.run.migrate import MigrateOptions, migrate
 
     tenants = {
         name: TenantConfig(
@@ -215,8 +215,8 @@ async def run_migrator(url: str, setup: Setup, corpus: str, *, learned: bool) ->
 
 def payloads(corpus: str) -> list[tuple[str, bytes]]:
     """(name, import body) per document, prepared once outside the timed part."""
-    from migrator.document import parse_document
-    from migrator.remap import prepare_for_import
+    from migrator.core.document import parse_document
+    from migrator.core.remap import prepare_for_import
 
     out = []
     for path in sorted(Path(corpus).iterdir()):
@@ -349,7 +349,7 @@ async def run_variant(variant: str, setup: Setup, corpus: str) -> Result:
 
 def run(setup: Setup, variants: list[str] | None = None, *, echo: bool = True) -> dict[str, Any]:
     """Run the chosen variants (all by default) one after the other; returns a JSON-able dict."""
-    from migrator import logs
+    from migrator.core import logs
 
     logs.configure("console", level="warning")  # per-attempt debug lines would cost client CPU
     with tempfile.TemporaryDirectory(prefix="bench-sat-") as tmp:

@@ -3,7 +3,7 @@
 The package root only re-exports; each private module owns one thing (see docs/architecture.md).
 """
 
-from migrator.errors import (
+from migrator.core.errors import (
     ConfigError,
     InputError,
     JournalError,

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 import anyio
 import structlog
 
-from migrator import __version__, logs
-from migrator.config import Settings, load_settings
-from migrator.errors import MigratorError, single_failure
+from migrator import __version__
+from migrator.core import logs
+from migrator.core.config import Settings, load_settings
+from migrator.core.errors import MigratorError, single_failure
 
 EXIT_OK, EXIT_ITEMS, EXIT_FATAL = 0, 1, 2
 T = TypeVar("T")
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     _common(s, config=False)
 
-    from migrator import activate, backup, verify
+    from migrator.commands import activate, backup, verify
 
     verify.add_parser(sub)
     activate.add_parser(sub)
@@ -259,9 +260,9 @@ def run_with_signals(fn: Callable[[anyio.Event], Awaitable[T]]) -> T:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from migrator.engine import Activation, MigrateOptions, Progress, migrate
-    from migrator.progress import show_progress
-    from migrator.report import render_items, render_table, summary_line
+    from migrator.core.report import render_items, render_table, summary_line
+    from migrator.run.migrate import Activation, MigrateOptions, Progress, migrate
+    from migrator.run.progress import show_progress
 
     settings = _settings(args)
     if not args.sources and not args.from_tenant:
@@ -302,8 +303,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from migrator.engine import MigrateOptions, migrate
-    from migrator.report import render_items, render_table
+    from migrator.core.report import render_items, render_table
+    from migrator.run.migrate import MigrateOptions, migrate
 
     settings = _settings(args)
     if not args.sources and not args.from_tenant:
@@ -323,7 +324,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     report = run_with_signals(go)
     if args.out:
-        from migrator.planfile import plan_file_chunks
+        from migrator.store.planfile import plan_file_chunks
 
         _write_report(args.out, plan_file_chunks(report))
     if args.json:
@@ -337,7 +338,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from migrator.status import journal_status
+    from migrator.commands.status import journal_status
 
     text, ok = journal_status(args.journal, as_json=args.json)
     print(text)

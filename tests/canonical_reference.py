@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from migrator.errors import InputError
-from migrator.versions import is_valid_version
+from migrator.core.errors import InputError
+from migrator.core.versions import is_valid_version
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 # orjson serialises at most 254 nested containers; anything deeper could be read but never sent

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from migrator import logs
+from migrator.core import logs
 
 # Library code logs through structlog at every level; pytest shows it only for failing tests.
 logs.configure("console", "debug")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from migrator.config import Secret, Settings, TenantConfig
+from migrator.core.config import Secret, Settings, TenantConfig
 from migrator.fake import FakeConfig, RunningFake, serve
 
 

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from migrator.activate import activate_from_journal
-from migrator.engine import MigrateOptions, migrate
-from migrator.errors import JournalError
-from migrator.journal import read_journal
-from migrator.versions import version_key
+from migrator.commands.activate import activate_from_journal
+from migrator.core.errors import JournalError
+from migrator.core.versions import version_key
+from migrator.run.migrate import MigrateOptions, migrate
+from migrator.store.journal import read_journal
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake
 from tests.test_verify import run_cli
@@ -272,9 +272,9 @@ async def test_activate_also_switches_on_identical_content_that_was_skipped(tmp_
 
 def _old_targets(tenant: str, states: list[Any]) -> tuple[list[Any], list[Any]]:
     """The grouping as it was when the whole journal sat in a dict (the oracle)."""
-    from migrator.activate import Target
-    from migrator.plan import int_or_none
-    from migrator.versions import is_valid_version
+    from migrator.commands.activate import Target
+    from migrator.core.plan import int_or_none
+    from migrator.core.versions import is_valid_version
 
     by_def: dict[int, list[Any]] = {}
     unplaced = []
@@ -297,7 +297,7 @@ def _old_targets(tenant: str, states: list[Any]) -> tuple[list[Any], list[Any]]:
 def _landed_states() -> Any:
     from hypothesis import strategies as st
 
-    from migrator.journal import ItemState
+    from migrator.store.journal import ItemState
 
     return st.lists(
         st.builds(
@@ -318,9 +318,9 @@ def test_activation_targets_from_the_table_equal_the_whole_journal_grouping() ->
     targets and unplaced items are what grouping the whole journal in memory gave."""
     from hypothesis import given, settings
 
-    import migrator.workspace as workspace
-    from migrator.activate import Target, targets_from_journal
-    from migrator.workspace import Workspace
+    import migrator.store.workspace as workspace
+    from migrator.commands.activate import Target, targets_from_journal
+    from migrator.store.workspace import Workspace
 
     @settings(max_examples=80, deadline=None)
     @given(states=_landed_states())
@@ -353,7 +353,7 @@ async def test_activate_keeps_a_tenants_activations_to_its_concurrency(
     """However many definitions the journal holds, a tenant has at most max_concurrency
     activations under way, taken from the journal as workers come free (not all read first),
     and every one is switched on."""
-    import migrator.activate as activate
+    import migrator.commands.activate as activate
     from tests.builders import small_export
 
     sources = tmp_path / "exports"

@@ -22,8 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator import cli
-from migrator import lock as lock_mod
-from migrator.backup import (
+from migrator.commands.backup import (
     MANIFEST,
     BackupError,
     add_backup_parser,
@@ -35,9 +34,10 @@ from migrator.backup import (
     safe_name,
     snapshot_file_name,
 )
-from migrator.document import canonical_hash
-from migrator.errors import MigratorError
+from migrator.core.document import canonical_hash
+from migrator.core.errors import MigratorError
 from migrator.fake._state import ApiError, errors_list
+from migrator.store import lock as lock_mod
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake, write_config_file
 
@@ -196,7 +196,7 @@ def test_file_names_unique_even_ignoring_case(names: list[str]) -> None:
 async def test_backup_then_restore_into_an_empty_tenant(tmp_path: Path) -> None:
     """A backup holds every definition's shown version with matching checksums, and restoring it
     into an empty tenant lands exactly that content."""
-    from migrator.engine import MigrateOptions, migrate
+    from migrator.run.migrate import MigrateOptions, migrate
 
     async with running_fake() as env:
         count = preload(env, count=100)
@@ -227,7 +227,7 @@ async def test_backup_then_restore_into_an_empty_tenant(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_live_source_migrates_without_a_snapshot(tmp_path: Path) -> None:
     """`--from-tenant` moves the same content a snapshot would hold, straight from tenant to tenant."""
-    from migrator.engine import MigrateOptions, migrate
+    from migrator.run.migrate import MigrateOptions, migrate
 
     async with running_fake() as env:
         preload(env)
@@ -342,7 +342,7 @@ async def test_retention_keeps_the_newest(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_corrupted_snapshot_is_refused_before_any_import(tmp_path: Path) -> None:
     """A snapshot with one flipped byte is refused with the damaged file named, and nothing lands."""
-    from migrator.engine import MigrateOptions, migrate
+    from migrator.run.migrate import MigrateOptions, migrate
 
     async with running_fake() as env:
         preload(env)

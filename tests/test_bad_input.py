@@ -400,7 +400,7 @@ async def test_plan_over_bad_inputs_exits_1_and_sends_nothing(tmp_path: Path) ->
 @pytest.mark.anyio
 async def test_journal_held_by_another_run_is_one_line_exit_2(tmp_path: Path) -> None:
     """A journal locked by another live run makes migrate exit 2 with one line naming the journal, no traceback, nothing sent."""
-    from migrator.journal import Journal
+    from migrator.store.journal import Journal
 
     src = tmp_path / "src"
     src.mkdir()

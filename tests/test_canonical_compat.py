@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator import document as new_doc
-from migrator import remap as new_remap
-from migrator.errors import InputError
+from migrator.core import document as new_doc
+from migrator.core import remap as new_remap
+from migrator.core.errors import InputError
 from tests import canonical_reference as old_doc
 from tests import remap_reference as old_remap
 from tests.builders import small_export
@@ -172,7 +172,7 @@ def test_real_corpus_agrees() -> None:
 
 def test_sample_hashes_via_read_document() -> None:
     """read_document (files and .json.gz) hashes every valid sample as the old code did."""
-    from migrator.sources import SourceItem, read_document
+    from migrator.store.sources import SourceItem, read_document
 
     seen = 0
     for path in _files(SAMPLES):

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from migrator.config import Secret, Settings, TenantConfig
-from migrator.errors import AuthError, ZuoraError
+from migrator.core.config import Secret, Settings, TenantConfig
+from migrator.core.errors import AuthError, ZuoraError
 from migrator.fake import FaultConfig
 from migrator.zuora import AttemptInfo, ZuoraClient, open_session, valid_track_id
 

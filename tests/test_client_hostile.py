@@ -14,7 +14,7 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.errors import AuthError, ZuoraError
+from migrator.core.errors import AuthError, ZuoraError
 from migrator.zuora import ZuoraClient, open_session
 from migrator.zuora.http import MAX_DETAIL, error_detail
 from tests.test_client import SECRET, TOKEN, Script, client_for, json_response, make_settings

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.document import canonical_hash, parse_document, validate_document
-from migrator.errors import InputError
-from migrator.remap import find_tenant_values, prepare_for_import, remap_task_ids
+from migrator.core.document import canonical_hash, parse_document, validate_document
+from migrator.core.errors import InputError
+from migrator.core.remap import find_tenant_values, prepare_for_import, remap_task_ids
 from tests.conftest import SHARED_CORPUS
 
 SKELETON = "zca-workflow-skeleton.json"

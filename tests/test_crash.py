@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from migrator.fake._config import demo_tenant
-from migrator.journal import read_journal
-from migrator.sources import discover, read_document
+from migrator.store.journal import read_journal
+from migrator.store.sources import discover, read_document
 from tests.conftest import ROOT, SAMPLES
 
 TENANTS = ("tenant-1", "tenant-2", "tenant-3")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from migrator.engine import MigrateOptions, migrate
+from migrator.run.migrate import MigrateOptions, migrate
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake
 

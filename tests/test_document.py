@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from migrator.document import (
+from migrator.core.document import (
     MAX_DEPTH,
     ExportDocument,
     WorkflowCall,
@@ -20,7 +20,7 @@ from migrator.document import (
     parse_document,
     validate_document,
 )
-from migrator.errors import InputError
+from migrator.core.errors import InputError
 from tests.builders import delete_at, set_at, small_export
 
 SRC = "in/wf.json"
@@ -168,7 +168,7 @@ def test_deep_nesting_anywhere_in_a_document(path: list[Any], extra: int) -> Non
             assert "nested deeper than 254 levels" in str(exc)
         else:
             assert loaded_ok
-            from migrator.remap import prepare_for_import
+            from migrator.core.remap import prepare_for_import
 
             orjson.dumps(prepare_for_import(parsed))
 
@@ -206,7 +206,7 @@ def test_nesting_at_the_limit_is_accepted() -> None:
 
 def test_deep_data_from_elsewhere_is_refused() -> None:
     """Already-parsed data (a live export) nested too deeply is an InputError too."""
-    from migrator.document import document_from_data
+    from migrator.core.document import document_from_data
 
     d = doc()
     deep: list[Any] = []

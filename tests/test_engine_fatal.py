@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.engine import MigrateOptions, migrate
-from migrator.errors import JournalError
-from migrator.journal import Journal, read_journal
+from migrator.core.errors import JournalError
+from migrator.run.migrate import MigrateOptions, migrate
+from migrator.store.journal import Journal, read_journal
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake
 

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.document import (
+from migrator.core.document import (
     ExportDocument,
     canonical_hash,
     document_from_data,
     parse_document,
     validate_document,
 )
-from migrator.errors import InputError
-from migrator.remap import apply_substitutions, find_tenant_values, prepare_for_import
+from migrator.core.errors import InputError
+from migrator.core.remap import apply_substitutions, find_tenant_values, prepare_for_import
 from tests.strategies import (
     hostile_values_inside,
     json_values,
@@ -100,7 +100,7 @@ def test_arbitrary_json_only_raises_input_error(data: Any) -> None:
 def test_parse_agrees_with_load_json(raw: bytes) -> None:
     """Deep nesting or a huge integer anywhere: parse_document refuses it exactly when load_json
     does (for depth and huge integers), and whatever it accepts serialises again."""
-    from migrator.document import load_json
+    from migrator.core.document import load_json
 
     try:
         load_json(raw, "fuzz.json", max_bytes=1 << 20)

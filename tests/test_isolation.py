@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from migrator.config import Secret
-from migrator.engine import MigrateOptions, migrate
+from migrator.core.config import Secret
 from migrator.fake import FakeConfig, FaultConfig
+from migrator.run.migrate import MigrateOptions, migrate
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake
 

@@ -11,9 +11,9 @@ import anyio
 import orjson
 import pytest
 
-from migrator import lock as jlock
-from migrator.errors import JournalError
-from migrator.journal import (
+from migrator.core.errors import JournalError
+from migrator.store import lock as jlock
+from migrator.store.journal import (
     Journal,
     Record,
     decode_line,
@@ -523,7 +523,7 @@ async def test_journal_in_a_missing_directory_is_one_clear_error(tmp_path: Path)
 
 CHILD = """
 import sys, anyio
-from migrator.journal import Journal
+from migrator.store.journal import Journal
 
 async def main():
     async with Journal.open(sys.argv[1], {"run_id": "child"}) as journal:

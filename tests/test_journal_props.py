@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.errors import JournalError
-from migrator.journal import Journal, Record, decode_line, encode, fold, read_journal, scan
+from migrator.core.errors import JournalError
+from migrator.store.journal import Journal, Record, decode_line, encode, fold, read_journal, scan
 
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from migrator.engine import MigrateOptions, migrate
 from migrator.fake import FakeConfig
 from migrator.fake._config import demo_tenant
+from migrator.run.migrate import MigrateOptions, migrate
 from migrator.zuora.client import PAGE_LENGTH
 from tests.builders import small_export
 from tests.helpers import running_fake

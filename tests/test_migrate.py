@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from migrator.document import canonical_hash, parse_document
-from migrator.engine import MigrateOptions, migrate
-from migrator.errors import MigratorError
-from migrator.versions import version_key
+from migrator.core.document import canonical_hash, parse_document
+from migrator.core.errors import MigratorError
+from migrator.core.versions import version_key
+from migrator.run.migrate import MigrateOptions, migrate
 from tests.conftest import SAMPLES, SHARED_CORPUS
 from tests.helpers import running_fake
 
@@ -22,7 +22,7 @@ def sample_docs() -> list[Any]:
     docs = []
     for path in sorted(SAMPLES.rglob("*.json*")):
         if path.name.endswith((".json", ".json.gz")) and path.parent.name != "tenant-specific":
-            from migrator.sources import SourceItem, read_document
+            from migrator.store.sources import SourceItem, read_document
 
             docs.append(
                 read_document(

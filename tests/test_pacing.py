@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.zuora.pacing import AdaptiveLimit, Pacer, Window, parse_ratelimit_limit
+from migrator.core.pacing import AdaptiveLimit, Pacer, Window, parse_ratelimit_limit
 
 
 def schedule(pacer: Pacer, arrivals: list[float]) -> list[float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.plan import (
+from migrator.core.plan import (
     Action,
     Call,
     PlanOptions,
@@ -17,7 +17,7 @@ from migrator.plan import (
     idempotency_key,
     plan_tenant,
 )
-from migrator.versions import version_key
+from migrator.core.versions import version_key
 
 
 def doc(

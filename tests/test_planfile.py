@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrator.engine import MigrateOptions, migrate
-from migrator.errors import MigratorError
-from migrator.planfile import load_plan_file, plan_file_bytes
+from migrator.core.errors import MigratorError
+from migrator.run.migrate import MigrateOptions, migrate
+from migrator.store.planfile import load_plan_file, plan_file_bytes
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake, traced_peak
 
@@ -77,8 +77,8 @@ class _Run:
 
 
 def test_plan_file_is_written_an_item_at_a_time_and_parses_to_the_records() -> None:
-    from migrator.planfile import PlanRecords, plan_file_chunks
-    from migrator.report import Report
+    from migrator.core.report import Report
+    from migrator.store.planfile import PlanRecords, plan_file_chunks
 
     cases: list[dict[str, _Run]] = [
         {},
@@ -94,8 +94,8 @@ def test_plan_file_is_written_an_item_at_a_time_and_parses_to_the_records() -> N
 
 
 def _plan_text(runs: dict[str, _Run]) -> bytes:
-    from migrator.planfile import PlanRecords, plan_file_chunks
-    from migrator.report import Report
+    from migrator.core.report import Report
+    from migrator.store.planfile import PlanRecords, plan_file_chunks
 
     return b"".join(plan_file_chunks(Report(items=(), plans=PlanRecords(runs))))  # type: ignore[arg-type]
 
@@ -125,7 +125,7 @@ def test_a_saved_plan_reads_back_the_same_in_any_layout_and_chunking(
 ) -> None:
     """Read a value at a time, a plan gives each tenant's identity, target and item sequence
     whatever its layout (ours, or reformatted by hand) and wherever the chunks are cut."""
-    from migrator.planfile import SavedTenant, items_digest
+    from migrator.store.planfile import SavedTenant, items_digest
 
     text = _plan_text(runs)
     if layout != "ours":

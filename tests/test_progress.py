@@ -10,8 +10,8 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from migrator.engine import TenantProgress
-from migrator.progress import TerminalStream, format_eta, progress_lines
+from migrator.run.migrate import TenantProgress
+from migrator.run.progress import TerminalStream, format_eta, progress_lines
 
 
 @dataclass

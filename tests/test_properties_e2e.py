@@ -32,14 +32,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from migrator import logs
-from migrator.document import canonical_hash, parse_document
-from migrator.engine import MigrateOptions, migrate
+from migrator.core import logs
+from migrator.core.document import canonical_hash, parse_document
+from migrator.core.remap import apply_substitutions, prepare_for_import, set_workflow_id
+from migrator.core.report import Report
+from migrator.core.versions import version_key
 from migrator.fake import FakeConfig, FaultConfig, serve
 from migrator.fake._config import with_tenant_knobs
-from migrator.remap import apply_substitutions, prepare_for_import, set_workflow_id
-from migrator.report import Report
-from migrator.versions import version_key
+from migrator.run.migrate import MigrateOptions, migrate
 from tests.helpers import settings_for
 from tests.strategies import documents
 

@@ -9,8 +9,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.document import canonical_hash, document_from_data, validate_document
-from migrator.remap import (
+from migrator.core.document import canonical_hash, document_from_data, validate_document
+from migrator.core.remap import (
     TenantValue,
     apply_substitutions,
     find_tenant_values,
@@ -143,7 +143,7 @@ def test_prepare_is_deterministic_across_renumbering() -> None:
 
 def test_prepare_without_cached_order() -> None:
     """A hand-built ExportDocument (no cached task order) gets the same payload."""
-    from migrator.document import ExportDocument
+    from migrator.core.document import ExportDocument
 
     parsed = document_from_data(doc(), "a")
     bare = ExportDocument(

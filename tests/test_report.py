@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from migrator.report import ItemOutcome, Report, render_items, render_table, summary_line
+from migrator.core.report import ItemOutcome, Report, render_items, render_table, summary_line
 
 
 def items() -> tuple[ItemOutcome, ...]:

@@ -17,13 +17,13 @@ from typing import Any
 import anyio
 import pytest
 
-from migrator.document import parse_document
-from migrator.engine import MigrateOptions, migrate
-from migrator.errors import JournalError
+from migrator.core.document import parse_document
+from migrator.core.errors import JournalError
+from migrator.core.report import Report
 from migrator.fake import FaultConfig
 from migrator.fake._state import errors_list
-from migrator.journal import Journal, read_journal
-from migrator.report import Report
+from migrator.run.migrate import MigrateOptions, migrate
+from migrator.store.journal import Journal, read_journal
 from tests.conftest import ROOT, SAMPLES
 from tests.helpers import Env, running_fake, write_config_file
 

@@ -7,7 +7,7 @@ import email.utils
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.zuora.retry import (
+from migrator.core.retry import (
     Action,
     Decision,
     NetError,

@@ -259,11 +259,11 @@ def test_tenant_specific_fixture_is_valid_and_tenant_bound() -> None:
 
 @pytest.mark.parametrize("path", [*PATHS, TENANT_SPECIFIC], ids=[*IDS, "tenant-specific"])
 def test_sample_parses_with_document_module(path: Path) -> None:
-    """Every sample (and the tenant-specific fixture) passes migrator.document.parse_document unchanged."""
+    """Every sample (and the tenant-specific fixture) passes migrator.core.document.parse_document unchanged."""
     try:
-        from migrator.document import parse_document
+        from migrator.core.document import parse_document
     except ImportError as exc:  # pragma: no cover - depends on another module landing
-        pytest.skip(f"migrator.document.parse_document not available yet: {exc}")
+        pytest.skip(f"migrator.core.document.parse_document not available yet: {exc}")
     raw = path.read_bytes()
     if path.name.endswith(".gz"):
         raw = gzip.decompress(raw)
@@ -328,11 +328,11 @@ def test_bench_write_corpus_writes_plain_and_gzipped_files(tmp_path: Path) -> No
 
 
 def test_bench_corpus_parses_with_document_module() -> None:
-    """Generated documents pass migrator.document.parse_document (skipped until that module lands)."""
+    """Generated documents pass migrator.core.document.parse_document (skipped until that module lands)."""
     try:
-        from migrator.document import parse_document
+        from migrator.core.document import parse_document
     except ImportError as exc:  # pragma: no cover - depends on another module landing
-        pytest.skip(f"migrator.document.parse_document not available yet: {exc}")
+        pytest.skip(f"migrator.core.document.parse_document not available yet: {exc}")
     from bench.corpus import generate
 
     for name, raw in generate(10, seed=11):

@@ -24,9 +24,9 @@ import structlog
 from aiohttp import web
 
 import migrator
-from migrator import logs
-from migrator.config import Secret, Settings, TenantConfig, load_settings
-from migrator.errors import AuthError, ConfigError, ZuoraError
+from migrator.core import logs
+from migrator.core.config import Secret, Settings, TenantConfig, load_settings
+from migrator.core.errors import AuthError, ConfigError, ZuoraError
 from migrator.fake import FakeConfig, FakeTenant, RunningFake, serve
 from migrator.fake._config import FaultConfig
 from migrator.zuora import ZuoraClient, open_session

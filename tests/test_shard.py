@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.config import Secret, Settings, TenantConfig
-from migrator.engine import MigrateOptions, migrate, select_tenants, shard_of
+from migrator.core.config import Secret, Settings, TenantConfig
 from migrator.fake import FakeConfig
+from migrator.run.migrate import MigrateOptions, migrate, select_tenants, shard_of
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake
 

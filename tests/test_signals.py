@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from migrator.journal import read_journal
-from migrator.sources import discover, read_document
+from migrator.store.journal import read_journal
+from migrator.store.sources import discover, read_document
 from tests.conftest import ROOT, SAMPLES
 from tests.test_crash import TENANTS, FakeProcess, assert_exactly_once, fake_process
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrator.errors import InputError
-from migrator.sources import (
+from migrator.core.errors import InputError
+from migrator.store.sources import (
     MANIFEST_NAME,
     SNAPSHOT_FORMAT,
     SourceItem,
@@ -336,7 +336,7 @@ def test_sorted_names_are_the_sorted_listing_in_runs_of_any_size(
     tmp_path_factory: pytest.TempPathFactory, names: set[str], run: int
 ) -> None:
     """Read a run at a time and merged, a directory's names come in exactly sorted() order."""
-    from migrator.sources import sorted_names
+    from migrator.store.sources import sorted_names
 
     directory = tmp_path_factory.mktemp("names")
     for name in names:

@@ -17,11 +17,11 @@ import anyio
 import pytest
 
 from migrator.cli import main
-from migrator.engine import MigrateOptions, migrate
+from migrator.commands.status import status_data
 from migrator.fake import FaultConfig
 from migrator.fake._state import errors_list
-from migrator.journal import Journal
-from migrator.status import status_data
+from migrator.run.migrate import MigrateOptions, migrate
+from migrator.store.journal import Journal
 from tests.conftest import ROOT
 from tests.helpers import running_fake, traced_peak
 from tests.test_resume import CALLEE, T1, VAT, WELCOME, Crash, crashing, hooked
@@ -290,7 +290,7 @@ async def test_work_the_journal_never_saw_keeps_status_unsettled(
 @pytest.mark.anyio
 async def test_documents_a_stopped_run_never_reached_count_as_pending(tmp_path: Path) -> None:
     """A run stopped before sending anything leaves its planned documents counted as pending, and status exits 1."""
-    from migrator.status import journal_status
+    from migrator.commands.status import journal_status
     from tests.conftest import SAMPLES
 
     journal = tmp_path / "j.jsonl"
@@ -315,8 +315,8 @@ async def test_planned_keys_are_journaled_a_chunk_at_a_time(
 ) -> None:
     """The `planned` records of a tenant together list exactly what it sends, each at most
     PLANNED_PER_RECORD keys long, and status counts them all before anything was sent."""
-    import migrator.engine as engine
-    from migrator.journal import encode, read_journal
+    import migrator.run.migrate as engine
+    from migrator.store.journal import encode, read_journal
     from tests.conftest import SAMPLES
 
     monkeypatch.setattr(engine, "PLANNED_PER_RECORD", 5)
@@ -343,7 +343,7 @@ async def test_planned_keys_are_journaled_a_chunk_at_a_time(
 def test_status_of_a_long_journal_holds_no_item_per_record(tmp_path: Path) -> None:
     """Status folds the journal into a table on disk: reading 20,000 imports holds a few
     megabytes of Python objects at most, not the records or a state per item."""
-    from migrator.journal import Record, encode
+    from migrator.store.journal import Record, encode
 
     journal = tmp_path / "j.jsonl"
     seq = 0

@@ -11,7 +11,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.remap import SAVED_PROVIDER_PREFIX, TenantValue, find_tenant_values
+from migrator.core.remap import SAVED_PROVIDER_PREFIX, TenantValue, find_tenant_values
 from tests.strategies import documents, json_values, text
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from migrator.engine import MigrateOptions, migrate
-from migrator.remap import find_tenant_values
-from migrator.verify import all_verified, verify_tenants
+from migrator.commands.verify import all_verified, verify_tenants
+from migrator.core.remap import find_tenant_values
+from migrator.run.migrate import MigrateOptions, migrate
 from tests.conftest import ROOT, SAMPLES
 from tests.helpers import running_fake
 from tests.test_verify import run_cli

@@ -18,13 +18,13 @@ import anyio
 import orjson
 import pytest
 
-from migrator.config import Secret
-from migrator.engine import MigrateOptions, migrate, read_sources
+from migrator.commands.verify import all_verified, verify_tenants
+from migrator.core.config import Secret
+from migrator.core.report import render_table
 from migrator.fake import ApiError, FakeConfig
-from migrator.journal import read_journal
-from migrator.report import render_table
-from migrator.verify import all_verified, verify_tenants
-from migrator.workspace import OutcomeLog
+from migrator.run.migrate import MigrateOptions, migrate, read_sources
+from migrator.store.journal import read_journal
+from migrator.store.workspace import OutcomeLog
 from tests.builders import small_export
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake, traced_peak, write_config_file
@@ -37,7 +37,7 @@ TENANTS = ("tenant-1", "tenant-2", "tenant-3")
 _CLI = """
 import argparse, sys
 from migrator import cli
-from migrator import activate, verify
+from migrator.commands import activate, verify
 _build = cli.build_parser
 def build_parser():
     parser = _build()

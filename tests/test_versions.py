@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.versions import choose_version, is_valid_version, next_version, version_key
+from migrator.core.versions import choose_version, is_valid_version, next_version, version_key
 
 components = st.integers(min_value=0, max_value=10**6)
 versions = st.lists(components, min_size=1, max_size=3).map(lambda ps: ".".join(map(str, ps)))

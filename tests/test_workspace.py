@@ -16,11 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.document import parse_document
-from migrator.engine import _Names, linked_names, plan_batches
-from migrator.errors import InputError
-from migrator.journal import Journal, encode, fold, read_journal, read_state, scan
-from migrator.plan import (
+from migrator.core.document import parse_document
+from migrator.core.errors import InputError
+from migrator.core.plan import (
     Action,
     Call,
     NameGroup,
@@ -34,9 +32,11 @@ from migrator.plan import (
     TargetVersion,
     plan_tenant,
 )
-from migrator.report import ItemOutcome, Report
-from migrator.sources import SourceItem
-from migrator.workspace import OutcomeLog, Workspace
+from migrator.core.report import ItemOutcome, Report
+from migrator.run.migrate import _Names, linked_names, plan_batches
+from migrator.store.journal import Journal, encode, fold, read_journal, read_state, scan
+from migrator.store.sources import SourceItem
+from migrator.store.workspace import OutcomeLog, Workspace
 from tests.builders import small_export
 from tests.test_journal_props import journals
 
@@ -342,7 +342,7 @@ def _outcome_of(item: PlannedItem) -> tuple[Any, ...]:
 @settings(max_examples=150, deadline=None)
 @given(world=worlds(), batch=st.integers(1, 3), strict=st.booleans())
 def test_batched_plan_equals_the_whole_plan(world: Any, batch: int, strict: bool) -> None:
-    import migrator.engine as engine
+    import migrator.run.migrate as engine
 
     docs, target, prior = world
     options = PlanOptions(strict=strict, now=1000.0)
@@ -428,7 +428,7 @@ def test_journal_folds_into_the_workspace_as_into_a_dict(records: Any, data: st.
 def test_status_counts_in_sql_agree_with_summarize(records: Any, data: st.DataObject) -> None:
     """The table's counts (expected items without a record pending) and its listing by status
     are what `summarize` and a filter give for the folded dict."""
-    from migrator.journal import STATUSES, summarize
+    from migrator.store.journal import STATUSES, summarize
 
     state_dict = fold(records)
     known = sorted(state_dict)
@@ -490,7 +490,7 @@ target_definitions = st.lists(
 def test_target_view_answers_like_the_in_memory_target(defs: list[TargetDefinition]) -> None:
     import hashlib
 
-    from migrator.target import target_fingerprint
+    from migrator.run.target import target_fingerprint
 
     ws = Workspace()
     try:
@@ -521,7 +521,7 @@ def test_workspaces_of_killed_runs_are_swept(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from migrator.workspace import sweep_stale
+    from migrator.store.workspace import sweep_stale
 
     child = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True

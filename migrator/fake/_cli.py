@@ -14,7 +14,7 @@ from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
-from migrator.errors import MigratorError
+from migrator.core.errors import MigratorError
 from migrator.fake._config import FakeConfig, load_config, with_tenant_knobs
 from migrator.fake._server import serve
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from migrator.errors import ConfigError
+from migrator.core.errors import ConfigError
 
 # A fixed namespace so demo client ids are the same on every machine and every run.
 _DEMO_NAMESPACE = uuid.UUID("6f1c2a4e-9a53-4c55-8d52-7a6b0f7c1e42")

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from migrator.errors import ConfigError
+from migrator.core.errors import ConfigError
 from migrator.fake._state import ApiError, FakeState
 
 

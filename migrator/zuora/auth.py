@@ -20,12 +20,12 @@ import aiohttp
 import orjson
 import structlog
 
-from migrator import logs
-from migrator.config import Settings, TenantConfig
-from migrator.errors import AuthError, ZuoraError
+from migrator.core import logs
+from migrator.core.config import Settings, TenantConfig
+from migrator.core.errors import AuthError, ZuoraError
+from migrator.core.pacing import Pacer
+from migrator.core.retry import Action, NetError, Outcome, Policy, decide
 from migrator.zuora.http import classify, error_detail
-from migrator.zuora.pacing import Pacer
-from migrator.zuora.retry import Action, NetError, Outcome, Policy, decide
 
 TOKEN_PATH = "/oauth/token"
 # Zuora refreshes 300 s early; short-lived tokens refresh at half their lifetime instead.

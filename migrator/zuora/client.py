@@ -23,8 +23,10 @@ import anyio
 import orjson
 import structlog
 
-from migrator.config import Settings, TenantConfig
-from migrator.errors import ZuoraError
+from migrator.core.config import Settings, TenantConfig
+from migrator.core.errors import ZuoraError
+from migrator.core.pacing import AdaptiveLimit, Pacer
+from migrator.core.retry import Action, Decision, NetError, Outcome, Policy, decide
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.http import (
     GZIP_THRESHOLD,
@@ -36,8 +38,6 @@ from migrator.zuora.http import (
     parse_json,
     read_capped,
 )
-from migrator.zuora.pacing import AdaptiveLimit, Pacer
-from migrator.zuora.retry import Action, Decision, NetError, Outcome, Policy, decide
 
 __all__ = [
     "AttemptInfo",

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from migrator.config import Settings
-from migrator.zuora.retry import NetError
+from migrator.core.config import Settings
+from migrator.core.retry import NetError
 
 GZIP_THRESHOLD = 4096  # bytes of JSON above which request bodies are gzipped
 MAX_DETAIL = 300  # characters of a server's error text kept in a message

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from migrator.errors import ConfigError
+from migrator.core.errors import ConfigError
 from migrator.fake import FakeConfig, FakeTenant, FaultConfig, load_config, main
 from migrator.fake._cli import _parser, build_config
 from tests.conftest import ROOT

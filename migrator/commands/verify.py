@@ -19,17 +19,17 @@ import anyio
 import anyio.lowlevel
 import structlog
 
-from migrator.config import Settings, TenantConfig
-from migrator.document import canonical_hash
-from migrator.engine import _close_session, _Names, read_sources, source_index
-from migrator.errors import InputError, MigratorError, ZuoraError
-from migrator.logs import redact_text
-from migrator.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
-from migrator.remap import prepare_for_import
-from migrator.report import ItemOutcome, Report, counts_rows, unreadable_outcomes
-from migrator.target import read_target
-from migrator.versions import is_valid_version, version_key
-from migrator.workspace import OutcomeLog, Workspace
+from migrator.core.config import Settings, TenantConfig
+from migrator.core.document import canonical_hash
+from migrator.core.errors import InputError, MigratorError, ZuoraError
+from migrator.core.logs import redact_text
+from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
+from migrator.core.remap import prepare_for_import
+from migrator.core.report import ItemOutcome, Report, counts_rows, unreadable_outcomes
+from migrator.core.versions import is_valid_version, version_key
+from migrator.run.migrate import _close_session, _Names, read_sources, source_index
+from migrator.run.target import read_target
+from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.verify")

@@ -15,11 +15,11 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from migrator import __version__
-from migrator.errors import MigratorError, PlanError
-from migrator.report import Report
+from migrator.core.errors import MigratorError, PlanError
+from migrator.core.report import Report
 
 if TYPE_CHECKING:
-    from migrator.engine import TenantRun
+    from migrator.run.migrate import TenantRun
 
 
 class PlanRecords(Mapping[str, Any]):

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from migrator.journal import ItemState, Record, read_state, runs
-from migrator.workspace import Workspace
+from migrator.store.journal import ItemState, Record, read_state, runs
+from migrator.store.workspace import Workspace
 
 NEXT_STEP = {
     "in_doubt": "resend with the same Idempotency-Key (a replay if it had landed), after checking the target",

@@ -13,10 +13,10 @@ import anyio
 import anyio.abc
 import orjson
 
-from migrator.document import canonical_hash
-from migrator.errors import ZuoraError, single_failure
-from migrator.plan import TargetDefinition, TargetVersion, int_or_none
-from migrator.workspace import TargetView
+from migrator.core.document import canonical_hash
+from migrator.core.errors import ZuoraError, single_failure
+from migrator.core.plan import TargetDefinition, TargetVersion, int_or_none
+from migrator.store.workspace import TargetView
 from migrator.zuora import ZuoraClient
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from migrator.versions import choose_version, is_valid_version, version_key
+from migrator.core.versions import choose_version, is_valid_version, version_key
 
 # An in-doubt intent's Idempotency-Key is only resent while the server still remembers it (24 h,
 # spec §1.8); keep an hour of margin for clocks and long runs.

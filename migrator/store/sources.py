@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from migrator.document import DEFAULT_MAX_BYTES, ExportDocument, parse_document
-from migrator.errors import InputError
+from migrator.core.document import DEFAULT_MAX_BYTES, ExportDocument, parse_document
+from migrator.core.errors import InputError
 
 MANIFEST_NAME = "manifest.json"
 SNAPSHOT_FORMAT = "migrator-snapshot/1"

@@ -35,8 +35,8 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-from migrator import lock as _lock
-from migrator.errors import JournalError
+from migrator.core.errors import JournalError
+from migrator.store import lock as _lock
 
 FORMAT_VERSION = 1
 

@@ -15,15 +15,15 @@ from typing import Any
 import anyio
 import structlog
 
-from migrator.config import Settings, TenantConfig
-from migrator.engine import _close_session, tenant_fingerprint, tenant_identity
-from migrator.errors import AuthError, JournalError, MigratorError, ZuoraError
-from migrator.journal import ItemState, Record, read_state
-from migrator.logs import redact_text
-from migrator.plan import int_or_none
-from migrator.report import ItemOutcome, Report, counts_table
-from migrator.versions import is_valid_version, version_key
-from migrator.workspace import OutcomeLog, Workspace
+from migrator.core.config import Settings, TenantConfig
+from migrator.core.errors import AuthError, JournalError, MigratorError, ZuoraError
+from migrator.core.logs import redact_text
+from migrator.core.plan import int_or_none
+from migrator.core.report import ItemOutcome, Report, counts_table
+from migrator.core.versions import is_valid_version, version_key
+from migrator.run.migrate import _close_session, tenant_fingerprint, tenant_identity
+from migrator.store.journal import ItemState, Record, read_state
+from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.activate")

@@ -28,10 +28,10 @@ import orjson
 import structlog
 
 from migrator import __version__
-from migrator import lock as lock_mod
-from migrator.config import Settings, load_settings
-from migrator.errors import JournalError, MigratorError, ZuoraError
-from migrator.versions import is_valid_version, version_key
+from migrator.core.config import Settings, load_settings
+from migrator.core.errors import JournalError, MigratorError, ZuoraError
+from migrator.core.versions import is_valid_version, version_key
+from migrator.store import lock as lock_mod
 from migrator.zuora import ZuoraClient, open_session
 
 SNAPSHOT_FORMAT = "migrator-snapshot/1"
@@ -808,7 +808,7 @@ def add_backup_parser(sub: Any) -> None:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """Run one backup from parsed arguments; print the summary; 0 ok, 1 partial, 2 fatal."""
-    from migrator import logs
+    from migrator.core import logs
 
     # The CLI's main() may have done this already; doing it here keeps cmd_backup usable alone.
     level = "debug" if args.debug else ("warning" if args.quiet else "info")

@@ -128,7 +128,7 @@ async def show_progress(
     live = tty if mode == "auto" else True
     async with anyio.create_task_group() as tg:
         if live:
-            from migrator import logs
+            from migrator.core import logs
 
             term = TerminalStream(sys.stderr)
             logs.configure(log_format, level, stream=term)  # type: ignore[arg-type]

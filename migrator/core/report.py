@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from migrator.logs import redact_text
+from migrator.core.logs import redact_text
 
 # imported: landed in this run · skipped: nothing to do (identical, done earlier, duplicate)
 # planned: dry run · blocked: could not be sent (why is in `error`) · failed: the tenant refused it

@@ -28,9 +28,9 @@ import orjson
 import structlog
 
 from migrator import __version__
-from migrator.config import Settings, TenantConfig
-from migrator.document import canonical_hash, parse_document
-from migrator.errors import (
+from migrator.core.config import Settings, TenantConfig
+from migrator.core.document import canonical_hash, parse_document
+from migrator.core.errors import (
     AuthError,
     InputError,
     JournalError,
@@ -39,8 +39,8 @@ from migrator.errors import (
     ZuoraError,
     single_failure,
 )
-from migrator.logs import redact_text
-from migrator.plan import (
+from migrator.core.logs import redact_text
+from migrator.core.plan import (
     Action,
     NameGroup,
     PlannedItem,
@@ -56,18 +56,18 @@ from migrator.plan import (
     plan_tenant,
     resolve_in,
 )
-from migrator.planfile import PlanRecords, check_saved_plan, load_plan_file
-from migrator.remap import apply_substitutions, prepare_for_import
-from migrator.report import ItemOutcome, Report, unreadable_outcomes
-from migrator.sources import (
+from migrator.core.remap import apply_substitutions, prepare_for_import
+from migrator.core.report import ItemOutcome, Report, unreadable_outcomes
+from migrator.run.target import for_each_definition, read_target, target_fingerprint
+from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
+from migrator.store.sources import (
     discover,
     find_snapshots,
     read_document,
     read_manifest,
     verify_snapshot,
 )
-from migrator.target import for_each_definition, read_target, target_fingerprint
-from migrator.workspace import OutcomeLog, Workspace
+from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.engine")
@@ -225,7 +225,7 @@ class ReadOnlyJournal(NullJournal):
     """A journal read without the lock, for dry runs and plans: its state, never a write."""
 
     def __init__(self, path: str, state: MutableMapping[Any, Any] | None = None) -> None:
-        from migrator.journal import read_state
+        from migrator.store.journal import read_state
 
         super().__init__()
         self.state = {} if state is None else state
@@ -1119,7 +1119,7 @@ async def _migrate(
         journal = ReadOnlyJournal(options.journal, store.journal_state())
         notices.extend(journal.notices)
     elif options.journal:
-        from migrator.journal import Journal
+        from migrator.store.journal import Journal
 
         run_fields = {
             "run_id": hashlib.sha256(f"{time.time()}".encode()).hexdigest()[:12],

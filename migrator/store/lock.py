@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from migrator.errors import JournalError
+from migrator.core.errors import JournalError
 
 
 @dataclass(frozen=True, slots=True)

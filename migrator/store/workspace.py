@@ -36,10 +36,9 @@ from typing import Any, overload
 
 import orjson
 
-from migrator.document import ExportDocument, parse_document
-from migrator.errors import InputError, WorkspaceError
-from migrator.journal import STATUSES, ItemKey, ItemState
-from migrator.plan import (
+from migrator.core.document import ExportDocument, parse_document
+from migrator.core.errors import InputError, WorkspaceError
+from migrator.core.plan import (
     Action,
     Call,
     NameGroup,
@@ -51,9 +50,10 @@ from migrator.plan import (
     TargetVersion,
     int_or_none,
 )
-from migrator.remap import find_tenant_values
-from migrator.report import ItemOutcome, outcome_from_row, outcome_row
-from migrator.sources import SourceItem, read_document
+from migrator.core.remap import find_tenant_values
+from migrator.core.report import ItemOutcome, outcome_from_row, outcome_row
+from migrator.store.journal import STATUSES, ItemKey, ItemState
+from migrator.store.sources import SourceItem, read_document
 
 _SCHEMA = """
 CREATE TABLE docs(

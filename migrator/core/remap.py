@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from migrator.document import (
+from migrator.core.document import (
     EXECUTE_WORKFLOW,
     FILE_REF_BYTES,
     MERGE,
