@@ -15,6 +15,14 @@ from typing import Any
 import anyio
 import structlog
 
+from migrator.commands._common import (
+    EXIT_ITEMS,
+    EXIT_OK,
+    _common,
+    _settings,
+    _write_report,
+    run_with_signals,
+)
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import AuthError, JournalError, MigratorError, ZuoraError
 from migrator.core.logs import redact_text
@@ -272,8 +280,6 @@ def render(report: Report) -> str:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator activate`."""
-    from migrator.cli import _common
-
     p = sub.add_parser(
         "activate", help="make the versions a journal records as imported the active ones"
     )
@@ -298,8 +304,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_activate(args: argparse.Namespace) -> int:
     """0 nothing failed, 1 something did; configuration and journal errors raise (exit 2)."""
-    from migrator.cli import EXIT_ITEMS, EXIT_OK, _settings, _write_report, run_with_signals
-
     settings = _settings(args)
 
     async def go(stopping: anyio.Event) -> Report:

@@ -28,6 +28,7 @@ import orjson
 import structlog
 
 from migrator import __version__
+from migrator.commands._common import _common
 from migrator.core.config import Settings, load_settings
 from migrator.core.errors import JournalError, MigratorError, ZuoraError
 from migrator.core.versions import is_valid_version, version_key
@@ -790,8 +791,6 @@ def add_backup_parser(sub: Any) -> None:
         description="Export every workflow of one tenant into a checksummed snapshot folder. "
         "Exit 0: done (or unchanged), 1: some exports answered 404 and were skipped, 2: failed.",
     )
-    from migrator.cli import _common
-
     _common(p, quiet_help="only warnings and errors; no summary line when all went well")
     p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to back up")
     p.add_argument("--out", required=True, metavar="DIR", help="folder that holds the snapshots")

@@ -5,10 +5,12 @@ Read-only: takes no lock and changes nothing, so it is safe while a migration is
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import orjson
 
+from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common
 from migrator.store.journal import ItemState, Record, read_state, runs
 from migrator.store.workspace import Workspace
 
@@ -149,3 +151,18 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
                 + "; ".join(f"{s}: {w}" for s, w in t["next_run"].items())
             )
     return "\n".join(lines), not unsettled
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `migrator status`."""
+    s = sub.add_parser("status", help="where a journal stands: done, failed, in doubt, pending")
+    s.set_defaults(func=cmd_status)
+    s.add_argument("--journal", required=True, metavar="FILE")
+    s.add_argument("--json", action="store_true")
+    _common(s, config=False)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    text, ok = journal_status(args.journal, as_json=args.json)
+    print(text)
+    return EXIT_OK if ok else EXIT_ITEMS

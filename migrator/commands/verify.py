@@ -19,6 +19,14 @@ import anyio
 import anyio.lowlevel
 import structlog
 
+from migrator.commands._common import (
+    EXIT_ITEMS,
+    EXIT_OK,
+    _common,
+    _settings,
+    _write_report,
+    run_with_signals,
+)
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.document import canonical_hash
 from migrator.core.errors import InputError, MigratorError, ZuoraError
@@ -271,8 +279,6 @@ def render(report: Report) -> str:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator verify`."""
-    from migrator.cli import _common
-
     p = sub.add_parser(
         "verify", help="check that each tenant holds exactly what the sources would migrate"
     )
@@ -294,8 +300,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """0 every item verified, 1 otherwise; configuration errors raise (exit 2 in `cli.main`)."""
-    from migrator.cli import EXIT_ITEMS, EXIT_OK, _settings, _write_report, run_with_signals
-
     settings = _settings(args)
 
     async def go(stopping: anyio.Event) -> Report:

@@ -1,0 +1,139 @@
+"""`migrator migrate`: its options, and the run that imports the sources into the tenants.
+
+Prints the table and the summary line; exit 1 when any item is left undone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import anyio
+
+from migrator.commands._common import (
+    EXIT_ITEMS,
+    EXIT_OK,
+    _common,
+    _level,
+    _settings,
+    _shard,
+    _write_report,
+    run_with_signals,
+)
+from migrator.core.errors import MigratorError
+from migrator.core.report import render_items, render_table, summary_line
+from migrator.run.migrate import Activation, MigrateOptions, Progress, migrate
+from migrator.run.progress import show_progress
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `migrator migrate`."""
+    m = sub.add_parser("migrate", help="import export documents into tenants")
+    m.set_defaults(func=cmd_migrate)
+    m.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="export files (.json, .json.gz), directories or snapshots",
+    )
+    _common(m)
+    m.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="target tenant (repeatable; default: all)",
+    )
+    m.add_argument(
+        "--from-tenant",
+        metavar="NAME",
+        help="read the sources live from this tenant instead of files",
+    )
+    m.add_argument(
+        "--journal", metavar="FILE", help="JSONL journal: run the same command again to resume"
+    )
+    m.add_argument("--report", metavar="FILE", help="write the JSON report here")
+    act = m.add_mutually_exclusive_group()
+    act.add_argument("--activate", action="store_true", help="make every imported version active")
+    act.add_argument(
+        "--activation",
+        choices=("never", "always", "match"),
+        help="never (default), always, or match the source",
+    )
+    m.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read the targets, change nothing, report what would be done",
+    )
+    m.add_argument(
+        "--verify",
+        action="store_true",
+        help="export each imported version and compare it with what was sent",
+    )
+    m.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again only the items the journal records as failed",
+    )
+    m.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse documents with tenant-specific values no substitution covers",
+    )
+    m.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="work only on this deterministic share of the tenants",
+    )
+    m.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="apply a plan saved by `migrator plan --out`; refuse a tenant that changed since",
+    )
+    m.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="live progress on stderr",
+    )
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not args.sources and not args.from_tenant:
+        raise MigratorError("migrate: give at least one SOURCE path, or --from-tenant NAME")
+    activation: Activation = "always" if args.activate else (args.activation or "never")
+    options = MigrateOptions(
+        sources=args.sources,
+        tenants=args.tenant,
+        journal=args.journal,
+        activation=activation,
+        dry_run=args.dry_run,
+        verify=args.verify,
+        retry_failed=args.retry_failed,
+        strict=args.strict,
+        from_tenant=args.from_tenant,
+        shard=args.shard,
+        plan_file=args.plan,
+    )
+    progress = Progress()
+
+    async def go(stopping: anyio.Event) -> Any:
+        async with show_progress(
+            progress, mode=args.progress, log_format=args.log_format, level=_level(args)
+        ):
+            return await migrate(settings, options, progress=progress, stopping=stopping)
+
+    report = run_with_signals(go)
+    if args.report:
+        _write_report(args.report, report.chunks())
+    if options.dry_run:
+        print(render_items(report.items))
+        print()
+    print(render_table(report))
+    print(summary_line(report))
+    if report.interrupted:
+        print("migrator: stopped early; run the same command again to finish", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_ITEMS

@@ -1,0 +1,80 @@
+"""`migrator plan`: its options, and the dry run that shows (or saves) what migrate would do.
+
+Changes nothing on any tenant; `--out` writes a plan file that `migrate --plan` applies exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import anyio
+
+from migrator.commands._common import (
+    EXIT_ITEMS,
+    EXIT_OK,
+    _common,
+    _settings,
+    _shard,
+    _write_report,
+    run_with_signals,
+)
+from migrator.core.errors import MigratorError
+from migrator.core.report import render_items, render_table
+from migrator.run.migrate import MigrateOptions, migrate
+from migrator.store.planfile import plan_file_chunks
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `migrator plan`."""
+    p = sub.add_parser("plan", help="show what migrate would do, changing nothing")
+    p.set_defaults(func=cmd_plan)
+    p.add_argument("sources", nargs="*", metavar="SOURCE")
+    _common(p)
+    p.add_argument("--tenant", action="append", default=[], metavar="NAME")
+    p.add_argument("--from-tenant", metavar="NAME")
+    p.add_argument(
+        "--journal", metavar="FILE", help="take an existing journal into account (read only)"
+    )
+    p.add_argument("--strict", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument(
+        "--out", metavar="FILE", help="save the plan; `migrate --plan FILE` applies exactly it"
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="plan only this deterministic share of the tenants (as `migrate --shard`)",
+    )
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not args.sources and not args.from_tenant:
+        raise MigratorError("plan: give at least one SOURCE path, or --from-tenant NAME")
+    options = MigrateOptions(
+        sources=args.sources,
+        tenants=args.tenant,
+        dry_run=True,
+        strict=args.strict,
+        from_tenant=args.from_tenant,
+        journal=args.journal,
+        shard=args.shard,
+    )
+
+    async def go(stopping: anyio.Event) -> Any:
+        return await migrate(settings, options, stopping=stopping)
+
+    report = run_with_signals(go)
+    if args.out:
+        _write_report(args.out, plan_file_chunks(report))
+    if args.json:
+        for chunk in report.chunks():
+            sys.stdout.write(chunk.decode())
+    else:
+        print(render_items(report.items))
+        print()
+        print(render_table(report))
+    return EXIT_OK if report.ok else EXIT_ITEMS
