@@ -76,7 +76,7 @@ def document_keys(directory: Path) -> Path:
 
 def write_journal(path: str, keys: Path, tenant: Any) -> None:
     """A journal in which an earlier run imported every document into `tenant`, line by line."""
-    from migrator.run.migrate import tenant_fingerprint
+    from migrator.run.tenant import tenant_fingerprint
     from migrator.store.journal import Record, encode
 
     seq = 0
@@ -124,7 +124,8 @@ async def child(directory: str, journal_keys: str | None) -> dict[str, Any]:
     from migrator.core import logs
     from migrator.core.config import Secret, Settings, TenantConfig
     from migrator.fake import FakeConfig, serve
-    from migrator.run.migrate import MigrateOptions, migrate
+    from migrator.run.migrate import migrate
+    from migrator.run.options import MigrateOptions
 
     logs.configure("console", level="warning")
     config = FakeConfig.demo(1)

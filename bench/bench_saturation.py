@@ -193,7 +193,8 @@ def credentials(setup: Setup) -> list[tuple[str, str, str]]:
 
 async def run_migrator(url: str, setup: Setup, corpus: str, *, learned: bool) -> None:
     from migrator.core.config import Secret, Settings, TenantConfig
-    from migrator.run.migrate import MigrateOptions, migrate
+    from migrator.run.migrate import migrate
+    from migrator.run.options import MigrateOptions
 
     tenants = {
         name: TenantConfig(

@@ -17,7 +17,8 @@ import pytest
 from migrator.commands.activate import activate_from_journal
 from migrator.core.errors import JournalError
 from migrator.core.versions import version_key
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from migrator.store.journal import read_journal
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake

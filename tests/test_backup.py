@@ -196,7 +196,8 @@ def test_file_names_unique_even_ignoring_case(names: list[str]) -> None:
 async def test_backup_then_restore_into_an_empty_tenant(tmp_path: Path) -> None:
     """A backup holds every definition's shown version with matching checksums, and restoring it
     into an empty tenant lands exactly that content."""
-    from migrator.run.migrate import MigrateOptions, migrate
+    from migrator.run.migrate import migrate
+    from migrator.run.options import MigrateOptions
 
     async with running_fake() as env:
         count = preload(env, count=100)
@@ -227,7 +228,8 @@ async def test_backup_then_restore_into_an_empty_tenant(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_live_source_migrates_without_a_snapshot(tmp_path: Path) -> None:
     """`--from-tenant` moves the same content a snapshot would hold, straight from tenant to tenant."""
-    from migrator.run.migrate import MigrateOptions, migrate
+    from migrator.run.migrate import migrate
+    from migrator.run.options import MigrateOptions
 
     async with running_fake() as env:
         preload(env)
@@ -342,7 +344,8 @@ async def test_retention_keeps_the_newest(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_corrupted_snapshot_is_refused_before_any_import(tmp_path: Path) -> None:
     """A snapshot with one flipped byte is refused with the damaged file named, and nothing lands."""
-    from migrator.run.migrate import MigrateOptions, migrate
+    from migrator.run.migrate import migrate
+    from migrator.run.options import MigrateOptions
 
     async with running_fake() as env:
         preload(env)

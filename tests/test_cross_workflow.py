@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from migrator.core.errors import JournalError
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from migrator.store.journal import Journal, read_journal
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake

@@ -8,7 +8,8 @@ import pytest
 
 from migrator.core.config import Secret
 from migrator.fake import FakeConfig, FaultConfig
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake
 

@@ -10,7 +10,8 @@ import pytest
 
 from migrator.fake import FakeConfig
 from migrator.fake._config import demo_tenant
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from migrator.zuora.client import PAGE_LENGTH
 from tests.builders import small_export
 from tests.helpers import running_fake

@@ -11,7 +11,8 @@ import pytest
 from migrator.core.document import canonical_hash, parse_document
 from migrator.core.errors import MigratorError
 from migrator.core.versions import version_key
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from tests.conftest import SAMPLES, SHARED_CORPUS
 from tests.helpers import running_fake
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from migrator.core.errors import MigratorError
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from migrator.store.planfile import load_plan_file, plan_file_bytes
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake, traced_peak

@@ -10,7 +10,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from migrator.run.migrate import TenantProgress
+from migrator.run.options import TenantProgress
 from migrator.run.progress import TerminalStream, format_eta, progress_lines
 
 

@@ -39,7 +39,8 @@ from migrator.core.report import Report
 from migrator.core.versions import version_key
 from migrator.fake import FakeConfig, FaultConfig, serve
 from migrator.fake._config import with_tenant_knobs
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from tests.helpers import settings_for
 from tests.strategies import documents
 

@@ -22,7 +22,8 @@ from migrator.core.errors import JournalError
 from migrator.core.report import Report
 from migrator.fake import FaultConfig
 from migrator.fake._state import errors_list
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from migrator.store.journal import Journal, read_journal
 from tests.conftest import ROOT, SAMPLES
 from tests.helpers import Env, running_fake, write_config_file

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from migrator.core.config import Secret, Settings, TenantConfig
 from migrator.fake import FakeConfig
-from migrator.run.migrate import MigrateOptions, migrate, select_tenants, shard_of
+from migrator.run.migrate import migrate, select_tenants, shard_of
+from migrator.run.options import MigrateOptions
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake
 

@@ -20,7 +20,8 @@ from migrator.cli import main
 from migrator.commands.status import status_data
 from migrator.fake import FaultConfig
 from migrator.fake._state import errors_list
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from migrator.store.journal import Journal
 from tests.conftest import ROOT
 from tests.helpers import running_fake, traced_peak

@@ -33,7 +33,8 @@ from migrator.core.plan import (
     plan_tenant,
 )
 from migrator.core.report import ItemOutcome, Report
-from migrator.run.migrate import _Names, linked_names, plan_batches
+from migrator.run.planning import linked_names, plan_batches
+from migrator.run.tenant import _Names
 from migrator.store.journal import Journal, encode, fold, read_journal, read_state, scan
 from migrator.store.sources import SourceItem
 from migrator.store.workspace import OutcomeLog, Workspace
@@ -342,14 +343,14 @@ def _outcome_of(item: PlannedItem) -> tuple[Any, ...]:
 @settings(max_examples=150, deadline=None)
 @given(world=worlds(), batch=st.integers(1, 3), strict=st.booleans())
 def test_batched_plan_equals_the_whole_plan(world: Any, batch: int, strict: bool) -> None:
-    import migrator.run.migrate as engine
+    import migrator.run.planning as planning
 
     docs, target, prior = world
     options = PlanOptions(strict=strict, now=1000.0)
     whole = plan_tenant("t", "id", docs, target, prior, options=options)
     ws = Workspace()
-    old = engine.PLAN_BATCH
-    engine.PLAN_BATCH = batch
+    old = planning.PLAN_BATCH
+    planning.PLAN_BATCH = batch
     try:
         for d in docs:
             ws.add_summary(d)
@@ -364,7 +365,7 @@ def test_batched_plan_equals_the_whole_plan(world: Any, batch: int, strict: bool
             groups.extend(part.groups)
             problems.extend(part.problems)
     finally:
-        engine.PLAN_BATCH = old
+        planning.PLAN_BATCH = old
         ws.close()
     assert sorted(_outcome_of(i) for g in groups for i in g.items) == sorted(
         _outcome_of(i) for i in whole.items

@@ -29,7 +29,8 @@ from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
 from migrator.core.report import ItemOutcome, Report, counts_table
 from migrator.core.versions import is_valid_version, version_key
-from migrator.run.migrate import _close_session, tenant_fingerprint, tenant_identity
+from migrator.run.migrate import _close_session
+from migrator.run.tenant import tenant_fingerprint, tenant_identity
 from migrator.store.journal import ItemState, Record, read_state
 from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session

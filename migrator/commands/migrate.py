@@ -23,7 +23,8 @@ from migrator.commands._common import (
 )
 from migrator.core.errors import MigratorError
 from migrator.core.report import render_items, render_table, summary_line
-from migrator.run.migrate import Activation, MigrateOptions, Progress, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import Activation, MigrateOptions, Progress
 from migrator.run.progress import show_progress
 
 

@@ -22,7 +22,8 @@ from migrator.commands._common import (
 )
 from migrator.core.errors import MigratorError
 from migrator.core.report import render_items, render_table
-from migrator.run.migrate import MigrateOptions, migrate
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
 from migrator.store.planfile import plan_file_chunks
 
 

@@ -35,8 +35,10 @@ from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, resolve
 from migrator.core.remap import prepare_for_import
 from migrator.core.report import ItemOutcome, Report, counts_rows, unreadable_outcomes
 from migrator.core.versions import is_valid_version, version_key
-from migrator.run.migrate import _close_session, _Names, read_sources, source_index
+from migrator.run.inputs import read_sources
+from migrator.run.migrate import _close_session
 from migrator.run.target import read_target
+from migrator.run.tenant import _Names, source_index
 from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 

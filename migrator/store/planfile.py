@@ -10,22 +10,35 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
 from migrator import __version__
+from migrator.core.config import TenantConfig
 from migrator.core.errors import MigratorError, PlanError
 from migrator.core.report import Report
+from migrator.store.workspace import Workspace
 
-if TYPE_CHECKING:
-    from migrator.run.migrate import TenantRun
+
+class PlannedTenant(Protocol):
+    """What a saved plan needs of one tenant's planned run (migrator.run.migrate.TenantRun)."""
+
+    tenant: TenantConfig
+    store: Workspace
+    target_fingerprint: str | None
+
+    def plan_record(self) -> dict[str, Any]: ...
+
+    def plan_head(self) -> dict[str, Any]: ...
+
+    def plan_items(self) -> Iterator[dict[str, Any]]: ...
 
 
 class PlanRecords(Mapping[str, Any]):
     """Each planned tenant's saved-plan record, built from the workspace when asked for."""
 
-    def __init__(self, runs: Mapping[str, TenantRun]) -> None:
+    def __init__(self, runs: Mapping[str, PlannedTenant]) -> None:
         self.runs = dict(runs)
 
     def __getitem__(self, name: str) -> dict[str, Any]:
@@ -256,7 +269,7 @@ def load_plan_file(path: str, *, chunk: int = 1 << 16) -> SavedPlan:
     return SavedPlan(path, tenants)
 
 
-def check_saved_plan(saved: SavedPlan, run: TenantRun) -> None:
+def check_saved_plan(saved: SavedPlan, run: PlannedTenant) -> None:
     """Refuse a tenant whose target, identity or plan changed since the plan was saved."""
     path = saved.path
     name = run.tenant.name

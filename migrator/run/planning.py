@@ -1,0 +1,181 @@
+"""Planning one tenant: read its target, then plan the sources batch by batch into the workspace.
+
+The decisions themselves are migrator.core.plan's; this part feeds it and stores the groups.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+
+import anyio
+import anyio.lowlevel
+
+from migrator.core.document import canonical_hash
+from migrator.core.errors import InputError
+from migrator.core.plan import (
+    Action,
+    PlanOptions,
+    SourceDoc,
+    SourceIndex,
+    TenantPlan,
+    plan_tenant,
+    resolve_in,
+)
+from migrator.core.remap import prepare_for_import
+from migrator.run.history import _NO_PRIOR, prior_states
+from migrator.run.target import read_target, target_fingerprint
+from migrator.run.tenant import TenantState, _Names, tenant_identity
+from migrator.store.workspace import Workspace
+
+PLAN_BATCH = 256  # names planned at a time, apart from those linked by calls
+
+
+def linked_names(store: Workspace, index: SourceIndex) -> set[str]:
+    """Names of documents that call other workflows and of their callees among the sources.
+
+    Only these need planning together (callees first, cycles, blocked callees); every other name
+    is planned on its own, so a plan never needs all documents in memory. Which source name a
+    call points at does not depend on the tenant (the sources are searched before the target).
+    """
+    linked: set[str] = set()
+    for doc in store.callers():
+        linked.add(doc.name)
+        for call in doc.calls:
+            if call.workflow_id and "{{" in call.workflow_id:
+                continue
+            callee = resolve_in(call, index, {})
+            if callee is not None:
+                linked.add(callee)
+    return linked
+
+
+def plan_batches(store: Workspace, linked: set[str]) -> Iterator[list[str]]:
+    """The names to plan together: every linked name at once, then the others a batch at a time."""
+    if linked:
+        yield sorted(linked)
+    batch: list[str] = []
+    for name in store.names():
+        if name in linked:
+            continue
+        batch.append(name)
+        if len(batch) >= PLAN_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class TenantPlanning(TenantState):
+    """Builds the tenant's plan (`build_plan`); the planner's decisions are pure."""
+
+    async def build_plan(self) -> None:
+        """Plan the tenant batch by batch into the workspace (see `plan_batches`)."""
+        name = self.tenant.name
+        self.progress.phase = "reading target"
+        # Versions of a name whose documents the journal records as imported need no export
+        # to compare: the planner skips done items whatever the target holds. (A "skipped"
+        # item is not settled: it was skipped because its content was on the target, and only
+        # a fresh comparison can say that is still so.)
+        prior = prior_states(self.journal.state, name)
+
+        def settled(workflow: str) -> bool:
+            return bool(prior) and all(
+                prior.get(k, _NO_PRIOR).status == "done" for k in self.store.keys_of(workflow)
+            )
+
+        # Callee names that are not in the sources may still be in the target; fetch those too.
+        callee_names = {
+            c.workflow_name for d in self.store.callers() for c in d.calls if c.workflow_name
+        }
+        # The target's definitions go into the workspace as they are read.
+        target = self.store.target(name)
+        await read_target(
+            self.client,
+            _Names(lambda n: n in callee_names or self.store.has_name(n)),
+            lambda d: self.store.add_target(name, d),
+            hash_names=_Names(lambda n: not settled(n)),
+        )
+        self.target = target
+        self.target_fingerprint = target_fingerprint(target)
+        options = PlanOptions(
+            retry_failed=self.options.retry_failed, strict=self.options.strict, now=time.time()
+        )
+        self.progress.phase = "planning"
+        ord = 0
+        total = 0
+        for batch in plan_batches(self.store, self.linked):
+            docs = self.store.docs_named(batch, tenant=name)
+            values = self.store.values_of(d.key for d in docs)
+            unbound = self._unbound(values)
+
+            def plan_with(
+                payload_keys: Mapping[str, str] | None = None,
+                docs: list[SourceDoc] = docs,
+                unbound: dict[str, list[str]] = unbound,
+            ) -> TenantPlan:
+                return plan_tenant(
+                    name,
+                    tenant_identity(self.tenant),
+                    docs,
+                    target,
+                    prior,
+                    options=options,
+                    unbound=unbound,
+                    payload_keys=payload_keys,
+                    index=self.index,
+                )
+
+            plan = plan_with()
+            # A document with calls or substitutions is sent as another content than its own;
+            # where that payload is known now (callees already in the tenant), plan again
+            # comparing it with the target, so that identical content is skipped in the plan as
+            # in the run.
+            payload_keys = self._payload_keys(plan)
+            if payload_keys:
+                plan = plan_with(payload_keys)
+            for group in plan.groups:
+                self.store.add_group(name, ord, group)
+                ord += 1
+                total += len(group.items)
+            self.problems.extend(plan.problems)
+            await anyio.lowlevel.checkpoint()  # other tenants plan meanwhile
+        self.planned = True
+        self.progress.total = total
+
+    def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
+        """Payload hashes of the new versions whose payload is not their own content."""
+        out: dict[str, str] = {}
+        for item in plan.items:
+            doc = item.doc
+            if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
+                continue
+            targets = {t: self._definition_id(c) for t, c in item.call_targets.items()}
+            if any(v is None for v in targets.values()):
+                continue  # a callee created by this run: its id is not known yet
+            try:
+                loaded = self.store.load(doc)
+            except InputError:
+                continue  # reported when it is sent
+            payload = prepare_for_import(
+                loaded,
+                call_targets={t: v for t, v in targets.items() if v is not None},
+                substitutions=self.tenant.substitutions,
+            )
+            out[doc.key] = canonical_hash(payload)
+        return out
+
+    def _unbound(
+        self, values: Mapping[str, tuple[tuple[str, str, str], ...]]
+    ) -> dict[str, list[str]]:
+        subs = self.tenant.substitutions
+        out: dict[str, list[str]] = {}
+        for key, found in values.items():
+            missing = [
+                f"{kind} {value!r} at {path}"
+                for path, kind, value in found
+                if not any(s in value for s in subs)
+            ]
+            if missing:
+                out[key] = missing
+        return out

@@ -1,0 +1,222 @@
+"""One tenant's run: who the tenant is, its state while it runs, and how outcomes are recorded.
+
+TenantState is the base the planning, execution, recovery and activation parts build on;
+migrator.run.migrate.TenantRun puts them together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from migrator.core.config import Settings, TenantConfig
+from migrator.core.plan import Action, PlannedItem, SourceIndex, TargetDefinition
+from migrator.core.remap import apply_substitutions
+from migrator.core.report import ItemOutcome
+from migrator.run.options import MigrateOptions, TenantProgress
+from migrator.store.workspace import Workspace
+from migrator.zuora import ZuoraClient
+
+
+def tenant_identity(tenant: TenantConfig) -> str:
+    """Who a tenant is, for idempotency keys and the journal: URL and client id, never the secret."""
+    return f"{tenant.base_url}|{tenant.client_id}"
+
+
+def tenant_fingerprint(tenant: TenantConfig) -> str:
+    return hashlib.sha256(tenant_identity(tenant).encode()).hexdigest()[:16]
+
+
+class Done:
+    """A one-shot event that makes an anyio.Event only when someone waits before it is set.
+
+    Most groups have no caller waiting on them; an Event per group (with its asyncio deque) was a
+    quarter of a 100,000-document dry run's peak memory.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._set:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
+@dataclass(slots=True)
+class GroupState:
+    definition_id: int | None
+    known_hashes: dict[str, str]  # canonical hash → version, on the target
+    version_ids: dict[str, int | None] = field(default_factory=dict)  # version → id, on the target
+    active_version_id: int | None = None
+    done: Done = field(default_factory=Done)
+    failed: str | None = None
+    # With activation asked for: the last item of the group that switches its version on; an
+    # earlier identical version is left alone (switching it on would put an older version live
+    # until the later one is switched on again).
+    last_activating: str | None = None
+
+
+class _Names:
+    """A set of names answered by a question (`name in _Names(store.has_name)`): the sources'
+    names are in the workspace, not in memory."""
+
+    def __init__(self, contains: Callable[[str], bool]) -> None:
+        self.contains = contains
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.contains(name)
+
+
+def source_index(store: Workspace) -> SourceIndex:
+    """Where calls point among the sources, answered by the workspace (the later document wins
+    where two share an id, as in `SourceIndex.of`)."""
+    return SourceIndex(store.name_of_definition, store.name_of_workflow, _Names(store.has_name))
+
+
+def _on_target(item: PlannedItem) -> bool:
+    """A skipped item whose version is on the target: identical content, or imported earlier."""
+    return item.recorded or (item.prior is not None and item.prior.status == "done")
+
+
+class TenantState:
+    """What one tenant's run holds while it runs, and how it records an item's outcome.
+
+    The plan and the outcomes live in the run's workspace; in memory stay the target's state,
+    the journal's prior states and what the linked (calling/called) workflows need.
+    """
+
+    def __init__(
+        self,
+        tenant: TenantConfig,
+        client: ZuoraClient,
+        store: Workspace,
+        journal: Any,
+        options: MigrateOptions,
+        settings: Settings,
+        progress: TenantProgress,
+        stopping: anyio.Event,
+        index: SourceIndex,
+        linked: set[str],
+    ) -> None:
+        self.tenant = tenant
+        self.client = client
+        self.store = store
+        self.journal = journal
+        self.options = options
+        self.settings = settings
+        self.progress = progress
+        self.stopping = stopping
+        self.index = index
+        self.linked = linked
+        self.decided = 0  # outcomes recorded
+        self.definition_ids: dict[str, int] = {}
+        self.done: dict[str, Done] = {}  # linked names: callers wait for their callees
+        self.target: Mapping[str, Sequence[TargetDefinition]] = {}
+        self.planned = False
+        self.problems: list[str] = []
+        self.target_fingerprint: str | None = None
+        self.failed = False
+        self.rejected: str | None = None  # the tenant's credentials were refused mid-run: why
+
+    def hold(self, reason: str) -> None:
+        """Record every planned item as not sent (used when --strict stops the whole run)."""
+        for item in self.store.planned_items(self.tenant.name):
+            if item.action in (Action.CREATE, Action.NEW_VERSION):
+                self._outcome(item, "blocked", error=reason)
+            elif item.action is Action.BLOCKED:
+                self._outcome(item, "blocked", error=item.reason)
+            else:
+                self._outcome(item, "skipped", reason=item.reason)
+
+    def plan_record(self) -> dict[str, Any]:
+        """What `migrator plan --out` saves for this tenant, and `migrate --plan` checks."""
+        return {**self.plan_head(), "items": list(self.plan_items())}
+
+    def plan_head(self) -> dict[str, Any]:
+        return {
+            "identity": tenant_fingerprint(self.tenant),
+            "target": self.target_fingerprint,
+            "problems": list(self.problems),
+        }
+
+    def plan_items(self) -> Iterator[dict[str, Any]]:
+        for i in self.store.planned_items(self.tenant.name):
+            yield {
+                "item": i.doc.key,
+                "source": i.doc.source,
+                "name": i.doc.name,
+                "action": i.action.value,
+                "version": i.version,
+                "target_definition_id": i.target_definition_id,
+                "reason": i.reason or None,
+            }
+
+    def _outcome(self, item: PlannedItem, status: str, **kw: Any) -> None:
+        out = ItemOutcome(
+            tenant=self.tenant.name,
+            source=item.doc.source,
+            workflow_name=item.doc.name,
+            status=status,
+            version=kw.pop("version", item.version),
+            target_workflow_id=kw.pop("target_workflow_id", item.target_definition_id),
+            action=kw.pop(
+                "action",
+                item.action.value if item.action in (Action.CREATE, Action.NEW_VERSION) else None,
+            ),
+            tenant_values=kw.pop("tenant_values", self._tenant_values(item.doc.key)),
+            **kw,
+        )
+        self.store.add_outcome(out)
+        self.decided += 1
+        self.progress.done += 1
+        if status == "imported":
+            self.progress.imported += 1
+        elif status == "skipped":
+            self.progress.skipped += 1
+        elif status in ("failed", "blocked", "deferred"):
+            self.progress.failed += 1
+
+    def _definition_id(self, name: str) -> int | None:
+        """The tenant's definition of `name`: imported by this run, or the one it had."""
+        if name in self.definition_ids:
+            return self.definition_ids[name]
+        defs = self.target.get(name, ())
+        return defs[0].id if len(defs) == 1 else None
+
+    def _tenant_values(self, key: str) -> tuple[dict[str, str | None], ...] | None:
+        """The document's tenant-specific values and what this tenant's table makes of each."""
+        values = self.store.tenant_values(key)
+        if not values:
+            return None
+        subs = self.tenant.substitutions
+        return tuple(
+            {
+                "path": path,
+                "kind": kind,
+                "value": value,
+                "substitute": apply_substitutions({"v": value}, subs)["v"]
+                if any(s in value for s in subs)
+                else None,
+            }
+            for path, kind, value in values
+        )
