@@ -319,7 +319,7 @@ def test_activation_targets_from_the_table_equal_the_whole_journal_grouping() ->
     targets and unplaced items are what grouping the whole journal in memory gave."""
     from hypothesis import given, settings
 
-    import migrator.store.workspace as workspace
+    import migrator.store.workspace_db as workspace_db
     from migrator.commands.activate import Target, targets_from_journal
     from migrator.store.workspace import Workspace
 
@@ -340,12 +340,12 @@ def test_activation_targets_from_the_table_equal_the_whole_journal_grouping() ->
         unplaced = [e for e in out if not isinstance(e, Target)]
         assert sorted(unplaced, key=lambda s: s.item) == want_unplaced
 
-    old = workspace._BATCH
-    workspace._BATCH = 3
+    old = workspace_db._BATCH
+    workspace_db._BATCH = 3
     try:
         check()
     finally:
-        workspace._BATCH = old
+        workspace_db._BATCH = old
 
 
 async def test_activate_keeps_a_tenants_activations_to_its_concurrency(

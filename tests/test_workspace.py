@@ -522,7 +522,7 @@ def test_workspaces_of_killed_runs_are_swept(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from migrator.store.workspace import sweep_stale
+    from migrator.store.workspace_db import sweep_stale
 
     child = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True

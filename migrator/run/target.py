@@ -16,7 +16,7 @@ import orjson
 from migrator.core.document import canonical_hash
 from migrator.core.errors import ZuoraError, single_failure
 from migrator.core.plan import TargetDefinition, TargetVersion, int_or_none
-from migrator.store.workspace import TargetView
+from migrator.store.workspace_views import TargetView
 from migrator.zuora import ZuoraClient
 
 

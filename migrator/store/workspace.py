@@ -15,29 +15,22 @@ All calls are synchronous and short; the engine makes them from one thread at a 
 
 from __future__ import annotations
 
-import itertools
-import operator
 import os
-import shutil
 import sqlite3
 import tempfile
 import weakref
 from collections.abc import (
-    Callable,
-    ItemsView,
     Iterable,
     Iterator,
     Mapping,
-    MutableMapping,
     Sequence,
 )
-from dataclasses import fields
 from typing import Any, overload
 
 import orjson
 
 from migrator.core.document import ExportDocument, parse_document
-from migrator.core.errors import InputError, WorkspaceError
+from migrator.core.errors import InputError
 from migrator.core.plan import (
     Action,
     Call,
@@ -47,90 +40,25 @@ from migrator.core.plan import (
     PriorState,
     SourceDoc,
     TargetDefinition,
-    TargetVersion,
-    int_or_none,
 )
 from migrator.core.remap import find_tenant_values
 from migrator.core.report import ItemOutcome, outcome_from_row, outcome_row
-from migrator.store.journal import STATUSES, ItemKey, ItemState
 from migrator.store.sources import SourceItem, read_document
-
-_SCHEMA = """
-CREATE TABLE docs(
-    seq INTEGER PRIMARY KEY,
-    key TEXT NOT NULL,
-    source TEXT NOT NULL,
-    name TEXT NOT NULL,
-    version TEXT,
-    workflow_id INTEGER NOT NULL,
-    definition_id INTEGER,
-    active INTEGER,
-    calls BLOB,
-    origin BLOB,
-    raw BLOB,
-    tenant_values BLOB,
-    touched BLOB
-);
-CREATE INDEX docs_name ON docs(name);
-CREATE INDEX docs_key ON docs(key);
-CREATE INDEX docs_workflow ON docs(workflow_id);
-CREATE INDEX docs_definition ON docs(definition_id);
-CREATE TABLE groups(
-    tenant TEXT NOT NULL,
-    ord INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    definition_id INTEGER,
-    callees BLOB,
-    PRIMARY KEY(tenant, ord)
-);
-CREATE TABLE planned(
-    tenant TEXT NOT NULL,
-    grp INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    action TEXT NOT NULL,
-    key TEXT NOT NULL,
-    item BLOB NOT NULL,
-    PRIMARY KEY(tenant, grp, idx)
-);
-CREATE TABLE outcomes(
-    seq INTEGER PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    workflow_name TEXT NOT NULL,
-    source TEXT NOT NULL,
-    status TEXT NOT NULL,
-    verified INTEGER,
-    data BLOB NOT NULL
-);
-CREATE TABLE journal_state(
-    tenant TEXT NOT NULL,
-    item TEXT NOT NULL,
-    status TEXT NOT NULL,
-    definition_id INTEGER,
-    data BLOB NOT NULL,
-    PRIMARY KEY(tenant, item)
-);
-CREATE INDEX journal_state_landed ON journal_state(tenant, definition_id, item);
-CREATE TABLE expected(
-    tenant TEXT NOT NULL,
-    item TEXT NOT NULL,
-    PRIMARY KEY(tenant, item)
-) WITHOUT ROWID;
-CREATE TABLE target(
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    id INTEGER NOT NULL,
-    active_version_id INTEGER,
-    versions BLOB NOT NULL
-);
-CREATE INDEX target_name ON target(tenant, name, id);
-CREATE INDEX outcomes_order ON outcomes(tenant, workflow_name, source, seq);
-CREATE INDEX outcomes_source ON outcomes(tenant, source);
-CREATE INDEX outcomes_status ON outcomes(tenant, status);
-"""
+from migrator.store.workspace_db import (
+    _BATCH,
+    _PREFIX,
+    _SCHEMA,
+    _blob,
+    _close,
+    _Connection,
+    _failed,
+    _paged,
+    sweep_stale,
+)
+from migrator.store.workspace_views import JournalState, TargetView
 
 _DOC_COLUMNS = "seq, key, source, name, version, workflow_id, definition_id, active, calls"
 _FLUSH_AT = 512  # outcomes buffered before one executemany
-_BATCH = 500  # rows fetched per query when streaming
 
 
 def _mentions(data: Any, needle: str) -> bool:
@@ -151,149 +79,7 @@ def _mentions(data: Any, needle: str) -> bool:
     return False
 
 
-_PREFIX = "migrator-run-"
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1  # what an SQLite INTEGER holds
-
-
-def _paged(
-    db: sqlite3.Connection,
-    select: str,
-    where: str,
-    params: Sequence[Any],
-    order: Sequence[str],
-    *,
-    before: Callable[[], None] | None = None,
-) -> Iterator[Any]:
-    """The rows of `{select} WHERE {where} ORDER BY {order}`, a page at a time, each page
-    starting after the last row of the one before (an OFFSET would rescan every earlier row).
-    The `order` columns come first in `select`; `before` runs before each page (to write out a
-    buffer, so that rows written meanwhile are seen)."""
-    cols = ", ".join(order)
-    first = f"{select} WHERE {where} ORDER BY {cols} LIMIT ?"
-    marks = ", ".join("?" * len(order))
-    then = f"{select} WHERE {where} AND ({cols}) > ({marks}) ORDER BY {cols} LIMIT ?"
-    last: tuple[Any, ...] = ()
-    while True:
-        if before is not None:
-            before()
-        rows = db.execute(then if last else first, (*params, *last, _BATCH)).fetchall()
-        if not rows:
-            return
-        yield from rows
-        last = tuple(rows[-1][: len(order)])
-
-
-def _blob(value: Any) -> bytes:
-    """`orjson.dumps(value)` for a row that waits in a buffer: copied to its own size, because
-    orjson's result keeps a 4 KiB allocation however short it is (512 buffered rows would hold
-    megabytes)."""
-    return bytes(memoryview(orjson.dumps(value)))
-
-
-def sweep_stale(parent: str | None = None) -> list[str]:
-    """Remove workspaces left in the temporary directory by runs that were killed (their
-    process is gone); returns what was removed. A workspace is never a record of anything."""
-    parent = parent or tempfile.gettempdir()
-    removed: list[str] = []
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not entry.name.startswith(_PREFIX) or not entry.is_dir(follow_symlinks=False):
-            continue
-        pid_text = entry.name[len(_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(entry.path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, but not ours to signal
-        return True
-    return True
-
-
-def _failed(directory: str, exc: sqlite3.Error) -> WorkspaceError:
-    """One line for a failed statement: where, why, how much room is left, and what to do."""
-    try:
-        free = f"{shutil.disk_usage(directory).free // (1 << 20)} MiB free there"
-    except OSError:
-        free = "free space unknown"
-    return WorkspaceError(
-        f"the run's working space {directory} failed: {exc} ({free}; it needs about 2 KB per"
-        " document and tenant). Point TMPDIR at a disk with more room and run the same command"
-        " again: the journal keeps everything done so far"
-    )
-
-
-class _Cursor(sqlite3.Cursor):
-    """A cursor whose failures, fetching rows included, are WorkspaceErrors."""
-
-    directory = ""
-
-    def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except sqlite3.Error as exc:
-            raise _failed(self.directory, exc) from None
-
-    def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.Error as exc:
-            raise _failed(self.directory, exc) from None
-
-    def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except sqlite3.Error as exc:
-            raise _failed(self.directory, exc) from None
-
-
-class _Connection(sqlite3.Connection):
-    """The workspace's connection: a statement that fails (a full disk, above all) raises one
-    clear WorkspaceError instead of sqlite3's own exception and a traceback."""
-
-    directory = ""
-
-    def _cursor(self) -> _Cursor:
-        cursor = self.cursor(_Cursor)
-        cursor.directory = self.directory
-        return cursor
-
-    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
-        try:
-            return self._cursor().execute(sql, parameters)
-        except sqlite3.Error as exc:
-            raise _failed(self.directory, exc) from None
-
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> _Cursor:
-        try:
-            return self._cursor().executemany(sql, parameters)
-        except sqlite3.Error as exc:
-            raise _failed(self.directory, exc) from None
-
-    def executescript(self, script: str, /) -> _Cursor:
-        cursor = self._cursor()
-        try:
-            cursor.executescript(script)
-        except sqlite3.Error as exc:
-            raise _failed(self.directory, exc) from None
-        return cursor
-
-
-def _close(conn: sqlite3.Connection, directory: str) -> None:
-    try:
-        conn.close()
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Workspace:
@@ -713,226 +499,6 @@ class Workspace:
             (index,),
         ).fetchone()
         return outcome_from_row(blob)
-
-
-class TargetView(Mapping[str, Sequence[TargetDefinition]]):
-    """One tenant's definitions by name, as the planner reads them (`target.get(name, ())`)."""
-
-    def __init__(self, workspace: Workspace, tenant: str) -> None:
-        self._db = workspace._db
-        self._tenant = tenant
-
-    def __getitem__(self, name: str) -> list[TargetDefinition]:
-        rows = self._db.execute(
-            "SELECT id, active_version_id, versions FROM target WHERE tenant = ? AND name = ?"
-            " ORDER BY id",
-            (self._tenant, name),
-        ).fetchall()
-        if not rows:
-            raise KeyError(name)
-        return [
-            TargetDefinition(
-                id=def_id,
-                name=name,
-                versions=tuple(TargetVersion(i, v, h) for i, v, h in orjson.loads(versions)),
-                active_version_id=active,
-            )
-            for def_id, active, versions in rows
-        ]
-
-    def __contains__(self, name: object) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM target WHERE tenant = ? AND name = ? LIMIT 1", (self._tenant, name)
-            ).fetchone()
-            is not None
-        )
-
-    def __iter__(self) -> Iterator[str]:
-        """The names, in order, streamed."""
-        rows = _paged(
-            self._db, "SELECT DISTINCT name FROM target", "tenant = ?", (self._tenant,), ("name",)
-        )
-        return (name for (name,) in rows)
-
-    def __len__(self) -> int:
-        return int(
-            self._db.execute(
-                "SELECT count(DISTINCT name) FROM target WHERE tenant = ?", (self._tenant,)
-            ).fetchone()[0]
-        )
-
-
-_STATE_FIELDS = tuple(f.name for f in fields(ItemState))
-# The fields' values in order, shallow (dataclasses.astuple deep-copies: 20x dearer).
-_state_values = operator.attrgetter(*_STATE_FIELDS)
-
-
-class JournalState(MutableMapping[ItemKey, ItemState]):
-    """The journal's folded state, (tenant, item) → ItemState, as rows of the workspace.
-
-    Writes wait in a small buffer and go to the table a batch at a time: folding a journal
-    changes each item two or three times in a row (intent, then its outcome), and most of those
-    changes then never reach the table one by one. Every read but a single lookup writes the
-    buffer out first."""
-
-    _BUFFER = 256
-
-    def __init__(self, workspace: Workspace) -> None:
-        self._db = workspace._db
-        self._pending: dict[ItemKey, ItemState] = {}
-
-    def flush(self) -> None:
-        if self._pending:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO journal_state(tenant, item, status, definition_id, data)"
-                " VALUES (?,?,?,?,?)",
-                (  # a row at a time: orjson's results are 4 KiB each however short
-                    (
-                        t,
-                        item,
-                        v.status,
-                        int_or_none(v.target_definition_id),
-                        orjson.dumps(_state_values(v)),
-                    )
-                    for (t, item), v in self._pending.items()
-                ),
-            )
-            self._pending.clear()
-
-    def __getitem__(self, key: ItemKey) -> ItemState:
-        pending = self._pending.get(key)
-        if pending is not None:
-            return pending
-        row = self._db.execute(
-            "SELECT data FROM journal_state WHERE tenant = ? AND item = ?", key
-        ).fetchone()
-        if row is None:
-            raise KeyError(key)
-        return _state_from_row(row[0])
-
-    def __setitem__(self, key: ItemKey, value: ItemState) -> None:
-        self._pending[key] = value
-        if len(self._pending) >= self._BUFFER:
-            self.flush()
-
-    def __delitem__(self, key: ItemKey) -> None:
-        self.flush()
-        if (
-            self._db.execute(
-                "DELETE FROM journal_state WHERE tenant = ? AND item = ?", key
-            ).rowcount
-            == 0
-        ):
-            raise KeyError(key)
-
-    def __len__(self) -> int:
-        self.flush()
-        return int(self._db.execute("SELECT count(*) FROM journal_state").fetchone()[0])
-
-    def __iter__(self) -> Iterator[ItemKey]:
-        for key, _ in self._rows():
-            yield key
-
-    def items(self) -> ItemsView[ItemKey, ItemState]:
-        """Streamed a page at a time, each state read with its key (not looked up again)."""
-        return _StateItems(self)
-
-    def _rows(self) -> Iterator[tuple[ItemKey, ItemState]]:
-        rows = _paged(
-            self._db,
-            "SELECT tenant, item, data FROM journal_state",
-            "1",
-            (),
-            ("tenant", "item"),
-            before=self.flush,
-        )
-        return (((t, item), _state_from_row(data)) for t, item, data in rows)
-
-    def clear(self) -> None:
-        self._pending.clear()
-        self._db.execute("DELETE FROM journal_state")
-
-    # What `migrator status` asks of a journal, answered in SQL rather than held in memory.
-
-    def expect(self, tenant: str, items: Iterable[str]) -> None:
-        """Items a run planned to send: those the journal then never records are pending."""
-        self._db.executemany(
-            "INSERT OR IGNORE INTO expected(tenant, item) VALUES (?, ?)",
-            ((tenant, item) for item in items),
-        )
-
-    def clear_expected(self) -> None:
-        self._db.execute("DELETE FROM expected")
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Per tenant (sorted), how many items are in each status; expected items without a
-        record count as pending. What `journal.summarize` gives for a dict."""
-        self.flush()
-        out: dict[str, dict[str, int]] = {}
-        rows = self._db.execute(
-            "SELECT tenant, status, count(*) FROM journal_state GROUP BY tenant, status"
-            " UNION ALL"
-            " SELECT e.tenant, 'pending', count(*) FROM expected e"
-            " WHERE NOT EXISTS (SELECT 1 FROM journal_state s"
-            " WHERE s.tenant = e.tenant AND s.item = e.item) GROUP BY e.tenant"
-        )
-        for tenant, status, n in rows:
-            per = out.setdefault(tenant, dict.fromkeys(STATUSES, 0))
-            per[status] += n
-        return {tenant: out[tenant] for tenant in sorted(out)}
-
-    def tenants(self) -> list[str]:
-        self.flush()
-        return [t for (t,) in self._db.execute("SELECT DISTINCT tenant FROM journal_state")]
-
-    def landed(self, tenant: str) -> Iterator[ItemState]:
-        """The tenant's committed and skipped items ordered by definition id (none first),
-        then item: each definition's versions together, streamed a page at a time."""
-        where = "tenant = ? AND status IN ('done', 'skipped') AND definition_id IS "
-        unplaced = _paged(
-            self._db,
-            "SELECT item, data FROM journal_state",
-            where + "NULL",
-            (tenant,),
-            ("item",),
-            before=self.flush,
-        )
-        placed = _paged(
-            self._db,
-            "SELECT definition_id, item, data FROM journal_state",
-            where + "NOT NULL",
-            (tenant,),
-            ("definition_id", "item"),
-            before=self.flush,
-        )
-        for *_, data in itertools.chain(unplaced, placed):
-            yield _state_from_row(data)
-
-    def with_status(self, statuses: Iterable[str]) -> Iterator[ItemState]:
-        """The items in one of `statuses`, by tenant, each tenant's in the order last changed."""
-        self.flush()
-        wanted = list(statuses)
-        marks = ",".join("?" * len(wanted))
-        rows = self._db.execute(
-            f"SELECT data FROM journal_state WHERE status IN ({marks}) ORDER BY tenant, rowid",
-            wanted,
-        )
-        for (data,) in rows:
-            yield _state_from_row(data)
-
-
-class _StateItems(ItemsView[ItemKey, ItemState]):
-    def __init__(self, state: JournalState) -> None:
-        super().__init__(state)
-        self._state = state
-
-    def __iter__(self) -> Iterator[tuple[ItemKey, ItemState]]:
-        return self._state._rows()
-
-
-def _state_from_row(raw: bytes) -> ItemState:
-    return ItemState(**dict(zip(_STATE_FIELDS, orjson.loads(raw), strict=True)))
 
 
 class OutcomeLog(Sequence[ItemOutcome]):
