@@ -76,8 +76,8 @@ def document_keys(directory: Path) -> Path:
 
 def write_journal(path: str, keys: Path, tenant: Any) -> None:
     """A journal in which an earlier run imported every document into `tenant`, line by line."""
+    from migrator.core.journal_records import Record, encode
     from migrator.run.tenant import tenant_fingerprint
-    from migrator.store.journal import Record, encode
 
     seq = 0
 

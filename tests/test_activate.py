@@ -298,7 +298,7 @@ def _old_targets(tenant: str, states: list[Any]) -> tuple[list[Any], list[Any]]:
 def _landed_states() -> Any:
     from hypothesis import strategies as st
 
-    from migrator.store.journal import ItemState
+    from migrator.core.journal_records import ItemState
 
     return st.lists(
         st.builds(

@@ -12,18 +12,9 @@ import orjson
 import pytest
 
 from migrator.core.errors import JournalError
+from migrator.core.journal_records import Record, decode_line, encode, fold, runs, scan, summarize
 from migrator.store import lock as jlock
-from migrator.store.journal import (
-    Journal,
-    Record,
-    decode_line,
-    encode,
-    fold,
-    read_journal,
-    runs,
-    scan,
-    summarize,
-)
+from migrator.store.journal import Journal, read_journal
 
 RUN = {"run_id": "r1", "inputs_hash": "ih", "config_hash": "ch", "tool_version": "0.1.0"}
 

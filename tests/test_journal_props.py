@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migrator.core.errors import JournalError
-from migrator.store.journal import Journal, Record, decode_line, encode, fold, read_journal, scan
+from migrator.core.journal_records import Record, decode_line, encode, fold, scan
+from migrator.store.journal import Journal, read_journal
 
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -317,7 +317,8 @@ async def test_planned_keys_are_journaled_a_chunk_at_a_time(
     """The `planned` records of a tenant together list exactly what it sends, each at most
     PLANNED_PER_RECORD keys long, and status counts them all before anything was sent."""
     import migrator.run.migrate as engine
-    from migrator.store.journal import encode, read_journal
+    from migrator.core.journal_records import encode
+    from migrator.store.journal import read_journal
     from tests.conftest import SAMPLES
 
     monkeypatch.setattr(engine, "PLANNED_PER_RECORD", 5)
@@ -344,7 +345,7 @@ async def test_planned_keys_are_journaled_a_chunk_at_a_time(
 def test_status_of_a_long_journal_holds_no_item_per_record(tmp_path: Path) -> None:
     """Status folds the journal into a table on disk: reading 20,000 imports holds a few
     megabytes of Python objects at most, not the records or a state per item."""
-    from migrator.store.journal import Record, encode
+    from migrator.core.journal_records import Record, encode
 
     journal = tmp_path / "j.jsonl"
     seq = 0

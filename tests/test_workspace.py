@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from migrator.core.document import parse_document
 from migrator.core.errors import InputError
+from migrator.core.journal_records import encode, fold, scan
 from migrator.core.plan import (
     Action,
     Call,
@@ -35,7 +36,7 @@ from migrator.core.plan import (
 from migrator.core.report import ItemOutcome, Report
 from migrator.run.planning import linked_names, plan_batches
 from migrator.run.tenant import _Names
-from migrator.store.journal import Journal, encode, fold, read_journal, read_state, scan
+from migrator.store.journal import Journal, read_journal, read_state
 from migrator.store.sources import SourceItem
 from migrator.store.workspace import OutcomeLog, Workspace
 from tests.builders import small_export
@@ -429,7 +430,7 @@ def test_journal_folds_into_the_workspace_as_into_a_dict(records: Any, data: st.
 def test_status_counts_in_sql_agree_with_summarize(records: Any, data: st.DataObject) -> None:
     """The table's counts (expected items without a record pending) and its listing by status
     are what `summarize` and a filter give for the folded dict."""
-    from migrator.store.journal import STATUSES, summarize
+    from migrator.core.journal_records import STATUSES, summarize
 
     state_dict = fold(records)
     known = sorted(state_dict)

@@ -25,13 +25,14 @@ from migrator.commands._common import (
 )
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import AuthError, JournalError, MigratorError, ZuoraError
+from migrator.core.journal_records import ItemState, Record
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
 from migrator.core.report import ItemOutcome, Report, counts_table
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.migrate import _close_session
 from migrator.run.tenant import tenant_fingerprint, tenant_identity
-from migrator.store.journal import ItemState, Record, read_state
+from migrator.store.journal import read_state
 from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 
 from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common
-from migrator.store.journal import ItemState, Record, read_state, runs
+from migrator.core.journal_records import ItemState, Record, runs
+from migrator.store.journal import read_state
 from migrator.store.workspace import Workspace
 
 NEXT_STEP = {

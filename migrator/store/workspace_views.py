@@ -11,8 +11,8 @@ from dataclasses import fields
 
 import orjson
 
+from migrator.core.journal_records import STATUSES, ItemKey, ItemState
 from migrator.core.plan import TargetDefinition, TargetVersion, int_or_none
-from migrator.store.journal import STATUSES, ItemKey, ItemState
 from migrator.store.workspace_db import HasDatabase, _paged
 
 
