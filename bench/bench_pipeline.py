@@ -64,7 +64,7 @@ _WORKSPACE: Any = None
 def engine_path(path: str) -> bytes:
     """The per-document work of a real run (read_sources, then _send), minus the network: the
     summary written to the run's workspace at read time, the body read again at send time."""
-    from migrator.core.document import canonical_hash
+    from migrator.core.canonical import canonical_hash
     from migrator.core.plan import SourceDoc
     from migrator.core.remap import prepare_for_import
     from migrator.store.sources import SourceItem, read_document

@@ -34,7 +34,7 @@ from migrator.commands.backup import (
     safe_name,
     snapshot_file_name,
 )
-from migrator.core.document import canonical_hash
+from migrator.core.canonical import canonical_hash
 from migrator.core.errors import MigratorError
 from migrator.fake._state import ApiError, errors_list
 from migrator.store import lock as lock_mod

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from migrator.core.document import canonical_hash, parse_document, validate_document
+from migrator.core.canonical import canonical_hash
+from migrator.core.document import parse_document, validate_document
 from migrator.core.errors import InputError
 from migrator.core.remap import find_tenant_values, prepare_for_import, remap_task_ids
 from tests.conftest import SHARED_CORPUS

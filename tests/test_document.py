@@ -9,13 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
+from migrator.core.canonical import canonical_form, canonical_hash, canonical_task_order
 from migrator.core.document import (
     MAX_DEPTH,
     ExportDocument,
     WorkflowCall,
-    canonical_form,
-    canonical_hash,
-    canonical_task_order,
     load_json,
     parse_document,
     validate_document,

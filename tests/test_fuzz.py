@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from migrator.core.canonical import canonical_hash
 from migrator.core.document import (
     ExportDocument,
-    canonical_hash,
     document_from_data,
     parse_document,
     validate_document,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from migrator.core.document import canonical_hash, parse_document
+from migrator.core.canonical import canonical_hash
+from migrator.core.document import parse_document
 from migrator.core.errors import MigratorError
 from migrator.core.versions import version_key
 from migrator.run.migrate import migrate

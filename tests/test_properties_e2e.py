@@ -33,7 +33,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from migrator.core import logs
-from migrator.core.document import canonical_hash, parse_document
+from migrator.core.canonical import canonical_hash
+from migrator.core.document import parse_document
 from migrator.core.remap import apply_substitutions, prepare_for_import, set_workflow_id
 from migrator.core.report import Report
 from migrator.core.versions import version_key

@@ -9,7 +9,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.core.document import canonical_hash, document_from_data, validate_document
+from migrator.core.canonical import canonical_hash
+from migrator.core.document import document_from_data, validate_document
 from migrator.core.remap import (
     TenantValue,
     apply_substitutions,

@@ -27,8 +27,8 @@ from migrator.commands._common import (
     _write_report,
     run_with_signals,
 )
+from migrator.core.canonical import canonical_hash
 from migrator.core.config import Settings, TenantConfig
-from migrator.core.document import canonical_hash
 from migrator.core.errors import InputError, MigratorError, ZuoraError
 from migrator.core.logs import redact_text
 from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in

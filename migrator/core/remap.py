@@ -13,14 +13,8 @@ from typing import Any
 
 import orjson
 
-from migrator.core.document import (
-    EXECUTE_WORKFLOW,
-    FILE_REF_BYTES,
-    MERGE,
-    MERGE_PARAMS,
-    ExportDocument,
-    canonical_task_order,
-)
+from migrator.core.canonical import FILE_REF_BYTES, MERGE, MERGE_PARAMS, canonical_task_order
+from migrator.core.document import EXECUTE_WORKFLOW, ExportDocument
 
 # The payload's workflow.id is cosmetic: the server assigns the real one [Z]; it only has to match
 # the entry linkages' source_workflow_id.

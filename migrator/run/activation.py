@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from migrator.core.document import canonical_hash
+from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError
 from migrator.core.plan import PlannedItem, idempotency_key, int_or_none
 from migrator.run.tenant import GroupState, TenantState, tenant_identity

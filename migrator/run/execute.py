@@ -7,7 +7,7 @@ from __future__ import annotations
 import anyio
 import anyio.abc
 
-from migrator.core.document import canonical_hash
+from migrator.core.canonical import canonical_hash
 from migrator.core.errors import AuthError, InputError, ZuoraError, single_failure
 from migrator.core.logs import redact_text
 from migrator.core.plan import Action, NameGroup, PlannedItem

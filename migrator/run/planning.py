@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 import anyio
 import anyio.lowlevel
 
-from migrator.core.document import canonical_hash
+from migrator.core.canonical import canonical_hash
 from migrator.core.errors import InputError
 from migrator.core.plan import (
     Action,

@@ -13,7 +13,7 @@ import anyio
 import anyio.abc
 import orjson
 
-from migrator.core.document import canonical_hash
+from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError, single_failure
 from migrator.core.plan import TargetDefinition, TargetVersion, int_or_none
 from migrator.store.workspace_views import TargetView

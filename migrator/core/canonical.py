@@ -1,0 +1,418 @@
+"""The canonical form of a workflow export and its hash: ids, key order, array order and
+server-managed fields factored out, so a source export and what landed on a target compare equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+# `<Name>__<taskId>` followed by `.`, `__` or the end of the string (spec §4.6). Matched on
+# orjson-serialised bytes, where the end of a string is an unescaped `"`; see docs/remapping.md for
+# why this agrees with matching each decoded string against _FILE_REF_STR.
+FILE_REF_BYTES = re.compile(rb"__([0-9]+)(?=\.|__|\")")
+FILE_REF_STR = re.compile(r"__([0-9]+)(?=\.|__|\Z)", re.ASCII)
+# A float in serialised output whose exponent shows it came from an integer literal beyond 64 bits
+# (orjson turns such literals into floats instead of failing).
+_HUGE_FLOAT = re.compile(rb"e\+(?:1[89]|[2-9][0-9]|[0-9]{3})")
+
+
+MERGE = "Logic::Merge"
+
+# Fields the server owns or computes; they differ between a source and what landed, so the
+# canonical form leaves them out (spec §4.2, §4.3, §4.6).
+_TOP_DROP = frozenset({"workflow_definition", "$description"})
+_WORKFLOW_DROP = frozenset(
+    {
+        "id",
+        "version",
+        "status",
+        "type",
+        "created_at",
+        "updated_at",
+        "createdAt",
+        "updatedAt",
+        "started_at",
+        "finished_at",
+        "task_summary",
+        "external_track_id",
+        "merge_task_ids",
+    }
+)
+_TASK_DROP = frozenset(
+    {
+        "id",
+        "task_id",
+        "workflow_id",
+        "status",
+        "error",
+        "error_class",
+        "error_details",
+        "process_id",
+        "iterate_row_reference",
+        "object_batched_reference",
+        "notes",
+        "data_size",
+        "restart_at",
+        "created_at",
+        "updated_at",
+        "createdAt",
+        "updatedAt",
+        "start_time",
+        "end_time",
+        "original_task_id",
+        "original_workflow_id",
+    }
+)
+MERGE_PARAMS = frozenset({"merge_paths", "merge_start", "merge_task_ids"})
+_TOP_KEYS = frozenset({"workflow", "tasks", "linkages"}) | _TOP_DROP
+_LINK_DROP = frozenset({"source_workflow_id", "source_task_id", "target_task_id"})
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+# Each part is serialised wrapped in as many lists as it sits deep in the payload (a task is in
+# the document's "tasks" list: 2 levels), so orjson's depth limit fires exactly when it would for
+# the whole payload. Dropped fields that stay in the payload are serialised the same way, as a
+# list of values standing in for the dict that holds them.
+
+
+# Containers can be too deep; floats may be huge integer literals in disguise.
+_ASIDE_TYPES = (dict, list, float)
+
+
+# Task keys that validation proves to be int64 integers or null: never too deep, never floats, so
+# never material for the depth and huge-integer checks.
+_VALIDATED_TASK_KEYS = frozenset({"id", "task_id"})
+
+
+def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
+    body = dict(workflow)
+    kept_aside = []
+    for key in _WORKFLOW_DROP.intersection(workflow):
+        value = body.pop(key)
+        # An empty container or 0.0 can be neither too deep nor a huge integer: not worth a check.
+        if isinstance(value, _ASIDE_TYPES) and value:
+            kept_aside.append(value)
+    if kept_aside:
+        aside.append(_dumps([kept_aside]))
+    params = body.get("parameters")
+    if isinstance(params, dict) and "merge_task_ids" in params:
+        body["parameters"] = {k: v for k, v in params.items() if k != "merge_task_ids"}
+        if isinstance(params["merge_task_ids"], _ASIDE_TYPES):
+            aside.append(_dumps([[[params["merge_task_ids"]]]]))
+    return _dumps([body])[1:-1]
+
+
+_PLAIN_LINK_KEYS = frozenset(
+    {"source_workflow_id", "source_task_id", "target_task_id", "linkage_type"}
+)
+
+
+def _link_body(link: Mapping[str, Any]) -> bytes:
+    # Nearly every linkage has just the four standard keys; skip building and sorting a dict.
+    if len(link) == 4 and _PLAIN_LINK_KEYS.issuperset(link):
+        return b'{"linkage_type":%s}' % orjson.dumps(link["linkage_type"])
+    return _dumps([[{k: v for k, v in link.items() if k not in _LINK_DROP}]])[2:-2]
+
+
+def _splice(body: bytes, refs: list[tuple[int, int, int]], label: Any) -> bytes:
+    """`body` with each (start, end, task index) file reference replaced by `__#<label(index)>`."""
+    if not refs:
+        return body
+    parts = []
+    pos = 0
+    for start, end, index in refs:
+        parts.append(body[pos:start])
+        parts.append(b"__#" + label(index))
+        pos = end
+    parts.append(body[pos:])
+    return b"".join(parts)
+
+
+@dataclass(slots=True)
+class _Canon:
+    ranks: list[int]  # structural label of each task (by array position)
+    bodies: list[bytes]  # id-free content of each task, file refs as labels, inside `[[`...`]]`
+    payload: bytes  # canonical JSON bytes of the whole document
+    # Positions of the tasks whose content holds a file reference to a task.
+    ref_positions: Collection[int]
+    maybe_huge: bool  # some number serialised with an exponent >= 18 (a huge integer literal?)
+    # Task positions by rank when every rank is distinct (the usual case), else None.
+    by_rank: list[int] | None
+
+
+def _dense_ranks(keys: list[Any]) -> tuple[list[int], int]:
+    """Each key's index among the distinct keys in sorted order, and the number of distinct keys.
+
+    The same as indexing into sorted(set(keys)), without hashing the keys (task bodies can be
+    megabytes long; sorting compares them with memcmp and stops at the first difference).
+    """
+    ranks = [0] * len(keys)
+    rank = -1
+    previous: Any = None
+    for i in sorted(range(len(keys)), key=keys.__getitem__):
+        key = keys[i]
+        if rank < 0 or key != previous:
+            rank += 1
+            previous = key
+        ranks[i] = rank
+    return ranks, rank + 1
+
+
+def _refine(
+    seeds: list[Any],
+    edges: Callable[[], tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]],
+) -> list[int]:
+    """Weisfeiler-Lehman colour refinement: ranks that depend only on content and graph shape."""
+    ranks, distinct = _dense_ranks(seeds)
+    # Once every task has its own colour no further round can split anything; real workflows
+    # usually get there from content alone, and then the edge lists are never built.
+    if distinct == len(seeds):
+        return ranks
+    out_edges, in_edges = edges()
+    for _ in range(len(seeds)):
+        sigs = [
+            (
+                ranks[i],
+                tuple(sorted((k, ranks[j]) for k, j in out_edges[i])),
+                tuple(sorted((k, ranks[j]) for k, j in in_edges[i])),
+            )
+            for i in range(len(seeds))
+        ]
+        ranks2, distinct2 = _dense_ranks(sigs)
+        if distinct2 == distinct:
+            break
+        ranks = ranks2
+        distinct = distinct2
+    return ranks
+
+
+_TASK_HEAD = b'{"key":%s,"parent":%s,"task":'
+_LINK_ENTRY = b'{"from":%s,"link":%s,"to":%s}'
+# Rank numbers as the payload writes them, and b"null" last, so that index -1 (no parent, entry
+# linkage) reads "null". A constant table; documents with more tasks build their own.
+_RANK_TEXT = [*(b"%d" % r for r in range(1024)), b"null"]
+# Dropped task keys besides the ids: rare, and the only ones that need the general path below.
+_OTHER_TASK_DROP = _TASK_DROP - _VALIDATED_TASK_KEYS
+
+
+def _no_label(index: int) -> bytes:
+    return b""
+
+
+def _canon(data: Mapping[str, Any]) -> _Canon:
+    tasks: list[Mapping[str, Any]] = data["tasks"]
+    linkages: list[Mapping[str, Any]] = data["linkages"]
+    pos = {t["id"]: i for i, t in enumerate(tasks)}
+    n = len(tasks)
+    # Serialised dropped values that stay in the payload: checked for depth and huge integers.
+    aside: list[bytes] = []
+    raw_bodies: list[bytes] = []  # each task's id-free body, serialised inside `[[`...`]]`
+    parents: list[int] = []  # position of each task's parent, -1 for none
+    # Per task (by position) that has any: its (start, end, task position) file references.
+    refs: dict[int, list[tuple[int, int, int]]] = {}
+    for task in tasks:
+        body = dict(task)
+        if _OTHER_TASK_DROP.isdisjoint(task):
+            # Only the ids to drop: validated int64 integers or null, never aside material.
+            del body["id"]
+            body.pop("task_id", None)
+        else:
+            kept_aside = []
+            for key in _TASK_DROP.intersection(task):
+                value = body.pop(key)
+                if isinstance(value, _ASIDE_TYPES):
+                    kept_aside.append(value)
+            if kept_aside:
+                aside.append(_dumps([[kept_aside]]))
+        if task.get("action_type") == MERGE:
+            params = body.get("parameters")
+            if isinstance(params, dict) and not MERGE_PARAMS.isdisjoint(params):
+                body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
+                removed = [
+                    v
+                    for k, v in params.items()
+                    if k in MERGE_PARAMS and isinstance(v, _ASIDE_TYPES)
+                ]
+                if removed:
+                    aside.append(_dumps([[[removed]]]))
+        # Serialised wrapped as deep as the task sits in the document, so orjson's depth limit
+        # fires as it would for the whole document. The wrapping `[[`...`]]` stays on: slicing
+        # it off would copy the body (megabytes, for big e-mail templates), and wrapped bodies
+        # sort exactly as bare ones (no JSON object is a proper prefix of another).
+        serialised = _dumps([[body]])
+        raw_bodies.append(serialised)
+        if FILE_REF_BYTES.search(serialised) is not None:  # rare: one cheap search decides
+            found = [m for m in FILE_REF_BYTES.finditer(serialised) if int(m.group(1)) in pos]
+            if found:
+                refs[len(parents)] = [(m.start(), m.end(), pos[int(m.group(1))]) for m in found]
+        parent = task.get("task_id")
+        parents.append(-1 if parent is None else pos[parent])
+
+    # Plain linkages (the four standard keys) differ only in type; serialise each type once.
+    plain_links: dict[str, bytes] = {}
+    link_bodies: list[bytes] = []
+    sources: list[int] = []  # position of each linkage's source task, -1 for an entry linkage
+    targets: list[int] = []
+    for lk in linkages:
+        ltype = lk.get("linkage_type")
+        if type(ltype) is str and len(lk) == 4 and _PLAIN_LINK_KEYS.issuperset(lk):
+            lb = plain_links.get(ltype)
+            if lb is None:
+                lb = plain_links[ltype] = _link_body(lk)
+        else:
+            lb = _link_body(lk)
+        link_bodies.append(lb)
+        src_id = lk.get("source_task_id")
+        sources.append(-1 if src_id is None else pos[src_id])
+        targets.append(pos[lk["target_task_id"]])
+
+    # Content alone: with file references blanked, the seeds of the refinement below. When these
+    # are all distinct (the usual case) they order the tasks on their own, and the ranks are just
+    # that order (the entry linkages, the second part of a seed, never get to break a tie).
+    blanked = raw_bodies
+    if refs:
+        blanked = [
+            _splice(b, refs[i], _no_label) if i in refs else b for i, b in enumerate(blanked)
+        ]
+    order = sorted(range(n), key=blanked.__getitem__)
+    in_order = [blanked[i] for i in order]
+    by_rank: list[int] | None = None
+    if all(map(operator.lt, in_order, in_order[1:])):
+        by_rank = order
+        ranks = [0] * n
+        for r, i in enumerate(order):
+            ranks[i] = r
+    else:
+        entry: dict[int, list[bytes]] = {}
+        for src, tgt, lb in zip(sources, targets, link_bodies, strict=True):
+            if src < 0:
+                entry.setdefault(tgt, []).append(lb)
+        seeds = [(blanked[i], tuple(sorted(entry[i])) if i in entry else ()) for i in range(n)]
+
+        def edges() -> tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]:
+            # Edge kinds: 0 parent, 1 file ref, 2+ one per distinct linkage body (type, unknown
+            # keys).
+            kinds = {b: r + 2 for r, b in enumerate(sorted(set(link_bodies)))}
+            out_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+            in_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+            for src, tgt, lb in zip(sources, targets, link_bodies, strict=True):
+                if src >= 0:
+                    out_edges[src].append((kinds[lb], tgt))
+                    in_edges[tgt].append((kinds[lb], src))
+            for i in range(n):
+                if parents[i] >= 0:
+                    out_edges[i].append((0, parents[i]))
+                    in_edges[parents[i]].append((0, i))
+                for _, _, target in refs.get(i, ()):
+                    out_edges[i].append((1, target))
+                    in_edges[target].append((1, i))
+            return out_edges, in_edges
+
+        ranks = _refine(seeds, edges)
+        # Distinct ranks after refinement are exactly 0..n-1: placing each task at its rank is
+        # the (rank, parent rank, body) sort of the entries below.
+        if len(set(ranks)) == n:
+            by_rank = sorted(range(n), key=ranks.__getitem__)
+
+    rank_text = _RANK_TEXT if n < len(_RANK_TEXT) else [*(b"%d" % r for r in range(n)), b"null"]
+    # Task positions to ranks; position -1 (no parent, or an entry linkage) maps to -1.
+    rank_of = [*ranks, -1]
+
+    def label(i: int) -> bytes:
+        return rank_text[ranks[i]]
+
+    bodies = raw_bodies
+    if refs:
+        bodies = [_splice(b, refs[i], label) if i in refs else b for i, b in enumerate(bodies)]
+    # The task entries in (rank, parent rank, body) order: with distinct ranks that is by_rank.
+    # (With ties, equal entries are identical, so the position in the sort key changes nothing.)
+    entry_order = by_rank
+    if entry_order is None:
+        keyed = sorted((ranks[i], rank_of[parents[i]], bodies[i], i) for i in range(n))
+        entry_order = [i for _, _, _, i in keyed]
+    # As pieces of one final join: each body is copied once, into the payload, as the bytes
+    # between its wrapping.
+    task_pieces: list[bytes | memoryview] = []
+    for i in entry_order:
+        task_pieces.append(_TASK_HEAD % (rank_text[ranks[i]], rank_text[rank_of[parents[i]]]))
+        task_pieces.append(memoryview(bodies[i])[2:-2])
+        task_pieces.append(b"},")
+    if task_pieces:
+        task_pieces[-1] = b"}"
+    link_entries = sorted(
+        zip(
+            [rank_of[src] for src in sources],
+            [ranks[tgt] for tgt in targets],
+            link_bodies,
+            strict=True,
+        )
+    )
+    if len(data) == 3:
+        # Only workflow, tasks and linkages (all three are read here): nothing extra, no asides.
+        extra_bytes = b"{}"
+    else:
+        extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
+        top_aside = [v for k, v in data.items() if k in _TOP_DROP]
+        if top_aside:
+            aside.append(_dumps(top_aside))
+        extra_bytes = _dumps(extra)
+    workflow_bytes = _workflow_body(data["workflow"], aside)
+    # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
+    # already-serialised parts (keys are written in sorted order).
+    link_part = b",".join(
+        [_LINK_ENTRY % (rank_text[s], b, rank_text[t]) for s, t, b in link_entries]
+    )
+    payload = b"".join(
+        [
+            b'{"extra":%s,"linkages":[%s],"tasks":[' % (extra_bytes, link_part),
+            *task_pieces,
+            b'],"workflow":%s}' % workflow_bytes,
+        ]
+    )
+    # orjson reads integer literals beyond 64 bits as floats; they re-serialise with "e+NN".
+    # The payload holds every part but the asides; "+" is rare, so memchr decides most documents.
+    maybe_huge = any(
+        b"+" in part and _HUGE_FLOAT.search(part) is not None for part in (payload, *aside)
+    )
+    return _Canon(
+        ranks=ranks,
+        bodies=bodies,
+        payload=payload,
+        ref_positions=refs.keys(),
+        maybe_huge=maybe_huge,
+        by_rank=by_rank,
+    )
+
+
+def canonical_form(data: Mapping[str, Any]) -> Any:
+    """The id-free, order-free comparison form of a validated document (plain JSON values)."""
+    return orjson.loads(_canon(data).payload)
+
+
+def canonical_hash(data: Mapping[str, Any]) -> str:
+    """Hex sha256 of the canonical form: equal for documents that differ only in ids and order."""
+    return hashlib.sha256(_canon(data).payload).hexdigest()
+
+
+def canonical_task_order(data: Mapping[str, Any]) -> list[int]:
+    """Task ids of a validated document in a deterministic, content-based order (for renumbering)."""
+    return _order(_canon(data), data["tasks"])
+
+
+def _order(canon: _Canon, tasks: list[Mapping[str, Any]]) -> list[int]:
+    if canon.by_rank is not None:
+        # Distinct ranks decide the sort below on their own.
+        return [tasks[i]["id"] for i in canon.by_rank]
+    # Tasks with equal rank and body are interchangeable; the original id only breaks the tie.
+    keyed = sorted((canon.ranks[i], canon.bodies[i], t["id"]) for i, t in enumerate(tasks))
+    return [tid for _, _, tid in keyed]
