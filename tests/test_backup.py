@@ -22,22 +22,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator import cli
-from migrator.commands.backup import (
+from migrator.commands.backup import add_backup_parser, backup_tenant, cmd_backup
+from migrator.core.canonical import canonical_hash
+from migrator.core.errors import MigratorError
+from migrator.fake._state import ApiError, errors_list
+from migrator.store import lock as lock_mod
+from migrator.store.snapshot import (
     MANIFEST,
     BackupError,
-    add_backup_parser,
-    backup_tenant,
-    cmd_backup,
     list_snapshots,
     lock_path,
     pointer_path,
     safe_name,
     snapshot_file_name,
 )
-from migrator.core.canonical import canonical_hash
-from migrator.core.errors import MigratorError
-from migrator.fake._state import ApiError, errors_list
-from migrator.store import lock as lock_mod
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake, write_config_file
 

@@ -1,22 +1,20 @@
 """`migrator backup`: export every workflow of one tenant into a checksummed snapshot folder.
 
-Owns the snapshot writer (safe file names, atomic files, manifest last, unchanged detection,
-retention, one backup per tenant at a time) and the `backup` subcommand; sources.py reads it back.
+Owns the backup run (exports, manifest last, unchanged detection, retention, one backup per tenant
+at a time) and the `backup` subcommand; the snapshot on disk is store/snapshot.py's, and
+store/sources.py reads it back.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import gzip
 import hashlib
 import os
-import re
 import shutil
 import socket
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,297 +31,33 @@ from migrator.core.config import Settings, load_settings
 from migrator.core.errors import JournalError, MigratorError, ZuoraError
 from migrator.core.versions import is_valid_version, version_key
 from migrator.store import lock as lock_mod
+from migrator.store.snapshot import (
+    _PARTIAL,
+    JSON_OPTIONS,
+    MANIFEST,
+    SNAPSHOT_FORMAT,
+    BackupError,
+    FileEntry,
+    Snapshot,
+    _compress,
+    _fsync_dir,
+    _iso,
+    _remove_snapshot,
+    encode_document,
+    list_snapshots,
+    pointer_path,
+    snapshot_file_name,
+    snapshot_prefix,
+    snapshot_problems,
+    write_atomic,
+)
 from migrator.zuora import ZuoraClient, open_session
 
-SNAPSHOT_FORMAT = "migrator-snapshot/1"
-MANIFEST = "manifest.json"
-# Sorted keys make equal content give equal bytes (so unchanged tenants hash alike run after run);
-# indentation keeps snapshots diffable and readable. Values are never touched.
-JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-MAX_SLUG = 80  # with the id, version and suffix a file name stays far below 255 bytes
-MAX_VERSION_CHARS = 40
 _GZIP_IN_THREAD = 256 * 1024
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 
 _log = structlog.get_logger("migrator.backup")
-
-# Windows refuses these as a file name's stem whatever the extension ("CON.json", "com1.x").
-_RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
-    | {f"COM{i}" for i in range(10)}
-    | {f"LPT{i}" for i in range(10)}
-)
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_DASHES = re.compile(r"-{2,}")  # "--" separates slug, id and version in file names
-_DOTS = re.compile(r"\.{2,}")
-_PARTIAL = re.compile(r"^\d{8}T\d{6}Z(?:-\d+)?\.(\d+)\.partial$")
-# Latin letters NFKD does not decompose; spelled out so "Søren" reads "Soren", not "Sren".
-_LATIN = str.maketrans(
-    {
-        "ø": "o",
-        "Ø": "O",
-        "æ": "ae",
-        "Æ": "AE",
-        "œ": "oe",
-        "Œ": "OE",
-        "ß": "ss",
-        "đ": "d",
-        "Đ": "D",
-        "ł": "l",
-        "Ł": "L",
-        "þ": "th",
-        "Þ": "Th",
-        "ð": "d",
-        "Ð": "D",
-        "ı": "i",
-    }
-)
-
-
-class BackupError(MigratorError):
-    """Raised when a backup cannot be made: lock held, export failed, out dir unwritable."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Names (pure)
-
-
-def safe_name(name: str, *, max_len: int = MAX_SLUG) -> str:
-    """A readable slug of `name` that is a valid file name on Linux, macOS and Windows.
-
-    NFKD folds accents to ASCII ("Ünïcødé" → "Unicode"); anything else outside [A-Za-z0-9._-]
-    becomes "-"; no "..", no leading/trailing dots or dashes, no reserved Windows stem, at most
-    `max_len` characters. A name with nothing readable left becomes "wf-<hash>". Uniqueness is not
-    this function's job: file names add the definition id.
-    """
-    ascii_text = (
-        unicodedata.normalize("NFKD", name.translate(_LATIN))
-        .encode("ascii", "ignore")
-        .decode("ascii")
-    )
-    slug = _UNSAFE.sub("-", ascii_text)
-    slug = _DOTS.sub(".", slug)
-    slug = _DASHES.sub("-", slug)
-    slug = slug.strip(".-_ ")
-    slug = slug[:max_len].rstrip(".-_ ")
-    if not slug:
-        return "wf-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    if slug.split(".", 1)[0].upper() in _RESERVED:
-        slug = ("_" + slug)[:max_len].rstrip(".-_ ")
-    return slug
-
-
-def _safe_version(version: str) -> str:
-    if is_valid_version(version):
-        return version
-    # A server that answers odd version strings must not get to pick our file names.
-    return safe_name(version, max_len=MAX_VERSION_CHARS)
-
-
-def snapshot_file_name(name: str, definition_id: int, version: str, *, compress: bool) -> str:
-    """`<safe-name>--<definition_id>--v<version>.json[.gz]`: the id makes it unique, even when two
-    names differ only by case on a case-insensitive filesystem."""
-    suffix = ".json.gz" if compress else ".json"
-    return f"{safe_name(name)}--{int(definition_id)}--v{_safe_version(version)}{suffix}"
-
-
-def snapshot_prefix(tenant: str) -> str:
-    """Folder-name prefix for a tenant; a hash is added when the slug lost information, so two
-    tenant names that slug alike still get their own folders and lock files."""
-    slug = safe_name(tenant, max_len=60)
-    if slug != tenant:
-        slug += "-" + hashlib.sha256(tenant.encode()).hexdigest()[:8]
-    return slug
-
-
-def lock_path(out_dir: str | os.PathLike[str], tenant: str) -> Path:
-    """The lock file that keeps two backups of one tenant into one out dir from overlapping."""
-    return lock_mod.lock_path_for(Path(out_dir) / f".{snapshot_prefix(tenant)}.backup")
-
-
-def pointer_path(out_dir: str | os.PathLike[str], tenant: str) -> Path:
-    """`<prefix>.latest`: a one-line text file naming the newest complete snapshot folder."""
-    return Path(out_dir) / f"{snapshot_prefix(tenant)}.latest"
-
-
-def encode_document(document: Mapping[str, Any]) -> bytes:
-    """The bytes a snapshot stores for an export: pretty, sorted keys, values untouched."""
-    return orjson.dumps(document, option=JSON_OPTIONS) + b"\n"
-
-
-def _compress(raw: bytes) -> bytes:
-    # mtime=0 and no file name in the header: equal content gives equal bytes.
-    return gzip.compress(raw, compresslevel=9, mtime=0)
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-# ---------------------------------------------------------------------------------------------
-# Snapshots on disk
-
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    """One manifest row: a stored export and what it is."""
-
-    path: str
-    definition_id: int
-    version_id: int
-    name: str
-    version: str
-    active: bool
-    sha256: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "definition_id": self.definition_id,
-            "version_id": self.version_id,
-            "name": self.name,
-            "version": self.version,
-            "active": self.active,
-            "sha256": self.sha256,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """A complete snapshot folder (its manifest parsed)."""
-
-    path: Path
-    tenant: str
-    created_at: str
-    files: tuple[FileEntry, ...]
-
-
-def _entry(row: Any) -> FileEntry | None:
-    if not isinstance(row, dict):
-        return None
-    try:
-        entry = FileEntry(
-            path=row["path"],
-            definition_id=row["definition_id"],
-            version_id=row["version_id"],
-            name=row["name"],
-            version=row["version"],
-            active=row["active"],
-            sha256=row["sha256"],
-        )
-    except KeyError:
-        return None
-    types_ok = (
-        isinstance(entry.path, str)
-        and isinstance(entry.definition_id, int)
-        and isinstance(entry.version_id, int)
-        and isinstance(entry.name, str)
-        and isinstance(entry.version, str)
-        and isinstance(entry.active, bool)
-        and isinstance(entry.sha256, str)
-    )
-    return entry if types_ok else None
-
-
-def read_snapshot(folder: Path) -> Snapshot | None:
-    """The folder's snapshot, or None when it has no readable `migrator-snapshot/1` manifest."""
-    try:
-        data = orjson.loads((folder / MANIFEST).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
-        return None
-    tenant, created, rows = data.get("tenant"), data.get("created_at"), data.get("files")
-    if not isinstance(tenant, str) or not isinstance(created, str) or not isinstance(rows, list):
-        return None
-    entries = [_entry(row) for row in rows]
-    if any(e is None for e in entries):
-        return None
-    return Snapshot(folder, tenant, created, tuple(e for e in entries if e is not None))
-
-
-def list_snapshots(out_dir: str | os.PathLike[str], tenant: str) -> list[Snapshot]:
-    """The tenant's complete snapshots in `out_dir`, oldest first.
-
-    A folder without a readable manifest is not a snapshot (an interrupted run, or someone
-    else's folder): it is neither listed nor ever deleted by retention.
-    """
-    prefix = snapshot_prefix(tenant) + "-"
-    found: list[Snapshot] = []
-    try:
-        entries = list(os.scandir(out_dir))
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise BackupError(f"{os.fspath(out_dir)}: cannot list the folder: {exc.strerror}") from None
-    for entry in entries:
-        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
-            continue
-        snap = read_snapshot(Path(entry.path))
-        if snap is not None and snap.tenant == tenant:
-            found.append(snap)
-    # Same-second runs get "-2", "-3": the longer name is the newer one.
-    found.sort(key=lambda s: (s.created_at, len(s.path.name), s.path.name))
-    return found
-
-
-def snapshot_problems(snap: Snapshot) -> list[str]:
-    """What is wrong with a snapshot's files (missing, checksum mismatch); [] when sound."""
-    problems: list[str] = []
-    for entry in snap.files:
-        try:
-            data = (snap.path / entry.path).read_bytes()
-        except OSError as exc:
-            problems.append(f"{entry.path}: cannot read ({exc.strerror})")
-            continue
-        if hashlib.sha256(data).hexdigest() != entry.sha256:
-            problems.append(f"{entry.path}: checksum does not match the manifest")
-    return problems
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a directory's entries (new names, renames) durable."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # Windows has no directory handles; its renames are durable on their own
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        # Some filesystems (and platforms) refuse fsync on directories; real I/O errors do not hide.
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES):
-            raise
-    finally:
-        os.close(fd)
-
-
-def write_atomic(folder: Path, name: str, data: bytes, *, mode: int = 0o600) -> None:
-    """Write `folder/name` so that it is either absent, the old file, or all of `data`:
-    temporary file in the same folder, fsync, rename. The caller fsyncs the folder."""
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), mode)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, folder / name)
-
-
-def _remove_snapshot(folder: Path) -> None:
-    """Delete a snapshot so that it stops looking complete first (manifest goes before files)."""
-    with contextlib.suppress(FileNotFoundError):
-        (folder / MANIFEST).unlink()
-    _fsync_dir(folder)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
