@@ -2,7 +2,8 @@
 the import did land; record it as committed instead of sending it again.
 
 The rest of recovery is elsewhere on purpose: the planner (migrator.core.plan) gives an in-doubt
-item its earlier Idempotency-Key again, so a resend that reaches Zuora is answered as a replay.
+item its earlier Idempotency-Key again while the server still remembers it (KEY_REUSE_SECONDS),
+so a resend that reaches Zuora is answered as a replay.
 """
 
 from __future__ import annotations
