@@ -72,6 +72,9 @@ class Settings:
     backoff_cap: float = 60.0
     max_document_bytes: int = 32 * 1024 * 1024
     max_response_bytes: int = 64 * 1024 * 1024
+    # Where the content-hash cache and doctor profiles live; None: $XDG_CACHE_HOME/migrator
+    # (~/.cache/migrator). A relative path is relative to the config file.
+    cache_dir: str | None = None
 
 
 _TENANT_KEYS = {
@@ -133,9 +136,16 @@ def parse_settings(data: Mapping[str, Any], file: str, env: Mapping[str, str]) -
         raise ConfigError(file, "settings", "must be a table")
     values: dict[str, Any] = {}
     for key, value in settings_raw.items():
+        if key == "cache_dir":
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(file, "settings.cache_dir", "must be a non-empty path string")
+            values[key] = str(Path(file).parent / value)
+            continue
         if key not in _SETTINGS_KEYS:
             raise ConfigError(
-                file, f"settings.{key}", f"unknown key (known: {', '.join(sorted(_SETTINGS_KEYS))})"
+                file,
+                f"settings.{key}",
+                f"unknown key (known: {', '.join(sorted([*_SETTINGS_KEYS, 'cache_dir']))})",
             )
         typ, lo, hi = _SETTINGS_KEYS[key]
         values[key] = _number(value, typ, lo, hi, file, f"settings.{key}")

@@ -1,0 +1,61 @@
+"""What `migrator doctor` learned about one tenant's API where the spec leaves it open (§9).
+
+A profile is advice, never a requirement: every field may be None (not learned), and a run
+without a profile behaves correctly by looking things up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+PROFILE_FORMAT = "migrator-profile/1"
+
+_CHOICES: dict[str, tuple[object, ...]] = {
+    "import_response_id": ("definition", "version"),
+    "name_filter": ("exact", "contains"),
+    "idempotent_replay": ("replay", "409"),
+}
+
+
+@dataclass(frozen=True)
+class TenantProfile:
+    """One tenant's learned behaviour; None means "not learned, assume nothing"."""
+
+    import_response_id: str | None = (
+        None  # "definition" | "version": the id POST /workflows/import answers
+    )
+    name_filter: str | None = None  # "exact" | "contains": GET /workflows?name=
+    name_filter_case_sensitive: bool | None = None
+    idempotent_replay: str | None = None  # "replay" | "409": a completed Idempotency-Key sent again
+    retry_after: bool | None = None  # 429 answers carry Retry-After
+    rate_limit_headers: bool | None = None  # answers carry RateLimit-* headers
+    requests_per_minute: int | None = None  # the budget the headers announce
+    learned_at: str | None = None  # ISO-8601 UTC time of the doctor run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": PROFILE_FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: object) -> TenantProfile:
+        """Parse a saved profile; ValueError naming the key for anything malformed."""
+        if not isinstance(data, Mapping) or data.get("format") != PROFILE_FORMAT:
+            raise ValueError(f"not a {PROFILE_FORMAT} document")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            if value is None:
+                continue
+            if f.name in _CHOICES and value not in _CHOICES[f.name]:
+                raise ValueError(f"{f.name}: {value!r} is not one of {_CHOICES[f.name]}")
+            if f.name in ("name_filter_case_sensitive", "retry_after", "rate_limit_headers"):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{f.name}: not a boolean")
+            elif f.name == "requests_per_minute":
+                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                    raise ValueError(f"{f.name}: not a positive integer")
+            elif not isinstance(value, str):
+                raise ValueError(f"{f.name}: not a string")
+            values[f.name] = value
+        return cls(**values)
