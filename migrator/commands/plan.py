@@ -15,6 +15,7 @@ from migrator.commands._common import (
     EXIT_ITEMS,
     EXIT_OK,
     _common,
+    _no_cache,
     _settings,
     _shard,
     _write_report,
@@ -49,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="I/N",
         help="plan only this deterministic share of the tenants (as `migrate --shard`)",
     )
+    _no_cache(p)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -63,6 +65,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from_tenant=args.from_tenant,
         journal=args.journal,
         shard=args.shard,
+        use_cache=not args.no_cache,
     )
 
     async def go(stopping: anyio.Event) -> Any:

@@ -26,7 +26,6 @@ class Action(StrEnum):
     BLOCKED = "blocked"  # cannot be sent (missing callee, ambiguous target, unbound value)
 
 
-
 def int_or_none(value: Any) -> int | None:
     """An id as Zuora or the journal gives it (an int, or digits in a string), else None."""
     if isinstance(value, bool):
@@ -36,6 +35,7 @@ def int_or_none(value: Any) -> int | None:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -427,6 +427,10 @@ def _plan_group(
             )
             continue
         seen[doc.key] = doc.source
+        if state is not None and state.status == "done" and not definitions:
+            # The journal is not the target: what an earlier run imported was deleted since (the
+            # listing has no definition of the name), so it is sent again rather than called done.
+            state = replace(state, status="gone", intent=None)
         if state is not None and state.status == "done":
             items.append(
                 PlannedItem(

@@ -16,6 +16,7 @@ import socket
 import struct
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -101,6 +102,9 @@ class RunningFake:
         self._rngs = {name: random.Random(f"{config.seed}:{name}") for name in self.tenants}
         self.base_url = ""
         self.requests = 0  # total API calls answered (bench)
+        # API calls per (tenant, handler name, e.g. "export_workflow"), 429s included: what a
+        # client spent of the tenant's budget (tests and the request-efficiency bench count them).
+        self.calls: Counter[tuple[str, str]] = Counter()
 
     @staticmethod
     def _windows(t: FakeTenant) -> RateWindows:
@@ -187,6 +191,7 @@ class RunningFake:
                 headers,
             )
         conf = self.tenants[tenant]
+        self.calls[(tenant, handler.__name__)] += 1
         rate = self._rates[tenant].hit(self.clock())
         headers.update(_rate_headers(rate))
         if not rate.allowed:

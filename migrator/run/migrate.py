@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -35,7 +35,9 @@ from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.options import MigrateOptions, Progress
 from migrator.run.planning import TenantPlanning, linked_names
 from migrator.run.tenant import source_index, tenant_fingerprint, tenant_identity
+from migrator.store.cache import open_cache
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
+from migrator.store.profiles import load_profile
 from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
@@ -169,6 +171,11 @@ async def _migrate(
         journal = await stack.enter_async_context(factory(options.journal, run_fields, state=state))
         check_journal_matches(journal, tenants, store, options.journal)
         notices.extend(getattr(journal, "notices", []) or [])
+    cache = await anyio.to_thread.run_sync(
+        lambda: open_cache(settings, enabled=options.use_cache and not options.legacy)
+    )
+    if cache is not None:
+        stack.callback(cache.close)
     runs: dict[str, TenantRun] = {}
     index = source_index(store)
     linked = linked_names(store, index)
@@ -207,6 +214,8 @@ async def _migrate(
             index,
             linked,
         )
+        run.profile = load_profile(settings, tenant)
+        run.cache = cache.for_tenant(tenant) if cache is not None else None
         runs[tenant.name] = run
         try:
             await run.build_plan()
@@ -221,45 +230,41 @@ async def _migrate(
         except (ZuoraError, InputError) as exc:
             tenant_failed(run, exc)
 
-    # Phase 1: every tenant's plan, so that every blocking problem is known before anything
-    # is written; with --strict, one problem anywhere means nothing is written anywhere.
-    with single_failure():
-        async with anyio.create_task_group() as tg:
-            for tenant in tenants:
-                tg.start_soon(plan_one, tenant)
-    problems = [p for run in runs.values() if run.planned for p in run.problems]
-    hold = options.strict and bool(problems) and not options.dry_run
-    if hold:
-        notices.append(
-            f"--strict: nothing was written because of {len(problems)} blocking problem(s): "
-            + "; ".join(problems)
+    async def record_planned(name: str, run: TenantRun) -> None:
+        # What the tenant is about to send, so that `migrator status` can count what a killed
+        # run never reached as pending. A record per thousand items keeps every line small.
+        if not run.planned or run.failed:
+            return
+        keys = store.planned_keys(name, (Action.CREATE.value, Action.NEW_VERSION.value))
+        chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
+        while True:  # at least one record, even an empty one
+            await journal.append("planned", tenant=name, items=chunk)
+            chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
+            if not chunk:
+                break
+
+    if not options.strict and not options.legacy:
+        # Each tenant needs only its own plan: it executes as soon as that is ready, instead of
+        # waiting for the slowest tenant's (tokens are minted in the order the tenants start).
+        async def plan_and_execute(tenant: TenantConfig) -> None:
+            await plan_one(tenant)
+            run = runs[tenant.name]
+            if run.failed or not run.planned:
+                return
+            if options.dry_run:
+                notices.extend(run.problems)
+            else:
+                await record_planned(tenant.name, run)
+            await execute_one(run)
+
+        with single_failure():
+            async with anyio.create_task_group() as tg:
+                for tenant in tenants:
+                    tg.start_soon(plan_and_execute, tenant)
+    else:
+        await _plan_then_execute(
+            tenants, runs, options, notices, plan_one, execute_one, record_planned
         )
-    for run in runs.values():
-        if run.planned and run.problems and options.dry_run:
-            notices.extend(run.problems)
-    if not hold and not options.dry_run:
-        # What each tenant is about to send, so that `migrator status` can count what a
-        # killed run never reached as pending.
-        # A record per thousand items keeps every journal line small.
-        for name, run in sorted(runs.items()):
-            if run.planned and not run.failed:
-                keys = store.planned_keys(name, (Action.CREATE.value, Action.NEW_VERSION.value))
-                chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
-                while True:  # at least one record, even an empty one
-                    await journal.append("planned", tenant=name, items=chunk)
-                    chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
-                    if not chunk:
-                        break
-    # Phase 2: execute (a dry run only records what it would do).
-    with single_failure():
-        async with anyio.create_task_group() as tg:
-            for run in runs.values():
-                if run.failed:
-                    continue
-                if hold:
-                    run.hold("not sent: --strict and the plan has blocking problems")
-                    continue
-                tg.start_soon(execute_one, run)
     plans = PlanRecords(
         {name: run for name, run in sorted(runs.items()) if run.planned and not run.failed}
     )
@@ -277,6 +282,45 @@ async def _migrate(
 
 
 PLANNED_PER_RECORD = 1000
+
+
+async def _plan_then_execute(
+    tenants: Sequence[TenantConfig],
+    runs: dict[str, TenantRun],
+    options: MigrateOptions,
+    notices: list[str],
+    plan_one: Callable[[TenantConfig], Coroutine[Any, Any, None]],
+    execute_one: Callable[[TenantRun], Coroutine[Any, Any, None]],
+    record_planned: Callable[[str, TenantRun], Coroutine[Any, Any, None]],
+) -> None:
+    """--strict: every tenant's plan first, so that one blocking problem anywhere means nothing
+    is written anywhere; then every tenant executes (or is held)."""
+    with single_failure():
+        async with anyio.create_task_group() as tg:
+            for tenant in tenants:
+                tg.start_soon(plan_one, tenant)
+    problems = [p for run in runs.values() if run.planned for p in run.problems]
+    hold = options.strict and bool(problems) and not options.dry_run
+    if hold:
+        notices.append(
+            f"--strict: nothing was written because of {len(problems)} blocking problem(s): "
+            + "; ".join(problems)
+        )
+    for run in runs.values():
+        if run.planned and run.problems and options.dry_run:
+            notices.extend(run.problems)
+    if not hold and not options.dry_run:
+        for name, run in sorted(runs.items()):
+            await record_planned(name, run)
+    with single_failure():
+        async with anyio.create_task_group() as tg:
+            for run in runs.values():
+                if run.failed:
+                    continue
+                if hold:
+                    run.hold("not sent: --strict and the plan has blocking problems")
+                    continue
+                tg.start_soon(execute_one, run)
 
 
 async def _close_session(session: Any) -> None:

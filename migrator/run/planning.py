@@ -95,6 +95,7 @@ class TenantPlanning(TenantState):
             _Names(lambda n: n in callee_names or self.store.has_name(n)),
             lambda d: self.store.add_target(name, d),
             hash_names=_Names(lambda n: not settled(n)),
+            cache=self.cache,
         )
         self.target = target
         self.target_fingerprint = target_fingerprint(target)
