@@ -325,3 +325,29 @@ async def test_the_legacy_path_the_bench_compares_with(tmp_path: Path) -> None:
         ledger = {e["name"]: e for e in env.imports(T1)}
         for item in report.items:
             assert item.target_version_id == ledger[item.workflow_name]["version_id"]
+
+
+async def test_a_listing_that_shows_new_workflows_last_costs_a_lookup_each_at_most(
+    tmp_path: Path,
+) -> None:
+    """When the listing puts the new definitions behind many others (a large tenant listed
+    oldest first), a batch stops reading once the pages read equal the ids still missing and
+    looks the rest up by name: at most two requests per import to resolve, ids still right."""
+    write_sources(tmp_path / "src", 3)
+    async with fake_with() as env:
+        ts = env.fake.state.tenants[T1]
+        start = ts.next_id
+        ts.next_id = 10_000_000  # the tenant's own workflows get higher ids: listed first
+        for i in range(150):
+            env.fake.state.add_workflow(T1, small_export(f"Other {i:03d}"))
+        ts.next_id = start
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(tmp_path / "src")], tenants=[T1])
+        )
+        assert report.summary()["imported"] == 3
+        # planning reads the 3 pages; the batch reads 3 (3 names missing), then 3 lookups
+        assert calls(env) == {"import_workflow": 3, "list_workflows": 3 + 3 + 3}
+        ledger = {e["name"]: e for e in env.imports(T1)}
+        for item in report.items:
+            assert item.target_workflow_id == ledger[item.workflow_name]["definition_id"]
+            assert item.target_version_id == ledger[item.workflow_name]["version_id"]

@@ -71,11 +71,9 @@ class TenantResolution(TenantRecovery):
 
     def _init_resolution(self) -> None:
         self.pending: list[Pending] = []
-        self.resolve_requests = 0  # requests spent finding ids (the bench reads it)
 
     async def _resolve_now(self, name: str, answer_id: int | None) -> tuple[int, Mapping[str, Any]]:
         """The definition a create just made, by one `name=` lookup (its listing entry too)."""
-        self.resolve_requests += 1
         candidates = [
             e for e in await self.client.list_workflows(name=name) if e.get("name") == name
         ]
@@ -105,17 +103,29 @@ class TenantResolution(TenantRecovery):
         by_name: dict[str, list[Mapping[str, Any]]] = {}
         by_id: dict[int, Mapping[str, Any]] = {}
         wanted_ids = {p.definition_id for p in batch if p.definition_id is not None}
+        pages = 0
+        cut = False
         try:
             async for page in self.client.workflow_pages():
-                self.resolve_requests += 1
+                pages += 1
                 for entry in page:
                     entry_id = int_or_none(entry.get("id"))
                     if entry.get("name") in names:
                         by_name.setdefault(str(entry["name"]), []).append(entry)
                     if entry_id is not None and entry_id in wanted_ids:
                         by_id[entry_id] = entry
-                if names <= by_name.keys() and wanted_ids <= by_id.keys():
+                missing = len(names - by_name.keys()) + len(wanted_ids - by_id.keys())
+                if not missing:
                     break  # a name may have a twin further on only if someone made one meanwhile
+                if pages >= missing:
+                    # The listing's order puts the rest far away (a large tenant listed oldest
+                    # first): a lookup each costs less than reading on.
+                    cut = True
+                    break
+            if cut:
+                for name in sorted(names - by_name.keys()):
+                    named = await self.client.list_workflows(name=name)
+                    by_name[name] = [e for e in named if e.get("name") == name]
         except ZuoraError:
             pass  # what is not found now is written without its ids (a later run resolves them)
         entries: list[Mapping[str, Any]] = []
@@ -138,7 +148,6 @@ class TenantResolution(TenantRecovery):
         if p.version_id is None and p.definition_id is not None:
             # More newer versions than the listing shows, or an older tenant's entry.
             try:
-                self.resolve_requests += 1
                 for v in await self.client.list_versions(p.definition_id):
                     if str(v.get("version")) == p.version:
                         p.version_id = int_or_none(v.get("id"))
