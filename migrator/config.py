@@ -297,7 +297,9 @@ def _secret(table: Mapping[str, Any], file: str, where: str, env: Mapping[str, s
         try:
             mode = resolved.stat().st_mode
             if not stat.S_ISREG(mode):
-                raise ConfigError(file, f"{where}.{key}", f"secrets file {path} is not a regular file")
+                raise ConfigError(
+                    file, f"{where}.{key}", f"secrets file {path} is not a regular file"
+                )
             text = resolved.read_bytes().decode("utf-8").strip()
         except UnicodeDecodeError:
             raise ConfigError(

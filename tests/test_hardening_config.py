@@ -119,10 +119,14 @@ def test_different_client_ids_or_ports_or_entities_are_different_tenants() -> No
 
 def test_request_timeout_and_max_wait_are_settings() -> None:
     """[settings] request_timeout and max_wait are read, range-checked, and default to 600 s and 900 s."""
-    base = {"tenants": {"a": {"base_url": "https://z.example", "client_id": "x", "client_secret": "s"}}}
+    base = {
+        "tenants": {"a": {"base_url": "https://z.example", "client_id": "x", "client_secret": "s"}}
+    }
     defaults = parse_settings(base, "m.toml", {})
     assert (defaults.request_timeout, defaults.max_wait) == (600.0, 900.0)
-    given = parse_settings({**base, "settings": {"request_timeout": 30, "max_wait": 5}}, "m.toml", {})
+    given = parse_settings(
+        {**base, "settings": {"request_timeout": 30, "max_wait": 5}}, "m.toml", {}
+    )
     assert (given.request_timeout, given.max_wait) == (30.0, 5.0)
     with pytest.raises(ConfigError) as info:
         parse_settings({**base, "settings": {"request_timeout": 0}}, "m.toml", {})
@@ -144,8 +148,17 @@ def test_cli_reports_config_mistake_in_one_line_with_exit_2(tmp_path: Path, text
     src = tmp_path / "doc.json"
     src.write_text("{}")
     result = subprocess.run(
-        [sys.executable, "-m", "migrator.cli", "migrate", str(src), "--config", str(cfg),
-         "--progress", "never"],
+        [
+            sys.executable,
+            "-m",
+            "migrator.cli",
+            "migrate",
+            str(src),
+            "--config",
+            str(cfg),
+            "--progress",
+            "never",
+        ],
         env={**os.environ, **ENV},
         cwd=tmp_path,
         capture_output=True,
