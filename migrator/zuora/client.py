@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import math
 import random
 import re
 import secrets
@@ -185,7 +186,10 @@ class ZuoraClient:
         on_attempt: Callable[[AttemptInfo], None] | None = None,
         run_id: str | None = None,
         auth: TokenCache | None = None,
+        stopping: anyio.Event | None = None,
     ) -> None:
+        """`stopping` is the run's first-Ctrl-C event: once set, no call waits any longer on a
+        pause or a backoff (it fails as retryable, keeping its in-doubt flag)."""
         self.tenant = tenant
         self._session = session
         self._settings = settings
@@ -199,8 +203,12 @@ class ZuoraClient:
         if not valid_track_id(self._track_prefix):
             raise ValueError("run id must be printable ASCII without : ; \" '")
         self._counter = itertools.count(1)
-        self._policy = Policy(settings.max_attempts, settings.backoff_base, settings.backoff_cap)
-        self.pacer = Pacer(tenant.requests_per_minute)
+        self._policy = Policy(
+            settings.max_attempts, settings.backoff_base, settings.backoff_cap, settings.max_wait
+        )
+        self.pacer = Pacer(tenant.requests_per_minute, max_pause=settings.max_wait)
+        self._stopping = stopping
+        self._capped_until = -math.inf  # the capped pause already reported in the log
         self.limiter = _Limiter(AdaptiveLimit(tenant.max_concurrency))
         self._connections = session_limiter(session)
         self.auth = auth or TokenCache(
@@ -392,7 +400,7 @@ class ZuoraClient:
             # never hold a connection slot another tenant could use.
             await self.limiter.acquire()
             try:
-                await self._pace()
+                await self._pace(method, path, in_doubt)
                 await self._connections.acquire()
                 try:
                     self.stats.requests += 1
@@ -430,16 +438,48 @@ class ZuoraClient:
                 continue
             if decision.action is Action.RETRY:
                 self.stats.retries += 1
-                await self._sleep(decision.delay)
+                if not await self._wait(decision.delay):
+                    raise self._stopped(method, path, decision.delay, in_doubt)
                 continue
             raise self._failure(method, path, reply, outcome, decision, attempt)
 
-    async def _pace(self) -> None:
+    async def _pace(self, method: str, path: str, in_doubt: bool) -> None:
         delay = self.pacer.reserve(self._clock())
         while delay > 0:
-            await self._sleep(delay)
+            if not await self._wait(delay):
+                raise self._stopped(method, path, delay, in_doubt)
             # A 429 elsewhere may have paused the tenant while we slept on our slot.
             delay = self.pacer.wait_for_pause(self._clock())
+
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep `seconds`; False at once when the run is stopping (first Ctrl-C) meanwhile."""
+        stopping = self._stopping
+        if stopping is None:
+            await self._sleep(seconds)
+            return True
+        if stopping.is_set():
+            return False
+        slept = False
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await stopping.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            await self._sleep(seconds)
+            slept = True
+            tg.cancel_scope.cancel()
+        return slept
+
+    def _stopped(self, method: str, path: str, delay: float, in_doubt: bool) -> ZuoraError:
+        return self._error(
+            method,
+            path,
+            f"stopped (the run is stopping) while waiting {delay:.0f} s to send",
+            in_doubt=in_doubt,
+            retryable=True,
+        )
 
     async def _send(
         self,
@@ -450,10 +490,16 @@ class ZuoraClient:
         body: bytes | None,
     ) -> _Reply:
         reply = _Reply()
+        # A whole-request deadline: read_timeout is per socket read, so a server dribbling a
+        # byte at a time would otherwise hold the call (and its slots) for ever.
+        deadline = asyncio.timeout(self._settings.request_timeout)
         try:
-            async with self._session.request(
-                method, url, params=params, headers=headers, data=body, allow_redirects=False
-            ) as resp:
+            async with (
+                deadline,
+                self._session.request(
+                    method, url, params=params, headers=headers, data=body, allow_redirects=False
+                ) as resp,
+            ):
                 reply.status = resp.status
                 reply.headers = {k.lower(): v for k, v in resp.headers.items()}
                 if 300 <= resp.status < 400:
@@ -462,6 +508,9 @@ class ZuoraClient:
                 reply.raw = await read_capped(resp, self._settings.max_response_bytes)
         except BodyTooLarge:
             reply.too_large = True
+        except TimeoutError as exc:
+            # Sent (or maybe sent) and no complete answer: a lost answer, in doubt for a write.
+            reply.error = NetError.DEADLINE if deadline.expired() else classify(exc)
         except Exception as exc:
             kind = classify(exc)
             if kind is None:
@@ -494,8 +543,9 @@ class ZuoraClient:
 
     def _learn(self, reply: _Reply, decision: Decision, epoch: int) -> None:
         now = self._clock()
+        requested: float | None = None
         if reply.headers:
-            self.pacer.observe(reply.headers, now)
+            requested = self.pacer.observe(reply.headers, now)
         if reply.status == 429:
             self.stats.throttled += 1
             self.limiter.adaptive.on_throttle(epoch)
@@ -503,7 +553,16 @@ class ZuoraClient:
             self.limiter.adaptive.on_success()
         if reply.status in (429, 503) and decision.retry_after is not None:
             # The whole tenant waits, not just this request.
-            self.pacer.penalize(now + decision.retry_after)
+            self.pacer.pause(now, decision.retry_after)
+            requested = max(requested or 0.0, decision.retry_after)
+        if requested is not None and requested > self.pacer.max_pause and now >= self._capped_until:
+            self._capped_until = self.pacer.paused_until
+            self._log.warning(
+                f"server asked to pause tenant {self.tenant.name} for {requested:.0f} s; "
+                f"pausing {self.pacer.max_pause:.0f} s (settings.max_wait) instead",
+                requested=round(requested, 3),
+                max_wait=self.pacer.max_pause,
+            )
 
     def _report(
         self,
