@@ -20,6 +20,35 @@ _known: set[str] = set()
 REDACTED = "[redacted]"
 
 
+# What a name must never put on a terminal as is: C0 controls (ESC, CR, LF, BEL, ...), DEL, C1
+# controls, the Unicode line/paragraph separators and the bidi overrides that reorder a line, and
+# lone surrogates (the undecodable bytes of a file name, kept by Python's surrogateescape).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name: show the byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` safe for one human-readable line: every control character as a visible escape.
+
+    ESC becomes `\\x1b`, LF `\\n`, an undecodable file-name byte `\\xff`: a name from a document,
+    a tenant or a directory can neither recolour a terminal nor forge a line of its own.
+    """
+    if _UNPRINTABLE.search(text) is None:
+        return text
+    return _UNPRINTABLE.sub(_escape_one, text)
+
+
 def register_secret(value: str) -> None:
     """Never let this value reach a log line (short values would redact too much: ignore them)."""
     if value and len(value) >= 6:
