@@ -6,12 +6,17 @@ replaces it wherever it shows up in an event, whatever the key.
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
+from urllib.parse import quote, quote_plus
 
+import orjson
 import structlog
 
 _SECRET_KEYS = re.compile(r"(secret|token|password|authorization|api[-_]?key)", re.IGNORECASE)
@@ -49,16 +54,94 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_escape_one, text)
 
 
+_MIN_SECRET = 6  # shorter values would redact too much: they are ignored
+_MIN_PREFIX = 4  # the shortest cut-off start of a secret still redacted at a cut
+_ordered: list[str] = []  # every registered form, longest first
+ELLIPSIS = "…"
+
+
+def _base64_forms(raw: bytes) -> list[str]:
+    # Unpadded: the padded text contains it, so one substring test covers both.
+    return [
+        base64.b64encode(raw).decode("ascii").rstrip("="),
+        base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
+    ]
+
+
+def secret_forms(value: str) -> set[str]:
+    """Every way a server may echo `value`: raw, URL-encoded (quote and quote_plus, as a form
+    body is), JSON-escaped (UTF-8 or \\u-escaped), HTML-escaped and base64."""
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        quote_plus(value, safe="/"),
+        html.escape(value),
+        *_base64_forms(value.encode("utf-8")),
+    }
+    # JSON-escaped, and escaped twice (an echo quoted inside a JSON error quoted again).
+    for _ in range(2):
+        forms |= {_json_escaped(f, ascii_only) for f in forms for ascii_only in (False, True)}
+    return {f for f in forms if len(f) >= _MIN_SECRET}
+
+
+def _json_escaped(text: str, ascii_only: bool) -> str:
+    if ascii_only:
+        return json.dumps(text)[1:-1]
+    return orjson.dumps(text).decode("utf-8")[1:-1]
+
+
+def _remember(forms: set[str]) -> None:
+    global _ordered
+    if forms - _known:
+        _known.update(forms)
+        _ordered = sorted(_known, key=len, reverse=True)
+
+
 def register_secret(value: str) -> None:
-    """Never let this value reach a log line (short values would redact too much: ignore them)."""
-    if value and len(value) >= 6:
-        _known.add(value)
+    """Never let this value, in any encoding a server might echo, reach a log line or a message."""
+    if value and len(value) >= _MIN_SECRET:
+        _remember(secret_forms(value))
+
+
+def register_credentials(client_id: str, secret: str) -> None:
+    """The secret's forms plus the HTTP Basic forms of the pair: base64 of `id:secret`, raw and
+    form-encoded (RFC 6749 §2.3.1)."""
+    if not secret or len(secret) < _MIN_SECRET:
+        return
+    register_secret(secret)
+    pairs = {f"{client_id}:{secret}", f"{quote_plus(client_id)}:{quote_plus(secret)}"}
+    _remember({f for pair in pairs for f in _base64_forms(pair.encode("utf-8"))})
+
+
+def _cut_tail(text: str) -> str:
+    """`text` with a trailing start of a secret form (left by a cut) redacted."""
+    if len(text) < _MIN_PREFIX:
+        return text
+    tail = text[-_MIN_PREFIX:]
+    longest = 0
+    for form in _ordered:
+        if tail not in form:  # cheap filter: the cut start must end with these characters
+            continue
+        for k in range(min(len(form) - 1, len(text)), max(longest, _MIN_PREFIX - 1), -1):
+            if text.endswith(form[:k]):
+                longest = k
+                break
+    return text[:-longest] + REDACTED if longest else text
 
 
 def redact_text(text: str) -> str:
-    for secret in sorted(_known, key=len, reverse=True):
+    """`text` with every registered secret form replaced, and the start of one cut off at the
+    end of the text or before an ellipsis (a message clipped by someone else) too."""
+    for secret in _ordered:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if _ordered:
+        if ELLIPSIS in text:
+            text = ELLIPSIS.join(_cut_tail(part) for part in text.split(ELLIPSIS))
+        else:
+            text = _cut_tail(text)
     return _BEARER.sub("Bearer " + REDACTED, text)
 
 

@@ -88,6 +88,9 @@ class TokenCache:
             settings.max_attempts, settings.backoff_base, settings.backoff_cap, settings.max_wait
         )
         self._request_timeout = settings.request_timeout
+        # Whatever this tenant's token endpoint echoes of the form, in whatever encoding, is
+        # redacted from every log line and message from here on.
+        logs.register_credentials(tenant.client_id, tenant.client_secret.reveal())
         self._token: _Token | None = None
         self._retired: list[str] = []  # recent tokens, still scrubbed from server-echoed text
         self._lock = asyncio.Lock()
@@ -184,7 +187,9 @@ class TokenCache:
                 return self._parse(raw)
             if status is not None and (300 <= status < 400 or status in (400, 401, 403)):
                 # Rejected credentials (or a misrouted URL): fail fast, no retry storm.
-                detail = _short_reason(raw, resp_headers.get("location") if status < 400 else None)
+                detail = _short_reason(
+                    raw, resp_headers.get("location") if status < 400 else None, self._scrub
+                )
                 message = f"POST {TOKEN_PATH}: credentials rejected ({status}{': ' + detail if detail else ''})"
                 if 300 <= status < 400:
                     message = f"POST {TOKEN_PATH}: unexpected redirect ({status} {detail})"
@@ -208,7 +213,7 @@ class TokenCache:
             )
             if decision.action is not Action.RETRY:
                 what = str(status) if status is not None else (error.value if error else "failed")
-                detail = _short_reason(raw, None) if status is not None else ""
+                detail = _short_reason(raw, None, self._scrub) if status is not None else ""
                 suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
                 message = self._scrub(
                     f"POST {TOKEN_PATH}: token request failed: {what}{' ' + detail if detail else ''}{suffix}"
@@ -243,7 +248,7 @@ class TokenCache:
     def _scrub(self, text: str) -> str:
         for secret in self.known_secrets():
             text = text.replace(secret, "***")
-        return text
+        return logs.redact_text(text)  # every other form of them (URL-encoded, base64, ...)
 
 
 async def _read_some(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -259,7 +264,7 @@ async def _read_some(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _short_reason(raw: bytes, location: str | None) -> str:
+def _short_reason(raw: bytes, location: str | None, scrub: Callable[[str], str]) -> str:
     if location:
-        return f"to {location[:200]}"
-    return error_detail(raw)
+        return f"to {scrub(location)[:200]}"
+    return error_detail(raw, scrub)

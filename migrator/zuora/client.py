@@ -26,6 +26,7 @@ import structlog
 
 from migrator.config import Settings, TenantConfig
 from migrator.errors import ZuoraError
+from migrator.logs import redact_text
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.http import (
     GZIP_THRESHOLD,
@@ -333,7 +334,7 @@ class ZuoraClient:
     def _scrub(self, text: str) -> str:
         for secret in self.auth.known_secrets():
             text = text.replace(secret, "***")
-        return text
+        return redact_text(text)  # every other form of them (URL-encoded, base64, ...)
 
     def _next_track_id(self) -> str:
         return f"{self._track_prefix}-{next(self._counter)}"
@@ -620,7 +621,7 @@ class ZuoraClient:
     ) -> ZuoraError:
         doubt = decision.in_doubt
         if reply.location is not None:
-            where = reply.location[:200] or "(no Location)"
+            where = self._scrub(reply.location)[:200] or "(no Location)"
             return self._error(
                 method,
                 path,
@@ -644,7 +645,7 @@ class ZuoraClient:
                 method, path, f"{outcome.error.value}{suffix}", in_doubt=doubt, retryable=True
             )
         status = outcome.status
-        detail = error_detail(reply.raw)
+        detail = error_detail(reply.raw, self._scrub)
         text = f"{status} {detail}".rstrip() + suffix
         retryable = status in (409, 429, 500, 502, 503, 504)
         error = self._error(method, path, text, status=status, in_doubt=doubt, retryable=retryable)
