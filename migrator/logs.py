@@ -171,6 +171,20 @@ def redact_processor(
     return event_dict
 
 
+_RENDERED_ELSEWHERE = frozenset({"exception", "exc_info", "stack"})
+
+
+def escape_processor(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """For the console: control characters in any string value shown as escapes (names from
+    documents and tenants must not recolour the terminal or forge a log line)."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and key not in _RENDERED_ELSEWHERE:
+            event_dict[key] = printable(value)
+    return event_dict
+
+
 class _Stderr:
     """Whatever sys.stderr is at the moment of writing (it may be swapped after set-up)."""
 
@@ -188,9 +202,12 @@ def configure(fmt: str = "console", level: str = "info", stream: TextIO | None =
     """Set structlog up once per process; `fmt` is "console" or "json"."""
     out: Any = stream or _Stderr()
     renderer: Any
+    # JSON escapes control characters itself; the console needs them made visible.
+    escape: list[Any] = []
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
+        escape = [escape_processor]
         renderer = structlog.dev.ConsoleRenderer(
             colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
@@ -200,6 +217,7 @@ def configure(fmt: str = "console", level: str = "info", stream: TextIO | None =
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_processor,
+            *escape,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from migrator.journal import ItemState, Record, read_state, runs
+from migrator.logs import printable
 from migrator.workspace import Workspace
 
 NEXT_STEP = {
@@ -132,7 +133,7 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
     for tenant, t in data["tenants"].items():
         c = t["counts"]
         lines.append(
-            f"{tenant:<20} {c['done']:>6} {c['skipped']:>8} {c['failed']:>7} {c['in_doubt']:>9} {c['deferred']:>9} {c['pending']:>8}"
+            f"{printable(tenant):<20} {c['done']:>6} {c['skipped']:>8} {c['failed']:>7} {c['in_doubt']:>9} {c['deferred']:>9} {c['pending']:>8}"
         )
     for tenant, t in data["tenants"].items():
         for kind in ("failures", "in_doubt", "deferred"):
@@ -148,4 +149,5 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
                 f"  next run for {tenant}: "
                 + "; ".join(f"{s}: {w}" for s, w in t["next_run"].items())
             )
-    return "\n".join(lines), not unsettled
+    # Tenant names, workflow names, sources and reasons come from documents and servers.
+    return "\n".join(printable(line) for line in lines), not unsettled
