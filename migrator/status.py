@@ -110,10 +110,18 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
     left = {
         k: n for k in ("failed", "deferred", "blocked") if (n := data["last_run_counts"].get(k))
     }
-    unsettled = unsettled or stopped_early or bool(left)
+    # A journal that records no run (empty, or nothing but an incomplete line such as the NULs a
+    # crash can leave) settles nothing: wrong path, or a run that died before it began.
+    no_run = not data["runs"] and not data["tenants"]
+    unsettled = unsettled or stopped_early or bool(left) or no_run
     if as_json:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), not unsettled
     lines = [f"journal {path}: {data['runs']} run(s)"]
+    if no_run:
+        lines.append(
+            "the journal has no run: it records nothing, so nothing is settled "
+            "(check the path; a migrate run writes its journal with --journal)"
+        )
     if data["runs"] and not data["last_run_finished"]:
         lines.append(
             "the last run did not finish (crashed or killed): run the same command again to resume"

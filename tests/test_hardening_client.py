@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from migrator.config import Secret, Settings, TenantConfig
-from migrator.errors import ZuoraError
+from migrator.errors import ProtocolError, ZuoraError
 from migrator.fake import FakeConfig, FaultConfig, serve
 from migrator.zuora import AttemptInfo, ZuoraClient, open_session
 from tests.test_client import Script, client_for, json_response, make_settings, serve_app
@@ -274,3 +274,54 @@ async def test_a_dribbling_token_endpoint_hits_the_request_deadline() -> None:
             with anyio.fail_after(60), pytest.raises(ZuoraError) as info:
                 await client.get_workflow(1)
     assert "no complete answer within request_timeout" in str(info.value)
+
+
+# ---- a 2xx whose JSON is not the documented shape -------------------------------------------
+
+
+async def test_a_read_answered_with_json_that_is_not_an_object_fails_for_good_at_once() -> None:
+    """A GET answered 200 `[]` (or a listing without its data list) is a permanent protocol error, asked once, not in doubt."""
+
+    async def not_object(request: web.Request) -> web.Response:
+        return json_response([])
+
+    async def no_data(request: web.Request) -> web.Response:
+        return json_response({"data": "x"})
+
+    routes = [("GET", "/workflows/1", not_object), ("GET", "/workflows", no_data)]
+    async with client_for(routes, max_attempts=5) as (client, _, _):
+        with pytest.raises(ProtocolError) as read:
+            await client.get_workflow(1)
+        with pytest.raises(ProtocolError) as listing:
+            await client.list_workflows()
+        assert client.stats.requests == 2 and client.stats.retries == 0
+    assert str(read.value) == (
+        "tenant prod: GET /workflows/1: 200 answer, but response is not a JSON object"
+        " (a protocol error: not retried)"
+    )
+    for error in (read.value, listing.value):
+        assert error.status == 200 and not error.in_doubt and not error.retryable
+    assert "no list of objects under 'data'" in str(listing.value)
+
+
+async def test_an_import_answered_with_json_that_is_not_an_object_is_in_doubt_and_not_resent() -> (
+    None
+):
+    """A POST import answered 200 `"x"` is in doubt (it may have landed) and is sent once, not resent with its key."""
+    keys: list[str | None] = []
+
+    async def do_import(request: web.Request) -> web.Response:
+        keys.append(request.headers.get("Idempotency-Key"))
+        return json_response("x")
+
+    async with client_for([("POST", "/workflows/import", do_import)], max_attempts=5) as (
+        client,
+        _,
+        _,
+    ):
+        with pytest.raises(ProtocolError) as info:
+            await client.import_workflow(
+                {"a": 1}, version=None, activate=False, idempotency_key="k-1"
+            )
+    assert keys == ["k-1"]
+    assert info.value.in_doubt and not info.value.retryable and info.value.status == 200

@@ -25,7 +25,7 @@ import orjson
 import structlog
 
 from migrator.config import Settings, TenantConfig
-from migrator.errors import ZuoraError
+from migrator.errors import ProtocolError, ZuoraError
 from migrator.logs import redact_text
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.http import (
@@ -83,6 +83,17 @@ class AttemptInfo:
     action: str  # "done" | "retry" | "refresh" | "give_up"
     delay: float
     track_id: str
+
+
+def _object_shape(body: Any) -> str | None:
+    return None if isinstance(body, dict) else "response is not a JSON object"
+
+
+def _list_shape(body: Any) -> str | None:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        return "response has no list of objects under 'data'"
+    return None
 
 
 def valid_track_id(value: str) -> bool:
@@ -246,7 +257,7 @@ class ZuoraClient:
             params = {"page": str(page), "page_length": str(PAGE_LENGTH)}
             if name is not None:
                 params["name"] = name
-            body = await self._call("GET", "/workflows", params=params)
+            body = await self._call("GET", "/workflows", params=params, shape=_list_shape)
             data = self._list_field(body, "GET", "/workflows")
             yield data
             pagination = body.get("pagination")
@@ -257,18 +268,19 @@ class ZuoraClient:
 
     async def get_workflow(self, definition_id: int) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}"
-        return self._object(await self._call("GET", path), "GET", path)
+        return self._object(await self._call("GET", path, shape=_object_shape), "GET", path)
 
     async def list_versions(self, definition_id: int) -> list[dict[str, Any]]:
         path = f"/workflows/{int(definition_id)}/versions"
-        return self._list_field(await self._call("GET", path), "GET", path)
+        return self._list_field(await self._call("GET", path, shape=_list_shape), "GET", path)
 
     async def export_workflow(
         self, definition_id: int, version: str | None = None
     ) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}/export"
         params = {"version": version} if version is not None else None
-        return self._object(await self._call("GET", path, params=params), "GET", path)
+        body = await self._call("GET", path, params=params, shape=_object_shape)
+        return self._object(body, "GET", path)
 
     async def import_workflow(
         self,
@@ -283,7 +295,12 @@ class ZuoraClient:
         if version is not None:
             params["version"] = version
         body = await self._call(
-            "POST", path, params=params, json=payload, idempotency_key=idempotency_key
+            "POST",
+            path,
+            params=params,
+            json=payload,
+            idempotency_key=idempotency_key,
+            shape=_object_shape,
         )
         return self._object(body, "POST", path, in_doubt=True)
 
@@ -299,7 +316,12 @@ class ZuoraClient:
         path = f"/workflows/{int(definition_id)}/versions/import"
         params = {"version": version, "activate": "true" if activate else "false"}
         body = await self._call(
-            "POST", path, params=params, json=payload, idempotency_key=idempotency_key
+            "POST",
+            path,
+            params=params,
+            json=payload,
+            idempotency_key=idempotency_key,
+            shape=_object_shape,
         )
         return self._object(body, "POST", path, in_doubt=True)
 
@@ -307,7 +329,9 @@ class ZuoraClient:
         self, definition_id: int, fields: Mapping[str, Any], *, idempotency_key: str
     ) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}"
-        body = await self._call("PATCH", path, json=dict(fields), idempotency_key=idempotency_key)
+        body = await self._call(
+            "PATCH", path, json=dict(fields), idempotency_key=idempotency_key, shape=_object_shape
+        )
         return self._object(body, "PATCH", path, in_doubt=True)
 
     # ---- shapes ---------------------------------------------------------------------------
@@ -324,6 +348,20 @@ class ZuoraClient:
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             raise self._error(method, path, "response has no list of objects under 'data'")
         return data
+
+    def _protocol_error(
+        self, method: str, path: str, status: int | None, problem: str, is_write: bool
+    ) -> ProtocolError:
+        # Asking again gets the same answer (a keyed write is replayed): never retried here. A
+        # write may have landed, so it stays in doubt; a read fails for good.
+        self.stats.errors += 1
+        what = f"{status} answer, but {problem}" if status is not None else problem
+        return ProtocolError(
+            self._scrub(f"{method} {path}: {what} (a protocol error: not retried)"),
+            tenant=self.tenant.name,
+            status=status,
+            in_doubt=is_write,
+        )
 
     def _error(self, method: str, path: str, text: str, **kwargs: Any) -> ZuoraError:
         self.stats.errors += 1
@@ -349,7 +387,9 @@ class ZuoraClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        shape: Callable[[Any], str | None] | None = None,
     ) -> Any:
+        """Every attempt of one call; `shape` says what is wrong with a 2xx body (None if fine)."""
         is_write = method in ("POST", "PATCH")
         if idempotency_key is not None:
             try:
@@ -431,6 +471,9 @@ class ZuoraClient:
             self._learn(reply, decision, epoch)
             self._report(method, path, attempt, reply, outcome, decision, track_id)
             if decision.action is Action.DONE:
+                problem = shape(parsed) if shape is not None else None
+                if problem is not None:
+                    raise self._protocol_error(method, path, reply.status, problem, is_write)
                 return parsed
             if decision.action is Action.REFRESH:
                 refreshed = True
