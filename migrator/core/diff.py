@@ -1,0 +1,737 @@
+"""Differences between two versions of a workflow at the level a person thinks in: tasks (by name
+and graph position, never by id), task fields, linkages and workflow fields. Pure.
+
+Agrees with document.canonical_hash: the difference list is empty exactly when the canonical
+forms are equal (docs/diff.md explains the matching and why that holds).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# The same field sets the canonical form leaves out: the diff must ignore exactly what it ignores
+# (the integrator may give these public names when document.py moves to core/).
+from migrator.document import (
+    _LINK_DROP,
+    _TASK_DROP,
+    _TOP_KEYS,
+    _WORKFLOW_DROP,
+    FILE_REF_STR,
+    MERGE,
+    MERGE_PARAMS,
+    canonical_hash,
+)
+
+# Difference kinds.
+WORKFLOW_FIELD = "workflow-field"
+DOCUMENT_FIELD = "document-field"
+TASK_ADDED = "task-added"
+TASK_REMOVED = "task-removed"
+TASK_FIELD = "task-field"
+LINKAGE_ADDED = "linkage-added"
+LINKAGE_REMOVED = "linkage-removed"
+
+# Graph element states, for the side-by-side drawings.
+SAME = "same"
+CHANGED = "changed"
+ADDED = "added"
+REMOVED = "removed"
+
+_VALUE_WIDTH = 60
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# How many rounds of position refinement the matching looks at; deeper agreement rarely changes a
+# pairing and every round costs a pass over the edges.
+_MAX_ROUNDS = 12
+
+
+class _Absent:
+    """A field present on one side only (JSON has no way to say "absent" apart from null)."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One difference: where (`path`), what the first side has (`source`), what the second has
+    (`target`); ABSENT (null in JSON) for a side that lacks it."""
+
+    kind: str
+    path: str
+    source: Any
+    target: Any
+    subject: str  # what it is about: `workflow`, `task "Send reminder"`, a linkage
+    field: str = ""  # the field inside the subject, for changed fields
+
+    def describe(self) -> str:
+        """One line: `task "Send reminder": parameters.email.subject: "A" → "B"`."""
+        if self.kind in (TASK_ADDED, LINKAGE_ADDED):
+            return f"{self.subject} added"
+        if self.kind in (TASK_REMOVED, LINKAGE_REMOVED):
+            return f"{self.subject} removed"
+        return f"{self.subject}: {self.field}: {_short(self.source)} → {_short(self.target)}"
+
+    def to_json(self) -> dict[str, Any]:
+        """{"path", "source", "target", "kind"}; an absent side is null."""
+        return {
+            "path": self.path,
+            "source": None if self.source is ABSENT else self.source,
+            "target": None if self.target is ABSENT else self.target,
+            "kind": self.kind,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    """A task in a drawing: `key` is shared by the two sides' drawings for a matched task."""
+
+    key: str
+    label: str
+    action: str
+    depth: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class GraphEdge:
+    """A linkage in a drawing; `source` is None for an entry linkage."""
+
+    source: str | None
+    target: str
+    label: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskGraph:
+    """One side's tasks and linkages, marked with what differs from the other side."""
+
+    nodes: tuple[GraphNode, ...]
+    edges: tuple[GraphEdge, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The differences of two documents and both task graphs, ready to draw side by side."""
+
+    differences: tuple[Difference, ...]
+    source_graph: TaskGraph
+    target_graph: TaskGraph
+
+
+def diff_workflows(source: Mapping[str, Any], target: Mapping[str, Any]) -> list[Difference]:
+    """What changes from validated document `source` to validated document `target`.
+
+    Empty exactly when canonical_hash(source) == canonical_hash(target).
+    """
+    if canonical_hash(source) == canonical_hash(target):
+        return []
+    return list(compare_workflows(source, target).differences)
+
+
+def compare_workflows(source: Mapping[str, Any], target: Mapping[str, Any]) -> Comparison:
+    """The differences and both task graphs (always drawn, even for equal documents)."""
+    if canonical_hash(source) == canonical_hash(target):
+        # Equal canonical forms are equal for the diff too, even where the matching below could
+        # pair indistinguishable tasks differently from the canonical ranks.
+        s = _Side(source)
+        graph = _graph_of(s, [str(i) for i in range(len(s.tasks))], {}, set())
+        return Comparison((), graph, graph)
+    return _Comparer(_Side(source), _Side(target)).run()
+
+
+def summarize_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """One line saying what `new` changes against `old`, e.g.
+    `2 tasks changed, 1 task added ("X"), 1 linkage removed`; `no change` when none."""
+    return summarize_differences(diff_workflows(old, new))
+
+
+def summarize_differences(differences: Sequence[Difference]) -> str:
+    """The one-line summary of a list of differences (see summarize_change)."""
+    if not differences:
+        return "no change"
+    changed_tasks = {d.subject for d in differences if d.kind == TASK_FIELD}
+    added = [d.subject for d in differences if d.kind == TASK_ADDED]
+    removed = [d.subject for d in differences if d.kind == TASK_REMOVED]
+    parts = []
+    if changed_tasks:
+        parts.append(_count(len(changed_tasks), "task") + " changed")
+    if added:
+        parts.append(_count(len(added), "task") + f" added ({_names(added)})")
+    if removed:
+        parts.append(_count(len(removed), "task") + f" removed ({_names(removed)})")
+    for kind, verb in ((LINKAGE_ADDED, "added"), (LINKAGE_REMOVED, "removed")):
+        n = sum(d.kind == kind for d in differences)
+        if n:
+            parts.append(_count(n, "linkage") + f" {verb}")
+    wf = sum(d.kind == WORKFLOW_FIELD for d in differences)
+    if wf:
+        parts.append(_count(wf, "workflow field") + " changed")
+    top = sum(d.kind == DOCUMENT_FIELD for d in differences)
+    if top:
+        parts.append(_count(top, "document field") + " changed")
+    return ", ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _names(subjects: list[str]) -> str:
+    # Subjects read `task "X"`; the summary lists just the quoted names.
+    names = [s.removeprefix("task ") for s in subjects]
+    shown = ", ".join(names[:3])
+    return shown + (", …" if len(names) > 3 else "")
+
+
+def _short(value: Any) -> str:
+    if value is ABSENT:
+        return "(absent)"
+    text = _json(value)
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+
+
+def _json(value: Any) -> str:
+    # JSON escapes every C0 control character, so a value can never break the line.
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _quote(text: str) -> str:
+    return _json(text)
+
+
+# --------------------------------------------------------------------------------------------
+# One side: tasks by position, their id-free bodies, parents, linkages and file references
+
+
+class _Side:
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        tasks: list[Mapping[str, Any]] = data["tasks"]
+        self.ids = [t["id"] for t in tasks]
+        self.pos = {tid: i for i, tid in enumerate(self.ids)}
+        self.tasks = [_task_body(t) for t in tasks]
+        self.names = [_name_of(t) for t in tasks]
+        self.actions = [str(t.get("action_type") or "") for t in tasks]
+        self.parents = [None if t.get("task_id") is None else self.pos[t["task_id"]] for t in tasks]
+        self.refs = [sorted(set(_refs_in(body, self.pos))) for body in self.tasks]
+        # Each task's body with file references blanked: equal content regardless of ids.
+        self.blanked = [_json(_normalise(b, self.pos, None)) for b in self.tasks]
+        self.links: list[tuple[int, int, dict[str, Any]]] = []
+        for link in data["linkages"]:
+            src = link.get("source_task_id")
+            body = {k: v for k, v in link.items() if k not in _LINK_DROP}
+            self.links.append(
+                (-1 if src is None else self.pos[src], self.pos[link["target_task_id"]], body)
+            )
+        self.workflow = _workflow_body(data["workflow"])
+        self.extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
+        self.depths = _depths(len(self.tasks), self.links, self.parents)
+
+    def neighbours(self) -> list[tuple[list[tuple[str, int]], list[tuple[str, int]]]]:
+        """Per task: (outgoing, incoming) edges as (kind, task index); entries have index -1."""
+        out: list[list[tuple[str, int]]] = [[] for _ in self.tasks]
+        inc: list[list[tuple[str, int]]] = [[] for _ in self.tasks]
+        for src, tgt, body in self.links:
+            kind = "link:" + _json(body)
+            if src >= 0:
+                out[src].append((kind, tgt))
+            inc[tgt].append((kind, src))
+        for i, parent in enumerate(self.parents):
+            if parent is not None:
+                out[i].append(("parent", parent))
+                inc[parent].append(("parent", i))
+            for r in self.refs[i]:
+                out[i].append(("ref", r))
+                inc[r].append(("ref", i))
+        return list(zip(out, inc, strict=True))
+
+
+def _name_of(task: Mapping[str, Any]) -> str:
+    name = task.get("name")
+    return name if isinstance(name, str) else _json(name)
+
+
+def _task_body(task: Mapping[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in task.items() if k not in _TASK_DROP}
+    params = body.get("parameters")
+    if task.get("action_type") == MERGE and isinstance(params, dict):
+        body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
+    return body
+
+
+def _workflow_body(workflow: Mapping[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in workflow.items() if k not in _WORKFLOW_DROP}
+    params = body.get("parameters")
+    if isinstance(params, dict) and "merge_task_ids" in params:
+        body["parameters"] = {k: v for k, v in params.items() if k != "merge_task_ids"}
+    return body
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _refs_in(body: Any, pos: Mapping[int, int]) -> Iterator[int]:
+    for text in _strings(body):
+        if "__" in text:
+            for m in FILE_REF_STR.finditer(text):
+                if int(m.group(1)) in pos:
+                    yield pos[int(m.group(1))]
+
+
+def _normalise(value: Any, pos: Mapping[int, int], ident: Sequence[int] | None) -> Any:
+    """`value` with every file reference `__<task id>` written as its task's identity (or blanked
+    when `ident` is None), so bodies compare by what they name, not by id. Keys too, as the
+    canonical form does."""
+    if isinstance(value, str):
+        if "__" not in value:
+            return value
+
+        def label(m: re.Match[str]) -> str:
+            tid = int(m.group(1))
+            if tid not in pos:
+                return m.group(0)
+            # NUL cannot collide with the text of a real file name.
+            return "__\x00#" + ("" if ident is None else str(ident[pos[tid]])) + "\x00"
+
+        return FILE_REF_STR.sub(label, value)
+    if isinstance(value, dict):
+        return {_normalise(k, pos, ident): _normalise(v, pos, ident) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v, pos, ident) for v in value]
+    return value
+
+
+def _depths(
+    n: int, links: Sequence[tuple[int, int, Any]], parents: Sequence[int | None]
+) -> list[int]:
+    """Breadth-first layer of each task from the entry linkages (for drawing, and as position)."""
+    succ: list[list[int]] = [[] for _ in range(n)]
+    depth = [-1] * n
+    frontier = []
+    for src, tgt, _ in links:
+        if src < 0:
+            if depth[tgt] < 0:
+                depth[tgt] = 0
+                frontier.append(tgt)
+        else:
+            succ[src].append(tgt)
+    while frontier:
+        following = []
+        for i in frontier:
+            for j in succ[i]:
+                if depth[j] < 0:
+                    depth[j] = depth[i] + 1
+                    following.append(j)
+        frontier = following
+    # Tasks no linkage reaches hang under their parent, or sit in the first layer.
+    for _ in range(n):
+        changed = False
+        for i in range(n):
+            if depth[i] < 0:
+                parent = parents[i]
+                if parent is None:
+                    depth[i] = 0
+                    changed = True
+                elif depth[parent] >= 0:
+                    depth[i] = depth[parent] + 1
+                    changed = True
+        if not changed:
+            break
+    return [max(d, 0) for d in depth]
+
+
+# --------------------------------------------------------------------------------------------
+# Matching tasks and listing the differences
+
+
+@dataclass(slots=True)
+class _Comparer:
+    s: _Side
+    t: _Side
+    s_ident: list[int] = field(default_factory=list)
+    t_ident: list[int] = field(default_factory=list)
+    labels: dict[int, str] = field(default_factory=dict)
+
+    def run(self) -> Comparison:
+        self._match()
+        self._label()
+        diffs: list[Difference] = []
+        diffs += _field_diffs(
+            self.s.workflow, self.t.workflow, "workflow", "workflow", WORKFLOW_FIELD
+        )
+        diffs += _field_diffs(self.s.extra, self.t.extra, "document", "document", DOCUMENT_FIELD)
+        changed: set[int] = set()
+        task_diffs = self._task_diffs(changed)
+        link_diffs, s_edges, t_edges = self._link_diffs()
+        diffs += task_diffs + link_diffs
+        s_graph = _graph_of(
+            self.s,
+            [str(k) for k in self.s_ident],
+            self._labels_of(self.s_ident),
+            changed,
+            s_edges,
+            REMOVED,
+            set(self.t_ident),
+        )
+        t_graph = _graph_of(
+            self.t,
+            [str(k) for k in self.t_ident],
+            self._labels_of(self.t_ident),
+            changed,
+            t_edges,
+            ADDED,
+            set(self.s_ident),
+        )
+        return Comparison(tuple(diffs), s_graph, t_graph)
+
+    def _labels_of(self, idents: Sequence[int]) -> dict[int, str]:
+        return {i: self.labels[k] for i, k in enumerate(idents)}
+
+    # -- matching
+
+    def _match(self) -> None:
+        """Pair tasks of equal name, preferring those whose neighbourhoods agree the longest
+        (colour refinement over both graphs at once, seeded by the names), then equal content."""
+        s, t = self.s, self.t
+        ns, nt = len(s.tasks), len(t.tasks)
+        s_nb, t_nb = s.neighbours(), t.neighbours()
+        palette: dict[Any, int] = {}
+        s_col = [palette.setdefault(("name", n), len(palette)) for n in s.names]
+        t_col = [palette.setdefault(("name", n), len(palette)) for n in t.names]
+        history = [(s_col, t_col)]
+        distinct = len(set(s_col) | set(t_col))
+        for _ in range(min(_MAX_ROUNDS, ns + nt)):
+            palette = {}
+            s_next = [
+                palette.setdefault(_signature(i, s_col, s_nb), len(palette)) for i in range(ns)
+            ]
+            t_next = [
+                palette.setdefault(_signature(j, t_col, t_nb), len(palette)) for j in range(nt)
+            ]
+            s_col, t_col = s_next, t_next
+            history.append((s_col, t_col))
+            now = len(set(s_col) | set(t_col))
+            if now == distinct:
+                break
+            distinct = now
+
+        def agreement(i: int, j: int) -> int:
+            n = 0
+            for s_round, t_round in history:
+                if s_round[i] != t_round[j]:
+                    break
+                n += 1
+            return n
+
+        by_name: dict[str, tuple[list[int], list[int]]] = {}
+        for i, name in enumerate(s.names):
+            by_name.setdefault(name, ([], []))[0].append(i)
+        for j, name in enumerate(t.names):
+            by_name.setdefault(name, ([], []))[1].append(j)
+        s_match: dict[int, int] = {}
+        for name in sorted(by_name):
+            s_list, t_list = by_name[name]
+            if len(s_list) == 1 and len(t_list) == 1:
+                s_match[s_list[0]] = t_list[0]
+                continue
+            candidates = sorted(
+                (-agreement(i, j), s.blanked[i] != t.blanked[j], s.blanked[i], t.blanked[j], i, j)
+                for i in s_list
+                for j in t_list
+            )
+            used_t: set[int] = set()
+            for *_, i, j in candidates:
+                if i not in s_match and j not in used_t:
+                    s_match[i] = j
+                    used_t.add(j)
+        # Identities: one per matched pair, then one per unmatched task of either side.
+        self.s_ident = [-1] * ns
+        self.t_ident = [-1] * nt
+        next_ident = 0
+        for i in sorted(s_match, key=lambda i: (s.names[i], s.blanked[i], i)):
+            self.s_ident[i] = self.t_ident[s_match[i]] = next_ident
+            next_ident += 1
+        for idents in (self.s_ident, self.t_ident):
+            for i, k in enumerate(idents):
+                if k < 0:
+                    idents[i] = next_ident
+                    next_ident += 1
+
+    def _label(self) -> None:
+        """A name per identity, made unique by what precedes the task, then by a number."""
+        rep: dict[int, tuple[_Side, int]] = {}
+        for side, idents in ((self.t, self.t_ident), (self.s, self.s_ident)):
+            for i, k in enumerate(idents):
+                rep[k] = (side, i)  # the source side's task wins: it is written second
+        groups: dict[str, list[int]] = {}
+        for k, (side, i) in rep.items():
+            groups.setdefault(side.names[i], []).append(k)
+        labels: dict[int, str] = {}
+        for name, members in groups.items():
+            if len(members) == 1:
+                labels[members[0]] = name
+                continue
+            for k in members:
+                side, i = rep[k]
+                before = sorted(
+                    {
+                        "start" if src < 0 else side.names[src]
+                        for src, tgt, _ in side.links
+                        if tgt == i
+                    }
+                )
+                labels[k] = f"{name} (after {', '.join(before)})" if before else name
+        seen = Counter(labels.values())
+        numbered: Counter[str] = Counter()
+        for k in sorted(labels, key=lambda k: (labels[k], rep[k][0].blanked[rep[k][1]], k)):
+            text = labels[k]
+            if seen[text] > 1:
+                numbered[text] += 1
+                labels[k] = f"{text} #{numbered[text]}"
+        self.labels = labels
+
+    # -- differences
+
+    def _task_diffs(self, changed: set[int]) -> list[Difference]:
+        s, t = self.s, self.t
+        t_of = {k: j for j, k in enumerate(self.t_ident)}
+        s_of = {k: i for i, k in enumerate(self.s_ident)}
+        out: list[Difference] = []
+        for k in sorted(self.labels, key=lambda k: (self.labels[k], k)):
+            label = self.labels[k]
+            subject = f"task {_quote(label)}"
+            path = f"tasks[{_quote(label)}]"
+            i, j = s_of.get(k), t_of.get(k)
+            if j is None and i is not None:
+                out.append(Difference(TASK_REMOVED, path, s.tasks[i], ABSENT, subject))
+                continue
+            if i is None and j is not None:
+                out.append(Difference(TASK_ADDED, path, ABSENT, t.tasks[j], subject))
+                continue
+            assert i is not None and j is not None
+            found = _field_diffs(
+                s.tasks[i],
+                t.tasks[j],
+                subject,
+                path,
+                TASK_FIELD,
+                _normalise(s.tasks[i], s.pos, self.s_ident),
+                _normalise(t.tasks[j], t.pos, self.t_ident),
+            )
+            s_parent = s.parents[i]
+            t_parent = t.parents[j]
+            sp = None if s_parent is None else self.s_ident[s_parent]
+            tp = None if t_parent is None else self.t_ident[t_parent]
+            if sp != tp:
+                found.append(
+                    Difference(
+                        TASK_FIELD,
+                        path + ".parent",
+                        None if sp is None else self.labels[sp],
+                        None if tp is None else self.labels[tp],
+                        subject,
+                        "parent",
+                    )
+                )
+            if found:
+                changed.add(k)
+            out += found
+        return out
+
+    def _link_diffs(
+        self,
+    ) -> tuple[list[Difference], Counter[tuple[int, int, str]], Counter[tuple[int, int, str]]]:
+        def keyed(side: _Side, idents: list[int]) -> Counter[tuple[int, int, str]]:
+            return Counter(
+                (-1 if src < 0 else idents[src], idents[tgt], _json(body))
+                for src, tgt, body in side.links
+            )
+
+        s_links = keyed(self.s, self.s_ident)
+        t_links = keyed(self.t, self.t_ident)
+        removed = s_links - t_links
+        added = t_links - s_links
+        out: list[Difference] = []
+        for kind, found in ((LINKAGE_REMOVED, removed), (LINKAGE_ADDED, added)):
+            for key in sorted(found, key=self._link_text):
+                text = self._link_text(key)
+                value = self._link_value(key)
+                for _ in range(found[key]):
+                    out.append(
+                        Difference(
+                            kind,
+                            f"linkages[{text}]",
+                            value if kind == LINKAGE_REMOVED else ABSENT,
+                            ABSENT if kind == LINKAGE_REMOVED else value,
+                            f"linkage {text}",
+                        )
+                    )
+        return out, removed, added
+
+    def _link_text(self, key: tuple[int, int, str]) -> str:
+        src, tgt, body = key
+        fields: dict[str, Any] = orjson.loads(body)
+        ltype = fields.pop("linkage_type", None)
+        start = "start" if src < 0 else _quote(self.labels[src])
+        text = f"{start} → {_quote(self.labels[tgt])} ({ltype if isinstance(ltype, str) else _json(ltype)})"
+        return text + (" " + _json(fields) if fields else "")
+
+    def _link_value(self, key: tuple[int, int, str]) -> dict[str, Any]:
+        src, tgt, body = key
+        return {
+            "from": None if src < 0 else self.labels[src],
+            "to": self.labels[tgt],
+            **orjson.loads(body),
+        }
+
+
+def _signature(
+    i: int,
+    colours: Sequence[int],
+    nb: Sequence[tuple[list[tuple[str, int]], list[tuple[str, int]]]],
+) -> Any:
+    out, inc = nb[i]
+    return (
+        colours[i],
+        tuple(sorted((kind, colours[j]) for kind, j in out)),
+        tuple(sorted((kind, -1 if j < 0 else colours[j]) for kind, j in inc)),
+    )
+
+
+def _field_diffs(
+    source: Any,
+    target: Any,
+    subject: str,
+    path: str,
+    kind: str,
+    norm_source: Any = None,
+    norm_target: Any = None,
+) -> list[Difference]:
+    """Leaf-level differences of two JSON values; the normalised forms (file references as
+    identities) decide what differs, the raw values are what is shown."""
+    out: list[Difference] = []
+    ns = source if norm_source is None else norm_source
+    nt = target if norm_target is None else norm_target
+    _walk(ns, source, nt, target, [], path, subject, kind, out)
+    return out
+
+
+def _walk(
+    ns: Any,
+    rs: Any,
+    nt: Any,
+    rt: Any,
+    where: list[str | int],
+    path: str,
+    subject: str,
+    kind: str,
+    out: list[Difference],
+) -> None:
+    if ns is not ABSENT and nt is not ABSENT and _same(ns, nt):
+        return
+    if isinstance(ns, dict) and isinstance(nt, dict):
+        s_keys = dict(zip(ns, rs, strict=True))  # normalised key -> raw key
+        t_keys = dict(zip(nt, rt, strict=True))
+        for key in sorted(set(s_keys) | set(t_keys)):
+            raw_key = s_keys.get(key, t_keys.get(key))
+            assert raw_key is not None
+            sv = ns.get(key, ABSENT)
+            tv = nt.get(key, ABSENT)
+            _walk(
+                sv,
+                rs[s_keys[key]] if key in s_keys else ABSENT,
+                tv,
+                rt[t_keys[key]] if key in t_keys else ABSENT,
+                [*where, raw_key],
+                path,
+                subject,
+                kind,
+                out,
+            )
+        return
+    if isinstance(ns, list) and isinstance(nt, list) and len(ns) == len(nt):
+        for n, (a, b) in enumerate(zip(ns, nt, strict=True)):
+            _walk(a, rs[n], b, rt[n], [*where, n], path, subject, kind, out)
+        return
+    text = _field_path(where)
+    out.append(Difference(kind, f"{path}.{text}" if text else path, rs, rt, subject, text))
+
+
+def _same(a: Any, b: Any) -> bool:
+    # 1 == 1.0 == True in Python, not in the canonical form: compare as serialised JSON.
+    if type(a) is str and type(b) is str:
+        return bool(a == b)
+    return _json(a) == _json(b)
+
+
+def _field_path(where: Sequence[str | int]) -> str:
+    parts: list[str] = []
+    for step in where:
+        if isinstance(step, int):
+            parts.append(f"[{step}]")
+        elif _IDENT.match(step):
+            parts.append(("." if parts else "") + step)
+        else:
+            parts.append(f"[{_quote(step)}]")
+    return "".join(parts)
+
+
+def _graph_of(
+    side: _Side,
+    keys: Sequence[str],
+    labels: Mapping[int, str],
+    changed: set[int],
+    lone: Counter[tuple[int, int, str]] | None = None,
+    lone_state: str = SAME,
+    other: set[int] | None = None,
+) -> TaskGraph:
+    """A drawing of `side`: tasks and linkages present only here (`lone` counts the linkages)
+    take `lone_state`, changed tasks CHANGED."""
+    nodes = []
+    for i, key in enumerate(keys):
+        ident = int(key)
+        if other is not None and ident not in other:
+            state = lone_state
+        elif ident in changed:
+            state = CHANGED
+        else:
+            state = SAME
+        nodes.append(
+            GraphNode(key, labels.get(i, side.names[i]), side.actions[i], side.depths[i], state)
+        )
+    pending = Counter(lone or {})
+    edges = []
+    for src, tgt, body in side.links:
+        ident_key = (-1 if src < 0 else int(keys[src]), int(keys[tgt]), _json(body))
+        state = SAME
+        if pending[ident_key] > 0:
+            pending[ident_key] -= 1
+            state = lone_state
+        ltype = body.get("linkage_type")
+        edges.append(
+            GraphEdge(
+                None if src < 0 else keys[src],
+                keys[tgt],
+                ltype if isinstance(ltype, str) else _json(ltype),
+                state,
+            )
+        )
+    return TaskGraph(tuple(nodes), tuple(edges))
