@@ -26,6 +26,7 @@ from migrator.document import (
     MERGE,
     MERGE_PARAMS,
     canonical_hash,
+    canonical_task_order,
 )
 
 # Difference kinds.
@@ -235,6 +236,11 @@ class _Side:
         self.workflow = _workflow_body(data["workflow"])
         self.extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
         self.depths = _depths(len(self.tasks), self.links, self.parents)
+        # Content-and-position order (ids only break ties between interchangeable tasks): what
+        # breaks the remaining ties below, so no choice depends on ids or array order.
+        self.rank = [0] * len(self.tasks)
+        for r, tid in enumerate(canonical_task_order(data)):
+            self.rank[self.pos[tid]] = r
 
     def neighbours(self) -> list[tuple[list[tuple[str, int]], list[tuple[str, int]]]]:
         """Per task: (outgoing, incoming) edges as (kind, task index); entries have index -1."""
@@ -296,10 +302,15 @@ def _refs_in(body: Any, pos: Mapping[int, int]) -> Iterator[int]:
                     yield pos[int(m.group(1))]
 
 
-def _normalise(value: Any, pos: Mapping[int, int], ident: Sequence[int] | None) -> Any:
-    """`value` with every file reference `__<task id>` written as its task's identity (or blanked
-    when `ident` is None), so bodies compare by what they name, not by id. Keys too, as the
-    canonical form does."""
+def _normalise(
+    value: Any,
+    pos: Mapping[int, int],
+    ident: Sequence[int] | None,
+    labels: Mapping[int, str] | None = None,
+) -> Any:
+    """`value` with every file reference `__<task id>` written as its task's identity (blanked
+    when `ident` is None), so bodies compare by what they name, not by id; keys too, as in the
+    canonical form. With `labels`, as `__<label>` instead: the form shown to a person."""
     if isinstance(value, str):
         if "__" not in value:
             return value
@@ -308,14 +319,21 @@ def _normalise(value: Any, pos: Mapping[int, int], ident: Sequence[int] | None) 
             tid = int(m.group(1))
             if tid not in pos:
                 return m.group(0)
+            if ident is None:
+                return "__\x00#\x00"
+            if labels is not None:
+                return f"__<{labels[ident[pos[tid]]]}>"
             # NUL cannot collide with the text of a real file name.
-            return "__\x00#" + ("" if ident is None else str(ident[pos[tid]])) + "\x00"
+            return f"__\x00#{ident[pos[tid]]}\x00"
 
         return FILE_REF_STR.sub(label, value)
     if isinstance(value, dict):
-        return {_normalise(k, pos, ident): _normalise(v, pos, ident) for k, v in value.items()}
+        return {
+            _normalise(k, pos, ident, labels): _normalise(v, pos, ident, labels)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_normalise(v, pos, ident) for v in value]
+        return [_normalise(v, pos, ident, labels) for v in value]
     return value
 
 
@@ -453,7 +471,16 @@ class _Comparer:
                 s_match[s_list[0]] = t_list[0]
                 continue
             candidates = sorted(
-                (-agreement(i, j), s.blanked[i] != t.blanked[j], s.blanked[i], t.blanked[j], i, j)
+                (
+                    -agreement(i, j),
+                    s.blanked[i] != t.blanked[j],
+                    s.blanked[i],
+                    t.blanked[j],
+                    s.rank[i],
+                    t.rank[j],
+                    i,
+                    j,
+                )
                 for i in s_list
                 for j in t_list
             )
@@ -466,7 +493,7 @@ class _Comparer:
         self.s_ident = [-1] * ns
         self.t_ident = [-1] * nt
         next_ident = 0
-        for i in sorted(s_match, key=lambda i: (s.names[i], s.blanked[i], i)):
+        for i in sorted(s_match, key=lambda i: (s.names[i], s.blanked[i], s.rank[i])):
             self.s_ident[i] = self.t_ident[s_match[i]] = next_ident
             next_ident += 1
         for idents in (self.s_ident, self.t_ident):
@@ -501,7 +528,12 @@ class _Comparer:
                 labels[k] = f"{name} (after {', '.join(before)})" if before else name
         seen = Counter(labels.values())
         numbered: Counter[str] = Counter()
-        for k in sorted(labels, key=lambda k: (labels[k], rep[k][0].blanked[rep[k][1]], k)):
+
+        def order(k: int) -> tuple[str, str, bool, int]:
+            side, i = rep[k]
+            return (labels[k], side.blanked[i], side is self.t, side.rank[i])
+
+        for k in sorted(labels, key=order):
             text = labels[k]
             if seen[text] > 1:
                 numbered[text] += 1
@@ -521,15 +553,17 @@ class _Comparer:
             path = f"tasks[{_quote(label)}]"
             i, j = s_of.get(k), t_of.get(k)
             if j is None and i is not None:
-                out.append(Difference(TASK_REMOVED, path, s.tasks[i], ABSENT, subject))
+                shown = _normalise(s.tasks[i], s.pos, self.s_ident, self.labels)
+                out.append(Difference(TASK_REMOVED, path, shown, ABSENT, subject))
                 continue
             if i is None and j is not None:
-                out.append(Difference(TASK_ADDED, path, ABSENT, t.tasks[j], subject))
+                shown = _normalise(t.tasks[j], t.pos, self.t_ident, self.labels)
+                out.append(Difference(TASK_ADDED, path, ABSENT, shown, subject))
                 continue
             assert i is not None and j is not None
             found = _field_diffs(
-                s.tasks[i],
-                t.tasks[j],
+                _normalise(s.tasks[i], s.pos, self.s_ident, self.labels),
+                _normalise(t.tasks[j], t.pos, self.t_ident, self.labels),
                 subject,
                 path,
                 TASK_FIELD,
