@@ -74,7 +74,7 @@ function apply(){
   }
   if(r.parentNode.tagName=='TBODY')r.hidden=!show;
  });
- document.querySelectorAll('details[data-t]').forEach(function(d){
+ document.querySelectorAll('[data-t]').forEach(function(d){
   d.hidden=!!t&&d.getAttribute('data-t')!=t;
  });
 }
@@ -192,18 +192,20 @@ def _drift_details(n: int, column: int, tenant: str, cell: WorkflowDrift) -> str
 
 def _failures(report: DriftReport) -> str:
     # A tenant that could not be read fails every cell with one reason: list it once.
-    grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for tenant, cell in report.cells():
-        if cell.status == FAILED:
-            grouped[(tenant, cell.reason or "unknown reason")].append(cell.name)
+    grouped: dict[tuple[int, str, str], list[str]] = defaultdict(list)
+    for column, column_tenant in enumerate(report.tenants, start=1):
+        for cell in column_tenant.workflows:
+            if cell.status == FAILED:
+                key = (column, column_tenant.tenant, cell.reason or "unknown reason")
+                grouped[key].append(cell.name)
     if not grouped:
         return ""
     items = []
-    for (tenant, reason), names in grouped.items():
+    for (column, tenant, reason), names in grouped.items():
         shown = ", ".join(_text(n) for n in names[:5]) + (
             f", … ({len(names)})" if len(names) > 5 else ""
         )
-        items.append(f"<li>{_text(tenant)}: {_text(reason)} ({shown})")
+        items.append(f"<li data-t={column}>{_text(tenant)}: {_text(reason)} ({shown})")
     return f"<h2>Failed</h2><ul class=failures>{''.join(items)}</ul>"
 
 
