@@ -465,11 +465,26 @@ class _Comparer:
         for j, name in enumerate(t.names):
             by_name.setdefault(name, ([], []))[1].append(j)
         s_match: dict[int, int] = {}
+        used_t: set[int] = set()
+        s_final, t_final = history[-1]
         for name in sorted(by_name):
             s_list, t_list = by_name[name]
             if len(s_list) == 1 and len(t_list) == 1:
                 s_match[s_list[0]] = t_list[0]
+                used_t.add(t_list[0])
                 continue
+            # Tasks whose colours agree to the last round first: within such a class, equal
+            # contents pair up, then the rest in content order (what a greedy pass over the
+            # sorted candidates below would choose, without looking at every pair).
+            classes: dict[int, tuple[list[int], list[int]]] = {}
+            for i in s_list:
+                classes.setdefault(s_final[i], ([], []))[0].append(i)
+            for j in t_list:
+                classes.setdefault(t_final[j], ([], []))[1].append(j)
+            for s_class, t_class in classes.values():
+                _pair_class(s, t, s_class, t_class, s_match, used_t)
+            s_left = [i for i in s_list if i not in s_match]
+            t_left = [j for j in t_list if j not in used_t]
             candidates = sorted(
                 (
                     -agreement(i, j),
@@ -481,10 +496,9 @@ class _Comparer:
                     i,
                     j,
                 )
-                for i in s_list
-                for j in t_list
+                for i in s_left
+                for j in t_left
             )
-            used_t: set[int] = set()
             for *_, i, j in candidates:
                 if i not in s_match and j not in used_t:
                     s_match[i] = j
@@ -635,6 +649,38 @@ class _Comparer:
             "to": self.labels[tgt],
             **orjson.loads(body),
         }
+
+
+def _pair_class(
+    s: _Side,
+    t: _Side,
+    s_class: list[int],
+    t_class: list[int],
+    s_match: dict[int, int],
+    used_t: set[int],
+) -> None:
+    """Pair tasks of one position class: equal contents first (by canonical rank), then the
+    rest in (content, rank) order."""
+    by_body: dict[str, tuple[list[int], list[int]]] = {}
+    for i in s_class:
+        by_body.setdefault(s.blanked[i], ([], []))[0].append(i)
+    for j in t_class:
+        by_body.setdefault(t.blanked[j], ([], []))[1].append(j)
+    for s_same, t_same in by_body.values():
+        s_same.sort(key=s.rank.__getitem__)
+        t_same.sort(key=t.rank.__getitem__)
+        for i, j in zip(s_same, t_same, strict=False):
+            s_match[i] = j
+            used_t.add(j)
+    s_rest = sorted(
+        (i for i in s_class if i not in s_match), key=lambda i: (s.blanked[i], s.rank[i])
+    )
+    t_rest = sorted(
+        (j for j in t_class if j not in used_t), key=lambda j: (t.blanked[j], t.rank[j])
+    )
+    for i, j in zip(s_rest, t_rest, strict=False):
+        s_match[i] = j
+        used_t.add(j)
 
 
 def _signature(
