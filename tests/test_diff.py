@@ -316,3 +316,24 @@ def test_added_and_removed_tasks_account_for_the_task_counts(pair: Any) -> None:
     assert len(shared) + kinds.count(TASK_REMOVED) == len(a["tasks"])
     linkage_changes = kinds.count(LINKAGE_ADDED) - kinds.count(LINKAGE_REMOVED)
     assert linkage_changes == len(b["linkages"]) - len(a["linkages"])
+
+
+def test_an_item_inserted_into_a_list_is_one_difference() -> None:
+    """Adding a workflow field in front of the others names that one item, not every shifted one."""
+    before = reminder_flow()
+    before["workflow"]["parameters"] = {"fields": [{"id": "a"}, {"id": "b"}]}
+    after = copy.deepcopy(before)
+    after["workflow"]["parameters"]["fields"].insert(0, {"id": "new"})
+    assert lines(before, after) == ['workflow: parameters.fields[0]: (absent) → {"id":"new"}']
+
+
+def test_long_texts_are_shown_from_just_before_the_change() -> None:
+    """Two long texts that share a beginning are shown from a little before they differ."""
+    before = reminder_flow()
+    before["tasks"][1]["parameters"]["email"]["subject"] = "x" * 100 + " old ending"
+    after = copy.deepcopy(before)
+    after["tasks"][1]["parameters"]["email"]["subject"] = "x" * 100 + " new ending"
+    assert lines(before, after) == [
+        'task "Send reminder": parameters.email.subject: "…xxxxxxxxxxx old ending" → '
+        '"…xxxxxxxxxxx new ending"'
+    ]

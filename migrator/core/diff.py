@@ -7,6 +7,7 @@ forms are equal (docs/diff.md explains the matching and why that holds).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,6 +46,7 @@ ADDED = "added"
 REMOVED = "removed"
 
 _VALUE_WIDTH = 60
+_CONTEXT = 12  # characters shown before the first change of a long text
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # How many rounds of position refinement the matching looks at; deeper agreement rarely changes a
 # pairing and every round costs a pass over the edges.
@@ -79,7 +81,17 @@ class Difference:
             return f"{self.subject} added"
         if self.kind in (TASK_REMOVED, LINKAGE_REMOVED):
             return f"{self.subject} removed"
-        return f"{self.subject}: {self.field}: {_short(self.source)} → {_short(self.target)}"
+        source, target = self.source, self.target
+        if isinstance(source, str) and isinstance(target, str):
+            # Long texts that differ in the middle: show both from a little before the change.
+            common = _common_prefix(source, target)
+            if common > _CONTEXT and max(len(_json(source)), len(_json(target))) > _VALUE_WIDTH:
+                start = common - _CONTEXT
+                return (
+                    f"{self.subject}: {self.field}: {_short(source, start)} → "
+                    f"{_short(target, start)}"
+                )
+        return f"{self.subject}: {self.field}: {_short(source)} → {_short(target)}"
 
     def to_json(self) -> dict[str, Any]:
         """{"path", "source", "target", "kind"}; an absent side is null."""
@@ -194,10 +206,23 @@ def _names(subjects: list[str]) -> str:
     return shown + (", …" if len(names) > 3 else "")
 
 
-def _short(value: Any) -> str:
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _short(value: Any, start: int = 0) -> str:
+    """`value` as JSON, cut to about _VALUE_WIDTH characters; a string from index `start`."""
     if value is ABSENT:
         return "(absent)"
-    text = _json(value)
+    if start and isinstance(value, str):
+        text = _json(value[start:])
+        text = '"…' + text[1:]
+    else:
+        text = _json(value)
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
 
 
@@ -747,9 +772,28 @@ def _walk(
                 out,
             )
         return
-    if isinstance(ns, list) and isinstance(nt, list) and len(ns) == len(nt):
-        for n, (a, b) in enumerate(zip(ns, nt, strict=True)):
-            _walk(a, rs[n], b, rt[n], [*where, n], path, subject, kind, out)
+    if isinstance(ns, list) and isinstance(nt, list):
+        # Items aligned as a text diff aligns lines: an item inserted into a list is one
+        # difference, not a change of every item after it.
+        matcher = difflib.SequenceMatcher(
+            None, [_json(v) for v in ns], [_json(v) for v in nt], autojunk=False
+        )
+        for op, a0, a1, b0, b1 in matcher.get_opcodes():
+            if op == "equal":
+                continue
+            for k in range(max(a1 - a0, b1 - b0)):
+                a, b = a0 + k, b0 + k
+                _walk(
+                    ns[a] if a < a1 else ABSENT,
+                    rs[a] if a < a1 else ABSENT,
+                    nt[b] if b < b1 else ABSENT,
+                    rt[b] if b < b1 else ABSENT,
+                    [*where, a if a < a1 else b],
+                    path,
+                    subject,
+                    kind,
+                    out,
+                )
         return
     text = _field_path(where)
     out.append(Difference(kind, f"{path}.{text}" if text else path, rs, rt, subject, text))
