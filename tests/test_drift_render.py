@@ -26,6 +26,7 @@ from migrator.core.drift import (
     compare_tenant,
     compared_version,
     failed_tenant,
+    latest_by_name,
     needs_export,
 )
 from migrator.document import canonical_hash, document_from_data
@@ -370,3 +371,21 @@ def test_summary_matches_the_cells() -> None:
     assert counts == {IN_SYNC: 2, DRIFTED: 1, MISSING: 1, EXTRA: 1, FAILED: 0}
     page = render_html(copy.deepcopy(report))
     assert "2 in-sync, 1 drifted, 1 missing, 1 extra" in page
+
+
+def test_latest_source_of_each_name() -> None:
+    """The highest version of a name is compared; an unversioned export counts as later."""
+
+    def doc(name: str, version: str | None, source: str) -> Any:
+        data = reminder_flow()
+        data["workflow"].update(name=name, version=version)
+        return document_from_data(data, source)
+
+    docs = [
+        doc("A", "0.0.9", "a1"),
+        doc("A", "0.0.10", "a2"),
+        doc("B", "1", "b1"),
+        doc("B", None, "b2"),
+    ]
+    latest = latest_by_name(docs)
+    assert {n: d.source for n, d in latest.items()} == {"A": "a2", "B": "b2"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from migrator.core.diff import Comparison, Difference, compare_workflows
 from migrator.document import canonical_hash
@@ -137,6 +137,36 @@ class DriftReport:
                 {"source": f.source, "reason": f.reason} for f in self.failed_sources
             ],
         }
+
+
+class _Versioned(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+
+
+SourceT = TypeVar("SourceT", bound=_Versioned)
+
+
+def latest_by_name(docs: Iterable[SourceT]) -> dict[str, SourceT]:
+    """Each workflow name's latest source document, in the order `plan` imports them: the highest
+    version number wins, a document without a valid version counts as later still, and the
+    source path breaks ties."""
+
+    def order(doc: SourceT) -> tuple[int, tuple[int, int, int], str]:
+        if doc.version is not None and is_valid_version(doc.version):
+            return (0, version_key(doc.version), doc.source)
+        return (1, (0, 0, 0), doc.source)
+
+    latest: dict[str, SourceT] = {}
+    for doc in docs:
+        held = latest.get(doc.name)
+        if held is None or order(doc) > order(held):
+            latest[doc.name] = doc
+    return latest
 
 
 def compared_version(definition: TargetDefinition) -> TargetVersion | None:
