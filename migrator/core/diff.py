@@ -10,25 +10,22 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-# The same field sets the canonical form leaves out: the diff must ignore exactly what it ignores
-# (the integrator may give these public names when document.py moves to core/).
-from migrator.document import (
-    _LINK_DROP,
-    _TASK_DROP,
-    _TOP_KEYS,
-    _WORKFLOW_DROP,
-    FILE_REF_STR,
-    MERGE,
-    MERGE_PARAMS,
-    canonical_hash,
-    canonical_task_order,
+from migrator.core.workflow_graph import (
+    ADDED,
+    REMOVED,
+    TaskGraph,
+    WorkflowGraph,
+    draw,
+    json_text,
+    normalise_refs,
 )
+from migrator.document import canonical_hash
 
 # Difference kinds.
 WORKFLOW_FIELD = "workflow-field"
@@ -38,12 +35,6 @@ TASK_REMOVED = "task-removed"
 TASK_FIELD = "task-field"
 LINKAGE_ADDED = "linkage-added"
 LINKAGE_REMOVED = "linkage-removed"
-
-# Graph element states, for the side-by-side drawings.
-SAME = "same"
-CHANGED = "changed"
-ADDED = "added"
-REMOVED = "removed"
 
 _VALUE_WIDTH = 60
 _CONTEXT = 12  # characters shown before the first change of a long text
@@ -85,7 +76,10 @@ class Difference:
         if isinstance(source, str) and isinstance(target, str):
             # Long texts that differ in the middle: show both from a little before the change.
             common = _common_prefix(source, target)
-            if common > _CONTEXT and max(len(_json(source)), len(_json(target))) > _VALUE_WIDTH:
+            if (
+                common > _CONTEXT
+                and max(len(json_text(source)), len(json_text(target))) > _VALUE_WIDTH
+            ):
                 start = common - _CONTEXT
                 return (
                     f"{self.subject}: {self.field}: {_short(source, start)} → "
@@ -101,35 +95,6 @@ class Difference:
             "target": None if self.target is ABSENT else self.target,
             "kind": self.kind,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class GraphNode:
-    """A task in a drawing: `key` is shared by the two sides' drawings for a matched task."""
-
-    key: str
-    label: str
-    action: str
-    depth: int
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class GraphEdge:
-    """A linkage in a drawing; `source` is None for an entry linkage."""
-
-    source: str | None
-    target: str
-    label: str
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class TaskGraph:
-    """One side's tasks and linkages, marked with what differs from the other side."""
-
-    nodes: tuple[GraphNode, ...]
-    edges: tuple[GraphEdge, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +121,10 @@ def compare_workflows(source: Mapping[str, Any], target: Mapping[str, Any]) -> C
     if canonical_hash(source) == canonical_hash(target):
         # Equal canonical forms are equal for the diff too, even where the matching below could
         # pair indistinguishable tasks differently from the canonical ranks.
-        s = _Side(source)
-        graph = _graph_of(s, [str(i) for i in range(len(s.tasks))], {}, set())
+        s = WorkflowGraph(source)
+        graph = draw(s, [str(i) for i in range(len(s.tasks))], {}, set())
         return Comparison((), graph, graph)
-    return _Comparer(_Side(source), _Side(target)).run()
+    return _Comparer(WorkflowGraph(source), WorkflowGraph(target)).run()
 
 
 def summarize_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -214,191 +179,22 @@ def _common_prefix(a: str, b: str) -> int:
     return i
 
 
+def _quote(text: str) -> str:
+    return json_text(text)
+
+
 def _short(value: Any, start: int = 0) -> str:
     """`value` as JSON, cut to about _VALUE_WIDTH characters; a string from index `start`."""
     if value is ABSENT:
         return "(absent)"
     if start and isinstance(value, str):
-        text = _json(value[start:])
+        text = json_text(value[start:])
         text = '"…' + text[1:]
     else:
-        text = _json(value)
+        text = json_text(value)
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
 
-
-def _json(value: Any) -> str:
-    # JSON escapes every C0 control character, so a value can never break the line.
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _quote(text: str) -> str:
-    return _json(text)
-
-
-# --------------------------------------------------------------------------------------------
-# One side: tasks by position, their id-free bodies, parents, linkages and file references
-
-
-class _Side:
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        tasks: list[Mapping[str, Any]] = data["tasks"]
-        self.ids = [t["id"] for t in tasks]
-        self.pos = {tid: i for i, tid in enumerate(self.ids)}
-        self.tasks = [_task_body(t) for t in tasks]
-        self.names = [_name_of(t) for t in tasks]
-        self.actions = [str(t.get("action_type") or "") for t in tasks]
-        self.parents = [None if t.get("task_id") is None else self.pos[t["task_id"]] for t in tasks]
-        self.refs = [sorted(set(_refs_in(body, self.pos))) for body in self.tasks]
-        # Each task's body with file references blanked: equal content regardless of ids.
-        self.blanked = [_json(_normalise(b, self.pos, None)) for b in self.tasks]
-        self.links: list[tuple[int, int, dict[str, Any]]] = []
-        for link in data["linkages"]:
-            src = link.get("source_task_id")
-            body = {k: v for k, v in link.items() if k not in _LINK_DROP}
-            self.links.append(
-                (-1 if src is None else self.pos[src], self.pos[link["target_task_id"]], body)
-            )
-        self.workflow = _workflow_body(data["workflow"])
-        self.extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
-        self.depths = _depths(len(self.tasks), self.links, self.parents)
-        # Content-and-position order (ids only break ties between interchangeable tasks): what
-        # breaks the remaining ties below, so no choice depends on ids or array order.
-        self.rank = [0] * len(self.tasks)
-        for r, tid in enumerate(canonical_task_order(data)):
-            self.rank[self.pos[tid]] = r
-
-    def neighbours(self) -> list[tuple[list[tuple[str, int]], list[tuple[str, int]]]]:
-        """Per task: (outgoing, incoming) edges as (kind, task index); entries have index -1."""
-        out: list[list[tuple[str, int]]] = [[] for _ in self.tasks]
-        inc: list[list[tuple[str, int]]] = [[] for _ in self.tasks]
-        for src, tgt, body in self.links:
-            kind = "link:" + _json(body)
-            if src >= 0:
-                out[src].append((kind, tgt))
-            inc[tgt].append((kind, src))
-        for i, parent in enumerate(self.parents):
-            if parent is not None:
-                out[i].append(("parent", parent))
-                inc[parent].append(("parent", i))
-            for r in self.refs[i]:
-                out[i].append(("ref", r))
-                inc[r].append(("ref", i))
-        return list(zip(out, inc, strict=True))
-
-
-def _name_of(task: Mapping[str, Any]) -> str:
-    name = task.get("name")
-    return name if isinstance(name, str) else _json(name)
-
-
-def _task_body(task: Mapping[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in task.items() if k not in _TASK_DROP}
-    params = body.get("parameters")
-    if task.get("action_type") == MERGE and isinstance(params, dict):
-        body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
-    return body
-
-
-def _workflow_body(workflow: Mapping[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in workflow.items() if k not in _WORKFLOW_DROP}
-    params = body.get("parameters")
-    if isinstance(params, dict) and "merge_task_ids" in params:
-        body["parameters"] = {k: v for k, v in params.items() if k != "merge_task_ids"}
-    return body
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
-def _refs_in(body: Any, pos: Mapping[int, int]) -> Iterator[int]:
-    for text in _strings(body):
-        if "__" in text:
-            for m in FILE_REF_STR.finditer(text):
-                if int(m.group(1)) in pos:
-                    yield pos[int(m.group(1))]
-
-
-def _normalise(
-    value: Any,
-    pos: Mapping[int, int],
-    ident: Sequence[int] | None,
-    labels: Mapping[int, str] | None = None,
-) -> Any:
-    """`value` with every file reference `__<task id>` written as its task's identity (blanked
-    when `ident` is None), so bodies compare by what they name, not by id; keys too, as in the
-    canonical form. With `labels`, as `__<label>` instead: the form shown to a person."""
-    if isinstance(value, str):
-        if "__" not in value:
-            return value
-
-        def label(m: re.Match[str]) -> str:
-            tid = int(m.group(1))
-            if tid not in pos:
-                return m.group(0)
-            if ident is None:
-                return "__\x00#\x00"
-            if labels is not None:
-                return f"__<{labels[ident[pos[tid]]]}>"
-            # NUL cannot collide with the text of a real file name.
-            return f"__\x00#{ident[pos[tid]]}\x00"
-
-        return FILE_REF_STR.sub(label, value)
-    if isinstance(value, dict):
-        return {
-            _normalise(k, pos, ident, labels): _normalise(v, pos, ident, labels)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_normalise(v, pos, ident, labels) for v in value]
-    return value
-
-
-def _depths(
-    n: int, links: Sequence[tuple[int, int, Any]], parents: Sequence[int | None]
-) -> list[int]:
-    """Breadth-first layer of each task from the entry linkages (for drawing, and as position)."""
-    succ: list[list[int]] = [[] for _ in range(n)]
-    depth = [-1] * n
-    frontier = []
-    for src, tgt, _ in links:
-        if src < 0:
-            if depth[tgt] < 0:
-                depth[tgt] = 0
-                frontier.append(tgt)
-        else:
-            succ[src].append(tgt)
-    while frontier:
-        following = []
-        for i in frontier:
-            for j in succ[i]:
-                if depth[j] < 0:
-                    depth[j] = depth[i] + 1
-                    following.append(j)
-        frontier = following
-    # Tasks no linkage reaches hang under their parent, or sit in the first layer.
-    for _ in range(n):
-        changed = False
-        for i in range(n):
-            if depth[i] < 0:
-                parent = parents[i]
-                if parent is None:
-                    depth[i] = 0
-                    changed = True
-                elif depth[parent] >= 0:
-                    depth[i] = depth[parent] + 1
-                    changed = True
-        if not changed:
-            break
-    return [max(d, 0) for d in depth]
+    return json_text(text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,8 +203,8 @@ def _depths(
 
 @dataclass(slots=True)
 class _Comparer:
-    s: _Side
-    t: _Side
+    s: WorkflowGraph
+    t: WorkflowGraph
     s_ident: list[int] = field(default_factory=list)
     t_ident: list[int] = field(default_factory=list)
     labels: dict[int, str] = field(default_factory=dict)
@@ -425,7 +221,7 @@ class _Comparer:
         task_diffs = self._task_diffs(changed)
         link_diffs, s_edges, t_edges = self._link_diffs()
         diffs += task_diffs + link_diffs
-        s_graph = _graph_of(
+        s_graph = draw(
             self.s,
             [str(k) for k in self.s_ident],
             self._labels_of(self.s_ident),
@@ -434,7 +230,7 @@ class _Comparer:
             REMOVED,
             set(self.t_ident),
         )
-        t_graph = _graph_of(
+        t_graph = draw(
             self.t,
             [str(k) for k in self.t_ident],
             self._labels_of(self.t_ident),
@@ -543,7 +339,7 @@ class _Comparer:
 
     def _label(self) -> None:
         """A name per identity, made unique by what precedes the task, then by a number."""
-        rep: dict[int, tuple[_Side, int]] = {}
+        rep: dict[int, tuple[WorkflowGraph, int]] = {}
         for side, idents in ((self.t, self.t_ident), (self.s, self.s_ident)):
             for i, k in enumerate(idents):
                 rep[k] = (side, i)  # the source side's task wins: it is written second
@@ -592,22 +388,22 @@ class _Comparer:
             path = f"tasks[{_quote(label)}]"
             i, j = s_of.get(k), t_of.get(k)
             if j is None and i is not None:
-                shown = _normalise(s.tasks[i], s.pos, self.s_ident, self.labels)
+                shown = normalise_refs(s.tasks[i], s.pos, self.s_ident, self.labels)
                 out.append(Difference(TASK_REMOVED, path, shown, ABSENT, subject))
                 continue
             if i is None and j is not None:
-                shown = _normalise(t.tasks[j], t.pos, self.t_ident, self.labels)
+                shown = normalise_refs(t.tasks[j], t.pos, self.t_ident, self.labels)
                 out.append(Difference(TASK_ADDED, path, ABSENT, shown, subject))
                 continue
             assert i is not None and j is not None
             found = _field_diffs(
-                _normalise(s.tasks[i], s.pos, self.s_ident, self.labels),
-                _normalise(t.tasks[j], t.pos, self.t_ident, self.labels),
+                normalise_refs(s.tasks[i], s.pos, self.s_ident, self.labels),
+                normalise_refs(t.tasks[j], t.pos, self.t_ident, self.labels),
                 subject,
                 path,
                 TASK_FIELD,
-                _normalise(s.tasks[i], s.pos, self.s_ident),
-                _normalise(t.tasks[j], t.pos, self.t_ident),
+                normalise_refs(s.tasks[i], s.pos, self.s_ident),
+                normalise_refs(t.tasks[j], t.pos, self.t_ident),
             )
             s_parent = s.parents[i]
             t_parent = t.parents[j]
@@ -632,9 +428,9 @@ class _Comparer:
     def _link_diffs(
         self,
     ) -> tuple[list[Difference], Counter[tuple[int, int, str]], Counter[tuple[int, int, str]]]:
-        def keyed(side: _Side, idents: list[int]) -> Counter[tuple[int, int, str]]:
+        def keyed(side: WorkflowGraph, idents: list[int]) -> Counter[tuple[int, int, str]]:
             return Counter(
-                (-1 if src < 0 else idents[src], idents[tgt], _json(body))
+                (-1 if src < 0 else idents[src], idents[tgt], json_text(body))
                 for src, tgt, body in side.links
             )
 
@@ -664,8 +460,8 @@ class _Comparer:
         fields: dict[str, Any] = orjson.loads(body)
         ltype = fields.pop("linkage_type", None)
         start = "start" if src < 0 else _quote(self.labels[src])
-        text = f"{start} → {_quote(self.labels[tgt])} ({ltype if isinstance(ltype, str) else _json(ltype)})"
-        return text + (" " + _json(fields) if fields else "")
+        text = f"{start} → {_quote(self.labels[tgt])} ({ltype if isinstance(ltype, str) else json_text(ltype)})"
+        return text + (" " + json_text(fields) if fields else "")
 
     def _link_value(self, key: tuple[int, int, str]) -> dict[str, Any]:
         src, tgt, body = key
@@ -677,8 +473,8 @@ class _Comparer:
 
 
 def _pair_class(
-    s: _Side,
-    t: _Side,
+    s: WorkflowGraph,
+    t: WorkflowGraph,
     s_class: list[int],
     t_class: list[int],
     s_match: dict[int, int],
@@ -776,7 +572,7 @@ def _walk(
         # Items aligned as a text diff aligns lines: an item inserted into a list is one
         # difference, not a change of every item after it.
         matcher = difflib.SequenceMatcher(
-            None, [_json(v) for v in ns], [_json(v) for v in nt], autojunk=False
+            None, [json_text(v) for v in ns], [json_text(v) for v in nt], autojunk=False
         )
         for op, a0, a1, b0, b1 in matcher.get_opcodes():
             if op == "equal":
@@ -803,7 +599,7 @@ def _same(a: Any, b: Any) -> bool:
     # 1 == 1.0 == True in Python, not in the canonical form: compare as serialised JSON.
     if type(a) is str and type(b) is str:
         return bool(a == b)
-    return _json(a) == _json(b)
+    return json_text(a) == json_text(b)
 
 
 def _field_path(where: Sequence[str | int]) -> str:
@@ -816,46 +612,3 @@ def _field_path(where: Sequence[str | int]) -> str:
         else:
             parts.append(f"[{_quote(step)}]")
     return "".join(parts)
-
-
-def _graph_of(
-    side: _Side,
-    keys: Sequence[str],
-    labels: Mapping[int, str],
-    changed: set[int],
-    lone: Counter[tuple[int, int, str]] | None = None,
-    lone_state: str = SAME,
-    other: set[int] | None = None,
-) -> TaskGraph:
-    """A drawing of `side`: tasks and linkages present only here (`lone` counts the linkages)
-    take `lone_state`, changed tasks CHANGED."""
-    nodes = []
-    for i, key in enumerate(keys):
-        ident = int(key)
-        if other is not None and ident not in other:
-            state = lone_state
-        elif ident in changed:
-            state = CHANGED
-        else:
-            state = SAME
-        nodes.append(
-            GraphNode(key, labels.get(i, side.names[i]), side.actions[i], side.depths[i], state)
-        )
-    pending = Counter(lone or {})
-    edges = []
-    for src, tgt, body in side.links:
-        ident_key = (-1 if src < 0 else int(keys[src]), int(keys[tgt]), _json(body))
-        state = SAME
-        if pending[ident_key] > 0:
-            pending[ident_key] -= 1
-            state = lone_state
-        ltype = body.get("linkage_type")
-        edges.append(
-            GraphEdge(
-                None if src < 0 else keys[src],
-                keys[tgt],
-                ltype if isinstance(ltype, str) else _json(ltype),
-                state,
-            )
-        )
-    return TaskGraph(tuple(nodes), tuple(edges))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
-from migrator.core.diff import ADDED, CHANGED, REMOVED, TaskGraph, summarize_differences
+from migrator.core.diff import summarize_differences
 from migrator.core.drift import (
     DRIFTED,
     EXTRA,
@@ -21,6 +21,7 @@ from migrator.core.drift import (
     DriftReport,
     WorkflowDrift,
 )
+from migrator.core.workflow_graph import ADDED, CHANGED, REMOVED, TaskGraph
 from migrator.render.terminal import ELLIPSIS, SYMBOLS, printable
 
 # One letter per status keeps the 10,000 cells of 50 tenants by 200 workflows small.
