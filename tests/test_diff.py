@@ -337,3 +337,16 @@ def test_long_texts_are_shown_from_just_before_the_change() -> None:
         'task "Send reminder": parameters.email.subject: "…xxxxxxxxxxx old ending" → '
         '"…xxxxxxxxxxx new ending"'
     ]
+
+
+def test_layers_follow_the_longest_path_and_survive_loops() -> None:
+    """A task sits one layer below its lowest predecessor; a loop back does not deepen anything."""
+    doc = reminder_flow()
+    doc["tasks"].append(
+        {"id": 4, "name": "Retry", "action_type": "Delay", "task_id": 2, "parameters": {}}
+    )
+    doc["linkages"] += [link(2, 4, "Failure"), link(4, 1, "Complete"), link(1, 4, "Complete")]
+    changed = copy.deepcopy(doc)
+    changed["tasks"][0]["parameters"]["if_clause"] = "true"
+    depths = {n.label: n.depth for n in compare_workflows(doc, changed).source_graph.nodes}
+    assert depths == {"Check balance": 0, "Send reminder": 1, "Log": 1, "Retry": 2}

@@ -94,7 +94,7 @@ class WorkflowGraph:
             )
         self.workflow = _workflow_body(data["workflow"])
         self.extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
-        self.depths = _depths(len(self.tasks), self.links, self.parents)
+        self.depths = _depths(len(self.tasks), self.links)
         # Content-and-position order (ids only break ties between interchangeable tasks): what
         # breaks the remaining ties below, so no choice depends on ids or array order.
         self.rank = [0] * len(self.tasks)
@@ -196,43 +196,45 @@ def normalise_refs(
     return value
 
 
-def _depths(
-    n: int, links: Sequence[tuple[int, int, Any]], parents: Sequence[int | None]
-) -> list[int]:
-    """Breadth-first layer of each task from the entry linkages (for drawing, and as position)."""
+def _depths(n: int, links: Sequence[tuple[int, int, Any]]) -> list[int]:
+    """Each task's layer for drawing: one below its lowest predecessor (the longest path from an
+    entry), leaving out the linkages that close a loop so every layer is finite."""
     succ: list[list[int]] = [[] for _ in range(n)]
-    depth = [-1] * n
-    frontier = []
+    entries = []
     for src, tgt, _ in links:
         if src < 0:
-            if depth[tgt] < 0:
-                depth[tgt] = 0
-                frontier.append(tgt)
+            entries.append(tgt)
         else:
             succ[src].append(tgt)
-    while frontier:
-        following = []
-        for i in frontier:
-            for j in succ[i]:
-                if depth[j] < 0:
-                    depth[j] = depth[i] + 1
-                    following.append(j)
-        frontier = following
-    # Tasks no linkage reaches hang under their parent, or sit in the first layer.
-    for _ in range(n):
-        changed = False
-        for i in range(n):
-            if depth[i] < 0:
-                parent = parents[i]
-                if parent is None:
-                    depth[i] = 0
-                    changed = True
-                elif depth[parent] >= 0:
-                    depth[i] = depth[parent] + 1
-                    changed = True
-        if not changed:
-            break
-    return [max(d, 0) for d in depth]
+    # Depth-first from the entries (then from any task none reaches): an edge to a task still on
+    # the stack closes a loop; the finishing order, reversed, orders the rest topologically.
+    state = [0] * n  # 0 unseen, 1 on the stack, 2 finished
+    forward: list[list[int]] = [[] for _ in range(n)]
+    finished: list[int] = []
+    for root in [*entries, *range(n)]:
+        if state[root]:
+            continue
+        state[root] = 1
+        stack = [(root, iter(succ[root]))]
+        while stack:
+            node, following = stack[-1]
+            for j in following:
+                if state[j] == 1:
+                    continue
+                forward[node].append(j)
+                if state[j] == 0:
+                    state[j] = 1
+                    stack.append((j, iter(succ[j])))
+                    break
+            else:
+                state[node] = 2
+                finished.append(node)
+                stack.pop()
+    depth = [0] * n
+    for i in reversed(finished):
+        for j in forward[i]:
+            depth[j] = max(depth[j], depth[i] + 1)
+    return depth
 
 
 def draw(

@@ -244,7 +244,9 @@ def _svg(graph: TaskGraph, uid: str) -> str:
             place[graph.nodes[i].key] = (x, y)
     width = 20 + widest * (_NODE_W + _GAP_X)
     height = _TOP + (max(layers, default=0) + 1) * (_NODE_H + _GAP_Y)
-    start = (width // 2, 14)
+    # The start marker sits above the first task an entry linkage leads to.
+    entry = next((e.target for e in graph.edges if e.source is None and e.target in place), None)
+    start = (place[entry][0] + _NODE_W // 2 if entry else width // 2, 14)
     out = [
         f"<svg width={width} height={height} viewBox='0 0 {width} {height}' role=img>",
         f"<defs><marker id=a{uid} viewBox='0 0 8 8' refX=8 refY=4 markerWidth=7 "
@@ -255,20 +257,28 @@ def _svg(graph: TaskGraph, uid: str) -> str:
         if edge.target not in place:
             continue
         tx, ty = place[edge.target]
+        colour = _EDGE_COLOUR.get(edge.state, "#868e96")
+        dash = " stroke-dasharray='5 3'" if edge.state == REMOVED else ""
         x2, y2 = tx + _NODE_W // 2, ty
         if edge.source is None:
             x1, y1 = start[0], start[1] + 6
         else:
             sx, sy = place[edge.source]
             x1, y1 = sx + _NODE_W // 2, sy + _NODE_H
-        colour = _EDGE_COLOUR.get(edge.state, "#868e96")
-        dash = " stroke-dasharray='5 3'" if edge.state == REMOVED else ""
+        if edge.source is not None and ty <= place[edge.source][1]:
+            # Back to the same or an earlier layer: a curve below both, into the target's bottom.
+            y2 = ty + _NODE_H
+            cx, cy = (x1 + x2) // 2, max(y1, y2) + _GAP_Y // 2 + 8
+            shape = f"<path d='M{x1},{y1} Q{cx},{cy} {x2},{y2}' fill=none "
+            # Under the curve's lowest point, clear of the straight edges' labels.
+            lx, ly = cx + 3, (y1 + 2 * cy + y2) // 4 + 12
+        else:
+            shape = f"<line x1={x1} y1={y1} x2={x2} y2={y2} "
+            lx, ly = (x1 + x2) // 2 + 3, (y1 + y2) // 2
         out.append(
-            f"<g><title>{_text(edge.label)} ({edge.state})</title>"
-            f"<line x1={x1} y1={y1} x2={x2} y2={y2} stroke='{colour}' stroke-width=1.5{dash} "
-            f"marker-end='url(#a{uid})'/>"
-            f"<text x={(x1 + x2) // 2 + 3} y={(y1 + y2) // 2} fill='{colour}'>"
-            f"{_text(_short(edge.label))}</text></g>"
+            f"<g><title>{_text(edge.label)} ({edge.state})</title>{shape}"
+            f"stroke='{colour}' stroke-width=1.5{dash} marker-end='url(#a{uid})'/>"
+            f"<text x={lx} y={ly} fill='{colour}'>{_text(_short(edge.label))}</text></g>"
         )
     for node in graph.nodes:
         x, y = place[node.key]
