@@ -111,8 +111,6 @@ def diff_workflows(source: Mapping[str, Any], target: Mapping[str, Any]) -> list
 
     Empty exactly when canonical_hash(source) == canonical_hash(target).
     """
-    if canonical_hash(source) == canonical_hash(target):
-        return []
     return list(compare_workflows(source, target).differences)
 
 
