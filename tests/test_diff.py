@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from migrator.core.canonical import canonical_hash
 from migrator.core.diff import (
     LINKAGE_ADDED,
     LINKAGE_REMOVED,
@@ -18,8 +19,7 @@ from migrator.core.diff import (
     diff_workflows,
     summarize_change,
 )
-from migrator.document import canonical_hash
-from migrator.remap import remap_task_ids
+from migrator.core.remap import remap_task_ids
 from tests.builders import small_export
 from tests.strategies import LINK_TYPES, documents, json_values, renumberings, text
 

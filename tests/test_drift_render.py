@@ -10,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from migrator.core.canonical import canonical_hash
+from migrator.core.document import document_from_data
 from migrator.core.drift import (
     DRIFTED,
     EXTRA,
@@ -29,9 +31,8 @@ from migrator.core.drift import (
     latest_by_name,
     needs_export,
 )
-from migrator.document import canonical_hash, document_from_data
-from migrator.plan import TargetDefinition, TargetVersion
-from migrator.remap import prepare_for_import, remap_task_ids
+from migrator.core.plan import TargetDefinition, TargetVersion
+from migrator.core.remap import prepare_for_import, remap_task_ids
 from migrator.render.html import CELL_CLASS, render_html
 from migrator.render.terminal import fit, printable, render_report, width
 from tests.test_diff import reminder_flow

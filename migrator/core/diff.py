@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from migrator.core.canonical import canonical_hash
 from migrator.core.workflow_graph import (
     ADDED,
     REMOVED,
@@ -25,7 +26,6 @@ from migrator.core.workflow_graph import (
     json_text,
     normalise_refs,
 )
-from migrator.document import canonical_hash
 
 # Difference kinds.
 WORKFLOW_FIELD = "workflow-field"

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from migrator.core.canonical import canonical_hash
 from migrator.core.diff import Comparison, Difference, compare_workflows
-from migrator.document import canonical_hash
-from migrator.plan import TargetDefinition, TargetVersion
-from migrator.versions import is_valid_version, version_key
+from migrator.core.plan import TargetDefinition, TargetVersion
+from migrator.core.versions import is_valid_version, version_key
 
 IN_SYNC = "in-sync"
 DRIFTED = "drifted"

@@ -14,7 +14,7 @@ import orjson
 
 # The same field sets the canonical form leaves out: the diff must ignore exactly what it ignores
 # (the integrator may give these public names when document.py moves to core/).
-from migrator.document import (
+from migrator.core.canonical import (
     _LINK_DROP,
     _TASK_DROP,
     _TOP_KEYS,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 
 from migrator.core.drift import DRIFTED, EXTRA, FAILED, IN_SYNC, MISSING, DriftReport
+from migrator.core.logs import printable
 
 SYMBOLS = {IN_SYNC: "=", DRIFTED: "~", MISSING: "-", EXTRA: "+", FAILED: "!"}
 NOT_HELD = " "  # a name some other tenant holds as an extra
@@ -17,29 +18,6 @@ LEGEND = "  ".join(f"{SYMBOLS[s]} {s}" for s in (IN_SYNC, DRIFTED, MISSING, EXTR
 ELLIPSIS = "…"
 MAX_NAME = 40
 MAX_TENANT = 12
-# Unicode categories shown as escapes: controls (C0, DEL, C1), format characters (bidi
-# overrides reorder text), line and paragraph separators, unassigned and private-use code points.
-_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
-
-
-def printable(text: str) -> str:
-    """`text` with every control or invisible formatting character written as an escape
-    (`\\x1b`, `\\r`, `\\u202e`); everything else as is."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if unicodedata.category(ch) in _HIDDEN or (not ch.isprintable() and ch != " "):
-            code = ord(ch)
-            if code < 0x100:
-                out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{code:02x}"))
-            elif code < 0x10000:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def width(text: str) -> int:
