@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator.fake._limits import IdempotencyStore, RateWindows, Stored, TokenStore
+from migrator.fake._document import next_version, reallocate, validate_import, version_key
 from migrator.fake._state import (
     ApiError,
     FakeState,
