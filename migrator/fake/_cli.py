@@ -98,10 +98,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="export returns the workflow_definition block (§3.5)",
     )
-    p.add_argument(
+    unknown = p.add_mutually_exclusive_group()
+    unknown.add_argument(
         "--keep-unknown-keys",
         action="store_true",
-        help="import stores keys Zuora drops (§3.6 says it drops them)",
+        help="import stores keys Zuora drops (today's default; §3.6 says Zuora drops them)",
+    )
+    unknown.add_argument(
+        "--drop-unknown-keys",
+        action="store_true",
+        help="import drops the keys Zuora drops (§3.6; the 'documented' variant)",
     )
     p.add_argument(
         "--run-seconds",
@@ -152,8 +158,8 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
         top["rate_limit_headers"] = False
     if args.export_workflow_definition:
         top["export_workflow_definition"] = True
-    if args.keep_unknown_keys:
-        top["keep_unknown_keys"] = True
+    if args.keep_unknown_keys or args.drop_unknown_keys:
+        top["keep_unknown_keys"] = bool(args.keep_unknown_keys)
     if args.run_seconds is not None:
         top["run_seconds"] = args.run_seconds
     if args.state_file:

@@ -282,6 +282,8 @@ def test_cli_flags_set_every_switch() -> None:
     assert config.keep_unknown_keys and config.run_seconds == 1.5
     assert [t.failing_runs for t in config.tenants] == [("A", "B"), ("A", "B")]
     assert [t.reject_imports for t in config.tenants] == [("C",), ("C",)]
+    dropping = build_config(_parser().parse_args(["--tenants", "1", "--drop-unknown-keys"]))
+    assert dropping.keep_unknown_keys is False
 
 
 async def test_runs_survive_a_state_file_restart(tmp_path: Path) -> None:

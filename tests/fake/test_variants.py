@@ -214,7 +214,7 @@ def _decorated() -> dict[str, Any]:
 async def test_import_keeps_only_known_keys() -> None:
     """§3.6 [Z]: unknown workflow keys (ui_trigger) are dropped; [I] so are unknown and run-time
     task keys and unknown linkage keys; the documented ones survive."""
-    async with running(FakeConfig.demo(1)) as (_, (a,)):
+    async with running(FakeConfig.demo(1).with_variant("documented")) as (_, (a,)):
         definition_id = (await a.import_new(_decorated())).body["id"]
         doc = (await a.call("GET", f"/workflows/{definition_id}/export", version="latest")).body
         assert set(doc["workflow"]) == {
@@ -258,7 +258,9 @@ async def test_import_keeps_only_known_keys() -> None:
 
 
 async def test_keep_unknown_keys_switch() -> None:
-    """With keep_unknown_keys every key is stored as sent (ids and merge_task_ids still change)."""
+    """With keep_unknown_keys (today's default, see docs) every key is stored as sent; ids and
+    merge_task_ids still change."""
+    assert FakeConfig.demo(1).keep_unknown_keys is True
     async with running(FakeConfig.demo(1, keep_unknown_keys=True)) as (_, (a,)):
         definition_id = (await a.import_new(_decorated())).body["id"]
         doc = (await a.call("GET", f"/workflows/{definition_id}/export", version="latest")).body
@@ -286,10 +288,11 @@ def test_variant_presets_are_enumerable() -> None:
         "sdk-error-bodies",
         "all-flipped",
     } <= names
-    assert FakeConfig.variants()["documented"] == {}
+    assert FakeConfig.variants()["documented"] == {"keep_unknown_keys": False}
     flipped = FakeConfig.demo(1).with_variant("all-flipped")
     assert flipped.import_response_id == "version" and flipped.error_bodies == "sdk"
     assert flipped.retry_after == "never" and flipped.rate_limit_headers is False
+    assert flipped.keep_unknown_keys is False and flipped.name_filter == "contains"
     with pytest.raises(ValueError, match="unknown variant"):
         FakeConfig.demo(1).with_variant("nope")
 
