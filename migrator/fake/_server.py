@@ -200,16 +200,18 @@ class RunningFake:
         # Draw every number for this request up front, in a fixed order: the plan depends only
         # on the seed and the order requests arrive, not on which branch runs.
         u_reset, u_error, u_lost, u_jitter, u_status = (rng.random() for _ in range(5))
-        key = request.headers.get("Idempotency-Key")
-        keyed = key is not None and request.method in IDEMPOTENT_METHODS
-        if key is not None and keyed and (not key or len(key) > 255):
+        # Keys count on POST and PATCH only (§1.8); elsewhere the header is ignored.
+        key = (
+            request.headers.get("Idempotency-Key") if request.method in IDEMPOTENT_METHODS else None
+        )
+        if key is not None and (not key or len(key) > 255):
             return self._respond(
                 request,
                 Reply(400, errors_list(400, "Idempotency-Key must be 1..255 characters").body),
                 headers,
             )
         begin: Begin | None = None
-        if key is not None and keyed:
+        if key is not None:
             # Registered on arrival, before any latency: a duplicate arriving while this one is
             # still being handled must see it in flight (§1.8 409).
             begin = self.idempotency.begin(
