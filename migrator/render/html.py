@@ -21,8 +21,9 @@ from migrator.core.drift import (
     DriftReport,
     WorkflowDrift,
 )
+from migrator.core.logs import printable
 from migrator.core.workflow_graph import ADDED, CHANGED, REMOVED, TaskGraph
-from migrator.render.terminal import ELLIPSIS, SYMBOLS, printable
+from migrator.render.terminal import ELLIPSIS, SYMBOLS
 
 # One letter per status keeps the 10,000 cells of 50 tenants by 200 workflows small.
 CELL_CLASS = {IN_SYNC: "i", DRIFTED: "d", MISSING: "m", EXTRA: "e", FAILED: "f"}
