@@ -351,3 +351,22 @@ async def test_a_listing_that_shows_new_workflows_last_costs_a_lookup_each_at_mo
         for item in report.items:
             assert item.target_workflow_id == ledger[item.workflow_name]["definition_id"]
             assert item.target_version_id == ledger[item.workflow_name]["version_id"]
+
+
+async def test_verify_uses_the_cache_unless_told_not_to(tmp_path: Path) -> None:
+    """`verify` after a migration exports nothing the cache knows (every item still verified);
+    with `--no-cache` (use_cache=False) it exports every version it compares."""
+    from migrator.commands.verify import verify_tenants
+
+    write_sources(tmp_path / "src", 4)
+    src = [str(tmp_path / "src")]
+    async with fake_with() as env:
+        await migrate(env.settings, MigrateOptions(sources=src, tenants=[T1]))
+        env.fake.calls.clear()
+        report = await verify_tenants(env.settings, src, [T1])
+        assert [i.status for i in report.items] == ["verified"] * 4
+        assert calls(env).get("export_workflow", 0) == 0
+        env.fake.calls.clear()
+        report = await verify_tenants(env.settings, src, [T1], use_cache=False)
+        assert [i.status for i in report.items] == ["verified"] * 4
+        assert calls(env).get("export_workflow") == 4
