@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): budget saturation, request efficiency, pipeline cost and memory.
 Prints a summary with the machine it ran on and writes bench/out/results.json; `--quick` for a smoke run.
 
-Full run: about 6-8 minutes on 2 cores (the sequential baseline and the 100,000-document corpus,
+Full run: about 12 minutes on 2 cores (the sequential baseline and the 100,000-document corpus,
 written once into bench/out/, are most of it). All traffic goes to 127.0.0.1.
 """
 
@@ -50,7 +50,7 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run of about 1.5 min")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run of about 3 min")
     p.add_argument("--only", action="append", choices=BENCHES, help="repeatable")
     p.add_argument("--out", default=str(OUT / "results.json"))
     args = p.parse_args(argv)
