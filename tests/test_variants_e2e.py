@@ -7,6 +7,7 @@ second run imports nothing, and the fake's ledger holds each document exactly on
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,21 +28,39 @@ _XFAIL = {
         reason="issue 14 #1: the client's canonical form must mirror the fake's kept-key lists "
         "(WORKFLOW_KEYS/TASK_KEYS/LINKAGE_KEYS), else a re-run sees dropped keys as a change",
     ),
+    # Not fixable in the client: the server gives tasks new ids on import, and a payload is
+    # sent before they exist, so no payload can name them. See docs/remapping.md.
+    "no-file-ref-rewrite": pytest.mark.xfail(
+        strict=True,
+        reason="spec §9.1: a tenant that renumbers tasks on import without rewriting "
+        "`Name__<taskId>` file references leaves them dangling; the target then never matches "
+        "the source, so every run imports the file-passing samples again (doctor reports it as "
+        "file-refs: differs)",
+    ),
 }
 
 
+_XFAIL["all-flipped"] = _XFAIL["no-file-ref-rewrite"]
+# all-flipped with file references rewritten: every other open behaviour at once must pass.
+ALL_BUT_FILE_REFS = "all-flipped-but-file-refs"
+
+
 def _variant_params() -> list[object]:
-    return [
-        pytest.param(name, marks=_XFAIL[name]) if name in _XFAIL else name
-        for name in FakeConfig.variants()
-    ]
+    names = [*FakeConfig.variants(), ALL_BUT_FILE_REFS]
+    return [pytest.param(name, marks=_XFAIL[name]) if name in _XFAIL else name for name in names]
+
+
+def _config(variant: str) -> FakeConfig:
+    if variant == ALL_BUT_FILE_REFS:
+        return replace(FakeConfig.demo(1).with_variant("all-flipped"), rewrite_file_refs=True)
+    return FakeConfig.demo(1).with_variant(variant)
 
 
 @pytest.mark.parametrize("variant", _variant_params())
 async def test_samples_migrate_exactly_once_in_every_variant(tmp_path: Path, variant: str) -> None:
     """Migrating the samples twice into a tenant playing `variant` lands each document exactly once."""
     docs = sample_docs()
-    config = FakeConfig.demo(1).with_variant(variant)
+    config = _config(variant)
     async with running_fake(config) as env:
         journal = str(tmp_path / "j.jsonl")
         first = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=journal))
