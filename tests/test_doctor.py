@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from migrator.cli import main
 from migrator.core import doctor as v
 from migrator.core.config import Secret, TenantConfig, load_settings
-from migrator.core.profile import TenantProfile
+from migrator.core.profile import TenantProfile, merged
 from migrator.demo import BackgroundFake
 from migrator.fake import FakeConfig, FaultConfig
 from migrator.fake._config import demo_tenant
@@ -102,6 +104,35 @@ def test_the_name_filter_is_read_from_what_each_query_listed(
     assert check.status == (v.PASSED if (mode, case) == ("exact", True) else v.DIFFERS)
 
 
+@given(
+    name=st.text(min_size=2, max_size=12),
+    others=st.lists(st.text(min_size=1, max_size=12), max_size=5),
+    mode=st.sampled_from(["exact", "contains"]),
+    case_sensitive=st.booleans(),
+)
+def test_the_name_filter_verdict_recovers_any_server_model(
+    name: str, others: list[str], mode: str, case_sensitive: bool
+) -> None:
+    """Whatever the names, the probes' answers from a server with (mode, case) give back (mode, case)."""
+
+    def listed(query: str) -> list[str]:
+        def fold(text: str) -> str:
+            return text if case_sensitive else text.casefold()
+
+        return [
+            n
+            for n in [name, *others]
+            if (fold(query) in fold(n) if mode == "contains" else fold(query) == fold(n))
+        ]
+
+    inner, swapped = v.name_filter_probes(name)
+    _, got_mode, got_case = v.name_filter_verdict(
+        name, listed(name), listed(inner), None if swapped is None else listed(swapped)
+    )
+    assert got_mode == mode
+    assert got_case == (None if swapped is None else case_sensitive)
+
+
 def test_a_filter_that_lists_unrelated_names_is_not_learned() -> None:
     """A `name` query answered with other names means the filter is ignored: nothing learned."""
     check, mode, case = v.name_filter_verdict("Ab", ["Ab", "Zz"], ["Ab"], ["Ab"])
@@ -131,6 +162,16 @@ def test_the_minute_budget_is_read_from_ratelimit_limit() -> None:
     check, present, rpm = v.rate_limit_verdict([{}], None)
     assert (check.status, present, rpm) == (v.DIFFERS, False, None)
     assert v.rate_limit_verdict([headers], 60000)[0].status == v.DIFFERS
+
+
+def test_a_merged_profile_keeps_what_the_newer_did_not_learn() -> None:
+    """Fields the newer profile left None come from the older one; learned ones win."""
+    older = TenantProfile(import_response_id="version", name_filter="exact")
+    newer = TenantProfile(name_filter="contains", requests_per_minute=100)
+    assert merged(newer, older) == TenantProfile(
+        import_response_id="version", name_filter="contains", requests_per_minute=100
+    )
+    assert merged(newer, None) == newer
 
 
 def test_server_text_is_printable_and_redacted() -> None:
@@ -286,6 +327,11 @@ def test_cli_json_save_and_exit_codes(
         saved = load_profile(settings, settings.tenants["tenant-1"])
         assert saved == TenantProfile.from_json(out["profile"])
         assert out["saved"] == str(profile_path(settings, settings.tenants["tenant-1"]))
+        # A read-only run learns less; saving it keeps what --write learned.
+        assert main(["doctor", "--config", str(path), "--tenant", "tenant-1", "--save"]) == 0
+        capsys.readouterr()
+        again = load_profile(settings, settings.tenants["tenant-1"])
+        assert again is not None and again.idempotent_replay == "409"
         assert main(["doctor", "--config", str(path), "--tenant", "x"]) == 2
         assert "unknown tenant 'x'" in capsys.readouterr().err
 
@@ -298,9 +344,11 @@ def test_cli_lines_and_exit_1_when_a_check_fails(
         path, variables = _config_file(tmp_path, env)
         for k in variables:
             monkeypatch.setenv(k, "not-the-secret-0000")
-        code = main(["doctor", "--config", str(path), "--tenant", "tenant-1"])
+        code = main(["doctor", "--config", str(path), "--tenant", "tenant-1", "--save"])
         captured = capsys.readouterr()
         assert code == 1
+        assert "profile not saved: a check failed" in captured.out
+        assert not (tmp_path / "cache").exists()
         assert any(line.startswith("failed   credentials") for line in captured.out.splitlines())
         assert "hint:" in captured.out
         assert "not-the-secret-0000" not in captured.out + captured.err

@@ -15,8 +15,9 @@ from migrator.core.config import Settings
 from migrator.core.doctor import render_lines
 from migrator.core.errors import MigratorError
 from migrator.core.logs import printable
+from migrator.core.profile import merged
 from migrator.run.doctor import DoctorResult, run_doctor
-from migrator.store.profiles import save_profile
+from migrator.store.profiles import load_profile, save_profile
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,8 +51,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     saved = _save(settings, args.tenant, result) if args.save else None
     if args.json:
         data = result.to_json()
-        if saved is not None:
-            data["saved"] = saved
+        if args.save:
+            data["saved"] = saved  # null: not saved, a check failed
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     else:
         print(f"doctor {printable(tenant.name)} ({printable(tenant.base_url)})")
@@ -63,14 +64,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 print(f"  {key}: {'not learned' if value is None else value}")
         if saved is not None:
             print(f"profile saved to {printable(saved)}")
+        elif args.save:
+            print("profile not saved: a check failed")
         verdict = "usable" if result.usable else "not usable: a check failed"
         print(f"migrator doctor: {verdict}")
     return EXIT_OK if result.usable else EXIT_ITEMS
 
 
-def _save(settings: Settings, name: str, result: DoctorResult) -> str:
+def _save(settings: Settings, name: str, result: DoctorResult) -> str | None:
+    """Store the profile over the saved one (what this run did not learn is kept); nothing is
+    saved when a check failed: a tenant that is not usable taught nothing reliable."""
+    if not result.usable:
+        return None
+    tenant = settings.tenants[name]
+    profile = merged(result.profile, load_profile(settings, tenant))
     try:
-        return str(save_profile(settings, settings.tenants[name], result.profile))
+        return str(save_profile(settings, tenant, profile))
     except OSError as exc:
         raise MigratorError(
             f"cannot save the tenant profile: {exc.strerror} ({exc.filename})"

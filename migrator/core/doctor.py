@@ -407,7 +407,7 @@ def name_filter_verdict(
             None,
             None,
         )
-    unrelated = [n for n in exact if name.lower() not in n.lower()]
+    unrelated = [n for n in exact if name.casefold() not in n.casefold()]
     if unrelated:
         return (
             Check(

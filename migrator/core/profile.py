@@ -68,3 +68,15 @@ class TenantProfile:
                 raise ValueError(f"{f.name}: not a string")
             values[f.name] = value
         return cls(**values)
+
+
+def merged(newer: TenantProfile, older: TenantProfile | None) -> TenantProfile:
+    """`newer`, with what it did not learn (None) kept from `older`: a read-only doctor run
+    must not forget what an earlier `--write` run learned."""
+    if older is None:
+        return newer
+    values = {f.name: getattr(newer, f.name) for f in fields(TenantProfile)}
+    for name, value in values.items():
+        if value is None:
+            values[name] = getattr(older, name)
+    return TenantProfile(**values)
