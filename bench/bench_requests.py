@@ -10,6 +10,8 @@ answer per tenant and handler and times each tenant's first and last request.
 Scenarios:
   new       N new workflows into one empty tenant (rpm configured; and learned from headers)
   existing  the same, a third of the names already in the tenant (cold cache)
+Each tenant has the profile `migrator doctor --write --save` learns from the fake (import answers
+with the definition id, file references rewritten), unless a variant says otherwise.
   rerun     the same sources again with a new journal: warm cache, cold cache, and "today"
   tenants   T empty tenants with the same work beside one tenant alone: each tenant's span
             (its first request to its last) ÷ the one tenant's, and the whole run's wall time
@@ -172,10 +174,13 @@ async def run_migrator(
     legacy: bool = False,
     journal: str | None = None,
     tenants: list[str] | None = None,
+    doctored: bool = True,
 ) -> int:
     from migrator.core.config import Secret, Settings, TenantConfig
+    from migrator.core.profile import TenantProfile
     from migrator.run.migrate import migrate
     from migrator.run.options import MigrateOptions
+    from migrator.store.profiles import profile_path, save_profile
 
     configured = {
         name: TenantConfig(
@@ -189,6 +194,14 @@ async def run_migrator(
         for name, cid, secret in credentials(setup)
     }
     settings = Settings(file="bench", tenants=configured, cache_dir=cache_dir)
+    for tenant in configured.values():
+        # What `migrator doctor --write --save` learns from the fake: the import answers with the
+        # definition's id, and import rewrites file references (so what was sent is what is kept).
+        if doctored:
+            learned = TenantProfile(import_response_id="definition", rewrite_file_refs=True)
+            save_profile(settings, tenant, learned)
+        else:
+            profile_path(settings, tenant).unlink(missing_ok=True)
     options = MigrateOptions(
         sources=[corpus], legacy=legacy, journal=journal, tenants=tenants or ()
     )
@@ -342,6 +355,20 @@ async def scenario_rerun(setup: Setup, corpus: str, tmp: str) -> list[Row]:
             r.per_doc = round(r.requests / setup.docs, 3)
             rows.append(r)
             print(format_row(rows[-1]), flush=True)
+    async with running_fake(setup) as url:
+        # Without a profile nothing says import keeps file references (spec §9.1): what a
+        # document with them landed as is learned by one export on the first re-run.
+        cache = f"{tmp}/cache-rerun-plain"
+        await run_migrator(url, setup, corpus, cache, doctored=False)
+        await bench_get(url, "reset")
+        started = time.perf_counter()
+        await run_migrator(url, setup, corpus, cache, journal=f"{tmp}/plain.jsonl", doctored=False)
+        wall = time.perf_counter() - started
+        stats = await bench_get(url, "stats")
+        r = row("rerun", "migrator, no tenant profile, new journal", setup, stats, wall, 0, floor)
+        r.per_doc = round(r.requests / setup.docs, 3)
+        rows.append(r)
+        print(format_row(rows[-1]), flush=True)
     return rows
 
 

@@ -30,13 +30,18 @@ pytestmark = pytest.mark.anyio
 T1 = "tenant-1"
 
 
-def write_sources(folder: Path, count: int, *, prefix: str = "Flow") -> list[str]:
-    """`count` new workflows with distinct names (and so distinct contents), one file each."""
+def write_sources(
+    folder: Path, count: int, *, prefix: str = "Flow", file_refs: bool = True
+) -> list[str]:
+    """`count` new workflows with distinct names (and so distinct contents), one file each;
+    `file_refs=False`: the Iterate task names its object, not the Export task's file."""
     folder.mkdir(parents=True, exist_ok=True)
     names = []
     for i in range(count):
         doc = small_export(f"{prefix} {i:03d}")
         doc["workflow"]["version"] = "0.0.1"
+        if not file_refs:
+            doc["tasks"][1]["object"] = "Subscription"
         (folder / f"{prefix.lower()}-{i:03d}.json").write_text(json.dumps(doc))
         names.append(doc["workflow"]["name"])
     return names
@@ -58,6 +63,12 @@ def calls(env: Env, tenant: str = T1) -> dict[str, int]:
 
 def journal_state(path: Path) -> dict[Any, Any]:
     return fold(scan(path.read_bytes()).records)
+
+
+def doctored(env: Env, **learned: Any) -> None:
+    """Save tenant-1's profile as `migrator doctor --write --save` would have learned it."""
+    profile = TenantProfile(**{"rewrite_file_refs": True, **learned})
+    save_profile(env.settings, env.settings.tenants[T1], profile)
 
 
 @asynccontextmanager
@@ -227,11 +238,13 @@ async def test_a_workflow_deleted_since_is_imported_again(tmp_path: Path) -> Non
 
 async def test_rerun_with_a_new_journal_exports_nothing(tmp_path: Path) -> None:
     """An unchanged tenant read again with a new journal costs one listing page and one versions
-    list per definition and no export (the cache knows what the imports sent); `--no-cache`
-    exports every version; a cold cache exports each version once."""
+    list per definition and no export (the cache knows what the imports sent, the profile saying
+    the tenant rewrites file references); `--no-cache` exports every version; a cold cache
+    exports each version once."""
     write_sources(tmp_path / "src", 10)
     src = [str(tmp_path / "src")]
     async with fake_with() as env:
+        doctored(env)
         await migrate(env.settings, MigrateOptions(sources=src, tenants=[T1]))
         env.fake.calls.clear()
         second = await migrate(
@@ -260,6 +273,7 @@ async def test_a_version_changed_since_is_exported_again(tmp_path: Path) -> None
     src = [str(tmp_path / "src")]
     now = [1_800_000_000.0]
     async with fake_with(clock=lambda: now[0]) as env:
+        doctored(env)
         await migrate(env.settings, MigrateOptions(sources=src, tenants=[T1]))
         edited = env.imports(T1)[0]
 
@@ -361,6 +375,7 @@ async def test_verify_uses_the_cache_unless_told_not_to(tmp_path: Path) -> None:
     write_sources(tmp_path / "src", 4)
     src = [str(tmp_path / "src")]
     async with fake_with() as env:
+        doctored(env)
         await migrate(env.settings, MigrateOptions(sources=src, tenants=[T1]))
         env.fake.calls.clear()
         report = await verify_tenants(env.settings, src, [T1])
@@ -370,3 +385,23 @@ async def test_verify_uses_the_cache_unless_told_not_to(tmp_path: Path) -> None:
         report = await verify_tenants(env.settings, src, [T1], use_cache=False)
         assert [i.status for i in report.items] == ["verified"] * 4
         assert calls(env).get("export_workflow") == 4
+
+
+async def test_an_import_with_file_references_is_cached_only_for_a_tenant_known_to_keep_them(
+    tmp_path: Path,
+) -> None:
+    """Import renumbers tasks; whether it rewrites `Name__<taskId>` file references is an open
+    question (spec §9.1), so without a profile saying it does, what a document with file
+    references landed as is learned by one export (then cached); one without needs none."""
+    write_sources(tmp_path / "src", 3, prefix="Refs")
+    write_sources(tmp_path / "src", 2, prefix="Plain", file_refs=False)
+    src = [str(tmp_path / "src")]
+    async with fake_with() as env:
+        await migrate(env.settings, MigrateOptions(sources=src, tenants=[T1]))
+        env.fake.calls.clear()
+        again = await migrate(env.settings, MigrateOptions(sources=src, tenants=[T1]))
+        assert again.summary()["skipped"] == 5
+        assert calls(env) == {"list_workflows": 1, "list_versions": 5, "export_workflow": 3}
+        env.fake.calls.clear()
+        await migrate(env.settings, MigrateOptions(sources=src, tenants=[T1]))
+        assert calls(env) == {"list_workflows": 1, "list_versions": 5}

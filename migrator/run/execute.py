@@ -338,6 +338,8 @@ class TenantExecution(TenantResolution):
             version_id=version_id,
             updated_at=updated_at,
             digest=digest,
+            keeps_content=not doc.ref_tasks
+            or (self.profile is not None and self.profile.rewrite_file_refs is True),
         )
         if not self.options.verify:
             await self._settle(pending)

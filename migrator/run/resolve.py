@@ -35,6 +35,9 @@ class Pending:
     version_id: int | None
     updated_at: str | None  # the version's updatedAt, when an answer or a listing says it
     digest: str
+    # Whether the tenant keeps what was sent, so the cache may say the version holds `digest`: not
+    # for a document with file references unless the profile says import rewrites them (§9.1).
+    keeps_content: bool = True
 
 
 def version_in_entry(entry: Mapping[str, Any], version: str) -> tuple[int | None, str | None]:
@@ -171,6 +174,7 @@ class TenantResolution(TenantRecovery):
             )
         if (
             self.cache is not None
+            and p.keeps_content
             and p.definition_id is not None
             and p.version_id is not None
             and p.updated_at is not None
