@@ -280,7 +280,8 @@ class TenantExecution(TenantResolution):
                 idempotency_key=item.idempotency_key,
             )
             answer_id = int_or_none(response.get("id"))
-            said = self.profile.import_response_id if self.profile else None
+            legacy = self.options.legacy  # before issue 15 no profile was read
+            said = self.profile.import_response_id if self.profile and not legacy else None
             if said == "definition" and answer_id is not None:
                 definition_id = answer_id  # the tenant answers with the definition's id
             elif said == "version" and answer_id is not None:
