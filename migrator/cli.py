@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from migrator import __version__
-from migrator.commands import activate, backup, fake_zuora, migrate, plan, status, verify
+from migrator.commands import activate, backup, diff, fake_zuora, migrate, plan, status, verify
 from migrator.commands._common import EXIT_FATAL, EXIT_ITEMS, _level
 from migrator.core import logs
 from migrator.core.errors import MigratorError
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_parser(sub)
     status.add_parser(sub)
     verify.add_parser(sub)
+    diff.add_parser(sub)
     activate.add_parser(sub)
     backup.add_backup_parser(sub)
     fake_zuora.add_parser(sub)

@@ -38,6 +38,8 @@ class ItemOutcome:
     # Tenant-specific values the document holds (spec §4.6): each {path, kind, value, substitute},
     # substitute = what this tenant's table makes of the value, null when no entry covers it.
     tenant_values: tuple[dict[str, str | None], ...] | None = None
+    # Dry runs: what a planned new version changes against the version it replaces, one line.
+    change: str | None = None
 
 
 _ALWAYS = {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"}
@@ -256,6 +258,8 @@ def render_items(items: Iterable[ItemOutcome]) -> str:
         lines.append(
             f"{item.tenant}: {item.workflow_name}: {item.status} {what}{version}{where}{why}"
         )
+        if item.change:
+            lines.append(f"    change: {item.change}")
         for value in item.tenant_values or ():
             becomes = (
                 f"→ {value['substitute']!r}"

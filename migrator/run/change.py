@@ -1,0 +1,69 @@
+"""What a planned new version changes against the version it replaces, in one line, for `plan`
+and `migrate --dry-run` (issue 17): the same differences as `migrator diff`, summarized.
+
+The first new version of a name is compared with the version the tenant runs (its active one,
+else its highest; one export, in dry runs only), each later one with the new version before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from migrator.core.diff import summarize_change
+from migrator.core.drift import compared_version
+from migrator.core.errors import InputError, ZuoraError
+from migrator.core.plan import Action, PlannedItem
+from migrator.core.remap import prepare_for_import
+from migrator.run.tenant import GroupState, TenantState
+
+log = structlog.get_logger("migrator.change")
+
+
+async def planned_change(run: TenantState, state: GroupState, item: PlannedItem) -> str | None:
+    """The one-line change of a planned new version (None for anything else). Never fails the
+    tenant: a version that cannot be exported says so in the line."""
+    if item.action is not Action.NEW_VERSION:
+        return None
+    try:
+        doc = run.store.load(item.doc)
+    except InputError:
+        return None  # reported as the item's own failure when it is sent
+    call_targets = {
+        task: callee_id
+        for task, callee in item.call_targets.items()
+        if (callee_id := run._definition_id(callee)) is not None
+    }
+    payload = prepare_for_import(
+        doc, call_targets=call_targets, substitutions=run.tenant.substitutions
+    )
+    replaced = state.replaced
+    state.replaced = (item.version or "?", payload)
+    if replaced is None:
+        found = await _running_version(run, item)
+        if isinstance(found, str):
+            return found
+        replaced = found
+    version, old = replaced
+    return f"{summarize_change(old, payload)} (against version {version})"
+
+
+async def _running_version(
+    run: TenantState, item: PlannedItem
+) -> tuple[str, Mapping[str, Any]] | str:
+    """The tenant's running version of the item's workflow and its document (exported), or why
+    it is not known."""
+    definitions = run.target.get(item.doc.name, ())
+    if len(definitions) != 1:
+        return "change unknown: no single definition of that name to compare with"
+    version = compared_version(definitions[0])
+    if version is None:
+        return "change unknown: the definition has no versions"
+    try:
+        data = await run.client.export_workflow(definitions[0].id, version=version.version)
+    except ZuoraError as exc:
+        log.warning("export for the planned change failed", tenant=run.tenant.name, error=str(exc))
+        return f"change unknown: exporting version {version.version} failed: {exc}"
+    return version.version, data
