@@ -19,10 +19,12 @@ from migrator.core.config import Secret
 from migrator.core.drift import DRIFTED, EXTRA, FAILED, IN_SYNC, MISSING
 from migrator.fake import FakeConfig
 from migrator.run.diff import diff_tenants
+from migrator.run.inputs import read_sources
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from tests.builders import small_export
-from tests.helpers import Env, running_fake, write_config_file
+from tests.helpers import Env, running_fake, traced_peak, write_config_file
+from tests.test_verify import traced_peak_async
 
 pytestmark = pytest.mark.anyio
 
@@ -384,3 +386,45 @@ async def test_plan_says_what_a_new_version_changes(tmp_path: Path) -> None:
         # A real run carries no change line (and costs no export for it).
         report = await migrate(env.settings, replace(options, sources=[str(tmp_path / "v2")]))
         assert all(i.change is None for i in report.items)
+
+
+async def test_memory_does_not_grow_with_the_documents(tmp_path: Path) -> None:
+    """Diffing 6,000 documents takes no more memory than 1,000 when they are versions of the
+    same names: summaries stay in the workspace, each name's latest is found by streaming, and
+    the report holds one cell per (tenant, name), where a summary of each document in memory
+    would take at least the 5,000 more summaries' size again."""
+    small, large = 1_000, 6_000
+    folders: dict[int, Path] = {}
+    for count in (small, large):
+        folder = folders[count] = tmp_path / f"docs-{count}"
+        folder.mkdir()
+        bound, other = small_export("Bound"), small_export("Other")
+        for i in range(count // 2):
+            bound["workflow"]["version"] = other["workflow"]["version"] = f"0.{i}.0"
+            (folder / f"bound-{i:05d}.json").write_bytes(orjson.dumps(bound))
+            (folder / f"other-{i:05d}.json").write_bytes(orjson.dumps(other))
+    async with running_fake(FakeConfig.demo(1)) as env:
+        options = MigrateOptions(sources=[str(folders[small] / "bound-00000.json")])
+        assert (await migrate(env.settings, options)).ok
+        edited = small_export("Other")
+        edited["tasks"][0]["name"] = "Renamed"
+        env.fake.state.add_workflow("tenant-1", edited, version="0.0.1")
+
+        store = read_sources([str(folders[large])], env.settings)
+        try:
+            summaries, held = traced_peak(lambda: list(store.iter_docs()))
+            assert len(summaries) == large
+            del summaries
+        finally:
+            store.close()
+        per_doc = held / large
+
+        peaks: dict[int, int] = {}
+        for count, folder in folders.items():
+            report, peaks[count] = await traced_peak_async(
+                lambda f=folder: diff_tenants(env.settings, [str(f)])
+            )
+            cells = {w.name: w.status for w in report.tenants[0].workflows}
+            assert cells == {"Bound": IN_SYNC, "Other": DRIFTED}
+        growth = peaks[large] - peaks[small]
+        assert growth < (large - small) * per_doc / 4, (peaks, per_doc)

@@ -225,7 +225,7 @@ async def _judge(
             target_workflow_id=definition.id,
             reason=f"definition {definition.id} has no versions",
         )
-    doc = latest_by_name(store.docs_named([name], tenant=tenant.name))[name]
+    doc = latest_by_name(store.iter_named(name))[name]
     source = _payload(tenant, store, index, target, doc)
     held: HeldWorkflow | Unreadable
     if needs_export(source, version.content_hash) and not isinstance(source, Unreadable):
