@@ -245,6 +245,14 @@ async def test_from_tenant_compares_tenants_without_files(tmp_path: Path) -> Non
         )
         assert run.code == 1
         assert "1 in-sync, 1 drifted, 1 extra" in run.out
+        # A source tenant that cannot be read leaves nothing to compare: one line, exit 2.
+        run = await run_cli(
+            env, tmp_path, "diff", "--from-tenant", "tenant-1", bad_secret_for="tenant-1"
+        )
+        assert run.code == 2, run.out + run.err
+        [line] = run.err.strip().splitlines()
+        assert line.startswith("migrator: error: source tenant tenant-1 could not be read: ")
+        assert "not-the-secret" not in line
 
 
 class _Page(HTMLParser):
