@@ -363,6 +363,25 @@ async def test_a_tenant_with_rejected_credentials_fails_alone(tmp_path: Path) ->
         assert by == {"tenant-1": {IN_SYNC, EXTRA}, "tenant-2": {FAILED}, "tenant-3": {MISSING}}
 
 
+async def test_an_unreadable_export_fails_its_cell_alone(tmp_path: Path) -> None:
+    """A tenant's version that exports as no valid workflow document fails that cell with the
+    place in it; the tenant's other cells are judged."""
+    sources = write_sources(tmp_path / "src", "Alpha", "Beta")
+    async with running_fake() as env:
+        await fleet(env, sources)
+
+        def damage(doc: dict[str, Any]) -> None:
+            doc["tasks"][0]["id"] = "five"
+
+        env.fake.state.alter_version("tenant-1", version_id(env, "tenant-1", "Alpha"), damage)
+        report = await diff_tenants(env.settings, [str(sources)], ["tenant-1"])
+        cells = {w.name: w for w in report.tenants[0].workflows}
+        assert cells["Beta"].status == IN_SYNC
+        assert cells["Alpha"].status == FAILED
+        assert (cells["Alpha"].reason or "").startswith("tenant tenant-1: workflow ")
+        assert "$.tasks[0]" in (cells["Alpha"].reason or "")
+
+
 async def test_plan_says_what_a_new_version_changes(tmp_path: Path) -> None:
     """`plan` gives a planned new version one line saying what it changes against the version
     the tenant runs, in the text and as the JSON item's `change`; a create has none."""

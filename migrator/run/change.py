@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from migrator.core.diff import summarize_change
+from migrator.core.document import validate_document
 from migrator.core.drift import compared_version
 from migrator.core.errors import InputError, ZuoraError
 from migrator.core.plan import Action, PlannedItem
@@ -66,4 +67,8 @@ async def _running_version(
     except ZuoraError as exc:
         log.warning("export for the planned change failed", tenant=run.tenant.name, error=str(exc))
         return f"change unknown: exporting version {version.version} failed: {exc}"
+    try:
+        validate_document(data, f"version {version.version}")
+    except InputError as exc:
+        return f"change unknown: {exc}"
     return version.version, data

@@ -19,6 +19,7 @@ import anyio.abc
 import structlog
 
 from migrator.core.config import Settings, TenantConfig
+from migrator.core.document import validate_document
 from migrator.core.drift import (
     MISSING,
     DriftReport,
@@ -35,7 +36,7 @@ from migrator.core.drift import (
     needs_export,
 )
 from migrator.core.errors import AuthError, InputError, MigratorError, ZuoraError, single_failure
-from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
+from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, TargetVersion, resolve_in
 from migrator.core.remap import prepare_for_import
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.migrate import _close_session
@@ -229,18 +230,28 @@ async def _judge(
     source = _payload(tenant, store, index, target, doc)
     held: HeldWorkflow | Unreadable
     if needs_export(source, version.content_hash) and not isinstance(source, Unreadable):
-        try:
-            data = await client.export_workflow(definition.id, version=version.version)
-        except AuthError:
-            raise  # the tenant's credentials: the whole tenant fails, once
-        except ZuoraError as exc:
-            data = None
-            held = Unreadable(f"exporting version {version.version}: {exc}")
-        if data is not None:
-            held = HeldWorkflow(definition.id, version.version, data=data)
+        held = await _export(tenant, client, definition, version)
     else:
         held = HeldWorkflow(definition.id, version.version, content_hash=version.content_hash)
     return compare_pair(name, source, held)
+
+
+async def _export(
+    tenant: TenantConfig, client: ZuoraClient, definition: TargetDefinition, version: TargetVersion
+) -> HeldWorkflow | Unreadable:
+    """The tenant's compared version, exported and checked to be a workflow document."""
+    where = f"tenant {tenant.name}: workflow {definition.id} version {version.version}"
+    try:
+        data = await client.export_workflow(definition.id, version=version.version)
+    except AuthError:
+        raise  # the tenant's credentials: the whole tenant fails, once
+    except ZuoraError as exc:
+        return Unreadable(f"exporting version {version.version}: {exc}")
+    try:
+        validate_document(data, where)
+    except InputError as exc:
+        return Unreadable(str(exc))
+    return HeldWorkflow(definition.id, version.version, data=data)
 
 
 def _payload(
