@@ -410,6 +410,17 @@ async def test_plan_says_what_a_new_version_changes(tmp_path: Path) -> None:
         assert items["Alpha"]["change"] == "1 task changed (against version 0.0.2)"
         assert "change" not in items["Beta"]
         assert env.fake.requests > before
+        # A workflow new to the tenant: its second version is compared with the planned first.
+        gamma = tmp_path / "gamma"
+        write_sources(gamma, "Gamma")
+        later = small_export("Gamma")
+        later["workflow"]["version"] = "0.0.9"
+        del later["tasks"][2]["parameters"]["count"]
+        (gamma / "gamma-2.json").write_bytes(orjson.dumps(later))
+        run = await run_cli(env, tmp_path, "plan", str(gamma), "--tenant", "tenant-1")
+        assert [line.strip() for line in run.out.splitlines() if "change:" in line] == [
+            "change: 1 task changed (against planned version 0.0.2)"
+        ]
         # A real run carries no change line (and costs no export for it).
         report = await migrate(env.settings, replace(options, sources=[str(tmp_path / "v2")]))
         assert all(i.change is None for i in report.items)

@@ -25,8 +25,9 @@ log = structlog.get_logger("migrator.change")
 
 async def planned_change(run: TenantState, state: GroupState, item: PlannedItem) -> str | None:
     """The one-line change of a planned new version (None for anything else). Never fails the
-    tenant: a version that cannot be exported says so in the line."""
-    if item.action is not Action.NEW_VERSION:
+    tenant: a version that cannot be exported says so in the line. A planned create gives
+    nothing to say but is what the group's next new version replaces."""
+    if item.action not in (Action.NEW_VERSION, Action.CREATE):
         return None
     try:
         doc = run.store.load(item.doc)
@@ -41,14 +42,16 @@ async def planned_change(run: TenantState, state: GroupState, item: PlannedItem)
         doc, call_targets=call_targets, substitutions=run.tenant.substitutions
     )
     replaced = state.replaced
-    state.replaced = (item.version or "?", payload)
+    state.replaced = (f"planned version {item.version}", payload)
+    if item.action is Action.CREATE:
+        return None
     if replaced is None:
         found = await _running_version(run, item)
         if isinstance(found, str):
-            return found
+            return f"unknown ({found})"
         replaced = found
-    version, old = replaced
-    return f"{summarize_change(old, payload)} (against version {version})"
+    against, old = replaced
+    return f"{summarize_change(old, payload)} (against {against})"
 
 
 async def _running_version(
@@ -58,17 +61,17 @@ async def _running_version(
     it is not known."""
     definitions = run.target.get(item.doc.name, ())
     if len(definitions) != 1:
-        return "change unknown: no single definition of that name to compare with"
+        return "no single definition of that name to compare with"
     version = compared_version(definitions[0])
     if version is None:
-        return "change unknown: the definition has no versions"
+        return "the definition has no versions"
     try:
         data = await run.client.export_workflow(definitions[0].id, version=version.version)
     except ZuoraError as exc:
         log.warning("export for the planned change failed", tenant=run.tenant.name, error=str(exc))
-        return f"change unknown: exporting version {version.version} failed: {exc}"
+        return f"exporting version {version.version} failed: {exc}"
     try:
         validate_document(data, f"version {version.version}")
     except InputError as exc:
-        return f"change unknown: {exc}"
-    return version.version, data
+        return str(exc)
+    return f"version {version.version}", data

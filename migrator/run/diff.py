@@ -141,7 +141,9 @@ async def _diff_all(
             columns[tenant.name] = await diff_tenant(tenant, client, store, index, keep_graphs)
         except (ZuoraError, InputError) as exc:
             log.error("tenant failed", tenant=tenant.name, error=str(exc))
-            reason = f"could not read tenant {tenant.name}: {exc}"
+            # The client's errors already start with the tenant's name: say it once.
+            text = str(exc).removeprefix(f"tenant {tenant.name}: ")
+            reason = f"could not read tenant {tenant.name}: {text}"
             columns[tenant.name] = failed_tenant(tenant.name, list(store.names()), reason)
 
     with single_failure():
