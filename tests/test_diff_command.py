@@ -466,3 +466,47 @@ async def test_memory_does_not_grow_with_the_documents(tmp_path: Path) -> None:
             assert cells == {"Bound": IN_SYNC, "Other": DRIFTED}
         growth = peaks[large] - peaks[small]
         assert growth < (large - small) * per_doc / 4, (peaks, per_doc)
+
+
+class DictCache:
+    """The content-hash cache's interface over a dict (the real one is the request-efficiency
+    work's SQLite file)."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[tuple[int, int, str], str] = {}
+
+    def get(self, definition_id: int, version_id: int, updated_at: str) -> str | None:
+        return self.hashes.get((definition_id, version_id, updated_at))
+
+    def put(self, definition_id: int, version_id: int, updated_at: str, content_hash: str) -> None:
+        self.hashes[(definition_id, version_id, updated_at)] = content_hash
+
+
+async def test_an_unchanged_tenant_costs_no_exports_with_the_cache(tmp_path: Path) -> None:
+    """With the content-hash cache, a second diff of an unchanged tenant exports nothing (one
+    request fewer per source workflow), and a version edited since is exported again and
+    found drifted: the cache keys on the version's updatedAt."""
+    sources = write_sources(tmp_path / "src", "Alpha", "Beta")
+    async with running_fake() as env:
+        await fleet(env, sources)
+        cache = DictCache()
+
+        async def diff() -> tuple[dict[str, str], int]:
+            before = env.fake.requests
+            report = await diff_tenants(
+                env.settings, [str(sources)], ["tenant-1"], cache_for=lambda _: cache
+            )
+            cells = {w.name: w.status for w in report.tenants[0].workflows}
+            return cells, env.fake.requests - before
+
+        cold, cold_requests = await diff()
+        assert cold == {"Alpha": IN_SYNC, "Beta": IN_SYNC, "Hand made": EXTRA}
+        assert len(cache.hashes) == 2  # the two compared versions, not the extra
+        warm, warm_requests = await diff()
+        assert warm == cold
+        assert warm_requests == cold_requests - 2
+
+        env.fake.state.alter_version("tenant-1", version_id(env, "tenant-1", "Alpha"), hand_edit)
+        edited, edited_requests = await diff()
+        assert edited["Alpha"] == DRIFTED and edited["Beta"] == IN_SYNC
+        assert edited_requests == warm_requests + 1

@@ -10,14 +10,15 @@ for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import structlog
 
+from migrator.core.canonical import canonical_hash
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.document import validate_document
 from migrator.core.drift import (
@@ -36,19 +37,38 @@ from migrator.core.drift import (
     needs_export,
 )
 from migrator.core.errors import AuthError, InputError, MigratorError, ZuoraError, single_failure
-from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, TargetVersion, resolve_in
+from migrator.core.plan import (
+    SourceDoc,
+    SourceIndex,
+    TargetDefinition,
+    TargetVersion,
+    int_or_none,
+    resolve_in,
+)
 from migrator.core.remap import prepare_for_import
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.migrate import _close_session
-from migrator.run.target import read_target
-from migrator.run.tenant import _Names, source_index
+from migrator.run.target import for_each_definition
+from migrator.run.tenant import source_index
 from migrator.store.workspace import Workspace
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.diff")
 
-_EVERY_NAME = _Names(lambda _: True)  # extras are every name no source holds: read them all
-_NO_HASHES = _Names(lambda _: False)  # the compared version is exported on its own, if at all
+
+class HashCache(Protocol):
+    """The content-hash cache as one tenant sees it (the request-efficiency work's
+    `store/cache.TenantCache`): a version's canonical hash as it stood at `updated_at`."""
+
+    def get(self, definition_id: int, version_id: int, updated_at: str) -> str | None: ...
+
+    def put(
+        self, definition_id: int, version_id: int, updated_at: str, content_hash: str
+    ) -> None: ...
+
+
+CacheFor = Callable[[TenantConfig], "HashCache | None"]
+CacheKeys = dict[int, tuple[int, str]]  # definition id → (compared version id, its updatedAt)
 
 
 def select_tenants(
@@ -84,10 +104,12 @@ async def diff_tenants(
     from_tenant: str | None = None,
     keep_graphs: bool = False,
     stopping: anyio.Event | None = None,
+    cache_for: CacheFor | None = None,
 ) -> DriftReport:
     """The drift matrix of `sources` (or the active versions of `from_tenant`) against every
     selected tenant. A tenant that cannot be read fails its own cells; the rest goes on.
-    `keep_graphs` keeps the task graphs of drifted cells (for the HTML page)."""
+    `keep_graphs` keeps the task graphs of drifted cells (for the HTML page); `cache_for` gives
+    each tenant's content-hash cache, so that a version known to match is not exported."""
     chosen = select_tenants(settings, tenants, from_tenant)
     session = open_session(settings)
     try:
@@ -107,7 +129,9 @@ async def diff_tenants(
             if not store.count() and not store.errors:
                 where = f"tenant {from_tenant}" if from_tenant else ", ".join(sources)
                 raise MigratorError(f"diff: no workflow documents in {where}: nothing to compare")
-            columns = await _diff_all(settings, chosen, store, session, keep_graphs, stopping)
+            columns = await _diff_all(
+                settings, chosen, store, session, keep_graphs, stopping, cache_for
+            )
             failed = tuple(
                 SourceFailure(getattr(err, "source", "") or "", str(err)) for err in store.errors
             )
@@ -125,20 +149,19 @@ async def _diff_all(
     session: Any,
     keep_graphs: bool,
     stopping: anyio.Event | None,
+    cache_for: CacheFor | None,
 ) -> list[TenantDrift]:
     index = source_index(store)
     columns: dict[str, TenantDrift] = {}
 
     async def one(tenant: TenantConfig) -> None:
         client = ZuoraClient(tenant, session, settings, stopping=stopping)
+        cache = cache_for(tenant) if cache_for is not None else None
         try:
-            await read_target(
-                client,
-                _EVERY_NAME,
-                lambda d: store.add_target(tenant.name, d),
-                hash_names=_NO_HASHES,
+            keys = await read_tenant(client, store, cache)
+            columns[tenant.name] = await diff_tenant(
+                tenant, client, store, index, keep_graphs, cache=cache, keys=keys
             )
-            columns[tenant.name] = await diff_tenant(tenant, client, store, index, keep_graphs)
         except (ZuoraError, InputError) as exc:
             log.error("tenant failed", tenant=tenant.name, error=str(exc))
             # The client's errors already start with the tenant's name: say it once.
@@ -153,12 +176,63 @@ async def _diff_all(
     return [columns[t.name] for t in chosen]
 
 
+async def read_tenant(
+    client: ZuoraClient, store: Workspace, cache: HashCache | None = None
+) -> CacheKeys:
+    """Every definition of the tenant, with its versions, into the workspace: the listing a page
+    at a time, one version listing per definition (extras need theirs too). No export: the
+    compared version of a source name gets its content hash from the cache when it knows it.
+    Returns, for those, the cache key of the compared version, to fill the cache after an
+    export (as many entries as source names: the order of the report itself)."""
+    keys: CacheKeys = {}
+
+    async def load(entry: Mapping[str, Any]) -> None:
+        name = entry.get("name")
+        if not isinstance(name, str):
+            return
+        def_id = int(entry["id"])
+        listed = await client.list_versions(def_id)
+        active = entry.get("active_version")
+        definition = TargetDefinition(
+            id=def_id,
+            name=name,
+            versions=tuple(
+                TargetVersion(int_or_none(v.get("id")), str(v.get("version") or "")) for v in listed
+            ),
+            active_version_id=int_or_none(active.get("id")) if isinstance(active, dict) else None,
+        )
+        compared = compared_version(definition)
+        if cache is not None and compared is not None and compared.id is not None:
+            updated = next(
+                (v.get("updatedAt") for v in listed if int_or_none(v.get("id")) == compared.id),
+                None,
+            )
+            if isinstance(updated, str) and store.has_name(name):
+                keys[def_id] = (compared.id, updated)
+                known = cache.get(def_id, compared.id, updated)
+                if known is not None:
+                    definition = replace(
+                        definition,
+                        versions=tuple(
+                            replace(v, content_hash=known) if v.id == compared.id else v
+                            for v in definition.versions
+                        ),
+                    )
+        store.add_target(client.tenant.name, definition)
+
+    await for_each_definition(client, load)
+    return keys
+
+
 async def diff_tenant(
     tenant: TenantConfig,
     client: ZuoraClient,
     store: Workspace,
     index: SourceIndex,
     keep_graphs: bool = False,
+    *,
+    cache: HashCache | None = None,
+    keys: CacheKeys | None = None,
 ) -> TenantDrift:
     """One tenant whose definitions are in the workspace: every source name judged by a pool of
     `max_concurrency` workers (one body and one export each at a time), then its extras."""
@@ -170,7 +244,7 @@ async def diff_tenant(
     async def worker(stream: anyio.abc.ObjectReceiveStream[str]) -> None:
         async with stream:
             async for name in stream:
-                cell = await _judge(tenant, client, store, index, target, name)
+                cell = await _judge(tenant, client, store, index, target, name, cache, keys or {})
                 cells[name] = cell if keep_graphs else replace(cell, comparison=None)
 
     with single_failure():
@@ -210,6 +284,8 @@ async def _judge(
     index: SourceIndex,
     target: Mapping[str, Sequence[TargetDefinition]],
     name: str,
+    cache: HashCache | None = None,
+    keys: CacheKeys | None = None,
 ) -> WorkflowDrift:
     """One cell: the name's latest source, as it would be sent to this tenant, against the
     version the tenant runs."""
@@ -233,6 +309,9 @@ async def _judge(
     held: HeldWorkflow | Unreadable
     if needs_export(source, version.content_hash) and not isinstance(source, Unreadable):
         held = await _export(tenant, client, definition, version)
+        key = (keys or {}).get(definition.id)
+        if cache is not None and key is not None and isinstance(held, HeldWorkflow) and held.data:
+            cache.put(definition.id, key[0], key[1], canonical_hash(held.data))
     else:
         held = HeldWorkflow(definition.id, version.version, content_hash=version.content_hash)
     return compare_pair(name, source, held)
