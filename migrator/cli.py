@@ -11,7 +11,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from migrator import __version__
-from migrator.commands import activate, backup, diff, fake_zuora, migrate, plan, status, verify
+from migrator.commands import (
+    activate,
+    backup,
+    diff,
+    doctor,
+    fake_zuora,
+    migrate,
+    plan,
+    status,
+    verify,
+)
 from migrator.commands._common import EXIT_FATAL, EXIT_ITEMS, _level
 from migrator.core import logs
 from migrator.core.errors import MigratorError
@@ -30,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_parser(sub)
     activate.add_parser(sub)
     backup.add_backup_parser(sub)
+    doctor.add_parser(sub)
     fake_zuora.add_parser(sub)
     return parser
 
