@@ -5,6 +5,7 @@ one-line change `plan` gives a planned new version."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
@@ -23,7 +24,9 @@ from migrator.run.inputs import read_sources
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from tests.builders import small_export
+from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake, traced_peak, write_config_file
+from tests.test_variants_e2e import _config as _variant_config
 from tests.test_verify import traced_peak_async
 
 pytestmark = pytest.mark.anyio
@@ -510,3 +513,38 @@ async def test_an_unchanged_tenant_costs_no_exports_with_the_cache(tmp_path: Pat
         edited, edited_requests = await diff()
         assert edited["Alpha"] == DRIFTED and edited["Beta"] == IN_SYNC
         assert edited_requests == warm_requests + 1
+
+
+# Variants that change what reading a tenant sees (exports, answers, kept keys, file references).
+READING_VARIANTS = (
+    "export-404-without-active",
+    "version-id-answers",
+    "keeps-unknown-keys",
+    "workflow-definition-block",
+    "no-file-ref-rewrite",
+    "all-flipped-but-file-refs",
+)
+
+
+@pytest.mark.parametrize("variant", READING_VARIANTS)
+async def test_the_migrated_samples_are_in_sync_in_every_reading_variant(variant: str) -> None:
+    """After migrating the samples, diff finds every workflow in sync whatever the server does
+    with exports and answers; where the server leaves file references dangling (spec §9.1), it
+    finds exactly those references drifted, as `Name__<task>` against a bare task id."""
+    config = _variant_config(variant)
+    async with running_fake(config) as env:
+        report = await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)]))
+        assert report.ok, report.to_json()
+        drift = await diff_tenants(env.settings, [str(SAMPLES)])
+        cells = drift.tenants[0].workflows
+        assert {w.status for w in cells} <= {IN_SYNC, DRIFTED}
+        drifted = [w for w in cells if w.status == DRIFTED]
+        if variant != "no-file-ref-rewrite":
+            assert not drifted, [d.describe() for w in drifted for d in w.differences]
+            assert drift.exit_code() == 0
+            return
+        assert drifted and drift.exit_code() == 1
+        for w in drifted:
+            for d in w.differences:
+                assert d.kind == "task-field", d.describe()
+                assert re.search(r"__<[^>]+>", d.source) and re.search(r"__\d+", d.target)
