@@ -413,6 +413,27 @@ async def test_plan_says_what_a_new_version_changes(tmp_path: Path) -> None:
         assert items["Alpha"]["change"] == "1 task changed (against version 0.0.2)"
         assert "change" not in items["Beta"]
         assert env.fake.requests > before
+        # migrate --dry-run says the same, in its listing and in its report.
+        run = await run_cli(
+            env,
+            tmp_path,
+            "migrate",
+            str(tmp_path / "v2"),
+            "--tenant",
+            "tenant-1",
+            "--dry-run",
+            "--report",
+            "dry.json",
+            "--progress",
+            "never",
+        )
+        assert run.code == 0, run.err
+        assert "    change: 1 task changed (against version 0.0.2)" in run.out.splitlines()
+        dry = {
+            i["workflow_name"]: i
+            for i in orjson.loads((tmp_path / "dry.json").read_bytes())["items"]
+        }
+        assert dry["Alpha"]["change"] == "1 task changed (against version 0.0.2)"
         # A workflow new to the tenant: its second version is compared with the planned first.
         gamma = tmp_path / "gamma"
         write_sources(gamma, "Gamma")
