@@ -192,7 +192,8 @@ async def test_active_version_is_compared_and_a_definition_without_versions_is_m
     tmp_path: Path,
 ) -> None:
     """With an older version active, that version is compared (not the highest); with none
-    active, the highest; a definition with no versions is missing, with its id and why."""
+    active, the highest; a definition with no versions is missing, with its id and why; two
+    definitions of one name fail that cell."""
     sources = write_sources(tmp_path / "src", "Alpha", "Beta", "Empty")
     renamed = small_export("Alpha")
     renamed["tasks"][0]["name"] = "Renamed"
@@ -206,6 +207,8 @@ async def test_active_version_is_compared_and_a_definition_without_versions_is_m
         state.add_workflow("tenant-1", renamed, version="0.0.2", definition_id=beta)
         empty, only = state.add_workflow("tenant-1", small_export("Empty"), version="0.0.1")
         state.delete_version("tenant-1", only)
+        twice = [state.add_workflow("tenant-1", small_export("Twice"))[0] for _ in range(2)]
+        (sources / "twice.json").write_bytes(orjson.dumps(small_export("Twice")))
         report = await diff_tenants(env.settings, [str(sources)], ["tenant-1"])
         cells = {w.name: w for w in report.tenants[0].workflows}
         assert (cells["Alpha"].status, cells["Alpha"].target_version) == (IN_SYNC, "0.0.1")
@@ -216,6 +219,10 @@ async def test_active_version_is_compared_and_a_definition_without_versions_is_m
         assert cells["Empty"].status == MISSING
         assert cells["Empty"].target_workflow_id == empty
         assert cells["Empty"].reason == f"definition {empty} has no versions"
+        assert cells["Twice"].status == FAILED
+        assert cells["Twice"].reason == (
+            f"2 definitions named 'Twice' (ids {min(twice)}, {max(twice)}): ambiguous"
+        )
         assert report.exit_code() == 1
 
 
