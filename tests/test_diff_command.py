@@ -411,7 +411,8 @@ async def test_plan_says_what_a_new_version_changes(tmp_path: Path) -> None:
         assert run.code == 0, run.err
         lines = run.out.splitlines()
         at = next(i for i, line in enumerate(lines) if "Alpha: planned new_version" in line)
-        assert lines[at + 1] == "    change: 1 task changed (against version 0.0.2)"
+        below = [line for line in lines[at + 1 :] if line.startswith("    ")]
+        assert "    change: 1 task changed (against version 0.0.2)" in below
         assert not any("change:" in line for line in lines if "Beta" in line)
         run = await run_cli(
             env, tmp_path, "plan", str(tmp_path / "v2"), "--tenant", "tenant-1", "--json"

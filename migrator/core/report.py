@@ -258,8 +258,6 @@ def render_items(items: Iterable[ItemOutcome]) -> str:
         lines.append(
             f"{item.tenant}: {item.workflow_name}: {item.status} {what}{version}{where}{why}"
         )
-        if item.change:
-            lines.append(f"    change: {item.change}")
         for value in item.tenant_values or ():
             becomes = (
                 f"→ {value['substitute']!r}"
@@ -269,6 +267,8 @@ def render_items(items: Iterable[ItemOutcome]) -> str:
             lines.append(
                 f"    tenant-specific {value['kind']} {value['value']!r} at {value['path']} {becomes}"
             )
+        if item.change:
+            lines.append(f"    change: {item.change}")
     return redact_text(human_lines(lines))
 
 
