@@ -15,21 +15,13 @@ import time
 import anyio
 import orjson
 
-from migrator.commands._common import (
-    EXIT_FATAL,
-    _common,
-    _settings,
-    _write_report,
-    run_with_signals,
-)
+from migrator.commands._common import _common, _settings, _write_report, run_with_signals
 from migrator.core.drift import DriftReport
 from migrator.core.errors import MigratorError
 from migrator.core.logs import redact_text
 from migrator.render.html import render_html
 from migrator.render.terminal import render_report
 from migrator.run.diff import diff_tenants, select_tenants
-
-assert EXIT_FATAL == 2  # usage errors: MigratorError, mapped in cli.main
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,7 +72,8 @@ def check_writable(path: str) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    """0 every (tenant, source workflow) pair in sync, 1 otherwise; usage errors raise (exit 2)."""
+    """0 every (tenant, source workflow) pair in sync, 1 otherwise; usage errors raise
+    MigratorError, which `cli.main` turns into one line and exit 2."""
     if args.sources and args.from_tenant:
         raise MigratorError("diff: give SOURCE paths or --from-tenant NAME, not both")
     if not args.sources and not args.from_tenant:
