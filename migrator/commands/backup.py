@@ -395,7 +395,8 @@ async def _backup_definition(
         if exc.status != 404:
             raise BackupError(f"{label}: export failed: {exc}") from None
         run.skipped.append(f"{label}: not found (404), skipped")
-        log.warning("export not found; skipped", workflow=definition.get("id"), error=str(exc))
+        # The summary line names every skipped workflow: the log says it only with --debug.
+        log.debug("export not found; skipped", workflow=definition.get("id"), error=str(exc))
     except OSError as exc:
         raise BackupError(f"{run.partial}: cannot write the snapshot: {exc.strerror}") from None
 
@@ -575,7 +576,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def _failed(args: argparse.Namespace, message: str) -> int:
-    _log.error("backup failed", tenant=args.tenant, error=message)
+    # One voice: the summary line (or JSON object) on stdout says it; no log line repeats it.
     if args.json:
         data = {"tenant": args.tenant, "error": message, "exit_code": EXIT_FATAL}
         print(orjson.dumps(data).decode())

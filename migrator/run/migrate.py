@@ -62,6 +62,18 @@ def select_tenants(settings: Settings, options: MigrateOptions) -> list[TenantCo
     return chosen
 
 
+def check_source_paths(paths: Sequence[str]) -> None:
+    """Refuse a source path that does not exist before any tenant is contacted: a typo in a
+    path is a usage mistake, not one failed item per tenant."""
+    for path in paths:
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise MigratorError(f"{path}: no such file or directory") from None
+        except OSError:
+            pass  # unreadable: reading it reports the reason as one failed item
+
+
 def shard_of(tenant: str, count: int) -> int:
     """Deterministic 1-based shard of a tenant: the same on every host, whatever the order."""
     return int(hashlib.sha256(tenant.encode()).hexdigest(), 16) % count + 1
@@ -95,6 +107,13 @@ async def migrate(
     progress = progress or Progress()
     stopping = stopping or anyio.Event()
     tenants = select_tenants(settings, options)
+    if not options.from_tenant:
+        check_source_paths(options.sources)
+    if options.from_tenant and not tenants and options.shard is None:
+        raise MigratorError(
+            f"--from-tenant {options.from_tenant}: it is also the only target tenant, so there is "
+            "nothing to migrate to (name the targets with --tenant)"
+        )
     notices: list[str] = []
     session = open_session(settings)
     async with AsyncExitStack() as stack:
@@ -108,6 +127,14 @@ async def migrate(
             store = await read_live_sources(source_client, settings)
         else:
             store = await anyio.to_thread.run_sync(read_sources, list(options.sources), settings)
+        if store.count() == 0 and not store.errors:
+            store.close()
+            where = (
+                f"source tenant {options.from_tenant} has no workflows"
+                if options.from_tenant
+                else f"{', '.join(options.sources)}: no workflow documents (*.json, *.json.gz) found"
+            )
+            raise MigratorError(f"{where}; nothing to migrate")
         try:
             return await _migrate(
                 settings,

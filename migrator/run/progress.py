@@ -43,7 +43,8 @@ def progress_lines(progress: Any, now: float) -> list[str]:
         throttled = getattr(stats, "throttled", 0)
         lines.append(
             f"{name:<16} {tp.phase:<14} {tp.done:>6}/{tp.total:<6} imported {tp.imported:<5} "
-            f"skipped {tp.skipped:<5} failed {tp.failed:<4} {rate:6.1f}/s retries {retries:<4} "
+            f"skipped {tp.skipped:<5} failed {tp.failed:<4} left {getattr(tp, 'left', 0):<4} "
+            f"{rate:6.1f}/s retries {retries:<4} "
             f"429s {throttled:<4} eta {format_eta(eta if left else 0)}"
         )
     return lines

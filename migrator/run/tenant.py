@@ -193,8 +193,10 @@ class TenantState:
             self.progress.imported += 1
         elif status == "skipped":
             self.progress.skipped += 1
-        elif status in ("failed", "blocked", "deferred"):
+        elif status == "failed":
             self.progress.failed += 1
+        elif status in ("blocked", "deferred"):
+            self.progress.left += 1
 
     def _definition_id(self, name: str) -> int | None:
         """The tenant's definition of `name`: imported by this run, or the one it had."""

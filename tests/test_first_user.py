@@ -1,0 +1,129 @@
+"""A first user's rough edges (issue 14, items 16 and 17): runs that did nothing say so, and each
+thing is said once, in one place, over the real CLI against the fake on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from migrator.fake import FakeConfig, FaultConfig
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions, Progress
+from tests.builders import small_export
+from tests.conftest import SAMPLES
+from tests.helpers import running_fake
+from tests.test_resume import hooked
+from tests.test_verify import run_cli
+
+pytestmark = pytest.mark.anyio
+
+T1 = "tenant-1"
+
+
+@pytest.mark.parametrize("command", ["migrate", "plan", "verify"])
+async def test_a_missing_source_path_exits_2_naming_it_before_any_tenant_is_asked(
+    tmp_path: Path, command: str
+) -> None:
+    """A SOURCE path that does not exist is one line naming it, exit 2, and no request reaches any tenant."""
+    missing = tmp_path / "exprots"
+    async with running_fake(FakeConfig.demo(2)) as env:
+        run = await run_cli(env, tmp_path, command, str(missing), str(SAMPLES))
+        assert run.code == 2, run.out + run.err
+        assert run.err == f"migrator: error: {missing}: no such file or directory\n"
+        assert run.out == ""
+        assert env.fake.requests == 0
+        assert env.fake.ledger() == []
+
+
+async def test_an_empty_source_folder_is_not_an_ok_run(tmp_path: Path) -> None:
+    """A folder without workflow documents exits 2 saying nothing was found, never `ok … exit 0`."""
+    empty = tmp_path / "exports"
+    empty.mkdir()
+    (empty / "README.txt").write_text("not a document")
+    async with running_fake(FakeConfig.demo(2)) as env:
+        run = await run_cli(env, tmp_path, "migrate", str(empty))
+        assert run.code == 2, run.out + run.err
+        assert "no workflow documents" in run.err and str(empty) in run.err
+        assert "migrator: ok" not in run.out
+        assert env.fake.requests == 0
+
+
+async def test_a_source_tenant_that_is_the_only_target_is_refused(tmp_path: Path) -> None:
+    """`--from-tenant X --tenant X` has nowhere to migrate to: exit 2 saying so, nothing imported."""
+    async with running_fake(FakeConfig.demo(2)) as env:
+        run = await run_cli(env, tmp_path, "migrate", "--from-tenant", T1, "--tenant", T1)
+        assert run.code == 2, run.out + run.err
+        assert "also the only target tenant" in run.err
+        assert "migrator: ok" not in run.out
+        assert env.fake.ledger() == []
+
+
+async def test_the_live_counts_keep_deferred_items_apart_from_failed_ones(tmp_path: Path) -> None:
+    """Items deferred by a 503 are counted as left for another run, not as failed, in the progress counters."""
+    src = tmp_path / "a.json"
+    src.write_bytes(orjson.dumps(small_export("Deferred by a 503")))
+    progress = Progress()
+
+    def unavailable_on_import(type: str, fields: Mapping[str, Any]) -> None:
+        if type == "intent":
+            env.fake.set_faults(T1, FaultConfig(error_rate=1.0, error_statuses=(503,)))
+
+    async with running_fake(FakeConfig.demo(1), max_attempts=1) as env:
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(src)], journal=str(tmp_path / "j.jsonl")),
+            progress=progress,
+            journal_factory=hooked(unavailable_on_import),
+        )
+    assert [i.status for i in report.items] == ["deferred"]
+    counters = progress.tenants[T1]
+    assert (counters.failed, counters.left, counters.done) == (0, 1, 1)
+
+
+async def test_activate_says_each_switch_once_and_a_dry_run_counts_them(tmp_path: Path) -> None:
+    """`activate` lists each switch on stdout only (no log line repeats it); `--dry-run` counts what it would switch on."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake(FakeConfig.demo(1)) as env:
+        await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(journal)))
+        planned = orjson.loads(
+            (
+                await run_cli(
+                    env, tmp_path, "activate", "--journal", str(journal), "--dry-run", "--json"
+                )
+            ).out
+        )["summary"]["planned"]
+        assert planned > 0
+        dry = await run_cli(env, tmp_path, "activate", "--journal", str(journal), "--dry-run")
+        assert dry.code == 0, dry.err
+        assert dry.out.splitlines()[-1] == (
+            f"migrator activate: ok: would activate {planned}, already active 0, failed 0"
+        )
+        real = await run_cli(env, tmp_path, "activate", "--journal", str(journal))
+        assert real.code == 0, real.err
+        assert "activated" in real.out and real.out.count("  activated ") >= 1
+        assert "activated" not in real.err, real.err
+
+
+async def test_verify_says_a_tenant_wide_failure_once(tmp_path: Path) -> None:
+    """A tenant whose credentials are refused gets one line in `verify`, not one per document."""
+    async with running_fake(FakeConfig.demo(2)) as env:
+        env.fake.set_tenant(T1, client_secret="rotated-elsewhere-0000")
+        run = await run_cli(env, tmp_path, "verify", str(SAMPLES))
+        assert run.code == 1
+        refused = [line for line in run.out.splitlines() if "credentials rejected" in line]
+        assert len(refused) == 1, run.out
+        assert refused[0].startswith(f"  failed   {T1}: ") and " items: " in refused[0]
+        assert "tenant tenant-1: tenant tenant-1" not in run.out
+
+
+async def test_a_failed_backup_is_said_once(tmp_path: Path) -> None:
+    """A backup that cannot start prints its one failure line on stdout and repeats nothing on stderr."""
+    async with running_fake(FakeConfig.demo(1)) as env:
+        run = await run_cli(env, tmp_path, "backup", "--tenant", "nope", "--out", str(tmp_path))
+    assert run.code == 2
+    assert run.out.startswith("backup nope: failed: ") and run.out.count("\n") == 1
+    assert run.err == ""
