@@ -3,10 +3,12 @@ thing is said once, in one place, over the real CLI against the fake on 127.0.0.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 
@@ -127,3 +129,28 @@ async def test_a_failed_backup_is_said_once(tmp_path: Path) -> None:
     assert run.code == 2
     assert run.out.startswith("backup nope: failed: ") and run.out.count("\n") == 1
     assert run.err == ""
+
+
+# A Ctrl-C that arrives while the command's modules are still loading, made deterministic: the
+# import of migrator.commands raises KeyboardInterrupt exactly as the signal handler would.
+_CTRL_C_WHILE_LOADING = """
+import sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "migrator.commands":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+from migrator.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+async def test_an_early_ctrl_c_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A Ctrl-C while `migrator` is still loading its commands prints `migrator: interrupted` and exits 1, without a traceback."""
+    result = await anyio.run_process(
+        [sys.executable, "-c", _CTRL_C_WHILE_LOADING, "status", "--journal", "j.jsonl"],
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.decode() == "migrator: interrupted\n"
