@@ -31,12 +31,25 @@ _TENANT_FLAGS = {
 }
 
 
+_TENANT_HELP = {
+    "requests_per_minute": "API requests a tenant allows per minute",
+    "max_concurrency": "concurrent requests a tenant allows before answering 429",
+    "token_ttl": "seconds an OAuth token lives",
+    "error_rate": "share of requests answered with an injected 5xx, work not done (0..1)",
+    "lost_response_rate": "share of requests whose work is done but whose answer is lost (0..1)",
+    "reset_rate": "share of requests whose connection is reset before the work (0..1)",
+    "latency": "seconds added before each answer",
+    "latency_jitter": "+/- seconds of uniform jitter around --latency",
+    "slow_body": "seconds over which each answer body is trickled out",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="migrator fake-zuora", description="Serve the built-in fake Zuora Workflow API."
     )
     p.add_argument("--config", help="TOML or JSON file with [[tenants]] tables and knobs")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument(
         "--tenants",
@@ -48,15 +61,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--show-secrets", action="store_true", help="also print client secrets")
     p.add_argument("--state-file", help="persist state here on exit, load it on start")
     p.add_argument("--seed-file", help="JSON file of workflows to pre-load per tenant")
-    p.add_argument("--idempotent-replay", choices=["replay", "409"])
+    p.add_argument(
+        "--idempotent-replay",
+        choices=["replay", "409"],
+        help="a repeated Idempotency-Key: replay the first answer (default) or answer 409",
+    )
     p.add_argument(
         "--no-rewrite-file-refs",
         action="store_true",
         help="do not rewrite Name__<taskId> file references on import",
     )
-    p.add_argument("--token-requests-per-minute-per-ip", type=int)
+    p.add_argument(
+        "--token-requests-per-minute-per-ip",
+        type=int,
+        help="OAuth token requests allowed per minute from one address (default 100)",
+    )
     for name, typ in _TENANT_FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), type=typ, help="applies to every tenant")
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=typ,
+            metavar="N" if typ is int else "X",
+            help=_TENANT_HELP[name] + " (every tenant)",
+        )
     return p
 
 
