@@ -3,8 +3,14 @@ thing is said once, in one place, over the real CLI against the fake on 127.0.0.
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
+import stat
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +22,7 @@ from migrator.fake import FakeConfig, FaultConfig
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions, Progress
 from tests.builders import small_export
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 from tests.helpers import running_fake
 from tests.test_resume import hooked
 from tests.test_verify import run_cli
@@ -154,3 +160,79 @@ async def test_an_early_ctrl_c_is_one_line_not_a_traceback(tmp_path: Path) -> No
     )
     assert result.returncode == 1
     assert result.stderr.decode() == "migrator: interrupted\n"
+
+
+@contextmanager
+def fake_writing_config(cwd: Path, *args: str) -> Iterator[list[str]]:
+    """`migrator fake-zuora ARGS` as a child process, until it said it wrote its config; stopped by its pid."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "migrator.cli", "fake-zuora", "--port", "0", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        said = []
+        for line in proc.stdout:  # the fake's own announcement is the event waited for
+            said.append(line)
+            if line.startswith("wrote "):
+                break
+        else:
+            raise AssertionError("".join(said) + (proc.stderr.read() if proc.stderr else ""))
+        yield said
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATOR_")}
+    return subprocess.run(
+        [sys.executable, "-m", "migrator.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_fake_zuora_writes_a_config_that_works_against_it(tmp_path: Path) -> None:
+    """`fake-zuora --write-config FILE` writes a config whose tenants and 0600 secret files let `migrate` import into the running fake."""
+    with fake_writing_config(tmp_path, "--tenants", "2", "--write-config", "m.toml") as said:
+        run = cli(tmp_path, "migrate", str(SAMPLES), "--config", "m.toml", "--progress", "never")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "migrator: ok: imported 46, failed 0 across 2 tenant(s)" in run.stdout
+    assert said[-1].startswith("wrote m.toml (secrets in m.toml.secrets/)")
+    secrets = sorted((tmp_path / "m.toml.secrets").iterdir())
+    assert [p.name for p in secrets] == ["tenant-1.secret", "tenant-2.secret"]
+    assert stat.S_IMODE((tmp_path / "m.toml.secrets").stat().st_mode) == 0o700
+    config = (tmp_path / "m.toml").read_text()
+    for secret in secrets:
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert secret.read_text().strip() not in config
+
+
+@pytest.mark.slow
+def test_the_demo_prints_commands_that_work_when_pasted(tmp_path: Path) -> None:
+    """`make demo` prints each command it ran and how to start the fake; started that way, every printed command runs again by hand with exit 0."""
+    demo = subprocess.run(
+        [sys.executable, "-m", "migrator.demo", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    lines = demo.stdout.splitlines()
+    commands = [shlex.split(line[2:]) for line in lines if line.startswith("$ ")]
+    assert [c[1] for c in commands] == ["plan", "migrate", "migrate", "status", "verify"]
+    [start] = [shlex.split(line) for line in lines if "fake-zuora --write-config" in line]
+    assert lines.count("(exit 0)") == len(commands)
+
+    with fake_writing_config(ROOT, *start[2:]):
+        for command in commands:
+            run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0, (command, run.stdout, run.stderr)

@@ -1,7 +1,7 @@
 """`migrator fake-zuora` / `python -m migrator.fake`: parse flags, serve until SIGINT/SIGTERM.
 
 Prints `listening on URL` (flushed) once the socket is bound, then one line per tenant with its
-client id; secrets only with `--show-secrets`.
+client id; secrets only with `--show-secrets`; `--write-config FILE` writes a migrator config.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from migrator.core.errors import MigratorError
+from migrator.fake._client_config import write_client_config
 from migrator.fake._config import FakeConfig, load_config, with_tenant_knobs
 from migrator.fake._server import serve
 
@@ -59,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="fault plan and demo credential seed")
     p.add_argument("--show-secrets", action="store_true", help="also print client secrets")
+    p.add_argument(
+        "--write-config",
+        metavar="FILE",
+        help="once listening, write a migrator config for these tenants to FILE "
+        "(secrets in FILE.secrets/, mode 0600)",
+    )
     p.add_argument("--state-file", help="persist state here on exit, load it on start")
     p.add_argument("--seed-file", help="JSON file of workflows to pre-load per tenant")
     p.add_argument(
@@ -114,7 +121,9 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
     return with_tenant_knobs(config, **knobs) if knobs else config
 
 
-async def _run(config: FakeConfig, host: str, port: int, show_secrets: bool) -> None:
+async def _run(
+    config: FakeConfig, host: str, port: int, show_secrets: bool, write_config: str | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -125,6 +134,18 @@ async def _run(config: FakeConfig, host: str, port: int, show_secrets: bool) -> 
         for t in config.tenants:
             secret = f" client_secret={t.client_secret}" if show_secrets else ""
             print(f"tenant {t.name} client_id={t.client_id}{secret}", flush=True)
+        if write_config:
+            try:
+                secrets = write_client_config(write_config, fake.base_url, config.tenants)
+            except OSError as exc:
+                raise MigratorError(
+                    f"--write-config {write_config}: cannot write it: {exc.strerror}"
+                ) from None
+            print(
+                f"wrote {write_config} (secrets in {secrets}/); try: "
+                f"migrator plan SOURCE --config {write_config}",
+                flush=True,
+            )
         await stop.wait()
 
 
@@ -133,7 +154,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         config = build_config(args)
-        asyncio.run(_run(config, args.host, args.port, args.show_secrets))
+        asyncio.run(_run(config, args.host, args.port, args.show_secrets, args.write_config))
     except MigratorError as exc:
         print(f"migrator fake-zuora: {exc}", file=sys.stderr)
         return 2
