@@ -28,7 +28,7 @@ from migrator.core.errors import AuthError, JournalError, MigratorError, ZuoraEr
 from migrator.core.journal_records import ItemState, Record
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
-from migrator.core.report import ItemOutcome, Report, counts_table
+from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.migrate import _close_session
 from migrator.run.tenant import tenant_fingerprint, tenant_identity
@@ -272,7 +272,8 @@ def render(report: Report) -> str:
     for notice in report.notices:
         lines.append(f"note: {notice}")
     lines.append(summary_line(report))
-    return redact_text("\n".join(lines))
+    # Names come from the journal, the tenants and the config: no control character gets out.
+    return redact_text(human_lines(lines))
 
 
 def summary_line(report: Report) -> str:

@@ -29,6 +29,7 @@ from migrator import __version__
 from migrator.commands._common import _common
 from migrator.core.config import Settings, load_settings
 from migrator.core.errors import JournalError, MigratorError, ZuoraError
+from migrator.core.logs import printable
 from migrator.core.versions import is_valid_version, version_key
 from migrator.store import lock as lock_mod
 from migrator.store.snapshot import (
@@ -571,7 +572,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(result.to_json()).decode())
     elif not (args.quiet and result.exit_code == EXIT_OK):
-        print(result.message)
+        print(printable(result.message))  # workflow names come from the tenant
     return result.exit_code
 
 
@@ -581,5 +582,5 @@ def _failed(args: argparse.Namespace, message: str) -> int:
         data = {"tenant": args.tenant, "error": message, "exit_code": EXIT_FATAL}
         print(orjson.dumps(data).decode())
     else:
-        print(f"backup {args.tenant}: failed: {message}")
+        print(printable(f"backup {args.tenant}: failed: {message}"))
     return EXIT_FATAL

@@ -38,6 +38,7 @@ from migrator.core.report import (
     ItemOutcome,
     Report,
     counts_rows,
+    human_lines,
     unreadable_outcomes,
 )
 from migrator.core.versions import is_valid_version, version_key
@@ -293,7 +294,8 @@ def render(report: Report) -> str:
     tenants, total, ok = _totals(report)
     verdict = "ok" if total > 0 and ok == total else "attention needed"
     lines.append(f"migrator verify: {verdict}: {ok} of {total} verified across {tenants} tenant(s)")
-    return redact_text("\n".join(lines))
+    # Names come from documents and tenants: no control character gets out.
+    return redact_text(human_lines(lines))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
