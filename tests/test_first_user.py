@@ -60,6 +60,15 @@ async def test_an_empty_source_folder_is_not_an_ok_run(tmp_path: Path) -> None:
         assert env.fake.requests == 0
 
 
+async def test_an_empty_source_tenant_is_not_an_ok_run(tmp_path: Path) -> None:
+    """`--from-tenant X` where X holds no workflow exits 2 saying so, never `ok … exit 0`."""
+    async with running_fake(FakeConfig.demo(2)) as env:
+        run = await run_cli(env, tmp_path, "migrate", "--from-tenant", T1)
+        assert run.code == 2, run.out + run.err
+        assert f"source tenant {T1} has no workflows; nothing to migrate" in run.err
+        assert "migrator: ok" not in run.out
+
+
 async def test_a_source_tenant_that_is_the_only_target_is_refused(tmp_path: Path) -> None:
     """`--from-tenant X --tenant X` has nowhere to migrate to: exit 2 saying so, nothing imported."""
     async with running_fake(FakeConfig.demo(2)) as env:
