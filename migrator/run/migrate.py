@@ -139,7 +139,8 @@ async def migrate(
             where = (
                 f"source tenant {options.from_tenant} has no workflows"
                 if options.from_tenant
-                else f"{', '.join(options.sources)}: no workflow documents (*.json, *.json.gz) found"
+                else f"{', '.join(options.sources) or 'no SOURCE given'}: no workflow documents "
+                "(*.json, *.json.gz) found"
             )
             raise MigratorError(f"{where}; nothing to migrate")
         try:
