@@ -18,7 +18,16 @@ EXIT_ITEMS, EXIT_FATAL = 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from migrator.commands import activate, backup, fake_zuora, migrate, plan, status, verify
+    from migrator.commands import (
+        activate,
+        backup,
+        doctor,
+        fake_zuora,
+        migrate,
+        plan,
+        status,
+        verify,
+    )
 
     parser = argparse.ArgumentParser(
         prog="migrator", description="Move Zuora Workflow definitions between tenants, safely."
@@ -31,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_parser(sub)
     activate.add_parser(sub)
     backup.add_backup_parser(sub)
+    doctor.add_parser(sub)
     fake_zuora.add_parser(sub)
     return parser
 
