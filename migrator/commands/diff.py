@@ -22,6 +22,7 @@ from migrator.core.logs import redact_text
 from migrator.render.html import render_html
 from migrator.render.terminal import render_report
 from migrator.run.diff import diff_tenants, select_tenants
+from migrator.run.migrate import check_source_paths
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -82,9 +83,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         check_writable(args.html)
     settings = _settings(args)
     select_tenants(settings, args.tenant, args.from_tenant)  # unknown names: before any request
-    for path in args.sources:
-        if not os.path.exists(path):
-            raise MigratorError(f"{path}: no such file or directory")
+    check_source_paths(args.sources)
 
     async def go(stopping: anyio.Event) -> DriftReport:
         return await diff_tenants(

@@ -168,8 +168,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register `migrator status`."""
     s = sub.add_parser("status", help="where a journal stands: done, failed, in doubt, pending")
     s.set_defaults(func=cmd_status)
-    s.add_argument("--journal", required=True, metavar="FILE")
-    s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--journal", required=True, metavar="FILE", help="the journal of the run to describe"
+    )
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
     _common(s, config=False)
 
 

@@ -68,7 +68,9 @@ def discover(paths: Sequence[str]) -> Iterator[SourceItem]:
     sorted order per directory, snapshots (directories with a manifest) as their listed files.
 
     A path that does not exist is still yielded; reading it raises the InputError, so the run
-    reports it as one failed item and carries on.
+    reports it as one failed item and carries on (`migrate`, `plan` and `verify` refuse a
+    missing SOURCE before this, with run.migrate.check_source_paths: this covers one that
+    vanishes meanwhile).
     """
     for path in paths:
         try:
