@@ -11,7 +11,16 @@ import sys
 from collections.abc import Callable, Sequence
 
 from migrator import __version__
-from migrator.commands import activate, backup, fake_zuora, migrate, plan, status, verify
+from migrator.commands import (
+    activate,
+    backup,
+    fake_zuora,
+    migrate,
+    plan,
+    rollback,
+    status,
+    verify,
+)
 from migrator.commands._common import EXIT_FATAL, EXIT_ITEMS, _level
 from migrator.core import logs
 from migrator.core.errors import MigratorError
@@ -28,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(sub)
     verify.add_parser(sub)
     activate.add_parser(sub)
+    rollback.add_parser(sub)
     backup.add_backup_parser(sub)
     fake_zuora.add_parser(sub)
     return parser

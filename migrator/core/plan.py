@@ -26,7 +26,6 @@ class Action(StrEnum):
     BLOCKED = "blocked"  # cannot be sent (missing callee, ambiguous target, unbound value)
 
 
-
 def int_or_none(value: Any) -> int | None:
     """An id as Zuora or the journal gives it (an int, or digits in a string), else None."""
     if isinstance(value, bool):
@@ -36,6 +35,7 @@ def int_or_none(value: Any) -> int | None:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
