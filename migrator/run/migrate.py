@@ -107,7 +107,9 @@ async def migrate(
                 raise MigratorError(
                     f"{settings.file}: unknown source tenant {options.from_tenant!r}"
                 )
-            source_client = ZuoraClient(settings.tenants[options.from_tenant], session, settings)
+            source_client = ZuoraClient(
+                settings.tenants[options.from_tenant], session, settings, stopping=stopping
+            )
             store = await read_live_sources(source_client, settings)
         else:
             store = await anyio.to_thread.run_sync(read_sources, list(options.sources), settings)
@@ -198,7 +200,7 @@ async def _migrate(
         log.error("tenant failed", tenant=run.tenant.name, error=str(exc))
 
     async def plan_one(tenant: TenantConfig) -> None:
-        client = ZuoraClient(tenant, session, settings)
+        client = ZuoraClient(tenant, session, settings, stopping=stopping)
         progress.clients[tenant.name] = client
         run = TenantRun(
             tenant,

@@ -17,6 +17,8 @@ from typing import Any, TextIO
 import anyio
 import structlog
 
+from migrator.core.logs import printable
+
 log = structlog.get_logger("migrator.progress")
 
 
@@ -40,7 +42,7 @@ def progress_lines(progress: Any, now: float) -> list[str]:
     lines = []
     placed: set[str] = set()
     for number, label, tenants in waves:
-        lines.append(f"{label}: {progress.wave_state.get(number, 'waiting')}")
+        lines.append(printable(f"{label}: {progress.wave_state.get(number, 'waiting')}"))
         for name in tenants:
             if name in progress.tenants:
                 lines.append("  " + _tenant_line(progress, name, now))
@@ -59,7 +61,8 @@ def _tenant_line(progress: Any, name: str, now: float) -> str:
     retries = getattr(stats, "retries", 0)
     throttled = getattr(stats, "throttled", 0)
     return (
-        f"{name:<16} {tp.phase:<14} {tp.done:>6}/{tp.total:<6} imported {tp.imported:<5} "
+        f"{printable(name):<16} {printable(str(tp.phase)):<14} {tp.done:>6}/{tp.total:<6} "
+        f"imported {tp.imported:<5} "
         f"skipped {tp.skipped:<5} failed {tp.failed:<4} {rate:6.1f}/s retries {retries:<4} "
         f"429s {throttled:<4} eta {format_eta(eta if left else 0)}"
     )
