@@ -32,7 +32,7 @@ TENANTS = ["canary", "eu-1", "eu-2", "us-1", "us-2", "ap-1"]
 
 def config(rollout: Any) -> dict[str, Any]:
     tenants = {
-        n: {"base_url": "https://x.example", "client_id": "c", "client_secret": "s"}
+        n: {"base_url": f"https://{n}.example", "client_id": "c", "client_secret": "s"}
         for n in TENANTS
     }
     return {"tenants": tenants, "rollout": rollout}
