@@ -33,7 +33,7 @@ log = structlog.get_logger("migrator.rollback")
 ROLLBACK_STATUSES = ("rolled_back", "unchanged", "planned", "failed")
 
 
-class _Discard(dict[ItemKey, ItemState]):
+class DiscardState(dict[ItemKey, ItemState]):
     """A fold target that keeps nothing: the rollback reads records, not item states."""
 
     def __setitem__(self, key: ItemKey, value: ItemState) -> None:
@@ -67,7 +67,7 @@ def read_rollback_targets(
                     "created", {"tenant": f["tenant"], "definition_id": def_id, "name": name}
                 )
 
-    history, notices = read_state(journal_path, _Discard(), watch=watch)
+    history, notices = read_state(journal_path, DiscardState(), watch=watch)
     return ledger.targets(tenants), history, notices
 
 

@@ -31,7 +31,7 @@ from migrator.core.rollout import (
     tenant_failure,
 )
 from migrator.run.options import Progress
-from migrator.run.rollback import _Discard, read_rollback_targets, rollback
+from migrator.run.rollback import DiscardState, read_rollback_targets, rollback
 from migrator.run.tenant import TenantState, tenant_identity
 from migrator.store.journal import read_state
 from migrator.store.workspace import Workspace
@@ -83,7 +83,7 @@ def read_smoke_ledger(journal_path: str) -> SmokeLedger:
         if record.type in ("activating", "committed", "smoke"):
             ledger.note(record.type, record.seq, record.fields)
 
-    read_state(journal_path, _Discard(), keep=(), watch=watch)
+    read_state(journal_path, DiscardState(), keep=(), watch=watch)
     return ledger
 
 
