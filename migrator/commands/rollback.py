@@ -49,7 +49,7 @@ async def rollback_from_journal(
             f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
         )
     wanted = list(dict.fromkeys(tenants)) or None
-    targets, history, notices = await anyio.to_thread.run_sync(
+    targets, history, notices, activations = await anyio.to_thread.run_sync(
         read_rollback_targets, journal_path, wanted
     )
     left_alone = sorted({t.tenant for t in targets if t.tenant not in settings.tenants})
@@ -62,6 +62,16 @@ async def rollback_from_journal(
     check_identity(history, chosen, journal_path)
     if not targets:
         return Report(items=(), notices=(*notices, NOTHING))
+    if not activations and not delete_created:
+        created = len(targets)
+        return Report(
+            items=(),
+            notices=(
+                *notices,
+                f"the journal records no activation: nothing to roll back (its runs created "
+                f"{created} definition(s), which stay Inactive; --delete-created deletes them)",
+            ),
+        )
     session = open_session(settings)
     try:
         clients = {t.name: ZuoraClient(t, session, settings) for t in chosen}

@@ -292,12 +292,14 @@ class RollbackLedger:
     def __init__(self) -> None:
         self._first: dict[tuple[str, int], RollbackTarget] = {}
         self._created: dict[tuple[str, int], str] = {}
+        self.activations = 0  # activating records seen (a journal that switched nothing on: 0)
 
     def note(self, type: str, fields: Mapping[str, Any], action: str | None = None) -> None:
         tenant = fields.get("tenant")
         if not isinstance(tenant, str):
             return
         if type == "activating":
+            self.activations += 1
             def_id = fields.get("definition_id")
             if not isinstance(def_id, int) or fields.get("created"):
                 return

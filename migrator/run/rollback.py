@@ -42,10 +42,10 @@ class DiscardState(dict[ItemKey, ItemState]):
 
 def read_rollback_targets(
     journal_path: str, tenants: Iterable[str] | None = None
-) -> tuple[list[RollbackTarget], list[Record], list[str]]:
+) -> tuple[list[RollbackTarget], list[Record], list[str], int]:
     """The targets the journal's runs call for (optionally only these tenants), the journal's
-    run_started records and its notices. A line at a time: only one record per changed
-    definition is kept."""
+    run_started records, its notices and how many activations it records. A line at a time:
+    only one record per changed definition is kept."""
     ledger = RollbackLedger()
     creating: dict[tuple[str, str], str] = {}
 
@@ -68,7 +68,7 @@ def read_rollback_targets(
                 )
 
     history, notices = read_state(journal_path, DiscardState(), watch=watch)
-    return ledger.targets(tenants), history, notices
+    return ledger.targets(tenants), history, notices, ledger.activations
 
 
 def check_identity(history: Sequence[Record], chosen: Sequence[TenantConfig], path: str) -> None:

@@ -254,7 +254,7 @@ class WaveRunner:
     # ---- rollback on halt ----------------------------------------------------------------------
 
     async def _rollback(self, wave: Wave) -> None:
-        targets, _, _ = await anyio.to_thread.run_sync(
+        targets, _, _, _ = await anyio.to_thread.run_sync(
             read_rollback_targets, self.journal_path, list(wave.tenants)
         )
         targets = [t for t in targets if t.tenant in self.clients]
