@@ -25,33 +25,38 @@ _known: set[str] = set()
 REDACTED = "[redacted]"
 
 
-# What a name must never put on a terminal as is: C0 controls (ESC, CR, LF, BEL, ...), DEL, C1
-# controls, the Unicode line/paragraph separators and the bidi overrides that reorder a line, and
-# lone surrogates (the undecodable bytes of a file name, kept by Python's surrogateescape).
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# What a name must never put on a terminal as is: everything Python does not call printable,
+# but the ASCII space. That is C0 controls (ESC, CR, LF, BEL, ...), DEL and C1 controls, format
+# characters (the bidi overrides that reorder a line), line and paragraph separators, other
+# spaces, unassigned and private-use code points, and lone surrogates (the undecodable bytes of a
+# file name, kept by Python's surrogateescape).
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _escape_one(match: re.Match[str]) -> str:
-    char = match.group()
+def _escape_one(char: str) -> str:
+    if char == " " or char.isprintable():
+        return char
     named = _NAMED.get(char)
     if named is not None:
         return named
     code = ord(char)
     if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name: show the byte
         return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:
     """`text` safe for one human-readable line: every control character as a visible escape.
 
-    ESC becomes `\\x1b`, LF `\\n`, an undecodable file-name byte `\\xff`: a name from a document,
-    a tenant or a directory can neither recolour a terminal nor forge a line of its own.
+    ESC becomes `\\x1b`, LF `\\n`, an undecodable file-name byte `\\xff`, a bidi override
+    `\\u202e`: a name from a document, a tenant or a directory can neither recolour a terminal
+    nor reorder or forge a line of its own.
     """
-    if _UNPRINTABLE.search(text) is None:
+    if text.isprintable():
         return text
-    return _UNPRINTABLE.sub(_escape_one, text)
+    return "".join(map(_escape_one, text))
 
 
 _MIN_SECRET = 6  # shorter values would redact too much: they are ignored
