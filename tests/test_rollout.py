@@ -21,7 +21,7 @@ import pytest
 
 from migrator.commands.rollback import rollback_from_journal
 from migrator.core.config import Settings
-from migrator.core.rollout import RolloutConfig
+from migrator.core.rollout import RolloutConfig, SmokeRun
 from migrator.fake import FakeConfig, FaultConfig
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
@@ -276,3 +276,87 @@ async def wait_for_record(journal: Path, marker: bytes) -> None:
     with anyio.fail_after(60):
         while marker not in journal.read_bytes():  # noqa: ASYNC110 - another process writes it
             await anyio.sleep(0.02)
+
+
+def smoke_fleet(env: Env, waves: Any = WAVES, **knobs: Any) -> Settings:
+    rollout = RolloutConfig(
+        waves, smoke={SEEDED: SmokeRun(SEEDED, {"accountId": "A00000001"}, 60.0)}, **knobs
+    )
+    return replace(env.settings, rollout=rollout)
+
+
+async def test_smoke_runs_pass_are_journaled_and_not_run_again_on_resume(tmp_path: Path) -> None:
+    """After each wave activates, the smoke workflow runs in every tenant that switched it on; a second run of the command, with nothing switched on, runs none."""
+    journal = tmp_path / "j.jsonl"
+    config = replace(FakeConfig.demo(3), run_seconds=0.05)
+    async with running_fake(config) as env:
+        settings = smoke_fleet(env, (("tenant-1",), ("tenant-2", "tenant-3")))
+        options = MigrateOptions(sources=[str(SAMPLES)], journal=str(journal), activation="always")
+        report = await migrate(settings, options)
+        assert report.ok, report.notices
+        smokes = records(journal, "smoke")
+        assert sorted((s["tenant"], s["wave"], s["ok"]) for s in smokes) == [
+            ("tenant-1", 1, True),
+            ("tenant-2", 2, True),
+            ("tenant-3", 2, True),
+        ]
+        assert sum("smoke run of" in n and "passed" in n for n in report.notices) == 3
+        again = await migrate(settings, options)
+        assert again.ok and len(records(journal, "smoke")) == 3
+
+
+async def test_a_failed_smoke_run_halts_and_rolls_the_wave_back(tmp_path: Path) -> None:
+    """A smoke run ending with an error task fails its tenant: the wave halts, rollback_on_halt puts that wave's previous versions back, the next wave is untouched; fixed, the same command carries the rollout on."""
+    journal = tmp_path / "j.jsonl"
+    config = replace(FakeConfig.demo(4), run_seconds=0.05)
+    async with running_fake(config) as env:
+        _, old_version = seed_older(env, "tenant-2")
+        env.fake.set_tenant("tenant-2", failing_runs=[SEEDED])
+        untouched = tenant_state(env, "tenant-4")
+        settings = smoke_fleet(env, rollback_on_halt=True)
+        options = MigrateOptions(sources=[str(SAMPLES)], journal=str(journal), activation="always")
+        report = await migrate(settings, options)
+        assert not report.ok
+        failed = [i for i in report.items if i.action == "smoke"]
+        assert [(i.tenant, i.status) for i in failed] == [("tenant-2", "failed")]
+        assert "error" in (failed[0].error or "")
+        assert tenant_state(env, "tenant-4") == untouched
+        # wave 2 rolled back: tenant-2's previous version is live again, tenant-3's new ones are off
+        back = definitions(env, "tenant-2")
+        assert back[SEEDED]["active_version"]["id"] == old_version
+        assert all(d["status"] == "Inactive" for n, d in back.items() if n != SEEDED)
+        assert all(d["status"] == "Inactive" for d in definitions(env, "tenant-3").values())
+        assert all(d["status"] == "Active" for d in definitions(env, "tenant-1").values())
+        assert [r["step"] for r in records(journal, "rollback")].count("done") >= 1
+
+        env.fake.set_tenant("tenant-2", failing_runs=[])
+        again = await migrate(settings, options)
+        assert again.ok, [i for i in again.items if i.status != "skipped"][:3]
+        for tenant in ("tenant-1", "tenant-2", "tenant-3", "tenant-4"):
+            assert env.import_counts(tenant) == expected_names(), tenant
+            assert all(d["status"] == "Active" for d in definitions(env, tenant).values()), tenant
+        ok_smokes = {(s["tenant"], s["ok"]) for s in records(journal, "smoke")}
+        assert ("tenant-2", True) in ok_smokes and ("tenant-4", True) in ok_smokes
+
+
+async def test_a_refused_import_halts_and_retry_failed_then_carries_the_rollout_on(
+    tmp_path: Path,
+) -> None:
+    """A tenant that refuses one import (400) halts wave 2; once the cause is fixed, --retry-failed resends it and the plain command then finishes the rollout with each document once."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake(FakeConfig.demo(4)) as env:
+        env.fake.set_tenant("tenant-3", reject_imports=[SEEDED])
+        untouched = tenant_state(env, "tenant-4")
+        settings = fleet(env)
+        options = MigrateOptions(sources=[str(SAMPLES)], journal=str(journal))
+        report = await migrate(settings, options)
+        assert not report.ok and tenant_state(env, "tenant-4") == untouched
+        env.fake.set_tenant("tenant-3", reject_imports=[])
+        blocked = await migrate(settings, options)  # failed for good until --retry-failed
+        assert not blocked.ok and tenant_state(env, "tenant-4") == untouched
+        retried = await migrate(settings, replace(options, retry_failed=True))
+        assert retried.ok and env.import_counts("tenant-3") == expected_names()
+        carried_on = await migrate(settings, options)
+        assert carried_on.ok
+        for tenant in ("tenant-1", "tenant-2", "tenant-3", "tenant-4"):
+            assert env.import_counts(tenant) == expected_names(), tenant
