@@ -22,6 +22,7 @@ from migrator.core.rollout import (
     check_smoke_sources,
     judge_run,
     parse_rollout,
+    peer_verdict,
     rollback_step,
     tenant_failure,
     wave_number,
@@ -277,3 +278,13 @@ def test_a_rollback_step_then_reaches_a_state_needing_no_step(
         target, exists=exists, active_version_id=active, status=status, delete_created=delete
     )
     assert again.action is None
+
+
+def test_a_shard_starts_a_wave_only_when_every_other_shard_passed_the_one_before() -> None:
+    """peer_verdict: go once all others passed wave-1; hold on an earlier halt or hold; else wait."""
+    assert peer_verdict({2: {1: "passed"}, 3: {1: "passed"}}, 1, 3, 2) == (True, None)
+    assert peer_verdict({2: {1: "passed"}}, 1, 3, 2) == (False, None)  # shard 3: nothing yet
+    assert peer_verdict({2: {1: "started"}, 3: {1: "passed"}}, 1, 3, 2) == (False, None)
+    assert peer_verdict({2: {1: "halted"}, 3: {}}, 1, 3, 3) == (False, "shard 2/3 halted wave 1")
+    assert peer_verdict({2: {1: "passed", 2: "held"}}, 1, 2, 3) == (False, "shard 2/2 held wave 2")
+    assert peer_verdict({2: {2: "halted"}}, 1, 2, 2) == (False, None)  # a later halt: not yet ours

@@ -13,7 +13,14 @@ from typing import Any
 from migrator.core.errors import ConfigError
 
 _GLOB = frozenset("*?[")
-_ROLLOUT_KEYS = ("waves", "failure_tolerance", "rollback_on_halt", "smoke")
+_ROLLOUT_KEYS = (
+    "waves",
+    "failure_tolerance",
+    "rollback_on_halt",
+    "smoke",
+    "wait_for_shards",
+    "shard_wait_s",
+)
 _SMOKE_KEYS = ("parameters", "timeout_s")
 # §3.10: keys a run's body must not use.
 RESERVED_RUN_KEYS = frozenset({"controller", "action", "id", "user_email", "user_token", "format"})
@@ -38,6 +45,10 @@ class RolloutConfig:
     failure_tolerance: int = 0
     rollback_on_halt: bool = False
     smoke: Mapping[str, SmokeRun] = field(default_factory=dict)
+    # With --shard: before each wave, wait until every other shard (its journal in the same
+    # folder) has passed the wave before; hold when one halted (docs/rollout.md).
+    wait_for_shards: bool = False
+    shard_wait_s: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +119,20 @@ def parse_rollout(raw: Any, file: str, tenant_names: Iterable[str]) -> RolloutCo
     if not isinstance(smoke_raw, dict):
         raise ConfigError(file, "rollout.smoke", 'must be a table of [rollout.smoke."NAME"] tables')
     smoke = {name: _parse_smoke(name, table, file) for name, table in smoke_raw.items()}
-    return RolloutConfig(tuple(waves), tolerance, rollback, smoke)
+    wait = raw.get("wait_for_shards", False)
+    if not isinstance(wait, bool):
+        raise ConfigError(file, "rollout.wait_for_shards", "must be true or false")
+    wait_s = raw.get("shard_wait_s", 3600.0)
+    if (
+        isinstance(wait_s, bool)
+        or not isinstance(wait_s, int | float)
+        or not math.isfinite(wait_s)
+        or not 0 < wait_s <= 7 * 86_400
+    ):
+        raise ConfigError(
+            file, "rollout.shard_wait_s", "must be a number of seconds, 0 < s <= 604800"
+        )
+    return RolloutConfig(tuple(waves), tolerance, rollback, smoke, wait, float(wait_s))
 
 
 def _parse_smoke(name: str, table: Any, file: str) -> SmokeRun:
@@ -158,9 +182,14 @@ def wave_number(rollout: RolloutConfig, tenant: str) -> int:
     return len(rollout.waves) + 1
 
 
-def assign_waves(rollout: RolloutConfig, tenants: Iterable[str]) -> list[Wave]:
-    """The selected tenants in waves, in wave order; waves with no selected tenant left out."""
+def assign_waves(
+    rollout: RolloutConfig, tenants: Iterable[str], *, keep_empty: bool = False
+) -> list[Wave]:
+    """The selected tenants in waves, in wave order; waves with no selected tenant left out
+    (kept with `keep_empty`: a shard that waits for the others records every wave)."""
     by_wave: dict[int, list[str]] = {}
+    if keep_empty:
+        by_wave = {n: [] for n in range(1, len(rollout.waves) + 2)}
     for tenant in tenants:
         by_wave.setdefault(wave_number(rollout, tenant), []).append(tenant)
     out = []
@@ -380,3 +409,22 @@ def rollback_step(
         {"active_workflow_version_id": target.version_id, "status": target.status},
         f"version id {target.version_id} active again (was {active_version_id}), {target.status}",
     )
+
+
+def peer_verdict(
+    peers: Mapping[int, Mapping[int, str]], me: int, count: int, wave: int
+) -> tuple[bool, str | None]:
+    """May this shard start `wave`? From each shard's latest run, wave → step ("started",
+    "passed", "halted", "held"): (True, None) every other shard passed the wave before; (False,
+    why) one halted or held an earlier wave; (False, None) keep waiting."""
+    waiting = False
+    for shard in range(1, count + 1):
+        if shard == me:
+            continue
+        steps = peers.get(shard, {})
+        for number in sorted(steps):
+            if number < wave and steps[number] in ("halted", "held"):
+                return False, f"shard {shard}/{count} {steps[number]} wave {number}"
+        if steps.get(wave - 1) != "passed":
+            waiting = True
+    return (False, None) if waiting else (True, None)

@@ -28,6 +28,7 @@ from migrator.core.rollout import (
     WaveVerdict,
     assign_waves,
     judge_run,
+    peer_verdict,
     tenant_failure,
 )
 from migrator.run.options import Progress
@@ -40,6 +41,63 @@ from migrator.zuora import ZuoraClient
 log = structlog.get_logger("migrator.rollout")
 
 POLL_FIRST, POLL_MAX = 0.2, 5.0  # seconds between polls of a smoke run, doubling
+SHARD_POLL = 0.5  # seconds between looks at the other shards' journals
+
+
+def read_peer_waves(journal_path: str, count: int) -> dict[int, dict[int, str]]:
+    """Shard → wave → step, from the latest run of each other journal in the journal's folder
+    whose wave records carry a shard of `count` (a journal that cannot be read is left out).
+
+    A run that finished before this shard's run started is an earlier round: its passed waves
+    still count, its halts do not (that shard is expected to run again)."""
+    own = os.path.abspath(journal_path)
+    folder = os.path.dirname(own)
+    try:
+        mine = _latest_run(own)
+        names = sorted(os.listdir(folder))
+    except (OSError, MigratorError):
+        return {}
+    my_start = mine[0].t if mine else 0.0
+    out: dict[int, dict[int, str]] = {}
+    newest: dict[int, float] = {}
+    for name in names:
+        path = os.path.join(folder, name)
+        if path == own or not name.endswith((".jsonl", ".journal")):
+            continue
+        try:
+            latest = _latest_run(path)
+        except MigratorError:
+            continue
+        if not latest:
+            continue
+        finished = [r.t for r in latest if r.type == "run_finished"]
+        stale = bool(finished) and finished[0] < my_start
+        steps: dict[int, str] = {}
+        shard_index: int | None = None
+        for record in latest:
+            index, _, of = str(record.get("shard") or "").partition("/")
+            wave = record.get("wave")
+            if record.type != "wave" or of != str(count) or not index.isdigit():
+                continue
+            if not isinstance(wave, int):
+                continue
+            shard_index = int(index)
+            step = str(record.get("step"))
+            if not stale or step == "passed":
+                steps[wave] = step
+        if shard_index is not None and latest[0].t >= newest.get(shard_index, -1.0):
+            newest[shard_index] = latest[0].t
+            out[shard_index] = steps
+    return out
+
+
+def _latest_run(path: str) -> list[Record]:
+    """The journal's last run: its run_started, wave records and run_finished, in order."""
+    kept, _ = read_state(path, DiscardState(), keep=("run_started", "wave", "run_finished"))
+    latest: list[Record] = []
+    for record in kept:
+        latest = [record] if record.type == "run_started" else [*latest, record]
+    return latest
 
 
 def needs_journal(rollout: RolloutConfig | None, journal: str | None, dry_run: bool) -> None:
@@ -112,6 +170,9 @@ class WaveRunner:
         self.stopping = stopping or anyio.Event()
         self.run_id = run_id
         self.shard = f"{shard[0]}/{shard[1]}" if shard else None
+        self._shard = shard
+        # Wait for the other shards' waves (their journals in this journal's folder)?
+        self.waits = bool(rollout.wait_for_shards and shard is not None and shard[1] > 1)
         self.notices: list[str] = []
         self.halted: WaveVerdict | None = None
 
@@ -135,6 +196,16 @@ class WaveRunner:
                     hold(later, "not started: the run was asked to stop")
                     self._show(later, "not started (stopping)")
                 return
+            if i > 0 and self.waits:
+                self._show(wave, "waiting for the other shards")
+                why = await self._wait_for_shards(wave)
+                if why is not None:
+                    await self._wave_record(wave, "held", reason=why)
+                    self.notices.append(f"{wave.label}: held: {why}")
+                    for later in waves[i:]:
+                        hold(later, f"not sent: {why}; run again once every shard has passed")
+                        self._show(later, f"held: {why}")
+                    return
             self._show(wave, "running")
             await self._wave_record(wave, "started")
             await execute(wave)
@@ -173,6 +244,26 @@ class WaveRunner:
             tenants=list(wave.tenants),
             shard=self.shard,
             **fields,
+        )
+
+    async def _wait_for_shards(self, wave: Wave) -> str | None:
+        """Until every other shard passed the wave before (None), or why this shard holds."""
+        assert self._shard is not None
+        me, count = self._shard
+        with anyio.move_on_after(self.rollout.shard_wait_s):
+            while True:
+                peers = await anyio.to_thread.run_sync(read_peer_waves, self.journal_path, count)
+                go, why = peer_verdict(peers, me, count, wave.number)
+                if go:
+                    return None
+                if why is not None:
+                    return why
+                if self.stopping.is_set():
+                    return "the run was asked to stop while waiting for the other shards"
+                await anyio.sleep(SHARD_POLL)
+        return (
+            f"the other shards did not pass wave {wave.number - 1} within "
+            f"{self.rollout.shard_wait_s:g} s (shard_wait_s)"
         )
 
     # ---- smoke runs --------------------------------------------------------------------------
@@ -322,7 +413,8 @@ async def roll_out_runs(
 ) -> list[str]:
     """`migrate`'s second phase in waves: the planned tenants of a wave execute together; the
     next wave starts once this one is finished and healthy. Returns the rollout's notices."""
-    waves = assign_waves(rollout, runs)
+    waits = rollout.wait_for_shards and shard is not None and shard[1] > 1
+    waves = assign_waves(rollout, runs, keep_empty=waits)
     runner = WaveRunner(
         rollout,
         journal=journal,
