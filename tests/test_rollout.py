@@ -360,3 +360,37 @@ async def test_a_refused_import_halts_and_retry_failed_then_carries_the_rollout_
         assert carried_on.ok
         for tenant in ("tenant-1", "tenant-2", "tenant-3", "tenant-4"):
             assert env.import_counts(tenant) == expected_names(), tenant
+
+
+async def test_activate_goes_wave_by_wave_and_a_failed_smoke_run_holds_later_waves(
+    tmp_path: Path,
+) -> None:
+    """`activate` under [rollout] switches on one wave at a time: a smoke failure in wave 2 leaves wave 3 unswitched (no write), and activating again once fixed finishes."""
+    from migrator.commands.activate import activate_from_journal
+
+    journal = tmp_path / "j.jsonl"
+    config = replace(FakeConfig.demo(4), run_seconds=0.05)
+    async with running_fake(config) as env:
+        assert (
+            await migrate(
+                env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(journal))
+            )
+        ).ok
+        env.fake.set_tenant("tenant-3", failing_runs=[SEEDED])
+        untouched = tenant_state(env, "tenant-4")
+        settings = smoke_fleet(env)
+        report = await activate_from_journal(settings, str(journal))
+        assert not report.ok
+        assert tenant_state(env, "tenant-4") == untouched
+        held = [i for i in report.items if i.tenant == "tenant-4"]
+        assert held and all(
+            i.status == "deferred" and "wave 2 halted" in (i.error or "") for i in held
+        )
+        assert all(d["status"] == "Active" for d in definitions(env, "tenant-2").values())
+
+        env.fake.set_tenant("tenant-3", failing_runs=[])
+        again = await activate_from_journal(settings, str(journal))
+        assert again.ok, again.notices
+        assert all(d["status"] == "Active" for d in definitions(env, "tenant-4").values())
+        smoked = {(s["tenant"], s["ok"]) for s in records(journal, "smoke")}
+        assert ("tenant-3", False) in smoked and ("tenant-3", True) in smoked
