@@ -394,3 +394,35 @@ async def test_activate_goes_wave_by_wave_and_a_failed_smoke_run_holds_later_wav
         assert all(d["status"] == "Active" for d in definitions(env, "tenant-4").values())
         smoked = {(s["tenant"], s["ok"]) for s in records(journal, "smoke")}
         assert ("tenant-3", False) in smoked and ("tenant-3", True) in smoked
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ('waves = [["tenant-1"]]\nspeed = 2', "rollout.speed"),
+        ('waves = [["eu-*"]]', "rollout.waves[0]"),
+        ('waves = [["tenant-1"], ["tenant-1"]]', "rollout.waves[1]"),
+        ('waves = [["*"]]\nfailure_tolerance = -1', "rollout.failure_tolerance"),
+        (
+            'waves = [["*"]]\n[rollout.smoke."No Such Workflow"]\ntimeout_s = 5',
+            "rollout.smoke.No Such Workflow",
+        ),
+    ],
+)
+async def test_bad_rollout_config_exits_2_with_one_line_before_any_request(
+    tmp_path: Path, table: str, key: str
+) -> None:
+    """Bad [rollout] input is one stderr line naming the config file and key, exit 2, and the fake saw no API request."""
+    async with running_fake() as env:
+        config = tmp_path / "migrator.toml"
+        write_config_file(config, env)
+        with config.open("a") as fh:
+            fh.write(f"\n[rollout]\n{table}\n")
+        run = await run_cli_with(
+            env, tmp_path, config, "migrate", str(SAMPLES), "--journal", str(tmp_path / "j.jsonl")
+        )
+        assert run.code == 2, run.err
+        lines = run.err.strip().splitlines()
+        assert len(lines) == 1 and str(config) in lines[0] and key in lines[0], lines
+        assert "Traceback" not in run.err
+        assert env.fake.requests == 0 and not (tmp_path / "j.jsonl").exists()

@@ -288,3 +288,20 @@ def test_a_shard_starts_a_wave_only_when_every_other_shard_passed_the_one_before
     assert peer_verdict({2: {1: "halted"}, 3: {}}, 1, 3, 3) == (False, "shard 2/3 halted wave 1")
     assert peer_verdict({2: {1: "passed", 2: "held"}}, 1, 2, 3) == (False, "shard 2/2 held wave 2")
     assert peer_verdict({2: {2: "halted"}}, 1, 2, 2) == (False, None)  # a later halt: not yet ours
+
+
+def test_the_live_display_groups_tenants_under_their_wave_and_its_state() -> None:
+    """progress_lines puts each wave's label and state above its tenants' lines, in wave order."""
+    from migrator.run.options import Progress
+    from migrator.run.progress import progress_lines
+
+    progress = Progress()
+    for name in ("canary", "eu-1", "us-1"):
+        progress.tenant(name).started = 0.0
+    progress.waves = [(1, "wave 1 (canary)", ("canary",)), (2, "wave 2 (*)", ("eu-1", "us-1"))]
+    progress.wave_state = {1: "halted: 1 tenant(s) failed", 2: "held: wave 1 halted"}
+    lines = progress_lines(progress, 10.0)
+    assert lines[0] == "wave 1 (canary): halted: 1 tenant(s) failed"
+    assert lines[1].startswith("  canary")
+    assert lines[2] == "wave 2 (*): held: wave 1 halted"
+    assert [line.split()[0] for line in lines[3:]] == ["eu-1", "us-1"]
