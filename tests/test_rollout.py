@@ -90,7 +90,9 @@ async def test_a_halt_in_wave_2_leaves_wave_3_untouched_and_a_resume_finishes_on
         assert env.import_counts("tenant-1") == expected_names()
         assert env.import_counts("tenant-3") == expected_names()  # same wave: it ran
         halts = [r for r in records(journal, "wave") if r["step"] == "halted"]
-        assert [h["wave"] for h in halts] == [2] and "tenant-2" in halts[0]["failed"]
+        assert [h["wave"] for h in halts] == [2] and [f["tenant"] for f in halts[0]["failed"]] == [
+            "tenant-2"
+        ]
         assert any("wave 2" in n and "halted" in n for n in report.notices)
 
         env.fake.set_faults("tenant-2", FaultConfig())

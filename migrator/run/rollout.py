@@ -44,6 +44,12 @@ POLL_FIRST, POLL_MAX = 0.2, 5.0  # seconds between polls of a smoke run, doublin
 SHARD_POLL = 0.5  # seconds between looks at the other shards' journals
 
 
+def _failed_list(failed: Mapping[str, str]) -> list[dict[str, str]]:
+    # A list, not a mapping: tenant names become values, never field names (the journal refuses
+    # field names that look secret-bearing, and a tenant may well be called "token-eu").
+    return [{"tenant": t, "why": why} for t, why in sorted(failed.items())]
+
+
 def read_peer_waves(journal_path: str, count: int) -> dict[int, dict[int, str]]:
     """Shard → wave → step, from the latest run of each other journal in the journal's folder
     whose wave records carry a shard of `count` (a journal that cannot be read is left out).
@@ -214,7 +220,7 @@ class WaveRunner:
                 failed[tenant] = tenant_failure({}, smoke_failures=whys) or ""
             verdict = WaveVerdict(wave, failed, self.rollout.failure_tolerance)
             if not verdict.halted:
-                await self._wave_record(wave, "passed", failed=failed)
+                await self._wave_record(wave, "passed", failed=_failed_list(failed))
                 self._show(
                     wave, "passed" + (f" ({len(failed)} tenant(s) failed)" if failed else "")
                 )
@@ -225,7 +231,7 @@ class WaveRunner:
                 continue
             self.halted = verdict
             reason = verdict.reason()
-            await self._wave_record(wave, "halted", failed=failed, reason=reason)
+            await self._wave_record(wave, "halted", failed=_failed_list(failed), reason=reason)
             self._show(wave, f"halted: {len(failed)} tenant(s) failed")
             self.notices.append(reason)
             log.error("rollout halted", wave=wave.number, failed=sorted(failed))
