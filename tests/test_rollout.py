@@ -428,3 +428,22 @@ async def test_bad_rollout_config_exits_2_with_one_line_before_any_request(
         assert len(lines) == 1 and str(config) in lines[0] and key in lines[0], lines
         assert "Traceback" not in run.err
         assert env.fake.requests == 0 and not (tmp_path / "j.jsonl").exists()
+
+
+async def test_status_after_a_halt_still_counts_the_held_wave_after_a_rollback(
+    tmp_path: Path,
+) -> None:
+    """A rollback (or activate) run appended to a halted rollout's journal does not hide the held wave's pending items from `status`."""
+    from migrator.commands.status import status_data
+
+    journal = tmp_path / "j.jsonl"
+    async with running_fake(FakeConfig.demo(4)) as env:
+        env.fake.set_faults("tenant-2", FaultConfig(error_rate=1.0, error_statuses=[400]))
+        options = MigrateOptions(sources=[str(SAMPLES)], journal=str(journal), activation="always")
+        assert not (await migrate(fleet(env), options)).ok
+        pending = status_data(str(journal))["tenants"]["tenant-4"]["counts"]["pending"]
+        assert pending > 0
+        assert (await rollback_from_journal(env.settings, str(journal))).ok
+        data = status_data(str(journal))
+        assert data["tenants"]["tenant-4"]["counts"]["pending"] == pending
+        assert data["last_run_counts"].get("deferred", 0) > 0
