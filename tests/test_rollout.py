@@ -447,3 +447,39 @@ async def test_status_after_a_halt_still_counts_the_held_wave_after_a_rollback(
         data = status_data(str(journal))
         assert data["tenants"]["tenant-4"]["counts"]["pending"] == pending
         assert data["last_run_counts"].get("deferred", 0) > 0
+
+
+async def test_a_stop_during_a_wave_is_not_a_halt(tmp_path: Path) -> None:
+    """A run asked to stop while wave 1 runs leaves that wave unjudged (no halt record), starts no later wave, and the same command then finishes every tenant once."""
+    from contextlib import asynccontextmanager
+
+    from migrator.store.journal import Journal
+
+    journal = tmp_path / "j.jsonl"
+    stopping = anyio.Event()
+
+    @asynccontextmanager
+    async def stop_once_wave_1_starts(path: Any, fields: Any, **kw: Any) -> Any:
+        async with Journal.open(path, fields, **kw) as inner:
+            append = inner.append
+
+            async def watched(type_: str, **f: Any) -> Any:
+                record = await append(type_, **f)
+                if type_ == "wave" and f.get("step") == "started":
+                    stopping.set()  # the Ctrl-C arrives while wave 1 runs
+                return record
+
+            inner.append = watched  # type: ignore[method-assign]
+            yield inner
+
+    async with running_fake(FakeConfig.demo(4)) as env:
+        options = MigrateOptions(sources=[str(SAMPLES)], journal=str(journal))
+        report = await migrate(
+            fleet(env), options, stopping=stopping, journal_factory=stop_once_wave_1_starts
+        )
+        assert report.interrupted and not report.ok
+        assert [(r["wave"], r["step"]) for r in records(journal, "wave")] == [(1, "started")]
+        assert env.import_counts("tenant-4") == {} and env.import_counts("tenant-2") == {}
+        assert (await migrate(fleet(env), options)).ok
+        for tenant in ("tenant-1", "tenant-2", "tenant-3", "tenant-4"):
+            assert env.import_counts(tenant) == expected_names(), tenant

@@ -215,6 +215,14 @@ class WaveRunner:
             self._show(wave, "running")
             await self._wave_record(wave, "started")
             await execute(wave)
+            if self.stopping.is_set():
+                # A stop is not a halt: the wave is left unjudged (no verdict in the journal) and
+                # the same command finishes it, then the rest.
+                self._show(wave, "stopped")
+                for later in waves[i + 1 :]:
+                    hold(later, "not started: the run was asked to stop")
+                    self._show(later, "not started (stopping)")
+                return
             failed = failures(wave)
             for tenant, whys in (await self._smoke(wave, set(failed))).items():
                 failed[tenant] = tenant_failure({}, smoke_failures=whys) or ""
