@@ -483,3 +483,27 @@ async def test_a_stop_during_a_wave_is_not_a_halt(tmp_path: Path) -> None:
         assert (await migrate(fleet(env), options)).ok
         for tenant in ("tenant-1", "tenant-2", "tenant-3", "tenant-4"):
             assert env.import_counts(tenant) == expected_names(), tenant
+
+
+async def test_the_cli_says_which_wave_halted_and_exits_1(tmp_path: Path) -> None:
+    """`migrator migrate` under [rollout] prints each wave's verdict and the halt's reason, and exits 1 on a halt."""
+    async with running_fake(FakeConfig.demo(4)) as env:
+        env.fake.set_faults("tenant-2", FaultConfig(error_rate=1.0, error_statuses=[400]))
+        config = tmp_path / "migrator.toml"
+        write_config_file(config, env)
+        with config.open("a") as fh:
+            fh.write(
+                '\n[rollout]\nwaves = [["tenant-1"], ["tenant-2", "tenant-3"], ["tenant-4"]]\n'
+            )
+        journal = str(tmp_path / "j.jsonl")
+        run = await run_cli_with(
+            env, tmp_path, config, "migrate", str(SAMPLES), "--journal", journal
+        )
+        assert run.code == 1, run.err
+        assert "note: wave 1 (tenant-1): passed" in run.out
+        assert (
+            "note: wave 2 (tenant-2, tenant-3) halted the rollout: 1 of 2 tenant(s) failed"
+            in run.out
+        )
+        assert "tenant-4: " in run.out and "wave 2 halted" in run.out
+        assert env.import_counts("tenant-4") == {}
