@@ -42,12 +42,13 @@ def fleet(env: Env, **knobs: Any) -> Settings:
 
 def tenant_state(env: Env, tenant: str) -> Any:
     """Everything the fake holds for a tenant: definitions (with updatedAt, which any write
-    moves), their versions, and its ledger of imports."""
+    moves), their versions, its ledger of imports and its runs."""
     state = env.fake.state
     defs = {}
     for def_id in state.list_definitions(tenant, {}):
         defs[def_id] = (state.definition_json(tenant, def_id), state.list_versions(tenant, def_id))
-    return orjson.dumps([defs, env.fake.ledger(tenant)], option=orjson.OPT_NON_STR_KEYS)
+    runs = sorted(state._tenant(tenant).runs)  # the fake has no public list of a tenant's runs
+    return orjson.dumps([defs, env.fake.ledger(tenant), runs], option=orjson.OPT_NON_STR_KEYS)
 
 
 def definitions(env: Env, tenant: str) -> dict[str, dict[str, Any]]:
