@@ -14,6 +14,7 @@ from migrator import __version__
 from migrator.commands import (
     activate,
     backup,
+    doctor,
     fake_zuora,
     migrate,
     plan,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     activate.add_parser(sub)
     rollback.add_parser(sub)
     backup.add_backup_parser(sub)
+    doctor.add_parser(sub)
     fake_zuora.add_parser(sub)
     return parser
 
