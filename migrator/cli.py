@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         fake_zuora,
         migrate,
         plan,
+        rollback,
         status,
         verify,
     )
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_parser(sub)
     diff.add_parser(sub)
     activate.add_parser(sub)
+    rollback.add_parser(sub)
     backup.add_backup_parser(sub)
     doctor.add_parser(sub)
     fake_zuora.add_parser(sub)
