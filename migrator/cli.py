@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from migrator.commands import (
         activate,
         backup,
+        diff,
         doctor,
         fake_zuora,
         migrate,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_parser(sub)
     status.add_parser(sub)
     verify.add_parser(sub)
+    diff.add_parser(sub)
     activate.add_parser(sub)
     rollback.add_parser(sub)
     backup.add_backup_parser(sub)

@@ -38,6 +38,8 @@ class ItemOutcome:
     # Tenant-specific values the document holds (spec §4.6): each {path, kind, value, substitute},
     # substitute = what this tenant's table makes of the value, null when no entry covers it.
     tenant_values: tuple[dict[str, str | None], ...] | None = None
+    # Dry runs: what a planned new version changes against the version it replaces, one line.
+    change: str | None = None
 
 
 _ALWAYS = {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"}
@@ -269,6 +271,8 @@ def render_items(items: Iterable[ItemOutcome]) -> str:
             lines.append(
                 f"    tenant-specific {value['kind']} {value['value']!r} at {value['path']} {becomes}"
             )
+        if item.change:
+            lines.append(f"    change: {item.change}")
     return redact_text(human_lines(lines))
 
 

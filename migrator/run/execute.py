@@ -12,6 +12,7 @@ from migrator.core.errors import AuthError, InputError, ZuoraError, single_failu
 from migrator.core.logs import redact_text
 from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem
 from migrator.core.remap import prepare_for_import
+from migrator.run.change import planned_change
 from migrator.run.recovery import TenantRecovery
 from migrator.run.tenant import Done, GroupState, _on_target
 
@@ -136,6 +137,7 @@ class TenantExecution(TenantRecovery):
                 "planned",
                 reason=item.reason or None,
                 target_workflow_id=item.target_definition_id or state.definition_id,
+                change=await planned_change(self, state, item),
             )
             return
         if self.stopping.is_set():

@@ -76,6 +76,9 @@ class GroupState:
     active_version_id: int | None = None
     done: Done = field(default_factory=Done)
     failed: str | None = None
+    # Dry runs: the version the group's next planned new version replaces, and its document,
+    # for the one-line change (run/change.py).
+    replaced: tuple[str, Mapping[str, Any]] | None = None
     # With activation asked for: the last item of the group that switches its version on; an
     # earlier identical version is left alone (switching it on would put an older version live
     # until the later one is switched on again).

@@ -254,6 +254,11 @@ class Workspace:
             out.append(self._doc(row, substituted=tenant is not None and tenant in touched))
         return out
 
+    def iter_named(self, name: str) -> Iterator[SourceDoc]:
+        """The summaries of one name's documents in reading order, streamed (a name may have
+        thousands of versions)."""
+        return self._docs_where("d.name = ?", (name,))
+
     def callers(self) -> list[SourceDoc]:
         """Documents with Execute::WorkflowTask calls (normally few)."""
         return [
