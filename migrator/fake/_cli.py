@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from migrator.core.errors import MigratorError
-from migrator.fake._config import FakeConfig, load_config, with_tenant_knobs
+from migrator.fake._config import VARIANTS, FakeConfig, load_config, with_tenant_knobs
 from migrator.fake._server import serve
 
 _TENANT_FLAGS = {
@@ -55,6 +55,79 @@ def _parser() -> argparse.ArgumentParser:
         help="do not rewrite Name__<taskId> file references on import",
     )
     p.add_argument("--token-requests-per-minute-per-ip", type=int)
+    p.add_argument(
+        "--variant",
+        choices=list(VARIANTS),
+        help="a named preset of the switches below (the flags given win over it)",
+    )
+    p.add_argument(
+        "--import-response-id",
+        choices=["definition", "version"],
+        help="which id POST /workflows/import answers (§9.3)",
+    )
+    p.add_argument(
+        "--name-filter",
+        choices=["exact", "contains"],
+        help="GET /workflows?name= matching (§9.10)",
+    )
+    p.add_argument(
+        "--case-insensitive-name-filter",
+        action="store_true",
+        help="GET /workflows?name= ignores case (§9.10)",
+    )
+    p.add_argument(
+        "--retry-after",
+        choices=["always", "concurrency-only", "never"],
+        help="which 429s carry Retry-After (§9.6)",
+    )
+    p.add_argument(
+        "--no-ratelimit-headers", action="store_true", help="omit the RateLimit-* headers (§1.4)"
+    )
+    p.add_argument(
+        "--error-bodies",
+        choices=["spec", "sdk"],
+        help="error body shapes: the spec's, or those the official SDK models declare (§1.12)",
+    )
+    p.add_argument(
+        "--export-without-active",
+        choices=["latest", "404"],
+        help="export with no version= of a definition without an active version",
+    )
+    p.add_argument(
+        "--export-workflow-definition",
+        action="store_true",
+        help="export returns the workflow_definition block (§3.5)",
+    )
+    unknown = p.add_mutually_exclusive_group()
+    unknown.add_argument(
+        "--keep-unknown-keys",
+        action="store_true",
+        help="import stores keys Zuora drops (today's default; §3.6 says Zuora drops them)",
+    )
+    unknown.add_argument(
+        "--drop-unknown-keys",
+        action="store_true",
+        help="import drops the keys Zuora drops (§3.6; the 'documented' variant)",
+    )
+    p.add_argument(
+        "--run-seconds",
+        type=float,
+        help="seconds a workflow run stays Processing before it is Finished (default 0.5)",
+    )
+    p.add_argument(
+        "--failing-run",
+        action="append",
+        dest="failing_runs",
+        metavar="NAME",
+        help="runs of this workflow finish with an error task, on every tenant (repeatable)",
+    )
+    p.add_argument(
+        "--reject-import",
+        action="append",
+        dest="reject_imports",
+        metavar="NAME",
+        help="imports of this workflow get a 400, on every tenant (repeatable)",
+    )
     for name, typ in _TENANT_FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), type=typ, help="applies to every tenant")
     return p
@@ -71,7 +144,24 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
             raise MigratorError("--tenants and --config cannot be combined")
     else:
         config = FakeConfig.demo(args.tenants or 3, seed=seed)
+    if args.variant:
+        config = config.with_variant(args.variant)
     top: dict[str, Any] = {}
+    for name in ("import_response_id", "name_filter", "retry_after", "error_bodies"):
+        if getattr(args, name):
+            top[name] = getattr(args, name)
+    if args.export_without_active:
+        top["export_without_active"] = args.export_without_active
+    if args.case_insensitive_name_filter:
+        top["name_filter_case_sensitive"] = False
+    if args.no_ratelimit_headers:
+        top["rate_limit_headers"] = False
+    if args.export_workflow_definition:
+        top["export_workflow_definition"] = True
+    if args.keep_unknown_keys or args.drop_unknown_keys:
+        top["keep_unknown_keys"] = bool(args.keep_unknown_keys)
+    if args.run_seconds is not None:
+        top["run_seconds"] = args.run_seconds
     if args.state_file:
         top["state_file"] = args.state_file
     if args.seed_file:
@@ -83,8 +173,14 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
     if args.token_requests_per_minute_per_ip is not None:
         top["token_requests_per_minute_per_ip"] = args.token_requests_per_minute_per_ip
     if top:
-        config = replace(config, **top)
+        try:
+            config = replace(config, **top)
+        except ValueError as exc:
+            raise MigratorError(str(exc)) from None
     knobs = {k: getattr(args, k) for k in _TENANT_FLAGS if getattr(args, k) is not None}
+    for name in ("failing_runs", "reject_imports"):
+        if getattr(args, name):
+            knobs[name] = tuple(getattr(args, name))
     return with_tenant_knobs(config, **knobs) if knobs else config
 
 

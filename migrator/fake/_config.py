@@ -49,6 +49,56 @@ class FakeTenant:
     # [D] §1.5 documents hour and day windows too; None leaves a window out.
     requests_per_hour: int | None = None
     requests_per_day: int | None = None
+    # Runs of these workflows (by definition name) finish with one task in Error (§3.11).
+    failing_runs: tuple[str, ...] = ()
+    # Imports of these workflows (by name) are refused with 400, as by a tenant that lacks a
+    # custom field the workflow uses.
+    reject_imports: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Lists are welcome from callers and files; a tuple keeps the dataclass hashable.
+        object.__setattr__(self, "failing_runs", tuple(self.failing_runs))
+        object.__setattr__(self, "reject_imports", tuple(self.reject_imports))
+
+
+# The allowed values of the string switches.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "idempotent_replay": ("replay", "409"),
+    "import_response_id": ("definition", "version"),
+    "export_without_active": ("latest", "404"),
+    "name_filter": ("exact", "contains"),
+    "retry_after": ("always", "concurrency-only", "never"),
+    "error_bodies": ("spec", "sdk"),
+}
+
+# Named variants: each plays one way Zuora may answer where the spec leaves it open ([I]), so a
+# suite can run the same end-to-end scenario against each. "documented" is the default config.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "documented": {"keep_unknown_keys": False},  # §3.6 [Z]; see FakeConfig.keep_unknown_keys
+    "version-id-answers": {"import_response_id": "version"},  # §9.3
+    "substring-name-filter": {"name_filter": "contains"},  # §9.10
+    "case-insensitive-filter": {"name_filter_case_sensitive": False},  # §9.10
+    "substring-case-insensitive-filter": {
+        "name_filter": "contains",
+        "name_filter_case_sensitive": False,
+    },
+    "409-replay": {"idempotent_replay": "409"},  # §1.8 contradiction, §9.7
+    "no-retry-after": {"retry_after": "never"},  # §9.6 (and beyond: not even on concurrency)
+    "retry-after-on-concurrency-only": {"retry_after": "concurrency-only"},  # §9.6
+    "no-ratelimit-headers": {"rate_limit_headers": False},  # §1.4 [S], §9.5
+    "sdk-error-bodies": {"error_bodies": "sdk"},  # §1.12, §9.4
+    "export-404-without-active": {"export_without_active": "404"},  # §3.5 [I]
+    "no-file-ref-rewrite": {"rewrite_file_refs": False},  # §9.1
+    "workflow-definition-block": {"export_workflow_definition": True},  # §3.5, §9.8
+    "keeps-unknown-keys": {"keep_unknown_keys": True},  # against §3.6 [Z] (today's default)
+}
+# Every open behaviour played the other way at once, plus §3.6's dropping: the harshest tenant.
+VARIANTS["all-flipped"] = {
+    k: v
+    for name, knobs in VARIANTS.items()
+    if name not in ("keeps-unknown-keys", "retry-after-on-concurrency-only")
+    for k, v in knobs.items()
+}
 
 
 @dataclass(frozen=True)
@@ -70,15 +120,24 @@ class FakeConfig:
     import_response_id: str = "definition"  # or "version": §9 open question 3
     export_without_active: str = "latest"  # or "404": export with no version= and no active one
     export_workflow_definition: bool = False  # §3.5: newer tenants may return it; default off
+    name_filter: str = "exact"  # or "contains": §3.1 / §9.10
+    name_filter_case_sensitive: bool = True  # §9.10
+    retry_after: str = "always"  # on 429s; or "concurrency-only" (§9.6), or "never"
+    rate_limit_headers: bool = True  # RateLimit-* on API answers (§1.4 [S]); False omits them
+    error_bodies: str = "spec"  # or "sdk": the shapes the official SDK models declare (§1.12)
+    # False plays §3.6 [Z] (import drops unknown keys). The default stays True only until the
+    # client's canonical form mirrors WORKFLOW_KEYS/TASK_KEYS/LINKAGE_KEYS (issue 14 #1): with
+    # False, tests/test_properties_e2e.py fails on its generated `ui_trigger` key. Flip it then.
+    keep_unknown_keys: bool = True
+    run_seconds: float = 0.5  # how long a run stays Processing before it is Finished (§3.11)
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.idempotent_replay not in ("replay", "409"):
-            raise ValueError("idempotent_replay must be 'replay' or '409'")
-        if self.import_response_id not in ("definition", "version"):
-            raise ValueError("import_response_id must be 'definition' or 'version'")
-        if self.export_without_active not in ("latest", "404"):
-            raise ValueError("export_without_active must be 'latest' or '404'")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}")
+        if self.run_seconds < 0:
+            raise ValueError("run_seconds must not be negative")
         names = [t.name for t in self.tenants]
         if len(set(names)) != len(names):
             raise ValueError("tenant names must be unique")
@@ -90,6 +149,17 @@ class FakeConfig:
     def demo(cls, n: int = 3, *, seed: int = 0, **knobs: Any) -> FakeConfig:
         """Tenants "tenant-1".."tenant-n" with deterministic 36-char client ids and secrets."""
         return cls(tenants=[demo_tenant(i, seed=seed) for i in range(1, n + 1)], seed=seed, **knobs)
+
+    @staticmethod
+    def variants() -> dict[str, dict[str, Any]]:
+        """Every named variant: preset name → the knobs it sets (see VARIANTS)."""
+        return {name: dict(knobs) for name, knobs in VARIANTS.items()}
+
+    def with_variant(self, name: str) -> FakeConfig:
+        """This config with one named variant's knobs applied (ValueError for an unknown name)."""
+        if name not in VARIANTS:
+            raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+        return replace(self, **VARIANTS[name])
 
     def tenant(self, name: str) -> FakeTenant:
         for t in self.tenants:
@@ -119,6 +189,8 @@ _TENANT_KEYS = {
     "token_ttl": float,
     "requests_per_hour": int,
     "requests_per_day": int,
+    "failing_runs": list,
+    "reject_imports": list,
     "faults": dict,
 }
 _TOP_KEYS: dict[str, type] = {
@@ -138,6 +210,14 @@ _TOP_KEYS: dict[str, type] = {
     "import_response_id": str,
     "export_without_active": str,
     "export_workflow_definition": bool,
+    "name_filter": str,
+    "name_filter_case_sensitive": bool,
+    "retry_after": str,
+    "rate_limit_headers": bool,
+    "error_bodies": str,
+    "keep_unknown_keys": bool,
+    "run_seconds": float,
+    "variant": str,
 }
 
 
@@ -177,6 +257,12 @@ def config_from_mapping(data: Mapping[str, Any], file: str) -> FakeConfig:
         if key not in _TOP_KEYS:
             raise ConfigError(file, key, "unknown key")
         knobs[key] = _typed(value, _TOP_KEYS[key], file, key)
+    variant = knobs.pop("variant", None)
+    if variant is not None:
+        if variant not in VARIANTS:
+            raise ConfigError(file, "variant", f"unknown variant; known: {', '.join(VARIANTS)}")
+        # A preset first; keys written in the file win over it.
+        knobs = {**VARIANTS[variant], **knobs}
     tenants: list[FakeTenant] = []
     seed = knobs.get("seed", 0)
     for i in range(1, knobs.pop("demo_tenants", 0) + 1):
@@ -195,6 +281,11 @@ def config_from_mapping(data: Mapping[str, Any], file: str) -> FakeConfig:
                 raise ConfigError(file, f"{where}.{required}", "missing")
         if "faults" in args:
             args["faults"] = _faults(args["faults"], file, f"{where}.faults")
+        for key in ("failing_runs", "reject_imports"):
+            if key in args:
+                if not all(isinstance(n, str) for n in args[key]):
+                    raise ConfigError(file, f"{where}.{key}", "expected a list of workflow names")
+                args[key] = tuple(args[key])
         tenants.append(FakeTenant(**args))
     if not tenants:
         raise ConfigError(file, "tenants", "at least one tenant is needed")

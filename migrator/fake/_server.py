@@ -16,60 +16,33 @@ import socket
 import struct
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
-from aiohttp import web, web_protocol
+from aiohttp import web
 
 from migrator.fake._config import FakeConfig, FakeTenant, FaultConfig
-from migrator.fake._limits import IdempotencyStore, RateDecision, RateWindows, Stored, TokenStore
-from migrator.fake._state import ApiError, FakeState, errors_list, timestamp
+from migrator.fake._endpoints import Call, Handler, Reply, route
+from migrator.fake._errors import ApiError, errors_list, sdk_shape
+from migrator.fake._limits import (
+    Begin,
+    IdempotencyStore,
+    RateDecision,
+    RateWindows,
+    Stored,
+    TokenStore,
+)
+from migrator.fake._state import FakeState
 
 log = logging.getLogger("migrator.fake")
 JSON = "application/json"
 TRACK_ID_BAD = re.compile(r"[:;\"']")
 IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
-
-
-@dataclass
-class Call:
-    """One routed API call: the request, its tenant, the path parameters."""
-
-    request: web.Request
-    tenant: str
-    params: dict[str, str]
-    idempotency_key: str | None = None
-
-    async def json(self) -> Any:
-        try:
-            raw = await self.request.read()
-        except web_protocol.RequestPayloadError:
-            raise errors_list(400, "The request body cannot be decoded") from None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise errors_list(400, "The request body is not valid JSON") from None
-
-    def query_flag(self, name: str) -> bool:
-        value = self.request.query.get(name, "false").lower()
-        if value not in ("true", "false"):
-            raise errors_list(400, f"Query parameter {name} must be true or false")
-        return value == "true"
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-Handler = Callable[["RunningFake", Call], Awaitable[Reply]]
+UNAUTHORIZED_CHALLENGE = "Basic realm=Zuora API, ZSession realm=Zuora API, Bearer realm=Zuora API"
 
 
 class _Dropped(Exception):
@@ -90,6 +63,10 @@ class RunningFake:
             rewrite_file_refs=config.rewrite_file_refs,
             export_without_active=config.export_without_active,
             export_workflow_definition=config.export_workflow_definition,
+            keep_unknown_keys=config.keep_unknown_keys,
+            name_filter=config.name_filter,
+            name_filter_case_sensitive=config.name_filter_case_sensitive,
+            run_seconds=config.run_seconds,
         )
         self.tokens = TokenStore()
         self.idempotency = IdempotencyStore(
@@ -122,7 +99,8 @@ class RunningFake:
         self.tenants[tenant] = replace(self.tenants[tenant], faults=faults)
 
     def set_tenant(self, tenant: str, **knobs: Any) -> None:
-        """Change one tenant's limits (requests_per_minute, max_concurrency, token_ttl)."""
+        """Change one tenant's knobs while serving: limits (requests_per_minute, max_concurrency,
+        token_ttl, requests_per_hour/day), `failing_runs`, `reject_imports`."""
         updated = replace(self.tenants[tenant], **knobs)
         self.tenants[tenant] = updated
         self.by_client_id[updated.client_id] = updated
@@ -160,37 +138,34 @@ class RunningFake:
                     request, Reply(405, errors_list(405, "Method not allowed").body), headers
                 )
             return self._respond(request, await self._token(request), headers)
-        found = _route(request.method, path)
+        found = route(request.method, path)
         if isinstance(found, Reply):
             return self._respond(request, found, headers)
-        handler, params = found
-        return await self._api(request, handler, params, headers)
+        operation, handler, params = found
+        return await self._api(request, Call(request, "", params, operation), handler, headers)
 
     async def _api(
-        self,
-        request: web.Request,
-        handler: Handler,
-        params: dict[str, str],
-        headers: dict[str, str],
+        self, request: web.Request, call: Call, handler: Handler, headers: dict[str, str]
     ) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         tenant = None
         if auth[:7].lower() == "bearer ":
             tenant = self.tokens.lookup(auth[7:].strip(), self.clock())
         if tenant is None:
-            return self._respond(
-                request,
-                Reply(
-                    401,
-                    errors_list(401, "Unauthorized: missing, unknown or expired access token").body,
-                ),
-                headers,
-            )
+            # [S] every workflow operation's 401 carries this WWW-Authenticate (zuora-sdk docs).
+            headers["WWW-Authenticate"] = UNAUTHORIZED_CHALLENGE
+            body = errors_list(401, "Unauthorized: missing, unknown or expired access token").body
+            if self.config.error_bodies == "sdk":
+                body = sdk_shape(call.operation, 401, body)
+            return self._respond(request, Reply(401, body), headers)
+        call.tenant = tenant
         conf = self.tenants[tenant]
         rate = self._rates[tenant].hit(self.clock())
-        headers.update(_rate_headers(rate))
+        if self.config.rate_limit_headers:
+            headers.update(_rate_headers(rate))
         if not rate.allowed:
-            headers["Retry-After"] = str(rate.retry_after)
+            if self.config.retry_after == "always":
+                headers["Retry-After"] = str(rate.retry_after)
             return self._respond(
                 request,
                 Reply(429, errors_list(429, "Request exceeded limit: requests per window").body),
@@ -198,7 +173,8 @@ class RunningFake:
             )
         if self._inflight[tenant] >= conf.max_concurrency:
             # [D] category 70 → 429 with Retry-After; one second is the smallest honest answer.
-            headers["Retry-After"] = "1"
+            if self.config.retry_after != "never":
+                headers["Retry-After"] = "1"
             return self._respond(
                 request,
                 Reply(429, errors_list(429, "Request exceeded limit: concurrent requests").body),
@@ -206,9 +182,7 @@ class RunningFake:
             )
         self._inflight[tenant] += 1
         try:
-            return await self._faulty(
-                request, handler, Call(request, tenant, params), conf, headers
-            )
+            return await self._faulty(request, handler, call, conf, headers)
         finally:
             self._inflight[tenant] -= 1
             self.requests += 1
@@ -226,6 +200,53 @@ class RunningFake:
         # Draw every number for this request up front, in a fixed order: the plan depends only
         # on the seed and the order requests arrive, not on which branch runs.
         u_reset, u_error, u_lost, u_jitter, u_status = (rng.random() for _ in range(5))
+        # Keys count on POST and PATCH only (§1.8); elsewhere the header is ignored.
+        key = (
+            request.headers.get("Idempotency-Key") if request.method in IDEMPOTENT_METHODS else None
+        )
+        if key is not None and (not key or len(key) > 255):
+            return self._respond(
+                request,
+                Reply(400, errors_list(400, "Idempotency-Key must be 1..255 characters").body),
+                headers,
+            )
+        begin: Begin | None = None
+        if key is not None:
+            # Registered on arrival, before any latency: a duplicate arriving while this one is
+            # still being handled must see it in flight (§1.8 409).
+            begin = self.idempotency.begin(
+                call.tenant, key, request.method, str(request.rel_url), self.clock()
+            )
+        try:
+            return await self._keyed(
+                request,
+                handler,
+                call,
+                faults,
+                headers,
+                key,
+                begin,
+                (u_reset, u_error, u_lost, u_jitter, u_status),
+            )
+        except BaseException:
+            if key is not None and begin is not None and begin.kind == "new":
+                # The work never produced an answer (a fault at the gateway, a cancelled
+                # request): the key is not consumed, so a retry does the work.
+                self.idempotency.abandon(call.tenant, key)
+            raise
+
+    async def _keyed(
+        self,
+        request: web.Request,
+        handler: Handler,
+        call: Call,
+        faults: FaultConfig,
+        headers: dict[str, str],
+        key: str | None,
+        begin: Begin | None,
+        draws: tuple[float, float, float, float, float],
+    ) -> web.StreamResponse:
+        u_reset, u_error, u_lost, u_jitter, u_status = draws
         delay = faults.latency + (2 * u_jitter - 1) * faults.latency_jitter
         if delay > 0:
             await asyncio.sleep(delay)
@@ -234,28 +255,20 @@ class RunningFake:
             raise _Dropped
         if u_error < faults.error_rate and faults.error_statuses:
             status = faults.error_statuses[int(u_status * len(faults.error_statuses))]
+            if key is not None and begin is not None and begin.kind == "new":
+                self.idempotency.abandon(call.tenant, key)  # injected before the work
             return self._respond(
                 request,
                 Reply(status, errors_list(status, "Injected server error (work not done)").body),
                 headers,
                 faults.slow_body,
             )
-        key = request.headers.get("Idempotency-Key")
-        if key is None or request.method not in IDEMPOTENT_METHODS:
+        if key is None or begin is None:
             reply = await self._run(handler, call)
             if u_lost < faults.lost_response_rate:
                 _drop(request, reset=False)
                 raise _Dropped
             return self._respond(request, reply, headers, faults.slow_body)
-        if not key or len(key) > 255:
-            return self._respond(
-                request,
-                Reply(400, errors_list(400, "Idempotency-Key must be 1..255 characters").body),
-                headers,
-            )
-        begin = self.idempotency.begin(
-            call.tenant, key, request.method, str(request.rel_url), self.clock()
-        )
         if begin.kind == "in_flight":
             return self._respond(
                 request,
@@ -279,19 +292,21 @@ class RunningFake:
         if begin.kind == "done" and begin.stored is not None:
             stored = begin.stored
             status = 409 if self.config.idempotent_replay == "409" else stored.status
-            return self._send(request, status, stored.body, headers, faults.slow_body)
-        try:
-            reply = await self._run(handler, call, idempotency_key=key)
-        except BaseException:
-            self.idempotency.abandon(call.tenant, key)
-            raise
+            # §1.8: the stored status, headers and body; the gateway's own headers (rate,
+            # track id) describe this request, the stored ones (request id) the first.
+            replayed = {**headers, **stored.headers}
+            return self._send(request, status, stored.body, replayed, faults.slow_body)
+        reply = await self._run(handler, call, idempotency_key=key)
         body = orjson.dumps(reply.body)
         # [D] the stored result is kept whether the call succeeded or failed.
-        self.idempotency.finish(call.tenant, key, Stored(reply.status, {}, body))
+        kept_headers = {**reply.headers, "Zuora-Request-Id": headers["Zuora-Request-Id"]}
+        self.idempotency.finish(call.tenant, key, Stored(reply.status, kept_headers, body))
         if u_lost < faults.lost_response_rate:
             _drop(request, reset=False)
             raise _Dropped
-        return self._send(request, reply.status, body, headers, faults.slow_body)
+        return self._send(
+            request, reply.status, body, {**headers, **reply.headers}, faults.slow_body
+        )
 
     async def _run(
         self, handler: Handler, call: Call, *, idempotency_key: str | None = None
@@ -300,7 +315,10 @@ class RunningFake:
         try:
             return await handler(self, call)
         except ApiError as exc:
-            return Reply(exc.status, exc.body)
+            body = exc.body
+            if self.config.error_bodies == "sdk":
+                body = sdk_shape(call.operation, exc.status, body)
+            return Reply(exc.status, body)
 
     # -- responses -----------------------------------------------------------------------------
 
@@ -343,13 +361,16 @@ class RunningFake:
             )
         rate = windows.hit(self.clock())
         if not rate.allowed:
+            limited = _rate_headers(rate) if self.config.rate_limit_headers else {}
+            if self.config.retry_after == "always":
+                limited["Retry-After"] = str(rate.retry_after)
             return Reply(
                 429,
                 {
                     "error": "too_many_requests",
                     "error_description": "Token requests per IP exceeded",
                 },
-                {**_rate_headers(rate), "Retry-After": str(rate.retry_after)},
+                limited,
             )
         try:
             form = await request.post()
@@ -453,158 +474,6 @@ def _rate_headers(rate: RateDecision) -> dict[str, str]:
         "RateLimit-Remaining": str(rate.remaining),
         "RateLimit-Reset": str(rate.reset),
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# The workflow endpoints (§3)
-
-
-def _int_param(value: str | None, name: str) -> int:
-    try:
-        out = int(value) if value is not None else 0
-    except ValueError:
-        raise errors_list(400, f"Query parameter {name} must be an integer") from None
-    return out
-
-
-async def list_workflows(fake: RunningFake, call: Call) -> Reply:
-    q = call.request.query
-    page = _int_param(q.get("page", "1"), "page")
-    length = _int_param(q.get("page_length", "20"), "page_length")
-    if page < 1 or length < 1:
-        raise errors_list(400, "page and page_length must be positive integers")
-    length = min(length, fake.config.page_length_max)  # [I] clamp rather than refuse
-    filters = {
-        k: q[k]
-        for k in ("name", "callout_trigger", "ondemand_trigger", "scheduled_trigger", "interval")
-        if k in q
-    }
-    ids = fake.state.list_definitions(call.tenant, filters)
-    chunk = ids[(page - 1) * length : page * length]
-    data = [fake.state.definition_json(call.tenant, i, inactive_list=True) for i in chunk]
-    pagination: dict[str, Any] = {"page": page, "page_length": length}
-    if page * length < len(ids):
-        query = dict(q)
-        query.update(page=str(page + 1), page_length=str(length))
-        url = call.request.url
-        pagination["next_page"] = (
-            f"{url.scheme}://{url.host}:{url.port}{url.path}?{urlencode(query)}"
-        )
-    return Reply(200, {"data": data, "pagination": pagination})
-
-
-def _id(call: Call, name: str = "id") -> int:
-    return int(call.params[name])
-
-
-async def get_workflow(fake: RunningFake, call: Call) -> Reply:
-    return Reply(200, fake.state.definition_json(call.tenant, _id(call)))
-
-
-async def patch_workflow(fake: RunningFake, call: Call) -> Reply:
-    fake.state._definition(call.tenant, _id(call), capital=True)  # 404 before body errors
-    return Reply(200, fake.state.patch_definition(call.tenant, _id(call), await call.json()))
-
-
-async def delete_workflow(fake: RunningFake, call: Call) -> Reply:
-    return Reply(200, fake.state.delete_definition(call.tenant, _id(call)))
-
-
-async def export_workflow(fake: RunningFake, call: Call) -> Reply:
-    return Reply(200, fake.state.export(call.tenant, _id(call), call.request.query.get("version")))
-
-
-async def list_versions(fake: RunningFake, call: Call) -> Reply:
-    return Reply(200, {"data": fake.state.list_versions(call.tenant, _id(call))})
-
-
-async def delete_version(fake: RunningFake, call: Call) -> Reply:
-    return Reply(200, fake.state.delete_version(call.tenant, _id(call)))
-
-
-def _import_reply(
-    fake: RunningFake, tenant: str, definition_id: int, version_id: int
-) -> dict[str, Any]:
-    stored = fake.state.tenants[tenant].versions[version_id]
-    d = fake.state.tenants[tenant].definitions[definition_id]
-    wf = stored.document["workflow"]
-    return {
-        "id": definition_id if fake.config.import_response_id == "definition" else version_id,
-        "name": d.name,
-        "description": d.description,
-        "type": "Workflow::Setup",
-        "version": stored.version,
-        "ondemandTrigger": bool(wf.get("ondemand_trigger")),
-        "calloutTrigger": bool(wf.get("callout_trigger")),
-        "scheduledTrigger": bool(wf.get("scheduled_trigger")),
-        "interval": wf.get("interval"),
-        "timezone": wf.get("timezone"),
-        "createdAt": timestamp(stored.created_at),
-        "updatedAt": timestamp(stored.updated_at),
-    }
-
-
-async def import_workflow(fake: RunningFake, call: Call) -> Reply:
-    q = call.request.query
-    activate = call.query_flag("activate")
-    definition_id = (
-        _int_param(q["workflow_definition_id"], "workflow_definition_id")
-        if ("workflow_definition_id" in q)
-        else None
-    )
-    payload = await call.json()
-    d, v = fake.state.import_workflow(
-        call.tenant,
-        payload,
-        version=q.get("version"),
-        activate=activate,
-        definition_id=definition_id,
-        idempotency_key=call.idempotency_key,
-    )
-    return Reply(200, _import_reply(fake, call.tenant, d.id, v.id))
-
-
-async def import_version(fake: RunningFake, call: Call) -> Reply:
-    q = call.request.query
-    activate = call.query_flag("activate")
-    fake.state._definition(call.tenant, _id(call))  # 404 for an unknown definition first
-    payload = await call.json()
-    d, _ = fake.state.import_version(
-        call.tenant,
-        _id(call),
-        payload,
-        version=q.get("version"),
-        activate=activate,
-        idempotency_key=call.idempotency_key,
-    )
-    return Reply(200, fake.state.definition_json(call.tenant, d.id, priority=False))
-
-
-_ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (re.compile(r"/workflows/?"), {"GET": list_workflows}),
-    (re.compile(r"/workflows/import"), {"POST": import_workflow}),
-    (
-        re.compile(r"/workflows/(?P<id>\d+)"),
-        {"GET": get_workflow, "PATCH": patch_workflow, "DELETE": delete_workflow},
-    ),
-    (re.compile(r"/workflows/(?P<id>\d+)/export"), {"GET": export_workflow}),
-    (re.compile(r"/workflows/(?P<id>\d+)/versions"), {"GET": list_versions}),
-    (re.compile(r"/workflows/(?P<id>\d+)/versions/import"), {"POST": import_version}),
-    (re.compile(r"/workflows/versions/(?P<id>\d+)"), {"DELETE": delete_version}),
-    # [D] the pre-2025-02-28 path of the same operation; the SDKs still use it.
-    (re.compile(r"/versions/(?P<id>\d+)"), {"DELETE": delete_version}),
-]
-
-
-def _route(method: str, path: str) -> tuple[Handler, dict[str, str]] | Reply:
-    for pattern, methods in _ROUTES:
-        match = pattern.fullmatch(path)
-        if match:
-            handler = methods.get(method)
-            if handler is None:
-                return Reply(405, errors_list(405, f"Method {method} not allowed on {path}").body)
-            return handler, match.groupdict()
-    return Reply(404, errors_list(404, f"No such endpoint {path}").body)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,274 +1,45 @@
-"""The fake Zuora's pure state: definitions, versions, import semantics, export, ledger.
+"""The fake Zuora's pure state: definitions, versions, runs, the ledger, and what they look like.
 
-No I/O and no await; every time comes in as an argument. Written from the API spec on its own,
-without migrator.document or migrator.remap, so a bug in either cannot hide by agreement.
+No I/O and no await; every time comes from the injected clock. The document rules (validation,
+id reallocation, kept keys) live in `_document`, the error shapes in `_errors`.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+from migrator.fake._document import (
+    VERSION_RE,
+    WORKFLOW_DEFINITION,
+    content_sha256,
+    is_int,
+    next_version,
+    reallocate,
+    timestamp,
+    validate_import,
+    version_key,
+)
+from migrator.fake._errors import ApiError, capital_errors, errors_list
+from migrator.fake._records import Definition, LedgerEntry, TenantState, Version, later
+from migrator.fake._runs import RESERVED_RUN_KEYS, Run, run_json, run_name, run_started_json
 
-# §6 [Z]: integer, integer.integer or integer.integer.integer.
-VERSION_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:\.[0-9]+)?$")
-# §4.6: a producer task id embedded in a file name: `Subscription__4.csv.zip`, `S3__7__x.csv`.
-FILE_REF_RE = re.compile(r"(?<=[A-Za-z0-9])__([0-9]+)(?=\.|__|\Z)")
-# §3.5 / §4.1 [Z]: the only top-level key besides the three that import keeps.
-WORKFLOW_DEFINITION = "workflow_definition"
-# [Z] the server removes and recomputes this one.
-MERGE_TASK_IDS = "merge_task_ids"
-
-
-class ApiError(Exception):
-    """A Zuora answer other than 2xx: status and the body in the shape the spec gives it."""
-
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
-
-
-def errors_list(status: int, *titles: str) -> ApiError:
-    """§1.12 `{errors: [WorkflowError]}` (export, import, list, get; run)."""
-    return ApiError(
-        status, {"errors": [{"title": t, "code": "invalid", "status": status} for t in titles]}
-    )
-
-
-def capital_errors(status: int, *messages: str) -> ApiError:
-    """§1.12 `DeleteWorkflowError` `{Errors: [str]}` (delete workflow, PATCH 404, delete version)."""
-    return ApiError(status, {"Errors": list(messages)})
-
-
-def version_key(text: str) -> tuple[int, int, int]:
-    """Numeric per component, missing components padded with 0 (§6 [I])."""
-    parts = [int(p) for p in text.split(".")]
-    parts += [0] * (3 - len(parts))
-    return (parts[0], parts[1], parts[2])
-
-
-def next_version(highest: str) -> str:
-    """One above `highest` in its last component: "0.0.9" → "0.0.10", "2" → "3"."""
-    parts = highest.split(".")
-    parts[-1] = str(int(parts[-1]) + 1)
-    return ".".join(parts)
-
-
-def timestamp(now: float) -> str:
-    """The `2019-05-31T14:52:38.171Z` form of the list examples (§3 casing notes)."""
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{int(now * 1000) % 1000:03d}Z"
-    )
-
-
-def content_sha256(payload: Any) -> str:
-    """Hash of the import payload as sent, keys sorted: the same document always hashes alike."""
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-@dataclass
-class Version:
-    """One `Workflow::Setup` record: a version string and its stored document (new ids)."""
-
-    id: int
-    definition_id: int
-    version: str
-    document: dict[str, Any]
-    created_at: float
-    updated_at: float
-
-
-@dataclass
-class Definition:
-    """A workflow definition: a name, a status, its versions and at most one active version."""
-
-    id: int
-    name: str
-    description: str
-    status: str
-    created_at: float
-    updated_at: float
-    version_ids: list[int] = field(default_factory=list)
-    active_version_id: int | None = None
-
-
-@dataclass
-class TenantState:
-    """One tenant's workflows; ids come from one counter so no two concepts share an id."""
-
-    next_id: int
-    definitions: dict[int, Definition] = field(default_factory=dict)
-    versions: dict[int, Version] = field(default_factory=dict)
-
-    def allocate(self) -> int:
-        value = self.next_id
-        self.next_id += 1
-        return value
-
-
-# ---------------------------------------------------------------------------------------------
-# Import validation and id reallocation (pure functions of the payload)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def validate_import(payload: Any) -> list[str]:
-    """Every reason §7.2 gives to refuse an import payload; [] when it is acceptable."""
-    if not isinstance(payload, dict):
-        return ["The import payload must be a JSON object"]
-    problems: list[str] = []
-    wf = payload.get("workflow")
-    if not isinstance(wf, dict):
-        return ["workflow must be an object"]
-    name = wf.get("name")
-    if not isinstance(name, str) or not name.strip():
-        problems.append("workflow.name must be a non-empty string")
-    tasks = payload.get("tasks")
-    linkages = payload.get("linkages")
-    # [Z] "No tasks/linkages present in import payload".
-    if not isinstance(tasks, list) or not tasks or not isinstance(linkages, list) or not linkages:
-        problems.append("No tasks/linkages present in import payload")
-        return problems
-    ids: set[int] = set()
-    for i, task in enumerate(tasks):
-        if not isinstance(task, dict):
-            problems.append(f"tasks[{i}] must be an object")
-            continue
-        tid = task.get("id")
-        if not isinstance(tid, int) or isinstance(tid, bool):
-            problems.append(f"tasks[{i}].id must be an integer")
-        elif tid in ids:
-            problems.append(f"tasks[{i}].id {tid} is not unique")
-        else:
-            ids.add(tid)
-        if not isinstance(task.get("parameters"), dict):
-            problems.append(f"tasks[{i}].parameters must be an object")
-    for i, task in enumerate(tasks):
-        if isinstance(task, dict):
-            parent = task.get("task_id")
-            if parent is not None and (not _is_int(parent) or parent not in ids):
-                problems.append(f"tasks[{i}].task_id {parent!r} does not name a task")
-    entries = 0
-    for i, link in enumerate(linkages):
-        if not isinstance(link, dict):
-            problems.append(f"linkages[{i}] must be an object")
-            continue
-        target = link.get("target_task_id")
-        if not _is_int(target) or target not in ids:
-            problems.append(f"linkages[{i}].target_task_id {target!r} does not name a task")
-        source = link.get("source_task_id")
-        if source is None:
-            entries += 1
-            # [Z] the entry edge's source_workflow_id must equal workflow.id in the payload.
-            if link.get("source_workflow_id") != wf.get("id"):
-                problems.append(f"linkages[{i}].source_workflow_id must equal workflow.id")
-        elif not _is_int(source) or source not in ids:
-            problems.append(f"linkages[{i}].source_task_id {source!r} does not name a task")
-        if not isinstance(link.get("linkage_type"), str):
-            problems.append(f"linkages[{i}].linkage_type must be a string")
-    if entries == 0:
-        problems.append("linkages must hold at least one entry edge (source_task_id null)")
-    return problems
-
-
-def _rewrite_refs(value: Any, mapping: Mapping[int, int]) -> Any:
-    """Every string (and mapping key) with `Name__<oldId>` file references, ids rewritten."""
-
-    def sub(match: re.Match[str]) -> str:
-        old = int(match.group(1))
-        return f"__{mapping[old]}" if old in mapping else match.group(0)
-
-    if isinstance(value, str):
-        return FILE_REF_RE.sub(sub, value) if "__" in value else value
-    if isinstance(value, list):
-        return [_rewrite_refs(v, mapping) for v in value]
-    if isinstance(value, dict):
-        return {_rewrite_refs(k, mapping): _rewrite_refs(v, mapping) for k, v in value.items()}
-    return value
-
-
-def reallocate(
-    payload: Mapping[str, Any],
-    version_id: int,
-    version: str,
-    allocate: Callable[[], int],
-    *,
-    rewrite_file_refs: bool,
-) -> dict[str, Any]:
-    """The stored document: new task ids everywhere they live, `workflow.id` = the version id.
-
-    Task parameters are kept verbatim except for the `Name__<id>` file references (§4.6, [I]).
-    """
-    tasks_in: list[dict[str, Any]] = payload["tasks"]
-    mapping = {task["id"]: allocate() for task in tasks_in}
-    wf = copy.deepcopy(payload["workflow"])
-    wf["id"] = version_id
-    wf["type"] = "Workflow::Setup"  # [Z] forced
-    wf["version"] = version
-    params = wf.get("parameters")
-    if isinstance(params, dict):
-        params.pop(MERGE_TASK_IDS, None)  # [Z] removed and recomputed by the server
-    tasks: list[dict[str, Any]] = []
-    for task_in in tasks_in:
-        task = copy.deepcopy(task_in)
-        if rewrite_file_refs:
-            task = _rewrite_refs(task, mapping)
-        task["id"] = mapping[task_in["id"]]
-        if task_in.get("task_id") is not None:
-            task["task_id"] = mapping[task_in["task_id"]]
-        tasks.append(task)
-    linkages: list[dict[str, Any]] = []
-    for link_in in payload["linkages"]:
-        link = copy.deepcopy(link_in)
-        link["target_task_id"] = mapping[link_in["target_task_id"]]
-        if link_in.get("source_task_id") is None:
-            link["source_workflow_id"] = version_id
-        else:
-            link["source_task_id"] = mapping[link_in["source_task_id"]]
-        linkages.append(link)
-    doc: dict[str, Any] = {"workflow": wf, "tasks": tasks, "linkages": linkages}
-    if isinstance(payload.get(WORKFLOW_DEFINITION), dict):
-        doc[WORKFLOW_DEFINITION] = copy.deepcopy(payload[WORKFLOW_DEFINITION])
-    return doc
-
-
-# ---------------------------------------------------------------------------------------------
-# The state
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One committed import, as `/_fake/ledger` reports it."""
-
-    tenant: str
-    definition_id: int
-    version_id: int
-    version: str
-    name: str
-    idempotency_key: str | None
-    content_sha256: str
-    at: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "definition_id": self.definition_id,
-            "version_id": self.version_id,
-            "version": self.version,
-            "name": self.name,
-            "idempotency_key": self.idempotency_key,
-            "content_sha256": self.content_sha256,
-            "at": self.at,
-        }
+# Re-exported: tests and older imports reach these through `_state`.
+__all__ = [
+    "ApiError",
+    "Definition",
+    "FakeState",
+    "LedgerEntry",
+    "TenantState",
+    "Version",
+    "capital_errors",
+    "errors_list",
+    "next_version",
+    "reallocate",
+    "validate_import",
+    "version_key",
+]
 
 
 _TRIGGERS = (
@@ -289,9 +60,17 @@ class FakeState:
         rewrite_file_refs: bool = True,
         export_without_active: str = "latest",
         export_workflow_definition: bool = False,
+        keep_unknown_keys: bool = True,
+        name_filter: str = "exact",
+        name_filter_case_sensitive: bool = True,
+        run_seconds: float = 0.5,
     ) -> None:
         self.clock = clock
         self.rewrite_file_refs = rewrite_file_refs
+        self.keep_unknown_keys = keep_unknown_keys
+        self.name_filter = name_filter
+        self.name_filter_case_sensitive = name_filter_case_sensitive
+        self.run_seconds = run_seconds
         self.export_without_active = export_without_active
         self.export_workflow_definition = export_workflow_definition
         self.tenants: dict[str, TenantState] = {}
@@ -354,12 +133,17 @@ class FakeState:
         now = self.clock()
         version_id = ts.allocate()
         doc = reallocate(
-            payload, version_id, version, ts.allocate, rewrite_file_refs=self.rewrite_file_refs
+            payload,
+            version_id,
+            version,
+            ts.allocate,
+            rewrite_file_refs=self.rewrite_file_refs,
+            keep_unknown_keys=self.keep_unknown_keys,
         )
         stored = Version(version_id, definition.id, version, doc, now, now)
         ts.versions[version_id] = stored
         definition.version_ids.append(version_id)
-        definition.updated_at = now
+        definition.updated_at = later(definition.updated_at, now)
         if activate:
             definition.active_version_id = version_id  # the previous one is deactivated
             definition.status = "Active"
@@ -475,9 +259,13 @@ class FakeState:
         self, tenant: str, version_id: int, change: Callable[[dict[str, Any]], None]
     ) -> None:
         """Edit a stored version's document in place (tests of drift detection)."""
-        stored = self._tenant(tenant).versions[version_id]
+        ts = self._tenant(tenant)
+        stored = ts.versions[version_id]
         change(stored.document)
-        stored.updated_at = self.clock()
+        now = self.clock()
+        stored.updated_at = later(stored.updated_at, now)
+        definition = ts.definitions[stored.definition_id]
+        definition.updated_at = later(definition.updated_at, now)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -546,12 +334,18 @@ class FakeState:
             ]
         return out
 
+    def name_matches(self, name: str, wanted: str) -> bool:
+        """§3.1 `name` filter, §9.10 [I]: exact or substring, case-sensitive or not (switches)."""
+        if not self.name_filter_case_sensitive:
+            name, wanted = name.casefold(), wanted.casefold()
+        return wanted in name if self.name_filter == "contains" else name == wanted
+
     def list_definitions(self, tenant: str, filters: Mapping[str, str]) -> list[int]:
-        """§3.1 filters (exact match, [I]); ids in descending order ([I], as SALTO-MOCK shows)."""
+        """§3.1 filters (`name` per the switches, [I]); ids descending ([I], as SALTO-MOCK shows)."""
         ts = self._tenant(tenant)
         out: list[int] = []
         for d in sorted(ts.definitions.values(), key=lambda d: d.id, reverse=True):
-            if "name" in filters and d.name != filters["name"]:
+            if "name" in filters and not self.name_matches(d.name, filters["name"]):
                 continue
             shown = self._shown_version(tenant, d)
             wf = shown.document["workflow"] if shown else {}
@@ -629,7 +423,7 @@ class FakeState:
         if "status" in body and body["status"] not in ("Active", "Inactive"):
             reasons.append({"title": "status must be Active or Inactive", "fieldName": "status"})
         avid = body.get("active_workflow_version_id")
-        if avid is not None and not _is_int(avid):
+        if avid is not None and not is_int(avid):
             reasons.append(
                 {
                     "title": "active_workflow_version_id must be an integer",
@@ -649,7 +443,7 @@ class FakeState:
             d.status = body["status"]
         if avid is not None:
             d.active_version_id = avid
-        d.updated_at = now
+        d.updated_at = later(d.updated_at, now)
         return self.definition_json(tenant, definition_id, priority=False)
 
     def delete_definition(self, tenant: str, definition_id: int) -> dict[str, Any]:
@@ -672,7 +466,70 @@ class FakeState:
             raise capital_errors(403, "The active version cannot be deleted")
         d.version_ids.remove(version_id)
         del ts.versions[version_id]
+        d.updated_at = later(d.updated_at, self.clock())
         return {"id": version_id, "success": True}
+
+    # -- runs (§3.10, §3.11) ---------------------------------------------------------------------
+
+    def start_run(
+        self, tenant: str, definition_id: int, body: Any, *, fails: bool = False
+    ) -> dict[str, Any]:
+        """§3.10: 409 for a run id, 404 unknown, 400 Inactive [D], 406 a required input missing."""
+        ts = self._tenant(tenant)
+        if definition_id in ts.runs:
+            raise errors_list(409, f"{definition_id} is a workflow run, not a workflow")
+        d = self._definition(tenant, definition_id)
+        if d.status != "Active" or d.active_version_id is None:
+            # [D] only Active definitions run (§2, §3.3); the status and body are [I] (§7.5).
+            raise errors_list(400, f"Workflow {definition_id} is inactive and cannot be run")
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise errors_list(400, "The run body must be a JSON object of input parameters")
+        reserved = sorted(RESERVED_RUN_KEYS.intersection(body))
+        if reserved:
+            raise errors_list(400, *(f"{k} is a reserved key" for k in reserved))
+        active = ts.versions[d.active_version_id]
+        fields = (active.document["workflow"].get("parameters") or {}).get("fields") or []
+        missing = [
+            f.get("callout_id") or f.get("field_name")
+            for f in fields
+            if isinstance(f, dict)
+            and f.get("required") in (True, "true")
+            and (f.get("callout_id") or f.get("field_name")) not in body
+        ]
+        if missing:
+            raise ApiError(
+                406,
+                {
+                    "parameters": body,
+                    "errors": [
+                        {"title": f"{m} is required", "code": "invalid", "status": 406}
+                        for m in missing
+                    ],
+                },
+            )
+        ts.run_counter += 1
+        run = Run(
+            id=ts.allocate(),
+            name=run_name(active.id, ts.run_counter),
+            definition_id=d.id,
+            version_id=active.id,
+            task_count=len(active.document["tasks"]),
+            created_at=self.clock(),
+            duration=self.run_seconds,
+            fails=fails,
+            parameters=copy.deepcopy(body),
+        )
+        ts.runs[run.id] = run
+        return run_started_json(run)
+
+    def get_run(self, tenant: str, run_id: int) -> dict[str, Any]:
+        """§3.11: the run as of now; 404 `{errors}` for an unknown id [I]."""
+        run = self._tenant(tenant).runs.get(run_id)
+        if run is None:
+            raise errors_list(404, f"Workflow run {run_id} not found")
+        return run_json(run, self.clock())
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -685,6 +542,8 @@ class FakeState:
                     "next_id": ts.next_id,
                     "definitions": [vars(d) for d in ts.definitions.values()],
                     "versions": [vars(v) for v in ts.versions.values()],
+                    "runs": [vars(r) for r in ts.runs.values()],
+                    "run_counter": ts.run_counter,
                 }
                 for name, ts in self.tenants.items()
             },
@@ -703,6 +562,10 @@ class FakeState:
             for raw in table["versions"]:
                 v = Version(**raw)
                 ts.versions[v.id] = v
+            for raw in table.get("runs", []):
+                r = Run(**raw)
+                ts.runs[r.id] = r
+            ts.run_counter = table.get("run_counter", 0)
             self.tenants[name] = ts
         self.ledger_entries = [
             LedgerEntry(**e) for e in data.get("ledger", []) if e["tenant"] in self.tenants

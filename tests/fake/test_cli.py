@@ -209,3 +209,10 @@ def test_seed_file_errors_name_the_row(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"seed.json: tenants.t\[0\]"):
         load_seed_file(FakeState(["t"], clock=lambda: 0.0), str(tmp_path / "seed.json"))
+
+
+def test_every_flag_is_in_the_fake_docs() -> None:
+    """Every `migrator fake-zuora` option appears in docs/fake-zuora.md."""
+    text = (ROOT / "docs" / "fake-zuora.md").read_text()
+    flags = {s for a in _parser()._actions for s in a.option_strings if s.startswith("--")}
+    assert sorted(f for f in flags - {"--help"} if f not in text) == []

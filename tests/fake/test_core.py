@@ -11,15 +11,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from migrator.fake._document import next_version, reallocate, validate_import, version_key
 from migrator.fake._limits import IdempotencyStore, RateWindows, Stored, TokenStore
-from migrator.fake._state import (
-    ApiError,
-    FakeState,
-    next_version,
-    reallocate,
-    validate_import,
-    version_key,
-)
+from migrator.fake._state import ApiError, FakeState
 from tests.fake.helpers import sample_document
 
 versions = st.tuples(*(st.integers(0, 30) for _ in range(3))).flatmap(
