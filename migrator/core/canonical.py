@@ -25,54 +25,51 @@ _HUGE_FLOAT = re.compile(rb"e\+(?:1[89]|[2-9][0-9]|[0-9]{3})")
 
 MERGE = "Logic::Merge"
 
-# Fields the server owns or computes; they differ between a source and what landed, so the
-# canonical form leaves them out (spec §4.2, §4.3, §4.6).
-_TOP_DROP = frozenset({"workflow_definition", "$description"})
-_WORKFLOW_DROP = frozenset(
+# What import keeps (spec §3.6 [Z]: "unknown keys under `workflow` are silently dropped", e.g.
+# `ui_trigger`; §4.2-4.4 for the records). A document's identity is what survives import, so a key
+# outside these lists never counts: the same lists as the fake's (migrator/fake/_document.py
+# WORKFLOW_KEYS, TASK_KEYS, LINKAGE_KEYS; tests/test_canonical_keys.py holds them equal).
+WORKFLOW_KEYS = frozenset(
+    {
+        "id", "name", "description", "type", "version", "status", "call_type",
+        "ondemand_trigger", "callout_trigger", "scheduled_trigger", "event_trigger",
+        "sync_trigger", "interval", "timezone", "priority", "delete_ttl", "css", "data",
+        "parameters", "notifications", "started_at", "finished_at", "original_workflow_id",
+        "task_summary", "external_track_id", "ui_pages", "solution_id", "extension_id",
+        "zuora_org_id", "zuora_org_ids",
+    }
+)  # fmt: skip
+TASK_KEYS = frozenset(
+    {
+        "id", "name", "action_type", "parameters", "object", "object_id", "call_type",
+        "task_id", "concurrent_limit", "tags", "css", "priority", "assignment",
+        "delivery_method", "zuora_org_id", "zuora_org_ids", "entity_id", "subprocess_id",
+    }
+)  # fmt: skip
+LINKAGE_KEYS = frozenset(
+    {"source_workflow_id", "source_task_id", "target_task_id", "linkage_type", "internal_group"}
+)
+
+# Of what import keeps, the fields the server owns or computes; they differ between a source and
+# what landed, so the canonical form leaves them out too (spec §4.2, §4.3, §4.6).
+_WORKFLOW_SERVER = frozenset(
     {
         "id",
         "version",
         "status",
         "type",
-        "created_at",
-        "updated_at",
-        "createdAt",
-        "updatedAt",
         "started_at",
         "finished_at",
         "task_summary",
         "external_track_id",
-        "merge_task_ids",
     }
 )
-_TASK_DROP = frozenset(
-    {
-        "id",
-        "task_id",
-        "workflow_id",
-        "status",
-        "error",
-        "error_class",
-        "error_details",
-        "process_id",
-        "iterate_row_reference",
-        "object_batched_reference",
-        "notes",
-        "data_size",
-        "restart_at",
-        "created_at",
-        "updated_at",
-        "createdAt",
-        "updatedAt",
-        "start_time",
-        "end_time",
-        "original_task_id",
-        "original_workflow_id",
-    }
-)
+_WORKFLOW_KEEP = WORKFLOW_KEYS - _WORKFLOW_SERVER
+# The task's own id and its parent's: the canonical form ranks tasks instead.
+_TASK_KEEP = TASK_KEYS - {"id", "task_id"}
+_LINK_KEEP = LINKAGE_KEYS - {"source_workflow_id", "source_task_id", "target_task_id"}
 MERGE_PARAMS = frozenset({"merge_paths", "merge_start", "merge_task_ids"})
-_TOP_KEYS = frozenset({"workflow", "tasks", "linkages"}) | _TOP_DROP
-_LINK_DROP = frozenset({"source_workflow_id", "source_task_id", "target_task_id"})
+_TOP_KEYS = frozenset({"workflow", "tasks", "linkages"})
 
 
 def _dumps(value: Any) -> bytes:
@@ -95,12 +92,11 @@ _VALIDATED_TASK_KEYS = frozenset({"id", "task_id"})
 
 
 def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
-    body = dict(workflow)
+    body = {k: v for k, v in workflow.items() if k in _WORKFLOW_KEEP}
     kept_aside = []
-    for key in _WORKFLOW_DROP.intersection(workflow):
-        value = body.pop(key)
+    for key, value in workflow.items():
         # An empty container or 0.0 can be neither too deep nor a huge integer: not worth a check.
-        if isinstance(value, _ASIDE_TYPES) and value:
+        if key not in _WORKFLOW_KEEP and isinstance(value, _ASIDE_TYPES) and value:
             kept_aside.append(value)
     if kept_aside:
         aside.append(_dumps([kept_aside]))
@@ -117,11 +113,14 @@ _PLAIN_LINK_KEYS = frozenset(
 )
 
 
-def _link_body(link: Mapping[str, Any]) -> bytes:
+def _link_body(link: Mapping[str, Any], aside: list[bytes]) -> bytes:
     # Nearly every linkage has just the four standard keys; skip building and sorting a dict.
     if len(link) == 4 and _PLAIN_LINK_KEYS.issuperset(link):
         return b'{"linkage_type":%s}' % orjson.dumps(link["linkage_type"])
-    return _dumps([[{k: v for k, v in link.items() if k not in _LINK_DROP}]])[2:-2]
+    dropped = [v for k, v in link.items() if k not in LINKAGE_KEYS and isinstance(v, _ASIDE_TYPES)]
+    if dropped:
+        aside.append(_dumps([[dropped]]))
+    return _dumps([[{k: v for k, v in link.items() if k in _LINK_KEEP}]])[2:-2]
 
 
 def _splice(body: bytes, refs: list[tuple[int, int, int]], label: Any) -> bytes:
@@ -201,8 +200,8 @@ _LINK_ENTRY = b'{"from":%s,"link":%s,"to":%s}'
 # Rank numbers as the payload writes them, and b"null" last, so that index -1 (no parent, entry
 # linkage) reads "null". A constant table; documents with more tasks build their own.
 _RANK_TEXT = [*(b"%d" % r for r in range(1024)), b"null"]
-# Dropped task keys besides the ids: rare, and the only ones that need the general path below.
-_OTHER_TASK_DROP = _TASK_DROP - _VALIDATED_TASK_KEYS
+# Task keys that need no dropping besides the ids: the fast path below.
+_PLAIN_TASK_KEYS = _TASK_KEEP | _VALIDATED_TASK_KEYS
 
 
 def _no_label(index: int) -> bytes:
@@ -221,17 +220,16 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     # Per task (by position) that has any: its (start, end, task position) file references.
     refs: dict[int, list[tuple[int, int, int]]] = {}
     for task in tasks:
-        body = dict(task)
-        if _OTHER_TASK_DROP.isdisjoint(task):
+        if _PLAIN_TASK_KEYS.issuperset(task):
             # Only the ids to drop: validated int64 integers or null, never aside material.
+            body = dict(task)
             del body["id"]
             body.pop("task_id", None)
         else:
-            kept_aside = []
-            for key in _TASK_DROP.intersection(task):
-                value = body.pop(key)
-                if isinstance(value, _ASIDE_TYPES):
-                    kept_aside.append(value)
+            body = {k: v for k, v in task.items() if k in _TASK_KEEP}
+            kept_aside = [
+                v for k, v in task.items() if k not in _TASK_KEEP and isinstance(v, _ASIDE_TYPES)
+            ]
             if kept_aside:
                 aside.append(_dumps([[kept_aside]]))
         if task.get("action_type") == MERGE:
@@ -268,9 +266,9 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         if type(ltype) is str and len(lk) == 4 and _PLAIN_LINK_KEYS.issuperset(lk):
             lb = plain_links.get(ltype)
             if lb is None:
-                lb = plain_links[ltype] = _link_body(lk)
+                lb = plain_links[ltype] = _link_body(lk, aside)
         else:
-            lb = _link_body(lk)
+            lb = _link_body(lk, aside)
         link_bodies.append(lb)
         src_id = lk.get("source_task_id")
         sources.append(-1 if src_id is None else pos[src_id])
@@ -357,15 +355,13 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
             strict=True,
         )
     )
-    if len(data) == 3:
-        # Only workflow, tasks and linkages (all three are read here): nothing extra, no asides.
-        extra_bytes = b"{}"
-    else:
-        extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
-        top_aside = [v for k, v in data.items() if k in _TOP_DROP]
+    # Import keeps no top-level key but these three (`workflow_definition` and the rest are the
+    # export's, §3.5): "extra" stays in the form, always empty, so older hashes stay valid.
+    extra_bytes = b"{}"
+    if len(data) != 3:
+        top_aside = [v for k, v in data.items() if k not in _TOP_KEYS]
         if top_aside:
             aside.append(_dumps(top_aside))
-        extra_bytes = _dumps(extra)
     workflow_bytes = _workflow_body(data["workflow"], aside)
     # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
     # already-serialised parts (keys are written in sorted order).
