@@ -5,6 +5,7 @@ The decisions themselves are migrator.core.plan's; this part feeds it and stores
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 
@@ -99,7 +100,10 @@ class TenantPlanning(TenantState):
         self.target = target
         self.target_fingerprint = target_fingerprint(target)
         options = PlanOptions(
-            retry_failed=self.options.retry_failed, strict=self.options.strict, now=time.time()
+            retry_failed=self.options.retry_failed,
+            strict=self.options.strict,
+            now=time.time(),
+            key_salt=secrets.token_hex(8),
         )
         self.progress.phase = "planning"
         ord = 0
