@@ -52,8 +52,11 @@ class TenantActivation(TenantState):
     async def _resolve_definition(self, name: str, response: Mapping[str, Any]) -> int:
         """The new definition's id. The import answer's `id` may be the definition's or the
         version's (spec §9.3), so look the name up instead of trusting it."""
+        # An entry without an integer id cannot be the definition we made (or used at all).
         candidates = [
-            e for e in await self.client.list_workflows(name=name) if e.get("name") == name
+            e
+            for e in await self.client.list_workflows(name=name)
+            if e.get("name") == name and type(e.get("id")) is int
         ]
         if len(candidates) == 1:
             return int(candidates[0]["id"])

@@ -78,7 +78,14 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspac
     subs = {name: t.substitutions for name, t in settings.tenants.items() if t.substitutions}
 
     async def export_one(definition: Mapping[str, Any]) -> None:
-        def_id = int(definition["id"])
+        raw_id = definition.get("id")
+        if type(raw_id) is not int:
+            where = f"tenant {client.tenant.name}: workflow {definition.get('name')!r}"
+            store.errors.append(
+                InputError(where, "$.id", f"listed without an integer id ({raw_id!r})")
+            )
+            return
+        def_id = raw_id
         source = f"tenant {client.tenant.name}: workflow {def_id}"
         active = definition.get("active_version") or None
         version = active.get("version") if isinstance(active, dict) else "latest"
