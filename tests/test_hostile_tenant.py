@@ -269,3 +269,19 @@ async def test_snapshot_with_unreadable_manifest_is_refused_before_any_import(
             await migrate(env.settings, MigrateOptions(sources=[str(snap)], tenants=["tenant-2"]))
         assert MANIFEST in str(refused.value)
         assert env.imports("tenant-2") == []
+
+
+# ---------------------------------------------------------------- #21 empty linkage_type
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_empty_linkage_type_is_a_one_line_error_naming_the_path(blank: str) -> None:
+    """A linkage whose linkage_type is empty (or blank) is refused with one line naming the file and the linkage."""
+    from migrator.core.document import parse_document
+    from migrator.core.errors import InputError
+
+    doc = small_export()
+    doc["linkages"][1]["linkage_type"] = blank
+    with pytest.raises(InputError) as info:
+        parse_document(json.dumps(doc).encode(), "in/wf.json")
+    assert str(info.value) == "in/wf.json: $.linkages[1].linkage_type: must not be empty"
