@@ -167,14 +167,143 @@ def _dense_ranks(keys: list[Any]) -> tuple[list[int], int]:
     return ranks, rank + 1
 
 
-def _refine(
-    seeds: list[Any],
-    edges: Callable[[], tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]],
-) -> list[int]:
-    """Weisfeiler-Lehman colour refinement: ranks that depend only on content and graph shape."""
+Edges = list[list[tuple[int, int]]]
+# Class labels are integers spaced this many bits apart, so that a class splitting into parts
+# can give each part a label between its own and the next class's without renumbering the rest.
+_LABEL_GAP_BITS = 64
+
+
+def _refine(seeds: list[Any], edges: Callable[[], tuple[Edges, Edges]]) -> list[int]:
+    """Weisfeiler-Lehman colour refinement: ranks that depend only on content and graph shape.
+
+    The ranks are exactly those of the textbook rounds (`_refine_rounds`, kept for the tests):
+    each round, a task's next colour is the dense rank of (its colour, sorted (edge kind, colour)
+    of its out-edges, the same of its in-edges), until no colour splits. Done round by round
+    over every task, a chain of n look-alike tasks takes n/2 rounds of n: quadratic (6,400
+    identical chained tasks took a minute). So only what can change is recomputed:
+
+    - A round sorts each colour class's members by their signature, and any order-preserving
+      relabelling of colours gives the same order; so classes carry spaced integer labels in
+      rank order (a split class's parts get labels between its own and its successor's), and
+      ranks are read off the class order at the end.
+    - A task's signature can change only when a neighbour's class split in the last round; the
+      other members of its class keep signatures equal to each other, so one of them stands for
+      all. And only neighbours of the parts other than the largest need a look (Hopcroft's
+      argument: the largest part's neighbours see the same counts under a new name), so each
+      task is looked at O(log n) times over all rounds.
+    """
     ranks, distinct = _dense_ranks(seeds)
-    # Once every task has its own colour no further round can split anything; real workflows
-    # usually get there from content alone, and then the edge lists are never built.
+    n = len(seeds)
+    if distinct == n:
+        return ranks
+    out_edges, in_edges = edges()
+    gap = 1 << _LABEL_GAP_BITS
+    cls = ranks  # each task's class id (ids are never reused; order lives in nxt/prv)
+    members: list[set[int]] = [set() for _ in range(distinct)]
+    for i, c in enumerate(cls):
+        members[c].add(i)
+    label = [c * gap for c in range(distinct)]
+    nxt = [*range(1, distinct), -1]
+    prv = list(range(-1, distinct - 1))
+    head = 0
+
+    def signature(i: int) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+        return (
+            tuple(sorted((k, label[cls[j]]) for k, j in out_edges[i])),
+            tuple(sorted((k, label[cls[j]]) for k, j in in_edges[i])),
+        )
+
+    def relabel() -> None:
+        c, pos = head, 0
+        while c != -1:
+            label[c] = pos * gap
+            c, pos = nxt[c], pos + 1
+
+    dirty: set[int] = set(range(n))
+    for _ in range(n):
+        by_class: dict[int, list[int]] = {}
+        for i in dirty:
+            if len(members[cls[i]]) > 1:
+                by_class.setdefault(cls[i], []).append(i)
+        # Every signature of the round is read before any class is split (labels of this round).
+        splits: list[tuple[int, list[tuple[Any, list[int] | None]]]] = []
+        for c, looked in by_class.items():
+            groups: dict[Any, list[int]] = {}
+            for i in looked:
+                groups.setdefault(signature(i), []).append(i)
+            rest_sig: Any = None
+            if len(looked) < len(members[c]):
+                seen = set(looked)
+                stand_in = next(i for i in members[c] if i not in seen)
+                rest_sig = signature(stand_in)
+            parts = len(groups) + (rest_sig is not None and rest_sig not in groups)
+            if parts < 2:
+                continue
+            ordered: list[tuple[Any, list[int] | None]] = []
+            for sig in sorted(groups.keys() | ({rest_sig} if rest_sig is not None else set())):
+                # None: the members nobody looked at (and those that joined their signature).
+                ordered.append((sig, None if sig == rest_sig else groups[sig]))
+            splits.append((c, ordered))
+        if not splits:
+            break
+        dirty = set()
+        for c, ordered in splits:
+            after = nxt[c]
+            top = label[c] + gap if after == -1 else label[after]
+            step = (top - label[c]) // len(ordered)
+            if step == 0:
+                relabel()
+                after = nxt[c]
+                top = label[c] + gap
+                step = gap // len(ordered)
+            base = label[c]
+            keeper = next((k for k, (_, g) in enumerate(ordered) if g is None), None)
+            if keeper is None:  # everyone was looked at: the largest part keeps the class
+                keeper = max(range(len(ordered)), key=lambda k: len(ordered[k][1] or ()))
+            ids: list[int] = []
+            sizes: list[int] = []
+            for k, (_, group) in enumerate(ordered):
+                if k == keeper:
+                    ids.append(c)
+                    continue
+                new = len(members)
+                assert group is not None
+                members.append(set(group))
+                members[c].difference_update(group)
+                for i in group:
+                    cls[i] = new
+                label.append(0)
+                nxt.append(-1)
+                prv.append(-1)
+                ids.append(new)
+            for k, cid in enumerate(ids):
+                label[cid] = base + k * step
+                sizes.append(len(members[cid]))
+            before = prv[c]
+            for a, b in zip([before, *ids], [*ids, after], strict=True):
+                if a == -1:
+                    head = b
+                else:
+                    nxt[a] = b
+                if b != -1:
+                    prv[b] = a
+            largest = max(range(len(ids)), key=sizes.__getitem__)
+            for k, cid in enumerate(ids):
+                if k != largest:
+                    for i in members[cid]:
+                        dirty.update(j for _, j in out_edges[i])
+                        dirty.update(j for _, j in in_edges[i])
+    pos_of: dict[int, int] = {}
+    c, pos = head, 0
+    while c != -1:
+        pos_of[c] = pos
+        c, pos = nxt[c], pos + 1
+    return [pos_of[cls[i]] for i in range(n)]
+
+
+def _refine_rounds(seeds: list[Any], edges: Callable[[], tuple[Edges, Edges]]) -> list[int]:
+    """The textbook rounds `_refine` must agree with (quadratic on long look-alike chains)."""
+    ranks, distinct = _dense_ranks(seeds)
     if distinct == len(seeds):
         return ranks
     out_edges, in_edges = edges()

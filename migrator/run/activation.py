@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
+
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError
 from migrator.core.plan import PlannedItem, idempotency_key, int_or_none
@@ -94,7 +96,7 @@ class TenantActivation(TenantState):
         # a failed import (that would hold back the workflow's later versions).
         try:
             exported = await self.client.export_workflow(definition_id, version=item.version)
-            landed = canonical_hash(exported)
+            landed = await anyio.to_thread.run_sync(canonical_hash, exported)
             ok = landed == digest
             detail = (
                 "" if ok else f"exported content hash {landed[:12]} differs from sent {digest[:12]}"

@@ -6,8 +6,10 @@ Summaries only stay in the workspace; bodies are reloaded when they are sent.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
+import anyio
 import orjson
 
 from migrator.core.config import Settings
@@ -96,8 +98,15 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspac
             return
         raw = orjson.dumps(body)
         try:
-            doc = parse_document(
-                raw, source, max_bytes=settings.max_document_bytes, definition_id=def_id
+            # Parsing and hashing a big export takes milliseconds: off the loop.
+            doc = await anyio.to_thread.run_sync(
+                partial(
+                    parse_document,
+                    raw,
+                    source,
+                    max_bytes=settings.max_document_bytes,
+                    definition_id=def_id,
+                )
             )
         except InputError as exc:
             store.errors.append(exc)

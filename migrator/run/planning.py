@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import anyio
 import anyio.lowlevel
 
 from migrator.core.canonical import canonical_hash
+from migrator.core.document import ExportDocument
 from migrator.core.errors import InputError
 from migrator.core.plan import (
     Action,
@@ -135,7 +136,7 @@ class TenantPlanning(TenantState):
             # where that payload is known now (callees already in the tenant), plan again
             # comparing it with the target, so that identical content is skipped in the plan as
             # in the run.
-            payload_keys = self._payload_keys(plan)
+            payload_keys = await self._payload_keys(plan)
             if payload_keys:
                 plan = plan_with(payload_keys)
             for group in plan.groups:
@@ -147,7 +148,7 @@ class TenantPlanning(TenantState):
         self.planned = True
         self.progress.total = total
 
-    def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
+    async def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
         """Payload hashes of the new versions whose payload is not their own content."""
         out: dict[str, str] = {}
         for item in plan.items:
@@ -157,16 +158,24 @@ class TenantPlanning(TenantState):
             targets = {t: self._definition_id(c) for t, c in item.call_targets.items()}
             if any(v is None for v in targets.values()):
                 continue  # a callee created by this run: its id is not known yet
+            fetch = self.store.locate(doc)
+            resolved = {t: v for t, v in targets.items() if v is not None}
+
+            def payload_hash(
+                fetch: Callable[[], ExportDocument] = fetch,
+                resolved: dict[int, int] = resolved,
+                substitutions: Mapping[str, str] = self.tenant.substitutions,
+            ) -> str:
+                payload = prepare_for_import(
+                    fetch(), call_targets=resolved, substitutions=substitutions
+                )
+                return canonical_hash(payload)
+
             try:
-                loaded = self.store.load(doc)
+                # A big document takes milliseconds to parse and hash: off the loop.
+                out[doc.key] = await anyio.to_thread.run_sync(payload_hash)
             except InputError:
                 continue  # reported when it is sent
-            payload = prepare_for_import(
-                loaded,
-                call_targets={t: v for t, v in targets.items() if v is not None},
-                substitutions=self.tenant.substitutions,
-            )
-            out[doc.key] = canonical_hash(payload)
         return out
 
     def _unbound(
