@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,54 @@ def test_a_large_saved_plan_is_checked_without_holding_it(tmp_path: Path) -> Non
     saved, peak = traced_peak(lambda: load_plan_file(str(path)))
     assert saved.tenants["tenant-1"].items == 20_000
     assert peak < 1 << 20, (peak, size)  # whole, it would take several times the file
+
+
+async def test_saved_plan_is_refused_when_the_sources_changed(tmp_path: Path) -> None:
+    """A source document edited after planning makes `migrate --plan` refuse the plan (sources differ) and import nothing."""
+    from tests.builders import small_export
+
+    plan_path = tmp_path / "plan.json"
+    source = tmp_path / "wf.json"
+    source.write_text(json.dumps(small_export()))
+    async with running_fake() as env:
+        options = MigrateOptions(sources=[str(source)], tenants=["tenant-1"])
+        dry = await migrate(env.settings, replace(options, dry_run=True))
+        plan_path.write_bytes(plan_file_bytes(dry))
+        edited = small_export()
+        edited["tasks"][0]["name"] = "Export, edited after planning"
+        source.write_text(json.dumps(edited))
+        applied = await migrate(env.settings, replace(options, plan_file=str(plan_path)))
+        [item] = applied.items
+        assert item.status != "imported"
+        assert "the sources or the journal differ from the plan" in (item.error or "")
+        assert env.imports("tenant-1") == []
+
+
+async def test_saved_plan_is_refused_when_the_journal_changed(tmp_path: Path) -> None:
+    """A journal that gained a failure after planning (the target unchanged) makes `migrate --plan` refuse the plan and send nothing."""
+    from tests.builders import small_export
+
+    plan_path = tmp_path / "plan.json"
+    journal = tmp_path / "j.jsonl"
+    source = tmp_path / "wf.json"
+    source.write_text(json.dumps(small_export("Refused")))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(small_export("Other")))
+    async with running_fake() as env:
+        options = MigrateOptions(sources=[str(source)], tenants=["tenant-1"], journal=str(journal))
+        # The journal exists before planning (a workflow the plan does not read is in it).
+        first = await migrate(env.settings, replace(options, sources=[str(other)]))
+        assert first.ok
+        dry = await migrate(env.settings, replace(options, dry_run=True))
+        plan_path.write_bytes(plan_file_bytes(dry))
+        env.fake.set_tenant("tenant-1", reject_imports=["Refused"])
+        refused = await migrate(env.settings, options)
+        assert [i.status for i in refused.items] == ["failed"]
+        env.fake.set_tenant("tenant-1", reject_imports=[])
+        # The target is as planned (the refused import left nothing); the journal is not.
+        assert [e["name"] for e in env.imports("tenant-1")] == ["Other"]
+
+        applied = await migrate(env.settings, replace(options, plan_file=str(plan_path)))
+        [item] = applied.items
+        assert "the sources or the journal differ from the plan" in (item.error or "")
+        assert [e["name"] for e in env.imports("tenant-1")] == ["Other"]
