@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -127,7 +129,7 @@ def test_a_saved_plan_reads_back_the_same_in_any_layout_and_chunking(
 ) -> None:
     """Read a value at a time, a plan gives each tenant's identity, target and item sequence
     whatever its layout (ours, or reformatted by hand) and wherever the chunks are cut."""
-    from migrator.store.planfile import SavedTenant, items_digest
+    from migrator.store.planfile import SavedTenant
 
     text = _plan_text(runs)
     if layout != "ours":
@@ -137,7 +139,8 @@ def test_a_saved_plan_reads_back_the_same_in_any_layout_and_chunking(
     saved = load_plan_file(str(path), chunk=chunk)
     assert saved.path == str(path)
     assert saved.tenants == {
-        name: SavedTenant("i", "t", *items_digest(_triples(run))) for name, run in runs.items()
+        name: SavedTenant("i", "t", *frozen_items_digest(_triples(run)))
+        for name, run in runs.items()
     }
 
 
@@ -243,3 +246,31 @@ async def test_saved_plan_is_refused_when_the_journal_changed(tmp_path: Path) ->
         [item] = applied.items
         assert "the sources or the journal differ from the plan" in (item.error or "")
         assert [e["name"] for e in env.imports("tenant-1")] == ["Other"]
+
+
+def frozen_items_digest(triples: Any) -> tuple[int, str]:
+    """The saved plan's digest as the format defines it, written apart from items_digest: the
+    sha256 of each (item, action, version) triple as compact JSON plus a newline, in order."""
+    h = hashlib.sha256()
+    n = 0
+    for item, action, version in triples:
+        h.update(
+            json.dumps([item, action, version], separators=(",", ":"), ensure_ascii=False).encode()
+            + b"\n"
+        )
+        n += 1
+    return n, h.hexdigest()
+
+
+def test_items_digest_is_the_documented_format() -> None:
+    """items_digest is pinned by literal bytes: a change would make every saved plan unreadable."""
+    from migrator.store.planfile import items_digest
+
+    triples = [("5be1", "create", "1.0"), ("9f2a", "new_version", None)]
+    expected = hashlib.sha256(b'["5be1","create","1.0"]\n["9f2a","new_version",null]\n').hexdigest()
+    assert items_digest(triples) == (2, expected)
+    assert items_digest(triples) == frozen_items_digest(triples)
+    assert items_digest([]) == (
+        0,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    )

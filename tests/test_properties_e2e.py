@@ -79,7 +79,9 @@ class Doc:
     # calling task id → the callee name the call means (None: Liquid, decided in the tenant)
     calls: dict[int, str | None] = field(default_factory=dict)
     missing: bool = False  # some call names a workflow that is nowhere
-    by_id_only: set[int] = field(default_factory=set)  # source workflow ids called with a wrong name
+    by_id_only: set[int] = field(
+        default_factory=set
+    )  # source workflow ids called with a wrong name
 
     @property
     def name(self) -> str:
@@ -341,7 +343,9 @@ def check_world(
     """Every property of one finished migration, per tenant, against the fake's own state."""
     after = {t: landed(fake, t) for t in TENANTS}
     for tenant in TENANTS:
-        ledger = [e for i, e in enumerate(fake.ledger()) if i >= ledger_from and e["tenant"] == tenant]
+        ledger = [
+            e for i, e in enumerate(fake.ledger()) if i >= ledger_from and e["tenant"] == tenant
+        ]
         pre, post = before[tenant], after[tenant]
         bad = hazard_names(world, tenant, pre)
         items = by_source(report, tenant)
@@ -394,9 +398,7 @@ def check_world(
         first_seen: dict[int, int] = {}
         for index, entry in enumerate(ledger):
             first_seen.setdefault(entry["definition_id"], index)
-        landed_hash = {
-            (d, v): h for d, versions in post.versions.items() for v, h in versions
-        }
+        landed_hash = {(d, v): h for d, versions in post.versions.items() for v, h in versions}
         for d in world.docs:
             if d.name in bad or not d.calls:
                 continue
@@ -512,7 +514,13 @@ def test_migrate_twice_exactly_once_and_predicted(world: World, activation: Any)
 FAULTS = FaultConfig(lost_response_rate=0.15, error_rate=0.1, reset_rate=0.05)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, phases=PROPS.phases)
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    phases=PROPS.phases,
+)
 @given(worlds(hazards=False), st.integers(0, 2**16))
 def test_faults_with_journal_converge_to_the_fault_free_result(world: World, seed: int) -> None:
     """Runs repeated with one journal against a faulty fake end ok, with exactly the versions and
@@ -551,7 +559,10 @@ def test_faults_with_journal_converge_to_the_fault_free_result(world: World, see
     for tenant in TENANTS:
         for name in sorted(set(clean[tenant]) | set(faulty[tenant])):
             assert faulty[tenant].get(name) == clean[tenant].get(name), (
-                tenant, name, faulty[tenant].get(name), clean[tenant].get(name)
+                tenant,
+                name,
+                faulty[tenant].get(name),
+                clean[tenant].get(name),
             )
 
 
@@ -559,23 +570,49 @@ def test_faults_with_journal_converge_to_the_fault_free_result(world: World, see
 # Examples the properties found, kept as plain tests
 
 
-def _caller(name: str, callee: dict[str, Any], *, workflow_id: int, version: str | None = None) -> dict[str, Any]:
+def _caller(
+    name: str, callee: dict[str, Any], *, workflow_id: int, version: str | None = None
+) -> dict[str, Any]:
     """A two-task document named `name` whose second task calls `callee` ({"id"?, "name"?})."""
     data: dict[str, Any] = {
-        "workflow": {"id": workflow_id, "name": name, "parameters": {"fields": []}, "type": "Workflow::Setup"},
+        "workflow": {
+            "id": workflow_id,
+            "name": name,
+            "parameters": {"fields": []},
+            "type": "Workflow::Setup",
+        },
         "tasks": [
-            {"id": 1, "name": "start", "action_type": "Email", "parameters": {"body": name}, "task_id": None},
+            {
+                "id": 1,
+                "name": "start",
+                "action_type": "Email",
+                "parameters": {"body": name},
+                "task_id": None,
+            },
             {
                 "id": 2,
                 "name": "call",
                 "action_type": EXECUTE,
-                "parameters": {"workflow_id": callee.get("id"), "workflow_name": callee.get("name")},
+                "parameters": {
+                    "workflow_id": callee.get("id"),
+                    "workflow_name": callee.get("name"),
+                },
                 "task_id": 1,
             },
         ],
         "linkages": [
-            {"source_workflow_id": workflow_id, "source_task_id": None, "target_task_id": 1, "linkage_type": "Start"},
-            {"source_workflow_id": None, "source_task_id": 1, "target_task_id": 2, "linkage_type": "Success"},
+            {
+                "source_workflow_id": workflow_id,
+                "source_task_id": None,
+                "target_task_id": 1,
+                "linkage_type": "Start",
+            },
+            {
+                "source_workflow_id": None,
+                "source_task_id": 1,
+                "target_task_id": 2,
+                "linkage_type": "Success",
+            },
         ],
     }
     if version is not None:
@@ -598,7 +635,9 @@ async def _dry_and_real(docs: list[dict[str, Any]], tmp: Path) -> tuple[Report, 
 
 
 @pytest.mark.anyio
-async def test_a_workflow_calling_itself_is_blocked_when_it_does_not_exist_yet(tmp_path: Path) -> None:
+async def test_a_workflow_calling_itself_is_blocked_when_it_does_not_exist_yet(
+    tmp_path: Path,
+) -> None:
     """Its own id is only known once created: the plan blocks it (it used to plan a create that
     every run then deferred, 'callee has no definition'); a later version may call itself."""
     dry, real, ledger = await _dry_and_real(
@@ -740,7 +779,9 @@ async def test_a_rerun_with_activation_leaves_the_latest_version_active(tmp_path
 
 
 @pytest.mark.anyio
-async def test_activation_after_an_inactive_run_switches_the_latest_version_on(tmp_path: Path) -> None:
+async def test_activation_after_an_inactive_run_switches_the_latest_version_on(
+    tmp_path: Path,
+) -> None:
     """After an inactive import of two versions, `--activate` with the same journal switches the
     latest one on, once, whether the earlier versions are skipped as done or as identical."""
     docs = [_plain("W", "one", workflow_id=5), _plain("W", "two", workflow_id=6)]
@@ -773,7 +814,13 @@ async def test_activation_after_an_inactive_run_switches_the_latest_version_on(t
 # Stateful: sources grow, the target is edited by someone else, journals kept or replaced
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, phases=PROPS.phases)
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    phases=PROPS.phases,
+)
 @given(worlds(hazards=False), st.data())
 def test_runs_over_growing_sources_and_an_edited_target(world: World, data: st.DataObject) -> None:
     """Sources arrive in batches; between runs someone adds versions on the target; each run keeps
@@ -813,7 +860,9 @@ def test_runs_over_growing_sources_and_an_edited_target(world: World, data: st.D
                     sources = write_sources(now, Path(tmp))
                     before = {t: landed(fake, t) for t in TENANTS}
                     ledger_before = len(fake.ledger())
-                    report = await migrate(settings_, MigrateOptions(sources=sources, journal=journal))
+                    report = await migrate(
+                        settings_, MigrateOptions(sources=sources, journal=journal)
+                    )
                     check_world(now, fake, before, report, ledger_from=ledger_before)
 
     run(scenario)
