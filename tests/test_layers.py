@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "migrator"
 LEVELS = {
     "core": 0,
     "": 1,
+    "render": 1,  # pure presentation of core models (terminal text, one HTML page)
     "zuora": 2,
     "store": 2,
     "fake": 2,

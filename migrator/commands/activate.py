@@ -28,7 +28,7 @@ from migrator.core.errors import AuthError, JournalError, MigratorError, ZuoraEr
 from migrator.core.journal_records import ItemState, Record
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
-from migrator.core.report import ItemOutcome, Report, counts_table
+from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.migrate import _close_session
 from migrator.run.tenant import tenant_fingerprint, tenant_identity
@@ -249,7 +249,8 @@ async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> I
             error=f"asked to activate version id {version_id}; the tenant answered active version "
             f"{now_id}, status {answer.get('status')!r}",
         )
-    log.info("activated", tenant=client.tenant.name, definition=def_id, version=st.version)
+    # The printed report lists every switch: one voice on stdout, the detail only with --debug.
+    log.debug("activated", tenant=client.tenant.name, definition=def_id, version=st.version)
     return _out(st, "activated", target_version_id=version_id, reason=f"was: {before}")
 
 
@@ -270,14 +271,25 @@ def render(report: Report) -> str:
         )
     for notice in report.notices:
         lines.append(f"note: {notice}")
+    lines.append(summary_line(report))
+    # Names come from the journal, the tenants and the config: no control character gets out.
+    return redact_text(human_lines(lines))
+
+
+def summary_line(report: Report) -> str:
+    """The verdict line; a dry run counts what it would switch on, not what it switched on."""
     counts = report.summary()
     verdict = "ok" if report.ok else "attention needed"
-    lines.append(
-        f"migrator activate: {verdict}: activated {counts.get('activated', 0)}, "
-        f"already active {sum(1 for i in report.items if i.reason == 'already active')}, "
+    already = sum(1 for i in report.items if i.reason == "already active")
+    done = (
+        f"would activate {counts.get('planned', 0)}"
+        if any(i.status == "planned" for i in report.items)
+        else f"activated {counts.get('activated', 0)}"
+    )
+    return (
+        f"migrator activate: {verdict}: {done}, already active {already}, "
         f"failed {counts.get('failed', 0)}"
     )
-    return redact_text("\n".join(lines))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

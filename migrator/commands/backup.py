@@ -29,6 +29,7 @@ from migrator import __version__
 from migrator.commands._common import _common
 from migrator.core.config import Settings, load_settings
 from migrator.core.errors import JournalError, MigratorError, ZuoraError
+from migrator.core.logs import printable
 from migrator.core.versions import is_valid_version, version_key
 from migrator.store import lock as lock_mod
 from migrator.store.snapshot import (
@@ -391,7 +392,8 @@ async def _backup_definition(
 
     def skip(why: str) -> None:
         run.skipped.append(f"{label}: {why}, skipped")
-        log.warning("backup skipped", workflow=definition.get("id"), reason=why)
+        # The summary line names every skipped workflow: the log says it only with --debug.
+        log.debug("skipped", workflow=definition.get("id"), reason=why)
 
     try:
         targets = await _targets(client, definition, all_versions)
@@ -617,15 +619,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(result.to_json()).decode())
     elif not (args.quiet and result.exit_code == EXIT_OK):
-        print(result.message)
+        print(printable(result.message))  # workflow names come from the tenant
     return result.exit_code
 
 
 def _failed(args: argparse.Namespace, message: str) -> int:
-    _log.error("backup failed", tenant=args.tenant, error=message)
+    # One voice: the summary line (or JSON object) on stdout says it; no log line repeats it.
     if args.json:
         data = {"tenant": args.tenant, "error": message, "exit_code": EXIT_FATAL}
         print(orjson.dumps(data).decode())
     else:
-        print(f"backup {args.tenant}: failed: {message}")
+        print(printable(f"backup {args.tenant}: failed: {message}"))
     return EXIT_FATAL

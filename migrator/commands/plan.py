@@ -31,14 +31,33 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register `migrator plan`."""
     p = sub.add_parser("plan", help="show what migrate would do, changing nothing")
     p.set_defaults(func=cmd_plan)
-    p.add_argument("sources", nargs="*", metavar="SOURCE")
+    p.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="export files (.json, .json.gz), directories or snapshots",
+    )
     _common(p)
-    p.add_argument("--tenant", action="append", default=[], metavar="NAME")
-    p.add_argument("--from-tenant", metavar="NAME")
+    p.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="target tenant to plan for (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--from-tenant",
+        metavar="NAME",
+        help="read the sources live from this tenant instead of files",
+    )
     p.add_argument(
         "--journal", metavar="FILE", help="take an existing journal into account (read only)"
     )
-    p.add_argument("--strict", action="store_true")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="count tenant-specific values no substitution covers as blocking problems",
+    )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument(
         "--out", metavar="FILE", help="save the plan; `migrate --plan FILE` applies exactly it"

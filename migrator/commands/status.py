@@ -12,6 +12,7 @@ import orjson
 
 from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common
 from migrator.core.journal_records import ItemState, Record, runs
+from migrator.core.logs import printable
 from migrator.store.journal import read_state
 from migrator.store.workspace import Workspace
 
@@ -112,10 +113,18 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
     left = {
         k: n for k in ("failed", "deferred", "blocked") if (n := data["last_run_counts"].get(k))
     }
-    unsettled = unsettled or stopped_early or bool(left)
+    # A journal that records no run (empty, or nothing but an incomplete line such as the NULs a
+    # crash can leave) settles nothing: wrong path, or a run that died before it began.
+    no_run = not data["runs"] and not data["tenants"]
+    unsettled = unsettled or stopped_early or bool(left) or no_run
     if as_json:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), not unsettled
     lines = [f"journal {path}: {data['runs']} run(s)"]
+    if no_run:
+        lines.append(
+            "the journal has no run: it records nothing, so nothing is settled "
+            "(check the path; a migrate run writes its journal with --journal)"
+        )
     if data["runs"] and not data["last_run_finished"]:
         lines.append(
             "the last run did not finish (crashed or killed): run the same command again to resume"
@@ -135,7 +144,7 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
     for tenant, t in data["tenants"].items():
         c = t["counts"]
         lines.append(
-            f"{tenant:<20} {c['done']:>6} {c['skipped']:>8} {c['failed']:>7} {c['in_doubt']:>9} {c['deferred']:>9} {c['pending']:>8}"
+            f"{printable(tenant):<20} {c['done']:>6} {c['skipped']:>8} {c['failed']:>7} {c['in_doubt']:>9} {c['deferred']:>9} {c['pending']:>8}"
         )
     for tenant, t in data["tenants"].items():
         for kind in ("failures", "in_doubt", "deferred"):
@@ -151,15 +160,18 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
                 f"  next run for {tenant}: "
                 + "; ".join(f"{s}: {w}" for s, w in t["next_run"].items())
             )
-    return "\n".join(lines), not unsettled
+    # Tenant names, workflow names, sources and reasons come from documents and servers.
+    return "\n".join(printable(line) for line in lines), not unsettled
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator status`."""
     s = sub.add_parser("status", help="where a journal stands: done, failed, in doubt, pending")
     s.set_defaults(func=cmd_status)
-    s.add_argument("--journal", required=True, metavar="FILE")
-    s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--journal", required=True, metavar="FILE", help="the journal of the run to describe"
+    )
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
     _common(s, config=False)
 
 

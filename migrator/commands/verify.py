@@ -33,10 +33,17 @@ from migrator.core.errors import InputError, MigratorError, ZuoraError
 from migrator.core.logs import redact_text
 from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
 from migrator.core.remap import prepare_for_import
-from migrator.core.report import ItemOutcome, Report, counts_rows, unreadable_outcomes
+from migrator.core.report import (
+    GROUP_AT,
+    ItemOutcome,
+    Report,
+    counts_rows,
+    human_lines,
+    unreadable_outcomes,
+)
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.inputs import read_sources
-from migrator.run.migrate import _close_session
+from migrator.run.migrate import _close_session, check_source_paths
 from migrator.run.target import read_target
 from migrator.run.tenant import _Names, source_index
 from migrator.store.workspace import OutcomeLog, Workspace
@@ -69,6 +76,7 @@ async def verify_tenants(
     chosen = _select(settings, tenants)
     own = store is None
     if store is None:
+        check_source_paths(sources)
         store = await anyio.to_thread.run_sync(read_sources, list(sources), settings)
     try:
         return await _verify_all(settings, chosen, store)
@@ -107,15 +115,14 @@ async def _verify_all(
                 )
             except (ZuoraError, InputError) as exc:
                 log.error("tenant failed", tenant=tenant.name, error=str(exc))
-                # ZuoraError names the tenant already: say it once.
-                why = str(exc).removeprefix(f"tenant {tenant.name}: ")
                 for doc in store.iter_docs():
                     store.add_outcome(
                         _out(
                             tenant,
                             doc,
                             "failed",
-                            error=f"could not check tenant {tenant.name}: {why}",
+                            # The client's errors name their tenant already.
+                            error=f"could not check the tenant: {exc}",
                         )
                     )
                 return
@@ -287,20 +294,30 @@ def all_verified(report: Report) -> bool:
 def render(report: Report) -> str:
     """Counts per tenant, then every item that is not verified."""
     lines = counts_rows(report.per_tenant(), VERIFY_STATUSES)
-    header = False
-    for i in report.ordered():
-        if i.status == "verified":
+    unverified = [i for i in report.ordered() if i.status != "verified"]
+    if unverified:
+        lines += ["", "not verified:"]
+    # A tenant-wide cause (credentials refused, host unreachable) is said once per tenant.
+    shared: dict[tuple[str, str, str], int] = {}
+    for i in unverified:
+        if i.error:
+            key = (i.tenant, i.status, i.error)
+            shared[key] = shared.get(key, 0) + 1
+    grouped = {key for key, n in shared.items() if n > GROUP_AT}
+    for tenant, status, error in sorted(grouped):
+        lines.append(f"  {status:<8} {tenant}: {shared[(tenant, status, error)]} items: {error}")
+    for i in unverified:
+        if (i.tenant, i.status, i.error or "") in grouped:
             continue
-        if not header:
-            lines += ["", "not verified:"]
-            header = True
         lines.append(
-            f"  {i.status:<8} {i.tenant}: {i.workflow_name} ({i.source}): {i.error or i.reason or ''}"
+            f"  {i.status:<8} {i.tenant}: {i.workflow_name or i.source}"
+            f"{f' ({i.source})' if i.workflow_name else ''}: {i.error or i.reason or ''}"
         )
     tenants, total, ok = _totals(report)
     verdict = "ok" if total > 0 and ok == total else "attention needed"
     lines.append(f"migrator verify: {verdict}: {ok} of {total} verified across {tenants} tenant(s)")
-    return redact_text("\n".join(lines))
+    # Names come from documents and tenants: no control character gets out.
+    return redact_text(human_lines(lines))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

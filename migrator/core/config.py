@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from migrator.core.errors import ConfigError
 
@@ -75,6 +75,12 @@ class Settings:
     # Where the content-hash cache and doctor profiles live; None: $XDG_CACHE_HOME/migrator
     # (~/.cache/migrator). A relative path is relative to the config file.
     cache_dir: str | None = None
+    # Whole-request deadline (send, headers and the full body): a server that dribbles a byte
+    # at a time never trips the per-read timeout.
+    request_timeout: float = 600.0
+    # The longest pause a server may impose (Retry-After, an exhausted RateLimit-Reset): longer
+    # requests are capped here and the call that asked gives up as retryable.
+    max_wait: float = 900.0
 
 
 _TENANT_KEYS = {
@@ -99,6 +105,8 @@ _SETTINGS_KEYS = {
     "backoff_cap": (float, 0.0, 3600.0),
     "max_document_bytes": (int, 1024, 1 << 34),
     "max_response_bytes": (int, 1024, 1 << 34),
+    "request_timeout": (float, 1.0, 86400.0),
+    "max_wait": (float, 0.0, 86400.0),
 }
 
 
@@ -131,6 +139,7 @@ def parse_settings(data: Mapping[str, Any], file: str, env: Mapping[str, str]) -
     if not isinstance(tenants_raw, dict) or not tenants_raw:
         raise ConfigError(file, "tenants", "at least one [tenants.NAME] table is required")
     tenants = {name: _parse_tenant(name, table, file, env) for name, table in tenants_raw.items()}
+    _refuse_duplicates(tenants, file)
     settings_raw = data.get("settings", {})
     if not isinstance(settings_raw, dict):
         raise ConfigError(file, "settings", "must be a table")
@@ -167,9 +176,7 @@ def _parse_tenant(name: str, table: Any, file: str, env: Mapping[str, str]) -> T
             )
     base_url = _string(table, "base_url", file, where, required=True)
     assert base_url is not None
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(file, f"{where}.base_url", "must be an http(s) URL with a host")
+    parts = _split_base_url(base_url, file, f"{where}.base_url")
     insecure_ok = table.get("allow_insecure_http", False)
     if not isinstance(insecure_ok, bool):
         raise ConfigError(file, f"{where}.allow_insecure_http", "must be true or false")
@@ -203,6 +210,57 @@ def _parse_tenant(name: str, table: Any, file: str, env: Mapping[str, str]) -> T
         entity_ids=entity_ids,
         substitutions=dict(subs_raw),
     )
+
+
+def _split_base_url(base_url: str, file: str, key: str) -> SplitResult:
+    """The parts of a base URL, or ConfigError saying in one line what is wrong with it."""
+    if any(not c.isprintable() or c.isspace() for c in base_url):
+        raise ConfigError(file, key, "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as exc:
+        raise ConfigError(file, key, f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(file, key, "must be an http(s) URL with a host")
+    if port == 0:
+        raise ConfigError(file, key, "port must be between 1 and 65535, got 0")
+    if "?" in base_url:
+        raise ConfigError(file, key, "must not have a query (?...): API paths are appended to it")
+    if "#" in base_url:
+        raise ConfigError(file, key, "must not have a fragment (#...)")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            file, key, "must not carry credentials (user@host): use client_id and client_secret"
+        )
+    return parts
+
+
+def tenant_identity(tenant: TenantConfig) -> tuple[str, int, str, str | None]:
+    """What makes two tenant tables the same tenant: host (loopback names, case and the default
+    port normalised), client id and entity ids. The path prefix does not count: one client id
+    belongs to one tenant whatever path reaches it."""
+    parts = urlsplit(tenant.base_url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if host in LOOPBACK_HOSTS or host.startswith("127."):
+        host = "loopback"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return host, port, tenant.client_id, tenant.entity_ids
+
+
+def _refuse_duplicates(tenants: Mapping[str, TenantConfig], file: str) -> None:
+    """Two tables for one tenant would send every workflow twice: refuse the second."""
+    seen: dict[tuple[str, int, str, str | None], str] = {}
+    for name, tenant in tenants.items():
+        identity = tenant_identity(tenant)
+        first = seen.setdefault(identity, name)
+        if first != name:
+            raise ConfigError(
+                file,
+                f"tenants.{name}",
+                f"same tenant as tenants.{first} (same host and client_id): every workflow "
+                "would be imported twice; remove one of the two tables",
+            )
 
 
 def _string(
@@ -248,7 +306,15 @@ def _secret(table: Mapping[str, Any], file: str, where: str, env: Mapping[str, s
         resolved = Path(file).parent / path
         try:
             mode = resolved.stat().st_mode
-            text = resolved.read_text("utf-8").strip()
+            if not stat.S_ISREG(mode):
+                raise ConfigError(
+                    file, f"{where}.{key}", f"secrets file {path} is not a regular file"
+                )
+            text = resolved.read_bytes().decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ConfigError(
+                file, f"{where}.{key}", f"secrets file {path} is not UTF-8 text"
+            ) from None
         except OSError as exc:
             raise ConfigError(
                 file, f"{where}.{key}", f"cannot read secrets file: {exc.strerror}"

@@ -75,6 +75,17 @@ class ZuoraError(MigratorError):
         super().__init__(prefix + message)
 
 
+class ProtocolError(ZuoraError):
+    """Raised when a 2xx answer is valid JSON but not the shape the API documents (`[]` or
+    `"x"` where an object is due, a listing without its `data` list).
+
+    Permanent: asking again gets the same answer (a keyed write is replayed as it was), so it is
+    not retried. A read fails for good (`status` is the 2xx, `in_doubt` False); a write is in
+    doubt, since the server may have acted on it, but must not be resent blindly with the same
+    key: look the workflow up in the target instead.
+    """
+
+
 class AuthError(ZuoraError):
     """Raised when a tenant's credentials are rejected at the token endpoint."""
 

@@ -62,8 +62,17 @@ class Pacer:
     (unconfigured and not yet learned) only tenant-wide pauses apply.
     """
 
-    def __init__(self, requests_per_minute: float | None = None, *, burst: int = 1) -> None:
+    def __init__(
+        self,
+        requests_per_minute: float | None = None,
+        *,
+        burst: int = 1,
+        max_pause: float = math.inf,
+    ) -> None:
         self.configured = requests_per_minute is not None
+        # The longest pause a server may impose (settings.max_wait): one answer asking for a
+        # day must not stall the tenant for a day.
+        self.max_pause = max_pause
         self.burst = max(1, burst)
         self.interval: float | None = 60.0 / requests_per_minute if requests_per_minute else None
         self._learned: float | None = None  # interval learned from the minute-ish window
@@ -93,15 +102,27 @@ class Pacer:
             self.paused_until = until
         self._tat = max(self._tat, until + self.tau)
 
-    def observe(self, headers: Mapping[str, str], now: float) -> None:
-        """Learn the budget from RateLimit-* headers (lower-case keys) unless one is configured."""
+    def pause(self, now: float, seconds: float) -> float:
+        """Pause the whole tenant for `seconds` from `now`, capped at `max_pause`; the pause applied."""
+        applied = max(0.0, min(seconds, self.max_pause))
+        self.penalize(now + applied)
+        return applied
+
+    def observe(self, headers: Mapping[str, str], now: float) -> float | None:
+        """Learn the budget from RateLimit-* headers (lower-case keys) unless one is configured.
+
+        Returns the pause the headers asked for (an exhausted window's reset, before the cap),
+        or None when they asked for none.
+        """
         remaining = _number(headers.get("ratelimit-remaining"))
         reset = _number(headers.get("ratelimit-reset"))
+        requested: float | None = None
         if remaining is not None and remaining <= 0 and reset is not None:
             # The window nearest exhaustion is empty: nothing goes out until it resets.
-            self.penalize(now + reset)
+            requested = reset
+            self.pause(now, reset)
         if self.configured:
-            return
+            return requested
         windows = parse_ratelimit_limit(headers.get("ratelimit-limit"))
         if windows:
             shortest = min(windows, key=lambda w: w.seconds)
@@ -113,6 +134,7 @@ class Pacer:
             interval = spread if interval is None else max(interval, spread)
         if interval is not None:
             self.interval = interval
+        return requested
 
 
 class AdaptiveLimit:

@@ -19,6 +19,11 @@ from migrator.core.versions import choose_version, is_valid_version, version_key
 KEY_REUSE_SECONDS = 23 * 3600
 
 
+# Why --retry-failed leaves an item alone: not done, not failed, so a plain run must still send it
+# (the run reports it as deferred, never as nothing to do).
+LEFT_BY_RETRY_FAILED = "not sent: --retry-failed sends only failed items; run without it to finish"
+
+
 class Action(StrEnum):
     CREATE = "create"  # POST /workflows/import: new definition with its first version
     NEW_VERSION = "new_version"  # POST /workflows/{id}/versions/import
@@ -460,7 +465,7 @@ def _plan_group(
                 PlannedItem(
                     doc=doc,
                     action=Action.SKIP,
-                    reason="not a failed item (--retry-failed)",
+                    reason=LEFT_BY_RETRY_FAILED,
                     prior=state,
                 )
             )

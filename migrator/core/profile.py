@@ -16,7 +16,14 @@ _CHOICES: dict[str, tuple[object, ...]] = {
     "import_response_id": ("definition", "version"),
     "name_filter": ("exact", "contains"),
     "idempotent_replay": ("replay", "409"),
+    "export_without_active": ("latest", "404"),
 }
+_BOOLEANS = (
+    "name_filter_case_sensitive",
+    "retry_after",
+    "rate_limit_headers",
+    "rewrite_file_refs",
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,8 @@ class TenantProfile:
     retry_after: bool | None = None  # 429 answers carry Retry-After
     rate_limit_headers: bool | None = None  # answers carry RateLimit-* headers
     requests_per_minute: int | None = None  # the budget the headers announce
+    rewrite_file_refs: bool | None = None  # import renames `Name__<taskId>` file references
+    export_without_active: str | None = None  # "latest" | "404": export without version=
     learned_at: str | None = None  # ISO-8601 UTC time of the doctor run
 
     def to_json(self) -> dict[str, Any]:
@@ -49,7 +58,7 @@ class TenantProfile:
                 continue
             if f.name in _CHOICES and value not in _CHOICES[f.name]:
                 raise ValueError(f"{f.name}: {value!r} is not one of {_CHOICES[f.name]}")
-            if f.name in ("name_filter_case_sensitive", "retry_after", "rate_limit_headers"):
+            if f.name in _BOOLEANS:
                 if not isinstance(value, bool):
                     raise ValueError(f"{f.name}: not a boolean")
             elif f.name == "requests_per_minute":
@@ -59,3 +68,15 @@ class TenantProfile:
                 raise ValueError(f"{f.name}: not a string")
             values[f.name] = value
         return cls(**values)
+
+
+def merged(newer: TenantProfile, older: TenantProfile | None) -> TenantProfile:
+    """`newer`, with what it did not learn (None) kept from `older`: a read-only doctor run
+    must not forget what an earlier `--write` run learned."""
+    if older is None:
+        return newer
+    values = {f.name: getattr(newer, f.name) for f in fields(TenantProfile)}
+    for name, value in values.items():
+        if value is None:
+            values[name] = getattr(older, name)
+    return TenantProfile(**values)

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from migrator.core.logs import redact_text
+from migrator.core.logs import printable, redact_text
 
 # imported: landed in this run · skipped: nothing to do (identical, done earlier, duplicate)
 # planned: dry run · blocked: could not be sent (why is in `error`) · failed: the tenant refused it
@@ -188,12 +188,13 @@ def counts_table(items: Iterable[ItemOutcome], statuses: Sequence[str]) -> list[
 
 def counts_rows(per: Mapping[str, Mapping[str, int]], statuses: Sequence[str]) -> list[str]:
     """The counts table from tenant → status → count."""
-    width = max([len("tenant"), *(len(t) for t in per)])
+    shown = {tenant: printable(tenant) for tenant in per}
+    width = max([len("tenant"), *(len(t) for t in shown.values())])
     header = "tenant".ljust(width) + "".join(f"  {s:>9}" for s in statuses)
     lines = [header, "-" * len(header)]
     for tenant in sorted(per):
         lines.append(
-            tenant.ljust(width) + "".join(f"  {per[tenant].get(s, 0):>9}" for s in statuses)
+            shown[tenant].ljust(width) + "".join(f"  {per[tenant].get(s, 0):>9}" for s in statuses)
         )
     return lines
 
@@ -241,20 +242,24 @@ def render_table(report: Report, *, detail: bool = True, width: int = 100) -> st
         )
     for notice in report.notices:
         lines.append(f"note: {notice}")
-    return redact_text("\n".join(lines))
+    return redact_text(human_lines(lines))
 
 
 def render_items(items: Iterable[ItemOutcome]) -> str:
     """Every item on its own line (for `migrator plan` and `--dry-run`)."""
     lines = []
     for item in ordered(items):
-        what = item.action or item.status
+        # "planned create", "imported new_version", but "skipped", never "skipped skipped".
+        what = f" {item.action}" if item.action and item.action != item.status else ""
         where = f" → definition {item.target_workflow_id}" if item.target_workflow_id else ""
         version = f" version {item.version}" if item.version else ""
-        why = f": {item.error or item.reason}" if (item.error or item.reason) else ""
-        lines.append(
-            f"{item.tenant}: {item.workflow_name}: {item.status} {what}{version}{where}{why}"
-        )
+        why_text = item.error or item.reason or ""
+        # A document that could not be read has no name: its file names it (once).
+        label = item.workflow_name or item.source
+        if not item.workflow_name and why_text.startswith(f"{item.source}: "):
+            why_text = why_text[len(item.source) + 2 :]
+        why = f": {why_text}" if why_text else ""
+        lines.append(f"{item.tenant}: {label}: {item.status}{what}{version}{where}{why}")
         for value in item.tenant_values or ():
             becomes = (
                 f"→ {value['substitute']!r}"
@@ -264,7 +269,7 @@ def render_items(items: Iterable[ItemOutcome]) -> str:
             lines.append(
                 f"    tenant-specific {value['kind']} {value['value']!r} at {value['path']} {becomes}"
             )
-    return redact_text("\n".join(lines))
+    return redact_text(human_lines(lines))
 
 
 def summary_line(report: Report) -> str:
@@ -277,6 +282,12 @@ def summary_line(report: Report) -> str:
         + ", ".join(parts)
         + f" across {len(report.per_tenant())} tenant(s)"
     )
+
+
+def human_lines(lines: Iterable[str]) -> str:
+    """Lines for a terminal or a mail: each one's control characters escaped (names come from
+    documents and tenants), then joined, so no name can recolour a terminal or forge a line."""
+    return "\n".join(printable(line) for line in lines)
 
 
 def _clip(text: str, limit: int) -> str:

@@ -19,6 +19,7 @@ class NetError(Enum):
     CONNECT = "connect error"  # never reached the server: always safe to resend
     CONNECT_TIMEOUT = "connect timeout"  # likewise never sent
     TIMEOUT = "read timeout"  # sent, answer lost (stall mid-body included)
+    DEADLINE = "no complete answer within request_timeout"  # sent, answer dribbling or lost
     RESET = "connection reset"  # sent, answer lost
     DISCONNECTED = "server disconnected"  # sent (stale keep-alive or crash), answer lost
     BAD_BODY = "malformed response body"  # 2xx whose body is not the JSON we need
@@ -31,6 +32,7 @@ class NetError(Enum):
 _ANSWER_LOST = frozenset(
     {
         NetError.TIMEOUT,
+        NetError.DEADLINE,
         NetError.RESET,
         NetError.DISCONNECTED,
         NetError.BAD_BODY,

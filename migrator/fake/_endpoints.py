@@ -9,18 +9,24 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web, web_protocol
 
+from migrator.fake._config import FakeConfig, FakeTenant
 from migrator.fake._document import timestamp
 from migrator.fake._errors import errors_list
+from migrator.fake._state import FakeState
 
-# The running server (`_server.RunningFake`), which imports this module: named loosely here so
-# the import runs one way (tests/test_layers.py forbids circles, type-checking ones too).
-RunningFake = Any
+
+class RunningFake(Protocol):
+    """What an endpoint needs of the running server (`_server.RunningFake` is one)."""
+
+    config: FakeConfig
+    tenants: dict[str, FakeTenant]
+    state: FakeState
 
 
 @dataclass
@@ -60,7 +66,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[["RunningFake", Call], Awaitable[Reply]]
+Handler = Callable[[RunningFake, Call], Awaitable[Reply]]
 
 
 def _int_param(value: str | None, name: str) -> int:

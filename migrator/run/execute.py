@@ -12,7 +12,7 @@ import anyio.abc
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import AuthError, InputError, ZuoraError, single_failure
 from migrator.core.logs import redact_text
-from migrator.core.plan import Action, NameGroup, PlannedItem
+from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem
 from migrator.core.remap import prepare_for_import
 from migrator.run.recovery import TenantRecovery
 from migrator.run.tenant import Done, GroupState, _on_target
@@ -90,6 +90,10 @@ class TenantExecution(TenantRecovery):
                 done.set()
 
     async def _run_item(self, name: str, state: GroupState, item: PlannedItem) -> None:
+        if item.action is Action.SKIP and item.reason == LEFT_BY_RETRY_FAILED:
+            # Not sent and not done: the run did not do what a plain run would, so it says so.
+            self._outcome(item, "deferred", error=item.reason)
+            return
         if item.action is Action.SKIP:
             reason = item.reason
             if _on_target(item) and item.version and not self.options.dry_run:

@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -62,6 +62,18 @@ def select_tenants(settings: Settings, options: MigrateOptions) -> list[TenantCo
     return chosen
 
 
+def check_source_paths(paths: Sequence[str]) -> None:
+    """Refuse a source path that does not exist before any tenant is contacted: a typo in a
+    path is a usage mistake, not one failed item per tenant."""
+    for path in paths:
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise MigratorError(f"{path}: no such file or directory") from None
+        except OSError:
+            pass  # unreadable: reading it reports the reason as one failed item
+
+
 def shard_of(tenant: str, count: int) -> int:
     """Deterministic 1-based shard of a tenant: the same on every host, whatever the order."""
     return int(hashlib.sha256(tenant.encode()).hexdigest(), 16) % count + 1
@@ -86,15 +98,27 @@ async def migrate(
     progress: Progress | None = None,
     stopping: anyio.Event | None = None,
     journal_factory: Callable[..., Any] | None = None,
+    aborting: anyio.Event | None = None,
 ) -> Report:
     """Run a migration (or a dry run) and return what happened, item by item.
 
     The report's items are read from the run's workspace (a temporary file, removed when the
     report is garbage-collected or `report.items.workspace.close()` is called).
+
+    `stopping` set: take no new work, finish what is in flight. `aborting` set (a second Ctrl-C):
+    cancel what is in flight too; every item not decided yet is deferred, and the report is
+    still returned (the journal resolves an unanswered import on the next run).
     """
     progress = progress or Progress()
     stopping = stopping or anyio.Event()
     tenants = select_tenants(settings, options)
+    if not options.from_tenant:
+        check_source_paths(options.sources)
+    if options.from_tenant and not tenants and options.shard is None:
+        raise MigratorError(
+            f"--from-tenant {options.from_tenant}: it is also the only target tenant, so there is "
+            "nothing to migrate to (name the targets with --tenant)"
+        )
     notices: list[str] = []
     session = open_session(settings)
     async with AsyncExitStack() as stack:
@@ -104,10 +128,21 @@ async def migrate(
                 raise MigratorError(
                     f"{settings.file}: unknown source tenant {options.from_tenant!r}"
                 )
-            source_client = ZuoraClient(settings.tenants[options.from_tenant], session, settings)
+            source_client = ZuoraClient(
+                settings.tenants[options.from_tenant], session, settings, stopping=stopping
+            )
             store = await read_live_sources(source_client, settings)
         else:
             store = await anyio.to_thread.run_sync(read_sources, list(options.sources), settings)
+        if store.count() == 0 and not store.errors:
+            store.close()
+            where = (
+                f"source tenant {options.from_tenant} has no workflows"
+                if options.from_tenant
+                else f"{', '.join(options.sources) or 'no SOURCE given'}: no workflow documents "
+                "(*.json, *.json.gz) found"
+            )
+            raise MigratorError(f"{where}; nothing to migrate")
         try:
             return await _migrate(
                 settings,
@@ -120,6 +155,7 @@ async def migrate(
                 stopping,
                 notices,
                 journal_factory,
+                aborting or anyio.Event(),
             )
         except BaseException:
             store.close()
@@ -138,6 +174,7 @@ async def _migrate(
     stopping: anyio.Event,
     notices: list[str],
     journal_factory: Callable[..., Any] | None,
+    aborting: anyio.Event,
 ) -> Report:
     # A plan file that cannot be read stops the run before the journal records it.
     saved = load_plan_file(options.plan_file) if options.plan_file else None
@@ -193,7 +230,7 @@ async def _migrate(
         log.error("tenant failed", tenant=run.tenant.name, error=str(exc))
 
     async def plan_one(tenant: TenantConfig) -> None:
-        client = ZuoraClient(tenant, session, settings)
+        client = ZuoraClient(tenant, session, settings, stopping=stopping)
         progress.clients[tenant.name] = client
         run = TenantRun(
             tenant,
@@ -221,45 +258,61 @@ async def _migrate(
         except (ZuoraError, InputError) as exc:
             tenant_failed(run, exc)
 
-    # Phase 1: every tenant's plan, so that every blocking problem is known before anything
-    # is written; with --strict, one problem anywhere means nothing is written anywhere.
-    with single_failure():
-        async with anyio.create_task_group() as tg:
-            for tenant in tenants:
-                tg.start_soon(plan_one, tenant)
-    problems = [p for run in runs.values() if run.planned for p in run.problems]
-    hold = options.strict and bool(problems) and not options.dry_run
-    if hold:
-        notices.append(
-            f"--strict: nothing was written because of {len(problems)} blocking problem(s): "
-            + "; ".join(problems)
-        )
-    for run in runs.values():
-        if run.planned and run.problems and options.dry_run:
-            notices.extend(run.problems)
-    if not hold and not options.dry_run:
-        # What each tenant is about to send, so that `migrator status` can count what a
-        # killed run never reached as pending.
-        # A record per thousand items keeps every journal line small.
-        for name, run in sorted(runs.items()):
-            if run.planned and not run.failed:
-                keys = store.planned_keys(name, (Action.CREATE.value, Action.NEW_VERSION.value))
-                chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
-                while True:  # at least one record, even an empty one
-                    await journal.append("planned", tenant=name, items=chunk)
+    async def work() -> None:
+        # Phase 1: every tenant's plan, so that every blocking problem is known before anything
+        # is written; with --strict, one problem anywhere means nothing is written anywhere.
+        with single_failure():
+            async with anyio.create_task_group() as tg:
+                for tenant in tenants:
+                    tg.start_soon(plan_one, tenant)
+        problems = [p for run in runs.values() if run.planned for p in run.problems]
+        hold = options.strict and bool(problems) and not options.dry_run
+        if hold:
+            notices.append(
+                f"--strict: nothing was written because of {len(problems)} blocking problem(s): "
+                + "; ".join(problems)
+            )
+        for run in runs.values():
+            if run.planned and run.problems and options.dry_run:
+                notices.extend(run.problems)
+        if not hold and not options.dry_run:
+            # What each tenant is about to send, so that `migrator status` can count what a
+            # killed run never reached as pending.
+            # A record per thousand items keeps every journal line small.
+            for name, run in sorted(runs.items()):
+                if run.planned and not run.failed:
+                    keys = store.planned_keys(name, (Action.CREATE.value, Action.NEW_VERSION.value))
                     chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
-                    if not chunk:
-                        break
-    # Phase 2: execute (a dry run only records what it would do).
-    with single_failure():
-        async with anyio.create_task_group() as tg:
-            for run in runs.values():
-                if run.failed:
-                    continue
-                if hold:
-                    run.hold("not sent: --strict and the plan has blocking problems")
-                    continue
-                tg.start_soon(execute_one, run)
+                    while True:  # at least one record, even an empty one
+                        await journal.append("planned", tenant=name, items=chunk)
+                        chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
+                        if not chunk:
+                            break
+        # Phase 2: execute (a dry run only records what it would do).
+        with single_failure():
+            async with anyio.create_task_group() as tg:
+                for run in runs.values():
+                    if run.failed:
+                        continue
+                    if hold:
+                        run.hold("not sent: --strict and the plan has blocking problems")
+                        continue
+                    tg.start_soon(execute_one, run)
+
+    cut_short = await _unless_aborted(aborting, work)
+    if cut_short:
+        # Stopped at once: what was not decided is left for the next run, and said so.
+        for tenant in tenants:
+            for doc in store.undecided(tenant.name):
+                store.add_outcome(
+                    ItemOutcome(
+                        tenant=tenant.name,
+                        source=doc.source,
+                        workflow_name=doc.name,
+                        status="deferred",
+                        error="not finished: the run was stopped at once; running again resumes",
+                    )
+                )
     plans = PlanRecords(
         {name: run for name, run in sorted(runs.items()) if run.planned and not run.failed}
     )
@@ -269,14 +322,29 @@ async def _migrate(
     report = Report(
         items=OutcomeLog(store),
         notices=tuple(notices),
-        interrupted=stopping.is_set(),
+        interrupted=stopping.is_set() or cut_short,
         plans=plans,
     )
-    journal.finish(counts=report.summary(), interrupted=stopping.is_set())
+    journal.finish(counts=report.summary(), interrupted=report.interrupted)
     return report
 
 
 PLANNED_PER_RECORD = 1000
+
+
+async def _unless_aborted(aborting: anyio.Event, fn: Callable[[], Awaitable[None]]) -> bool:
+    """Run `fn`, cancelled at once when `aborting` is set; True when it was cut short."""
+    with anyio.CancelScope() as scope, single_failure():
+        async with anyio.create_task_group() as watcher:
+
+            async def cancel_on_abort() -> None:
+                await aborting.wait()
+                scope.cancel()
+
+            watcher.start_soon(cancel_on_abort)
+            await fn()
+            watcher.cancel_scope.cancel()
+    return scope.cancel_called
 
 
 async def _close_session(session: Any) -> None:

@@ -36,7 +36,8 @@ class TenantProgress:
     done: int = 0
     imported: int = 0
     skipped: int = 0
-    failed: int = 0
+    failed: int = 0  # the tenant refused it
+    left: int = 0  # deferred or blocked: for another run, never counted as failed
     started: float = field(default_factory=time.monotonic)
     phase: str = "starting"
 

@@ -17,6 +17,8 @@ from typing import Any, TextIO
 import anyio
 import structlog
 
+from migrator.core.logs import printable
+
 log = structlog.get_logger("migrator.progress")
 
 
@@ -42,8 +44,9 @@ def progress_lines(progress: Any, now: float) -> list[str]:
         retries = getattr(stats, "retries", 0)
         throttled = getattr(stats, "throttled", 0)
         lines.append(
-            f"{name:<16} {tp.phase:<14} {tp.done:>6}/{tp.total:<6} imported {tp.imported:<5} "
-            f"skipped {tp.skipped:<5} failed {tp.failed:<4} {rate:6.1f}/s retries {retries:<4} "
+            f"{printable(name):<16} {printable(str(tp.phase)):<14} {tp.done:>6}/{tp.total:<6} "
+            f"imported {tp.imported:<5} skipped {tp.skipped:<5} failed {tp.failed:<4} "
+            f"left {getattr(tp, 'left', 0):<4} {rate:6.1f}/s retries {retries:<4} "
             f"429s {throttled:<4} eta {format_eta(eta if left else 0)}"
         )
     return lines

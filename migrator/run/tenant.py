@@ -15,7 +15,13 @@ import anyio
 import anyio.lowlevel
 
 from migrator.core.config import Settings, TenantConfig
-from migrator.core.plan import Action, PlannedItem, SourceIndex, TargetDefinition
+from migrator.core.plan import (
+    LEFT_BY_RETRY_FAILED,
+    Action,
+    PlannedItem,
+    SourceIndex,
+    TargetDefinition,
+)
 from migrator.core.remap import apply_substitutions
 from migrator.core.report import ItemOutcome
 from migrator.run.options import MigrateOptions, TenantProgress
@@ -145,6 +151,8 @@ class TenantState:
                 self._outcome(item, "blocked", error=reason)
             elif item.action is Action.BLOCKED:
                 self._outcome(item, "blocked", error=item.reason)
+            elif item.reason == LEFT_BY_RETRY_FAILED:
+                self._outcome(item, "deferred", error=item.reason)
             else:
                 self._outcome(item, "skipped", reason=item.reason)
 
@@ -193,8 +201,10 @@ class TenantState:
             self.progress.imported += 1
         elif status == "skipped":
             self.progress.skipped += 1
-        elif status in ("failed", "blocked", "deferred"):
+        elif status == "failed":
             self.progress.failed += 1
+        elif status in ("blocked", "deferred"):
+            self.progress.left += 1
 
     def _definition_id(self, name: str) -> int | None:
         """The tenant's definition of `name`: imported by this run, or the one it had."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import socket
 import time
@@ -186,13 +187,55 @@ def acquire(
                 f"another migrator (pid {held.pid}) is using this journal "
                 f"{os.fspath(journal_path)}; wait for it to finish or stop it"
             )
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        if not _remove_stale(path, raw):
+            continue  # someone else replaced it first: judge the new holder afresh
         notice = (
             f"removed a stale lock {path} left by pid {held.pid} "
             f"(no longer running; taken at {_iso(held.started)})"
         )
     raise JournalError(f"cannot take the lock {path}: other processes keep taking it")
+
+
+def _remove_stale(path: Path, judged: bytes) -> bool:
+    """Remove the lock file only if it is still the very file whose bytes were judged stale.
+
+    Read-judge-unlink is not atomic: two processes that both judged the dead holder's lock
+    stale would each unlink, the slower one unlinking the faster one's fresh lock. So the
+    takeover holds an exclusive flock on the stale file while it checks that `path` still
+    names that same inode with the same bytes; a second process waiting on the flock then sees
+    a different inode (the new lock) and goes back to judge the new holder. The inode cannot be
+    reused meanwhile: the waiter's open descriptor keeps it alive.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise JournalError(f"cannot open the stale lock file {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        if (current.st_dev, current.st_ino) != (mine.st_dev, mine.st_ino):
+            return False
+        content = b""
+        while len(content) < len(judged) + 1:
+            piece = os.read(fd, len(judged) + 1 - len(content))
+            if not piece:
+                break
+            content += piece
+        if content != judged:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return True
+    except OSError as exc:
+        raise JournalError(f"cannot replace the stale lock file {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def current_holder(journal_path: str | os.PathLike[str]) -> LockInfo | None:

@@ -6,6 +6,7 @@ an InputError naming the file, so one bad file never stops the others.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import heapq
 import os
@@ -20,6 +21,7 @@ import orjson
 
 from migrator.core.document import DEFAULT_MAX_BYTES, ExportDocument, parse_document
 from migrator.core.errors import InputError
+from migrator.core.logs import printable
 
 MANIFEST_NAME = "manifest.json"
 SNAPSHOT_FORMAT = "migrator-snapshot/1"
@@ -66,7 +68,9 @@ def discover(paths: Sequence[str]) -> Iterator[SourceItem]:
     sorted order per directory, snapshots (directories with a manifest) as their listed files.
 
     A path that does not exist is still yielded; reading it raises the InputError, so the run
-    reports it as one failed item and carries on.
+    reports it as one failed item and carries on (`migrate`, `plan` and `verify` refuse a
+    missing SOURCE before this, with run.migrate.check_source_paths: this covers one that
+    vanishes meanwhile).
     """
     for path in paths:
         try:
@@ -240,7 +244,7 @@ def read_manifest(directory: str) -> tuple[dict[str, Any], list[ManifestEntry]]:
     """The snapshot manifest's header fields and file entries; InputError when it is unusable."""
     manifest = os.path.join(directory, MANIFEST_NAME)
     try:
-        with open(manifest, "rb") as f:
+        with os.fdopen(open_regular(manifest), "rb") as f:
             raw = f.read(DEFAULT_MAX_BYTES + 1)
     except FileNotFoundError:
         raise InputError(manifest, "$", "snapshot manifest is missing") from None
@@ -306,7 +310,7 @@ def snapshot_items(directory: str) -> Iterator[SourceItem]:
 def file_sha256(path: str) -> str:
     """Hex sha256 of a file's bytes as stored (compressed bytes for `.json.gz`)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular(path), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -364,12 +368,67 @@ def _snapshot_files(directory: str) -> Iterator[str]:
 # Reading
 
 
+class NotRegularFile(OSError):
+    """Raised when a path names a FIFO, device, socket or directory where a file must be read."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(errno.EINVAL, f"is a {kind}, not a regular file")
+        self.kind = kind
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
+def open_regular(path: str) -> int:
+    """A read-only descriptor on `path`, which must be a regular file (NotRegularFile if not).
+
+    Opened non-blocking, so a FIFO (a `*.json` pipe nobody writes to) cannot hang the open; a
+    regular file ignores the flag. A socket cannot be opened at all (ENXIO): said as a socket.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise NotRegularFile("socket") from None
+        raise
+    try:
+        kind = _kind(os.fstat(fd).st_mode)
+    except OSError:
+        os.close(fd)
+        raise
+    if kind is not None:
+        os.close(fd)
+        raise NotRegularFile(kind)
+    return fd
+
+
+def undecodable(path: str) -> bool:
+    """True when a path holds bytes that are not UTF-8 (kept as lone surrogates by the OS layer)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _read_capped(path: str, limit: int, source: str) -> bytes:
     """The file's bytes, at most `limit + 1` of them (one more than allowed shows it is too big)."""
     # os.open/os.read rather than open(): no buffered file object to build and tear down, which
     # is a third of the cost of reading a small document.
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular(path)
         try:
             # Ask for the file's size (plus one byte to see growth), not the limit: reading
             # into a limit-sized buffer costs a 32 MiB allocation per small file.
@@ -391,6 +450,10 @@ def _read_capped(path: str, limit: int, source: str) -> bytes:
         raise InputError(source, "$", "no such file or directory") from None
     except IsADirectoryError:
         raise InputError(source, "$", "is a directory, not a file") from None
+    except NotRegularFile as exc:
+        if exc.kind == "directory":
+            raise InputError(source, "$", "is a directory, not a file") from None
+        raise InputError(source, "$", f"{exc.strerror}; only regular files are read") from None
     except OSError as exc:
         raise InputError(source, "$", f"cannot read: {exc.strerror}") from None
     return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -438,6 +501,12 @@ def gunzip(data: bytes, source: str, *, max_bytes: int) -> bytes:
 def read_document(item: SourceItem, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ExportDocument:
     """Read, (check,) decompress and parse one item; InputError naming it on any problem."""
     source = item.source
+    if undecodable(source):
+        # The name cannot be written to the journal, the workspace or a report as it is: the
+        # item fails under its name with the undecodable bytes shown as escapes.
+        raise InputError(
+            printable(source), "$", "file name is not valid UTF-8; rename the file to read it"
+        )
     path = item.path if item.member is None else _member_path(item.path, item.member)
     name = path.lower()
     gz = name.endswith(".gz")

@@ -84,7 +84,13 @@ class TokenCache:
         self._margin = margin
         self._track_id = track_id
         self._sleep = sleep
-        self._policy = Policy(settings.max_attempts, settings.backoff_base, settings.backoff_cap)
+        self._policy = Policy(
+            settings.max_attempts, settings.backoff_base, settings.backoff_cap, settings.max_wait
+        )
+        self._request_timeout = settings.request_timeout
+        # Whatever this tenant's token endpoint echoes of the form, in whatever encoding, is
+        # redacted from every log line and message from here on.
+        logs.register_credentials(tenant.client_id, tenant.client_secret.reveal())
         self._token: _Token | None = None
         self._retired: list[str] = []  # recent tokens, still scrubbed from server-echoed text
         self._lock = asyncio.Lock()
@@ -160,22 +166,30 @@ class TokenCache:
             resp_headers: dict[str, str] = {}
             raw = b""
             self.fetches += 1
+            deadline = asyncio.timeout(self._request_timeout)
             try:
-                async with self._session.post(
-                    url, data=form, headers=headers, allow_redirects=False
-                ) as resp:
+                # The same whole-request deadline as every API call (a dribbling token endpoint).
+                async with (
+                    deadline,
+                    self._session.post(
+                        url, data=form, headers=headers, allow_redirects=False
+                    ) as resp,
+                ):
                     status = resp.status
                     resp_headers = {k.lower(): v for k, v in resp.headers.items()}
-                    raw = await resp.content.read(_MAX_TOKEN_BODY + 1)
+                    raw = await _read_some(resp, _MAX_TOKEN_BODY + 1)
             except Exception as exc:
-                error = classify(exc)
+                error = NetError.DEADLINE if deadline.expired() else classify(exc)
                 if error is None:
                     raise
+                status, raw = None, b""  # whatever status came first, the answer is incomplete
             if status is not None and 200 <= status < 300:
                 return self._parse(raw)
             if status is not None and (300 <= status < 400 or status in (400, 401, 403)):
                 # Rejected credentials (or a misrouted URL): fail fast, no retry storm.
-                detail = _short_reason(raw, resp_headers.get("location") if status < 400 else None)
+                detail = _short_reason(
+                    raw, resp_headers.get("location") if status < 400 else None, self._scrub
+                )
                 message = f"POST {TOKEN_PATH}: credentials rejected ({status}{': ' + detail if detail else ''})"
                 if 300 <= status < 400:
                     message = f"POST {TOKEN_PATH}: unexpected redirect ({status} {detail})"
@@ -186,7 +200,8 @@ class TokenCache:
                 attempt, outcome, now=time.time(), policy=self._policy, rand=self._rand
             )
             if decision.retry_after is not None:
-                pacer.penalize(self._clock() + decision.retry_after)
+                # Capped like every server-requested pause (settings.max_wait).
+                pacer.penalize(self._clock() + min(decision.retry_after, self._policy.max_wait))
             _log.info(
                 "token attempt",
                 tenant=tenant,
@@ -198,7 +213,7 @@ class TokenCache:
             )
             if decision.action is not Action.RETRY:
                 what = str(status) if status is not None else (error.value if error else "failed")
-                detail = _short_reason(raw, None) if status is not None else ""
+                detail = _short_reason(raw, None, self._scrub) if status is not None else ""
                 suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
                 message = self._scrub(
                     f"POST {TOKEN_PATH}: token request failed: {what}{' ' + detail if detail else ''}{suffix}"
@@ -233,10 +248,23 @@ class TokenCache:
     def _scrub(self, text: str) -> str:
         for secret in self.known_secrets():
             text = text.replace(secret, "***")
-        return text
+        return logs.redact_text(text)  # every other form of them (URL-encoded, base64, ...)
 
 
-def _short_reason(raw: bytes, location: str | None) -> str:
+async def _read_some(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Up to `limit` bytes of the body (a single read() may return only what has arrived)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _short_reason(raw: bytes, location: str | None, scrub: Callable[[str], str]) -> str:
     if location:
-        return f"to {location[:200]}"
-    return error_detail(raw)
+        return f"to {scrub(location)[:200]}"
+    return error_detail(raw, scrub)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import math
 import random
 import re
 import secrets
@@ -24,7 +25,8 @@ import orjson
 import structlog
 
 from migrator.core.config import Settings, TenantConfig
-from migrator.core.errors import ZuoraError
+from migrator.core.errors import ProtocolError, ZuoraError
+from migrator.core.logs import redact_text
 from migrator.core.pacing import AdaptiveLimit, Pacer
 from migrator.core.retry import Action, Decision, NetError, Outcome, Policy, decide
 from migrator.zuora.auth import TokenCache
@@ -81,6 +83,17 @@ class AttemptInfo:
     action: str  # "done" | "retry" | "refresh" | "give_up"
     delay: float
     track_id: str
+
+
+def _object_shape(body: Any) -> str | None:
+    return None if isinstance(body, dict) else "response is not a JSON object"
+
+
+def _list_shape(body: Any) -> str | None:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        return "response has no list of objects under 'data'"
+    return None
 
 
 def valid_track_id(value: str) -> bool:
@@ -194,7 +207,10 @@ class ZuoraClient:
         on_attempt: Callable[[AttemptInfo], None] | None = None,
         run_id: str | None = None,
         auth: TokenCache | None = None,
+        stopping: anyio.Event | None = None,
     ) -> None:
+        """`stopping` is the run's first-Ctrl-C event: once set, no call waits any longer on a
+        pause or a backoff (it fails as retryable, keeping its in-doubt flag)."""
         self.tenant = tenant
         self._session = session
         self._settings = settings
@@ -208,8 +224,12 @@ class ZuoraClient:
         if not valid_track_id(self._track_prefix):
             raise ValueError("run id must be printable ASCII without : ; \" '")
         self._counter = itertools.count(1)
-        self._policy = Policy(settings.max_attempts, settings.backoff_base, settings.backoff_cap)
-        self.pacer = Pacer(tenant.requests_per_minute)
+        self._policy = Policy(
+            settings.max_attempts, settings.backoff_base, settings.backoff_cap, settings.max_wait
+        )
+        self.pacer = Pacer(tenant.requests_per_minute, max_pause=settings.max_wait)
+        self._stopping = stopping
+        self._capped_until = -math.inf  # the capped pause already reported in the log
         self.limiter = _Limiter(AdaptiveLimit(tenant.max_concurrency))
         self._connections = session_limiter(session)
         self.auth = auth or TokenCache(
@@ -254,7 +274,7 @@ class ZuoraClient:
             params = {"page": str(page), "page_length": str(PAGE_LENGTH)}
             if name is not None:
                 params["name"] = name
-            body = await self._call("GET", "/workflows", params=params)
+            body = await self._call("GET", "/workflows", params=params, shape=_list_shape)
             data = self._list_field(body, "GET", "/workflows")
             fresh = [e for e in data if _listing_key(e) not in seen_ids]
             if data and not fresh:
@@ -273,18 +293,19 @@ class ZuoraClient:
 
     async def get_workflow(self, definition_id: int) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}"
-        return self._object(await self._call("GET", path), "GET", path)
+        return self._object(await self._call("GET", path, shape=_object_shape), "GET", path)
 
     async def list_versions(self, definition_id: int) -> list[dict[str, Any]]:
         path = f"/workflows/{int(definition_id)}/versions"
-        return self._list_field(await self._call("GET", path), "GET", path)
+        return self._list_field(await self._call("GET", path, shape=_list_shape), "GET", path)
 
     async def export_workflow(
         self, definition_id: int, version: str | None = None
     ) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}/export"
         params = {"version": version} if version is not None else None
-        return self._object(await self._call("GET", path, params=params), "GET", path)
+        body = await self._call("GET", path, params=params, shape=_object_shape)
+        return self._object(body, "GET", path)
 
     async def import_workflow(
         self,
@@ -299,7 +320,12 @@ class ZuoraClient:
         if version is not None:
             params["version"] = version
         body = await self._call(
-            "POST", path, params=params, json=payload, idempotency_key=idempotency_key
+            "POST",
+            path,
+            params=params,
+            json=payload,
+            idempotency_key=idempotency_key,
+            shape=_object_shape,
         )
         return self._object(body, "POST", path, in_doubt=True)
 
@@ -315,7 +341,12 @@ class ZuoraClient:
         path = f"/workflows/{int(definition_id)}/versions/import"
         params = {"version": version, "activate": "true" if activate else "false"}
         body = await self._call(
-            "POST", path, params=params, json=payload, idempotency_key=idempotency_key
+            "POST",
+            path,
+            params=params,
+            json=payload,
+            idempotency_key=idempotency_key,
+            shape=_object_shape,
         )
         return self._object(body, "POST", path, in_doubt=True)
 
@@ -323,7 +354,9 @@ class ZuoraClient:
         self, definition_id: int, fields: Mapping[str, Any], *, idempotency_key: str
     ) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}"
-        body = await self._call("PATCH", path, json=dict(fields), idempotency_key=idempotency_key)
+        body = await self._call(
+            "PATCH", path, json=dict(fields), idempotency_key=idempotency_key, shape=_object_shape
+        )
         return self._object(body, "PATCH", path, in_doubt=True)
 
     # ---- shapes ---------------------------------------------------------------------------
@@ -341,6 +374,20 @@ class ZuoraClient:
             raise self._error(method, path, "response has no list of objects under 'data'")
         return data
 
+    def _protocol_error(
+        self, method: str, path: str, status: int | None, problem: str, is_write: bool
+    ) -> ProtocolError:
+        # Asking again gets the same answer (a keyed write is replayed): never retried here. A
+        # write may have landed, so it stays in doubt; a read fails for good.
+        self.stats.errors += 1
+        what = f"{status} answer, but {problem}" if status is not None else problem
+        return ProtocolError(
+            self._scrub(f"{method} {path}: {what} (a protocol error: not retried)"),
+            tenant=self.tenant.name,
+            status=status,
+            in_doubt=is_write,
+        )
+
     def _error(self, method: str, path: str, text: str, **kwargs: Any) -> ZuoraError:
         self.stats.errors += 1
         return ZuoraError(
@@ -350,7 +397,7 @@ class ZuoraClient:
     def _scrub(self, text: str) -> str:
         for secret in self.auth.known_secrets():
             text = text.replace(secret, "***")
-        return text
+        return redact_text(text)  # every other form of them (URL-encoded, base64, ...)
 
     def _next_track_id(self) -> str:
         return f"{self._track_prefix}-{next(self._counter)}"
@@ -365,7 +412,9 @@ class ZuoraClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        shape: Callable[[Any], str | None] | None = None,
     ) -> Any:
+        """Every attempt of one call; `shape` says what is wrong with a 2xx body (None if fine)."""
         is_write = method in ("POST", "PATCH")
         if idempotency_key is not None:
             try:
@@ -417,7 +466,7 @@ class ZuoraClient:
             # never hold a connection slot another tenant could use.
             await self.limiter.acquire()
             try:
-                await self._pace()
+                await self._pace(method, path, in_doubt)
                 await self._connections.acquire()
                 try:
                     self.stats.requests += 1
@@ -447,6 +496,9 @@ class ZuoraClient:
             self._learn(reply, decision, epoch)
             self._report(method, path, attempt, reply, outcome, decision, track_id)
             if decision.action is Action.DONE:
+                problem = shape(parsed) if shape is not None else None
+                if problem is not None:
+                    raise self._protocol_error(method, path, reply.status, problem, is_write)
                 return parsed
             if decision.action is Action.REFRESH:
                 refreshed = True
@@ -455,16 +507,48 @@ class ZuoraClient:
                 continue
             if decision.action is Action.RETRY:
                 self.stats.retries += 1
-                await self._sleep(decision.delay)
+                if not await self._wait(decision.delay):
+                    raise self._stopped(method, path, decision.delay, in_doubt)
                 continue
             raise self._failure(method, path, reply, outcome, decision, attempt)
 
-    async def _pace(self) -> None:
+    async def _pace(self, method: str, path: str, in_doubt: bool) -> None:
         delay = self.pacer.reserve(self._clock())
         while delay > 0:
-            await self._sleep(delay)
+            if not await self._wait(delay):
+                raise self._stopped(method, path, delay, in_doubt)
             # A 429 elsewhere may have paused the tenant while we slept on our slot.
             delay = self.pacer.wait_for_pause(self._clock())
+
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep `seconds`; False at once when the run is stopping (first Ctrl-C) meanwhile."""
+        stopping = self._stopping
+        if stopping is None:
+            await self._sleep(seconds)
+            return True
+        if stopping.is_set():
+            return False
+        slept = False
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await stopping.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            await self._sleep(seconds)
+            slept = True
+            tg.cancel_scope.cancel()
+        return slept
+
+    def _stopped(self, method: str, path: str, delay: float, in_doubt: bool) -> ZuoraError:
+        return self._error(
+            method,
+            path,
+            f"stopped (the run is stopping) while waiting {delay:.0f} s to send",
+            in_doubt=in_doubt,
+            retryable=True,
+        )
 
     async def _send(
         self,
@@ -475,10 +559,16 @@ class ZuoraClient:
         body: bytes | None,
     ) -> _Reply:
         reply = _Reply()
+        # A whole-request deadline: read_timeout is per socket read, so a server dribbling a
+        # byte at a time would otherwise hold the call (and its slots) for ever.
+        deadline = asyncio.timeout(self._settings.request_timeout)
         try:
-            async with self._session.request(
-                method, url, params=params, headers=headers, data=body, allow_redirects=False
-            ) as resp:
+            async with (
+                deadline,
+                self._session.request(
+                    method, url, params=params, headers=headers, data=body, allow_redirects=False
+                ) as resp,
+            ):
                 reply.status = resp.status
                 reply.headers = {k.lower(): v for k, v in resp.headers.items()}
                 if 300 <= resp.status < 400:
@@ -487,6 +577,9 @@ class ZuoraClient:
                 reply.raw = await read_capped(resp, self._settings.max_response_bytes)
         except BodyTooLarge:
             reply.too_large = True
+        except TimeoutError as exc:
+            # Sent (or maybe sent) and no complete answer: a lost answer, in doubt for a write.
+            reply.error = NetError.DEADLINE if deadline.expired() else classify(exc)
         except Exception as exc:
             kind = classify(exc)
             if kind is None:
@@ -519,8 +612,9 @@ class ZuoraClient:
 
     def _learn(self, reply: _Reply, decision: Decision, epoch: int) -> None:
         now = self._clock()
+        requested: float | None = None
         if reply.headers:
-            self.pacer.observe(reply.headers, now)
+            requested = self.pacer.observe(reply.headers, now)
         if reply.status == 429:
             self.stats.throttled += 1
             self.limiter.adaptive.on_throttle(epoch)
@@ -528,7 +622,16 @@ class ZuoraClient:
             self.limiter.adaptive.on_success()
         if reply.status in (429, 503) and decision.retry_after is not None:
             # The whole tenant waits, not just this request.
-            self.pacer.penalize(now + decision.retry_after)
+            self.pacer.pause(now, decision.retry_after)
+            requested = max(requested or 0.0, decision.retry_after)
+        if requested is not None and requested > self.pacer.max_pause and now >= self._capped_until:
+            self._capped_until = self.pacer.paused_until
+            self._log.warning(
+                f"server asked to pause tenant {self.tenant.name} for {requested:.0f} s; "
+                f"pausing {self.pacer.max_pause:.0f} s (settings.max_wait) instead",
+                requested=round(requested, 3),
+                max_wait=self.pacer.max_pause,
+            )
 
     def _report(
         self,
@@ -586,7 +689,7 @@ class ZuoraClient:
     ) -> ZuoraError:
         doubt = decision.in_doubt
         if reply.location is not None:
-            where = reply.location[:200] or "(no Location)"
+            where = self._scrub(reply.location)[:200] or "(no Location)"
             return self._error(
                 method,
                 path,
@@ -610,7 +713,7 @@ class ZuoraClient:
                 method, path, f"{outcome.error.value}{suffix}", in_doubt=doubt, retryable=True
             )
         status = outcome.status
-        detail = error_detail(reply.raw)
+        detail = error_detail(reply.raw, self._scrub)
         text = f"{status} {detail}".rstrip() + suffix
         retryable = status in (409, 429, 500, 502, 503, 504)
         error = self._error(method, path, text, status=status, in_doubt=doubt, retryable=retryable)

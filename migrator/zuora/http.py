@@ -8,12 +8,14 @@ from __future__ import annotations
 import gzip
 import html
 import re
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import orjson
 
 from migrator.core.config import Settings
+from migrator.core.logs import redact_text
 from migrator.core.retry import NetError
 
 GZIP_THRESHOLD = 4096  # bytes of JSON above which request bodies are gzipped
@@ -112,20 +114,23 @@ def parse_json(raw: bytes) -> Any:
     return orjson.loads(raw)
 
 
-def error_detail(raw: bytes) -> str:
-    """A one-line reason from an error body: errors → Errors → reasons → message/error → text."""
+def error_detail(raw: bytes, scrub: Callable[[str], str] = redact_text) -> str:
+    """A one-line reason from an error body: errors → Errors → reasons → message/error → text.
+
+    `scrub` redacts secrets; it runs before the text is cut to MAX_DETAIL characters.
+    """
     if not raw.strip():
         return ""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return _text_detail(raw)
+        return _text_detail(raw, scrub)
     found = _json_detail(body)
     if found:
-        return _one_line(found)
+        return _one_line(found, scrub)
     if not body:  # {} / [] / null / "" say nothing worth showing
         return ""
-    return _one_line(orjson.dumps(body).decode("utf-8", "replace"))
+    return _one_line(orjson.dumps(body).decode("utf-8", "replace"), scrub)
 
 
 def _json_detail(body: Any) -> str:
@@ -159,7 +164,7 @@ def _item_text(item: Any) -> str:
     return ""
 
 
-def _text_detail(raw: bytes) -> str:
+def _text_detail(raw: bytes, scrub: Callable[[str], str]) -> str:
     head = raw[:65536]
     lowered = head.lstrip()[:512].lower()
     if (
@@ -170,13 +175,15 @@ def _text_detail(raw: bytes) -> str:
         if title:
             text = html.unescape(_TAG.sub(" ", title.group(1).decode("utf-8", "replace")))
             if text.strip():
-                return _one_line("HTML page: " + text)
+                return _one_line("HTML page: " + text, scrub)
         return "HTML page"
-    return _one_line(head.decode("utf-8", "replace"))
+    return _one_line(head.decode("utf-8", "replace"), scrub)
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: str, scrub: Callable[[str], str]) -> str:
     clean = _SPACE.sub(" ", "".join(c if c.isprintable() else " " for c in text)).strip()
+    # Redact before cutting: a cut through an echoed secret would show its first characters.
+    clean = scrub(clean)
     if len(clean) > MAX_DETAIL:
         clean = clean[: MAX_DETAIL - 1] + "…"
     return clean
