@@ -285,3 +285,24 @@ def test_empty_linkage_type_is_a_one_line_error_naming_the_path(blank: str) -> N
     with pytest.raises(InputError) as info:
         parse_document(json.dumps(doc).encode(), "in/wf.json")
     assert str(info.value) == "in/wf.json: $.linkages[1].linkage_type: must not be empty"
+
+
+async def test_migrate_blocks_only_the_workflow_whose_versions_404(tmp_path: Path) -> None:
+    """In migrate, a 404 on one existing workflow's versions list blocks that workflow's document with the reason; the other documents of the tenant are imported."""
+    docs = sample_documents()[:3]
+    paths = []
+    for i, doc in enumerate(docs):
+        path = tmp_path / f"d{i}.json"
+        path.write_text(json.dumps(doc))
+        paths.append(str(path))
+    async with running_fake(FakeConfig.demo(1)) as env:
+        victim, _ = env.fake.state.add_workflow(T1, docs[1], version="0.0.1")
+        versions_404_for(env, lambda did: did == victim)
+        report = await migrate(env.settings, MigrateOptions(sources=paths))
+        by_source = {i.source: i for i in report.items}
+        assert by_source[paths[0]].status == by_source[paths[2]].status == "imported"
+        blocked = by_source[paths[1]]
+        assert blocked.status == "blocked", report.to_json()
+        assert f"/workflows/{victim}/versions answered 404" in (blocked.error or "")
+        names = sorted(e["name"] for e in env.imports(T1))
+        assert names == sorted([docs[0]["workflow"]["name"], docs[2]["workflow"]["name"]])

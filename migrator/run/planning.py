@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 
 import anyio
 import anyio.lowlevel
@@ -92,11 +93,18 @@ class TenantPlanning(TenantState):
         }
         # The target's definitions go into the workspace as they are read.
         target = self.store.target(name)
+        # Names whose versions list answered 404: their documents are blocked, no other.
+        unreadable: dict[str, str] = {}
+
+        def note_unreadable(workflow: str, _id: int, why: str) -> None:
+            unreadable.setdefault(workflow, why)
+
         await read_target(
             self.client,
             _Names(lambda n: n in callee_names or self.store.has_name(n)),
             lambda d: self.store.add_target(name, d),
             hash_names=_Names(lambda n: not settled(n)),
+            on_unreadable=note_unreadable,
         )
         self.target = target
         self.target_fingerprint = target_fingerprint(target)
@@ -139,6 +147,8 @@ class TenantPlanning(TenantState):
             payload_keys = await self._payload_keys(plan)
             if payload_keys:
                 plan = plan_with(payload_keys)
+            if unreadable:
+                plan = _block_unreadable(plan, unreadable, name)
             for group in plan.groups:
                 self.store.add_group(name, ord, group)
                 ord += 1
@@ -192,3 +202,23 @@ class TenantPlanning(TenantState):
             if missing:
                 out[key] = missing
         return out
+
+
+def _block_unreadable(plan: TenantPlan, unreadable: Mapping[str, str], tenant: str) -> TenantPlan:
+    """`plan` with every send of a name whose versions could not be read blocked: not knowing
+    what the definition holds, the run can neither compare nor choose a version for it."""
+    groups = []
+    for group in plan.groups:
+        why = unreadable.get(group.name)
+        if why is None:
+            groups.append(group)
+            continue
+        reason = f"cannot read its versions in tenant {tenant}: {why}"
+        items = tuple(
+            replace(item, action=Action.BLOCKED, reason=reason)
+            if item.action in (Action.CREATE, Action.NEW_VERSION)
+            else item
+            for item in group.items
+        )
+        groups.append(replace(group, items=items))
+    return replace(plan, groups=tuple(groups))
