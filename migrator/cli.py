@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         fake_zuora,
         migrate,
         plan,
+        rollback,
         status,
         verify,
     )
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(sub)
     verify.add_parser(sub)
     activate.add_parser(sub)
+    rollback.add_parser(sub)
     backup.add_backup_parser(sub)
     doctor.add_parser(sub)
     fake_zuora.add_parser(sub)

@@ -44,7 +44,8 @@ def status_data(path: str) -> dict[str, Any]:
 
         def watch(record: Record) -> None:
             # What the last run planned to send: an item it never recorded is pending.
-            if record.type == "run_started":
+            # `activate` and `rollback` runs (`command`) plan nothing: they leave it as it was.
+            if record.type == "run_started" and not record.get("command"):
                 state.clear_expected()
             elif record.type == "planned":
                 state.expect(str(record.get("tenant")), map(str, record.get("items") or ()))
@@ -68,7 +69,8 @@ def status_data(path: str) -> dict[str, Any]:
             },
         }
     all_runs = runs(history)
-    last = all_runs[-1] if all_runs else None
+    migrations = [r for r in all_runs if not r.started.get("command")]
+    last = migrations[-1] if migrations else None
     return {
         "journal": path,
         "runs": len(all_runs),

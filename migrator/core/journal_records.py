@@ -28,6 +28,11 @@ RECORD_TYPES = frozenset(
         "verified",
         "planned",
         "run_finished",
+        # rollouts (core/rollout.py): before a version is switched on, smoke runs, waves, rollbacks
+        "activating",
+        "smoke",
+        "wave",
+        "rollback",
     }
 )
 ITEM_TYPES = frozenset({"intent", "committed", "failed", "deferred", "skipped", "verified"})

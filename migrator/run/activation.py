@@ -40,6 +40,7 @@ class TenantActivation(TenantState):
             return None
         if state.active_version_id == version_id:
             return "already active"
+        await self._record_activating(state, item.doc.name, version, created=False)
         key = idempotency_key(
             tenant_identity(self.tenant), item.doc.key, "activate", state.definition_id, version
         )
@@ -50,6 +51,29 @@ class TenantActivation(TenantState):
         )
         state.active_version_id = version_id
         return "activated"
+
+    async def _record_activating(
+        self, state: GroupState, name: str, version: str, *, created: bool
+    ) -> None:
+        """Journal what was active before a version is switched on (read from the tenant, not
+        remembered), so `migrator rollback` puts exactly that back and never guesses."""
+        previous: int | None = None
+        status = "Inactive"
+        if not created and state.definition_id is not None:
+            definition = await self.client.get_workflow(state.definition_id)
+            active = definition.get("active_version")
+            previous = int_or_none(active.get("id")) if isinstance(active, dict) else None
+            status = str(definition.get("status") or "Inactive")
+        await self.journal.append(
+            "activating",
+            tenant=self.tenant.name,
+            name=name,
+            definition_id=state.definition_id,
+            version=version,
+            previous_version_id=previous,
+            previous_status=status,
+            created=created,
+        )
 
     async def _resolve_definition(self, name: str, response: Mapping[str, Any]) -> int:
         """The new definition's id. The import answer's `id` may be the definition's or the

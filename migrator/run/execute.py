@@ -244,6 +244,8 @@ class TenantExecution(TenantRecovery):
         activate = self._activate(item)
         definition_id = state.definition_id
         action = Action.NEW_VERSION if definition_id is not None else Action.CREATE
+        if activate:  # what was active before, for `migrator rollback`
+            await self._record_activating(state, name, item.version, created=definition_id is None)
         await self.journal.append(
             "intent",
             tenant=self.tenant.name,

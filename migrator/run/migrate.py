@@ -29,11 +29,13 @@ from migrator.core.errors import (
 )
 from migrator.core.plan import Action
 from migrator.core.report import ItemOutcome, Report, unreadable_outcomes
+from migrator.core.rollout import check_smoke_sources
 from migrator.run.execute import TenantExecution
 from migrator.run.history import NullJournal, ReadOnlyJournal, check_journal_matches
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.options import MigrateOptions, Progress
 from migrator.run.planning import TenantPlanning, linked_names
+from migrator.run.rollout import needs_journal, roll_out_runs
 from migrator.run.tenant import source_index, tenant_fingerprint, tenant_identity
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
 from migrator.store.workspace import OutcomeLog, Workspace
@@ -111,6 +113,7 @@ async def migrate(
     """
     progress = progress or Progress()
     stopping = stopping or anyio.Event()
+    needs_journal(settings.rollout, options.journal, options.dry_run)
     tenants = select_tenants(settings, options)
     if not options.from_tenant:
         check_source_paths(options.sources)
@@ -178,6 +181,8 @@ async def _migrate(
 ) -> Report:
     # A plan file that cannot be read stops the run before the journal records it.
     saved = load_plan_file(options.plan_file) if options.plan_file else None
+    if settings.rollout is not None:
+        check_smoke_sources(settings.rollout, store.has_name, settings.file)
     journal: Any = NullJournal()
     if options.journal and options.dry_run:
         journal = ReadOnlyJournal(options.journal, store.journal_state())
@@ -288,7 +293,23 @@ async def _migrate(
                         chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
                         if not chunk:
                             break
-        # Phase 2: execute (a dry run only records what it would do).
+        # Phase 2: execute (a dry run only records what it would do); a rollout goes wave by wave.
+        if settings.rollout is not None and not hold and not options.dry_run:
+            assert options.journal is not None
+            notices.extend(
+                await roll_out_runs(
+                    settings.rollout,
+                    runs,
+                    execute_one,
+                    store=store,
+                    journal=journal,
+                    journal_path=options.journal,
+                    progress=progress,
+                    stopping=stopping,
+                    shard=options.shard,
+                )
+            )
+            return
         with single_failure():
             async with anyio.create_task_group() as tg:
                 for run in runs.values():

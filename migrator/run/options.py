@@ -48,6 +48,9 @@ class Progress:
     def __init__(self) -> None:
         self.tenants: dict[str, TenantProgress] = {}
         self.clients: dict[str, ZuoraClient] = {}
+        # A rollout's waves (number, label, tenants) and what each is doing (run/rollout.py).
+        self.waves: list[tuple[int, str, tuple[str, ...]]] = []
+        self.wave_state: dict[int, str] = {}
 
     def tenant(self, name: str) -> TenantProgress:
         return self.tenants.setdefault(name, TenantProgress())

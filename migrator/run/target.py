@@ -77,6 +77,10 @@ async def read_target(
         )
         active = entry.get("active_version")
         active_id = int_or_none(active.get("id")) if isinstance(active, dict) else None
+        if entry.get("status") == "Inactive":
+            # An Inactive definition keeps its active version but runs nothing (a rollback sets
+            # created definitions so): switching it on again must send the PATCH.
+            active_id = None
         sink(TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id))
 
     async def wanted(entry: Mapping[str, Any]) -> None:

@@ -490,6 +490,14 @@ class Workspace:
             is not None
         )
 
+    def unverified_tenants(self) -> set[str]:
+        """Tenants with an outcome `--verify` found different."""
+        self.flush()
+        return {
+            t
+            for (t,) in self._db.execute("SELECT DISTINCT tenant FROM outcomes WHERE verified = 0")
+        }
+
     def outcomes(self) -> Iterator[ItemOutcome]:
         """Every outcome ordered by tenant, workflow name, source (then as recorded), streamed:
         each page starts after the last row of the one before (an OFFSET would rescan)."""

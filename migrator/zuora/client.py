@@ -359,6 +359,26 @@ class ZuoraClient:
         )
         return self._object(body, "PATCH", path, in_doubt=True)
 
+    async def delete_workflow(self, definition_id: int) -> dict[str, Any]:
+        """§3.4: the definition and all its versions (a rollback's `--delete-created`)."""
+        path = f"/workflows/{int(definition_id)}"
+        return self._object(await self._call("DELETE", path), "DELETE", path)
+
+    async def run_workflow(
+        self, definition_id: int, parameters: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        """§3.10: start a run of the definition's active version (a rollout's smoke run)."""
+        path = f"/workflows/{int(definition_id)}/run"
+        body = await self._call(
+            "POST", path, json=dict(parameters), idempotency_key=idempotency_key
+        )
+        return self._object(body, "POST", path, in_doubt=True)
+
+    async def get_workflow_run(self, run_id: int) -> dict[str, Any]:
+        """§3.11: a run's status and its task counts."""
+        path = f"/workflows/workflow_runs/{int(run_id)}"
+        return self._object(await self._call("GET", path), "GET", path)
+
     # ---- shapes ---------------------------------------------------------------------------
 
     def _object(
