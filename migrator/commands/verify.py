@@ -100,8 +100,19 @@ async def _verify_all(
 
         async def one(tenant: TenantConfig) -> None:
             client = ZuoraClient(tenant, session, settings)
+            # Workflows whose versions list answered 404: their documents fail, no other.
+            unreadable: dict[str, str] = {}
+
+            def note_unreadable(name: str, _id: int, why: str) -> None:
+                unreadable.setdefault(name, why)
+
             try:
-                await read_target(client, wanted, lambda d: store.add_target(tenant.name, d))
+                await read_target(
+                    client,
+                    wanted,
+                    lambda d: store.add_target(tenant.name, d),
+                    on_unreadable=note_unreadable,
+                )
             except (ZuoraError, InputError) as exc:
                 log.error("tenant failed", tenant=tenant.name, error=str(exc))
                 for doc in store.iter_docs():
@@ -115,7 +126,7 @@ async def _verify_all(
                         )
                     )
                 return
-            await verify_tenant(tenant, store, index)
+            await verify_tenant(tenant, store, index, unreadable)
 
         async with anyio.create_task_group() as tg:
             for tenant in chosen:
@@ -149,13 +160,24 @@ def _select(settings: Settings, names: Sequence[str]) -> list[TenantConfig]:
     return [settings.tenants[n] for n in dict.fromkeys(wanted)]
 
 
-async def verify_tenant(tenant: TenantConfig, store: Workspace, index: SourceIndex) -> None:
+async def verify_tenant(
+    tenant: TenantConfig,
+    store: Workspace,
+    index: SourceIndex,
+    unreadable: Mapping[str, str] | None = None,
+) -> None:
     """One tenant whose definitions are in the workspace: judge each document, streamed from
-    the workspace, and record its outcome there."""
+    the workspace, and record its outcome there. `unreadable` maps the names whose versions
+    could not be read to why: their documents fail, with that reason."""
     target = store.target(tenant.name)
+    unreadable = unreadable or {}
     for doc in store.iter_docs():
         try:
-            outcome = _judge(tenant, store, doc, target, index)
+            if doc.name in unreadable:
+                why = unreadable[doc.name]
+                outcome = _out(tenant, doc, "failed", error=f"could not check it: {why}")
+            else:
+                outcome = _judge(tenant, store, doc, target, index)
         except InputError as exc:
             outcome = _out(tenant, doc, "failed", error=str(exc))
         store.add_outcome(outcome)

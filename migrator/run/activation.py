@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
+
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError
 from migrator.core.plan import PlannedItem, idempotency_key, int_or_none
@@ -76,8 +78,11 @@ class TenantActivation(TenantState):
     async def _resolve_definition(self, name: str, response: Mapping[str, Any]) -> int:
         """The new definition's id. The import answer's `id` may be the definition's or the
         version's (spec §9.3), so look the name up instead of trusting it."""
+        # An entry without an integer id cannot be the definition we made (or used at all).
         candidates = [
-            e for e in await self.client.list_workflows(name=name) if e.get("name") == name
+            e
+            for e in await self.client.list_workflows(name=name)
+            if e.get("name") == name and type(e.get("id")) is int
         ]
         if len(candidates) == 1:
             return int(candidates[0]["id"])
@@ -115,7 +120,7 @@ class TenantActivation(TenantState):
         # a failed import (that would hold back the workflow's later versions).
         try:
             exported = await self.client.export_workflow(definition_id, version=item.version)
-            landed = canonical_hash(exported)
+            landed = await anyio.to_thread.run_sync(canonical_hash, exported)
             ok = landed == digest
             detail = (
                 "" if ok else f"exported content hash {landed[:12]} differs from sent {digest[:12]}"

@@ -4,6 +4,8 @@ callees, each item is journaled (intent, then committed or failed) around its re
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import anyio.abc
 
@@ -190,7 +192,7 @@ class TenantExecution(TenantRecovery):
             self._outcome(item, "failed", error=str(exc))
 
     async def _send(self, name: str, state: GroupState, item: PlannedItem) -> None:
-        doc = self.store.load(item.doc)
+        fetch = self.store.locate(item.doc)
         call_targets: dict[int, int] = {}
         for task_id, callee in item.call_targets.items():
             callee_id = self._definition_id(callee)
@@ -203,10 +205,16 @@ class TenantExecution(TenantRecovery):
                     retryable=True,
                 )
             call_targets[task_id] = callee_id
-        payload = prepare_for_import(
-            doc, call_targets=call_targets, substitutions=self.tenant.substitutions
-        )
-        digest = canonical_hash(payload)
+        substitutions = self.tenant.substitutions
+
+        def prepared() -> tuple[dict[str, Any], str]:
+            payload = prepare_for_import(
+                fetch(), call_targets=call_targets, substitutions=substitutions
+            )
+            return payload, canonical_hash(payload)
+
+        # Reading, parsing, preparing and hashing a big document takes milliseconds: off the loop.
+        payload, digest = await anyio.to_thread.run_sync(prepared)
         if digest in state.known_hashes:
             version = state.known_hashes[digest]
             if item.prior is not None and item.prior.intent is not None:

@@ -387,7 +387,12 @@ class WaveRunner:
 
 
 async def _find_definition(client: ZuoraClient, name: str) -> int:
-    found = [e for e in await client.list_workflows(name=name) if e.get("name") == name]
+    # An entry without an integer id cannot be run (issue 14 #5: one line, not a traceback).
+    found = [
+        e
+        for e in await client.list_workflows(name=name)
+        if e.get("name") == name and type(e.get("id")) is int
+    ]
     if len(found) != 1:
         raise ZuoraError(
             f"tenant {client.tenant.name}: {len(found)} definitions named {name!r}; cannot tell "

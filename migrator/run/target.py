@@ -26,6 +26,7 @@ async def read_target(
     sink: Callable[[TargetDefinition], None],
     *,
     hash_names: Container[str] | None = None,
+    on_unreadable: Callable[[str, int, str], None] | None = None,
 ) -> None:
     """Hand `sink` each of the tenant's definitions whose name is in `names`, with its versions'
     hashes, as they are read: the listing is streamed a page at a time and a few workers read
@@ -33,11 +34,17 @@ async def read_target(
 
     Hashes need one export per version, so they are fetched only for `hash_names` (default:
     every name): a name whose documents the journal already settled needs none.
+
+    A listing entry without an integer id raises a one-line ZuoraError (this tenant fails, no
+    other). With `on_unreadable`, a definition whose versions list answers 404 is not handed to
+    `sink` but to `on_unreadable(name, id, reason)`: that workflow alone cannot be compared.
     """
 
     async def digest_of(def_id: int, version: str, into: dict[str, str | None]) -> None:
         try:
-            into[version] = canonical_hash(await client.export_workflow(def_id, version=version))
+            exported = await client.export_workflow(def_id, version=version)
+            # Hashing a big export takes milliseconds: off the loop, which serves every tenant.
+            into[version] = await anyio.to_thread.run_sync(canonical_hash, exported)
         except ZuoraError as exc:
             if exc.status != 404:  # Zuora sometimes 404s single exports: not comparable
                 raise
@@ -46,8 +53,14 @@ async def read_target(
             into[version] = None
 
     async def load(name: str, entry: Mapping[str, Any]) -> None:
-        def_id = int(entry["id"])
-        versions_raw = await client.list_versions(def_id)
+        def_id = listed_id(entry, name, client.tenant.name)
+        try:
+            versions_raw = await client.list_versions(def_id)
+        except ZuoraError as exc:
+            if exc.status != 404 or on_unreadable is None:
+                raise
+            on_unreadable(name, def_id, f"GET /workflows/{def_id}/versions answered 404")
+            return
         digests: dict[str, str | None] = {}
         if hash_names is None or name in hash_names:
             async with anyio.create_task_group() as tg:
@@ -76,6 +89,17 @@ async def read_target(
             await load(name, entry)
 
     await for_each_definition(client, wanted)
+
+
+def listed_id(entry: Mapping[str, Any], name: str, tenant: str) -> int:
+    """The definition id of a `GET /workflows` entry; a one-line ZuoraError when it has none."""
+    value = entry.get("id")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ZuoraError(
+            f"GET /workflows: the entry for workflow {name!r} has no integer id ({value!r})",
+            tenant=tenant,
+        )
+    return value
 
 
 TARGET_READERS = 8  # definitions read at once (the client's pacing still applies)
