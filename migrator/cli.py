@@ -11,13 +11,26 @@ import sys
 from collections.abc import Callable, Sequence
 
 from migrator import __version__
-from migrator.commands import activate, backup, doctor, fake_zuora, migrate, plan, status, verify
-from migrator.commands._common import EXIT_FATAL, EXIT_ITEMS, _level
-from migrator.core import logs
-from migrator.core.errors import MigratorError
+
+# The exit statuses (migrator.commands._common holds them too; this module must not import the
+# commands before main() can turn a Ctrl-C into one line).
+EXIT_ITEMS, EXIT_FATAL = 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from migrator.commands import (
+        activate,
+        backup,
+        diff,
+        doctor,
+        fake_zuora,
+        migrate,
+        plan,
+        rollback,
+        status,
+        verify,
+    )
+
     parser = argparse.ArgumentParser(
         prog="migrator", description="Move Zuora Workflow definitions between tenants, safely."
     )
@@ -27,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_parser(sub)
     status.add_parser(sub)
     verify.add_parser(sub)
+    diff.add_parser(sub)
     activate.add_parser(sub)
+    rollback.add_parser(sub)
     backup.add_backup_parser(sub)
     doctor.add_parser(sub)
     fake_zuora.add_parser(sub)
@@ -35,6 +50,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a Ctrl-C at any moment (even while the modules load) is one line, exit 1."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("migrator: interrupted", file=sys.stderr)
+        return EXIT_ITEMS
+    except BrokenPipeError:
+        # `migrator plan … | head`: the reader has gone; nothing left to say to it.
+        _quiet_stdout()
+        return EXIT_ITEMS
+
+
+def _quiet_stdout() -> None:
+    import os
+
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    # Loaded here, not at the top: a Ctrl-C while they load is then caught by main().
+    from migrator.commands import fake_zuora
+    from migrator.commands._common import _level
+    from migrator.core import logs
+    from migrator.core.errors import MigratorError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [fake_zuora.NAME]:
         return fake_zuora.cmd_fake_zuora(argv[1:])
@@ -45,20 +86,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Callable[[argparse.Namespace], int] = args.func
         return handler(args)
     except MigratorError as exc:
-        print(f"migrator: error: {logs.redact_text(str(exc))}", file=sys.stderr)
+        # Errors quote paths, tenant and workflow names: one line, no control character.
+        print(f"migrator: error: {logs.printable(logs.redact_text(str(exc)))}", file=sys.stderr)
         return EXIT_FATAL
     except BaseExceptionGroup as group:
         # anyio task groups wrap what they raise (an unknown --tenant, a locked journal): a
         # user's mistake is still one line, never a traceback.
         leaves = _leaves(group)
+        if leaves and any(isinstance(e, KeyboardInterrupt) for e in leaves):
+            raise KeyboardInterrupt from None  # a Ctrl-C before the signal handlers were set
         if not leaves or not all(isinstance(e, MigratorError) for e in leaves):
             raise
         for text in dict.fromkeys(logs.redact_text(str(e)) for e in leaves):
-            print(f"migrator: error: {text}", file=sys.stderr)
+            print(f"migrator: error: {logs.printable(text)}", file=sys.stderr)
         return EXIT_FATAL
-    except KeyboardInterrupt:
-        print("migrator: interrupted", file=sys.stderr)
-        return EXIT_ITEMS
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

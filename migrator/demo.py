@@ -1,20 +1,21 @@
 """`make demo`: the built-in fake Zuora with three tenants, samples/ migrated into all of them.
 
-Starts the fake on a loopback port in a background thread, writes a config whose secrets come from
-environment variables, runs `migrator migrate` exactly as a user would, checks the fake's ledger,
-prints the report, and shuts the fake down.
+Starts the fake on a loopback port in a background thread, writes a config for it (as
+`migrator fake-zuora --write-config` does), runs plan, migrate (twice), status and verify exactly as
+a user would, printing each command so it can be pasted, and ends by saying how to start the fake
+and run them by hand. `python -m migrator.demo [OUT]` writes into OUT (default demo-out/).
 """
 
 from __future__ import annotations
 
-import os
+import shlex
 import sys
 import threading
 from pathlib import Path
 
 import anyio
 
-from migrator.fake import FakeConfig, RunningFake, serve
+from migrator.fake import FakeConfig, RunningFake, serve, write_client_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,67 +55,88 @@ class BackgroundFake:
         self._thread.join(10)
 
 
-def write_config(path: Path, fake: RunningFake, config: FakeConfig) -> dict[str, str]:
-    """A migrator config for the fake's tenants; secrets go in environment variables."""
-    env: dict[str, str] = {}
-    lines = ["# Written by `make demo`: the built-in fake Zuora's three tenants.", ""]
-    for tenant in config.tenants:
-        var = "MIGRATOR_DEMO_SECRET_" + tenant.name.upper().replace("-", "_")
-        env[var] = tenant.client_secret
-        lines += [
-            f'[tenants."{tenant.name}"]',
-            f'base_url = "{fake.base_url}"',
-            f'client_id = "{tenant.client_id}"',
-            f'client_secret_env = "{var}"',
-            "requests_per_minute = 1200",
-            "max_concurrency = 8",
-            "",
-        ]
-    path.write_text("\n".join(lines))
-    return env
+def shown(path: Path) -> str:
+    """A path as a user in the current folder would type it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
-def main() -> int:
+def program() -> str:
+    """How to call `migrator` from here: the installed script beside this Python, if any."""
+    script = Path(sys.executable).parent / "migrator"
+    return shown(script) if script.exists() else f"{shown(Path(sys.executable))} -m migrator.cli"
+
+
+def main(argv: list[str] | None = None) -> int:
     from migrator.cli import main as cli_main
 
-    out = ROOT / "demo-out"
-    out.mkdir(exist_ok=True)
-    for old in ("journal.jsonl", "report.json"):
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0]) if args else ROOT / "demo-out"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in ("journal.jsonl", "journal-of-the-demo.jsonl", "report.json"):
         (out / old).unlink(missing_ok=True)
-    config = FakeConfig.demo(3)
-    with BackgroundFake(config) as fake:
-        env = write_config(out / "migrator.toml", fake, config)
-        os.environ.update(env)
+    fake_config = FakeConfig.demo(3)
+    config_file = out / "migrator.toml"
+    samples = shown(ROOT / "samples")
+    config = shown(config_file)
+    journal = shown(out / "journal.jsonl")
+    commands = [
+        ["plan", samples, "--config", config, "--tenant", fake_config.tenants[0].name],
+        [
+            "migrate",
+            samples,
+            "--config",
+            config,
+            "--journal",
+            journal,
+            "--report",
+            shown(out / "report.json"),
+            "--verify",
+            "--progress",
+            "never",
+        ],
+        ["migrate", samples, "--config", config, "--journal", journal, "--progress", "never"],
+        ["status", "--journal", journal],
+        ["verify", samples, "--config", config],
+    ]
+    why = [
+        "what would happen in one of the tenants (changes nothing):",
+        "do it, with a journal, a report, and each import exported back and compared:",
+        "run it again: the journal says it is done, nothing is imported twice:",
+        "where the run stands:",
+        "does each tenant hold exactly what the samples would migrate?",
+    ]
+    codes: list[int] = []
+    with BackgroundFake(fake_config) as fake:
+        write_client_config(config_file, fake.base_url, fake_config.tenants)
         print(
-            f"fake Zuora (not Zuora!) serving {len(config.tenants)} tenants at {fake.base_url}\n",
+            f"fake Zuora (not Zuora!) serving {len(fake_config.tenants)} tenants at "
+            f"{fake.base_url}; config: {config}\n",
             flush=True,
         )
-        args = [
-            "migrate",
-            str(ROOT / "samples"),
-            "--config",
-            str(out / "migrator.toml"),
-            "--journal",
-            str(out / "journal.jsonl"),
-            "--report",
-            str(out / "report.json"),
-            "--verify",
-        ]
-        print("$ migrator " + " ".join(a.replace(str(ROOT) + "/", "") for a in args), flush=True)
-        code = cli_main(args)
-        print("per-workflow report: demo-out/report.json; journal: demo-out/journal.jsonl")
-        ledger = fake.ledger()
-        print()
-        for tenant in config.tenants:
-            landed = [e for e in ledger if e["tenant"] == tenant.name]
-            print(f"fake ledger: {tenant.name}: {len(landed)} imports")
-        print("\nrun it again and nothing is imported twice:")
-        print("$ migrator " + " ".join(a.replace(str(ROOT) + "/", "") for a in args[:6]))
-        again = cli_main(
-            [*args[:4], "--journal", str(out / "journal.jsonl"), "--progress", "never", "--quiet"]
-        )
-        print(f"fake ledger after the second run: {len(fake.ledger())} imports (was {len(ledger)})")
-    return code or again
+        for text, command in zip(why, commands, strict=True):
+            print(f"# {text}\n$ {shlex.join([program(), *command])}", flush=True)
+            code = cli_main(command)
+            codes.append(code)
+            print(f"(exit {code})\n", flush=True)
+        counts = {t.name: len(fake.ledger(t.name)) for t in fake_config.tenants}
+        print("fake ledger: " + ", ".join(f"{n} {c} imports" for n, c in counts.items()))
+    # The journal names the stopped fake as its target: a new fake is another target, which
+    # `migrate` refuses for that journal. Kept under another name, so the commands start afresh.
+    kept = out / "journal-of-the-demo.jsonl"
+    (out / "journal.jsonl").replace(kept)
+    print(f"the demo's journal is kept as {shown(kept)}")
+    print(
+        "\nThe fake has stopped, so the config above points at nothing now. To run these"
+        " commands by hand, start the fake in one terminal (it writes the config again, for"
+        " its own port):\n"
+        f"  {shlex.join([program(), 'fake-zuora', '--write-config', config])}\n"
+        "and paste the commands above into another. Ctrl-C stops the fake."
+    )
+    # The second migrate, status and verify must find the work done.
+    return 0 if all(code == 0 for code in codes) else 1
 
 
 if __name__ == "__main__":

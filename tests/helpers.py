@@ -27,6 +27,13 @@ class Env:
         return Counter(e["name"] for e in self.fake.ledger(tenant))
 
 
+def numeric_version(text: str) -> tuple[int, ...]:
+    """A version's numeric order, written apart from migrator's version_key (the oracle for it):
+    components compared as integers, missing ones as 0 ("1" == "1.0.0" < "1.0.10")."""
+    parts = [int(p) for p in text.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
 def settings_for(fake: RunningFake, config: FakeConfig, **tenant_knobs: Any) -> Settings:
     tenants = {
         t.name: TenantConfig(

@@ -252,8 +252,8 @@ async def test_bom_document_alone_succeeds(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_missing_source_path_is_one_failed_item(tmp_path: Path) -> None:
-    """A source path that does not exist fails as one item naming it, and the good source still lands."""
+async def test_missing_source_path_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    """A source path that does not exist is one line naming it, exit 2, and the good source beside it is not sent either."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "ok.json").write_bytes(orjson.dumps(base_doc("Still fine")))
@@ -266,10 +266,10 @@ async def test_missing_source_path_is_one_failed_item(tmp_path: Path) -> None:
             tmp_path,
         )
         ledger = env.imports("tenant-1")
-    assert run.code == 1
+    assert run.code == 2
     assert_no_traceback(run)
-    assert any(str(missing) in ln and ": $: " in ln for ln in run.out.splitlines())
-    assert [e["name"] for e in ledger] == ["Still fine"]
+    assert run.err == f"migrator: error: {missing}: no such file or directory\n"
+    assert ledger == []
 
 
 # ---------------------------------------------------------------- configuration errors: exit 2

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
-from migrator.cli import main
+from migrator.cli import build_parser, main
 
 COMMANDS = ("migrate", "plan", "status", "verify", "activate", "backup")
 
@@ -45,3 +46,24 @@ def test_migrate_without_sources_is_a_one_line_usage_error(
         and "Traceback" not in err
         and len(err.strip().splitlines()) == 1
     )
+
+
+def _all_parsers() -> dict[str, argparse.ArgumentParser]:
+    from migrator.fake._cli import _parser as fake_parser
+
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {"migrator": parser, **sub.choices, "fake-zuora (its own parser)": fake_parser()}
+
+
+def test_every_option_and_argument_of_every_command_has_help_text() -> None:
+    """Every option and positional argument of every command (the fake's included) says in --help what it is for."""
+    missing = [
+        f"{name} {'/'.join(action.option_strings) or action.dest}"
+        for name, parser in _all_parsers().items()
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction)
+        and action.help != argparse.SUPPRESS
+        and not (action.help or "").strip()
+    ]
+    assert not missing, f"options without help text: {missing}"

@@ -503,21 +503,26 @@ async def test_lost_answer_resent_with_same_key_imports_once() -> None:
 
 
 async def test_concurrency_cap_is_respected() -> None:
-    """No more requests are in flight at once than the tenant's max_concurrency."""
+    """Exactly max_concurrency requests are in flight at once: the cap is reached, never passed."""
     in_flight = 0
     peak = 0
+    full = asyncio.Event()
 
     async def get_wf(request: web.Request) -> web.Response:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await asyncio.sleep(0.01)
+        if in_flight == 3:
+            full.set()
+        # Each answer waits until the cap is full once: a cap below 3 would time out here.
+        async with asyncio.timeout(30):
+            await full.wait()
         in_flight -= 1
         return json_response({"id": 1})
 
     async with client_for([("GET", "/workflows/1", get_wf)], max_concurrency=3) as (client, _, _):
         await asyncio.gather(*(client.get_workflow(1) for _ in range(12)))
-    assert peak <= 3 and client.stats.requests == 12
+    assert peak == 3 and client.stats.requests == 12
 
 
 async def test_on_attempt_reports_each_attempt() -> None:
@@ -764,16 +769,20 @@ async def test_rejected_credentials_are_asked_once_per_run() -> None:
 
 
 async def test_tenants_share_one_cap_sized_to_the_pool() -> None:
-    """Across tenants, no more requests are in flight than the session's connection pool holds."""
+    """Across tenants, exactly as many requests are in flight as the session's connection pool holds: reached, never passed."""
     in_flight = 0
     peak = 0
+    full = asyncio.Event()
     script = Script()
 
     async def get_wf(request: web.Request) -> web.Response:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await asyncio.sleep(0.01)
+        if in_flight == 3:
+            full.set()
+        async with asyncio.timeout(30):  # a pool below 3 would never fill: fail, not hang
+            await full.wait()
         in_flight -= 1
         return json_response({"id": 1})
 
@@ -797,4 +806,4 @@ async def test_tenants_share_one_cap_sized_to_the_pool() -> None:
                 for i in range(4)
             ]
             await asyncio.gather(*(c.get_workflow(1) for c in clients for _ in range(5)))
-    assert peak <= 3
+    assert peak == 3

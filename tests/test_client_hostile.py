@@ -21,7 +21,10 @@ from tests.test_client import SECRET, TOKEN, Script, client_for, json_response, 
 
 pytestmark = pytest.mark.anyio
 
-FAST: dict[str, Any] = {"max_attempts": 3, "read_timeout": 0.3, "connect_timeout": 0.5}
+# Few attempts, and timeouts no loaded machine reaches on an answer that comes at once.
+FAST: dict[str, Any] = {"max_attempts": 3, "read_timeout": 30.0, "connect_timeout": 30.0}
+# Only for the tests of a server that stalls: the read timeout is what they are about.
+STALLING: dict[str, Any] = {**FAST, "read_timeout": 0.3}
 
 
 async def test_html_error_page_is_summarised_and_retried() -> None:
@@ -190,7 +193,7 @@ async def test_stall_mid_body_times_out_and_is_retried() -> None:
         return resp
 
     routes = [("GET", "/workflows/1", stall), ("POST", "/workflows/import", stall)]
-    async with client_for(routes, **FAST) as (client, _, _):
+    async with client_for(routes, **STALLING) as (client, _, _):
         with pytest.raises(ZuoraError) as read:
             await client.get_workflow(1)
         with pytest.raises(ZuoraError) as write:
@@ -293,7 +296,7 @@ async def test_stall_before_headers_on_a_write_is_in_doubt() -> None:
         await asyncio.sleep(30)
         return json_response({"id": 1})
 
-    async with client_for([("POST", "/workflows/import", silent)], **FAST) as (client, _, _):
+    async with client_for([("POST", "/workflows/import", silent)], **STALLING) as (client, _, _):
         with pytest.raises(ZuoraError) as info:
             await client.import_workflow(
                 {"a": 1}, version=None, activate=False, idempotency_key="k-9"
@@ -332,8 +335,14 @@ async def test_overlong_retry_after_gives_up_saying_so() -> None:
 async def test_cancelled_calls_release_their_slots() -> None:
     """Cancelling calls that hold or wait for a concurrency slot leaves no slot leaked."""
     release = asyncio.Event()
+    both_in = asyncio.Event()
+    arrived = 0
 
     async def slow(request: web.Request) -> web.Response:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 2:
+            both_in.set()
         await release.wait()
         return json_response({"id": 1})
 
@@ -343,11 +352,9 @@ async def test_cancelled_calls_release_their_slots() -> None:
         _,
     ):
         tasks = [asyncio.ensure_future(client.get_workflow(1)) for _ in range(5)]
-        for _ in range(50):
-            await asyncio.sleep(0.001)
-            if client.limiter.in_flight == 2:
-                break
-        assert client.limiter.in_flight == 2
+        async with asyncio.timeout(30):  # the server saw both slots' requests: a safety limit
+            await both_in.wait()
+        assert client.limiter.in_flight == 2 and arrived == 2
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

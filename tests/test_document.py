@@ -437,7 +437,7 @@ def test_hash_sees_values_and_shape() -> None:
         set_at(["workflow", "name"], "Resume2"),
         set_at(["tasks", 2, "task_id"], 4),
         set_at(["linkages", 2, "source_task_id"], 4),
-        set_at(["extra"], 1),
+        set_at(["workflow", "timezone"], "UTC"),  # a kept key (a top-level extra is dropped)
     ]
     for change in changes:
         d = doc()

@@ -196,6 +196,23 @@ def test_matrix_fits_80_columns_for_a_handful_of_tenants() -> None:
     assert '  task "Send reminder": parameters.email.subject: "A" → "B"' in text
 
 
+def test_a_tenant_that_could_not_be_read_is_one_line_in_the_details() -> None:
+    """Forty cells failed for one reason on one tenant are one line, not forty; a few failed
+    cells keep a line each."""
+    report = DriftReport(
+        (
+            failed_tenant("eu", [f"W{i}" for i in range(40)], "login failed: 401"),
+            failed_tenant("us", ["A", "B"], "export failed: HTTP 500"),
+        )
+    )
+    details = render_report(report).split("\n\n", 2)[2]
+    assert details.splitlines() == [
+        "eu: 40 workflows failed: login failed: 401",
+        "us / A: failed: export failed: HTTP 500",
+        "us / B: failed: export failed: HTTP 500",
+    ]
+
+
 def test_many_tenants_page_into_blocks_that_fit() -> None:
     """Thirty tenants are split into column blocks, each line within the width, each tenant shown."""
     report = wide_report(30, 12)

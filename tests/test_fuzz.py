@@ -65,13 +65,13 @@ def test_damaged_bytes_only_raise_input_error(raw: bytes) -> None:
 
 
 @fuzz
-@given(st.binary(max_size=200))
-def test_random_bytes_only_raise_input_error(raw: bytes) -> None:
-    """Arbitrary bytes never escape as anything but InputError."""
-    try:
+@given(st.one_of(st.binary(max_size=200), json_values.map(orjson.dumps)))
+def test_random_bytes_are_refused_in_one_line_naming_the_file(raw: bytes) -> None:
+    """Arbitrary bytes, and arbitrary JSON texts that get past the JSON check, are refused with one InputError line naming the file and the place."""
+    with pytest.raises(InputError) as info:
         parse_document(raw, "fuzz.json", max_bytes=1 << 20)
-    except InputError:
-        pass
+    text = str(info.value)
+    assert "\n" not in text and text.startswith("fuzz.json: $"), text
 
 
 @fuzz

@@ -11,11 +11,10 @@ import pytest
 from migrator.core.canonical import canonical_hash
 from migrator.core.document import parse_document
 from migrator.core.errors import MigratorError
-from migrator.core.versions import version_key
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from tests.conftest import SAMPLES, SHARED_CORPUS
-from tests.helpers import running_fake
+from tests.helpers import numeric_version, running_fake
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +53,7 @@ async def test_samples_land_exactly_once_in_every_tenant(tmp_path: Path) -> None
             assert len(twice) == 1
             entries = [e for e in ledger if e["name"] == twice[0]]
             assert len({e["definition_id"] for e in entries}) == 1
-            assert version_key(entries[0]["version"]) < version_key(entries[1]["version"])
+            assert numeric_version(entries[0]["version"]) < numeric_version(entries[1]["version"])
             # Every key is distinct: nothing went twice.
             assert len({e["idempotency_key"] for e in ledger}) == len(ledger)
 
@@ -109,7 +108,7 @@ async def test_existing_definition_gets_a_new_version(tmp_path: Path) -> None:
         assert report.ok
         [entry] = env.imports("tenant-1")
         assert entry["definition_id"] == def_id
-        assert version_key(entry["version"]) > version_key("7.2.9")
+        assert entry["version"] == "7.2.10"  # one above the target's highest, numerically
         [item] = report.items
         assert item.action == "new_version" and item.target_workflow_id == def_id
 
@@ -196,7 +195,8 @@ async def test_rerun_with_activate_switches_on_identical_content() -> None:
             if state.definition_json("tenant-1", i)["name"] == "Credit Check on New Order"
         )
         assert credit["active_version"]["version"] == max(
-            (v["version"] for v in state.list_versions("tenant-1", credit["id"])), key=version_key
+            (v["version"] for v in state.list_versions("tenant-1", credit["id"])),
+            key=numeric_version,
         )
 
 

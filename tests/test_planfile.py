@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -126,7 +129,7 @@ def test_a_saved_plan_reads_back_the_same_in_any_layout_and_chunking(
 ) -> None:
     """Read a value at a time, a plan gives each tenant's identity, target and item sequence
     whatever its layout (ours, or reformatted by hand) and wherever the chunks are cut."""
-    from migrator.store.planfile import SavedTenant, items_digest
+    from migrator.store.planfile import SavedTenant
 
     text = _plan_text(runs)
     if layout != "ours":
@@ -136,7 +139,8 @@ def test_a_saved_plan_reads_back_the_same_in_any_layout_and_chunking(
     saved = load_plan_file(str(path), chunk=chunk)
     assert saved.path == str(path)
     assert saved.tenants == {
-        name: SavedTenant("i", "t", *items_digest(_triples(run))) for name, run in runs.items()
+        name: SavedTenant("i", "t", *frozen_items_digest(_triples(run)))
+        for name, run in runs.items()
     }
 
 
@@ -191,3 +195,82 @@ def test_a_large_saved_plan_is_checked_without_holding_it(tmp_path: Path) -> Non
     saved, peak = traced_peak(lambda: load_plan_file(str(path)))
     assert saved.tenants["tenant-1"].items == 20_000
     assert peak < 1 << 20, (peak, size)  # whole, it would take several times the file
+
+
+async def test_saved_plan_is_refused_when_the_sources_changed(tmp_path: Path) -> None:
+    """A source document edited after planning makes `migrate --plan` refuse the plan (sources differ) and import nothing."""
+    from tests.builders import small_export
+
+    plan_path = tmp_path / "plan.json"
+    source = tmp_path / "wf.json"
+    source.write_text(json.dumps(small_export()))
+    async with running_fake() as env:
+        options = MigrateOptions(sources=[str(source)], tenants=["tenant-1"])
+        dry = await migrate(env.settings, replace(options, dry_run=True))
+        plan_path.write_bytes(plan_file_bytes(dry))
+        edited = small_export()
+        edited["tasks"][0]["name"] = "Export, edited after planning"
+        source.write_text(json.dumps(edited))
+        applied = await migrate(env.settings, replace(options, plan_file=str(plan_path)))
+        [item] = applied.items
+        assert item.status != "imported"
+        assert "the sources or the journal differ from the plan" in (item.error or "")
+        assert env.imports("tenant-1") == []
+
+
+async def test_saved_plan_is_refused_when_the_journal_changed(tmp_path: Path) -> None:
+    """A journal that gained a failure after planning (the target unchanged) makes `migrate --plan` refuse the plan and send nothing."""
+    from tests.builders import small_export
+
+    plan_path = tmp_path / "plan.json"
+    journal = tmp_path / "j.jsonl"
+    source = tmp_path / "wf.json"
+    source.write_text(json.dumps(small_export("Refused")))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(small_export("Other")))
+    async with running_fake() as env:
+        options = MigrateOptions(sources=[str(source)], tenants=["tenant-1"], journal=str(journal))
+        # The journal exists before planning (a workflow the plan does not read is in it).
+        first = await migrate(env.settings, replace(options, sources=[str(other)]))
+        assert first.ok
+        dry = await migrate(env.settings, replace(options, dry_run=True))
+        plan_path.write_bytes(plan_file_bytes(dry))
+        env.fake.set_tenant("tenant-1", reject_imports=["Refused"])
+        refused = await migrate(env.settings, options)
+        assert [i.status for i in refused.items] == ["failed"]
+        env.fake.set_tenant("tenant-1", reject_imports=[])
+        # The target is as planned (the refused import left nothing); the journal is not.
+        assert [e["name"] for e in env.imports("tenant-1")] == ["Other"]
+
+        applied = await migrate(env.settings, replace(options, plan_file=str(plan_path)))
+        [item] = applied.items
+        assert "the sources or the journal differ from the plan" in (item.error or "")
+        assert [e["name"] for e in env.imports("tenant-1")] == ["Other"]
+
+
+def frozen_items_digest(triples: Any) -> tuple[int, str]:
+    """The saved plan's digest as the format defines it, written apart from items_digest: the
+    sha256 of each (item, action, version) triple as compact JSON plus a newline, in order."""
+    h = hashlib.sha256()
+    n = 0
+    for item, action, version in triples:
+        h.update(
+            json.dumps([item, action, version], separators=(",", ":"), ensure_ascii=False).encode()
+            + b"\n"
+        )
+        n += 1
+    return n, h.hexdigest()
+
+
+def test_items_digest_is_the_documented_format() -> None:
+    """items_digest is pinned by literal bytes: a change would make every saved plan unreadable."""
+    from migrator.store.planfile import items_digest
+
+    triples = [("5be1", "create", "1.0"), ("9f2a", "new_version", None)]
+    expected = hashlib.sha256(b'["5be1","create","1.0"]\n["9f2a","new_version",null]\n').hexdigest()
+    assert items_digest(triples) == (2, expected)
+    assert items_digest(triples) == frozen_items_digest(triples)
+    assert items_digest([]) == (
+        0,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    )

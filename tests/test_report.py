@@ -105,3 +105,17 @@ def test_one_tenant_wide_failure_is_listed_once() -> None:
     assert "t9: 10 items: tenant t9: credentials rejected" in text
     assert "W3" not in text
     assert "400 bad" in text  # other failures are still listed one by one
+
+
+def test_plan_listing_says_each_status_once_and_names_unreadable_files() -> None:
+    """A skipped item reads "skipped", not "skipped skipped"; an unreadable file is named by its path, never by an empty name."""
+    text = render_items(
+        (
+            ItemOutcome("t1", "b.json", "B", "skipped", version="2.0.0", reason="identical"),
+            ItemOutcome("t1", "x.json", "", "failed", error="x.json: $.tasks: not a list"),
+        )
+    )
+    assert text.splitlines() == [
+        "t1: x.json: failed: $.tasks: not a list",
+        "t1: B: skipped version 2.0.0: identical",
+    ]

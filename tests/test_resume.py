@@ -269,7 +269,7 @@ async def test_damage_before_the_last_line_refuses_with_the_line_number(tmp_path
 
 
 async def test_retry_failed_sends_only_the_failed_items(tmp_path: Path) -> None:
-    """--retry-failed sends again only the item the target refused (400) under a fresh Idempotency-Key; deferred, never-tried and done items are left alone until a plain run."""
+    """--retry-failed sends again only the item the target refused (400) under a fresh Idempotency-Key; deferred and never-tried items are left alone and reported as deferred (the run is not ok), done ones as skipped."""
     journal = tmp_path / "j.jsonl"
     failed_keys: list[str] = []
 
@@ -300,8 +300,11 @@ async def test_retry_failed_sends_only_the_failed_items(tmp_path: Path) -> None:
         retry = await migrate(env.settings, retry_opts)
         items = by_source(retry)
         assert items[WELCOME].status == "imported"
-        for other in (OVERAGE, CALLEE, VAT):
-            assert items[other].status == "skipped", items[other]
+        assert items[CALLEE].status == "skipped", items[CALLEE]
+        for left in (OVERAGE, VAT):
+            assert items[left].status == "deferred", items[left]
+            assert "--retry-failed sends only failed items" in (items[left].error or "")
+        assert not retry.ok  # never `ok … exit 0` with items still to send
         assert set(landed(env)) == {"Price Lookup Service", "Welcome Email for New Accounts"}
         [welcome] = landed(env)["Welcome Email for New Accounts"]
         assert welcome["idempotency_key"] not in failed_keys

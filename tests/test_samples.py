@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from migrator.core.document import parse_document
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 TENANT_SPECIFIC = ROOT / "tests" / "data" / "tenant-specific-callout.json"
@@ -260,10 +262,6 @@ def test_tenant_specific_fixture_is_valid_and_tenant_bound() -> None:
 @pytest.mark.parametrize("path", [*PATHS, TENANT_SPECIFIC], ids=[*IDS, "tenant-specific"])
 def test_sample_parses_with_document_module(path: Path) -> None:
     """Every sample (and the tenant-specific fixture) passes migrator.core.document.parse_document unchanged."""
-    try:
-        from migrator.core.document import parse_document
-    except ImportError as exc:  # pragma: no cover - depends on another module landing
-        pytest.skip(f"migrator.core.document.parse_document not available yet: {exc}")
     raw = path.read_bytes()
     if path.name.endswith(".gz"):
         raw = gzip.decompress(raw)
@@ -328,11 +326,7 @@ def test_bench_write_corpus_writes_plain_and_gzipped_files(tmp_path: Path) -> No
 
 
 def test_bench_corpus_parses_with_document_module() -> None:
-    """Generated documents pass migrator.core.document.parse_document (skipped until that module lands)."""
-    try:
-        from migrator.core.document import parse_document
-    except ImportError as exc:  # pragma: no cover - depends on another module landing
-        pytest.skip(f"migrator.core.document.parse_document not available yet: {exc}")
+    """Generated documents pass migrator.core.document.parse_document and keep their data."""
     from bench.corpus import generate
 
     for name, raw in generate(10, seed=11):

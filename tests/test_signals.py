@@ -5,6 +5,7 @@ One signal finishes what is in flight and closes the journal; two stop at once, 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -109,28 +110,56 @@ def test_one_signal_finishes_in_flight_work_and_closes_the_journal(
         finish_and_check(fake, journal)
 
 
+def read_stderr_until(proc: subprocess.Popen[str], text: str) -> str:
+    """Read the run's stderr line by line until a line holds `text` (the event to wait for)."""
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"the run ended without saying {text!r}: {''.join(seen)}")
+
+
 @pytest.mark.slow
-def test_second_sigint_stops_at_once_and_the_journal_stays_valid(tmp_path: Path) -> None:
-    """A second SIGINT right after the first stops at once with exit 1 and no traceback; the journal still reads cleanly (run_finished interrupted) and a re-run finishes every document exactly once."""
+def test_second_sigint_stops_at_once_writes_the_report_and_the_journal_stays_valid(
+    tmp_path: Path,
+) -> None:
+    """A second SIGINT, sent once the first was acknowledged, stops at once with exit 1 and no traceback, still writes --report (interrupted, the undone items deferred); the journal reads cleanly and a re-run finishes every document exactly once."""
     journal = tmp_path / "j.jsonl"
+    report = tmp_path / "report.json"
     with fake_process(tmp_path, SLOW, tenant={"max_concurrency": 2}) as fake:
-        proc = start(fake, journal)
+        proc = subprocess.Popen(
+            fake.migrate_args(journal, "--report", str(report), sources=SOURCES),
+            env=fake.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         wait_for_first_intent(proc, journal)
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.02)
+        early = read_stderr_until(proc, "migrator: stopping: finishing requests in flight")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, rest = proc.communicate(timeout=60)
+        err = early + rest
         assert proc.returncode == 1, out + err
         assert "Traceback" not in err
-        # Cancelled, not drained: the CLI's answer to a second signal, not the graceful one's.
-        assert "migrator: interrupted" in err and "stopped early" not in err
+        assert "migrator: stopping at once" in err and "stopped early" in err
+
+        data = json.loads(report.read_text())
+        assert data["interrupted"] is True
+        assert data["summary"]["deferred"] > 0
+        assert data["summary"]["imported"] + data["summary"]["deferred"] == len(TENANTS) * len(
+            SOURCES
+        )
 
         view = read_journal(journal)
         assert view.notices == []
         last = view.records[-1]
         assert last.type == "run_finished" and last.get("interrupted") is True
         status = fake.run(fake.cli("status", "--journal", str(journal), "--json"))
-        assert status.returncode in (0, 1), status.stdout + status.stderr
+        assert status.returncode == 1, status.stdout + status.stderr  # interrupted: not settled
         assert "Traceback" not in status.stderr
 
         finish_and_check(fake, journal)

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.anyio
 
 # Why a variant cannot pass yet; each reason names what would make it pass.
 _XFAIL = {
-    "documented": pytest.mark.xfail(
-        strict=False,
-        reason="issue 14 #1: the client's canonical form must mirror the fake's kept-key lists "
-        "(WORKFLOW_KEYS/TASK_KEYS/LINKAGE_KEYS), else a re-run sees dropped keys as a change",
-    ),
     # Not fixable in the client: the server gives tasks new ids on import, and a payload is
     # sent before they exist, so no payload can name them. See docs/remapping.md.
     "no-file-ref-rewrite": pytest.mark.xfail(

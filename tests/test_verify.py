@@ -35,23 +35,6 @@ pytestmark = pytest.mark.anyio
 
 TENANTS = ("tenant-1", "tenant-2", "tenant-3")
 
-# Runs `migrator` through cli.main, registering the issue-6 commands if cli.py does not yet.
-_CLI = """
-import argparse, sys
-from migrator import cli
-from migrator.commands import activate, verify
-_build = cli.build_parser
-def build_parser():
-    parser = _build()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for module in (verify, activate):
-        if module.__name__.rsplit(".", 1)[1] not in sub.choices:
-            module.add_parser(sub)
-    return parser
-cli.build_parser = build_parser
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
 
 @dataclass
 class Run:
@@ -65,7 +48,7 @@ async def run_cli(env: Env, tmp_path: Path, *args: str) -> Run:
     config = tmp_path / "migrator.toml"
     variables = write_config_file(config, env)
     result = await anyio.run_process(
-        [sys.executable, "-c", _CLI, *args, "--config", str(config)],
+        [sys.executable, "-m", "migrator.cli", *args, "--config", str(config)],
         env={**os.environ, **variables},
         cwd=tmp_path,
         check=False,
@@ -194,7 +177,9 @@ async def test_verify_tenant_with_rejected_credentials_fails_alone(tmp_path: Pat
         )
         status = {i.tenant: i for i in checked.items}
         assert status["tenant-1"].status == "verified"
-        assert status["tenant-2"].status == "failed" and "could not check tenant tenant-2" in (
+        assert status[
+            "tenant-2"
+        ].status == "failed" and "could not check the tenant: tenant tenant-2:" in (
             status["tenant-2"].error or ""
         )
         assert "not-the-secret" not in checked.dumps().decode()

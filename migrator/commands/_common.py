@@ -68,12 +68,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def run_with_signals(fn: Callable[[anyio.Event], Awaitable[T]]) -> T:
+def run_with_signals(fn: Callable[..., Awaitable[T]], *, abortable: bool = False) -> T:
     """Run `fn(stopping)` under anyio; the first SIGINT/SIGTERM sets `stopping` (finish what is in
-    flight, take nothing new), the second cancels at once (the journal still closes cleanly)."""
+    flight, take nothing new), the second cancels at once (the journal still closes cleanly).
+
+    With `abortable`, `fn(stopping, aborting)` runs and the second signal sets `aborting`: the
+    work is cut short but the command still gets its result (to write its `--report`); only a
+    third signal cancels it outright.
+    """
 
     async def runner() -> T:
         stopping = anyio.Event()
+        aborting = anyio.Event()
         result: list[T] = []
         with single_failure():
             async with anyio.create_task_group() as tg:
@@ -88,11 +94,19 @@ def run_with_signals(fn: Callable[[anyio.Event], Awaitable[T]]) -> T:
                                     "(press Ctrl-C again to stop at once; running the same command again resumes)",
                                     file=sys.stderr,
                                 )
+                            elif abortable and not aborting.is_set():
+                                aborting.set()
+                                print(
+                                    "migrator: stopping at once: cancelling requests in flight, "
+                                    "writing what is known",
+                                    file=sys.stderr,
+                                )
                             else:
                                 tg.cancel_scope.cancel()
 
                 tg.start_soon(watch)
-                result.append(await fn(stopping))
+                args = (stopping, aborting) if abortable else (stopping,)
+                result.append(await fn(*args))
                 tg.cancel_scope.cancel()
         if not result:
             raise KeyboardInterrupt

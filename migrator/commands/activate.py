@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
 import structlog
 
+from migrator import __version__
 from migrator.commands._common import (
     EXIT_ITEMS,
     EXIT_OK,
@@ -28,10 +32,14 @@ from migrator.core.errors import AuthError, JournalError, MigratorError, ZuoraEr
 from migrator.core.journal_records import ItemState, Record
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
-from migrator.core.report import ItemOutcome, Report, counts_table
+from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
+from migrator.core.rollout import Wave, assign_waves
 from migrator.core.versions import is_valid_version, version_key
+from migrator.run.history import NullJournal
 from migrator.run.migrate import _close_session
 from migrator.run.resolve import pick_definition, version_in_entry
+from migrator.run.rollback import DiscardState
+from migrator.run.rollout import WaveRunner, wave_failures
 from migrator.run.tenant import tenant_fingerprint, tenant_identity
 from migrator.store.journal import read_state
 from migrator.store.workspace import OutcomeLog, Workspace
@@ -42,7 +50,8 @@ log = structlog.get_logger("migrator.activate")
 
 # activated: switched on by this run · skipped: already active, or a lower version of a definition
 # whose higher version is the one to activate · planned: --dry-run · failed: refused or unreachable
-ACTIVATE_STATUSES = ("activated", "skipped", "planned", "failed")
+# deferred: not tried, a rollout wave before it halted
+ACTIVATE_STATUSES = ("activated", "skipped", "planned", "failed", "deferred")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +121,14 @@ async def activate_from_journal(
     tenants: Sequence[str] = (),
     *,
     dry_run: bool = False,
+    stopping: anyio.Event | None = None,
 ) -> Report:
     """Make each definition's highest committed version active, in every selected tenant.
 
     The journal is folded into a workspace table a line at a time and the outcomes go there
-    too: memory does not grow with the journal (the report reads them back in order)."""
+    too: memory does not grow with the journal (the report reads them back in order). Unless
+    dry_run, the journal records what was active before each switch (for `migrator rollback`);
+    with a [rollout], tenants go wave by wave (run/rollout.py)."""
     store = Workspace()
     try:
         state = store.journal_state()
@@ -140,21 +152,67 @@ async def activate_from_journal(
         _check_identity(history, chosen, journal_path)
         session = open_session(settings)
         try:
+            clients = {t.name: ZuoraClient(t, session, settings) for t in chosen}
+            async with AsyncExitStack() as stack:
+                journal: Any = NullJournal()
+                if not dry_run:
+                    from migrator.store.journal import Journal
 
-            async def one(tenant: TenantConfig) -> None:
-                client = ZuoraClient(tenant, session, settings)
-                try:
-                    await place_unresolved(client, state)
-                except ZuoraError as exc:
-                    log.warning(
-                        "could not look up unresolved imports", tenant=tenant.name, error=str(exc)
+                    fields = {
+                        "run_id": hashlib.sha256(f"{time.time()}".encode()).hexdigest()[:12],
+                        "command": "activate",
+                        "tenants": {t.name: tenant_fingerprint(t) for t in chosen},
+                        "tool_version": __version__,
+                    }
+                    # Folded once already (above); the writer's own fold is thrown away.
+                    journal = await stack.enter_async_context(
+                        Journal.open(journal_path, fields, state=DiscardState())
                     )
-                plan = targets_from_journal(tenant.name, state.landed(tenant.name))
-                await _activate_tenant(client, plan, dry_run, store)
+                    notices += journal.notices
 
-            async with anyio.create_task_group() as tg:
-                for tenant in chosen:
-                    tg.start_soon(one, tenant)
+                async def one(name: str) -> None:
+                    try:
+                        await place_unresolved(clients[name], state)
+                    except ZuoraError as exc:
+                        log.warning(
+                            "could not look up unresolved imports", tenant=name, error=str(exc)
+                        )
+                    plan = targets_from_journal(name, state.landed(name))
+                    await _activate_tenant(clients[name], plan, dry_run, store, journal)
+
+                async def execute(wave: Wave) -> None:
+                    async with anyio.create_task_group() as tg:
+                        for name in wave.tenants:
+                            tg.start_soon(one, name)
+
+                if settings.rollout is None or dry_run:
+                    await execute(Wave(1, tuple(names)))
+                else:
+                    runner = WaveRunner(
+                        settings.rollout,
+                        journal=journal,
+                        journal_path=journal_path,
+                        clients=clients,
+                        record=store.add_outcome,
+                        stopping=stopping,
+                        run_id=os.urandom(8).hex(),
+                    )
+
+                    def hold(wave: Wave, reason: str) -> None:
+                        for name in wave.tenants:
+                            for entry in targets_from_journal(name, state.landed(name)):
+                                held = entry if isinstance(entry, ItemState) else entry.state
+                                store.add_outcome(_out(held, "deferred", error=reason))
+
+                    await runner.run(
+                        assign_waves(settings.rollout, names),
+                        execute,
+                        lambda wave: wave_failures(store, wave),
+                        hold,
+                    )
+                    notices += runner.notices
+                store.flush()
+                journal.finish(counts=Report(items=OutcomeLog(store)).summary())
         finally:
             await _close_session(session)
         store.flush()
@@ -196,7 +254,11 @@ async def place_unresolved(client: ZuoraClient, state: JournalState) -> None:
 
 
 async def _activate_tenant(
-    client: ZuoraClient, plan: Iterator[Target | ItemState], dry_run: bool, store: Workspace
+    client: ZuoraClient,
+    plan: Iterator[Target | ItemState],
+    dry_run: bool,
+    store: Workspace,
+    journal: Any,
 ) -> None:
     """A few workers (the tenant's max_concurrency) take the plan's entries one at a time."""
     stop: list[str] = []
@@ -216,7 +278,7 @@ async def _activate_tenant(
                 store.add_outcome(_out(entry.state, "failed", error=stop[0]))
             else:
                 try:
-                    store.add_outcome(await _activate_one(client, entry, dry_run))
+                    store.add_outcome(await _activate_one(client, entry, dry_run, journal))
                 except ZuoraError as exc:
                     if isinstance(exc, AuthError):
                         stop.append(str(exc))
@@ -250,7 +312,9 @@ def _out(st: ItemState, status: str, **kw: Any) -> ItemOutcome:
     )
 
 
-async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> ItemOutcome:
+async def _activate_one(
+    client: ZuoraClient, target: Target, dry_run: bool, journal: Any
+) -> ItemOutcome:
     st, def_id = target.state, target.definition_id
     try:
         definition = await client.get_workflow(def_id)
@@ -278,6 +342,17 @@ async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> I
             target_version_id=version_id,
             reason=f"would activate version {st.version} ({before}, definition {status or 'status unknown'})",
         )
+    # Before the switch, durably: what was active, so `migrator rollback` never guesses.
+    await journal.append(
+        "activating",
+        tenant=st.tenant,
+        name=st.name or "",
+        definition_id=def_id,
+        version=st.version,
+        previous_version_id=current,
+        previous_status=status or "Inactive",
+        created=False,
+    )
     key = activation_key(tenant_identity(client.tenant), def_id, version_id, current, status)
     answer = await client.update_workflow(
         def_id, {"active_workflow_version_id": version_id, "status": "Active"}, idempotency_key=key
@@ -292,7 +367,8 @@ async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> I
             error=f"asked to activate version id {version_id}; the tenant answered active version "
             f"{now_id}, status {answer.get('status')!r}",
         )
-    log.info("activated", tenant=client.tenant.name, definition=def_id, version=st.version)
+    # The printed report lists every switch: one voice on stdout, the detail only with --debug.
+    log.debug("activated", tenant=client.tenant.name, definition=def_id, version=st.version)
     return _out(st, "activated", target_version_id=version_id, reason=f"was: {before}")
 
 
@@ -303,7 +379,9 @@ async def _activate_one(client: ZuoraClient, target: Target, dry_run: bool) -> I
 def render(report: Report) -> str:
     """Counts per tenant, every switch made or planned, every failure."""
     lines = counts_table(report.items, ACTIVATE_STATUSES)
-    shown = [i for i in report.ordered() if i.status in ("activated", "planned", "failed")]
+    shown = [
+        i for i in report.ordered() if i.status in ("activated", "planned", "failed", "deferred")
+    ]
     if shown:
         lines.append("")
     for i in shown:
@@ -313,14 +391,25 @@ def render(report: Report) -> str:
         )
     for notice in report.notices:
         lines.append(f"note: {notice}")
+    lines.append(summary_line(report))
+    # Names come from the journal, the tenants and the config: no control character gets out.
+    return redact_text(human_lines(lines))
+
+
+def summary_line(report: Report) -> str:
+    """The verdict line; a dry run counts what it would switch on, not what it switched on."""
     counts = report.summary()
     verdict = "ok" if report.ok else "attention needed"
-    lines.append(
-        f"migrator activate: {verdict}: activated {counts.get('activated', 0)}, "
-        f"already active {sum(1 for i in report.items if i.reason == 'already active')}, "
+    already = sum(1 for i in report.items if i.reason == "already active")
+    done = (
+        f"would activate {counts.get('planned', 0)}"
+        if any(i.status == "planned" for i in report.items)
+        else f"activated {counts.get('activated', 0)}"
+    )
+    return (
+        f"migrator activate: {verdict}: {done}, already active {already}, "
         f"failed {counts.get('failed', 0)}"
     )
-    return redact_text("\n".join(lines))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -353,7 +442,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
     async def go(stopping: anyio.Event) -> Report:
         return await activate_from_journal(
-            settings, args.journal, args.tenant, dry_run=args.dry_run
+            settings, args.journal, args.tenant, dry_run=args.dry_run, stopping=stopping
         )
 
     report = run_with_signals(go)

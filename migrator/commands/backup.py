@@ -29,6 +29,7 @@ from migrator import __version__
 from migrator.commands._common import _common
 from migrator.core.config import Settings, load_settings
 from migrator.core.errors import JournalError, MigratorError, ZuoraError
+from migrator.core.logs import printable
 from migrator.core.versions import is_valid_version, version_key
 from migrator.store import lock as lock_mod
 from migrator.store.snapshot import (
@@ -73,10 +74,12 @@ class BackupResult:
     unchanged: bool
     workflows: int
     versions: int
-    skipped: tuple[str, ...] = ()  # definitions whose export answered 404
+    skipped: tuple[str, ...] = ()  # workflows and versions left out, each with why
     removed: tuple[str, ...] = ()  # snapshots deleted by retention
     notices: tuple[str, ...] = ()
     message: str = ""
+    complete: bool = True  # False: the snapshot written is partial (something was skipped)
+    latest: str | None = None  # the newest complete snapshot (what `<tenant>.latest` names)
 
     @property
     def exit_code(self) -> int:
@@ -90,6 +93,8 @@ class BackupResult:
             "workflows": self.workflows,
             "versions": self.versions,
             "skipped": list(self.skipped),
+            "complete": self.complete,
+            "latest": self.latest,
             "removed": list(self.removed),
             "notices": list(self.notices),
             "message": self.message,
@@ -299,7 +304,9 @@ async def backup_tenant(
         if lock.notice:
             notices.append(lock.notice)
         previous = await anyio.to_thread.run_sync(list_snapshots, out, tenant_name)
-        latest = previous[-1] if previous else None
+        # Partial snapshots are kept but never compared with, pointed at or counted.
+        complete = [s for s in previous if s.complete]
+        latest = complete[-1] if complete else None
         base: Snapshot | None = latest
         if latest is not None:
             problems = await anyio.to_thread.run_sync(snapshot_problems, latest)
@@ -379,25 +386,48 @@ async def _export_all(
 async def _backup_definition(
     client: ZuoraClient, definition: Mapping[str, Any], run: _Run, all_versions: bool, log: Any
 ) -> None:
+    """Export one definition's versions; what cannot be exported is skipped (the snapshot is then
+    partial), except what says the tenant itself is failing (5xx, network, credentials)."""
     label = f"workflow {definition.get('id')!r} ({definition.get('name')!r})"
+
+    def skip(why: str) -> None:
+        run.skipped.append(f"{label}: {why}, skipped")
+        # The summary line names every skipped workflow: the log says it only with --debug.
+        log.debug("skipped", workflow=definition.get("id"), reason=why)
+
     try:
         targets = await _targets(client, definition, all_versions)
-        if not targets:
-            run.notices.append(f"{label} has no versions; nothing to back up")
-            return
-        for target in targets:
+    except BackupError as exc:  # this workflow's own data (id, version strings) is unusable
+        skip(str(exc).removeprefix(f"tenant {client.tenant.name}: "))
+        return
+    except ZuoraError as exc:
+        if not _skippable(exc):
+            raise BackupError(f"{label}: versions list failed: {exc}") from None
+        skip(f"GET /workflows/{definition.get('id')}/versions answered {exc.status}")
+        return
+    if not targets:
+        run.notices.append(f"{label} has no versions; nothing to back up")
+        return
+    for target in targets:
+        try:
             document = await client.export_workflow(target.definition_id, version=target.version)
+        except ZuoraError as exc:
+            if not _skippable(exc):
+                raise BackupError(f"{label}: export failed: {exc}") from None
+            skip(f"export of version {target.version[:40]!r} answered {exc.status}")
+            continue
+        try:
             # Encoding, gzip and fsync block: a thread keeps the other exports flowing.
             entry = await anyio.to_thread.run_sync(run.store, target, document)
-            run.entries.append(entry)
-            run.definitions.add(target.definition_id)
-    except ZuoraError as exc:
-        if exc.status != 404:
-            raise BackupError(f"{label}: export failed: {exc}") from None
-        run.skipped.append(f"{label}: not found (404), skipped")
-        log.warning("export not found; skipped", workflow=definition.get("id"), error=str(exc))
-    except OSError as exc:
-        raise BackupError(f"{run.partial}: cannot write the snapshot: {exc.strerror}") from None
+        except OSError as exc:
+            raise BackupError(f"{run.partial}: cannot write the snapshot: {exc.strerror}") from None
+        run.entries.append(entry)
+        run.definitions.add(target.definition_id)
+
+
+def _skippable(exc: ZuoraError) -> bool:
+    """A refusal about this one workflow or version (404, 400, ...), not the tenant failing."""
+    return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403, 429)
 
 
 def _finish(
@@ -416,10 +446,11 @@ def _finish(
         raise BackupError(f"tenant {tenant}: two exports map to one file name; nothing written")
     workflows = len(run.definitions)
     out = run.out_dir
+    complete = not run.skipped
     if base is not None and latest is base and set(entries) == set(base.files):
         shutil.rmtree(run.partial, ignore_errors=True)
         _point_latest(out, tenant, latest.path.name)
-        removed = _retain(out, tenant, keep, latest.path)
+        removed = _retain(out, tenant, keep, latest.path, complete=complete)
         return BackupResult(
             tenant=tenant,
             snapshot=str(latest.path),
@@ -429,7 +460,8 @@ def _finish(
             skipped=tuple(run.skipped),
             removed=tuple(removed),
             notices=tuple(run.notices),
-            message=_summary(tenant, f"unchanged since {latest.path}", run.skipped),
+            message=_summary(tenant, f"unchanged since {latest.path}", run.skipped, None),
+            latest=str(latest.path),
         )
     run.partial.mkdir(mode=0o700, exist_ok=True)
     for path in sorted(run.reused):
@@ -439,22 +471,28 @@ def _finish(
             raise BackupError(f"{run.base_dir / path}: changed during the backup; run again")
         write_atomic(run.partial, path, data)
     _fsync_dir(run.partial)
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": SNAPSHOT_FORMAT,
         "tenant": tenant,
         "created_at": _iso(now),
         "tool_version": __version__,
+        "complete": complete,
         "files": [e.to_json() for e in entries],
     }
+    if not complete:
+        manifest["skipped"] = list(run.skipped)
     # The manifest is the commit point: written last, inside a folder nobody reads yet.
     write_atomic(run.partial, MANIFEST, orjson.dumps(manifest, option=JSON_OPTIONS) + b"\n")
     _fsync_dir(run.partial)
     final = out / final_name
     os.rename(run.partial, final)
     _fsync_dir(out)
-    _point_latest(out, tenant, final_name)
-    removed = _retain(out, tenant, keep, final)
+    if complete:
+        _point_latest(out, tenant, final_name)
+    newest_complete = final if complete else (latest.path if latest else None)
+    removed = _retain(out, tenant, keep, final, complete=complete)
     versions = len(entries)
+    what = f"{workflows} workflow{'s' * (workflows != 1)}, {versions} version{'s' * (versions != 1)} → {final}"
     return BackupResult(
         tenant=tenant,
         snapshot=str(final),
@@ -466,16 +504,21 @@ def _finish(
         notices=tuple(run.notices),
         message=_summary(
             tenant,
-            f"{workflows} workflow{'s' * (workflows != 1)}, {versions} version{'s' * (versions != 1)} → {final}",
+            what if complete else "PARTIAL snapshot, " + what,
             run.skipped,
+            None if complete else str(newest_complete) if newest_complete else "none",
         ),
+        complete=complete,
+        latest=str(newest_complete) if newest_complete else None,
     )
 
 
-def _summary(tenant: str, what: str, skipped: Sequence[str]) -> str:
+def _summary(tenant: str, what: str, skipped: Sequence[str], latest: str | None) -> str:
     line = f"backup {tenant}: {what}"
     if skipped:
-        line += f"; {len(skipped)} skipped (export 404): " + "; ".join(skipped)
+        line += f"; {len(skipped)} skipped: " + "; ".join(skipped)
+    if latest is not None:
+        line += f"; latest complete snapshot: {latest}"
     return line
 
 
@@ -489,15 +532,20 @@ def _point_latest(out: Path, tenant: str, folder: str) -> None:
     _fsync_dir(out)
 
 
-def _retain(out: Path, tenant: str, keep: int | None, current: Path) -> list[str]:
+def _retain(
+    out: Path, tenant: str, keep: int | None, current: Path, *, complete: bool
+) -> list[str]:
     """Delete the oldest complete snapshots beyond `keep` (never `current`, never a folder
-    without a manifest: that may be a running backup's)."""
-    if keep is None:
+    without a manifest: that may be a running backup's), and the partial ones a complete
+    snapshot has superseded. After a partial backup nothing is deleted: only complete
+    snapshots count, and a partial one never pushes a complete one out."""
+    if keep is None or not complete:
         return []
     snaps = [s for s in list_snapshots(out, tenant) if s.path != current]
-    excess = len(snaps) + 1 - keep
+    full = [s for s in snaps if s.complete]
+    doomed = full[: max(0, len(full) + 1 - keep)] + [s for s in snaps if not s.complete]
     removed: list[str] = []
-    for snap in snaps[: max(0, excess)]:
+    for snap in doomed:
         _remove_snapshot(snap.path)
         removed.append(str(snap.path))
     return removed
@@ -523,7 +571,8 @@ def add_backup_parser(sub: Any) -> None:
         "backup",
         help="export every workflow of one tenant into a snapshot folder",
         description="Export every workflow of one tenant into a checksummed snapshot folder. "
-        "Exit 0: done (or unchanged), 1: some exports answered 404 and were skipped, 2: failed.",
+        "Exit 0: done (or unchanged), 1: partial (some workflows or versions could not be "
+        "exported and were skipped; the snapshot says so), 2: failed.",
     )
     _common(p, quiet_help="only warnings and errors; no summary line when all went well")
     p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to back up")
@@ -570,15 +619,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(result.to_json()).decode())
     elif not (args.quiet and result.exit_code == EXIT_OK):
-        print(result.message)
+        print(printable(result.message))  # workflow names come from the tenant
     return result.exit_code
 
 
 def _failed(args: argparse.Namespace, message: str) -> int:
-    _log.error("backup failed", tenant=args.tenant, error=message)
+    # One voice: the summary line (or JSON object) on stdout says it; no log line repeats it.
     if args.json:
         data = {"tenant": args.tenant, "error": message, "exit_code": EXIT_FATAL}
         print(orjson.dumps(data).decode())
     else:
-        print(f"backup {args.tenant}: failed: {message}")
+        print(printable(f"backup {args.tenant}: failed: {message}"))
     return EXIT_FATAL

@@ -17,7 +17,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="serve the built-in fake Zuora (not Zuora!) for demos and tests",
         add_help=False,
     )
-    f.add_argument("rest", nargs=argparse.REMAINDER)
+    f.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="the fake's own options: `migrator fake-zuora --help` lists them",
+    )
 
 
 def cmd_fake_zuora(argv: Sequence[str]) -> int:

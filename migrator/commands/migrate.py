@@ -124,13 +124,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     )
     progress = Progress()
 
-    async def go(stopping: anyio.Event) -> Any:
+    async def go(stopping: anyio.Event, aborting: anyio.Event) -> Any:
         async with show_progress(
             progress, mode=args.progress, log_format=args.log_format, level=_level(args)
         ):
-            return await migrate(settings, options, progress=progress, stopping=stopping)
+            return await migrate(
+                settings, options, progress=progress, stopping=stopping, aborting=aborting
+            )
 
-    report = run_with_signals(go)
+    # A second Ctrl-C cuts the run short but still returns its report (for --report).
+    report = run_with_signals(go, abortable=True)
     if args.report:
         _write_report(args.report, report.chunks())
     if options.dry_run:

@@ -44,7 +44,8 @@ def status_data(path: str) -> dict[str, Any]:
 
         def watch(record: Record) -> None:
             # What the last run planned to send: an item it never recorded is pending.
-            if record.type == "run_started":
+            # `activate` and `rollback` runs (`command`) plan nothing: they leave it as it was.
+            if record.type == "run_started" and not record.get("command"):
                 state.clear_expected()
             elif record.type == "planned":
                 state.expect(str(record.get("tenant")), map(str, record.get("items") or ()))
@@ -68,7 +69,8 @@ def status_data(path: str) -> dict[str, Any]:
             },
         }
     all_runs = runs(history)
-    last = all_runs[-1] if all_runs else None
+    migrations = [r for r in all_runs if not r.started.get("command")]
+    last = migrations[-1] if migrations else None
     return {
         "journal": path,
         "runs": len(all_runs),
@@ -168,8 +170,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register `migrator status`."""
     s = sub.add_parser("status", help="where a journal stands: done, failed, in doubt, pending")
     s.set_defaults(func=cmd_status)
-    s.add_argument("--journal", required=True, metavar="FILE")
-    s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--journal", required=True, metavar="FILE", help="the journal of the run to describe"
+    )
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
     _common(s, config=False)
 
 

@@ -34,10 +34,17 @@ from migrator.core.errors import InputError, MigratorError, ZuoraError
 from migrator.core.logs import redact_text
 from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
 from migrator.core.remap import prepare_for_import
-from migrator.core.report import ItemOutcome, Report, counts_rows, unreadable_outcomes
+from migrator.core.report import (
+    GROUP_AT,
+    ItemOutcome,
+    Report,
+    counts_rows,
+    human_lines,
+    unreadable_outcomes,
+)
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.inputs import read_sources
-from migrator.run.migrate import _close_session
+from migrator.run.migrate import _close_session, check_source_paths
 from migrator.run.target import read_target
 from migrator.run.tenant import _Names, source_index
 from migrator.store.cache import open_cache
@@ -72,6 +79,7 @@ async def verify_tenants(
     chosen = _select(settings, tenants)
     own = store is None
     if store is None:
+        check_source_paths(sources)
         store = await anyio.to_thread.run_sync(read_sources, list(sources), settings)
     try:
         return await _verify_all(settings, chosen, store, use_cache=use_cache)
@@ -96,11 +104,18 @@ async def _verify_all(
 
         async def one(tenant: TenantConfig) -> None:
             client = ZuoraClient(tenant, session, settings)
+            # Workflows whose versions list answered 404: their documents fail, no other.
+            unreadable: dict[str, str] = {}
+
+            def note_unreadable(name: str, _id: int, why: str) -> None:
+                unreadable.setdefault(name, why)
+
             try:
                 await read_target(
                     client,
                     wanted,
                     lambda d: store.add_target(tenant.name, d),
+                    on_unreadable=note_unreadable,
                     cache=cache.for_tenant(tenant) if cache is not None else None,
                 )
             except (ZuoraError, InputError) as exc:
@@ -111,11 +126,12 @@ async def _verify_all(
                             tenant,
                             doc,
                             "failed",
-                            error=f"could not check tenant {tenant.name}: {exc}",
+                            # The client's errors name their tenant already.
+                            error=f"could not check the tenant: {exc}",
                         )
                     )
                 return
-            await verify_tenant(tenant, store, index)
+            await verify_tenant(tenant, store, index, unreadable)
 
         async with anyio.create_task_group() as tg:
             for tenant in chosen:
@@ -151,13 +167,24 @@ def _select(settings: Settings, names: Sequence[str]) -> list[TenantConfig]:
     return [settings.tenants[n] for n in dict.fromkeys(wanted)]
 
 
-async def verify_tenant(tenant: TenantConfig, store: Workspace, index: SourceIndex) -> None:
+async def verify_tenant(
+    tenant: TenantConfig,
+    store: Workspace,
+    index: SourceIndex,
+    unreadable: Mapping[str, str] | None = None,
+) -> None:
     """One tenant whose definitions are in the workspace: judge each document, streamed from
-    the workspace, and record its outcome there."""
+    the workspace, and record its outcome there. `unreadable` maps the names whose versions
+    could not be read to why: their documents fail, with that reason."""
     target = store.target(tenant.name)
+    unreadable = unreadable or {}
     for doc in store.iter_docs():
         try:
-            outcome = _judge(tenant, store, doc, target, index)
+            if doc.name in unreadable:
+                why = unreadable[doc.name]
+                outcome = _out(tenant, doc, "failed", error=f"could not check it: {why}")
+            else:
+                outcome = _judge(tenant, store, doc, target, index)
         except InputError as exc:
             outcome = _out(tenant, doc, "failed", error=str(exc))
         store.add_outcome(outcome)
@@ -274,20 +301,30 @@ def all_verified(report: Report) -> bool:
 def render(report: Report) -> str:
     """Counts per tenant, then every item that is not verified."""
     lines = counts_rows(report.per_tenant(), VERIFY_STATUSES)
-    header = False
-    for i in report.ordered():
-        if i.status == "verified":
+    unverified = [i for i in report.ordered() if i.status != "verified"]
+    if unverified:
+        lines += ["", "not verified:"]
+    # A tenant-wide cause (credentials refused, host unreachable) is said once per tenant.
+    shared: dict[tuple[str, str, str], int] = {}
+    for i in unverified:
+        if i.error:
+            key = (i.tenant, i.status, i.error)
+            shared[key] = shared.get(key, 0) + 1
+    grouped = {key for key, n in shared.items() if n > GROUP_AT}
+    for tenant, status, error in sorted(grouped):
+        lines.append(f"  {status:<8} {tenant}: {shared[(tenant, status, error)]} items: {error}")
+    for i in unverified:
+        if (i.tenant, i.status, i.error or "") in grouped:
             continue
-        if not header:
-            lines += ["", "not verified:"]
-            header = True
         lines.append(
-            f"  {i.status:<8} {i.tenant}: {i.workflow_name} ({i.source}): {i.error or i.reason or ''}"
+            f"  {i.status:<8} {i.tenant}: {i.workflow_name or i.source}"
+            f"{f' ({i.source})' if i.workflow_name else ''}: {i.error or i.reason or ''}"
         )
     tenants, total, ok = _totals(report)
     verdict = "ok" if total > 0 and ok == total else "attention needed"
     lines.append(f"migrator verify: {verdict}: {ok} of {total} verified across {tenants} tenant(s)")
-    return redact_text("\n".join(lines))
+    # Names come from documents and tenants: no control character gets out.
+    return redact_text(human_lines(lines))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

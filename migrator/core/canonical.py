@@ -25,54 +25,51 @@ _HUGE_FLOAT = re.compile(rb"e\+(?:1[89]|[2-9][0-9]|[0-9]{3})")
 
 MERGE = "Logic::Merge"
 
-# Fields the server owns or computes; they differ between a source and what landed, so the
-# canonical form leaves them out (spec §4.2, §4.3, §4.6).
-_TOP_DROP = frozenset({"workflow_definition", "$description"})
-_WORKFLOW_DROP = frozenset(
+# What import keeps (spec §3.6 [Z]: "unknown keys under `workflow` are silently dropped", e.g.
+# `ui_trigger`; §4.2-4.4 for the records). A document's identity is what survives import, so a key
+# outside these lists never counts: the same lists as the fake's (migrator/fake/_document.py
+# WORKFLOW_KEYS, TASK_KEYS, LINKAGE_KEYS; tests/test_canonical_keys.py holds them equal).
+WORKFLOW_KEYS = frozenset(
+    {
+        "id", "name", "description", "type", "version", "status", "call_type",
+        "ondemand_trigger", "callout_trigger", "scheduled_trigger", "event_trigger",
+        "sync_trigger", "interval", "timezone", "priority", "delete_ttl", "css", "data",
+        "parameters", "notifications", "started_at", "finished_at", "original_workflow_id",
+        "task_summary", "external_track_id", "ui_pages", "solution_id", "extension_id",
+        "zuora_org_id", "zuora_org_ids",
+    }
+)  # fmt: skip
+TASK_KEYS = frozenset(
+    {
+        "id", "name", "action_type", "parameters", "object", "object_id", "call_type",
+        "task_id", "concurrent_limit", "tags", "css", "priority", "assignment",
+        "delivery_method", "zuora_org_id", "zuora_org_ids", "entity_id", "subprocess_id",
+    }
+)  # fmt: skip
+LINKAGE_KEYS = frozenset(
+    {"source_workflow_id", "source_task_id", "target_task_id", "linkage_type", "internal_group"}
+)
+
+# Of what import keeps, the fields the server owns or computes; they differ between a source and
+# what landed, so the canonical form leaves them out too (spec §4.2, §4.3, §4.6).
+_WORKFLOW_SERVER = frozenset(
     {
         "id",
         "version",
         "status",
         "type",
-        "created_at",
-        "updated_at",
-        "createdAt",
-        "updatedAt",
         "started_at",
         "finished_at",
         "task_summary",
         "external_track_id",
-        "merge_task_ids",
     }
 )
-_TASK_DROP = frozenset(
-    {
-        "id",
-        "task_id",
-        "workflow_id",
-        "status",
-        "error",
-        "error_class",
-        "error_details",
-        "process_id",
-        "iterate_row_reference",
-        "object_batched_reference",
-        "notes",
-        "data_size",
-        "restart_at",
-        "created_at",
-        "updated_at",
-        "createdAt",
-        "updatedAt",
-        "start_time",
-        "end_time",
-        "original_task_id",
-        "original_workflow_id",
-    }
-)
+_WORKFLOW_KEEP = WORKFLOW_KEYS - _WORKFLOW_SERVER
+# The task's own id and its parent's: the canonical form ranks tasks instead.
+_TASK_KEEP = TASK_KEYS - {"id", "task_id"}
+_LINK_KEEP = LINKAGE_KEYS - {"source_workflow_id", "source_task_id", "target_task_id"}
 MERGE_PARAMS = frozenset({"merge_paths", "merge_start", "merge_task_ids"})
-_TOP_KEYS = frozenset({"workflow", "tasks", "linkages"}) | _TOP_DROP
-_LINK_DROP = frozenset({"source_workflow_id", "source_task_id", "target_task_id"})
+_TOP_KEYS = frozenset({"workflow", "tasks", "linkages"})
 
 
 def _dumps(value: Any) -> bytes:
@@ -95,12 +92,11 @@ _VALIDATED_TASK_KEYS = frozenset({"id", "task_id"})
 
 
 def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
-    body = dict(workflow)
+    body = {k: v for k, v in workflow.items() if k in _WORKFLOW_KEEP}
     kept_aside = []
-    for key in _WORKFLOW_DROP.intersection(workflow):
-        value = body.pop(key)
+    for key, value in workflow.items():
         # An empty container or 0.0 can be neither too deep nor a huge integer: not worth a check.
-        if isinstance(value, _ASIDE_TYPES) and value:
+        if key not in _WORKFLOW_KEEP and isinstance(value, _ASIDE_TYPES) and value:
             kept_aside.append(value)
     if kept_aside:
         aside.append(_dumps([kept_aside]))
@@ -117,11 +113,14 @@ _PLAIN_LINK_KEYS = frozenset(
 )
 
 
-def _link_body(link: Mapping[str, Any]) -> bytes:
+def _link_body(link: Mapping[str, Any], aside: list[bytes]) -> bytes:
     # Nearly every linkage has just the four standard keys; skip building and sorting a dict.
     if len(link) == 4 and _PLAIN_LINK_KEYS.issuperset(link):
         return b'{"linkage_type":%s}' % orjson.dumps(link["linkage_type"])
-    return _dumps([[{k: v for k, v in link.items() if k not in _LINK_DROP}]])[2:-2]
+    dropped = [v for k, v in link.items() if k not in LINKAGE_KEYS and isinstance(v, _ASIDE_TYPES)]
+    if dropped:
+        aside.append(_dumps([[dropped]]))
+    return _dumps([[{k: v for k, v in link.items() if k in _LINK_KEEP}]])[2:-2]
 
 
 def _splice(body: bytes, refs: list[tuple[int, int, int]], label: Any) -> bytes:
@@ -168,14 +167,143 @@ def _dense_ranks(keys: list[Any]) -> tuple[list[int], int]:
     return ranks, rank + 1
 
 
-def _refine(
-    seeds: list[Any],
-    edges: Callable[[], tuple[list[list[tuple[int, int]]], list[list[tuple[int, int]]]]],
-) -> list[int]:
-    """Weisfeiler-Lehman colour refinement: ranks that depend only on content and graph shape."""
+Edges = list[list[tuple[int, int]]]
+# Class labels are integers spaced this many bits apart, so that a class splitting into parts
+# can give each part a label between its own and the next class's without renumbering the rest.
+_LABEL_GAP_BITS = 64
+
+
+def _refine(seeds: list[Any], edges: Callable[[], tuple[Edges, Edges]]) -> list[int]:
+    """Weisfeiler-Lehman colour refinement: ranks that depend only on content and graph shape.
+
+    The ranks are exactly those of the textbook rounds (`_refine_rounds`, kept for the tests):
+    each round, a task's next colour is the dense rank of (its colour, sorted (edge kind, colour)
+    of its out-edges, the same of its in-edges), until no colour splits. Done round by round
+    over every task, a chain of n look-alike tasks takes n/2 rounds of n: quadratic (6,400
+    identical chained tasks took a minute). So only what can change is recomputed:
+
+    - A round sorts each colour class's members by their signature, and any order-preserving
+      relabelling of colours gives the same order; so classes carry spaced integer labels in
+      rank order (a split class's parts get labels between its own and its successor's), and
+      ranks are read off the class order at the end.
+    - A task's signature can change only when a neighbour's class split in the last round; the
+      other members of its class keep signatures equal to each other, so one of them stands for
+      all. And only neighbours of the parts other than the largest need a look (Hopcroft's
+      argument: the largest part's neighbours see the same counts under a new name), so each
+      task is looked at O(log n) times over all rounds.
+    """
     ranks, distinct = _dense_ranks(seeds)
-    # Once every task has its own colour no further round can split anything; real workflows
-    # usually get there from content alone, and then the edge lists are never built.
+    n = len(seeds)
+    if distinct == n:
+        return ranks
+    out_edges, in_edges = edges()
+    gap = 1 << _LABEL_GAP_BITS
+    cls = ranks  # each task's class id (ids are never reused; order lives in nxt/prv)
+    members: list[set[int]] = [set() for _ in range(distinct)]
+    for i, c in enumerate(cls):
+        members[c].add(i)
+    label = [c * gap for c in range(distinct)]
+    nxt = [*range(1, distinct), -1]
+    prv = list(range(-1, distinct - 1))
+    head = 0
+
+    def signature(i: int) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+        return (
+            tuple(sorted((k, label[cls[j]]) for k, j in out_edges[i])),
+            tuple(sorted((k, label[cls[j]]) for k, j in in_edges[i])),
+        )
+
+    def relabel() -> None:
+        c, pos = head, 0
+        while c != -1:
+            label[c] = pos * gap
+            c, pos = nxt[c], pos + 1
+
+    dirty: set[int] = set(range(n))
+    for _ in range(n):
+        by_class: dict[int, list[int]] = {}
+        for i in dirty:
+            if len(members[cls[i]]) > 1:
+                by_class.setdefault(cls[i], []).append(i)
+        # Every signature of the round is read before any class is split (labels of this round).
+        splits: list[tuple[int, list[tuple[Any, list[int] | None]]]] = []
+        for c, looked in by_class.items():
+            groups: dict[Any, list[int]] = {}
+            for i in looked:
+                groups.setdefault(signature(i), []).append(i)
+            rest_sig: Any = None
+            if len(looked) < len(members[c]):
+                seen = set(looked)
+                stand_in = next(i for i in members[c] if i not in seen)
+                rest_sig = signature(stand_in)
+            parts = len(groups) + (rest_sig is not None and rest_sig not in groups)
+            if parts < 2:
+                continue
+            ordered: list[tuple[Any, list[int] | None]] = []
+            for sig in sorted(groups.keys() | ({rest_sig} if rest_sig is not None else set())):
+                # None: the members nobody looked at (and those that joined their signature).
+                ordered.append((sig, None if sig == rest_sig else groups[sig]))
+            splits.append((c, ordered))
+        if not splits:
+            break
+        dirty = set()
+        for c, ordered in splits:
+            after = nxt[c]
+            top = label[c] + gap if after == -1 else label[after]
+            step = (top - label[c]) // len(ordered)
+            if step == 0:
+                relabel()
+                after = nxt[c]
+                top = label[c] + gap
+                step = gap // len(ordered)
+            base = label[c]
+            keeper = next((k for k, (_, g) in enumerate(ordered) if g is None), None)
+            if keeper is None:  # everyone was looked at: the largest part keeps the class
+                keeper = max(range(len(ordered)), key=lambda k: len(ordered[k][1] or ()))
+            ids: list[int] = []
+            sizes: list[int] = []
+            for k, (_, group) in enumerate(ordered):
+                if k == keeper:
+                    ids.append(c)
+                    continue
+                new = len(members)
+                assert group is not None
+                members.append(set(group))
+                members[c].difference_update(group)
+                for i in group:
+                    cls[i] = new
+                label.append(0)
+                nxt.append(-1)
+                prv.append(-1)
+                ids.append(new)
+            for k, cid in enumerate(ids):
+                label[cid] = base + k * step
+                sizes.append(len(members[cid]))
+            before = prv[c]
+            for a, b in zip([before, *ids], [*ids, after], strict=True):
+                if a == -1:
+                    head = b
+                else:
+                    nxt[a] = b
+                if b != -1:
+                    prv[b] = a
+            largest = max(range(len(ids)), key=sizes.__getitem__)
+            for k, cid in enumerate(ids):
+                if k != largest:
+                    for i in members[cid]:
+                        dirty.update(j for _, j in out_edges[i])
+                        dirty.update(j for _, j in in_edges[i])
+    pos_of: dict[int, int] = {}
+    c, pos = head, 0
+    while c != -1:
+        pos_of[c] = pos
+        c, pos = nxt[c], pos + 1
+    return [pos_of[cls[i]] for i in range(n)]
+
+
+def _refine_rounds(seeds: list[Any], edges: Callable[[], tuple[Edges, Edges]]) -> list[int]:
+    """The textbook rounds `_refine` must agree with (quadratic on long look-alike chains)."""
+    ranks, distinct = _dense_ranks(seeds)
     if distinct == len(seeds):
         return ranks
     out_edges, in_edges = edges()
@@ -201,8 +329,8 @@ _LINK_ENTRY = b'{"from":%s,"link":%s,"to":%s}'
 # Rank numbers as the payload writes them, and b"null" last, so that index -1 (no parent, entry
 # linkage) reads "null". A constant table; documents with more tasks build their own.
 _RANK_TEXT = [*(b"%d" % r for r in range(1024)), b"null"]
-# Dropped task keys besides the ids: rare, and the only ones that need the general path below.
-_OTHER_TASK_DROP = _TASK_DROP - _VALIDATED_TASK_KEYS
+# Task keys that need no dropping besides the ids: the fast path below.
+_PLAIN_TASK_KEYS = _TASK_KEEP | _VALIDATED_TASK_KEYS
 
 
 def _no_label(index: int) -> bytes:
@@ -221,17 +349,16 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     # Per task (by position) that has any: its (start, end, task position) file references.
     refs: dict[int, list[tuple[int, int, int]]] = {}
     for task in tasks:
-        body = dict(task)
-        if _OTHER_TASK_DROP.isdisjoint(task):
+        if _PLAIN_TASK_KEYS.issuperset(task):
             # Only the ids to drop: validated int64 integers or null, never aside material.
+            body = dict(task)
             del body["id"]
             body.pop("task_id", None)
         else:
-            kept_aside = []
-            for key in _TASK_DROP.intersection(task):
-                value = body.pop(key)
-                if isinstance(value, _ASIDE_TYPES):
-                    kept_aside.append(value)
+            body = {k: v for k, v in task.items() if k in _TASK_KEEP}
+            kept_aside = [
+                v for k, v in task.items() if k not in _TASK_KEEP and isinstance(v, _ASIDE_TYPES)
+            ]
             if kept_aside:
                 aside.append(_dumps([[kept_aside]]))
         if task.get("action_type") == MERGE:
@@ -268,9 +395,9 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         if type(ltype) is str and len(lk) == 4 and _PLAIN_LINK_KEYS.issuperset(lk):
             lb = plain_links.get(ltype)
             if lb is None:
-                lb = plain_links[ltype] = _link_body(lk)
+                lb = plain_links[ltype] = _link_body(lk, aside)
         else:
-            lb = _link_body(lk)
+            lb = _link_body(lk, aside)
         link_bodies.append(lb)
         src_id = lk.get("source_task_id")
         sources.append(-1 if src_id is None else pos[src_id])
@@ -357,15 +484,13 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
             strict=True,
         )
     )
-    if len(data) == 3:
-        # Only workflow, tasks and linkages (all three are read here): nothing extra, no asides.
-        extra_bytes = b"{}"
-    else:
-        extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
-        top_aside = [v for k, v in data.items() if k in _TOP_DROP]
+    # Import keeps no top-level key but these three (`workflow_definition` and the rest are the
+    # export's, §3.5): "extra" stays in the form, always empty, so older hashes stay valid.
+    extra_bytes = b"{}"
+    if len(data) != 3:
+        top_aside = [v for k, v in data.items() if k not in _TOP_KEYS]
         if top_aside:
             aside.append(_dumps(top_aside))
-        extra_bytes = _dumps(extra)
     workflow_bytes = _workflow_body(data["workflow"], aside)
     # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
     # already-serialised parts (keys are written in sorted order).

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from migrator.core.errors import ConfigError
+from migrator.core.rollout import RolloutConfig, parse_rollout
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
@@ -81,6 +82,8 @@ class Settings:
     # The longest pause a server may impose (Retry-After, an exhausted RateLimit-Reset): longer
     # requests are capped here and the call that asked gives up as retryable.
     max_wait: float = 900.0
+    # [rollout]: waves, failure tolerance, smoke runs (docs/rollout.md); None: every tenant at once.
+    rollout: RolloutConfig | None = None
 
 
 _TENANT_KEYS = {
@@ -130,10 +133,10 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
 
 def parse_settings(data: Mapping[str, Any], file: str, env: Mapping[str, str]) -> Settings:
     """Validate an already-parsed TOML mapping (pure apart from reading secret files)."""
-    unknown = set(data) - {"tenants", "settings"}
+    unknown = set(data) - {"tenants", "settings", "rollout"}
     if unknown:
         raise ConfigError(
-            file, sorted(unknown)[0], "unknown key (expected [tenants.*] or [settings])"
+            file, sorted(unknown)[0], "unknown key (expected [tenants.*], [settings] or [rollout])"
         )
     tenants_raw = data.get("tenants")
     if not isinstance(tenants_raw, dict) or not tenants_raw:
@@ -158,6 +161,8 @@ def parse_settings(data: Mapping[str, Any], file: str, env: Mapping[str, str]) -
             )
         typ, lo, hi = _SETTINGS_KEYS[key]
         values[key] = _number(value, typ, lo, hi, file, f"settings.{key}")
+    if "rollout" in data:
+        values["rollout"] = parse_rollout(data["rollout"], file, tenants)
     return Settings(file=file, tenants=tenants, **values)
 
 

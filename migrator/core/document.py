@@ -342,6 +342,9 @@ def validate_document(data: Any, source: str) -> None:
         if not isinstance(ltype, str):
             got = "missing" if "linkage_type" not in link else f"a {_kind(ltype)}"
             raise InputError(source, f"{where}.linkage_type", f"must be a string, got {got}")
+        if not ltype.strip():
+            # Zuora's linkage types are words ("Start", "Success", "For Each"): none is blank.
+            raise InputError(source, f"{where}.linkage_type", "must not be empty")
     if entries == 0:
         raise InputError(
             source,
@@ -421,7 +424,8 @@ def _plainly_valid(data: Any) -> bool:
             or link.get("source_workflow_id") is not None
         ):
             return False
-        if type(link.get("linkage_type")) is not str:
+        ltype = link.get("linkage_type")
+        if type(ltype) is not str or not ltype.strip():
             return False
     return entries > 0
 

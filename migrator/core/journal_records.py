@@ -30,6 +30,11 @@ RECORD_TYPES = frozenset(
         "gone",
         "planned",
         "run_finished",
+        # rollouts (core/rollout.py): before a version is switched on, smoke runs, waves, rollbacks
+        "activating",
+        "smoke",
+        "wave",
+        "rollback",
     }
 )
 ITEM_TYPES = frozenset(

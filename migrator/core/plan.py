@@ -19,6 +19,11 @@ from migrator.core.versions import choose_version, is_valid_version, version_key
 KEY_REUSE_SECONDS = 23 * 3600
 
 
+# Why --retry-failed leaves an item alone: not done, not failed, so a plain run must still send it
+# (the run reports it as deferred, never as nothing to do).
+LEFT_BY_RETRY_FAILED = "not sent: --retry-failed sends only failed items; run without it to finish"
+
+
 class Action(StrEnum):
     CREATE = "create"  # POST /workflows/import: new definition with its first version
     NEW_VERSION = "new_version"  # POST /workflows/{id}/versions/import
@@ -157,6 +162,10 @@ class PlanOptions:
     retry_failed: bool = False  # only items the journal records as failed
     strict: bool = False  # unbound tenant-specific values block the document
     now: float = 0.0
+    # Folded into every import key this plan derives (not into keys reused from in-doubt
+    # intents): unique per run, so a create after the tenant deleted what an earlier run's create
+    # made is a new request, not a replay of the old answer (spec §1.8 keeps keys for 24 hours).
+    key_salt: str = ""
 
 
 def idempotency_key(
@@ -166,16 +175,21 @@ def idempotency_key(
     target_definition_id: int | None,
     version: str,
     retry: int = 0,
+    salt: str = "",
 ) -> str:
-    """A deterministic key: the same import of the same content to the same place is one request.
+    """A key for one import of one content to one place: resending it is a replay.
 
-    Deterministic so that an intent lost before it reached the journal is still a replay when
-    resent, never a duplicate (ENGINEERING.md §4). Always well under 255 characters. `retry`
-    counts deliberate re-sends of a failed item: the server stores failures under their key too
-    (spec §1.8), so a retry of a refused import needs a key of its own.
+    The journal holds every intent (with its key) before its request is sent, and a resumed
+    in-doubt item resends with the journal's key, never a new one (docs/journal.md). `salt` (the
+    plan's `key_salt`) makes the keys of a later run new: the tenant may have deleted what an
+    earlier run's same-looking request created, and the server would answer it from its memory.
+    Always well under 255 characters. `retry` counts deliberate re-sends of a failed item: the
+    server stores failures under their key too (spec §1.8), so a retry of a refused import needs
+    a key of its own.
     """
     target = str(target_definition_id) if target_definition_id is not None else "new"
     parts = [tenant_identity, item, action, target, version] + ([f"retry-{retry}"] if retry else [])
+    parts += [f"salt-{salt}"] if salt else []
     material = "\x1f".join(parts)
     return "migrator-" + hashlib.sha256(material.encode()).hexdigest()[:48]
 
@@ -455,7 +469,7 @@ def _plan_group(
                 PlannedItem(
                     doc=doc,
                     action=Action.SKIP,
-                    reason="not a failed item (--retry-failed)",
+                    reason=LEFT_BY_RETRY_FAILED,
                     prior=state,
                 )
             )
@@ -554,7 +568,15 @@ def _plan_group(
             version, key, resumed = intent.version, intent.idempotency_key, True
         if key is None:
             retry = state.attempts if state is not None and state.status == "failed" else 0
-            key = idempotency_key(tenant_identity, doc.key, action.value, target_id, version, retry)
+            key = idempotency_key(
+                tenant_identity,
+                doc.key,
+                action.value,
+                target_id,
+                version,
+                retry,
+                salt=options.key_salt,
+            )
         items.append(
             PlannedItem(
                 doc=doc,

@@ -38,6 +38,8 @@ class ItemOutcome:
     # Tenant-specific values the document holds (spec §4.6): each {path, kind, value, substitute},
     # substitute = what this tenant's table makes of the value, null when no entry covers it.
     tenant_values: tuple[dict[str, str | None], ...] | None = None
+    # Dry runs: what a planned new version changes against the version it replaces, one line.
+    change: str | None = None
 
 
 _ALWAYS = {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"}
@@ -249,13 +251,17 @@ def render_items(items: Iterable[ItemOutcome]) -> str:
     """Every item on its own line (for `migrator plan` and `--dry-run`)."""
     lines = []
     for item in ordered(items):
-        what = item.action or item.status
+        # "planned create", "imported new_version", but "skipped", never "skipped skipped".
+        what = f" {item.action}" if item.action and item.action != item.status else ""
         where = f" → definition {item.target_workflow_id}" if item.target_workflow_id else ""
         version = f" version {item.version}" if item.version else ""
-        why = f": {item.error or item.reason}" if (item.error or item.reason) else ""
-        lines.append(
-            f"{item.tenant}: {item.workflow_name}: {item.status} {what}{version}{where}{why}"
-        )
+        why_text = item.error or item.reason or ""
+        # A document that could not be read has no name: its file names it (once).
+        label = item.workflow_name or item.source
+        if not item.workflow_name and why_text.startswith(f"{item.source}: "):
+            why_text = why_text[len(item.source) + 2 :]
+        why = f": {why_text}" if why_text else ""
+        lines.append(f"{item.tenant}: {label}: {item.status}{what}{version}{where}{why}")
         for value in item.tenant_values or ():
             becomes = (
                 f"→ {value['substitute']!r}"
@@ -265,6 +271,8 @@ def render_items(items: Iterable[ItemOutcome]) -> str:
             lines.append(
                 f"    tenant-specific {value['kind']} {value['value']!r} at {value['path']} {becomes}"
             )
+        if item.change:
+            lines.append(f"    change: {item.change}")
     return redact_text(human_lines(lines))
 
 

@@ -15,10 +15,9 @@ import orjson
 # The same field sets the canonical form leaves out: the diff must ignore exactly what it ignores
 # (the integrator may give these public names when document.py moves to core/).
 from migrator.core.canonical import (
-    _LINK_DROP,
-    _TASK_DROP,
-    _TOP_KEYS,
-    _WORKFLOW_DROP,
+    _LINK_KEEP,
+    _TASK_KEEP,
+    _WORKFLOW_KEEP,
     FILE_REF_STR,
     MERGE,
     MERGE_PARAMS,
@@ -88,12 +87,13 @@ class WorkflowGraph:
         self.links: list[tuple[int, int, dict[str, Any]]] = []
         for link in data["linkages"]:
             src = link.get("source_task_id")
-            body = {k: v for k, v in link.items() if k not in _LINK_DROP}
+            body = {k: v for k, v in link.items() if k in _LINK_KEEP}
             self.links.append(
                 (-1 if src is None else self.pos[src], self.pos[link["target_task_id"]], body)
             )
         self.workflow = _workflow_body(data["workflow"])
-        self.extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
+        # Import keeps no top-level key besides workflow, tasks and linkages (spec §3.6).
+        self.extra: dict[str, Any] = {}
         self.depths = _depths(len(self.tasks), self.links)
         # Content-and-position order (ids only break ties between interchangeable tasks): what
         # breaks the remaining ties below, so no choice depends on ids or array order.
@@ -126,7 +126,7 @@ def _name_of(task: Mapping[str, Any]) -> str:
 
 
 def _task_body(task: Mapping[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in task.items() if k not in _TASK_DROP}
+    body = {k: v for k, v in task.items() if k in _TASK_KEEP}
     params = body.get("parameters")
     if task.get("action_type") == MERGE and isinstance(params, dict):
         body["parameters"] = {k: v for k, v in params.items() if k not in MERGE_PARAMS}
@@ -134,7 +134,7 @@ def _task_body(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _workflow_body(workflow: Mapping[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in workflow.items() if k not in _WORKFLOW_DROP}
+    body = {k: v for k, v in workflow.items() if k in _WORKFLOW_KEEP}
     params = body.get("parameters")
     if isinstance(params, dict) and "merge_task_ids" in params:
         body["parameters"] = {k: v for k, v in params.items() if k != "merge_task_ids"}

@@ -4,6 +4,7 @@ Only re-exports; see docs/fake-zuora.md for what is faithful, what is inferred, 
 """
 
 from migrator.fake._cli import main
+from migrator.fake._client_config import write_client_config
 from migrator.fake._config import FakeConfig, FakeTenant, FaultConfig, load_config
 from migrator.fake._server import RunningFake, serve
 from migrator.fake._state import ApiError, FakeState
@@ -18,4 +19,5 @@ __all__ = [
     "load_config",
     "main",
     "serve",
+    "write_client_config",
 ]

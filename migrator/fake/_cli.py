@@ -1,7 +1,7 @@
 """`migrator fake-zuora` / `python -m migrator.fake`: parse flags, serve until SIGINT/SIGTERM.
 
 Prints `listening on URL` (flushed) once the socket is bound, then one line per tenant with its
-client id; secrets only with `--show-secrets`.
+client id; secrets only with `--show-secrets`; `--write-config FILE` writes a migrator config.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from migrator.core.errors import MigratorError
+from migrator.fake._client_config import write_client_config
 from migrator.fake._config import VARIANTS, FakeConfig, load_config, with_tenant_knobs
 from migrator.fake._server import serve
 
@@ -31,12 +32,25 @@ _TENANT_FLAGS = {
 }
 
 
+_TENANT_HELP = {
+    "requests_per_minute": "API requests a tenant allows per minute",
+    "max_concurrency": "concurrent requests a tenant allows before answering 429",
+    "token_ttl": "seconds an OAuth token lives",
+    "error_rate": "share of requests answered with an injected 5xx, work not done (0..1)",
+    "lost_response_rate": "share of requests whose work is done but whose answer is lost (0..1)",
+    "reset_rate": "share of requests whose connection is reset before the work (0..1)",
+    "latency": "seconds added before each answer",
+    "latency_jitter": "+/- seconds of uniform jitter around --latency",
+    "slow_body": "seconds over which each answer body is trickled out",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="migrator fake-zuora", description="Serve the built-in fake Zuora Workflow API."
     )
     p.add_argument("--config", help="TOML or JSON file with [[tenants]] tables and knobs")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument(
         "--tenants",
@@ -46,15 +60,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="fault plan and demo credential seed")
     p.add_argument("--show-secrets", action="store_true", help="also print client secrets")
+    p.add_argument(
+        "--write-config",
+        metavar="FILE",
+        help="once listening, write a migrator config for these tenants to FILE "
+        "(secrets in FILE.secrets/, mode 0600)",
+    )
     p.add_argument("--state-file", help="persist state here on exit, load it on start")
     p.add_argument("--seed-file", help="JSON file of workflows to pre-load per tenant")
-    p.add_argument("--idempotent-replay", choices=["replay", "409"])
+    p.add_argument(
+        "--idempotent-replay",
+        choices=["replay", "409"],
+        help="a repeated Idempotency-Key: replay the first answer (default) or answer 409",
+    )
     p.add_argument(
         "--no-rewrite-file-refs",
         action="store_true",
         help="do not rewrite Name__<taskId> file references on import",
     )
-    p.add_argument("--token-requests-per-minute-per-ip", type=int)
+    p.add_argument(
+        "--token-requests-per-minute-per-ip",
+        type=int,
+        help="OAuth token requests allowed per minute from one address (default 100)",
+    )
     p.add_argument(
         "--variant",
         choices=list(VARIANTS),
@@ -102,12 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     unknown.add_argument(
         "--keep-unknown-keys",
         action="store_true",
-        help="import stores keys Zuora drops (today's default; §3.6 says Zuora drops them)",
+        help="import stores keys Zuora drops (against §3.6; the 'keeps-unknown-keys' variant)",
     )
     unknown.add_argument(
         "--drop-unknown-keys",
         action="store_true",
-        help="import drops the keys Zuora drops (§3.6; the 'documented' variant)",
+        help="import drops the keys Zuora drops (§3.6; the default)",
     )
     p.add_argument(
         "--run-seconds",
@@ -129,7 +157,12 @@ def _parser() -> argparse.ArgumentParser:
         help="imports of this workflow get a 400, on every tenant (repeatable)",
     )
     for name, typ in _TENANT_FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), type=typ, help="applies to every tenant")
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=typ,
+            metavar="N" if typ is int else "X",
+            help=_TENANT_HELP[name] + " (every tenant)",
+        )
     return p
 
 
@@ -184,7 +217,9 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
     return with_tenant_knobs(config, **knobs) if knobs else config
 
 
-async def _run(config: FakeConfig, host: str, port: int, show_secrets: bool) -> None:
+async def _run(
+    config: FakeConfig, host: str, port: int, show_secrets: bool, write_config: str | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -195,6 +230,18 @@ async def _run(config: FakeConfig, host: str, port: int, show_secrets: bool) -> 
         for t in config.tenants:
             secret = f" client_secret={t.client_secret}" if show_secrets else ""
             print(f"tenant {t.name} client_id={t.client_id}{secret}", flush=True)
+        if write_config:
+            try:
+                secrets = write_client_config(write_config, fake.base_url, config.tenants)
+            except OSError as exc:
+                raise MigratorError(
+                    f"--write-config {write_config}: cannot write it: {exc.strerror}"
+                ) from None
+            print(
+                f"wrote {write_config} (secrets in {secrets}/); try: "
+                f"migrator plan SOURCE --config {write_config}",
+                flush=True,
+            )
         await stop.wait()
 
 
@@ -203,7 +250,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         config = build_config(args)
-        asyncio.run(_run(config, args.host, args.port, args.show_secrets))
+        asyncio.run(_run(config, args.host, args.port, args.show_secrets, args.write_config))
     except MigratorError as exc:
         print(f"migrator fake-zuora: {exc}", file=sys.stderr)
         return 2

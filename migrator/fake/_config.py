@@ -90,7 +90,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "export-404-without-active": {"export_without_active": "404"},  # §3.5 [I]
     "no-file-ref-rewrite": {"rewrite_file_refs": False},  # §9.1
     "workflow-definition-block": {"export_workflow_definition": True},  # §3.5, §9.8
-    "keeps-unknown-keys": {"keep_unknown_keys": True},  # against §3.6 [Z] (today's default)
+    "keeps-unknown-keys": {"keep_unknown_keys": True},  # against §3.6 [Z] (the old default)
 }
 # Every open behaviour played the other way at once, plus §3.6's dropping: the harshest tenant.
 VARIANTS["all-flipped"] = {
@@ -125,10 +125,9 @@ class FakeConfig:
     retry_after: str = "always"  # on 429s; or "concurrency-only" (§9.6), or "never"
     rate_limit_headers: bool = True  # RateLimit-* on API answers (§1.4 [S]); False omits them
     error_bodies: str = "spec"  # or "sdk": the shapes the official SDK models declare (§1.12)
-    # False plays §3.6 [Z] (import drops unknown keys). The default stays True only until the
-    # client's canonical form mirrors WORKFLOW_KEYS/TASK_KEYS/LINKAGE_KEYS (issue 14 #1): with
-    # False, tests/test_properties_e2e.py fails on its generated `ui_trigger` key. Flip it then.
-    keep_unknown_keys: bool = True
+    # False plays §3.6 [Z] (import drops unknown keys); the client's canonical form mirrors
+    # WORKFLOW_KEYS/TASK_KEYS/LINKAGE_KEYS, so a dropped key never makes it import again.
+    keep_unknown_keys: bool = False
     run_seconds: float = 0.5  # how long a run stays Processing before it is Finished (§3.11)
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 

@@ -222,7 +222,7 @@ def reallocate(
     allocate: Callable[[], int],
     *,
     rewrite_file_refs: bool,
-    keep_unknown_keys: bool = True,
+    keep_unknown_keys: bool = False,
 ) -> dict[str, Any]:
     """The stored document: new task ids everywhere they live, `workflow.id` = the version id.
 

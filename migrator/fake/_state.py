@@ -60,7 +60,7 @@ class FakeState:
         rewrite_file_refs: bool = True,
         export_without_active: str = "latest",
         export_workflow_definition: bool = False,
-        keep_unknown_keys: bool = True,
+        keep_unknown_keys: bool = False,
         name_filter: str = "exact",
         name_filter_case_sensitive: bool = True,
         run_seconds: float = 0.5,

@@ -8,6 +8,7 @@ forge a line.
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 
 from migrator.core.drift import DRIFTED, EXTRA, FAILED, IN_SYNC, MISSING, DriftReport
 from migrator.core.logs import printable
@@ -76,12 +77,23 @@ def render_matrix(report: DriftReport, *, columns: int = 80) -> str:
     return "\n".join(lines) + "\n"
 
 
+GROUP_AT = 3  # more failed cells than this with one reason on one tenant are one line
+
+
 def render_details(report: DriftReport) -> str:
-    """The differences of every drifted pair and the reason of every failed one, tenant by tenant."""
+    """The differences of every drifted pair and the reason of every failed one, tenant by
+    tenant; a tenant that could not be read (many cells, one reason) is one line."""
     lines: list[str] = []
     for failure in report.failed_sources:
         lines.append(f"failed source {printable(failure.source)}: {printable(failure.reason)}")
     for tenant in report.tenants:
+        reasons = Counter(w.reason for w in tenant.workflows if w.status == FAILED)
+        grouped = {reason for reason, n in reasons.items() if n > GROUP_AT}
+        for reason in sorted(grouped, key=str):
+            lines.append(
+                f"{printable(tenant.tenant)}: {reasons[reason]} workflows failed: "
+                f"{printable(reason or 'unknown reason')}"
+            )
         for w in tenant.workflows:
             head = f"{printable(tenant.tenant)} / {printable(w.name)}"
             if w.status == DRIFTED:
@@ -90,7 +102,7 @@ def render_details(report: DriftReport) -> str:
                     f"{head}: drifted ({printable(where)}, workflow {w.target_workflow_id})"
                 )
                 lines.extend(f"  {printable(d.describe())}" for d in w.differences)
-            elif w.status == FAILED:
+            elif w.status == FAILED and w.reason not in grouped:
                 lines.append(f"{head}: failed: {printable(w.reason or 'unknown reason')}")
     return "\n".join(lines) + ("\n" if lines else "")
 

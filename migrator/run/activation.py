@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
+
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError
 from migrator.core.plan import PlannedItem, idempotency_key, int_or_none
@@ -38,6 +40,7 @@ class TenantActivation(TenantState):
             return None
         if state.active_version_id == version_id:
             return "already active"
+        await self._record_activating(state, item.doc.name, version, created=False)
         key = idempotency_key(
             tenant_identity(self.tenant), item.doc.key, "activate", state.definition_id, version
         )
@@ -49,11 +52,37 @@ class TenantActivation(TenantState):
         state.active_version_id = version_id
         return "activated"
 
+    async def _record_activating(
+        self, state: GroupState, name: str, version: str, *, created: bool
+    ) -> None:
+        """Journal what was active before a version is switched on (read from the tenant, not
+        remembered), so `migrator rollback` puts exactly that back and never guesses."""
+        previous: int | None = None
+        status = "Inactive"
+        if not created and state.definition_id is not None:
+            definition = await self.client.get_workflow(state.definition_id)
+            active = definition.get("active_version")
+            previous = int_or_none(active.get("id")) if isinstance(active, dict) else None
+            status = str(definition.get("status") or "Inactive")
+        await self.journal.append(
+            "activating",
+            tenant=self.tenant.name,
+            name=name,
+            definition_id=state.definition_id,
+            version=version,
+            previous_version_id=previous,
+            previous_status=status,
+            created=created,
+        )
+
     async def _resolve_definition(self, name: str, response: Mapping[str, Any]) -> int:
         """The new definition's id. The import answer's `id` may be the definition's or the
         version's (spec §9.3), so look the name up instead of trusting it."""
+        # An entry without an integer id cannot be the definition we made (or used at all).
         candidates = [
-            e for e in await self.client.list_workflows(name=name) if e.get("name") == name
+            e
+            for e in await self.client.list_workflows(name=name)
+            if e.get("name") == name and type(e.get("id")) is int
         ]
         if len(candidates) == 1:
             return int(candidates[0]["id"])
@@ -91,7 +120,7 @@ class TenantActivation(TenantState):
         # a failed import (that would hold back the workflow's later versions).
         try:
             exported = await self.client.export_workflow(definition_id, version=item.version)
-            landed = canonical_hash(exported)
+            landed = await anyio.to_thread.run_sync(canonical_hash, exported)
             ok = landed == digest
             detail = (
                 "" if ok else f"exported content hash {landed[:12]} differs from sent {digest[:12]}"

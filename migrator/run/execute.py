@@ -13,8 +13,9 @@ import anyio.abc
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import AuthError, InputError, ZuoraError, single_failure
 from migrator.core.logs import redact_text
-from migrator.core.plan import Action, NameGroup, PlannedItem, int_or_none
+from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem, int_or_none
 from migrator.core.remap import prepare_for_import
+from migrator.run.change import planned_change
 from migrator.run.resolve import Pending, TenantResolution, version_in_entry
 from migrator.run.tenant import Done, GroupState, _on_target
 
@@ -105,6 +106,10 @@ class TenantExecution(TenantResolution):
                 done.set()
 
     async def _run_item(self, name: str, state: GroupState, item: PlannedItem) -> None:
+        if item.action is Action.SKIP and item.reason == LEFT_BY_RETRY_FAILED:
+            # Not sent and not done: the run did not do what a plain run would, so it says so.
+            self._outcome(item, "deferred", error=item.reason)
+            return
         if item.action is Action.SKIP:
             reason = item.reason
             if _on_target(item) and item.version and not self.options.dry_run:
@@ -149,6 +154,7 @@ class TenantExecution(TenantResolution):
                 "planned",
                 reason=item.reason or None,
                 target_workflow_id=item.target_definition_id or state.definition_id,
+                change=await planned_change(self, state, item),
             )
             return
         if self.stopping.is_set():
@@ -201,7 +207,7 @@ class TenantExecution(TenantResolution):
             self._outcome(item, "failed", error=str(exc))
 
     async def _send(self, name: str, state: GroupState, item: PlannedItem) -> None:
-        doc = self.store.load(item.doc)
+        fetch = self.store.locate(item.doc)
         call_targets: dict[int, int] = {}
         for task_id, callee in item.call_targets.items():
             callee_id = self._definition_id(callee)
@@ -214,10 +220,17 @@ class TenantExecution(TenantResolution):
                     retryable=True,
                 )
             call_targets[task_id] = callee_id
-        payload = prepare_for_import(
-            doc, call_targets=call_targets, substitutions=self.tenant.substitutions
-        )
-        digest = canonical_hash(payload)
+        substitutions = self.tenant.substitutions
+
+        def prepared() -> tuple[dict[str, Any], str, bool]:
+            doc = fetch()
+            payload = prepare_for_import(
+                doc, call_targets=call_targets, substitutions=substitutions
+            )
+            return payload, canonical_hash(payload), bool(doc.ref_tasks)
+
+        # Reading, parsing, preparing and hashing a big document takes milliseconds: off the loop.
+        payload, digest, file_refs = await anyio.to_thread.run_sync(prepared)
         if digest in state.known_hashes:
             version = state.known_hashes[digest]
             if item.prior is not None and item.prior.intent is not None:
@@ -258,6 +271,8 @@ class TenantExecution(TenantResolution):
                 name=name,
                 reason=f"no definition named {name!r} in tenant {self.tenant.name} any more",
             )
+        if activate:  # what was active before, for `migrator rollback`
+            await self._record_activating(state, name, item.version, created=definition_id is None)
         await self.journal.append(
             "intent",
             tenant=self.tenant.name,
@@ -339,7 +354,7 @@ class TenantExecution(TenantResolution):
             version_id=version_id,
             updated_at=updated_at,
             digest=digest,
-            keeps_content=not doc.ref_tasks
+            keeps_content=not file_refs
             or (self.profile is not None and self.profile.rewrite_file_refs is True),
         )
         if not self.options.verify:

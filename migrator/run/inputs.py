@@ -6,8 +6,10 @@ Summaries only stay in the workspace; bodies are reloaded when they are sent.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
+import anyio
 import orjson
 
 from migrator.core.config import Settings
@@ -78,7 +80,14 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspac
     subs = {name: t.substitutions for name, t in settings.tenants.items() if t.substitutions}
 
     async def export_one(definition: Mapping[str, Any]) -> None:
-        def_id = int(definition["id"])
+        raw_id = definition.get("id")
+        if type(raw_id) is not int:
+            where = f"tenant {client.tenant.name}: workflow {definition.get('name')!r}"
+            store.errors.append(
+                InputError(where, "$.id", f"listed without an integer id ({raw_id!r})")
+            )
+            return
+        def_id = raw_id
         source = f"tenant {client.tenant.name}: workflow {def_id}"
         active = definition.get("active_version") or None
         version = active.get("version") if isinstance(active, dict) else "latest"
@@ -89,8 +98,15 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspac
             return
         raw = orjson.dumps(body)
         try:
-            doc = parse_document(
-                raw, source, max_bytes=settings.max_document_bytes, definition_id=def_id
+            # Parsing and hashing a big export takes milliseconds: off the loop.
+            doc = await anyio.to_thread.run_sync(
+                partial(
+                    parse_document,
+                    raw,
+                    source,
+                    max_bytes=settings.max_document_bytes,
+                    definition_id=def_id,
+                )
             )
         except InputError as exc:
             store.errors.append(exc)

@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import os
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -29,11 +29,13 @@ from migrator.core.errors import (
 )
 from migrator.core.plan import Action
 from migrator.core.report import ItemOutcome, Report, unreadable_outcomes
+from migrator.core.rollout import check_smoke_sources
 from migrator.run.execute import TenantExecution
 from migrator.run.history import NullJournal, ReadOnlyJournal, check_journal_matches
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.options import MigrateOptions, Progress
 from migrator.run.planning import TenantPlanning, linked_names
+from migrator.run.rollout import needs_journal, roll_out_runs
 from migrator.run.tenant import source_index, tenant_fingerprint, tenant_identity
 from migrator.store.cache import open_cache
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
@@ -64,6 +66,18 @@ def select_tenants(settings: Settings, options: MigrateOptions) -> list[TenantCo
     return chosen
 
 
+def check_source_paths(paths: Sequence[str]) -> None:
+    """Refuse a source path that does not exist before any tenant is contacted: a typo in a
+    path is a usage mistake, not one failed item per tenant."""
+    for path in paths:
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise MigratorError(f"{path}: no such file or directory") from None
+        except OSError:
+            pass  # unreadable: reading it reports the reason as one failed item
+
+
 def shard_of(tenant: str, count: int) -> int:
     """Deterministic 1-based shard of a tenant: the same on every host, whatever the order."""
     return int(hashlib.sha256(tenant.encode()).hexdigest(), 16) % count + 1
@@ -88,15 +102,28 @@ async def migrate(
     progress: Progress | None = None,
     stopping: anyio.Event | None = None,
     journal_factory: Callable[..., Any] | None = None,
+    aborting: anyio.Event | None = None,
 ) -> Report:
     """Run a migration (or a dry run) and return what happened, item by item.
 
     The report's items are read from the run's workspace (a temporary file, removed when the
     report is garbage-collected or `report.items.workspace.close()` is called).
+
+    `stopping` set: take no new work, finish what is in flight. `aborting` set (a second Ctrl-C):
+    cancel what is in flight too; every item not decided yet is deferred, and the report is
+    still returned (the journal resolves an unanswered import on the next run).
     """
     progress = progress or Progress()
     stopping = stopping or anyio.Event()
+    needs_journal(settings.rollout, options.journal, options.dry_run)
     tenants = select_tenants(settings, options)
+    if not options.from_tenant:
+        check_source_paths(options.sources)
+    if options.from_tenant and not tenants and options.shard is None:
+        raise MigratorError(
+            f"--from-tenant {options.from_tenant}: it is also the only target tenant, so there is "
+            "nothing to migrate to (name the targets with --tenant)"
+        )
     notices: list[str] = []
     session = open_session(settings)
     async with AsyncExitStack() as stack:
@@ -112,6 +139,15 @@ async def migrate(
             store = await read_live_sources(source_client, settings)
         else:
             store = await anyio.to_thread.run_sync(read_sources, list(options.sources), settings)
+        if store.count() == 0 and not store.errors:
+            store.close()
+            where = (
+                f"source tenant {options.from_tenant} has no workflows"
+                if options.from_tenant
+                else f"{', '.join(options.sources) or 'no SOURCE given'}: no workflow documents "
+                "(*.json, *.json.gz) found"
+            )
+            raise MigratorError(f"{where}; nothing to migrate")
         try:
             return await _migrate(
                 settings,
@@ -124,6 +160,7 @@ async def migrate(
                 stopping,
                 notices,
                 journal_factory,
+                aborting or anyio.Event(),
             )
         except BaseException:
             store.close()
@@ -142,9 +179,12 @@ async def _migrate(
     stopping: anyio.Event,
     notices: list[str],
     journal_factory: Callable[..., Any] | None,
+    aborting: anyio.Event,
 ) -> Report:
     # A plan file that cannot be read stops the run before the journal records it.
     saved = load_plan_file(options.plan_file) if options.plan_file else None
+    if settings.rollout is not None:
+        check_smoke_sources(settings.rollout, store.has_name, settings.file)
     journal: Any = NullJournal()
     if options.journal and options.dry_run:
         journal = ReadOnlyJournal(options.journal, store.journal_state())
@@ -245,28 +285,87 @@ async def _migrate(
             if not chunk:
                 break
 
-    if not options.strict and not options.legacy:
-        # Each tenant needs only its own plan: it executes as soon as that is ready, instead of
-        # waiting for the slowest tenant's (tokens are minted in the order the tenants start).
-        async def plan_and_execute(tenant: TenantConfig) -> None:
-            await plan_one(tenant)
-            run = runs[tenant.name]
-            if run.failed or not run.planned:
-                return
-            if options.dry_run:
-                notices.extend(run.problems)
-            else:
-                await record_planned(tenant.name, run)
-            await execute_one(run)
+    async def plan_and_execute(tenant: TenantConfig) -> None:
+        await plan_one(tenant)
+        run = runs[tenant.name]
+        if run.failed or not run.planned:
+            return
+        if options.dry_run:
+            notices.extend(run.problems)
+        else:
+            await record_planned(tenant.name, run)
+        await execute_one(run)
 
+    async def work() -> None:
+        if not options.strict and not options.legacy and settings.rollout is None:
+            # Each tenant needs only its own plan: it executes as soon as that is ready instead
+            # of waiting for the slowest tenant's (tokens are minted in the order tenants start).
+            with single_failure():
+                async with anyio.create_task_group() as tg:
+                    for tenant in tenants:
+                        tg.start_soon(plan_and_execute, tenant)
+            return
+        # Phase 1: every tenant's plan, so that every blocking problem is known before anything
+        # is written; with --strict, one problem anywhere means nothing is written anywhere; a
+        # rollout's waves are assigned over every planned tenant.
         with single_failure():
             async with anyio.create_task_group() as tg:
                 for tenant in tenants:
-                    tg.start_soon(plan_and_execute, tenant)
-    else:
-        await _plan_then_execute(
-            tenants, runs, options, notices, plan_one, execute_one, record_planned
-        )
+                    tg.start_soon(plan_one, tenant)
+        problems = [p for run in runs.values() if run.planned for p in run.problems]
+        hold = options.strict and bool(problems) and not options.dry_run
+        if hold:
+            notices.append(
+                f"--strict: nothing was written because of {len(problems)} blocking problem(s): "
+                + "; ".join(problems)
+            )
+        for run in runs.values():
+            if run.planned and run.problems and options.dry_run:
+                notices.extend(run.problems)
+        if not hold and not options.dry_run:
+            for name, run in sorted(runs.items()):
+                await record_planned(name, run)
+        # Phase 2: execute (a dry run only records what it would do); a rollout goes wave by wave.
+        if settings.rollout is not None and not hold and not options.dry_run:
+            assert options.journal is not None
+            notices.extend(
+                await roll_out_runs(
+                    settings.rollout,
+                    runs,
+                    execute_one,
+                    store=store,
+                    journal=journal,
+                    journal_path=options.journal,
+                    progress=progress,
+                    stopping=stopping,
+                    shard=options.shard,
+                )
+            )
+            return
+        with single_failure():
+            async with anyio.create_task_group() as tg:
+                for run in runs.values():
+                    if run.failed:
+                        continue
+                    if hold:
+                        run.hold("not sent: --strict and the plan has blocking problems")
+                        continue
+                    tg.start_soon(execute_one, run)
+
+    cut_short = await _unless_aborted(aborting, work)
+    if cut_short:
+        # Stopped at once: what was not decided is left for the next run, and said so.
+        for tenant in tenants:
+            for doc in store.undecided(tenant.name):
+                store.add_outcome(
+                    ItemOutcome(
+                        tenant=tenant.name,
+                        source=doc.source,
+                        workflow_name=doc.name,
+                        status="deferred",
+                        error="not finished: the run was stopped at once; running again resumes",
+                    )
+                )
     plans = PlanRecords(
         {name: run for name, run in sorted(runs.items()) if run.planned and not run.failed}
     )
@@ -276,53 +375,29 @@ async def _migrate(
     report = Report(
         items=OutcomeLog(store),
         notices=tuple(notices),
-        interrupted=stopping.is_set(),
+        interrupted=stopping.is_set() or cut_short,
         plans=plans,
     )
-    journal.finish(counts=report.summary(), interrupted=stopping.is_set())
+    journal.finish(counts=report.summary(), interrupted=report.interrupted)
     return report
 
 
 PLANNED_PER_RECORD = 1000
 
 
-async def _plan_then_execute(
-    tenants: Sequence[TenantConfig],
-    runs: dict[str, TenantRun],
-    options: MigrateOptions,
-    notices: list[str],
-    plan_one: Callable[[TenantConfig], Coroutine[Any, Any, None]],
-    execute_one: Callable[[TenantRun], Coroutine[Any, Any, None]],
-    record_planned: Callable[[str, TenantRun], Coroutine[Any, Any, None]],
-) -> None:
-    """--strict: every tenant's plan first, so that one blocking problem anywhere means nothing
-    is written anywhere; then every tenant executes (or is held)."""
-    with single_failure():
-        async with anyio.create_task_group() as tg:
-            for tenant in tenants:
-                tg.start_soon(plan_one, tenant)
-    problems = [p for run in runs.values() if run.planned for p in run.problems]
-    hold = options.strict and bool(problems) and not options.dry_run
-    if hold:
-        notices.append(
-            f"--strict: nothing was written because of {len(problems)} blocking problem(s): "
-            + "; ".join(problems)
-        )
-    for run in runs.values():
-        if run.planned and run.problems and options.dry_run:
-            notices.extend(run.problems)
-    if not hold and not options.dry_run:
-        for name, run in sorted(runs.items()):
-            await record_planned(name, run)
-    with single_failure():
-        async with anyio.create_task_group() as tg:
-            for run in runs.values():
-                if run.failed:
-                    continue
-                if hold:
-                    run.hold("not sent: --strict and the plan has blocking problems")
-                    continue
-                tg.start_soon(execute_one, run)
+async def _unless_aborted(aborting: anyio.Event, fn: Callable[[], Awaitable[None]]) -> bool:
+    """Run `fn`, cancelled at once when `aborting` is set; True when it was cut short."""
+    with anyio.CancelScope() as scope, single_failure():
+        async with anyio.create_task_group() as watcher:
+
+            async def cancel_on_abort() -> None:
+                await aborting.wait()
+                scope.cancel()
+
+            watcher.start_soon(cancel_on_abort)
+            await fn()
+            watcher.cancel_scope.cancel()
+    return scope.cancel_called
 
 
 async def _close_session(session: Any) -> None:

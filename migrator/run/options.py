@@ -41,7 +41,8 @@ class TenantProgress:
     done: int = 0
     imported: int = 0
     skipped: int = 0
-    failed: int = 0
+    failed: int = 0  # the tenant refused it
+    left: int = 0  # deferred or blocked: for another run, never counted as failed
     started: float = field(default_factory=time.monotonic)
     phase: str = "starting"
 
@@ -52,6 +53,9 @@ class Progress:
     def __init__(self) -> None:
         self.tenants: dict[str, TenantProgress] = {}
         self.clients: dict[str, ZuoraClient] = {}
+        # A rollout's waves (number, label, tenants) and what each is doing (run/rollout.py).
+        self.waves: list[tuple[int, str, tuple[str, ...]]] = []
+        self.wave_state: dict[int, str] = {}
 
     def tenant(self, name: str) -> TenantProgress:
         return self.tenants.setdefault(name, TenantProgress())

@@ -5,13 +5,16 @@ The decisions themselves are migrator.core.plan's; this part feeds it and stores
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 
 import anyio
 import anyio.lowlevel
 
 from migrator.core.canonical import canonical_hash
+from migrator.core.document import ExportDocument
 from migrator.core.errors import InputError
 from migrator.core.plan import (
     Action,
@@ -90,17 +93,27 @@ class TenantPlanning(TenantState):
         }
         # The target's definitions go into the workspace as they are read.
         target = self.store.target(name)
+        # Names whose versions list answered 404: their documents are blocked, no other.
+        unreadable: dict[str, str] = {}
+
+        def note_unreadable(workflow: str, _id: int, why: str) -> None:
+            unreadable.setdefault(workflow, why)
+
         await read_target(
             self.client,
             _Names(lambda n: n in callee_names or self.store.has_name(n)),
             lambda d: self.store.add_target(name, d),
             hash_names=_Names(lambda n: not settled(n)),
+            on_unreadable=note_unreadable,
             cache=self.cache,
         )
         self.target = target
         self.target_fingerprint = target_fingerprint(target)
         options = PlanOptions(
-            retry_failed=self.options.retry_failed, strict=self.options.strict, now=time.time()
+            retry_failed=self.options.retry_failed,
+            strict=self.options.strict,
+            now=time.time(),
+            key_salt=secrets.token_hex(8),
         )
         self.progress.phase = "planning"
         ord = 0
@@ -132,9 +145,11 @@ class TenantPlanning(TenantState):
             # where that payload is known now (callees already in the tenant), plan again
             # comparing it with the target, so that identical content is skipped in the plan as
             # in the run.
-            payload_keys = self._payload_keys(plan)
+            payload_keys = await self._payload_keys(plan)
             if payload_keys:
                 plan = plan_with(payload_keys)
+            if unreadable:
+                plan = _block_unreadable(plan, unreadable, name)
             for group in plan.groups:
                 self.store.add_group(name, ord, group)
                 ord += 1
@@ -144,7 +159,7 @@ class TenantPlanning(TenantState):
         self.planned = True
         self.progress.total = total
 
-    def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
+    async def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
         """Payload hashes of the new versions whose payload is not their own content."""
         out: dict[str, str] = {}
         for item in plan.items:
@@ -154,16 +169,24 @@ class TenantPlanning(TenantState):
             targets = {t: self._definition_id(c) for t, c in item.call_targets.items()}
             if any(v is None for v in targets.values()):
                 continue  # a callee created by this run: its id is not known yet
+            fetch = self.store.locate(doc)
+            resolved = {t: v for t, v in targets.items() if v is not None}
+
+            def payload_hash(
+                fetch: Callable[[], ExportDocument] = fetch,
+                resolved: dict[int, int] = resolved,
+                substitutions: Mapping[str, str] = self.tenant.substitutions,
+            ) -> str:
+                payload = prepare_for_import(
+                    fetch(), call_targets=resolved, substitutions=substitutions
+                )
+                return canonical_hash(payload)
+
             try:
-                loaded = self.store.load(doc)
+                # A big document takes milliseconds to parse and hash: off the loop.
+                out[doc.key] = await anyio.to_thread.run_sync(payload_hash)
             except InputError:
                 continue  # reported when it is sent
-            payload = prepare_for_import(
-                loaded,
-                call_targets={t: v for t, v in targets.items() if v is not None},
-                substitutions=self.tenant.substitutions,
-            )
-            out[doc.key] = canonical_hash(payload)
         return out
 
     def _unbound(
@@ -180,3 +203,23 @@ class TenantPlanning(TenantState):
             if missing:
                 out[key] = missing
         return out
+
+
+def _block_unreadable(plan: TenantPlan, unreadable: Mapping[str, str], tenant: str) -> TenantPlan:
+    """`plan` with every send of a name whose versions could not be read blocked: not knowing
+    what the definition holds, the run can neither compare nor choose a version for it."""
+    groups = []
+    for group in plan.groups:
+        why = unreadable.get(group.name)
+        if why is None:
+            groups.append(group)
+            continue
+        reason = f"cannot read its versions in tenant {tenant}: {why}"
+        items = tuple(
+            replace(item, action=Action.BLOCKED, reason=reason)
+            if item.action in (Action.CREATE, Action.NEW_VERSION)
+            else item
+            for item in group.items
+        )
+        groups.append(replace(group, items=items))
+    return replace(plan, groups=tuple(groups))

@@ -32,23 +32,41 @@ def format_eta(seconds: float) -> str:
 
 
 def progress_lines(progress: Any, now: float) -> list[str]:
-    """One line per tenant: done/total, rate, retries, 429s, ETA (pure, for tests and both modes)."""
+    """One line per tenant: done/total, rate, retries, 429s, ETA (pure, for tests and both modes).
+
+    In a rollout the tenants are grouped under their wave, which says whether it is waiting,
+    running, passed, halted (and why) or held."""
+    waves = getattr(progress, "waves", None)
+    if not waves:
+        return [_tenant_line(progress, name, now) for name in sorted(progress.tenants)]
     lines = []
-    for name in sorted(progress.tenants):
-        tp = progress.tenants[name]
-        elapsed = max(1e-9, now - tp.started)
-        rate = tp.done / elapsed
-        left = tp.total - tp.done
-        eta = left / rate if rate > 0 else math.inf
-        stats = getattr(progress.clients.get(name), "stats", None)
-        retries = getattr(stats, "retries", 0)
-        throttled = getattr(stats, "throttled", 0)
-        lines.append(
-            f"{printable(name):<16} {printable(str(tp.phase)):<14} {tp.done:>6}/{tp.total:<6} imported {tp.imported:<5} "
-            f"skipped {tp.skipped:<5} failed {tp.failed:<4} {rate:6.1f}/s retries {retries:<4} "
-            f"429s {throttled:<4} eta {format_eta(eta if left else 0)}"
-        )
+    placed: set[str] = set()
+    for number, label, tenants in waves:
+        lines.append(printable(f"{label}: {progress.wave_state.get(number, 'waiting')}"))
+        for name in tenants:
+            if name in progress.tenants:
+                lines.append("  " + _tenant_line(progress, name, now))
+                placed.add(name)
+    lines += [_tenant_line(progress, n, now) for n in sorted(progress.tenants) if n not in placed]
     return lines
+
+
+def _tenant_line(progress: Any, name: str, now: float) -> str:
+    tp = progress.tenants[name]
+    elapsed = max(1e-9, now - tp.started)
+    rate = tp.done / elapsed
+    left = tp.total - tp.done
+    eta = left / rate if rate > 0 else math.inf
+    stats = getattr(progress.clients.get(name), "stats", None)
+    retries = getattr(stats, "retries", 0)
+    throttled = getattr(stats, "throttled", 0)
+    return (
+        f"{printable(name):<16} {printable(str(tp.phase)):<14} {tp.done:>6}/{tp.total:<6} "
+        f"imported {tp.imported:<5} "
+        f"skipped {tp.skipped:<5} failed {tp.failed:<4} left {getattr(tp, 'left', 0):<4} "
+        f"{rate:6.1f}/s retries {retries:<4} "
+        f"429s {throttled:<4} eta {format_eta(eta if left else 0)}"
+    )
 
 
 class TerminalStream:

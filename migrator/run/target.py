@@ -27,6 +27,7 @@ async def read_target(
     sink: Callable[[TargetDefinition], None],
     *,
     hash_names: Container[str] | None = None,
+    on_unreadable: Callable[[str, int, str], None] | None = None,
     cache: TenantCache | None = None,
 ) -> None:
     """Hand `sink` each of the tenant's definitions whose name is in `names`, with its versions'
@@ -37,6 +38,10 @@ async def read_target(
     every name): a name whose documents the journal already settled needs none. A version the
     content-hash `cache` knows as it stands (same id, same `updatedAt`) is not exported; one that
     is exported goes into the cache.
+
+    A listing entry without an integer id raises a one-line ZuoraError (this tenant fails, no
+    other). With `on_unreadable`, a definition whose versions list answers 404 is not handed to
+    `sink` but to `on_unreadable(name, id, reason)`: that workflow alone cannot be compared.
     """
 
     async def digest_of(def_id: int, raw: Mapping[str, Any], into: dict[str, str | None]) -> None:
@@ -54,7 +59,9 @@ async def read_target(
                 into[version] = known
                 return
         try:
-            digest = canonical_hash(await client.export_workflow(def_id, version=version))
+            exported = await client.export_workflow(def_id, version=version)
+            # Hashing a big export takes milliseconds: off the loop, which serves every tenant.
+            digest = await anyio.to_thread.run_sync(canonical_hash, exported)
             into[version] = digest
             if key is not None and cache is not None:
                 cache.put(def_id, key[0], key[1], digest)
@@ -66,8 +73,14 @@ async def read_target(
             into[version] = None
 
     async def load(name: str, entry: Mapping[str, Any]) -> None:
-        def_id = int(entry["id"])
-        versions_raw = await client.list_versions(def_id)
+        def_id = listed_id(entry, name, client.tenant.name)
+        try:
+            versions_raw = await client.list_versions(def_id)
+        except ZuoraError as exc:
+            if exc.status != 404 or on_unreadable is None:
+                raise
+            on_unreadable(name, def_id, f"GET /workflows/{def_id}/versions answered 404")
+            return
         digests: dict[str, str | None] = {}
         if hash_names is None or name in hash_names:
             async with anyio.create_task_group() as tg:
@@ -84,6 +97,10 @@ async def read_target(
         )
         active = entry.get("active_version")
         active_id = int_or_none(active.get("id")) if isinstance(active, dict) else None
+        if entry.get("status") == "Inactive":
+            # An Inactive definition keeps its active version but runs nothing (a rollback sets
+            # created definitions so): switching it on again must send the PATCH.
+            active_id = None
         sink(TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id))
 
     async def wanted(entry: Mapping[str, Any]) -> None:
@@ -92,6 +109,17 @@ async def read_target(
             await load(name, entry)
 
     await for_each_definition(client, wanted)
+
+
+def listed_id(entry: Mapping[str, Any], name: str, tenant: str) -> int:
+    """The definition id of a `GET /workflows` entry; a one-line ZuoraError when it has none."""
+    value = entry.get("id")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ZuoraError(
+            f"GET /workflows: the entry for workflow {name!r} has no integer id ({value!r})",
+            tenant=tenant,
+        )
+    return value
 
 
 TARGET_READERS = 8  # definitions read at once (the client's pacing still applies)

@@ -15,7 +15,13 @@ import anyio
 import anyio.lowlevel
 
 from migrator.core.config import Settings, TenantConfig
-from migrator.core.plan import Action, PlannedItem, SourceIndex, TargetDefinition
+from migrator.core.plan import (
+    LEFT_BY_RETRY_FAILED,
+    Action,
+    PlannedItem,
+    SourceIndex,
+    TargetDefinition,
+)
 from migrator.core.profile import TenantProfile
 from migrator.core.remap import apply_substitutions
 from migrator.core.report import ItemOutcome
@@ -72,6 +78,9 @@ class GroupState:
     active_version_id: int | None = None
     done: Done = field(default_factory=Done)
     failed: str | None = None
+    # Dry runs: the version the group's next planned new version replaces, and its document,
+    # for the one-line change (run/change.py).
+    replaced: tuple[str, Mapping[str, Any]] | None = None
     # With activation asked for: the last item of the group that switches its version on; an
     # earlier identical version is left alone (switching it on would put an older version live
     # until the later one is switched on again).
@@ -151,6 +160,8 @@ class TenantState:
                 self._outcome(item, "blocked", error=reason)
             elif item.action is Action.BLOCKED:
                 self._outcome(item, "blocked", error=item.reason)
+            elif item.reason == LEFT_BY_RETRY_FAILED:
+                self._outcome(item, "deferred", error=item.reason)
             else:
                 self._outcome(item, "skipped", reason=item.reason)
 
@@ -199,8 +210,10 @@ class TenantState:
             self.progress.imported += 1
         elif status == "skipped":
             self.progress.skipped += 1
-        elif status in ("failed", "blocked", "deferred"):
+        elif status == "failed":
             self.progress.failed += 1
+        elif status in ("blocked", "deferred"):
+            self.progress.left += 1
 
     def _definition_id(self, name: str) -> int | None:
         """The tenant's definition of `name`: imported by this run, or the one it had."""

@@ -100,8 +100,12 @@ def safe_name(name: str, *, max_len: int = MAX_SLUG) -> str:
 
 
 def _safe_version(version: str) -> str:
-    if is_valid_version(version):
+    if is_valid_version(version) and len(version) <= MAX_VERSION_CHARS:
         return version
+    if len(version) > MAX_VERSION_CHARS:
+        # A 300-digit version is valid but no file name holds it: a prefix and a hash do.
+        digest = hashlib.sha256(version.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        return safe_name(version[:24], max_len=24) + "-h" + digest
     # A server that answers odd version strings must not get to pick our file names.
     return safe_name(version, max_len=MAX_VERSION_CHARS)
 
@@ -176,12 +180,18 @@ class FileEntry:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A complete snapshot folder (its manifest parsed)."""
+    """A published snapshot folder (its manifest parsed).
+
+    `complete` is False for a partial backup (something was skipped; its manifest says what):
+    it is never `latest` and never counts towards `--keep`. Manifests without the field are
+    complete (older backups wrote only complete ones).
+    """
 
     path: Path
     tenant: str
     created_at: str
     files: tuple[FileEntry, ...]
+    complete: bool = True
 
 
 def _entry(row: Any) -> FileEntry | None:
@@ -225,11 +235,16 @@ def read_snapshot(folder: Path) -> Snapshot | None:
     entries = [_entry(row) for row in rows]
     if any(e is None for e in entries):
         return None
-    return Snapshot(folder, tenant, created, tuple(e for e in entries if e is not None))
+    complete = data.get("complete", True)
+    if not isinstance(complete, bool):
+        return None
+    return Snapshot(
+        folder, tenant, created, tuple(e for e in entries if e is not None), complete=complete
+    )
 
 
 def list_snapshots(out_dir: str | os.PathLike[str], tenant: str) -> list[Snapshot]:
-    """The tenant's complete snapshots in `out_dir`, oldest first.
+    """The tenant's published snapshots (complete and partial) in `out_dir`, oldest first.
 
     A folder without a readable manifest is not a snapshot (an interrupted run, or someone
     else's folder): it is neither listed nor ever deleted by retention.

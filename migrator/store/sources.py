@@ -68,7 +68,9 @@ def discover(paths: Sequence[str]) -> Iterator[SourceItem]:
     sorted order per directory, snapshots (directories with a manifest) as their listed files.
 
     A path that does not exist is still yielded; reading it raises the InputError, so the run
-    reports it as one failed item and carries on.
+    reports it as one failed item and carries on (`migrate`, `plan` and `verify` refuse a
+    missing SOURCE before this, with run.migrate.check_source_paths: this covers one that
+    vanishes meanwhile).
     """
     for path in paths:
         try:
@@ -83,8 +85,13 @@ def discover(paths: Sequence[str]) -> Iterator[SourceItem]:
 
 
 def is_snapshot(path: str) -> bool:
-    """True when `path` is a directory holding a snapshot manifest."""
-    return os.path.isfile(os.path.join(path, MANIFEST_NAME))
+    """True when `path` is a directory holding an entry named like a snapshot manifest.
+
+    Whatever that entry is (a file, a dangling symlink, a directory): a folder that claims to be
+    a snapshot is checked as one, and an unreadable manifest makes it a damaged snapshot rather
+    than a plain folder whose checks are skipped.
+    """
+    return os.path.lexists(os.path.join(path, MANIFEST_NAME))
 
 
 def find_snapshots(paths: Sequence[str]) -> list[str]:

@@ -20,11 +20,13 @@ import sqlite3
 import tempfile
 import weakref
 from collections.abc import (
+    Callable,
     Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
+from functools import partial
 from typing import Any, overload
 
 import orjson
@@ -254,6 +256,11 @@ class Workspace:
             out.append(self._doc(row, substituted=tenant is not None and tenant in touched))
         return out
 
+    def iter_named(self, name: str) -> Iterator[SourceDoc]:
+        """The summaries of one name's documents in reading order, streamed (a name may have
+        thousands of versions)."""
+        return self._docs_where("d.name = ?", (name,))
+
     def callers(self) -> list[SourceDoc]:
         """Documents with Execute::WorkflowTask calls (normally few)."""
         return [
@@ -313,6 +320,12 @@ class Workspace:
 
     def load(self, doc: SourceDoc) -> ExportDocument:
         """The document's body again, checked to be the content that was planned."""
+        return self.locate(doc)()
+
+    def locate(self, doc: SourceDoc) -> Callable[[], ExportDocument]:
+        """`load` in two steps: the workspace is read now; the returned function reads the file
+        and parses it without touching the workspace, so it may run in a worker thread (a big
+        document takes milliseconds to parse: too long for the event loop)."""
         row = self._query(
             "SELECT origin, raw, definition_id FROM docs WHERE key = ? AND source = ? LIMIT 1",
             (doc.key, doc.source),
@@ -320,19 +333,24 @@ class Workspace:
         if row is None:
             raise InputError(doc.source, "$", "not among this run's sources")
         origin, raw, definition_id = row
+        max_bytes = self.max_bytes
         if raw is not None:
-            return parse_document(
-                raw, doc.source, max_bytes=self.max_bytes, definition_id=definition_id
+            return partial(
+                parse_document, raw, doc.source, max_bytes=max_bytes, definition_id=definition_id
             )
         path, member, item_definition_id, sha256 = orjson.loads(origin)
-        loaded = read_document(
-            SourceItem(path, member, item_definition_id, sha256), max_bytes=self.max_bytes
-        )
-        if loaded.content_hash != doc.key:
-            raise InputError(
-                doc.source, "$", "the file changed while migrator was running; run again"
+
+        def read() -> ExportDocument:
+            loaded = read_document(
+                SourceItem(path, member, item_definition_id, sha256), max_bytes=max_bytes
             )
-        return loaded
+            if loaded.content_hash != doc.key:
+                raise InputError(
+                    doc.source, "$", "the file changed while migrator was running; run again"
+                )
+            return loaded
+
+        return read
 
     # --- the targets' definitions ---------------------------------------------------------
 
@@ -476,6 +494,14 @@ class Workspace:
             self._db.execute("SELECT 1 FROM outcomes WHERE verified = 0 LIMIT 1").fetchone()
             is not None
         )
+
+    def unverified_tenants(self) -> set[str]:
+        """Tenants with an outcome `--verify` found different."""
+        self.flush()
+        return {
+            t
+            for (t,) in self._db.execute("SELECT DISTINCT tenant FROM outcomes WHERE verified = 0")
+        }
 
     def outcomes(self) -> Iterator[ItemOutcome]:
         """Every outcome ordered by tenant, workflow name, source (then as recorded), streamed:

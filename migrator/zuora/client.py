@@ -101,6 +101,15 @@ def valid_track_id(value: str) -> bool:
     return bool(_TRACK_ID.match(value)) and not any(c in value for c in ":;\"'")
 
 
+def _listing_key(entry: Any) -> Any:
+    """What makes a `GET /workflows` entry the same as another: its id, else all of it."""
+    if isinstance(entry, dict):
+        value = entry.get("id")
+        if type(value) is int:
+            return value
+    return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+
+
 def validate_idempotency_key(key: str) -> str:
     """Return the key if Zuora accepts it (1..255 printable ASCII), else raise ValueError."""
     if (
@@ -252,14 +261,30 @@ class ZuoraClient:
         return found
 
     async def workflow_pages(self, name: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
-        """`list_workflows` a page at a time, for tenants too large to list in memory at once."""
+        """`list_workflows` a page at a time, for tenants too large to list in memory at once.
+
+        An entry listed again (a definition created while paging shifts one onto the next page)
+        is left out. A page that brings nothing but entries already listed means the server's
+        pagination loops (the same page again, whatever the page number): a one-line ZuoraError,
+        not ten thousand pages. Pages are asked for by number, so a `next_page` that repeats is
+        no loop of ours; only its presence is read.
+        """
+        seen_ids: set[Any] = set()
         for page in range(1, MAX_PAGES + 1):
             params = {"page": str(page), "page_length": str(PAGE_LENGTH)}
             if name is not None:
                 params["name"] = name
             body = await self._call("GET", "/workflows", params=params, shape=_list_shape)
             data = self._list_field(body, "GET", "/workflows")
-            yield data
+            fresh = [e for e in data if _listing_key(e) not in seen_ids]
+            if data and not fresh:
+                raise ZuoraError(
+                    f"GET /workflows: page {page} lists only workflows already listed; the"
+                    " server's pagination loops, stopped",
+                    tenant=self.tenant.name,
+                )
+            seen_ids.update(_listing_key(e) for e in fresh)
+            yield fresh
             pagination = body.get("pagination")
             next_page = pagination.get("next_page") if isinstance(pagination, dict) else None
             if not data or not next_page:
@@ -333,6 +358,26 @@ class ZuoraClient:
             "PATCH", path, json=dict(fields), idempotency_key=idempotency_key, shape=_object_shape
         )
         return self._object(body, "PATCH", path, in_doubt=True)
+
+    async def delete_workflow(self, definition_id: int) -> dict[str, Any]:
+        """§3.4: the definition and all its versions (a rollback's `--delete-created`)."""
+        path = f"/workflows/{int(definition_id)}"
+        return self._object(await self._call("DELETE", path), "DELETE", path)
+
+    async def run_workflow(
+        self, definition_id: int, parameters: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        """§3.10: start a run of the definition's active version (a rollout's smoke run)."""
+        path = f"/workflows/{int(definition_id)}/run"
+        body = await self._call(
+            "POST", path, json=dict(parameters), idempotency_key=idempotency_key
+        )
+        return self._object(body, "POST", path, in_doubt=True)
+
+    async def get_workflow_run(self, run_id: int) -> dict[str, Any]:
+        """§3.11: a run's status and its task counts."""
+        path = f"/workflows/workflow_runs/{int(run_id)}"
+        return self._object(await self._call("GET", path), "GET", path)
 
     # ---- shapes ---------------------------------------------------------------------------
 

@@ -258,9 +258,9 @@ async def test_import_keeps_only_known_keys() -> None:
 
 
 async def test_keep_unknown_keys_switch() -> None:
-    """With keep_unknown_keys (today's default, see docs) every key is stored as sent; ids and
+    """With keep_unknown_keys (not the default, see docs) every key is stored as sent; ids and
     merge_task_ids still change."""
-    assert FakeConfig.demo(1).keep_unknown_keys is True
+    assert FakeConfig.demo(1).keep_unknown_keys is False
     async with running(FakeConfig.demo(1, keep_unknown_keys=True)) as (_, (a,)):
         definition_id = (await a.import_new(_decorated())).body["id"]
         doc = (await a.call("GET", f"/workflows/{definition_id}/export", version="latest")).body

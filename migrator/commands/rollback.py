@@ -1,0 +1,172 @@
+"""`migrator rollback`: put back the versions that were active before a journal's runs switched
+theirs on, and take the definitions they created out of use (run/rollback.py does the work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from typing import Any
+
+import anyio
+
+from migrator import __version__
+from migrator.commands._common import (
+    EXIT_ITEMS,
+    EXIT_OK,
+    _common,
+    _settings,
+    _write_report,
+    run_with_signals,
+)
+from migrator.core.config import Settings
+from migrator.core.errors import MigratorError
+from migrator.core.logs import redact_text
+from migrator.core.report import Report, counts_table
+from migrator.run.history import NullJournal
+from migrator.run.migrate import _close_session
+from migrator.run.rollback import ROLLBACK_STATUSES, check_identity, read_rollback_targets, rollback
+from migrator.run.tenant import tenant_fingerprint
+from migrator.zuora import ZuoraClient, open_session
+
+NOTHING = "the journal records no activation and no created definition: nothing to roll back"
+
+
+async def rollback_from_journal(
+    settings: Settings,
+    journal_path: str,
+    tenants: list[str] | tuple[str, ...] = (),
+    *,
+    dry_run: bool = False,
+    delete_created: bool = False,
+) -> Report:
+    """Roll back every selected tenant's changes the journal records; journaled unless dry_run."""
+    unknown = [n for n in tenants if n not in settings.tenants]
+    if unknown:
+        raise MigratorError(
+            f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
+        )
+    wanted = list(dict.fromkeys(tenants)) or None
+    targets, history, notices, activations = await anyio.to_thread.run_sync(
+        read_rollback_targets, journal_path, wanted
+    )
+    left_alone = sorted({t.tenant for t in targets if t.tenant not in settings.tenants})
+    notices += [
+        f"{journal_path}: tenant {t!r} is in the journal but not in {settings.file}; left alone"
+        for t in left_alone
+    ]
+    targets = [t for t in targets if t.tenant in settings.tenants]
+    chosen = [settings.tenants[n] for n in sorted({t.tenant for t in targets})]
+    check_identity(history, chosen, journal_path)
+    if not targets:
+        return Report(items=(), notices=(*notices, NOTHING))
+    if not activations and not delete_created:
+        created = len(targets)
+        return Report(
+            items=(),
+            notices=(
+                *notices,
+                f"the journal records no activation: nothing to roll back (its runs created "
+                f"{created} definition(s), which stay Inactive; --delete-created deletes them)",
+            ),
+        )
+    session = open_session(settings)
+    try:
+        clients = {t.name: ZuoraClient(t, session, settings) for t in chosen}
+        if dry_run:
+            items = await rollback(clients, targets, NullJournal(), dry_run=True)
+        else:
+            from migrator.store.journal import Journal
+
+            fields = {
+                "run_id": hashlib.sha256(f"{time.time()}".encode()).hexdigest()[:12],
+                "command": "rollback",
+                "tenants": {t.name: tenant_fingerprint(t) for t in chosen},
+                "tool_version": __version__,
+            }
+            async with Journal.open(journal_path, fields) as journal:
+                items = await rollback(clients, targets, journal, delete_created=delete_created)
+                report = Report(items=tuple(items))
+                journal.finish(counts=report.summary())
+    finally:
+        await _close_session(session)
+    return Report(items=tuple(items), notices=tuple(notices))
+
+
+def render(report: Report) -> str:
+    """Counts per tenant, every write made or planned, every failure, the verdict."""
+    lines = counts_table(report.items, ROLLBACK_STATUSES) if report.items else []
+    shown = [i for i in report.ordered() if i.status != "unchanged"]
+    if shown:
+        lines.append("")
+    for i in shown:
+        lines.append(
+            f"  {i.status:<11} {i.tenant}: {i.workflow_name} (definition {i.target_workflow_id}): "
+            f"{i.error or i.reason or ''}"
+        )
+    for notice in report.notices:
+        lines.append(f"note: {notice}")
+    counts = report.summary()
+    verdict = "ok" if report.ok else "attention needed"
+    lines.append(
+        f"migrator rollback: {verdict}: rolled back {counts.get('rolled_back', 0)}, "
+        f"unchanged {counts.get('unchanged', 0)}, planned {counts.get('planned', 0)}, "
+        f"failed {counts.get('failed', 0)}"
+    )
+    return redact_text("\n".join(lines))
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `migrator rollback`."""
+    p = sub.add_parser(
+        "rollback",
+        help="make the versions active before a journal's runs the active ones again",
+    )
+    p.set_defaults(func=cmd_rollback)
+    _common(p)
+    p.add_argument(
+        "--journal", required=True, metavar="FILE", help="the journal of the runs to roll back"
+    )
+    p.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="tenant to roll back (repeatable; default: every tenant in the journal)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="show what would be put back, change nothing"
+    )
+    p.add_argument(
+        "--delete-created",
+        action="store_true",
+        help="delete the definitions the runs created instead of setting them Inactive",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--report", metavar="FILE", help="write the JSON report here")
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """0 nothing failed (or nothing to roll back), 1 something did; bad input raises (exit 2)."""
+    settings = _settings(args)
+
+    async def go(stopping: anyio.Event) -> Any:
+        return await rollback_from_journal(
+            settings,
+            args.journal,
+            args.tenant,
+            dry_run=args.dry_run,
+            delete_created=args.delete_created,
+        )
+
+    report: Report = run_with_signals(go)
+    if args.report:
+        _write_report(args.report, report.chunks())
+    if args.json:
+        for chunk in report.chunks():
+            sys.stdout.write(chunk.decode())
+    else:
+        print(render(report))
+    return EXIT_OK if report.ok else EXIT_ITEMS

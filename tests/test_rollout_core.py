@@ -1,0 +1,307 @@
+"""The pure rollout core (issue 16): the [rollout] table, waves, halts, due smoke runs, rollback steps."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from migrator.core.config import parse_settings
+from migrator.core.errors import ConfigError
+from migrator.core.rollout import (
+    RollbackLedger,
+    RollbackTarget,
+    RolloutConfig,
+    SmokeLedger,
+    Wave,
+    WaveVerdict,
+    assign_waves,
+    check_smoke_sources,
+    judge_run,
+    parse_rollout,
+    peer_verdict,
+    rollback_step,
+    tenant_failure,
+    wave_number,
+)
+
+TENANTS = ["canary", "eu-1", "eu-2", "us-1", "us-2", "ap-1"]
+
+
+def config(rollout: Any) -> dict[str, Any]:
+    tenants = {
+        n: {"base_url": f"https://{n}.example", "client_id": "c", "client_secret": "s"}
+        for n in TENANTS
+    }
+    return {"tenants": tenants, "rollout": rollout}
+
+
+def test_rollout_table_parses_into_settings() -> None:
+    """A full [rollout] table becomes Settings.rollout with its waves, tolerance and smoke runs."""
+    s = parse_settings(
+        config(
+            {
+                "waves": [["canary"], ["eu-*", "us-1"], ["*"]],
+                "failure_tolerance": 1,
+                "rollback_on_halt": True,
+                "smoke": {"Daily": {"parameters": {"accountId": "A1"}, "timeout_s": 30}},
+            }
+        ),
+        "f.toml",
+        {},
+    )
+    assert s.rollout is not None
+    assert s.rollout.waves == (("canary",), ("eu-*", "us-1"), ("*",))
+    assert s.rollout.failure_tolerance == 1 and s.rollout.rollback_on_halt
+    assert s.rollout.smoke["Daily"].parameters == {"accountId": "A1"}
+    assert s.rollout.smoke["Daily"].timeout_s == 30.0
+
+
+@pytest.mark.parametrize(
+    ("rollout", "key", "words"),
+    [
+        ({"waves": [["canary"]], "speed": 1}, "rollout.speed", "unknown key"),
+        ({"waves": [["nope-*"]]}, "rollout.waves[0]", "matches no configured tenant"),
+        (
+            {"waves": [["canary"], ["canary", "eu-1"]]},
+            "rollout.waves[1]",
+            "already named in wave 1",
+        ),
+        ({"waves": [["canary"]], "failure_tolerance": -1}, "rollout.failure_tolerance", ">= 0"),
+        ({"waves": []}, "rollout.waves", "non-empty"),
+        (
+            {"waves": [["canary"]], "rollback_on_halt": "yes"},
+            "rollout.rollback_on_halt",
+            "true or false",
+        ),
+        (
+            {"waves": [["canary"]], "smoke": {"W": {"timeout": 3}}},
+            "rollout.smoke.W.timeout",
+            "unknown key",
+        ),
+        (
+            {"waves": [["canary"]], "smoke": {"W": {"timeout_s": 0}}},
+            "rollout.smoke.W.timeout_s",
+            "seconds",
+        ),
+        (
+            {"waves": [["canary"]], "smoke": {"W": {"parameters": {"id": 1}}}},
+            "rollout.smoke.W.parameters.id",
+            "reserved",
+        ),
+    ],
+)
+def test_bad_rollout_tables_are_one_line_errors_naming_file_and_key(
+    rollout: Any, key: str, words: str
+) -> None:
+    """Each kind of bad [rollout] input is a ConfigError naming the file and the exact key."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings(config(rollout), "fleet.toml", {})
+    text = str(info.value)
+    assert "\n" not in text and "fleet.toml" in text and key in text and words in text
+
+
+def test_smoke_workflow_no_source_contains_is_refused() -> None:
+    """A smoke workflow that no source contains is a ConfigError naming rollout.smoke.NAME."""
+    rollout = parse_rollout({"waves": [["*"]], "smoke": {"Ghost": {}}}, "f.toml", TENANTS)
+    with pytest.raises(ConfigError, match=r"f\.toml.*rollout\.smoke\.Ghost"):
+        check_smoke_sources(rollout, lambda name: name == "Real", "f.toml")
+    check_smoke_sources(rollout, lambda name: True, "f.toml")
+
+
+names = st.lists(st.sampled_from(TENANTS), unique=True)
+patterns = st.lists(
+    st.lists(st.sampled_from([*TENANTS, "eu-*", "us-?", "*", "[ae]*"]), min_size=1, max_size=3),
+    min_size=1,
+    max_size=4,
+)
+
+
+@given(patterns, names)
+def test_every_selected_tenant_is_in_exactly_one_wave_the_first_that_matches(
+    waves: list[list[str]], selected: list[str]
+) -> None:
+    """assign_waves puts each selected tenant in exactly one wave: the first matching, else last."""
+    rollout = RolloutConfig(tuple(tuple(w) for w in waves))
+    assigned = assign_waves(rollout, selected)
+    seen = [t for w in assigned for t in w.tenants]
+    assert sorted(seen) == sorted(selected)
+    assert [w.number for w in assigned] == sorted({w.number for w in assigned})
+    for wave in assigned:
+        for tenant in wave.tenants:
+            first = next(
+                (
+                    i
+                    for i, w in enumerate(waves, 1)
+                    if any(fnmatch.fnmatchcase(tenant, p) for p in w)
+                ),
+                len(waves) + 1,
+            )
+            assert wave.number == first == wave_number(rollout, tenant)
+
+
+@given(patterns, names, names)
+def test_wave_numbers_do_not_depend_on_the_selection(
+    waves: list[list[str]], one: list[str], other: list[str]
+) -> None:
+    """A tenant has the same wave number whatever else is selected (shards agree on waves)."""
+    rollout = RolloutConfig(tuple(tuple(w) for w in waves))
+    a = {t: w.number for w in assign_waves(rollout, one) for t in w.tenants}
+    b = {t: w.number for w in assign_waves(rollout, other) for t in w.tenants}
+    for tenant in set(a) & set(b):
+        assert a[tenant] == b[tenant]
+
+
+@given(
+    st.integers(0, 5), st.dictionaries(st.sampled_from(TENANTS), st.text(min_size=1), max_size=6)
+)
+def test_a_wave_halts_exactly_when_more_tenants_fail_than_the_tolerance(
+    tolerance: int, failed: dict[str, str]
+) -> None:
+    """WaveVerdict.halted is len(failed) > tolerance, and its reasons name the wave."""
+    verdict = WaveVerdict(Wave(2, tuple(TENANTS), ("*",)), failed, tolerance)
+    assert verdict.halted == (len(failed) > tolerance)
+    assert "wave 2" in verdict.reason() and "wave 2 halted" in verdict.held_reason()
+
+
+def test_tenant_failure_names_every_cause() -> None:
+    """A tenant fails on failed/blocked/deferred items, a verify difference or a smoke failure."""
+    assert tenant_failure({"imported": 3, "skipped": 2}) is None
+    assert tenant_failure({"deferred": 1}) == "1 deferred"
+    why = tenant_failure({"failed": 1, "blocked": 2}, unverified=True, smoke_failures=["W: x"])
+    assert why == "1 failed, 2 blocked, --verify found a difference, smoke run W: x"
+
+
+def test_smoke_is_due_after_an_activation_until_a_run_passes() -> None:
+    """A smoke run is due once its workflow is switched on and stays due until one passes."""
+    ledger = SmokeLedger()
+    assert ledger.due("t", ["W"]) == []
+    ledger.note(
+        "activating", 1, {"tenant": "t", "name": "W", "definition_id": None, "created": True}
+    )
+    ledger.note("committed", 2, {"tenant": "t", "name": "W", "target_definition_id": 9})
+    assert ledger.due("t", ["W", "Other"]) == [("W", 9)]
+    ledger.note("smoke", 3, {"tenant": "t", "name": "W", "ok": False})
+    assert ledger.due("t", ["W"]) == [("W", 9)]
+    ledger.note("smoke", 4, {"tenant": "t", "name": "W", "ok": True})
+    assert ledger.due("t", ["W"]) == []
+    ledger.note("activating", 5, {"tenant": "t", "name": "W", "definition_id": 9})
+    assert ledger.due("t", ["W"]) == [("W", 9)]
+    assert ledger.due("u", ["W"]) == []
+
+
+def test_judge_run_reads_error_tasks_and_finished() -> None:
+    """An error task fails a run at once; Finished without one passes; otherwise it is going."""
+    assert judge_run("Processing", {"error": 0})[0] is None
+    assert judge_run("Processing", {"error": 1}) == (False, "1 task(s) ended in error")
+    assert judge_run("Finished", {"error": 0, "success": 3})[0] is True
+    assert judge_run("Stopped", {})[0] is False
+
+
+activations = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b"]),
+        st.integers(1, 3),
+        st.one_of(st.none(), st.integers(100, 110)),
+        st.sampled_from(["Active", "Inactive"]),
+    ),
+    max_size=12,
+)
+
+
+@given(activations, st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(1, 5)), max_size=4))
+def test_rollback_targets_are_the_first_activation_or_the_creation(
+    acts: list[tuple[str, int, int | None, str]], creates: list[tuple[str, int]]
+) -> None:
+    """Each changed definition has one target: created wins, else the first activation's before-state."""
+    ledger = RollbackLedger()
+    for tenant, def_id, prev, status in acts:
+        ledger.note(
+            "activating",
+            {
+                "tenant": tenant,
+                "definition_id": def_id,
+                "name": "W",
+                "previous_version_id": prev,
+                "previous_status": status,
+            },
+        )
+    for tenant, def_id in creates:
+        ledger.note("created", {"tenant": tenant, "definition_id": def_id, "name": "W"})
+    targets = ledger.targets()
+    keys = [(t.tenant, t.definition_id) for t in targets]
+    assert len(keys) == len(set(keys)) == len({(a[0], a[1]) for a in acts} | set(creates))
+    for t in targets:
+        if (t.tenant, t.definition_id) in set(creates):
+            assert t.created
+        else:
+            first = next(a for a in acts if (a[0], a[1]) == (t.tenant, t.definition_id))
+            assert (t.version_id, t.status) == (first[2], first[3])
+    assert all(t.tenant == "a" for t in ledger.targets(["a"]))
+
+
+@given(
+    st.booleans(),
+    st.one_of(st.none(), st.integers(1, 4)),
+    st.sampled_from(["Active", "Inactive"]),
+    st.booleans(),
+    st.one_of(st.none(), st.integers(1, 4)),
+    st.sampled_from(["Active", "Inactive"]),
+    st.booleans(),
+)
+def test_a_rollback_step_then_reaches_a_state_needing_no_step(
+    created: bool,
+    want: int | None,
+    want_status: str,
+    exists: bool,
+    active: int | None,
+    status: str,
+    delete: bool,
+) -> None:
+    """Applying the step a rollback chooses leaves the definition where a second rollback sends nothing."""
+    target = RollbackTarget("t", 1, "W", created, want, want_status)
+    step = rollback_step(
+        target, exists=exists, active_version_id=active, status=status, delete_created=delete
+    )
+    if step.action is None:
+        return
+    assert exists
+    if step.action == "delete":
+        exists, active = False, None
+    else:
+        active = step.fields.get("active_workflow_version_id", active)
+        status = step.fields.get("status", status)
+    again = rollback_step(
+        target, exists=exists, active_version_id=active, status=status, delete_created=delete
+    )
+    assert again.action is None
+
+
+def test_a_shard_starts_a_wave_only_when_every_other_shard_passed_the_one_before() -> None:
+    """peer_verdict: go once all others passed wave-1; hold on an earlier halt or hold; else wait."""
+    assert peer_verdict({2: {1: "passed"}, 3: {1: "passed"}}, 1, 3, 2) == (True, None)
+    assert peer_verdict({2: {1: "passed"}}, 1, 3, 2) == (False, None)  # shard 3: nothing yet
+    assert peer_verdict({2: {1: "started"}, 3: {1: "passed"}}, 1, 3, 2) == (False, None)
+    assert peer_verdict({2: {1: "halted"}, 3: {}}, 1, 3, 3) == (False, "shard 2/3 halted wave 1")
+    assert peer_verdict({2: {1: "passed", 2: "held"}}, 1, 2, 3) == (False, "shard 2/2 held wave 2")
+    assert peer_verdict({2: {2: "halted"}}, 1, 2, 2) == (False, None)  # a later halt: not yet ours
+
+
+def test_the_live_display_groups_tenants_under_their_wave_and_its_state() -> None:
+    """progress_lines puts each wave's label and state above its tenants' lines, in wave order."""
+    from migrator.run.options import Progress
+    from migrator.run.progress import progress_lines
+
+    progress = Progress()
+    for name in ("canary", "eu-1", "us-1"):
+        progress.tenant(name).started = 0.0
+    progress.waves = [(1, "wave 1 (canary)", ("canary",)), (2, "wave 2 (*)", ("eu-1", "us-1"))]
+    progress.wave_state = {1: "halted: 1 tenant(s) failed", 2: "held: wave 1 halted"}
+    lines = progress_lines(progress, 10.0)
+    assert lines[0] == "wave 1 (canary): halted: 1 tenant(s) failed"
+    assert lines[1].startswith("  canary")
+    assert lines[2] == "wave 2 (*): held: wave 1 halted"
+    assert [line.split()[0] for line in lines[3:]] == ["eu-1", "us-1"]
