@@ -1,7 +1,7 @@
-"""`python -m bench` (`make bench`): budget saturation, pipeline cost and memory, in that order.
+"""`python -m bench` (`make bench`): budget saturation, request efficiency, pipeline cost and memory.
 Prints a summary with the machine it ran on and writes bench/out/results.json; `--quick` for a smoke run.
 
-Full run: about 6-8 minutes on 2 cores (the sequential baseline and the 100,000-document corpus,
+Full run: about 12 minutes on 2 cores (the sequential baseline and the 100,000-document corpus,
 written once into bench/out/, are most of it). All traffic goes to 127.0.0.1.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from bench import bench_memory, bench_pipeline, bench_saturation
+from bench import bench_memory, bench_pipeline, bench_requests, bench_saturation
 
 OUT = Path(__file__).resolve().parent / "out"
-BENCHES = ("saturation", "pipeline", "memory")
+BENCHES = ("saturation", "requests", "pipeline", "memory")
 
 
 def machine() -> dict[str, Any]:
@@ -50,7 +50,7 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run of about 1.5 min")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run of about 3 min")
     p.add_argument("--only", action="append", choices=BENCHES, help="repeatable")
     p.add_argument("--out", default=str(OUT / "results.json"))
     args = p.parse_args(argv)
@@ -73,6 +73,21 @@ def main(argv: list[str]) -> int:
         )
         print(bench_saturation.HEADER)
         results["saturation"] = bench_saturation.run(setup)
+    if "requests" in chosen:
+        req = bench_saturation.Setup(
+            tenants=1,
+            rpm=600 if args.quick else 300,
+            latency=0.04,
+            jitter=0.02,
+            docs=40 if args.quick else 60,
+        )
+        tenants = 5 if args.quick else 20
+        print(
+            f"\n== request efficiency: {req.docs} new workflows per tenant, {req.rpm} req/min, "
+            f"latency {req.latency * 1000:g} ± {req.jitter * 1000:g} ms; {tenants} tenants at once"
+        )
+        print(bench_requests.HEADER)
+        results["requests"] = bench_requests.run(req, tenants=tenants)
     if "pipeline" in chosen:
         print(
             "\n== pipeline cost on one core (documents/s; ratio = floor's time ÷ pipeline's time)"
@@ -127,6 +142,7 @@ def summary(results: dict[str, Any]) -> str:
             + f" | {r['ratio']:.2f} × floor ({r['wall_s']:.1f} s ÷ {r['floor_s']:.1f} s), "
             f"{r['throttled']} × 429 ({r['throttled_pct']:.1f} %) | {met} |"
         )
+    lines += bench_requests.goals(results.get("requests", {}))
     for r in results.get("pipeline", {}).get("rows", []):
         lines.append(
             f"| pipeline: {r['name']} ({r['mean_kib']:g} KiB) | ≥ 0.50 × floor | "

@@ -26,3 +26,10 @@ def _reset_logging() -> object:
     """Tests that configure logging (the CLI does) must not leak that into later tests."""
     yield
     logs.configure("console", "debug")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own cache folder: the content-hash cache must never carry one test's
+    tenant (same loopback port, same fake ids) into another."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))

@@ -102,7 +102,9 @@ async def test_lost_answer_to_such_an_import_is_recovered(tmp_path: Path) -> Non
     """An import of a document with dropped keys whose answers are all lost lands once: the resume finds it on the target instead of sending a second version."""
     source = _write(tmp_path)
     journal = str(tmp_path / "j.jsonl")
-    async with running_fake(documented(), max_attempts=2) as env:
+    # One attempt: its answer is lost. (A retry would be answered by the server's replay of the
+    # stored answer, and an answered import is committed at once, its ids resolved later.)
+    async with running_fake(documented(), max_attempts=1) as env:
 
         def lose(type: str, fields: Any) -> None:
             if type == "intent":

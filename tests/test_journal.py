@@ -561,3 +561,45 @@ def test_sigkill_loses_no_acknowledged_record(tmp_path: Path) -> None:
     assert any("stale lock" in n and str(child.pid) in n for n in notices)
     records = read_journal(path).records
     assert [r.seq for r in records] == list(range(1, len(records) + 1))
+
+
+def test_fold_resolved_fills_in_the_ids_of_a_done_item() -> None:
+    """A `resolved` record gives a committed-without-ids item its ids; it changes nothing for an
+    item that is not done, and a null in it never erases an id already known."""
+    committed = rec(
+        2, "committed", tenant="prod", item="h1", target_definition_id=None, version="1.0"
+    )
+    records = [
+        intent(1),
+        committed,
+        rec(
+            3, "resolved", tenant="prod", item="h1", target_definition_id=7, target_version_id=None
+        ),
+        rec(
+            4, "resolved", tenant="prod", item="h1", target_definition_id=None, target_version_id=70
+        ),
+        rec(5, "resolved", tenant="prod", item="h2", target_definition_id=8, target_version_id=80),
+    ]
+    state = fold(records)
+    st = state[("prod", "h1")]
+    assert st.status == "done" and (st.target_definition_id, st.target_version_id) == (7, 70)
+    assert ("prod", "h2") not in state
+
+
+def test_fold_gone_reopens_a_done_item() -> None:
+    """`gone` (the target no longer holds what was imported) makes a done item pending again,
+    without its ids; the next intent and commit then fold as for any item."""
+    records = [
+        intent(1),
+        rec(2, "committed", tenant="prod", item="h1", target_definition_id=7, target_version_id=70),
+        rec(3, "gone", tenant="prod", item="h1", reason="deleted"),
+    ]
+    st = fold(records)[("prod", "h1")]
+    assert st.status == "pending" and st.target_definition_id is None and st.attempts == 1
+    records += [
+        intent(4),
+        rec(5, "committed", tenant="prod", item="h1", target_definition_id=9, target_version_id=90),
+    ]
+    st = fold(records)[("prod", "h1")]
+    assert st.status == "done" and st.attempts == 2
+    assert (st.target_definition_id, st.target_version_id) == (9, 90)

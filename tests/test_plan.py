@@ -106,11 +106,12 @@ def test_journal_done_items_are_skipped_and_failed_ones_wait() -> None:
         "h2": PriorState(status="failed", reason="400 bad", attempts=1),
     }
     docs = [doc("A", "h1", "1.0.0"), doc("B", "h2", "1.0.0"), doc("C", "h3", "1.0.0")]
-    normal = {i.doc.key: i for i in plan(docs, prior=prior).items}
+    target = {"A": [TargetDefinition(5, "A", (TargetVersion(50, "1.0.0", None),))]}
+    normal = {i.doc.key: i for i in plan(docs, target, prior).items}
     assert normal["h1"].action is Action.SKIP
     assert normal["h2"].action is Action.BLOCKED and "--retry-failed" in normal["h2"].reason
     assert normal["h3"].action is Action.CREATE
-    retry = {i.doc.key: i for i in plan(docs, prior=prior, retry_failed=True).items}
+    retry = {i.doc.key: i for i in plan(docs, target, prior, retry_failed=True).items}
     assert retry["h2"].action is Action.CREATE
     assert retry["h3"].action is Action.SKIP
     # A retried failure gets a key of its own: the server stored the failure under the old one.
@@ -223,7 +224,10 @@ def test_planned_versions_strictly_increase_above_target(
 
 def test_only_identical_content_skips_are_journal_facts() -> None:
     """A skip for identical content on the target is recorded; duplicates, done items and unselected ones never overwrite the journal."""
-    target = {"A": [TargetDefinition(7, "A", (TargetVersion(1, "3.0.0", "h1"),))]}
+    target = {
+        "A": [TargetDefinition(7, "A", (TargetVersion(1, "3.0.0", "h1"),))],
+        "B": [TargetDefinition(5, "B", (TargetVersion(50, "1.0.0", None),))],
+    }
     prior = {
         "h2": PriorState(status="done", version="1.0.0", target_definition_id=5),
         "h3": PriorState(status="deferred", reason="503"),
@@ -239,3 +243,18 @@ def test_only_identical_content_skips_are_journal_facts() -> None:
     assert recorded == {("h1.json", True), ("h2.json", False), ("z-copy.json", False)}
     retry = plan(docs, target, prior, retry_failed=True).items
     assert not any(i.recorded for i in retry if i.reason.startswith("not a failed item"))
+
+
+def test_a_done_item_whose_workflow_is_gone_is_planned_again() -> None:
+    """The journal is not the target: a done item whose name the tenant no longer has is planned
+    as a create (its prior marked gone, so the run journals that first), and the later version
+    of the same workflow follows it as a new version."""
+    prior = {"h1": PriorState(status="done", version="1.0.0", target_definition_id=5)}
+    docs = [doc("A", "h1", "1.0.0"), doc("A", "h2", "2.0.0")]
+    items = {i.doc.key: i for i in plan(docs, {}, prior).items}
+    assert items["h1"].action is Action.CREATE and items["h1"].version == "1.0.0"
+    assert items["h1"].prior is not None and items["h1"].prior.status == "gone"
+    assert items["h2"].action is Action.NEW_VERSION and items["h2"].version == "2.0.0"
+    present = {"A": [TargetDefinition(5, "A", (TargetVersion(50, "1.0.0", None),))]}
+    kept = {i.doc.key: i for i in plan(docs, present, prior).items}
+    assert kept["h1"].action is Action.SKIP

@@ -131,3 +131,12 @@ def _write_report(path: str, data: bytes | Iterable[bytes]) -> None:
         tmp.replace(target)
     except OSError as exc:
         raise MigratorError(f"{path}: cannot write the report: {exc.strerror}") from None
+
+
+def _no_cache(p: argparse.ArgumentParser) -> None:
+    """`--no-cache`, on every command that reads targets."""
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor fill the content-hash cache: export every version compared",
+    )

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -37,11 +37,13 @@ from migrator.core.rollout import Wave, assign_waves
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.history import NullJournal
 from migrator.run.migrate import _close_session
+from migrator.run.resolve import pick_definition, version_in_entry
 from migrator.run.rollback import DiscardState
 from migrator.run.rollout import WaveRunner, wave_failures
 from migrator.run.tenant import tenant_fingerprint, tenant_identity
 from migrator.store.journal import read_state
 from migrator.store.workspace import OutcomeLog, Workspace
+from migrator.store.workspace_views import JournalState
 from migrator.zuora import ZuoraClient, open_session
 
 log = structlog.get_logger("migrator.activate")
@@ -169,6 +171,12 @@ async def activate_from_journal(
                     notices += journal.notices
 
                 async def one(name: str) -> None:
+                    try:
+                        await place_unresolved(clients[name], state)
+                    except ZuoraError as exc:
+                        log.warning(
+                            "could not look up unresolved imports", tenant=name, error=str(exc)
+                        )
                     plan = targets_from_journal(name, state.landed(name))
                     await _activate_tenant(clients[name], plan, dry_run, store, journal)
 
@@ -212,6 +220,37 @@ async def activate_from_journal(
         store.close()
         raise
     return Report(items=OutcomeLog(store), notices=tuple(notices))
+
+
+async def place_unresolved(client: ZuoraClient, state: JournalState) -> None:
+    """Give the tenant's imports that were committed without a definition id (a run that ended
+    before resolving them) the definition the listing shows for their name, one listing walk for
+    all of them; an import whose name is not found stays unplaced (and is reported so)."""
+    tenant = client.tenant.name
+    unplaced = [
+        st
+        for st in state.landed(tenant)
+        if st.status == "done" and st.target_definition_id is None and st.name
+    ]
+    if not unplaced:
+        return
+    names = {st.name for st in unplaced}
+    found: dict[str, list[dict[str, Any]]] = {}
+    async for page in client.workflow_pages():
+        for entry in page:
+            if entry.get("name") in names:
+                found.setdefault(str(entry["name"]), []).append(entry)
+    for st in unplaced:
+        assert st.name is not None
+        chosen = pick_definition(found.get(st.name, []), int_or_none(st.extra.get("answer_id")))
+        if chosen is None:
+            continue
+        version_id, _ = version_in_entry(chosen, str(st.version))
+        state[(tenant, st.item)] = replace(
+            st,
+            target_definition_id=int_or_none(chosen.get("id")),
+            target_version_id=st.target_version_id if version_id is None else version_id,
+        )
 
 
 async def _activate_tenant(

@@ -16,6 +16,7 @@ from migrator.commands._common import (
     EXIT_OK,
     _common,
     _level,
+    _no_cache,
     _settings,
     _shard,
     _write_report,
@@ -99,6 +100,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="auto",
         help="live progress on stderr",
     )
+    _no_cache(m)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -118,6 +120,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         from_tenant=args.from_tenant,
         shard=args.shard,
         plan_file=args.plan,
+        use_cache=not args.no_cache,
     )
     progress = Progress()
 

@@ -16,6 +16,7 @@ from migrator.commands._common import (
     EXIT_ITEMS,
     EXIT_OK,
     _common,
+    _no_cache,
     _settings,
     _shard,
     _write_report,
@@ -72,6 +73,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="I/N",
         help="plan only this deterministic share of the tenants (as `migrate --shard`)",
     )
+    _no_cache(p)
 
 
 def render_waves(rollout: RolloutConfig, tenants: Sequence[TenantConfig]) -> str:
@@ -100,6 +102,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from_tenant=args.from_tenant,
         journal=args.journal,
         shard=args.shard,
+        use_cache=not args.no_cache,
     )
 
     async def go(stopping: anyio.Event) -> Any:

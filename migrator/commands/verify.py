@@ -23,6 +23,7 @@ from migrator.commands._common import (
     EXIT_ITEMS,
     EXIT_OK,
     _common,
+    _no_cache,
     _settings,
     _write_report,
     run_with_signals,
@@ -46,6 +47,7 @@ from migrator.run.inputs import read_sources
 from migrator.run.migrate import _close_session, check_source_paths
 from migrator.run.target import read_target
 from migrator.run.tenant import _Names, source_index
+from migrator.store.cache import open_cache
 from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
@@ -64,6 +66,7 @@ async def verify_tenants(
     tenants: Sequence[str] = (),
     *,
     store: Workspace | None = None,
+    use_cache: bool = True,
 ) -> Report:
     """Compare every source document with what each selected tenant holds; one outcome each.
 
@@ -79,7 +82,7 @@ async def verify_tenants(
         check_source_paths(sources)
         store = await anyio.to_thread.run_sync(read_sources, list(sources), settings)
     try:
-        return await _verify_all(settings, chosen, store)
+        return await _verify_all(settings, chosen, store, use_cache=use_cache)
     except BaseException:
         if own:
             store.close()
@@ -87,7 +90,7 @@ async def verify_tenants(
 
 
 async def _verify_all(
-    settings: Settings, chosen: Sequence[TenantConfig], store: Workspace
+    settings: Settings, chosen: Sequence[TenantConfig], store: Workspace, *, use_cache: bool
 ) -> Report:
     _check_unused(store, chosen)
     index = source_index(store)
@@ -95,6 +98,7 @@ async def _verify_all(
     # documents that call others (normally few) are read for them, as `migrate` does.
     callee_names = {c.workflow_name for d in store.callers() for c in d.calls if c.workflow_name}
     wanted = _Names(lambda n: n in callee_names or store.has_name(n))
+    cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=use_cache))
     session = open_session(settings)
     try:
 
@@ -112,6 +116,7 @@ async def _verify_all(
                     wanted,
                     lambda d: store.add_target(tenant.name, d),
                     on_unreadable=note_unreadable,
+                    cache=cache.for_tenant(tenant) if cache is not None else None,
                 )
             except (ZuoraError, InputError) as exc:
                 log.error("tenant failed", tenant=tenant.name, error=str(exc))
@@ -133,6 +138,8 @@ async def _verify_all(
                 tg.start_soon(one, tenant)
     finally:
         await _close_session(session)
+        if cache is not None:
+            cache.close()
     for outcome in unreadable_outcomes(store.errors, [t.name for t in chosen], verified=False):
         store.add_outcome(outcome)
     store.flush()
@@ -339,6 +346,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--report", metavar="FILE", help="write the JSON report here")
+    _no_cache(p)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -346,7 +354,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def go(stopping: anyio.Event) -> Report:
-        return await verify_tenants(settings, args.sources, args.tenant)
+        return await verify_tenants(
+            settings, args.sources, args.tenant, use_cache=not args.no_cache
+        )
 
     report = run_with_signals(go)
     if args.report:

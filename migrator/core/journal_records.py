@@ -26,6 +26,8 @@ RECORD_TYPES = frozenset(
         "deferred",
         "skipped",
         "verified",
+        "resolved",
+        "gone",
         "planned",
         "run_finished",
         # rollouts (core/rollout.py): before a version is switched on, smoke runs, waves, rollbacks
@@ -35,7 +37,9 @@ RECORD_TYPES = frozenset(
         "rollback",
     }
 )
-ITEM_TYPES = frozenset({"intent", "committed", "failed", "deferred", "skipped", "verified"})
+ITEM_TYPES = frozenset(
+    {"intent", "committed", "failed", "deferred", "skipped", "verified", "resolved", "gone"}
+)
 RESERVED = frozenset({"v", "seq", "type", "t", "crc"})
 # Field names that suggest a credential: such a field is refused rather than written to disk.
 _SECRET_NAME = re.compile(r"secret|token|password|passwd|authorization", re.IGNORECASE)
@@ -300,9 +304,11 @@ def fold(records: Iterable[Record]) -> dict[ItemKey, ItemState]:
 def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemState]) -> None:
     """Fold the records into `state` (a dict, or a table on disk for long journals).
 
-    intent → in_doubt until an outcome; committed → done, and final (nothing later undoes it);
-    failed / deferred / skipped → that status; verified only annotates. Fields not part of the
-    format (e.g. `plan_hash`) are kept in `extra`, the latest value winning.
+    intent → in_doubt until an outcome; committed → done, and final (nothing later undoes it but
+    `gone`: the target no longer holds it, so it is pending again, its attempts kept);
+    failed / deferred / skipped → that status; verified only annotates; resolved fills in the
+    ids a committed import was written without. Fields not part of the format (e.g.
+    `plan_hash`) are kept in `extra`, the latest value winning.
     """
     for record in records:
         if record.type not in ITEM_TYPES:
@@ -310,7 +316,7 @@ def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemStat
         f = record.fields
         key: ItemKey = (f["tenant"], f["item"])
         cur = state.get(key) or ItemState(tenant=key[0], item=key[1], status="pending")
-        if cur.status == "done" and record.type != "verified":
+        if cur.status == "done" and record.type not in ("verified", "resolved", "gone"):
             continue
         extra = {k: v for k, v in f.items() if k not in _STANDARD}
         common: dict[str, Any] = {
@@ -358,6 +364,28 @@ def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemStat
         elif record.type in ("failed", "deferred"):
             status: Status = record.type  # type: ignore[assignment]
             cur = replace(cur, status=status, reason=f.get("reason"), **common)
+        elif record.type == "resolved":
+            if cur.status != "done":
+                continue  # ids of an import that is not (or no longer) done mean nothing
+            definition_id = f.get("target_definition_id")
+            version_id = f.get("target_version_id")
+            cur = replace(
+                cur,
+                target_definition_id=cur.target_definition_id
+                if definition_id is None
+                else definition_id,
+                target_version_id=cur.target_version_id if version_id is None else version_id,
+                **common,
+            )
+        elif record.type == "gone":
+            cur = replace(
+                cur,
+                status="pending",
+                target_definition_id=None,
+                target_version_id=None,
+                reason=f.get("reason"),
+                **common,
+            )
         else:  # verified
             detail = f.get("detail")
             cur = replace(

@@ -441,6 +441,10 @@ def _plan_group(
             )
             continue
         seen[doc.key] = doc.source
+        if state is not None and state.status == "done" and not definitions:
+            # The journal is not the target: what an earlier run imported was deleted since (the
+            # listing has no definition of the name), so it is sent again rather than called done.
+            state = replace(state, status="gone", intent=None)
         if state is not None and state.status == "done":
             items.append(
                 PlannedItem(

@@ -16,6 +16,7 @@ import socket
 import struct
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
@@ -78,6 +79,9 @@ class RunningFake:
         self._rngs = {name: random.Random(f"{config.seed}:{name}") for name in self.tenants}
         self.base_url = ""
         self.requests = 0  # total API calls answered (bench)
+        # API calls per (tenant, handler name, e.g. "export_workflow"), 429s included: what a
+        # client spent of the tenant's budget (tests and the request-efficiency bench count them).
+        self.calls: Counter[tuple[str, str]] = Counter()
 
     @staticmethod
     def _windows(t: FakeTenant) -> RateWindows:
@@ -160,6 +164,7 @@ class RunningFake:
             return self._respond(request, Reply(401, body), headers)
         call.tenant = tenant
         conf = self.tenants[tenant]
+        self.calls[(tenant, handler.__name__)] += 1
         rate = self._rates[tenant].hit(self.clock())
         if self.config.rate_limit_headers:
             headers.update(_rate_headers(rate))

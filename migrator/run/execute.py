@@ -4,6 +4,7 @@ callees, each item is journaled (intent, then committed or failed) around its re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -12,18 +13,26 @@ import anyio.abc
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import AuthError, InputError, ZuoraError, single_failure
 from migrator.core.logs import redact_text
-from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem
+from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem, int_or_none
 from migrator.core.remap import prepare_for_import
 from migrator.run.change import planned_change
-from migrator.run.recovery import TenantRecovery
+from migrator.run.resolve import Pending, TenantResolution, version_in_entry
 from migrator.run.tenant import Done, GroupState, _on_target
 
 
-class TenantExecution(TenantRecovery):
+class TenantExecution(TenantResolution):
     """Sends the planned items (`execute`), a worker per slot of the tenant's concurrency."""
 
     async def execute(self) -> None:
         assert self.planned
+        self._init_resolution()
+        try:
+            await self._execute()
+            await self._resolve_pending()
+        finally:
+            self._record_unresolved()  # a failed or cancelled run still reports what it imported
+
+    async def _execute(self) -> None:
         self.progress.phase = "importing"
         # Callers wait for their callees' groups: one event per linked name, made up front.
         self.done = {name: Done() for name in self.linked}
@@ -84,7 +93,13 @@ class TenantExecution(TenantRecovery):
                     callee_done = self.done.get(callee)
                     if callee_done is not None:
                         await callee_done.wait()
-            for item in group.items:
+            for i, item in enumerate(group.items):
+                # Later items of the group need the definition's id before any batch comes.
+                state.more = any(
+                    later.action in (Action.CREATE, Action.NEW_VERSION)
+                    or (later.action is Action.SKIP and self._activate(later))
+                    for later in group.items[i + 1 :]
+                )
                 await self._run_item(group.name, state, item)
         finally:
             if done is not None:
@@ -207,14 +222,15 @@ class TenantExecution(TenantRecovery):
             call_targets[task_id] = callee_id
         substitutions = self.tenant.substitutions
 
-        def prepared() -> tuple[dict[str, Any], str]:
+        def prepared() -> tuple[dict[str, Any], str, bool]:
+            doc = fetch()
             payload = prepare_for_import(
-                fetch(), call_targets=call_targets, substitutions=substitutions
+                doc, call_targets=call_targets, substitutions=substitutions
             )
-            return payload, canonical_hash(payload)
+            return payload, canonical_hash(payload), bool(doc.ref_tasks)
 
         # Reading, parsing, preparing and hashing a big document takes milliseconds: off the loop.
-        payload, digest = await anyio.to_thread.run_sync(prepared)
+        payload, digest, file_refs = await anyio.to_thread.run_sync(prepared)
         if digest in state.known_hashes:
             version = state.known_hashes[digest]
             if item.prior is not None and item.prior.intent is not None:
@@ -246,6 +262,15 @@ class TenantExecution(TenantRecovery):
         activate = self._activate(item)
         definition_id = state.definition_id
         action = Action.NEW_VERSION if definition_id is not None else Action.CREATE
+        if item.prior is not None and item.prior.status == "gone":
+            # An earlier run imported it and the tenant no longer has it: pending again.
+            await self.journal.append(
+                "gone",
+                tenant=self.tenant.name,
+                item=item.doc.key,
+                name=name,
+                reason=f"no definition named {name!r} in tenant {self.tenant.name} any more",
+            )
         if activate:  # what was active before, for `migrator rollback`
             await self._record_activating(state, name, item.version, created=definition_id is None)
         await self.journal.append(
@@ -259,6 +284,9 @@ class TenantExecution(TenantRecovery):
             idempotency_key=item.idempotency_key,
             source=item.doc.source,
         )
+        answer_id: int | None = None
+        version_id: int | None = None
+        entry: Mapping[str, Any] | None = None
         if action is Action.CREATE:
             response = await self.client.import_workflow(
                 payload,
@@ -266,7 +294,18 @@ class TenantExecution(TenantRecovery):
                 activate=activate,
                 idempotency_key=item.idempotency_key,
             )
-            definition_id = await self._resolve_definition(name, response)
+            answer_id = int_or_none(response.get("id"))
+            legacy = self.options.legacy  # before issue 15 no profile was read
+            said = self.profile.import_response_id if self.profile and not legacy else None
+            if said == "definition" and answer_id is not None:
+                definition_id = answer_id  # the tenant answers with the definition's id
+            elif said == "version" and answer_id is not None:
+                version_id = answer_id
+            if definition_id is None and (
+                state.more or name in self.linked or self.options.verify or self.options.legacy
+            ):
+                definition_id, found = await self._resolve_now(name, answer_id)
+                entry = found
         else:
             assert definition_id is not None
             response = await self.client.import_version(
@@ -276,7 +315,17 @@ class TenantExecution(TenantRecovery):
                 activate=activate,
                 idempotency_key=item.idempotency_key,
             )
-        version_id = await self._resolve_version(definition_id, item.version, response)
+            entry = response  # the definition, with its active version
+        updated = response.get("updatedAt") if action is Action.CREATE else None
+        updated_at = updated if isinstance(updated, str) else None
+        if entry is not None and version_id is None:
+            version_id, shown_at = version_in_entry(entry, item.version)
+            updated_at = updated_at or shown_at
+        if self.options.legacy:  # before issue 15: the versions list after every import
+            assert definition_id is not None
+            version_id = await self._resolve_version(definition_id, item.version, response)
+        if self.options.verify and definition_id is not None and version_id is None:
+            version_id = await self._resolve_version(definition_id, item.version, response)
         await self.journal.append(
             "committed",
             tenant=self.tenant.name,
@@ -285,18 +334,36 @@ class TenantExecution(TenantRecovery):
             target_version_id=version_id,
             version=item.version,
             name=name,
+            answer_id=answer_id,
         )
-        state.definition_id = definition_id
         state.known_hashes[digest] = item.version
+        if definition_id is not None:
+            state.definition_id = definition_id
         state.version_ids[item.version] = version_id
         if activate:
             state.active_version_id = version_id
-        if name in self.linked:  # callers of this name need its id
+        if name in self.linked and definition_id is not None:  # callers of this name need its id
             self.definition_ids[name] = definition_id
-        verified: bool | None = None
-        verify_detail = ""
-        if self.options.verify:
-            verified, verify_detail = await self._verify(definition_id, item, digest)
+        pending = Pending(
+            name=name,
+            item=item,
+            version=item.version,
+            action=action.value,
+            answer_id=answer_id,
+            definition_id=definition_id,
+            version_id=version_id,
+            updated_at=updated_at,
+            digest=digest,
+            keeps_content=not file_refs
+            or (self.profile is not None and self.profile.rewrite_file_refs is True),
+        )
+        if not self.options.verify:
+            await self._settle(pending)
+            return
+        assert definition_id is not None
+        verified, verify_detail = await self._verify(definition_id, item, digest)
+        if self.cache is not None and verified and version_id is not None and updated_at:
+            self.cache.put(definition_id, version_id, updated_at, digest)
         self._outcome(
             item,
             "imported",

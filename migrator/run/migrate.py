@@ -37,7 +37,9 @@ from migrator.run.options import MigrateOptions, Progress
 from migrator.run.planning import TenantPlanning, linked_names
 from migrator.run.rollout import needs_journal, roll_out_runs
 from migrator.run.tenant import source_index, tenant_fingerprint, tenant_identity
+from migrator.store.cache import open_cache
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
+from migrator.store.profiles import load_profile
 from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient, open_session
 
@@ -211,6 +213,11 @@ async def _migrate(
         journal = await stack.enter_async_context(factory(options.journal, run_fields, state=state))
         check_journal_matches(journal, tenants, store, options.journal)
         notices.extend(getattr(journal, "notices", []) or [])
+    cache = await anyio.to_thread.run_sync(
+        lambda: open_cache(settings, enabled=options.use_cache and not options.legacy)
+    )
+    if cache is not None:
+        stack.callback(cache.close)
     runs: dict[str, TenantRun] = {}
     index = source_index(store)
     linked = linked_names(store, index)
@@ -249,6 +256,8 @@ async def _migrate(
             index,
             linked,
         )
+        run.profile = load_profile(settings, tenant)
+        run.cache = cache.for_tenant(tenant) if cache is not None else None
         runs[tenant.name] = run
         try:
             await run.build_plan()
@@ -263,9 +272,42 @@ async def _migrate(
         except (ZuoraError, InputError) as exc:
             tenant_failed(run, exc)
 
+    async def record_planned(name: str, run: TenantRun) -> None:
+        # What the tenant is about to send, so that `migrator status` can count what a killed
+        # run never reached as pending. A record per thousand items keeps every line small.
+        if not run.planned or run.failed:
+            return
+        keys = store.planned_keys(name, (Action.CREATE.value, Action.NEW_VERSION.value))
+        chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
+        while True:  # at least one record, even an empty one
+            await journal.append("planned", tenant=name, items=chunk)
+            chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
+            if not chunk:
+                break
+
+    async def plan_and_execute(tenant: TenantConfig) -> None:
+        await plan_one(tenant)
+        run = runs[tenant.name]
+        if run.failed or not run.planned:
+            return
+        if options.dry_run:
+            notices.extend(run.problems)
+        else:
+            await record_planned(tenant.name, run)
+        await execute_one(run)
+
     async def work() -> None:
+        if not options.strict and not options.legacy and settings.rollout is None:
+            # Each tenant needs only its own plan: it executes as soon as that is ready instead
+            # of waiting for the slowest tenant's (tokens are minted in the order tenants start).
+            with single_failure():
+                async with anyio.create_task_group() as tg:
+                    for tenant in tenants:
+                        tg.start_soon(plan_and_execute, tenant)
+            return
         # Phase 1: every tenant's plan, so that every blocking problem is known before anything
-        # is written; with --strict, one problem anywhere means nothing is written anywhere.
+        # is written; with --strict, one problem anywhere means nothing is written anywhere; a
+        # rollout's waves are assigned over every planned tenant.
         with single_failure():
             async with anyio.create_task_group() as tg:
                 for tenant in tenants:
@@ -281,18 +323,8 @@ async def _migrate(
             if run.planned and run.problems and options.dry_run:
                 notices.extend(run.problems)
         if not hold and not options.dry_run:
-            # What each tenant is about to send, so that `migrator status` can count what a
-            # killed run never reached as pending.
-            # A record per thousand items keeps every journal line small.
             for name, run in sorted(runs.items()):
-                if run.planned and not run.failed:
-                    keys = store.planned_keys(name, (Action.CREATE.value, Action.NEW_VERSION.value))
-                    chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
-                    while True:  # at least one record, even an empty one
-                        await journal.append("planned", tenant=name, items=chunk)
-                        chunk = list(itertools.islice(keys, PLANNED_PER_RECORD))
-                        if not chunk:
-                            break
+                await record_planned(name, run)
         # Phase 2: execute (a dry run only records what it would do); a rollout goes wave by wave.
         if settings.rollout is not None and not hold and not options.dry_run:
             assert options.journal is not None

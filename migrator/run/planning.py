@@ -105,6 +105,7 @@ class TenantPlanning(TenantState):
             lambda d: self.store.add_target(name, d),
             hash_names=_Names(lambda n: not settled(n)),
             on_unreadable=note_unreadable,
+            cache=self.cache,
         )
         self.target = target
         self.target_fingerprint = target_fingerprint(target)

@@ -48,6 +48,7 @@ def read_rollback_targets(
     only one record per changed definition is kept."""
     ledger = RollbackLedger()
     creating: dict[tuple[str, str], str] = {}
+    resolving: dict[tuple[str, str], str] = {}  # created, its definition id not yet resolved
 
     def watch(record: Record) -> None:
         f = record.fields
@@ -59,13 +60,20 @@ def read_rollback_targets(
                 creating[key] = str(f.get("name") or "")
             else:
                 creating.pop(key, None)
-        elif record.type == "committed":
-            name = creating.pop((f["tenant"], f["item"]), None)
+        elif record.type in ("committed", "resolved"):
+            # A create may be committed before its definition id is known; a later `resolved`
+            # record gives it (docs/journal.md).
+            key = (f["tenant"], f["item"])
+            name = (
+                creating.pop(key, None) if record.type == "committed" else resolving.pop(key, None)
+            )
             def_id = int_or_none(f.get("target_definition_id"))
             if name is not None and def_id is not None:
                 ledger.note(
                     "created", {"tenant": f["tenant"], "definition_id": def_id, "name": name}
                 )
+            elif name is not None and record.type == "committed":
+                resolving[key] = name
 
     history, notices = read_state(journal_path, DiscardState(), watch=watch)
     return ledger.targets(tenants), history, notices, ledger.activations

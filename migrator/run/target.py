@@ -16,6 +16,7 @@ import orjson
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError, single_failure
 from migrator.core.plan import TargetDefinition, TargetVersion, int_or_none
+from migrator.store.cache import TenantCache
 from migrator.store.workspace_views import TargetView
 from migrator.zuora import ZuoraClient
 
@@ -27,24 +28,43 @@ async def read_target(
     *,
     hash_names: Container[str] | None = None,
     on_unreadable: Callable[[str, int, str], None] | None = None,
+    cache: TenantCache | None = None,
 ) -> None:
     """Hand `sink` each of the tenant's definitions whose name is in `names`, with its versions'
     hashes, as they are read: the listing is streamed a page at a time and a few workers read
     versions, so memory does not grow with the size of the tenant.
 
     Hashes need one export per version, so they are fetched only for `hash_names` (default:
-    every name): a name whose documents the journal already settled needs none.
+    every name): a name whose documents the journal already settled needs none. A version the
+    content-hash `cache` knows as it stands (same id, same `updatedAt`) is not exported; one that
+    is exported goes into the cache.
 
     A listing entry without an integer id raises a one-line ZuoraError (this tenant fails, no
     other). With `on_unreadable`, a definition whose versions list answers 404 is not handed to
     `sink` but to `on_unreadable(name, id, reason)`: that workflow alone cannot be compared.
     """
 
-    async def digest_of(def_id: int, version: str, into: dict[str, str | None]) -> None:
+    async def digest_of(def_id: int, raw: Mapping[str, Any], into: dict[str, str | None]) -> None:
+        version = str(raw["version"])
+        version_id = int_or_none(raw.get("id"))
+        updated = raw.get("updatedAt")
+        key = (
+            (version_id, updated)
+            if cache is not None and version_id is not None and isinstance(updated, str)
+            else None
+        )
+        if key is not None and cache is not None:
+            known = cache.get(def_id, key[0], key[1])
+            if known is not None:
+                into[version] = known
+                return
         try:
             exported = await client.export_workflow(def_id, version=version)
             # Hashing a big export takes milliseconds: off the loop, which serves every tenant.
-            into[version] = await anyio.to_thread.run_sync(canonical_hash, exported)
+            digest = await anyio.to_thread.run_sync(canonical_hash, exported)
+            into[version] = digest
+            if key is not None and cache is not None:
+                cache.put(def_id, key[0], key[1], digest)
         except ZuoraError as exc:
             if exc.status != 404:  # Zuora sometimes 404s single exports: not comparable
                 raise
@@ -66,7 +86,7 @@ async def read_target(
             async with anyio.create_task_group() as tg:
                 for v in versions_raw:
                     if v.get("version"):
-                        tg.start_soon(digest_of, def_id, str(v["version"]), digests)
+                        tg.start_soon(digest_of, def_id, v, digests)
         versions = tuple(
             TargetVersion(
                 id=int_or_none(v.get("id")),

@@ -22,9 +22,11 @@ from migrator.core.plan import (
     SourceIndex,
     TargetDefinition,
 )
+from migrator.core.profile import TenantProfile
 from migrator.core.remap import apply_substitutions
 from migrator.core.report import ItemOutcome
 from migrator.run.options import MigrateOptions, TenantProgress
+from migrator.store.cache import TenantCache
 from migrator.store.workspace import Workspace
 from migrator.zuora import ZuoraClient
 
@@ -83,6 +85,8 @@ class GroupState:
     # earlier identical version is left alone (switching it on would put an older version live
     # until the later one is switched on again).
     last_activating: str | None = None
+    # Whether a later item of the group needs the definition's id (so a create resolves it at once).
+    more: bool = False
 
 
 class _Names:
@@ -146,6 +150,8 @@ class TenantState:
         self.target_fingerprint: str | None = None
         self.failed = False
         self.rejected: str | None = None  # the tenant's credentials were refused mid-run: why
+        self.profile: TenantProfile | None = None  # what `migrator doctor` learned, if anything
+        self.cache: TenantCache | None = None  # the content-hash cache (None with --no-cache)
 
     def hold(self, reason: str) -> None:
         """Record every planned item as not sent (used when --strict stops the whole run)."""
