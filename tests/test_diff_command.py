@@ -577,3 +577,24 @@ async def test_the_migrated_samples_are_in_sync_in_every_reading_variant(variant
             for d in w.differences:
                 assert d.kind == "task-field", d.describe()
                 assert re.search(r"__<[^>]+>", d.source) and re.search(r"__\d+", d.target)
+
+
+async def test_the_command_reads_the_content_hash_cache_and_no_cache_skips_it(
+    tmp_path: Path,
+) -> None:
+    """`migrator diff` fills the real content-hash cache on its first run, so a second run of an
+    unchanged, in-sync tenant exports nothing; `--no-cache` exports every compared version."""
+    sources = write_sources(tmp_path / "src", "Alpha", "Beta")
+    async with running_fake() as env:
+        await fleet(env, sources)
+
+        async def exports(*extra: str) -> int:
+            before = env.fake.calls[("tenant-1", "export_workflow")]
+            run = await run_cli(env, tmp_path, "diff", str(sources), "--tenant", "tenant-1", *extra)
+            assert run.code == 0, run.out + run.err
+            return env.fake.calls[("tenant-1", "export_workflow")] - before
+
+        first = await exports()
+        assert await exports() == 0
+        assert await exports("--no-cache") == 2
+        assert first <= 2

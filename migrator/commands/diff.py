@@ -15,7 +15,13 @@ import time
 import anyio
 import orjson
 
-from migrator.commands._common import _common, _settings, _write_report, run_with_signals
+from migrator.commands._common import (
+    _common,
+    _no_cache,
+    _settings,
+    _write_report,
+    run_with_signals,
+)
 from migrator.core.drift import DriftReport
 from migrator.core.errors import MigratorError
 from migrator.core.logs import redact_text
@@ -23,6 +29,7 @@ from migrator.render.html import render_html
 from migrator.render.terminal import render_report
 from migrator.run.diff import diff_tenants, select_tenants
 from migrator.run.migrate import check_source_paths
+from migrator.store.cache import open_cache
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--html", metavar="FILE", help="write the matrix as one self-contained HTML page"
     )
+    _no_cache(p)
 
 
 def check_writable(path: str) -> None:
@@ -86,14 +94,23 @@ def cmd_diff(args: argparse.Namespace) -> int:
     check_source_paths(args.sources)
 
     async def go(stopping: anyio.Event) -> DriftReport:
-        return await diff_tenants(
-            settings,
-            args.sources,
-            args.tenant,
-            from_tenant=args.from_tenant,
-            keep_graphs=bool(args.html),
-            stopping=stopping,
+        # A version the cache knows to hold the source's content is in sync without an export.
+        cache = await anyio.to_thread.run_sync(
+            lambda: open_cache(settings, enabled=not args.no_cache)
         )
+        try:
+            return await diff_tenants(
+                settings,
+                args.sources,
+                args.tenant,
+                from_tenant=args.from_tenant,
+                keep_graphs=bool(args.html),
+                stopping=stopping,
+                cache_for=cache.for_tenant if cache is not None else None,
+            )
+        finally:
+            if cache is not None:
+                cache.close()
 
     report = run_with_signals(go)
     if args.html:
