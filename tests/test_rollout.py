@@ -513,3 +513,26 @@ async def test_the_cli_says_which_wave_halted_and_exits_1(tmp_path: Path) -> Non
         )
         assert "tenant-4: " in run.out and "wave 2 halted" in run.out
         assert env.import_counts("tenant-4") == {}
+
+
+async def test_migrate_switches_on_again_what_a_rollback_put_back(tmp_path: Path) -> None:
+    """`migrate --activate` after a rollback switches the new version on again, and a second
+    rollback puts it back again: each PATCH is keyed by the state it found (updatedAt included),
+    so none is answered from the server's memory of an earlier switch to the same state."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake(FakeConfig.demo(1)) as env:
+        _, old_version = seed_older(env, "tenant-1")
+        options = MigrateOptions(sources=[str(SAMPLES)], journal=str(journal))
+        assert (await migrate(env.settings, options)).ok  # imported, not switched on
+        activating = replace(options, activation="always")
+        assert (await migrate(env.settings, activating)).ok  # switched on by PATCH
+        new_version = definitions(env, "tenant-1")[SEEDED]["active_version"]["id"]
+        assert new_version != old_version
+        assert (await rollback_from_journal(env.settings, str(journal))).ok
+        assert definitions(env, "tenant-1")[SEEDED]["active_version"]["id"] == old_version
+        again = await migrate(env.settings, activating)
+        assert again.ok
+        seeded = [(i.status, i.reason) for i in again.items if i.workflow_name == SEEDED]
+        assert definitions(env, "tenant-1")[SEEDED]["active_version"]["id"] == new_version, seeded
+        assert (await rollback_from_journal(env.settings, str(journal))).ok
+        assert definitions(env, "tenant-1")[SEEDED]["active_version"]["id"] == old_version

@@ -31,7 +31,7 @@ from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import AuthError, JournalError, MigratorError, ZuoraError
 from migrator.core.journal_records import ItemState, Record
 from migrator.core.logs import redact_text
-from migrator.core.plan import int_or_none
+from migrator.core.plan import activation_key, int_or_none
 from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
 from migrator.core.rollout import Wave, assign_waves
 from migrator.core.versions import is_valid_version, version_key
@@ -62,17 +62,6 @@ class Target:
     definition_id: int
     state: ItemState  # the journal item of the chosen version
     superseded: tuple[ItemState, ...] = ()  # lower versions of the same definition
-
-
-def activation_key(
-    identity: str, definition_id: int, version_id: int, current: int | None, status: str
-) -> str:
-    """Deterministic per (tenant, definition, version, state found): a lost answer is replayed,
-    while a definition someone switched back by hand since gets a fresh key and is switched on."""
-    material = "\x1f".join(
-        [identity, "activate", str(definition_id), str(version_id), str(current), status]
-    )
-    return "migrator-" + hashlib.sha256(material.encode()).hexdigest()[:48]
 
 
 def targets_from_journal(tenant: str, landed: Iterable[ItemState]) -> Iterator[Target | ItemState]:
@@ -353,7 +342,14 @@ async def _activate_one(
         previous_status=status or "Inactive",
         created=False,
     )
-    key = activation_key(tenant_identity(client.tenant), def_id, version_id, current, status)
+    key = activation_key(
+        tenant_identity(client.tenant),
+        def_id,
+        version_id,
+        current,
+        status,
+        str(definition.get("updatedAt") or ""),
+    )
     answer = await client.update_workflow(
         def_id, {"active_workflow_version_id": version_id, "status": "Active"}, idempotency_key=key
     )

@@ -168,6 +168,31 @@ class PlanOptions:
     key_salt: str = ""
 
 
+def activation_key(
+    identity: str,
+    definition_id: int,
+    version_id: int,
+    current: int | None,
+    status: str,
+    updated_at: str = "",
+) -> str:
+    """Deterministic per (tenant, definition, version, state found): a lost answer is replayed,
+    while a definition changed since (switched back by a rollback or by hand, even to the very
+    state it had before: its `updatedAt` moved) gets a fresh key and is switched on."""
+    material = "\x1f".join(
+        [
+            identity,
+            "activate",
+            str(definition_id),
+            str(version_id),
+            str(current),
+            status,
+            updated_at,
+        ]
+    )
+    return "migrator-" + hashlib.sha256(material.encode()).hexdigest()[:48]
+
+
 def idempotency_key(
     tenant_identity: str,
     item: str,

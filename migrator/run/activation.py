@@ -11,7 +11,7 @@ import anyio
 
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError
-from migrator.core.plan import PlannedItem, idempotency_key, int_or_none
+from migrator.core.plan import PlannedItem, activation_key, int_or_none
 from migrator.run.tenant import GroupState, TenantState, tenant_identity
 
 
@@ -40,9 +40,21 @@ class TenantActivation(TenantState):
             return None
         if state.active_version_id == version_id:
             return "already active"
-        await self._record_activating(state, item.doc.name, version, created=False)
-        key = idempotency_key(
-            tenant_identity(self.tenant), item.doc.key, "activate", state.definition_id, version
+        previous, status, updated_at = await self._record_activating(
+            state, item.doc.name, version, created=False
+        )
+        if previous == version_id and status == "Active":
+            state.active_version_id = version_id
+            return "already active"
+        # Keyed by the state found, like `migrator activate`: a lost answer is replayed, while a
+        # definition switched back since (a rollback, a hand edit) gets a new key and is switched on.
+        key = activation_key(
+            tenant_identity(self.tenant),
+            state.definition_id,
+            version_id,
+            previous,
+            status,
+            updated_at,
         )
         await self.client.update_workflow(
             state.definition_id,
@@ -54,13 +66,15 @@ class TenantActivation(TenantState):
 
     async def _record_activating(
         self, state: GroupState, name: str, version: str, *, created: bool
-    ) -> None:
+    ) -> tuple[int | None, str, str]:
         """Journal what was active before a version is switched on (read from the tenant, not
         remembered), so `migrator rollback` puts exactly that back and never guesses."""
         previous: int | None = None
         status = "Inactive"
+        updated_at = ""
         if not created and state.definition_id is not None:
             definition = await self.client.get_workflow(state.definition_id)
+            updated_at = str(definition.get("updatedAt") or "")
             active = definition.get("active_version")
             previous = int_or_none(active.get("id")) if isinstance(active, dict) else None
             status = str(definition.get("status") or "Inactive")
@@ -74,6 +88,7 @@ class TenantActivation(TenantState):
             previous_status=status,
             created=created,
         )
+        return previous, status, updated_at
 
     async def _resolve_definition(self, name: str, response: Mapping[str, Any]) -> int:
         """The new definition's id. The import answer's `id` may be the definition's or the

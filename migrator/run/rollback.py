@@ -196,7 +196,10 @@ async def _rollback_one(
                 raise
     else:
         key = rollback_key(
-            tenant_identity(client.tenant), target, step.fields, f"{active_id}|{status}"
+            tenant_identity(client.tenant),
+            target,
+            step.fields,
+            f"{active_id}|{status}|{definition.get('updatedAt') or ''}",
         )
         await client.update_workflow(target.definition_id, step.fields, idempotency_key=key)
     await journal.append(
