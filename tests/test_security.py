@@ -30,7 +30,7 @@ from migrator.core.errors import AuthError, ConfigError, ZuoraError
 from migrator.fake import FakeConfig, FakeTenant, RunningFake, serve
 from migrator.fake._config import FaultConfig
 from migrator.zuora import ZuoraClient, open_session
-from migrator.zuora.client import valid_track_id
+from migrator.zuora.calls import valid_track_id
 from tests.conftest import SAMPLES
 
 CANARY = "CANARY-s3cr3t-5f0c2e9a7b1d4e3f"

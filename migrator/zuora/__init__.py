@@ -1,17 +1,12 @@
 """The Zuora client package: OAuth tokens, the HTTP session and the per-tenant API client.
 
-Only re-exports; the modules behind it are auth, http and client (the pure retry decision and
+Only re-exports; the modules behind it are auth, http, calls, limiter and client (the pure retry decision and
 pacing math they use live in migrator.core).
 """
 
 from migrator.zuora.auth import TokenCache
-from migrator.zuora.client import (
-    AttemptInfo,
-    ClientStats,
-    ZuoraClient,
-    valid_track_id,
-    validate_idempotency_key,
-)
+from migrator.zuora.calls import AttemptInfo, ClientStats, valid_track_id, validate_idempotency_key
+from migrator.zuora.client import ZuoraClient
 from migrator.zuora.http import open_session
 
 __all__ = [

@@ -7,14 +7,11 @@ limiters, sends, reads bodies fully with a cap, and turns every failure into a Z
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 import math
 import random
-import re
 import secrets
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +27,15 @@ from migrator.core.logs import redact_text
 from migrator.core.pacing import AdaptiveLimit, Pacer
 from migrator.core.retry import Action, Decision, NetError, Outcome, Policy, decide
 from migrator.zuora.auth import TokenCache
+from migrator.zuora.calls import (
+    AttemptInfo,
+    ClientStats,
+    list_shape,
+    listing_key,
+    object_shape,
+    valid_track_id,
+    validate_idempotency_key,
+)
 from migrator.zuora.http import (
     GZIP_THRESHOLD,
     BodyTooLarge,
@@ -40,6 +46,7 @@ from migrator.zuora.http import (
     parse_json,
     read_capped,
 )
+from migrator.zuora.limiter import Limiter, session_limiters
 
 __all__ = [
     "AttemptInfo",
@@ -53,131 +60,21 @@ __all__ = [
 PAGE_LENGTH = 50  # the documented maximum for GET /workflows
 MAX_PAGES = 10_000  # 500,000 definitions: a server that never stops paging is a bug
 _THREAD_GZIP_BYTES = 256 * 1024
-MAX_KEY_LENGTH = 255
-_TRACK_ID = re.compile(r"^[\x20-\x7e]{1,64}$")
 
 _log = structlog.get_logger("migrator.zuora")
 
 
-@dataclass(slots=True)
-class ClientStats:
-    """Counters for one tenant's client (read by the engine and the progress display)."""
-
-    requests: int = 0
-    retries: int = 0
-    throttled: int = 0  # 429 answers
-    errors: int = 0  # calls that failed for good
-    refreshes: int = 0  # tokens dropped after a 401
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptInfo:
-    """What one attempt did, handed to the optional on_attempt callback."""
-
-    tenant: str
-    method: str
-    path: str
-    attempt: int
-    status: int | None
-    error: str | None
-    action: str  # "done" | "retry" | "refresh" | "give_up"
-    delay: float
-    track_id: str
-
-
-def _object_shape(body: Any) -> str | None:
-    return None if isinstance(body, dict) else "response is not a JSON object"
-
-
-def _list_shape(body: Any) -> str | None:
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        return "response has no list of objects under 'data'"
-    return None
-
-
-def valid_track_id(value: str) -> bool:
-    """Zuora-Track-Id rules: ≤ 64 printable US-ASCII characters, none of : ; \" '."""
-    return bool(_TRACK_ID.match(value)) and not any(c in value for c in ":;\"'")
-
-
-def _listing_key(entry: Any) -> Any:
-    """What makes a `GET /workflows` entry the same as another: its id, else all of it."""
-    if isinstance(entry, dict):
-        value = entry.get("id")
-        if type(value) is int:
-            return value
-    return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
-
-
-def validate_idempotency_key(key: str) -> str:
-    """Return the key if Zuora accepts it (1..255 printable ASCII), else raise ValueError."""
-    if (
-        not isinstance(key, str)
-        or not 1 <= len(key) <= MAX_KEY_LENGTH
-        or not all(" " < c <= "~" for c in key)
-    ):
-        raise ValueError("idempotency key must be 1..255 printable ASCII characters without spaces")
-    return key
-
-
-class _Limiter:
-    """Our own FIFO queue in front of the connection pool, sized by an AdaptiveLimit.
-
-    Release is synchronous so a cancelled call can never leak a slot.
-    """
-
-    def __init__(self, limit: AdaptiveLimit) -> None:
-        self.adaptive = limit
-        self.in_flight = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    async def acquire(self) -> None:
-        if not self._waiters and self.in_flight < self.adaptive.limit:
-            self.in_flight += 1
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        try:
-            await future  # the slot is counted for us by _wake before the future resolves
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release()  # granted and cancelled at once: hand the slot on
-            else:
-                try:
-                    self._waiters.remove(future)
-                except ValueError:
-                    pass
-            raise
-
-    def release(self) -> None:
-        self.in_flight -= 1
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters and self.in_flight < self.adaptive.limit:
-            future = self._waiters.popleft()
-            if not future.done():
-                self.in_flight += 1
-                future.set_result(None)
-
-
-_session_limiters: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Limiter] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def session_limiter(session: aiohttp.ClientSession) -> _Limiter:
+def session_limiter(session: aiohttp.ClientSession) -> Limiter:
     """The run-wide cap shared by every tenant on `session`, sized to its connection pool.
 
     Requests wait here, in FIFO order, rather than inside aiohttp's pool.
     """
-    limiter = _session_limiters.get(session)
+    limiter = session_limiters.get(session)
     if limiter is None:
         connector = session.connector
         size = connector.limit if connector is not None and connector.limit else 1_000_000
-        limiter = _Limiter(AdaptiveLimit(size))
-        _session_limiters[session] = limiter
+        limiter = Limiter(AdaptiveLimit(size))
+        session_limiters[session] = limiter
     return limiter
 
 
@@ -230,7 +127,7 @@ class ZuoraClient:
         self.pacer = Pacer(tenant.requests_per_minute, max_pause=settings.max_wait)
         self._stopping = stopping
         self._capped_until = -math.inf  # the capped pause already reported in the log
-        self.limiter = _Limiter(AdaptiveLimit(tenant.max_concurrency))
+        self.limiter = Limiter(AdaptiveLimit(tenant.max_concurrency))
         self._connections = session_limiter(session)
         self.auth = auth or TokenCache(
             tenant,
@@ -274,16 +171,16 @@ class ZuoraClient:
             params = {"page": str(page), "page_length": str(PAGE_LENGTH)}
             if name is not None:
                 params["name"] = name
-            body = await self._call("GET", "/workflows", params=params, shape=_list_shape)
+            body = await self._call("GET", "/workflows", params=params, shape=list_shape)
             data = self._list_field(body, "GET", "/workflows")
-            fresh = [e for e in data if _listing_key(e) not in seen_ids]
+            fresh = [e for e in data if listing_key(e) not in seen_ids]
             if data and not fresh:
                 raise ZuoraError(
                     f"GET /workflows: page {page} lists only workflows already listed; the"
                     " server's pagination loops, stopped",
                     tenant=self.tenant.name,
                 )
-            seen_ids.update(_listing_key(e) for e in fresh)
+            seen_ids.update(listing_key(e) for e in fresh)
             yield fresh
             pagination = body.get("pagination")
             next_page = pagination.get("next_page") if isinstance(pagination, dict) else None
@@ -293,18 +190,18 @@ class ZuoraClient:
 
     async def get_workflow(self, definition_id: int) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}"
-        return self._object(await self._call("GET", path, shape=_object_shape), "GET", path)
+        return self._object(await self._call("GET", path, shape=object_shape), "GET", path)
 
     async def list_versions(self, definition_id: int) -> list[dict[str, Any]]:
         path = f"/workflows/{int(definition_id)}/versions"
-        return self._list_field(await self._call("GET", path, shape=_list_shape), "GET", path)
+        return self._list_field(await self._call("GET", path, shape=list_shape), "GET", path)
 
     async def export_workflow(
         self, definition_id: int, version: str | None = None
     ) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}/export"
         params = {"version": version} if version is not None else None
-        body = await self._call("GET", path, params=params, shape=_object_shape)
+        body = await self._call("GET", path, params=params, shape=object_shape)
         return self._object(body, "GET", path)
 
     async def import_workflow(
@@ -325,7 +222,7 @@ class ZuoraClient:
             params=params,
             json=payload,
             idempotency_key=idempotency_key,
-            shape=_object_shape,
+            shape=object_shape,
         )
         return self._object(body, "POST", path, in_doubt=True)
 
@@ -346,7 +243,7 @@ class ZuoraClient:
             params=params,
             json=payload,
             idempotency_key=idempotency_key,
-            shape=_object_shape,
+            shape=object_shape,
         )
         return self._object(body, "POST", path, in_doubt=True)
 
@@ -355,7 +252,7 @@ class ZuoraClient:
     ) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}"
         body = await self._call(
-            "PATCH", path, json=dict(fields), idempotency_key=idempotency_key, shape=_object_shape
+            "PATCH", path, json=dict(fields), idempotency_key=idempotency_key, shape=object_shape
         )
         return self._object(body, "PATCH", path, in_doubt=True)
 
