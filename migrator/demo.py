@@ -1,7 +1,7 @@
 """`make demo`: the built-in fake Zuora with three tenants, samples/ migrated into all of them.
 
 Starts the fake on a loopback port in a background thread, writes a config for it (as
-`migrator fake-zuora --write-config` does), runs plan, migrate (twice), status and verify exactly as
+`migrator fake-zuora --write-config` does), runs plan, migrate (twice), status, verify, diff and doctor exactly as
 a user would, printing each command so it can be pasted, and ends by saying how to start the fake
 and run them by hand. `python -m migrator.demo [OUT]` writes into OUT (default demo-out/).
 """
@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         ["migrate", samples, "--config", config, "--journal", journal, "--progress", "never"],
         ["status", "--journal", journal],
         ["verify", samples, "--config", config],
+        ["diff", samples, "--config", config, "--html", shown(out / "drift.html")],
+        ["doctor", "--config", config, "--tenant", fake_config.tenants[0].name],
     ]
     why = [
         "what would happen in one of the tenants (changes nothing):",
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         "run it again: the journal says it is done, nothing is imported twice:",
         "where the run stands:",
         "does each tenant hold exactly what the samples would migrate?",
+        "the drift matrix, every tenant against the samples (and one page to mail or attach):",
+        "how does this tenant behave where the API spec is silent? (read-only; --write learns more)",
     ]
     codes: list[int] = []
     with BackgroundFake(fake_config) as fake:
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  {shlex.join([program(), 'fake-zuora', '--write-config', config])}\n"
         "and paste the commands above into another. Ctrl-C stops the fake."
     )
-    # The second migrate, status and verify must find the work done.
+    # The second migrate, status, verify and diff must find the work done.
     return 0 if all(code == 0 for code in codes) else 1
 
 
