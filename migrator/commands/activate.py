@@ -141,7 +141,7 @@ async def activate_from_journal(
         _check_identity(history, chosen, journal_path)
         session = open_session(settings)
         try:
-            clients = {t.name: ZuoraClient(t, session, settings) for t in chosen}
+            clients = {t.name: ZuoraClient(t, session, settings, stopping=stopping) for t in chosen}
             async with AsyncExitStack() as stack:
                 journal: Any = NullJournal()
                 if not dry_run:

@@ -41,6 +41,7 @@ async def rollback_from_journal(
     *,
     dry_run: bool = False,
     delete_created: bool = False,
+    stopping: anyio.Event | None = None,
 ) -> Report:
     """Roll back every selected tenant's changes the journal records; journaled unless dry_run."""
     unknown = [n for n in tenants if n not in settings.tenants]
@@ -74,7 +75,7 @@ async def rollback_from_journal(
         )
     session = open_session(settings)
     try:
-        clients = {t.name: ZuoraClient(t, session, settings) for t in chosen}
+        clients = {t.name: ZuoraClient(t, session, settings, stopping=stopping) for t in chosen}
         if dry_run:
             items = await rollback(clients, targets, NullJournal(), dry_run=True)
         else:
@@ -159,6 +160,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             args.tenant,
             dry_run=args.dry_run,
             delete_created=args.delete_created,
+            stopping=stopping,
         )
 
     report: Report = run_with_signals(go)

@@ -67,6 +67,7 @@ async def verify_tenants(
     *,
     store: Workspace | None = None,
     use_cache: bool = True,
+    stopping: anyio.Event | None = None,
 ) -> Report:
     """Compare every source document with what each selected tenant holds; one outcome each.
 
@@ -82,7 +83,7 @@ async def verify_tenants(
         check_source_paths(sources)
         store = await anyio.to_thread.run_sync(read_sources, list(sources), settings)
     try:
-        return await _verify_all(settings, chosen, store, use_cache=use_cache)
+        return await _verify_all(settings, chosen, store, use_cache=use_cache, stopping=stopping)
     except BaseException:
         if own:
             store.close()
@@ -90,7 +91,12 @@ async def verify_tenants(
 
 
 async def _verify_all(
-    settings: Settings, chosen: Sequence[TenantConfig], store: Workspace, *, use_cache: bool
+    settings: Settings,
+    chosen: Sequence[TenantConfig],
+    store: Workspace,
+    *,
+    use_cache: bool,
+    stopping: anyio.Event | None = None,
 ) -> Report:
     _check_unused(store, chosen)
     index = source_index(store)
@@ -103,7 +109,7 @@ async def _verify_all(
     try:
 
         async def one(tenant: TenantConfig) -> None:
-            client = ZuoraClient(tenant, session, settings)
+            client = ZuoraClient(tenant, session, settings, stopping=stopping)
             # Workflows whose versions list answered 404: their documents fail, no other.
             unreadable: dict[str, str] = {}
 
@@ -355,7 +361,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     async def go(stopping: anyio.Event) -> Report:
         return await verify_tenants(
-            settings, args.sources, args.tenant, use_cache=not args.no_cache
+            settings, args.sources, args.tenant, use_cache=not args.no_cache, stopping=stopping
         )
 
     report = run_with_signals(go)
