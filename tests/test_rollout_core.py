@@ -305,3 +305,24 @@ def test_the_live_display_groups_tenants_under_their_wave_and_its_state() -> Non
     assert lines[1].startswith("  canary")
     assert lines[2] == "wave 2 (*): held: wave 1 halted"
     assert [line.split()[0] for line in lines[3:]] == ["eu-1", "us-1"]
+
+
+def test_tenants_start_in_wave_order() -> None:
+    """Under a rollout the selected tenants start (and get their tokens) wave by wave, the
+    canary first, unmatched tenants last; without one, by name."""
+    from dataclasses import replace as _replace
+
+    from migrator.core.config import Secret, Settings, TenantConfig
+    from migrator.run.migrate import select_tenants
+    from migrator.run.options import MigrateOptions
+
+    names = ["a-eu", "b-us", "canary", "eu-2", "zz"]
+    tenants = {
+        n: TenantConfig(n, f"http://127.0.0.1:{i + 1}", n, Secret("s")) for i, n in enumerate(names)
+    }
+    settings = Settings(file="m.toml", tenants=tenants)
+    options = MigrateOptions(sources=["x"])
+    assert [t.name for t in select_tenants(settings, options)] == names
+    rollout = RolloutConfig((("canary",), ("eu-*", "a-eu")))
+    ordered = select_tenants(_replace(settings, rollout=rollout), options)
+    assert [t.name for t in ordered] == ["canary", "a-eu", "eu-2", "b-us", "zz"]

@@ -19,6 +19,7 @@ import anyio
 from migrator.core import logs
 from migrator.core.config import Settings, load_settings
 from migrator.core.errors import MigratorError, single_failure
+from migrator.core.report import Report
 
 EXIT_OK, EXIT_ITEMS, EXIT_FATAL = 0, 1, 2
 T = TypeVar("T")
@@ -113,6 +114,18 @@ def run_with_signals(fn: Callable[..., Awaitable[T]], *, abortable: bool = False
         return result[0]
 
     return anyio.run(runner, backend="asyncio")
+
+
+def emit_report(args: argparse.Namespace, report: Report, render: Callable[[Report], str]) -> None:
+    """A command's report where it was asked for: `--report FILE` (JSON), then `--json` on
+    stdout or the human rendering."""
+    if args.report:
+        _write_report(args.report, report.chunks())
+    if args.json:
+        for chunk in report.chunks():
+            sys.stdout.write(chunk.decode())
+    else:
+        print(render(report))
 
 
 def _write_report(path: str, data: bytes | Iterable[bytes]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
@@ -24,7 +23,7 @@ from migrator.commands._common import (
     EXIT_OK,
     _common,
     _settings,
-    _write_report,
+    emit_report,
     run_with_signals,
 )
 from migrator.core.config import Settings, TenantConfig
@@ -442,11 +441,5 @@ def cmd_activate(args: argparse.Namespace) -> int:
         )
 
     report = run_with_signals(go)
-    if args.report:
-        _write_report(args.report, report.chunks())
-    if args.json:
-        for chunk in report.chunks():
-            sys.stdout.write(chunk.decode())
-    else:
-        print(render(report))
+    emit_report(args, report, render)
     return EXIT_OK if report.ok else EXIT_ITEMS

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 import time
 from typing import Any
 
@@ -18,7 +17,7 @@ from migrator.commands._common import (
     EXIT_OK,
     _common,
     _settings,
-    _write_report,
+    emit_report,
     run_with_signals,
 )
 from migrator.core.config import Settings
@@ -164,11 +163,5 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         )
 
     report: Report = run_with_signals(go)
-    if args.report:
-        _write_report(args.report, report.chunks())
-    if args.json:
-        for chunk in report.chunks():
-            sys.stdout.write(chunk.decode())
-    else:
-        print(render(report))
+    emit_report(args, report, render)
     return EXIT_OK if report.ok else EXIT_ITEMS

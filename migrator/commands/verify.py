@@ -11,7 +11,6 @@ read, and so is every outcome, which the report then reads back in order.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ from migrator.commands._common import (
     _common,
     _no_cache,
     _settings,
-    _write_report,
+    emit_report,
     run_with_signals,
 )
 from migrator.core.canonical import canonical_hash
@@ -365,11 +364,5 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
 
     report = run_with_signals(go)
-    if args.report:
-        _write_report(args.report, report.chunks())
-    if args.json:
-        for chunk in report.chunks():
-            sys.stdout.write(chunk.decode())
-    else:
-        print(render(report))
+    emit_report(args, report, render)
     return EXIT_OK if all_verified(report) else EXIT_ITEMS

@@ -29,7 +29,7 @@ from migrator.core.errors import (
 )
 from migrator.core.plan import Action
 from migrator.core.report import ItemOutcome, Report, unreadable_outcomes
-from migrator.core.rollout import check_smoke_sources
+from migrator.core.rollout import check_smoke_sources, wave_number
 from migrator.run.execute import TenantExecution
 from migrator.run.history import NullJournal, ReadOnlyJournal, check_journal_matches
 from migrator.run.inputs import read_live_sources, read_sources
@@ -63,6 +63,11 @@ def select_tenants(settings: Settings, options: MigrateOptions) -> list[TenantCo
     if options.shard is not None:
         index, count = options.shard
         chosen = [t for t in chosen if shard_of(t.name, count) == index]
+    if settings.rollout is not None:
+        # Tenants start (and get their OAuth tokens, minted at the per-IP pace) in the order
+        # they will work: the first wave's first.
+        rollout = settings.rollout
+        chosen.sort(key=lambda t: (wave_number(rollout, t.name), t.name))
     return chosen
 
 
