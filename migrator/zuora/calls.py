@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 MAX_KEY_LENGTH = 255
 _TRACK_ID = re.compile(r"^[\x20-\x7e]{1,64}$")
 
@@ -56,15 +54,6 @@ def list_shape(body: Any) -> str | None:
 def valid_track_id(value: str) -> bool:
     """Zuora-Track-Id rules: ≤ 64 printable US-ASCII characters, none of : ; \" '."""
     return bool(_TRACK_ID.match(value)) and not any(c in value for c in ":;\"'")
-
-
-def listing_key(entry: Any) -> Any:
-    """What makes a `GET /workflows` entry the same as another: its id, else all of it."""
-    if isinstance(entry, dict):
-        value = entry.get("id")
-        if type(value) is int:
-            return value
-    return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
 
 
 def validate_idempotency_key(key: str) -> str:

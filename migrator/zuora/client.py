@@ -23,6 +23,7 @@ import structlog
 
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import ProtocolError, ZuoraError
+from migrator.core.listing import MAX_PAGES, PAGE_LENGTH, ListingStopped
 from migrator.core.logs import redact_text
 from migrator.core.pacing import AdaptiveLimit, Pacer
 from migrator.core.retry import Action, Decision, NetError, Outcome, Policy, decide
@@ -31,7 +32,6 @@ from migrator.zuora.calls import (
     AttemptInfo,
     ClientStats,
     list_shape,
-    listing_key,
     object_shape,
     valid_track_id,
     validate_idempotency_key,
@@ -45,10 +45,14 @@ from migrator.zuora.http import (
     open_session,
     parse_json,
     read_capped,
+    request_headers,
 )
 from migrator.zuora.limiter import Limiter, session_limiters
+from migrator.zuora.listing import read_pages
 
 __all__ = [
+    "MAX_PAGES",
+    "PAGE_LENGTH",
     "AttemptInfo",
     "ClientStats",
     "ZuoraClient",
@@ -57,8 +61,6 @@ __all__ = [
     "validate_idempotency_key",
 ]
 
-PAGE_LENGTH = 50  # the documented maximum for GET /workflows
-MAX_PAGES = 10_000  # 500,000 definitions: a server that never stops paging is a bug
 _THREAD_GZIP_BYTES = 256 * 1024
 
 _log = structlog.get_logger("migrator.zuora")
@@ -166,27 +168,16 @@ class ZuoraClient:
         not ten thousand pages. Pages are asked for by number, so a `next_page` that repeats is
         no loop of ours; only its presence is read.
         """
-        seen_ids: set[Any] = set()
-        for page in range(1, MAX_PAGES + 1):
-            params = {"page": str(page), "page_length": str(PAGE_LENGTH)}
-            if name is not None:
-                params["name"] = name
+
+        async def fetch(params: dict[str, str]) -> tuple[Mapping[str, Any], list[Any]]:
             body = await self._call("GET", "/workflows", params=params, shape=list_shape)
-            data = self._list_field(body, "GET", "/workflows")
-            fresh = [e for e in data if listing_key(e) not in seen_ids]
-            if data and not fresh:
-                raise ZuoraError(
-                    f"GET /workflows: page {page} lists only workflows already listed; the"
-                    " server's pagination loops, stopped",
-                    tenant=self.tenant.name,
-                )
-            seen_ids.update(listing_key(e) for e in fresh)
-            yield fresh
-            pagination = body.get("pagination")
-            next_page = pagination.get("next_page") if isinstance(pagination, dict) else None
-            if not data or not next_page:
-                return
-        raise ZuoraError(f"GET /workflows: more than {MAX_PAGES} pages", tenant=self.tenant.name)
+            return body, self._list_field(body, "GET", "/workflows")
+
+        try:
+            async for page in read_pages(fetch, name):
+                yield page.fresh
+        except ListingStopped as exc:
+            raise ZuoraError(f"GET /workflows: {exc}", tenant=self.tenant.name) from None
 
     async def get_workflow(self, definition_id: int) -> dict[str, Any]:
         path = f"/workflows/{int(definition_id)}"
@@ -365,20 +356,14 @@ class ZuoraClient:
             except ZuoraError:
                 self.stats.errors += 1
                 raise
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "Accept-Encoding": "gzip",
-                "Zuora-Track-Id": track_id,
-            }
-            if self.tenant.entity_ids:
-                headers["Zuora-Entity-Ids"] = self.tenant.entity_ids
-            if idempotency_key is not None and is_write:
-                headers["Idempotency-Key"] = idempotency_key
-            if body is not None:
-                headers["Content-Type"] = "application/json"
-                if gzipped:
-                    headers["Content-Encoding"] = "gzip"
+            headers = request_headers(
+                token,
+                track_id,
+                entity_ids=self.tenant.entity_ids,
+                idempotency_key=idempotency_key if is_write else None,
+                json_body=body is not None,
+                gzipped=gzipped,
+            )
             # Tenant slot, then the tenant's pace, then a run-wide connection slot: pacing sleeps
             # never hold a connection slot another tenant could use.
             await self.limiter.acquire()

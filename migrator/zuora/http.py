@@ -57,6 +57,33 @@ def open_session(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
+def request_headers(
+    token: str,
+    track_id: str,
+    *,
+    entity_ids: str | None,
+    idempotency_key: str | None = None,
+    json_body: bool = False,
+    gzipped: bool = False,
+) -> dict[str, str]:
+    """The headers of one Workflow API request, for the client and doctor's probe alike."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        "Accept-Encoding": "gzip",
+        "Zuora-Track-Id": track_id,
+    }
+    if entity_ids:
+        headers["Zuora-Entity-Ids"] = entity_ids
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    if json_body:
+        headers["Content-Type"] = "application/json"
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+    return headers
+
+
 def gzip_body(raw: bytes) -> bytes:
     """Compress a request body (sent with Content-Encoding: gzip; aiohttp's compress= is deflate)."""
     return gzip.compress(raw, compresslevel=5)
