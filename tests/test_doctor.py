@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -374,7 +375,8 @@ def test_cli_prints_one_line_per_check_and_the_profile(
 async def test_a_killed_doctor_leaves_one_throwaway_which_the_next_run_removes(
     tmp_path: Path,
 ) -> None:
-    """SIGKILL after the throwaway exists leaves at most it; the next doctor --write removes it."""
+    """SIGKILL after the throwaway exists leaves at most it; a doctor --write within its lease
+    leaves it alone, the first one after the lease removes it."""
     # Latency keeps the throwaway alive long enough to be seen; the test waits on the fake's
     # state, never on time.
     config = FakeConfig(tenants=[demo_tenant(1, faults=FaultConfig(latency=0.2))])
@@ -414,7 +416,14 @@ async def test_a_killed_doctor_leaves_one_throwaway_which_the_next_run_removes(
             await proc.wait()
         assert len(throwaways()) == 1
         env.fake.set_faults("tenant-1", FaultConfig())
-        result = await run_doctor(env.settings, env.settings.tenants["tenant-1"], write=True)
+        tenant = env.settings.tenants["tenant-1"]
+        # Within its lease the throwaway may be a live doctor's: left alone (issue 21 #4).
+        result = await run_doctor(env.settings, tenant, write=True)
+        [leftovers] = [c for c in result.checks if c.name == "leftovers"]
+        assert "left alone: 1" in leftovers.evidence and len(throwaways()) == 1
+        # Once the lease is over, the next run removes it.
+        later = time.time() + v.LEASE_SECONDS
+        result = await run_doctor(env.settings, tenant, write=True, wall=lambda: later)
         [leftovers] = [c for c in result.checks if c.name == "leftovers"]
         assert leftovers.status == v.PASSED and "removed 1" in leftovers.evidence
         assert throwaways() == []

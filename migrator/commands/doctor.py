@@ -11,8 +11,9 @@ import argparse
 import orjson
 
 from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common, _settings, run_with_signals
+from migrator.core.capabilities import NOT_USABLE
 from migrator.core.config import Settings
-from migrator.core.doctor import render_lines
+from migrator.core.doctor import LEASE_SECONDS, render_lines
 from migrator.core.errors import MigratorError
 from migrator.core.logs import printable
 from migrator.core.profile import merged
@@ -34,7 +35,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="also create, change and delete one throwaway workflow (migrator-doctor-...)",
     )
-    p.add_argument("--json", action="store_true", help='print {"checks": [...], "profile": {...}}')
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=LEASE_SECONDS / 60,
+        metavar="MINUTES",
+        help="with --write, leave alone a throwaway of another doctor run younger than this"
+        " (default 15)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"checks": [...], "commands": [...], "profile": {...}}',
+    )
     p.add_argument("--save", action="store_true", help="store the profile where migrate finds it")
     p.set_defaults(func=cmd_doctor)
 
@@ -47,7 +60,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         raise MigratorError(
             f"{settings.file}: unknown tenant {args.tenant!r} (configured: {known})"
         )
-    result = run_with_signals(lambda _stopping: run_doctor(settings, tenant, write=args.write))
+    if not args.lease >= 0:
+        raise MigratorError("--lease must be a number of minutes, 0 or more")
+    lease = args.lease * 60
+    result = run_with_signals(
+        lambda _stopping: run_doctor(settings, tenant, write=args.write, lease=lease)
+    )
     saved = _save(settings, args.tenant, result) if args.save else None
     if args.json:
         data = result.to_json()
@@ -57,24 +75,38 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         print(f"doctor {printable(tenant.name)} ({printable(tenant.base_url)})")
         for line in render_lines(result.checks):
-            print(line)
+            print(printable(line))
+        if result.commands:
+            print("commands:")
+            for verdict in result.commands:
+                print(f"  {printable(verdict.line())}")
         print("profile:")
         for key, value in result.profile.to_json().items():
             if key != "format":
-                print(f"  {key}: {'not learned' if value is None else value}")
+                shown = "not learned" if value is None else str(value)
+                print(f"  {printable(key)}: {printable(shown)}")
         if saved is not None:
             print(f"profile saved to {printable(saved)}")
         elif args.save:
             print("profile not saved: a check failed")
-        verdict = "usable" if result.usable else "not usable: a check failed"
-        print(f"migrator doctor: {verdict}")
+        print(f"migrator doctor: {printable(_verdict(result))}")
     return EXIT_OK if result.usable else EXIT_ITEMS
+
+
+def _verdict(result: DoctorResult) -> str:
+    if not result.reliable:
+        return "not usable: a check failed"
+    broken = [v.command for v in result.commands if v.verdict == NOT_USABLE]
+    if broken:
+        return "not usable for " + ", ".join(broken)
+    return "usable"
 
 
 def _save(settings: Settings, name: str, result: DoctorResult) -> str | None:
     """Store the profile over the saved one (what this run did not learn is kept); nothing is
-    saved when a check failed: a tenant that is not usable taught nothing reliable."""
-    if not result.usable:
+    saved when a check failed: such a run taught nothing reliable. (A command that cannot work
+    is itself something learned: `versions_list = false` is saved.)"""
+    if not result.reliable:
         return None
     tenant = settings.tenants[name]
     profile = merged(result.profile, load_profile(settings, tenant))

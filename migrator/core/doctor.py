@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,8 +37,15 @@ ZUORA_HOSTS: dict[str, str] = {
 HOSTS_HINT = "Zuora's REST hosts: " + ", ".join(f"https://{h}" for h in ZUORA_HOSTS)
 
 THROWAWAY_PREFIX = "migrator-doctor-"
-# Only names doctor itself makes are ever deleted: the prefix and exactly 12 hex digits.
-THROWAWAY_NAME = re.compile(r"^migrator-doctor-[0-9a-f]{12}$")
+# The names doctor makes: the prefix and exactly 12 hex digits (its run id), the whole name
+# (fullmatch: `$` would also match before a trailing newline).
+THROWAWAY_NAME = re.compile(r"migrator-doctor-(?P<run>[0-9a-f]{12})")
+# The marker doctor writes into its throwaway's description: which run made it, and when.
+MARKER = re.compile(
+    r"\[migrator-doctor run=(?P<run>[0-9a-f]{12}) at=(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\]"
+)
+UNKNOWN_KEY = "migrator_doctor_unknown_key"  # sent in the throwaway; kept or dropped (§3.6)
+LEASE_SECONDS = 15 * 60.0  # a throwaway younger than this may be another doctor run's, live
 GZIP_MIN_BYTES = 1000  # §1.10: only bodies over this are compressed
 
 
@@ -66,13 +74,54 @@ def safe(text: str, limit: int = 160) -> str:
 
 
 def is_throwaway(name: object) -> bool:
-    return isinstance(name, str) and bool(THROWAWAY_NAME.match(name))
+    """Named exactly as doctor names its throwaways (a name is no proof of ownership: see
+    `ownership`)."""
+    return isinstance(name, str) and THROWAWAY_NAME.fullmatch(name) is not None
 
 
-def throwaway_document(name: str) -> dict[str, Any]:
+def marker(run: str, now: float) -> str:
+    """The ownership marker for the description of run `run`'s throwaway, made at `now`."""
+    at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"[migrator-doctor run={run} at={at}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """A throwaway doctor can prove it made: the run that made it and when (epoch seconds)."""
+
+    run: str
+    created: float
+
+
+def ownership(name: object, description: object) -> Ownership | None:
+    """Proof that doctor made this definition: its exact throwaway name AND, in its
+    description, the marker of the run the name carries. None: not provably doctor's."""
+    if not isinstance(name, str) or not isinstance(description, str):
+        return None
+    named = THROWAWAY_NAME.fullmatch(name)
+    found = MARKER.search(description)
+    if named is None or found is None or found["run"] != named["run"]:
+        return None
+    try:
+        created = datetime.strptime(found["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return Ownership(found["run"], created.timestamp())
+
+
+def may_delete(owner: Ownership | None, own_run: str, now: float, lease: float) -> bool:
+    """The ownership rule: delete only a provably doctor-made throwaway that is this run's own,
+    or older than the lease (a younger one may be another doctor's, still in use)."""
+    if owner is None:
+        return False
+    return owner.run == own_run or now - owner.created >= lease
+
+
+def throwaway_document(name: str, *, mark: str = "") -> dict[str, Any]:
     """The smallest valid workflow doctor imports: an Export task whose file an Iterate task reads.
 
-    No trigger is on, so it can never run. The Iterate task's `Subscription__1.csv.zip` names
+    Only the on-demand trigger is on (doctor runs it once: its Export task selects nothing); no
+    callout or schedule ever starts it. The workflow object carries UNKNOWN_KEY. The Iterate task's `Subscription__1.csv.zip` names
     task 1's file: the export after import shows whether the server rewrote it (§9.1).
     """
     return {
@@ -80,11 +129,11 @@ def throwaway_document(name: str) -> dict[str, Any]:
             "id": 1,
             "name": name,
             "description": "Created by `migrator doctor` to learn how this tenant's API behaves;"
-            " doctor deletes it, and the next doctor run removes it if left behind.",
+            " doctor deletes it, and a later doctor run removes it if left behind. " + mark,
             "type": "Workflow::Setup",
             "version": "1.0.0",
             "call_type": "ASYNC",
-            "ondemand_trigger": False,
+            "ondemand_trigger": True,  # only so that POST /run is allowed to start it
             "callout_trigger": False,
             "scheduled_trigger": False,
             "priority": "Medium",
@@ -92,6 +141,7 @@ def throwaway_document(name: str) -> dict[str, Any]:
             "parameters": {"fields": []},
             "data": {},
             "notifications": {},
+            UNKNOWN_KEY: "does the tenant keep keys it does not know?",
         },
         "tasks": [
             {
@@ -250,22 +300,6 @@ def order(ids: Sequence[int]) -> str:
     return "ids in no numeric order"
 
 
-def pagination_check(listing: Sequence[int], one_by_one: Sequence[int], next_pages: bool) -> Check:
-    """Pages of length 1 agree with the long listing: page 2 is the second definition."""
-    if len(listing) < 2:
-        return Check("pagination", SKIPPED, "not learned: fewer than 2 definitions")
-    if list(one_by_one) != list(listing[:2]):
-        return Check(
-            "pagination",
-            DIFFERS,
-            f"pages of 1 gave ids {list(one_by_one)}, the full listing starts {list(listing[:2])}",
-            "the listing order is not stable between requests",
-        )
-    if not next_pages:
-        return Check("pagination", DIFFERS, "page 1 of length 1 had no pagination.next_page")
-    return Check("pagination", PASSED, "page_length=1: pages 1 and 2 match the full listing")
-
-
 def rate_limit_verdict(
     headers: Iterable[Mapping[str, str]], configured_rpm: int | None
 ) -> tuple[Check, bool | None, int | None]:
@@ -305,19 +339,6 @@ def rate_limit_verdict(
             rpm,
         )
     return Check("rate-limit", PASSED, evidence + f"; {rpm} per minute"), True, rpm
-
-
-def retry_after_verdict(throttles: Sequence[bool]) -> tuple[Check, bool | None]:
-    """Whether the 429s seen (doctor never provokes one) carried Retry-After (§9.6)."""
-    if not throttles:
-        return Check("retry-after", SKIPPED, "not learned: no 429 answer seen"), None
-    with_header = sum(throttles)
-    evidence = f"{with_header} of {len(throttles)} 429 answers carried Retry-After"
-    if with_header == len(throttles):
-        return Check("retry-after", PASSED, evidence), True
-    return Check(
-        "retry-after", DIFFERS, evidence, "the client backs off by itself when it is absent"
-    ), False
 
 
 def gzip_verdict(sizes_and_encodings: Iterable[tuple[int, str | None]]) -> Check:

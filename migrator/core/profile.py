@@ -17,12 +17,20 @@ _CHOICES: dict[str, tuple[object, ...]] = {
     "name_filter": ("exact", "contains"),
     "idempotent_replay": ("replay", "409"),
     "export_without_active": ("latest", "404"),
+    "retry_after_form": ("seconds", "http-date", "both"),
+    "listing_key_spelling": ("verisons", "versions", "both"),
+    "error_body_shape": ("spec", "sdk", "other"),
 }
 _BOOLEANS = (
     "name_filter_case_sensitive",
     "retry_after",
     "rate_limit_headers",
     "rewrite_file_refs",
+    "keeps_unknown_keys",
+    "export_has_workflow_definition",
+    "page_length_honoured",
+    "listing_order_stable",
+    "versions_list",
 )
 
 
@@ -41,6 +49,15 @@ class TenantProfile:
     requests_per_minute: int | None = None  # the budget the headers announce
     rewrite_file_refs: bool | None = None  # import renames `Name__<taskId>` file references
     export_without_active: str | None = None  # "latest" | "404": export without version=
+    retry_after_form: str | None = None  # "seconds" | "http-date" | "both": as 429s wrote it
+    keeps_unknown_keys: bool | None = None  # import keeps keys it does not know (§3.6)
+    export_has_workflow_definition: bool | None = None  # exports carry `workflow_definition`
+    # "verisons" | "versions" | "both": the listing's latest_inactive_… key (§3.1, issue 23)
+    listing_key_spelling: str | None = None
+    error_body_shape: str | None = None  # "spec" ({errors}) | "sdk" ({message}) | "other"
+    page_length_honoured: bool | None = None  # GET /workflows pages as long as asked
+    listing_order_stable: bool | None = None  # the same listing request lists the same order
+    versions_list: bool | None = None  # GET /workflows/{id}/versions answers (issue 23 #5)
     learned_at: str | None = None  # ISO-8601 UTC time of the doctor run
 
     def to_json(self) -> dict[str, Any]:

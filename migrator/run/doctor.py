@@ -1,46 +1,60 @@
-"""`doctor`'s probe of one tenant: the requests, in order, and the checks and profile they yield.
+"""`doctor`'s probe of one tenant: the requests, in order, and the checks, per-command verdicts
+and profile they yield.
 
-Read-only unless asked to write; then it creates one throwaway definition (`migrator-doctor-…`),
-touches nothing else, deletes it, and removes any an earlier, killed doctor run left behind.
+Read-only unless asked to write; then it creates one throwaway definition (`migrator-doctor-<run>`,
+its description carrying the run's ownership marker), touches nothing else, and deletes it. It
+deletes only what it can prove it made (core/doctor.may_delete): the exact name and the marker,
+and, unless it is this run's own, older than the lease.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from migrator.core import capabilities as caps
 from migrator.core import doctor as verdicts
 from migrator.core.config import Settings, TenantConfig
-from migrator.core.doctor import FAILED, PASSED, SKIPPED, Check
+from migrator.core.doctor import DIFFERS, FAILED, PASSED, SKIPPED, Check
 from migrator.core.errors import ZuoraError
+from migrator.core.listing import ListingStopped
 from migrator.core.profile import TenantProfile
 from migrator.zuora import open_session
 from migrator.zuora.http import error_detail
-from migrator.zuora.probe import Answer, Probe
+from migrator.zuora.probe import Answer, ListingRefused, Probe
 
-_PAGE = 50
-_MAX_PAGES = 10_000
 _NO_SUCH_ID = 2_147_483_647  # no tenant has used the largest 32-bit id yet
+_PROBE_WAIT = 30.0  # doctor waits out a 429 this long at most (less if max_wait says so)
 
 
 @dataclass(frozen=True)
 class DoctorResult:
     checks: list[Check]
     profile: TenantProfile
+    commands: list[caps.CommandVerdict] = field(default_factory=list)
+
+    @property
+    def reliable(self) -> bool:
+        """No check failed: what was learned may be saved."""
+        return verdicts.usable(self.checks)
 
     @property
     def usable(self) -> bool:
-        return verdicts.usable(self.checks)
+        """No check failed and no command is known not to work (exit 0)."""
+        return self.reliable and caps.all_usable(self.commands)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "checks": [c.to_json() for c in self.checks],
+            "commands": [c.to_json() for c in self.commands],
             "profile": self.profile.to_json(),
         }
 
@@ -50,30 +64,49 @@ async def run_doctor(
     tenant: TenantConfig,
     *,
     write: bool = False,
-    new_name: Callable[[], str] | None = None,
+    lease: float = verdicts.LEASE_SECONDS,
+    wall: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> DoctorResult:
-    """Probe `tenant`; with `write`, create, change and delete one throwaway workflow."""
+    """Probe `tenant`; with `write`, create, change, run and delete one throwaway workflow.
+    `lease`: a provably doctor-made throwaway younger than this is left alone (another doctor
+    run may be using it)."""
     # A probe asks once: a doctor that retries for minutes hides what it came to find out.
-    settings = dataclasses.replace(settings, max_attempts=min(settings.max_attempts, 2))
+    settings = dataclasses.replace(
+        settings,
+        max_attempts=min(settings.max_attempts, 2),
+        max_wait=min(settings.max_wait, _PROBE_WAIT),
+    )
     session = open_session(settings)
     try:
-        doctor = _Doctor(settings, tenant, Probe(tenant, session, settings))
-        await doctor.run(write, new_name or _throwaway_name)
-        return DoctorResult(doctor.checks, TenantProfile(**doctor.learned))
+        probe = Probe(tenant, session, settings, sleep=sleep, wall=wall)
+        doctor = _Doctor(settings, tenant, probe, lease=lease, wall=wall)
+        await doctor.run(write)
+        commands = caps.command_verdicts(doctor.probed, write=write) if doctor.reached else []
+        return DoctorResult(doctor.checks, TenantProfile(**doctor.learned), commands)
     finally:
         await session.close()
 
 
-def _throwaway_name() -> str:
-    return verdicts.THROWAWAY_PREFIX + secrets.token_hex(6)
-
-
 class _Doctor:
-    def __init__(self, settings: Settings, tenant: TenantConfig, probe: Probe) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tenant: TenantConfig,
+        probe: Probe,
+        *,
+        lease: float,
+        wall: Callable[[], float],
+    ) -> None:
         self.settings = settings
         self.tenant = tenant
         self.probe = probe
+        self.lease = lease
+        self.wall = wall
+        self.run_id = secrets.token_hex(6)  # also the throwaway's name: migrator-doctor-<run>
         self.checks: list[Check] = []
+        self.probed: dict[str, caps.Probed] = {}  # endpoint → what its probe showed
+        self.reached = False  # the API answered a listing: per-command verdicts mean something
         self.learned: dict[str, Any] = {
             "learned_at": datetime.now(UTC).isoformat(timespec="seconds")
         }
@@ -81,23 +114,39 @@ class _Doctor:
     def add(self, check: Check) -> None:
         self.checks.append(check)
 
-    async def run(self, write: bool, new_name: Callable[[], str]) -> None:
+    def saw(self, endpoint: str, answer: Answer, *, ok: bool | None = None) -> None:
+        """Record what `endpoint`'s probe showed (the first failure wins over later successes)."""
+        works = answer.ok if ok is None else ok
+        if endpoint in self.probed and not self.probed[endpoint].works:
+            return
+        self.probed[endpoint] = caps.Probed(works, "works" if works else "answers " + _what(answer))
+
+    async def run(self, write: bool) -> None:
         self.add(verdicts.base_url_check(self.tenant.base_url))
         if not await self._credentials():
             return
         listing = await self._listing()
         if listing is None:
             return
-        await self._pagination([d["id"] for d in listing])
+        self.reached = True
+        ids = [d["id"] for d in listing if type(d.get("id")) is int]
+        await self._pagination(ids)
+        check, spelling = caps.listing_spelling_verdict(listing)
+        self.add(check)
+        self.learned["listing_key_spelling"] = spelling
         await self._leftovers(listing, write)
-        real = [d for d in listing if not verdicts.is_throwaway(d.get("name"))]
-        await self._export_existing(real)
+        real = [
+            d
+            for d in listing
+            if not verdicts.is_throwaway(d.get("name")) and type(d.get("id")) is int
+        ]
+        await self._read_existing(real)
         await self._error_bodies()
         names = [d["name"] for d in real if isinstance(d.get("name"), str) and len(d["name"]) >= 2]
         if names:
             await self._name_filter(max(names, key=len))
         if write:
-            await self._write(new_name(), learn_filter=not names)
+            await self._write(learn_filter=not names)
         elif not names:
             self.add(
                 Check(
@@ -123,85 +172,179 @@ class _Doctor:
         return check.status == PASSED
 
     async def _listing(self) -> list[dict[str, Any]] | None:
+        """Every page through the one listing reader (its repeat guard stops a looping server
+        after the first page that brings nothing new)."""
         found: list[dict[str, Any]] = []
-        consistent = True
-        pages = 0
-        for page in range(1, _MAX_PAGES + 1):
-            answer = await self.probe.send(
-                "GET", "/workflows", params={"page": str(page), "page_length": str(_PAGE)}
+        sizes: list[int] = []
+        hostile = 0
+        try:
+            async for page in self.probe.pages():
+                sizes.append(len(page.data))
+                for entry in page.fresh:
+                    if not isinstance(entry, dict):
+                        hostile += 1
+                        continue
+                    if type(entry.get("id")) is not int:
+                        hostile += 1
+                    found.append(entry)
+        except ListingRefused as refused:
+            what = _what(refused.answer)
+            self.add(
+                Check("listing", FAILED, f"GET /workflows page {refused.number} answered {what}")
             )
-            data = answer.body.get("data") if isinstance(answer.body, dict) else None
-            if not answer.ok or not isinstance(data, list):
-                self.add(
-                    Check("listing", FAILED, f"GET /workflows page {page} answered {_what(answer)}")
+            self.probed["list"] = caps.Probed(False, f"answers {what}")
+            return None
+        except ListingStopped as stopped:
+            self.add(
+                Check(
+                    "listing",
+                    FAILED,
+                    f"GET /workflows: {stopped}",
+                    "the tenant's pagination never ends; no command can read its workflows",
                 )
-                return None
-            pages += 1
-            found.extend(d for d in data if isinstance(d, dict) and isinstance(d.get("id"), int))
-            pagination = answer.body.get("pagination")
-            next_page = pagination.get("next_page") if isinstance(pagination, dict) else None
-            if not data or not next_page:
-                consistent = consistent and (len(data) < _PAGE or not data)
-                break
-            if len(data) < _PAGE:
-                consistent = False  # a short page that still promises more
-        self.add(verdicts.listing_check([d["id"] for d in found], pages, consistent))
+            )
+            self.probed["list"] = caps.Probed(False, f"loops ({stopped})")
+            return None
+        self.probed["list"] = caps.Probed(True, "works")
+        # next_page given on a page means more remain: every page before the last is as long as
+        # the first, the last no longer, and never empty after a promise of more.
+        consistent = (
+            all(s == sizes[0] for s in sizes[:-1])
+            and sizes[-1] <= sizes[0]
+            and not (len(sizes) > 1 and sizes[-1] == 0)
+        )
+        ids = [d["id"] for d in found if type(d.get("id")) is int]
+        self.add(verdicts.listing_check(ids, len(sizes), consistent))
+        if hostile:
+            self.add(
+                Check(
+                    "listing-ids",
+                    DIFFERS,
+                    f"{hostile} listed entries have no integer id (null, text or not an object)",
+                    "migrator reports each such entry and works with the others",
+                )
+            )
         return found
 
+    async def _page_of_one(self, page: int) -> tuple[list[Any], bool]:
+        answer = await self.probe.send(
+            "GET", "/workflows", params={"page": str(page), "page_length": "1"}
+        )
+        data = answer.body.get("data") if isinstance(answer.body, dict) else None
+        ids = [d.get("id") for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+        pagination = answer.body.get("pagination") if isinstance(answer.body, dict) else None
+        return ids, bool(isinstance(pagination, dict) and pagination.get("next_page"))
+
     async def _pagination(self, ids: list[int]) -> None:
+        """Pages 1 and 2 of length 1, and page 1 again: ignored page_length vs unstable order."""
         if len(ids) < 2:
-            self.add(verdicts.pagination_check(ids, [], False))
+            check, _, _ = caps.pagination_verdict(ids, [], [], [], False)
+            self.add(check)
             return
-        seen: list[int] = []
-        has_next = False
-        for page in ("1", "2"):
-            answer = await self.probe.send(
-                "GET", "/workflows", params={"page": page, "page_length": "1"}
-            )
-            data = answer.body.get("data") if isinstance(answer.body, dict) else None
-            if isinstance(data, list) and data and isinstance(data[0], dict):
-                seen.append(data[0].get("id"))  # type: ignore[arg-type]
-            if page == "1" and isinstance(answer.body, dict):
-                pagination = answer.body.get("pagination")
-                has_next = bool(isinstance(pagination, dict) and pagination.get("next_page"))
-        self.add(verdicts.pagination_check(ids, seen, has_next))
+        first, has_next = await self._page_of_one(1)
+        second, _ = await self._page_of_one(2)
+        again, _ = await self._page_of_one(1)
+        check, honoured, stable = caps.pagination_verdict(ids, first, second, again, has_next)
+        self.add(check)
+        self.learned["page_length_honoured"] = honoured
+        self.learned["listing_order_stable"] = stable
+
+    async def _owner(self, entry: dict[str, Any]) -> verdicts.Ownership | None:
+        """Proof that doctor made `entry` (name and marker); the description is read from the
+        definition itself when the listing does not carry it."""
+        description = entry.get("description")
+        if "description" not in entry and type(entry.get("id")) is int:
+            shown = await self.probe.send("GET", f"/workflows/{entry['id']}")
+            if isinstance(shown.body, dict) and shown.body.get("name") == entry.get("name"):
+                description = shown.body.get("description")
+        return verdicts.ownership(entry.get("name"), description)
 
     async def _leftovers(self, listing: list[dict[str, Any]], write: bool) -> None:
-        left = [d for d in listing if verdicts.is_throwaway(d.get("name"))]
-        if not left:
+        """Throwaways of earlier doctor runs: deleted (with --write) only when provably doctor's
+        and older than the lease; a younger one is left to its run; one without the marker is
+        reported, never deleted."""
+        named = [d for d in listing if verdicts.is_throwaway(d.get("name"))]
+        if not named:
             self.add(Check("leftovers", PASSED, "no throwaway workflow of an earlier doctor run"))
             return
-        ids = [d["id"] for d in left]
-        if not write:
-            self.add(
-                Check(
-                    "leftovers",
-                    verdicts.DIFFERS,
-                    f"{len(left)} throwaway workflow(s) of an earlier doctor run: ids {ids}",
-                    "`migrator doctor --write` removes them",
+        now = self.wall()
+        stale: list[int] = []
+        live: list[str] = []
+        unproven: list[str] = []
+        for entry in named:
+            owner = await self._owner(entry)
+            shown = verdicts.safe(str(entry.get("id")), 24)
+            if owner is None:
+                unproven.append(shown)
+            elif verdicts.may_delete(owner, self.run_id, now, self.lease) and (
+                type(entry.get("id")) is int
+            ):
+                stale.append(entry["id"])
+            else:
+                live.append(shown)
+        parts: list[str] = []
+        status, hint = PASSED, None
+        if stale and write:
+            failed = [i for i in stale if not await self._delete(i)]
+            removed = [i for i in stale if i not in failed]
+            if removed:
+                parts.append(
+                    f"removed {len(removed)} throwaway workflow(s) of an earlier doctor run: ids {removed}"
                 )
+            if failed:
+                parts.append(f"could not delete throwaway definitions {failed}")
+                status = FAILED
+        elif stale:
+            parts.append(
+                f"{len(stale)} throwaway workflow(s) of an earlier doctor run: ids {stale}"
             )
-            return
-        failed = [i for i in ids if not (await self._delete(i))]
-        if failed:
-            self.add(Check("leftovers", FAILED, f"could not delete throwaway definitions {failed}"))
-        else:
-            self.add(
-                Check(
-                    "leftovers",
-                    PASSED,
-                    f"removed {len(ids)} throwaway workflow(s) of an earlier doctor run: ids {ids}",
+            status, hint = DIFFERS, "`migrator doctor --write` removes them"
+        if live:
+            parts.append(
+                f"left alone: {len(live)} throwaway(s) of another doctor run within its lease"
+                f" ({self.lease:.0f} s): ids {', '.join(live)}"
+            )
+        if unproven:
+            parts.append(
+                f"named like doctor's throwaway but without its ownership marker, never deleted:"
+                f" ids {', '.join(unproven)}"
+            )
+            if status == PASSED:
+                status = DIFFERS
+                hint = (
+                    "doctor cannot prove it made them; delete them yourself if they are leftovers"
                 )
-            )
+        self.add(Check("leftovers", status, "; ".join(parts), hint))
 
-    async def _export_existing(self, real: list[dict[str, Any]]) -> None:
+    async def _read_existing(self, real: list[dict[str, Any]]) -> None:
+        """The reads every command needs, on the first listed workflow: the definition, its
+        versions list, its export by version and the latest."""
         if not real:
             self.add(Check("export", SKIPPED, "not learned: no workflow to export"))
             return
-        definition = real[0]["id"]
+        entry = real[0]
+        definition = entry["id"]
+        self.saw("get", await self.probe.send("GET", f"/workflows/{definition}"))
+        listed = await self.probe.send("GET", f"/workflows/{definition}/versions")
+        data = listed.body.get("data") if isinstance(listed.body, dict) else None
+        self.saw("versions", listed, ok=listed.ok and isinstance(data, list))
+        self.learned["versions_list"] = listed.ok and isinstance(data, list)
         path = f"/workflows/{definition}/export"
-        answer = await self.probe.send("GET", path, params={"version": "latest"})
-        self.add(verdicts.export_check(answer.status, answer.body, path))
+        latest = await self.probe.send("GET", path, params={"version": "latest"})
+        check = verdicts.export_check(latest.status, latest.body, path)
+        self.add(check)
+        self.saw("export-latest", latest, ok=check.status == PASSED)
+        self.learned["export_has_workflow_definition"] = caps.workflow_definition_verdict(
+            latest.body
+        )
+        version = _a_version(entry, data if isinstance(data, list) else [])
+        if version is not None:
+            named = await self.probe.send("GET", path, params={"version": version})
+            self.saw(
+                "export-version",
+                named,
+                ok=verdicts.export_check(named.status, named.body, path).status == PASSED,
+            )
 
     async def _error_bodies(self) -> None:
         bad = await self.probe.send(
@@ -211,24 +354,21 @@ class _Doctor:
         self.add(
             verdicts.error_bodies_check((bad.status, bad.body), (missing.status, missing.body))
         )
+        self.learned["error_body_shape"] = caps.error_shape_verdict(bad.body)
 
     async def _names(self, query: str) -> list[str]:
         found: list[str] = []
-        for page in range(1, 6):  # the queries are long names: a few pages at most
-            answer = await self.probe.send(
-                "GET",
-                "/workflows",
-                params={"page": str(page), "page_length": str(_PAGE), "name": query},
-            )
-            data = answer.body.get("data") if isinstance(answer.body, dict) else None
-            if not answer.ok or not isinstance(data, list):
-                break
-            found.extend(
-                d["name"] for d in data if isinstance(d, dict) and isinstance(d.get("name"), str)
-            )
-            pagination = answer.body.get("pagination")
-            if not data or not (isinstance(pagination, dict) and pagination.get("next_page")):
-                break
+        try:
+            async for page in self.probe.pages(query):
+                found.extend(
+                    d["name"]
+                    for d in page.fresh
+                    if isinstance(d, dict) and isinstance(d.get("name"), str)
+                )
+                if page.number >= 5:  # the queries are long names: a few pages at most
+                    break
+        except (ListingRefused, ListingStopped):
+            pass
         return found
 
     async def _name_filter(self, name: str) -> None:
@@ -250,51 +390,51 @@ class _Doctor:
         self.add(check)
         self.learned["rate_limit_headers"] = headers
         self.learned["requests_per_minute"] = rpm
-        check, retry_after = verdicts.retry_after_verdict(self.probe.throttles)
+        check, retry_after, form = caps.retry_after_verdict(self.probe.throttles)
         self.add(check)
         self.learned["retry_after"] = retry_after
+        self.learned["retry_after_form"] = form
         self.add(
             verdicts.gzip_verdict((a.size, a.headers.get("content-encoding")) for a in answers)
         )
 
     # ---- writes: one throwaway definition -------------------------------------------------
 
-    async def _write(self, name: str, *, learn_filter: bool) -> None:
-        document = verdicts.throwaway_document(name)
+    async def _write(self, *, learn_filter: bool) -> None:
+        name = verdicts.THROWAWAY_PREFIX + self.run_id
+        mark = verdicts.marker(self.run_id, self.wall())
         key = f"{name}-{secrets.token_hex(4)}"
         created = await self.probe.send(
             "POST",
             "/workflows/import",
             params={"version": "1.0.0", "activate": "false"},
-            json=document,
+            json=verdicts.throwaway_document(name, mark=mark),
             idempotency_key=f"{key}-import",
         )
-        if not created.ok:
-            self.add(
-                Check(
-                    "import",
-                    FAILED,
-                    f"POST /workflows/import answered {_what(created)}",
-                    "the OAuth client's user needs Workflow Manage access (§1.13)",
-                )
-            )
-            # It may have landed all the same: whatever carries the name goes.
-            await self._remove_named(name)
-            return
-        definition = await self._find(name)
+        self.saw("import", created)
+        definition: int | None = None
         try:
-            if definition is None:
+            if not created.ok:
                 self.add(
-                    Check("import", FAILED, f"imported, but no definition named {name} is listed")
+                    Check(
+                        "import",
+                        FAILED,
+                        f"POST /workflows/import answered {_what(created)}",
+                        "the OAuth client's user needs Workflow Manage access (§1.13)",
+                    )
                 )
+                return  # it may have landed all the same: the cleanup looks for it
+            definition, why, _ = await self._locate(name, created)
+            if definition is None:
+                self.add(Check("import", FAILED, f"imported, but {why}"))
                 return
             self.add(Check("import", PASSED, f"created throwaway {name} (definition {definition})"))
-            await self._writes_on(definition, name, created, learn_filter, key)
+            await self._writes_on(definition, name, mark, created, learn_filter, key)
         finally:
-            await self._cleanup(name, definition)
+            await self._cleanup(name, created, definition)
 
     async def _writes_on(
-        self, definition: int, name: str, created: Answer, learn_filter: bool, key: str
+        self, definition: int, name: str, mark: str, created: Answer, learn_filter: bool, key: str
     ) -> None:
         versions = await self._version_ids(definition)
         check, answer_id = verdicts.import_answer_verdict(
@@ -306,20 +446,38 @@ class _Doctor:
         check, mode = verdicts.export_without_active_verdict(inactive.status)
         self.add(check)
         self.learned["export_without_active"] = mode
-        exported = await self.probe.send(
-            "GET", f"/workflows/{definition}/export", params={"version": "1.0.0"}
+        path = f"/workflows/{definition}/export"
+        exported = await self.probe.send("GET", path, params={"version": "1.0.0"})
+        self.saw(
+            "export-version",
+            exported,
+            ok=verdicts.export_check(exported.status, exported.body, path).status == PASSED,
         )
         check, rewrites = verdicts.file_refs_verdict(exported.body, "Subscription__1.csv.zip")
         self.add(check)
         self.learned["rewrite_file_refs"] = rewrites
+        check, kept = caps.unknown_keys_verdict(exported.body, verdicts.UNKNOWN_KEY)
+        self.add(check)
+        self.learned["keeps_unknown_keys"] = kept
+        has_block = caps.workflow_definition_verdict(exported.body)
+        if has_block is not None:
+            self.learned["export_has_workflow_definition"] = has_block
+        if "export-latest" not in self.probed:
+            latest = await self.probe.send("GET", path, params={"version": "latest"})
+            self.saw(
+                "export-latest",
+                latest,
+                ok=verdicts.export_check(latest.status, latest.body, path).status == PASSED,
+            )
         second = await self.probe.send(
             "POST",
             f"/workflows/{definition}/versions/import",
             params={"version": "1.0.1", "activate": "false"},
-            json=verdicts.throwaway_document(name),
+            json=verdicts.throwaway_document(name, mark=mark),
             idempotency_key=f"{key}-version",
             gzip_request=True,
         )
+        self.saw("versions-import", second)
         if not second.ok:
             self.add(
                 Check(
@@ -341,25 +499,28 @@ class _Doctor:
         self.add(
             Check("version-import", PASSED, f"a gzip-compressed body imported version {new[0]}")
         )
-        patch = {"active_workflow_version_id": new[0]}
+        patch = {"active_workflow_version_id": new[0], "status": "Active"}  # as activation sends it
         first = await self.probe.send(
             "PATCH", f"/workflows/{definition}", json=patch, idempotency_key=f"{key}-activate"
         )
         again = await self.probe.send(
             "PATCH", f"/workflows/{definition}", json=patch, idempotency_key=f"{key}-activate"
         )
+        self.saw("patch", first)
         check, replay = verdicts.replay_verdict(
             (first.status, first.body), (again.status, again.body)
         )
         self.add(check)
         self.learned["idempotent_replay"] = replay
         shown = await self.probe.send("GET", f"/workflows/{definition}")
+        self.saw("get", shown)
         active = shown.body.get("active_version") if isinstance(shown.body, dict) else None
         active_id = active.get("id") if isinstance(active, dict) else None
         if active_id == new[0]:
             self.add(
                 Check("activate", PASSED, f"PATCH active_workflow_version_id made {new[0]} active")
             )
+            await self._run(definition, key)
         else:
             self.add(
                 Check(
@@ -371,73 +532,150 @@ class _Doctor:
         if learn_filter:
             await self._name_filter(name)
 
-    async def _cleanup(self, name: str, definition: int | None) -> None:
-        removed = definition is not None and await self._delete(definition)
-        if definition is not None and removed:
-            gone = await self.probe.send("GET", f"/workflows/{definition}")
-            if gone.status == 404:
-                self.add(Check("cleanup", PASSED, f"deleted throwaway definition {definition}"))
-                return
+    async def _run(self, definition: int, key: str) -> None:
+        """One run of the throwaway (its Export task selects nothing) and one look at it: what
+        a rollout's smoke runs send."""
+        started = await self.probe.send(
+            "POST", f"/workflows/{definition}/run", json={}, idempotency_key=f"{key}-run"
+        )
+        self.saw("run", started)
+        run_id = started.body.get("id") if isinstance(started.body, dict) else None
+        if not started.ok or type(run_id) is not int:
+            what = _what(started) if not started.ok else "an answer without a run id"
+            self.add(Check("run", FAILED, f"POST /workflows/{definition}/run: {what}"))
+            return
+        status = await self.probe.send("GET", f"/workflows/workflow_runs/{run_id}")
+        self.saw("run-status", status)
+        shown = status.body.get("status") if isinstance(status.body, dict) else None
+        if status.ok:
             self.add(
                 Check(
-                    "cleanup",
-                    FAILED,
-                    f"definition {definition} still answers {_what(gone)} after DELETE",
+                    "run",
+                    PASSED,
+                    f"started run {run_id}; its status reads {verdicts.safe(str(shown))}",
                 )
             )
-            return
-        await self._remove_named(name)
-
-    async def _remove_named(self, name: str) -> None:
-        leftover = await self._find(name)
-        if leftover is None:
-            self.add(Check("cleanup", PASSED, f"no definition named {name} is left"))
-        elif await self._delete(leftover):
-            self.add(Check("cleanup", PASSED, f"deleted throwaway definition {leftover}"))
         else:
             self.add(
                 Check(
-                    "cleanup",
-                    FAILED,
-                    f"could not delete throwaway definition {leftover}",
-                    "the next `migrator doctor --write` removes it",
+                    "run", FAILED, f"GET /workflows/workflow_runs/{run_id} answered {_what(status)}"
                 )
             )
 
+    async def _find(self, name: str) -> tuple[dict[str, Any] | None, bool]:
+        """The listing entry named exactly `name`, walking every page (a server may ignore the
+        filter and list oldest first); and whether the listing was read to its end."""
+        try:
+            async for page in self.probe.pages(name):
+                for entry in page.fresh:
+                    if isinstance(entry, dict) and entry.get("name") == name:
+                        return entry, True
+        except (ListingRefused, ListingStopped):
+            return None, False
+        return None, True
+
+    async def _locate(self, name: str, created: Answer) -> tuple[int | None, str, bool]:
+        """This run's throwaway: by its exact name in the listing (and its marker), else by the
+        id the import answered when that definition carries the name and this run's marker."""
+        entry, complete = await self._find(name)
+        if entry is not None and type(entry.get("id")) is int:
+            owner = await self._owner(entry)
+            if owner is not None and owner.run == self.run_id:
+                return int(entry["id"]), "", False
+        answered = created.body.get("id") if isinstance(created.body, dict) else None
+        if type(answered) is int:
+            shown = await self.probe.send("GET", f"/workflows/{answered}")
+            body = shown.body if isinstance(shown.body, dict) else {}
+            owner = verdicts.ownership(body.get("name"), body.get("description"))
+            if shown.ok and body.get("name") == name and owner and owner.run == self.run_id:
+                return answered, "", False
+        if entry is not None:
+            seen = verdicts.safe(str(entry.get("id")), 24)
+            why = f"{name} is listed with id {seen}, not a definition id doctor can use"
+            return None, why, False
+        if not complete:
+            return None, f"the listing could not be read to look {name} up", False
+        return None, f"no definition named {name} is listed", True
+
+    async def _cleanup(self, name: str, created: Answer, definition: int | None) -> None:
+        if definition is None:
+            definition, why, absent = await self._locate(name, created)
+            if definition is None:
+                if absent:
+                    self.add(Check("cleanup", PASSED, f"no definition named {name} is left"))
+                else:
+                    self.add(
+                        Check(
+                            "cleanup",
+                            FAILED,
+                            f"the throwaway {name} may be left: {why}",
+                            "a later `migrator doctor --write` removes it once its lease is over;"
+                            " or delete it by hand",
+                        )
+                    )
+                return
+        removed = await self._delete(definition)
+        gone = await self.probe.send("GET", f"/workflows/{definition}")
+        if removed and gone.status == 404:
+            self.add(Check("cleanup", PASSED, f"deleted throwaway definition {definition}"))
+            return
+        self.add(
+            Check(
+                "cleanup",
+                FAILED,
+                f"definition {definition} still answers {_what(gone)} after DELETE",
+                "a later `migrator doctor --write` removes it once its lease is over",
+            )
+        )
+
     async def _delete(self, definition: int) -> bool:
         answer = await self.probe.send("DELETE", f"/workflows/{definition}")
+        self.saw("delete", answer, ok=answer.ok or answer.status == 404)
         return answer.ok or answer.status == 404
 
-    async def _find(self, name: str) -> int | None:
-        """The definition named exactly `name` (compared here: the filter's semantics vary)."""
-        answer = await self.probe.send(
-            "GET", "/workflows", params={"page": "1", "page_length": str(_PAGE), "name": name}
-        )
-        data = answer.body.get("data") if isinstance(answer.body, dict) else None
-        for item in data if isinstance(data, list) else []:
-            if (
-                isinstance(item, dict)
-                and item.get("name") == name
-                and isinstance(item.get("id"), int)
-            ):
-                return int(item["id"])
-        return None
-
     async def _version_ids(self, definition: int) -> list[int]:
+        """The definition's version ids: its versions list, else (where that list is missing)
+        the active and latest inactive versions the definition itself shows."""
         answer = await self.probe.send("GET", f"/workflows/{definition}/versions")
         data = answer.body.get("data") if isinstance(answer.body, dict) else None
-        return [
-            v["id"]
-            for v in (data if isinstance(data, list) else [])
-            if isinstance(v, dict) and isinstance(v.get("id"), int)
-        ]
+        self.saw("versions", answer, ok=answer.ok and isinstance(data, list))
+        if answer.ok and isinstance(data, list):
+            self.learned.setdefault("versions_list", True)
+            return [v["id"] for v in data if isinstance(v, dict) and type(v.get("id")) is int]
+        self.learned["versions_list"] = False
+        shown = await self.probe.send("GET", f"/workflows/{definition}")
+        body = shown.body if isinstance(shown.body, dict) else {}
+        found = [body.get("active_version")]
+        for key in caps.SPELLINGS:
+            listed = body.get(key)
+            found.extend(listed if isinstance(listed, list) else [])
+        return [v["id"] for v in found if isinstance(v, dict) and type(v.get("id")) is int]
+
+
+def _a_version(entry: dict[str, Any], versions: list[Any]) -> str | None:
+    """A version string of the definition to export by: from its versions list, else the
+    active or an inactive version the listing shows."""
+    candidates = [*versions, entry.get("active_version")]
+    for key in caps.SPELLINGS:
+        listed = entry.get(key)
+        candidates.extend(listed if isinstance(listed, list) else [])
+    for v in candidates:
+        if isinstance(v, dict) and isinstance(v.get("version"), str) and v["version"]:
+            return str(v["version"])
+    return None
 
 
 def _what(answer: Answer) -> str:
     if answer.status is None:
         return answer.error or "nothing"
     detail = error_detail(_raw(answer.body))
-    return f"{answer.status} {verdicts.safe(detail)}".rstrip()
+    text = f"{answer.status} {verdicts.safe(detail)}".rstrip()
+    if answer.refused_wait is not None:
+        text += (
+            f"; the server asks to wait {answer.refused_wait:.0f} s, more than max_wait"
+            f" ({answer.wait_limit or 0:.0f} s): not waited, not sent again"
+        )
+    return text
 
 
 def _raw(body: Any) -> bytes:

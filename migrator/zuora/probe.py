@@ -7,9 +7,11 @@ retries, headers (RateLimit-*, Content-Encoding, Retry-After) and the body of ev
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +19,37 @@ import aiohttp
 import orjson
 
 from migrator.core.config import Settings, TenantConfig
+from migrator.core.listing import Page
 from migrator.core.pacing import Pacer
+from migrator.core.retry import parse_retry_after, server_wait
 from migrator.zuora.auth import TokenCache
-from migrator.zuora.http import classify, gzip_body, read_capped
+from migrator.zuora.http import classify, gzip_body, read_capped, request_headers
+from migrator.zuora.listing import read_pages
 
-_MAX_RETRY_AFTER = 30.0  # a probe waits out a 429 this long at most, then reports it
 _THROTTLE_RETRIES = 3
+_NO_HINT_WAIT = 2.0  # a 429 with neither Retry-After nor RateLimit-Reset: wait this long
+
+
+class ListingRefused(Exception):
+    """Raised by `Probe.pages` when a page is not a 2xx answer with a list under "data"."""
+
+    def __init__(self, number: int, answer: Answer) -> None:
+        super().__init__(number)
+        self.number = number
+        self.answer = answer
+
+
+def retry_after_form(value: str | None) -> str | None:
+    """How a Retry-After value is written: "seconds", "http-date", "unusable"; None if absent."""
+    if value is None:
+        return None
+    if parse_retry_after(value, 0.0) is None:
+        return "unusable"
+    try:
+        float(value.strip())
+    except ValueError:
+        return "http-date"
+    return "seconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +61,9 @@ class Answer:
     body: Any = None
     size: int = 0  # bytes of the (decompressed) body
     error: str | None = None  # the network failure, when there was no answer
+    # A 429 whose asked-for pause (seconds) is longer than settings.max_wait: not waited out.
+    refused_wait: float | None = None
+    wait_limit: float | None = None  # the max_wait it was measured against
 
     @property
     def ok(self) -> bool:
@@ -44,7 +74,13 @@ class Probe:
     """One tenant's API, one request at a time, paced to its configured budget."""
 
     def __init__(
-        self, tenant: TenantConfig, session: aiohttp.ClientSession, settings: Settings
+        self,
+        tenant: TenantConfig,
+        session: aiohttp.ClientSession,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.tenant = tenant
         self._session = session
@@ -52,8 +88,12 @@ class Probe:
         self._track = f"migrator-doctor-{secrets.token_hex(4)}"
         self._counter = itertools.count(1)
         self.auth = TokenCache(tenant, session, settings, track_id=self._track_id)
-        self._pacer = Pacer(tenant.requests_per_minute)
-        self.throttles: list[bool] = []  # per 429 seen: did it carry Retry-After?
+        self._pacer = Pacer(tenant.requests_per_minute, max_pause=settings.max_wait)
+        self._sleep = sleep
+        self._wall = wall
+        # Per 429 seen: how its Retry-After was written ("seconds", "http-date", "unusable"),
+        # None when it carried none.
+        self.throttles: list[str | None] = []
         self.answers: list[Answer] = []  # every API answer, in order
 
     def _track_id(self) -> str:
@@ -78,15 +118,32 @@ class Probe:
             )
             if answer.status != 429:
                 return answer
-            retry_after = _seconds(answer.headers.get("retry-after"))
-            self.throttles.append(retry_after is not None)
-            wait = (
-                retry_after
-                if retry_after is not None
-                else _seconds(answer.headers.get("ratelimit-reset"))
+            self.throttles.append(retry_after_form(answer.headers.get("retry-after")))
+            # The client's reading of the pause (seconds or HTTP-date; else RateLimit-Reset).
+            wait = server_wait(answer.headers, self._wall(), throttled=True)
+            if wait is not None and wait > self._settings.max_wait:
+                # As the client does: a pause beyond max_wait is not waited out; say so.
+                return dataclasses.replace(
+                    answer, refused_wait=wait, wait_limit=self._settings.max_wait
+                )
+            await self._sleep(
+                wait if wait is not None else min(_NO_HINT_WAIT, self._settings.max_wait)
             )
-            await asyncio.sleep(min(wait if wait is not None else 2.0, _MAX_RETRY_AFTER))
         return answer
+
+    async def pages(self, name: str | None = None) -> AsyncIterator[Page]:
+        """Every page of `GET /workflows` through the one listing reader (its repeat guard
+        included); ListingRefused for a page that is not a listing, ListingStopped for a loop."""
+
+        async def fetch(params: dict[str, str]) -> tuple[Mapping[str, Any], list[Any]]:
+            answer = await self.send("GET", "/workflows", params=params)
+            data = answer.body.get("data") if isinstance(answer.body, dict) else None
+            if not answer.ok or not isinstance(data, list):
+                raise ListingRefused(int(params["page"]), answer)
+            return answer.body, data
+
+        async for page in read_pages(fetch, name):
+            yield page
 
     async def _once(
         self,
@@ -102,23 +159,19 @@ class Probe:
         if delay > 0:
             await asyncio.sleep(delay)
         bearer = token if token is not None else await self.auth.token()
-        headers = {
-            "Authorization": f"Bearer {bearer}",
-            "Accept": "application/json",
-            "Accept-Encoding": "gzip",
-            "Zuora-Track-Id": self._track_id(),
-        }
-        if self.tenant.entity_ids:
-            headers["Zuora-Entity-Ids"] = self.tenant.entity_ids
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
         data: bytes | None = None
         if json is not None:
             data = orjson.dumps(json)
-            headers["Content-Type"] = "application/json"
             if gzip_request:
                 data = gzip_body(data)
-                headers["Content-Encoding"] = "gzip"
+        headers = request_headers(
+            bearer,
+            self._track_id(),
+            entity_ids=self.tenant.entity_ids,
+            idempotency_key=idempotency_key,
+            json_body=data is not None,
+            gzipped=gzip_request,
+        )
         try:
             async with (
                 asyncio.timeout(self._settings.request_timeout),
@@ -146,13 +199,3 @@ class Probe:
         answer = Answer(status, lowered, body, len(raw))
         self.answers.append(answer)
         return answer
-
-
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return None
-    return max(0.0, number) if number == number else None
