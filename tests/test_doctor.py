@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator.cli import main
+from migrator.core import capabilities as caps
 from migrator.core import doctor as v
 from migrator.core.config import Secret, TenantConfig, load_settings
 from migrator.core.profile import TenantProfile, merged
@@ -184,11 +185,17 @@ def test_server_text_is_printable_and_redacted() -> None:
 # -- against the fake ---------------------------------------------------------------------------
 
 
-def _expected(config: FakeConfig) -> dict[str, Any]:
+def _expected(config: FakeConfig, seeded: bool = True) -> dict[str, Any]:
+    ignored = config.name_filter_ignored
     return {
         "import_response_id": config.import_response_id,
-        "name_filter": config.name_filter,
-        "name_filter_case_sensitive": config.name_filter_case_sensitive,
+        "name_filter": None if ignored else config.name_filter,
+        "name_filter_case_sensitive": None if ignored else config.name_filter_case_sensitive,
+        "keeps_unknown_keys": config.keep_unknown_keys,
+        "listing_key_spelling": "verisons" if seeded else None,
+        "error_body_shape": config.error_bodies,
+        "versions_list": config.versions_list,
+        "page_length_honoured": (not config.page_length_ignored) if seeded else None,
         "idempotent_replay": config.idempotent_replay,
         "rate_limit_headers": config.rate_limit_headers,
         "requests_per_minute": 2500 if config.rate_limit_headers else None,
@@ -219,8 +226,14 @@ async def test_doctor_write_learns_every_variant(variant: str, seeded: bool) -> 
             _seed(env)
         result = await run_doctor(env.settings, env.settings.tenants["tenant-1"], write=True)
         learned = result.profile.to_json()
-        assert {k: learned[k] for k in _expected(config)} == _expected(config), result.checks
-        assert result.usable, [c for c in result.checks if c.status == v.FAILED]
+        expected = _expected(config, seeded)
+        assert {k: learned[k] for k in expected} == expected, result.checks
+        assert result.reliable, [c for c in result.checks if c.status == v.FAILED]
+        verdicts = {c.command: c.verdict for c in result.commands}
+        if config.versions_list:
+            assert set(verdicts.values()) == {caps.USABLE}, result.commands
+        else:
+            assert verdicts["backup"] == caps.NOT_USABLE and not result.usable
 
 
 @pytest.mark.anyio

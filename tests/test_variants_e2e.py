@@ -32,6 +32,12 @@ _XFAIL = {
         "the source, so every run imports the file-passing samples again (doctor reports it as "
         "file-refs: differs)",
     ),
+    "no-versions-list": pytest.mark.xfail(
+        strict=True,
+        reason="issue 23 #5: with no GET /workflows/{id}/versions the second run cannot read the"
+        " target's versions; backup and diff are to work from the listing's active and inactive"
+        " versions instead (doctor reports these commands as not usable there)",
+    ),
 }
 
 

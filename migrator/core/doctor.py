@@ -407,6 +407,9 @@ def export_check(status: int | None, body: Any, what: str) -> Check:
 # ---- the name filter --------------------------------------------------------------------------
 
 
+NO_MATCH_SUFFIX = "-no-such-workflow"  # appended to a name: a query no definition matches
+
+
 def name_filter_probes(name: str) -> tuple[str, str | None]:
     """The queries that tell the filter apart: the name without its first character (a
     substring, never the name), and the name with its case swapped (None: no cased letter)."""
@@ -419,8 +422,10 @@ def name_filter_verdict(
     exact: Sequence[str],
     inner: Sequence[str],
     swapped: Sequence[str] | None,
+    absent: Sequence[str] = (),
 ) -> tuple[Check, str | None, bool | None]:
-    """What GET /workflows?name= does (§3.1, §9.10), from the names each query returned."""
+    """What GET /workflows?name= does (§3.1, §9.10), from the names each query returned;
+    `absent` is what a query no name matches listed (`name` there: the filter is ignored)."""
     shown = safe(name, 60)
     if name not in exact:
         return (
@@ -429,12 +434,17 @@ def name_filter_verdict(
             None,
         )
     unrelated = [n for n in exact if name.casefold() not in n.casefold()]
-    if unrelated:
+    if unrelated or name in absent:
+        seen = (
+            f"?name={shown} also listed {safe(unrelated[0], 60)}"
+            if unrelated
+            else f"a name no workflow has listed {shown}"
+        )
         return (
             Check(
                 "name-filter",
                 DIFFERS,
-                f"?name={shown} also listed {safe(unrelated[0], 60)}: the filter looks ignored",
+                f"{seen}: the filter looks ignored",
                 "the client compares names itself; it costs pages, not correctness",
             ),
             None,

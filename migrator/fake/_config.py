@@ -91,12 +91,25 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-file-ref-rewrite": {"rewrite_file_refs": False},  # §9.1
     "workflow-definition-block": {"export_workflow_definition": True},  # §3.5, §9.8
     "keeps-unknown-keys": {"keep_unknown_keys": True},  # against §3.6 [Z] (the old default)
+    # Recorded sandbox responses where every GET /workflows/{id}/versions is missing (issue 23).
+    "no-versions-list": {"versions_list": False},
+    # A listing that ignores `name` and lists oldest first (issue 21 #7).
+    "ignores-name-filter-oldest-first": {"name_filter_ignored": True, "listing_oldest_first": True},
+    "ignores-page-length": {"page_length_ignored": True},  # pages of 20 whatever is asked
 }
 # Every open behaviour played the other way at once, plus §3.6's dropping: the harshest tenant.
 VARIANTS["all-flipped"] = {
     k: v
     for name, knobs in VARIANTS.items()
-    if name not in ("keeps-unknown-keys", "retry-after-on-concurrency-only")
+    if name
+    not in (
+        "keeps-unknown-keys",
+        "retry-after-on-concurrency-only",
+        # doctor's listing and versions-list variants (issue 21 #7, 23 #4) stay out of it
+        "no-versions-list",
+        "ignores-name-filter-oldest-first",
+        "ignores-page-length",
+    )
     for k, v in knobs.items()
 }
 
@@ -129,6 +142,10 @@ class FakeConfig:
     # WORKFLOW_KEYS/TASK_KEYS/LINKAGE_KEYS, so a dropped key never makes it import again.
     keep_unknown_keys: bool = False
     run_seconds: float = 0.5  # how long a run stays Processing before it is Finished (§3.11)
+    versions_list: bool = True  # False: every GET /workflows/{id}/versions answers 404
+    name_filter_ignored: bool = False  # GET /workflows?name= lists every definition
+    listing_oldest_first: bool = False  # GET /workflows lists ids ascending
+    page_length_ignored: bool = False  # GET /workflows pages hold 20 whatever page_length asks
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -216,6 +233,10 @@ _TOP_KEYS: dict[str, type] = {
     "error_bodies": str,
     "keep_unknown_keys": bool,
     "run_seconds": float,
+    "versions_list": bool,
+    "name_filter_ignored": bool,
+    "listing_oldest_first": bool,
+    "page_length_ignored": bool,
     "variant": str,
 }
 

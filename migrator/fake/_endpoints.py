@@ -84,12 +84,16 @@ async def list_workflows(fake: RunningFake, call: Call) -> Reply:
     if page < 1 or length < 1:
         raise errors_list(400, "page and page_length must be positive integers")
     length = min(length, fake.config.page_length_max)  # [I] clamp rather than refuse
+    if fake.config.page_length_ignored:
+        length = 20
     filters = {
         k: q[k]
         for k in ("name", "callout_trigger", "ondemand_trigger", "scheduled_trigger", "interval")
-        if k in q
+        if k in q and not (k == "name" and fake.config.name_filter_ignored)
     }
     ids = fake.state.list_definitions(call.tenant, filters)
+    if fake.config.listing_oldest_first:
+        ids.reverse()
     chunk = ids[(page - 1) * length : page * length]
     data = [fake.state.definition_json(call.tenant, i, inactive_list=True) for i in chunk]
     pagination: dict[str, Any] = {"page": page, "page_length": length}
@@ -125,6 +129,8 @@ async def export_workflow(fake: RunningFake, call: Call) -> Reply:
 
 
 async def list_versions(fake: RunningFake, call: Call) -> Reply:
+    if not fake.config.versions_list:
+        raise errors_list(404, f"No such endpoint /workflows/{_id(call)}/versions")
     return Reply(200, {"data": fake.state.list_versions(call.tenant, _id(call))})
 
 

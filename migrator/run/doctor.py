@@ -376,7 +376,10 @@ class _Doctor:
         exact = await self._names(name)
         inner_names = await self._names(inner)
         swapped_names = await self._names(swapped) if swapped is not None else None
-        check, mode, case = verdicts.name_filter_verdict(name, exact, inner_names, swapped_names)
+        absent = await self._names(name + verdicts.NO_MATCH_SUFFIX)
+        check, mode, case = verdicts.name_filter_verdict(
+            name, exact, inner_names, swapped_names, absent
+        )
         self.add(check)
         self.learned["name_filter"] = mode
         self.learned["name_filter_case_sensitive"] = case
@@ -436,7 +439,7 @@ class _Doctor:
     async def _writes_on(
         self, definition: int, name: str, mark: str, created: Answer, learn_filter: bool, key: str
     ) -> None:
-        versions = await self._version_ids(definition)
+        versions = await self._version_ids(definition, name)
         check, answer_id = verdicts.import_answer_verdict(
             created.body.get("id") if isinstance(created.body, dict) else None, definition, versions
         )
@@ -460,8 +463,8 @@ class _Doctor:
         self.add(check)
         self.learned["keeps_unknown_keys"] = kept
         has_block = caps.workflow_definition_verdict(exported.body)
-        if has_block is not None:
-            self.learned["export_has_workflow_definition"] = has_block
+        if has_block is not None and not self.learned.get("export_has_workflow_definition"):
+            self.learned["export_has_workflow_definition"] = has_block  # any export carrying it
         if "export-latest" not in self.probed:
             latest = await self.probe.send("GET", path, params={"version": "latest"})
             self.saw(
@@ -487,7 +490,7 @@ class _Doctor:
                 )
             )
             return
-        versions_after = await self._version_ids(definition)
+        versions_after = await self._version_ids(definition, name)
         new = [v for v in versions_after if v not in versions]
         if len(new) != 1:
             self.add(
@@ -633,9 +636,9 @@ class _Doctor:
         self.saw("delete", answer, ok=answer.ok or answer.status == 404)
         return answer.ok or answer.status == 404
 
-    async def _version_ids(self, definition: int) -> list[int]:
+    async def _version_ids(self, definition: int, name: str) -> list[int]:
         """The definition's version ids: its versions list, else (where that list is missing)
-        the active and latest inactive versions the definition itself shows."""
+        the active and latest inactive versions the definition and its listing entry show."""
         answer = await self.probe.send("GET", f"/workflows/{definition}/versions")
         data = answer.body.get("data") if isinstance(answer.body, dict) else None
         self.saw("versions", answer, ok=answer.ok and isinstance(data, list))
@@ -644,12 +647,16 @@ class _Doctor:
             return [v["id"] for v in data if isinstance(v, dict) and type(v.get("id")) is int]
         self.learned["versions_list"] = False
         shown = await self.probe.send("GET", f"/workflows/{definition}")
-        body = shown.body if isinstance(shown.body, dict) else {}
-        found = [body.get("active_version")]
-        for key in caps.SPELLINGS:
-            listed = body.get(key)
-            found.extend(listed if isinstance(listed, list) else [])
-        return [v["id"] for v in found if isinstance(v, dict) and type(v.get("id")) is int]
+        entry, _ = await self._find(name)  # the listing carries the inactive versions
+        found: list[Any] = []
+        for body in (shown.body, entry):
+            if isinstance(body, dict):
+                found.append(body.get("active_version"))
+                for key in caps.SPELLINGS:
+                    listed = body.get(key)
+                    found.extend(listed if isinstance(listed, list) else [])
+        ids = [v["id"] for v in found if isinstance(v, dict) and type(v.get("id")) is int]
+        return sorted(set(ids))
 
 
 def _a_version(entry: dict[str, Any], versions: list[Any]) -> str | None:
