@@ -106,7 +106,7 @@ class _Doctor:
         self.run_id = secrets.token_hex(6)  # also the throwaway's name: migrator-doctor-<run>
         self.checks: list[Check] = []
         self.probed: dict[str, caps.Probed] = {}  # endpoint → what its probe showed
-        self.reached = False  # the API answered a listing: per-command verdicts mean something
+        self.reached = False  # the API accepted the token: per-command verdicts mean something
         self.learned: dict[str, Any] = {
             "learned_at": datetime.now(UTC).isoformat(timespec="seconds")
         }
@@ -125,10 +125,10 @@ class _Doctor:
         self.add(verdicts.base_url_check(self.tenant.base_url))
         if not await self._credentials():
             return
+        self.reached = True
         listing = await self._listing()
         if listing is None:
             return
-        self.reached = True
         ids = [d["id"] for d in listing if type(d.get("id")) is int]
         await self._pagination(ids)
         check, spelling = caps.listing_spelling_verdict(listing)
