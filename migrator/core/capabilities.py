@@ -151,6 +151,33 @@ def listing_spelling_verdict(entries: Iterable[Any]) -> tuple[Check, str | None]
     return Check("listing-spelling", PASSED, evidence), spelling
 
 
+def _shown(body: Any) -> list[Any]:
+    """The version objects a definition or listing entry shows: active, latest inactive."""
+    if not isinstance(body, dict):
+        return []
+    found = [body.get("active_version")]
+    for key in SPELLINGS:
+        listed = body.get(key)
+        found.extend(listed if isinstance(listed, list) else [])
+    return found
+
+
+def versions_shown(*bodies: Any) -> list[int]:
+    """The version ids the definitions or listing entries show (where the versions list is
+    missing): their active and latest inactive versions, either spelling."""
+    found = [v for body in bodies for v in _shown(body)]
+    return sorted({v["id"] for v in found if isinstance(v, dict) and type(v.get("id")) is int})
+
+
+def a_version(entry: Any, versions: Sequence[Any]) -> str | None:
+    """A version string of a definition to export by: from its versions list, else the
+    active or an inactive version its listing entry shows."""
+    for v in [*versions, *_shown(entry)]:
+        if isinstance(v, dict) and isinstance(v.get("version"), str) and v["version"]:
+            return str(v["version"])
+    return None
+
+
 def error_shape_verdict(unauthorized: Any) -> str | None:
     """The family of error bodies (§1.12): "spec" ({errors: [...]} on a 401), "sdk" (the SDK's
     {message}), or "other"; None when there was no body."""

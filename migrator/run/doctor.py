@@ -337,7 +337,7 @@ class _Doctor:
         self.learned["export_has_workflow_definition"] = caps.workflow_definition_verdict(
             latest.body
         )
-        version = _a_version(entry, data if isinstance(data, list) else [])
+        version = caps.a_version(entry, data if isinstance(data, list) else [])
         if version is not None:
             named = await self.probe.send("GET", path, params={"version": version})
             self.saw(
@@ -648,28 +648,7 @@ class _Doctor:
         self.learned["versions_list"] = False
         shown = await self.probe.send("GET", f"/workflows/{definition}")
         entry, _ = await self._find(name)  # the listing carries the inactive versions
-        found: list[Any] = []
-        for body in (shown.body, entry):
-            if isinstance(body, dict):
-                found.append(body.get("active_version"))
-                for key in caps.SPELLINGS:
-                    listed = body.get(key)
-                    found.extend(listed if isinstance(listed, list) else [])
-        ids = [v["id"] for v in found if isinstance(v, dict) and type(v.get("id")) is int]
-        return sorted(set(ids))
-
-
-def _a_version(entry: dict[str, Any], versions: list[Any]) -> str | None:
-    """A version string of the definition to export by: from its versions list, else the
-    active or an inactive version the listing shows."""
-    candidates = [*versions, entry.get("active_version")]
-    for key in caps.SPELLINGS:
-        listed = entry.get(key)
-        candidates.extend(listed if isinstance(listed, list) else [])
-    for v in candidates:
-        if isinstance(v, dict) and isinstance(v.get("version"), str) and v["version"]:
-            return str(v["version"])
-    return None
+        return caps.versions_shown(shown.body, entry)
 
 
 def _what(answer: Answer) -> str:
