@@ -128,8 +128,10 @@ def throwaway_document(name: str, *, mark: str = "") -> dict[str, Any]:
         "workflow": {
             "id": 1,
             "name": name,
-            "description": "Created by `migrator doctor` to learn how this tenant's API behaves;"
-            " doctor deletes it, and a later doctor run removes it if left behind. " + mark,
+            # The marker first: a server that cuts long descriptions keeps it.
+            "description": (mark + " " if mark else "")
+            + "Created by `migrator doctor` to learn how this tenant's API behaves;"
+            " doctor deletes it, and a later doctor run removes it if left behind.",
             "type": "Workflow::Setup",
             "version": "1.0.0",
             "call_type": "ASYNC",
