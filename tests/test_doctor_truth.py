@@ -86,7 +86,7 @@ async def test_look_alikes_are_reported_never_deleted() -> None:
         assert sorted(_names(env)) == sorted(look_alikes)
         leftovers = _check(result, "leftovers")
         assert leftovers.status == v.DIFFERS
-        assert "without its ownership marker, never deleted" in leftovers.evidence
+        assert "without its ownership marker (or an id), never deleted" in leftovers.evidence
         assert _check(result, "cleanup").status == v.PASSED
 
 

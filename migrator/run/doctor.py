@@ -274,11 +274,9 @@ class _Doctor:
         for entry in named:
             owner = await self._owner(entry)
             shown = verdicts.safe(str(entry.get("id")), 24)
-            if owner is None:
-                unproven.append(shown)
-            elif verdicts.may_delete(owner, self.run_id, now, self.lease) and (
-                type(entry.get("id")) is int
-            ):
+            if owner is None or type(entry.get("id")) is not int:
+                unproven.append(shown)  # no proof, or no id to delete it by
+            elif verdicts.may_delete(owner, self.run_id, now, self.lease):
                 stale.append(entry["id"])
             else:
                 live.append(shown)
@@ -306,8 +304,8 @@ class _Doctor:
             )
         if unproven:
             parts.append(
-                f"named like doctor's throwaway but without its ownership marker, never deleted:"
-                f" ids {', '.join(unproven)}"
+                "named like doctor's throwaway but without its ownership marker (or an id),"
+                f" never deleted: ids {', '.join(unproven)}"
             )
             if status == PASSED:
                 status = DIFFERS
