@@ -29,6 +29,7 @@ from tests.test_client import Script, json_response, make_settings, serve_app
 from tests.test_doctor import _background, _config_file
 
 T1 = "tenant-1"
+DATE = 10**10  # an HTTP date's epoch seconds for Retry-After: 2286-11-20
 
 
 def _seed_named(env: Env, *names: str) -> None:
@@ -140,7 +141,10 @@ async def test_two_doctors_at_once_leave_each_other_alone(tmp_path: Path) -> Non
 # -- B: the one listing reader (issue 21 #6) ----------------------------------------------------
 
 
-async def _scripted(routes: list[tuple[str, str, Any]], **settings: Any) -> DoctorResult:
+async def _scripted(
+    routes: list[tuple[str, str, Any]], **settings: Any
+) -> tuple[DoctorResult, list[float]]:
+    """doctor --write against a tiny scripted server; its sleeps are recorded and skipped."""
     script = Script()
     app = web.Application()
     app.router.add_post("/oauth/token", script.token)
@@ -154,8 +158,7 @@ async def _scripted(routes: list[tuple[str, str, Any]], **settings: Any) -> Doct
             slept.append(seconds)
 
         result = await run_doctor(s, s.tenants["prod"], write=True, sleep=sleep)
-        object.__setattr__(result, "slept", slept)
-        return result
+        return result, slept
 
 
 @pytest.mark.anyio
@@ -173,7 +176,7 @@ async def test_looping_pagination_stops_after_the_first_repeat() -> None:
             }
         )
 
-    result = await _scripted([("GET", "/workflows", same_page)])
+    result, _ = await _scripted([("GET", "/workflows", same_page)])
     listing = _check(result, "listing")
     assert listing.status == v.FAILED and "pagination loops" in listing.evidence
     assert asked.count("50") == 2  # pages 1 and 2, not ten thousand
@@ -215,11 +218,11 @@ async def test_a_retry_after_beyond_max_wait_is_not_waited() -> None:
         imports.append(1)
         return json_response({"message": "slow down"}, 429, {"Retry-After": "86400"})
 
-    result = await _scripted(
+    result, slept = await _scripted(
         [("GET", "/workflows", empty), ("POST", "/workflows/import", throttled)], max_wait=5.0
     )
     assert imports == [1]
-    assert all(s <= 5.0 for s in result.slept)  # type: ignore[attr-defined]
+    assert all(s <= 5.0 for s in slept)
     check = _check(result, "import")
     assert check.status == v.FAILED
     assert "86400 s, more than max_wait (5 s)" in check.evidence
@@ -230,14 +233,12 @@ async def test_a_retry_after_beyond_max_wait_is_not_waited() -> None:
 async def test_an_http_date_retry_after_is_honoured_and_learned() -> None:
     """A 429 whose Retry-After is an HTTP date is waited out as the client does (not a guessed
     2 s), sent again, and learned as the `http-date` form."""
-    calls: list[int] = []
+    calls: list[int] = []  # the second request (the first listing page) is throttled
 
     async def once_throttled(_request: web.Request) -> web.Response:
         calls.append(1)
         if len(calls) == 2:
-            when = email.utils.formatdate(
-                asyncio.get_running_loop().time() * 0 + 10**10, usegmt=True
-            )
+            when = email.utils.formatdate(DATE, usegmt=True)
             return json_response({"message": "slow"}, 429, {"Retry-After": when})
         return json_response({"data": [], "pagination": {}})
 
@@ -253,7 +254,7 @@ async def test_an_http_date_retry_after_is_honoured_and_learned() -> None:
             slept.append(seconds)
 
         result = await run_doctor(
-            settings, settings.tenants["prod"], sleep=sleep, wall=lambda: 10**10 - 7.0
+            settings, settings.tenants["prod"], sleep=sleep, wall=lambda: DATE - 7.0
         )
     assert slept == [7.0]
     assert result.profile.retry_after is True
@@ -342,7 +343,7 @@ def test_learned_in_passing() -> None:
     assert caps.retry_after_verdict(["seconds", "http-date"])[1:] == (True, "both")
     assert caps.retry_after_verdict([None, "seconds"])[1:] == (False, "seconds")
     assert caps.listing_spelling_verdict([{"latest_inactive_verisons": []}])[1] == "verisons"
-    entries = [{"latest_inactive_versions": []}, {"latest_inactive_verisons": []}]
+    entries: list[dict[str, Any]] = [{"latest_inactive_versions": []}, {"latest_inactive_verisons": []}]
     assert caps.listing_spelling_verdict(entries)[1] == "both"
     assert caps.error_shape_verdict({"message": "Authentication error"}) == "sdk"
     assert caps.error_shape_verdict({"errors": [{"title": "x"}]}) == "spec"
