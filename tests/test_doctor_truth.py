@@ -343,7 +343,10 @@ def test_learned_in_passing() -> None:
     assert caps.retry_after_verdict(["seconds", "http-date"])[1:] == (True, "both")
     assert caps.retry_after_verdict([None, "seconds"])[1:] == (False, "seconds")
     assert caps.listing_spelling_verdict([{"latest_inactive_verisons": []}])[1] == "verisons"
-    entries: list[dict[str, Any]] = [{"latest_inactive_versions": []}, {"latest_inactive_verisons": []}]
+    entries: list[dict[str, Any]] = [
+        {"latest_inactive_versions": []},
+        {"latest_inactive_verisons": []},
+    ]
     assert caps.listing_spelling_verdict(entries)[1] == "both"
     assert caps.error_shape_verdict({"message": "Authentication error"}) == "sdk"
     assert caps.error_shape_verdict({"errors": [{"title": "x"}]}) == "spec"
@@ -388,3 +391,20 @@ def test_cli_per_command_lines_json_and_exit_1(
         backup = {c["command"]: c for c in data["commands"]}["backup"]
         assert backup["verdict"] == "not usable"
         assert data["profile"]["versions_list"] is False
+
+
+def test_a_command_that_copes_without_an_endpoint_is_usable_with_the_limit_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failing endpoint a command has a fallback for leaves it usable, naming the limit;
+    the commands without that fallback are not usable."""
+    monkeypatch.setitem(caps.FALLBACKS, ("backup", "versions"), "reads the listing instead")
+    probed = {e: caps.Probed(True, "works") for e in caps.ENDPOINTS}
+    probed["versions"] = caps.Probed(False, "answers 404")
+    verdicts = {c.command: c for c in caps.command_verdicts(probed, write=True)}
+    assert verdicts["backup"].verdict == caps.USABLE
+    assert verdicts["backup"].reason == (
+        "limited: GET /workflows/{id}/versions answers 404, reads the listing instead"
+    )
+    assert verdicts["plan"].verdict == caps.NOT_USABLE
+    assert verdicts["rollback"] == caps.CommandVerdict("rollback", caps.USABLE)

@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "rollout smoke runs": ("run", "run-status"),
 }
 
+# Where a command still works without an endpoint, and what it does instead: (command,
+# endpoint) → how it copes. Such a failure makes the command "usable" with the limit named.
+FALLBACKS: dict[tuple[str, str], str] = {}
+
 USABLE, NOT_USABLE, NOT_CHECKED = "usable", "not usable", "not checked"
 
 
@@ -77,7 +81,12 @@ def command_verdicts(probed: Mapping[str, Probed], *, write: bool) -> list[Comma
     out: list[CommandVerdict] = []
     for command, needs in COMMANDS.items():
         failing = [e for e in needs if e in probed and not probed[e].works]
+        coped = [e for e in failing if (command, e) in FALLBACKS]
+        failing = [e for e in failing if e not in coped]
         missing = [e for e in needs if e not in probed]
+        limits = "; ".join(
+            f"limited: {ENDPOINTS[e]} {probed[e].evidence}, {FALLBACKS[command, e]}" for e in coped
+        )
         if failing:
             first = failing[0]
             reason = f"{ENDPOINTS[first]} {probed[first].evidence}"
@@ -93,7 +102,7 @@ def command_verdicts(probed: Mapping[str, Probed], *, write: bool) -> list[Comma
             )
             out.append(CommandVerdict(command, NOT_CHECKED, f"{ENDPOINTS[first]}: {why}"))
         else:
-            out.append(CommandVerdict(command, USABLE))
+            out.append(CommandVerdict(command, USABLE, limits or None))
     return out
 
 
