@@ -25,7 +25,7 @@ from migrator.core import doctor as verdicts
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.doctor import DIFFERS, FAILED, PASSED, SKIPPED, Check
 from migrator.core.errors import ZuoraError
-from migrator.core.listing import ListingStopped
+from migrator.core.paging import ListingStopped
 from migrator.core.profile import TenantProfile
 from migrator.zuora import open_session
 from migrator.zuora.http import error_detail

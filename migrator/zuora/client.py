@@ -23,9 +23,9 @@ import structlog
 
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import ProtocolError, ZuoraError
-from migrator.core.listing import MAX_PAGES, PAGE_LENGTH, ListingStopped
 from migrator.core.logs import redact_text
 from migrator.core.pacing import AdaptiveLimit, Pacer
+from migrator.core.paging import MAX_PAGES, PAGE_LENGTH, ListingStopped
 from migrator.core.retry import Action, Decision, NetError, Outcome, Policy, decide
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.calls import (

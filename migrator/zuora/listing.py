@@ -1,5 +1,5 @@
 """The one listing reader: every page of `GET /workflows`, through the repeat guard of
-core/listing, for the client and for doctor's probe alike.
+core/paging, for the client and for doctor's probe alike.
 
 `fetch(params)` sends one page's request and returns the body and its list under "data" (it
 raises what its caller wants raised for a failed or malformed answer).
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from migrator.core.listing import MAX_PAGES, ListingWalk, Page, page_params, too_many_pages
+from migrator.core.paging import MAX_PAGES, ListingWalk, Page, page_params, too_many_pages
 
 Fetch = Callable[[dict[str, str]], Awaitable[tuple[Mapping[str, Any], list[Any]]]]
 

@@ -19,8 +19,8 @@ import aiohttp
 import orjson
 
 from migrator.core.config import Settings, TenantConfig
-from migrator.core.listing import Page
 from migrator.core.pacing import Pacer
+from migrator.core.paging import Page
 from migrator.core.retry import parse_retry_after, server_wait
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.http import classify, gzip_body, read_capped, request_headers
