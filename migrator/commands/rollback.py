@@ -104,6 +104,12 @@ async def rollback_from_journal(
                 journal.finish(counts=rollback_report(items).summary())
     finally:
         await _close_session(session)
+    left = sum(1 for i in items if i.status == "skipped")
+    if left and not force:
+        notices.append(
+            f"{left} definition(s) changed since the rollout were left alone; "
+            "`--force` puts them back anyway"
+        )
     return rollback_report(items, notices)
 
 
