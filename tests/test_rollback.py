@@ -118,11 +118,12 @@ async def every_action(env: Env, tmp_path: Path, journal: Path) -> dict[str, int
 
 
 async def test_the_dry_run_lists_exactly_the_actions_the_run_takes(tmp_path: Path) -> None:
-    """On a journal where every action occurs, `rollback --dry-run --delete-created --json` sends no write and lists per definition the very action the real run then takes, as the fake's write log records it."""
+    """On a journal where every action occurs, `rollback --dry-run --delete-created --json` sends no write, journals nothing, and lists per definition the very action the real run then takes, as the fake's write log records it."""
     journal = tmp_path / "j.jsonl"
     async with running_fake(FakeConfig.demo(1)) as env:
         ids = await every_action(env, tmp_path, journal)
         patches = env.fake.calls[(T, "patch_workflow")]
+        journaled = journal.read_bytes()
         code, out, err = await cli(
             env,
             tmp_path,
@@ -137,6 +138,7 @@ async def test_the_dry_run_lists_exactly_the_actions_the_run_takes(tmp_path: Pat
         assert env.fake.state.write_log == []  # the preview writes nothing ...
         assert env.fake.calls[(T, "patch_workflow")] == patches
         assert env.fake.calls[(T, "delete_workflow")] == 0
+        assert journal.read_bytes() == journaled  # and journals nothing
         preview = {i["target_workflow_id"]: i["action"] for i in json.loads(out)["items"]}
         assert preview == {
             ids["Reactivate"]: "reactivate",
