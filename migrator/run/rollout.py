@@ -422,12 +422,13 @@ class WaveRunner:
             self.notices.append(f"rollback_on_halt: {wave.label} changed no active version")
             return
         for outcome in await rollback(self.clients, targets, self.journal):
-            self.notices.append(
-                f"rollback_on_halt: {outcome.tenant}: {outcome.workflow_name} "
-                f"(definition {outcome.target_workflow_id}): {outcome.status}: {outcome.action}: "
-                f"{outcome.error or outcome.reason or ''}"
-            )
-            if outcome.status in ROLLBACK_FAILURES:
+            if outcome.status not in ROLLBACK_FAILURES:
+                self.notices.append(
+                    f"rollback_on_halt: {outcome.tenant}: {outcome.workflow_name} "
+                    f"(definition {outcome.target_workflow_id}): {outcome.status}: "
+                    f"{outcome.action}: {outcome.reason or ''}"
+                )
+            else:  # said once, as a failed item of the run
                 left = outcome.status == "skipped"
                 self.record(
                     ItemOutcome(
