@@ -65,11 +65,12 @@ def request_headers(
     idempotency_key: str | None = None,
     json_body: bool = False,
     gzipped: bool = False,
+    accept: str = "application/json",
 ) -> dict[str, str]:
     """The headers of one Workflow API request, for the client and doctor's probe alike."""
     headers = {
         "Authorization": f"Bearer {token}",
-        "Accept": "application/json",
+        "Accept": accept,
         "Accept-Encoding": "gzip",
         "Zuora-Track-Id": track_id,
     }
