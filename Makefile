@@ -4,12 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test fuzz bench lint typecheck clean
+.PHONY: install demo test dist fuzz bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "migrator needs Python >= 3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# The distribution was called `migrator` before 0.1.0 was renamed (the name on PyPI is
+	@# someone else's): drop that editable install so only one owns the `migrator` script.
+	$(BIN)/python -m pip uninstall --quiet --yes migrator 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -19,8 +22,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m migrator.demo
 
+# On every core (pytest-xdist); a module's tests stay on one worker (they share its fake).
+# pytest's last line gives the count and the time.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile
+
+# The wheel and the sdist in dist/ (the Dockerfile installs the wheel).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 # More fuzz examples than `make test` runs.
 fuzz: $(STAMP)
@@ -36,4 +46,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out dist
