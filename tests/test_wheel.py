@@ -23,7 +23,8 @@ import pytest
 from migrator import __version__
 from tests.conftest import ROOT, SAMPLES
 
-pytestmark = pytest.mark.slow
+# One worker builds the wheel once for every test here (the fixture is per module and worker).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 DIST_NAME = PYPROJECT["project"]["name"]
