@@ -17,6 +17,7 @@ from migrator.core.doctor import LEASE_SECONDS, render_lines
 from migrator.core.errors import MigratorError
 from migrator.core.logs import printable
 from migrator.core.profile import merged
+from migrator.render.help import described
 from migrator.run.doctor import DoctorResult, run_doctor
 from migrator.store.profiles import load_profile, save_profile
 
@@ -25,8 +26,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "doctor",
         help="probe one tenant: credentials, limits and the API's open questions",
-        description="Check one tenant's credentials and base URL, and learn how its API behaves "
-        "where the spec leaves it open. Read-only unless --write.",
+        **described(
+            "Check one tenant's credentials and base URL (with the fix for the usual"
+            " mistakes), listing, the name filter, rate-limit headers, export and gzip, probe"
+            " every endpoint some command needs and say per command whether it works there, and"
+            " learn how its API behaves where the spec leaves it open. Read-only unless --write,"
+            " which also creates, changes, runs and deletes one throwaway workflow (doctor deletes"
+            " only what it can prove it made). --save stores the profile where migrate finds it.",
+            exits={
+                0: "the tenant is usable (nothing failed, every command checked works)",
+                1: "a check failed, or a command is not usable (named on the last line)",
+                2: "usage or configuration error (unknown tenant, bad config)",
+            },
+            example="migrator doctor --config migrator.toml --tenant staging --write --save",
+        ),
     )
     _common(p)
     p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to probe")
