@@ -6,6 +6,7 @@ reader, honours max_wait, and answers for each command whether it can work on th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import os
@@ -19,8 +20,7 @@ from aiohttp import web
 from migrator.cli import main
 from migrator.core import capabilities as caps
 from migrator.core import doctor as v
-from migrator.fake import FakeConfig, FaultConfig
-from migrator.fake._config import demo_tenant
+from migrator.fake import FakeConfig
 from migrator.run.doctor import DoctorResult, run_doctor
 from tests.builders import small_export
 from tests.conftest import ROOT
@@ -95,9 +95,28 @@ async def test_look_alikes_are_reported_never_deleted() -> None:
 async def test_two_doctors_at_once_leave_each_other_alone(tmp_path: Path) -> None:
     """A second doctor --write started while the first one's throwaway is live leaves it alone:
     both report every write check passed, exit 0, and no throwaway is left."""
-    config = FakeConfig(tenants=[demo_tenant(1, faults=FaultConfig(latency=0.05))])
-    async with running_fake(config) as env:
+    async with running_fake(FakeConfig.demo(1)) as env:
         path, variables = _config_file(tmp_path, env)
+
+        def throwaways() -> int:
+            return sum(1 for n in _names(env) if v.is_throwaway(n))
+
+        # The order, made certain: the second starts once the first's throwaway exists, and no
+        # DELETE is answered before both throwaways exist (the second imports its own only
+        # after its leftovers check), so the first's is live while the second looks.
+        dispatch = env.fake.dispatch
+        both = asyncio.Event()
+
+        async def held(request: web.Request) -> web.StreamResponse:
+            if request.method == "DELETE" and not both.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(60):
+                        while throwaways() < 2:  # noqa: ASYNC110 - the fake's state is the event
+                            await asyncio.sleep(0.01)
+                both.set()
+            return await dispatch(request)
+
+        env.fake.dispatch = held  # type: ignore[method-assign]
 
         async def doctor() -> asyncio.subprocess.Process:
             return await asyncio.create_subprocess_exec(
@@ -110,22 +129,11 @@ async def test_two_doctors_at_once_leave_each_other_alone(tmp_path: Path) -> Non
                 stderr=asyncio.subprocess.DEVNULL,
             )
 
-        def throwaways() -> int:
-            return sum(1 for n in _names(env) if v.is_throwaway(n))
-
         first = await doctor()
         async with asyncio.timeout(60):
             while not throwaways():  # noqa: ASYNC110 - the fake's state is the event
                 await asyncio.sleep(0.01)
-        # The first is mid-run with about twenty requests to go; the second lists (and so sees
-        # the first's throwaway) within its first few. A slower tenant keeps that order even on
-        # a loaded machine; once both throwaways exist, the second has listed.
-        env.fake.set_faults(T1, FaultConfig(latency=0.5))
         second = await doctor()
-        async with asyncio.timeout(120):
-            while throwaways() < 2 and second.returncode is None:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-        env.fake.set_faults(T1, FaultConfig())
         outputs = await asyncio.gather(first.communicate(), second.communicate())
         results = [json.loads(out) for out, _ in outputs]
         assert [first.returncode, second.returncode] == [0, 0], results
