@@ -55,7 +55,7 @@ def write_sources(folder: Path) -> Path:
 def fleet(**knobs: Any) -> FakeConfig:
     """tenant-1 has Account.Region__c and the custom object vehicle; tenant-2 has neither."""
     rich = demo_tenant(1, custom_fields={"Account": ["Region__c"]}, custom_objects=["vehicle"])
-    return FakeConfig(tenants=[rich, demo_tenant(2)], **knobs)
+    return FakeConfig(tenants=[rich, demo_tenant(2, custom_fields={})], **knobs)
 
 
 def _blocked(report: Any, tenant: str) -> dict[str, str]:
@@ -177,3 +177,25 @@ async def test_one_describe_per_object_per_tenant_and_none_with_a_warm_cache(
         assert second.get(("tenant-1", "custom_object_definitions")) == 1
         # What the cache does not show is asked again, once, before it blocks anything.
         assert second.get(("tenant-2", "describe_object")) == 2
+
+
+async def test_diff_shows_per_cell_what_would_be_blocked(tmp_path: Path) -> None:
+    """`diff` marks the cells whose source names something the tenant lacks, with the same
+    line `migrate` would block it with; the other tenant's cells carry nothing."""
+    from migrator.render.terminal import render_report
+    from migrator.run.diff import diff_tenants
+
+    sources = str(write_sources(tmp_path / "src"))
+    async with running_fake(fleet()) as env:
+        report = await diff_tenants(env.settings, [sources])
+        cells = {(t, c.name): c for t, c in report.cells()}
+        assert cells[("tenant-1", REGIONAL)].references == ()
+        lines = cells[("tenant-2", REGIONAL)].references
+        assert len(lines) == 1 and "task 'Export Accounts' names Account.Region__c" in lines[0]
+        assert cells[("tenant-2", VEHICLES)].to_json()["references"] == list(
+            cells[("tenant-2", VEHICLES)].references
+        )
+        assert "references" not in cells[("tenant-2", PLAIN)].to_json()
+        assert f"tenant-2 / {REGIONAL}: would be blocked: task 'Export Accounts'" in render_report(
+            report
+        )

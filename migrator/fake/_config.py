@@ -35,6 +35,29 @@ class FaultConfig:
     slow_body: float = 0.0  # seconds over which each response body is trickled out
 
 
+# The custom fields a fake tenant has unless told otherwise: those the samples and the bench's
+# generated documents name, so that they stay migratable (the reference check, docs/references.md).
+# A tenant configured with `custom_fields` has exactly those; `{}` has none.
+DEFAULT_CUSTOM_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "Account": (
+        "AccountManager__c",
+        "CreditHold__c",
+        "CreditReview__c",
+        "Description__c",
+        "MonthlyCommit__c",
+        "Onboarding__c",
+        "PaymentRisk__c",
+        "Region__c",
+    ),
+    "Contact": ("Description__c", "MarketingOptIn__c"),
+    "Subscription": ("Description__c", "PriceUplift__c", "TrialEndDate__c", "UpliftWaivedBy__c"),
+    "Invoice": ("Description__c",),
+    "Payment": ("Description__c",),
+    "Usage": ("Description__c",),
+    "CreditMemo": ("Description__c",),
+}
+
+
 @dataclass(frozen=True)
 class FakeTenant:
     """One tenant on the fake host, told apart from the others by its OAuth client credentials."""
@@ -56,7 +79,9 @@ class FakeTenant:
     reject_imports: tuple[str, ...] = ()
     # The tenant's data model as `GET /v1/describe/{Object}` and `GET /objects/definitions/default`
     # tell it: custom fields per standard object ({"Account": ["Region__c"]}), custom object names.
-    custom_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    custom_fields: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_CUSTOM_FIELDS)
+    )
     custom_objects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
