@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from xml.etree import ElementTree
 
+import orjson
+
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -70,6 +72,17 @@ _DATA_PATH = re.compile(r"(?<![\w.])Data((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 _ZOQL_NAME = re.compile(
     r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?(?![\w.(])"
 )
+_RELEVANT = re.compile(rb"__c\b|default__", re.IGNORECASE)
+
+
+def _names_custom(raw: bytes) -> bool:
+    """Whether serialised JSON may name a custom field or object (literal scans first: fast)."""
+    low = raw.lower()
+    if b"__c" in low or b"default__" in low:
+        return _RELEVANT.search(raw) is not None
+    return False
+
+
 _ZOQL_WORDS = _words(
     """and or not null is like in between limit order by asc desc true false select from where
     group having distinct as on"""
@@ -132,14 +145,18 @@ def _ref(task: str, path: str, named: str, field: str | None = None) -> Referenc
     return Reference(task, path, named, field, resolve_object(named))
 
 
-def find_references(data: Mapping[str, Any]) -> list[Reference]:
-    """Every object and field the document's tasks name, in task order, each where it is named."""
+def find_references(data: Mapping[str, Any], *, relevant: bool = False) -> list[Reference]:
+    """Every object and field the document's tasks name, in task order, each where it is named.
+    `relevant`: only the tasks whose text names a custom field or object are read (the others
+    cannot name anything a tenant could lack; one scan of a task's serialised bytes says so)."""
     tasks = data.get("tasks")
     out: list[Reference] = []
     if not isinstance(tasks, list):
         return out
     for i, task in enumerate(tasks):
         if isinstance(task, dict):
+            if relevant and not _names_custom(orjson.dumps(task)):
+                continue
             out.extend(_task_references(task, f"$.tasks[{i}]"))
     return out
 
@@ -200,24 +217,35 @@ def _liquid(text: str, task: str, path: str) -> Iterator[Reference]:
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string value under `value` with its JSON path (iteratively: documents are deep)."""
-    stack: list[tuple[Any, str]] = [(value, path)]
+    """Every string under `value` that may hold a Liquid `Data` path, with its JSON path
+    (iteratively: documents are deep; a path is only spelled out for the strings returned)."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
     while stack:
         item, at = stack.pop()
         if isinstance(item, str):
-            yield at, item
+            if "Data" in item and "{" in item:
+                yield _spell(path, at), item
         elif isinstance(item, dict):
-            stack.extend((v, _key_path(at, str(k))) for k, v in reversed(list(item.items())))
+            stack.extend((v, (*at, str(k))) for k, v in reversed(item.items()))
         elif isinstance(item, list):
-            stack.extend((v, f"{at}[{n}]") for n, v in reversed(list(enumerate(item))))
+            stack.extend((v, (*at, n)) for n, v in reversed(list(enumerate(item))))
+
+
+def _spell(base: str, parts: tuple[Any, ...]) -> str:
+    for part in parts:
+        base = f"{base}[{part}]" if isinstance(part, int) else _key_path(base, part)
+    return base
 
 
 def relevant_references(data: Mapping[str, Any]) -> list[Reference]:
     """The references a tenant could lack (custom fields, custom objects), each once per
-    (task, name): what the run keeps per document."""
+    (task, name): what the run keeps per document. Most tasks name none: one scan of their
+    serialised bytes says so without walking them."""
     seen: set[tuple[str, str]] = set()
     out: list[Reference] = []
-    for ref in find_references(data):
+    if not _names_custom(orjson.dumps(data)):
+        return out
+    for ref in find_references(data, relevant=True):
         if ref.relevant and (ref.task, ref.written) not in seen:
             seen.add((ref.task, ref.written))
             out.append(ref)
