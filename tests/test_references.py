@@ -254,3 +254,25 @@ def test_a_caller_of_a_document_blocked_for_a_missing_reference_is_blocked_too()
     assert items["Callee"].action is Action.BLOCKED and items["Callee"].reason == line
     assert items["Caller"].action is Action.BLOCKED
     assert "calls 'Callee', which is blocked" in items["Caller"].reason
+
+
+def test_a_task_naming_a_missing_custom_object_in_several_places_is_one_line() -> None:
+    """`object`, the fields map key and a field of it: one line per (task, custom object)."""
+    from migrator.core.references import missing_lines
+
+    data = {
+        "tasks": [
+            {
+                "id": 1,
+                "name": "Read Vehicles",
+                "object": "default__vehicle",
+                "parameters": {"fields": {"default__vehicle": {"Id": "true", "Make__c": "true"}}},
+            }
+        ]
+    }
+    findings = check(relevant_references(data), TenantSchema(objects={}, custom_objects={}))
+    lines = missing_lines(findings, "eu")
+    assert lines == [
+        "task 'Read Vehicles' names custom object default__vehicle, which tenant eu does not"
+        " have (at $.tasks[0].object)"
+    ]

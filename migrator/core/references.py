@@ -350,7 +350,19 @@ def _custom(ref: Reference, known: Mapping[str, frozenset[str]] | str | None) ->
 
 
 def missing_lines(findings: Iterable[Finding], tenant: str) -> list[str]:
-    return [f.line(tenant) for f in findings if f.status == "missing"]
+    """One line per missing (task, reference): a task naming a missing custom object in three
+    places is one line, at the first place."""
+    seen: set[tuple[str, str]] = set()
+    out: list[str] = []
+    for f in findings:
+        if f.status != "missing":
+            continue
+        custom_object = is_custom_object(f.ref.object) and f.why == NO_CUSTOM_OBJECT
+        what = str(f.ref.object) if custom_object else f.ref.written
+        if (f.ref.task, what) not in seen:
+            seen.add((f.ref.task, what))
+            out.append(f.line(tenant))
+    return out
 
 
 # --- reading what a tenant answered -----------------------------------------------------------

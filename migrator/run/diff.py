@@ -46,7 +46,7 @@ from migrator.core.plan import (
     int_or_none,
     resolve_in,
 )
-from migrator.core.references import TenantSchema, check
+from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.core.remap import prepare_for_import
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.migrate import _close_session
@@ -280,9 +280,7 @@ def _with_references(column: TenantDrift, store: Workspace, schema: TenantSchema
         if cell.status != EXTRA and store.has_name(cell.name):
             doc = latest_by_name(store.iter_named(cell.name))[cell.name]
             refs = store.references_of([doc.key]).get(doc.key, [])
-            lines = tuple(
-                f.line(column.tenant) for f in check(refs, schema) if f.status == "missing"
-            )
+            lines = tuple(missing_lines(check(refs, schema), column.tenant))
             if lines:
                 cell = replace(cell, references=lines)
         cells.append(cell)

@@ -25,7 +25,7 @@ from migrator.core.plan import (
     plan_tenant,
     resolve_in,
 )
-from migrator.core.references import TenantSchema, check
+from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.core.remap import prepare_for_import
 from migrator.run.history import _NO_PRIOR, prior_states
 from migrator.run.references import read_schema
@@ -188,12 +188,11 @@ class TenantPlanning(TenantState):
         out: dict[str, list[str]] = {}
         by_key = {d.key: d for d in docs}
         for key, refs in self.store.references_of(by_key).items():
-            lines: list[str] = []
-            for finding in check(refs, schema):
-                if finding.status == "missing":
-                    lines.append(finding.line(name))
-                elif finding.status == "not checked":
+            findings = check(refs, schema)
+            for finding in findings:
+                if finding.status == "not checked":
                     unchecked[finding.why] = unchecked.get(finding.why, 0) + 1
+            lines = missing_lines(findings, name)
             if not lines:
                 continue
             if self.settings.reference_check == "warn":
