@@ -199,3 +199,48 @@ async def test_diff_shows_per_cell_what_would_be_blocked(tmp_path: Path) -> None
         assert f"tenant-2 / {REGIONAL}: would be blocked: task 'Export Accounts'" in render_report(
             report
         )
+
+
+async def test_no_cache_asks_the_tenant_again_every_run(tmp_path: Path) -> None:
+    """With `--no-cache` (use_cache=False) nothing is kept: each run describes again, once."""
+    sources = str(write_sources(tmp_path / "src"))
+    async with running_fake(fleet()) as env:
+        for run in (1, 2):
+            await migrate(
+                env.settings, MigrateOptions(sources=[sources], dry_run=True, use_cache=False)
+            )
+            assert env.fake.calls[("tenant-1", "describe_object")] == run
+
+
+def test_the_fake_reads_its_data_model_from_a_file_and_flags(tmp_path: Path) -> None:
+    """`custom_fields`, `custom_objects` and `schema_access` in a config file, and the CLI flags."""
+    from migrator.fake._cli import _parser as build_parser
+    from migrator.fake._cli import build_config
+    from migrator.fake._config import DEFAULT_CUSTOM_FIELDS, load_config
+
+    path = tmp_path / "fake.toml"
+    path.write_text(
+        'schema_access = "403"\n[[tenants]]\nname = "a"\nclient_id = "i"\nclient_secret = "s"\n'
+        'custom_fields = {Account = ["Region__c"]}\ncustom_objects = ["vehicle"]\n'
+        '[[tenants]]\nname = "b"\nclient_id = "j"\nclient_secret = "t"\n'
+    )
+    config = load_config(str(path))
+    assert config.schema_access == "403"
+    assert dict(config.tenant("a").custom_fields) == {"Account": ("Region__c",)}
+    assert config.tenant("a").custom_objects == ("vehicle",)
+    assert dict(config.tenant("b").custom_fields) == dict(DEFAULT_CUSTOM_FIELDS)
+    args = build_parser().parse_args(
+        [
+            "--tenants",
+            "1",
+            "--custom-field",
+            "Account.Region__c",
+            "--custom-object",
+            "car",
+            "--schema-403",
+        ]
+    )
+    flagged = build_config(args)
+    assert flagged.schema_access == "403"
+    assert dict(flagged.tenants[0].custom_fields) == {"Account": ("Region__c",)}
+    assert flagged.tenants[0].custom_objects == ("car",)
