@@ -244,3 +244,35 @@ def test_the_fake_reads_its_data_model_from_a_file_and_flags(tmp_path: Path) -> 
     assert flagged.schema_access == "403"
     assert dict(flagged.tenants[0].custom_fields) == {"Account": ("Region__c",)}
     assert flagged.tenants[0].custom_objects == ("car",)
+
+
+async def test_a_field_created_since_the_last_run_is_seen_at_once(tmp_path: Path) -> None:
+    """The cache never says what a tenant lacks: once the field and the object exist in tenant-2,
+    the next run asks again and sends what the first run blocked."""
+    sources = str(write_sources(tmp_path / "src"))
+    async with running_fake(fleet()) as env:
+        first = await migrate(env.settings, MigrateOptions(sources=[sources]))
+        assert set(_blocked(first, "tenant-2")) == {REGIONAL, VEHICLES}
+        env.fake.set_tenant(
+            "tenant-2", custom_fields={"Account": ["Region__c"]}, custom_objects=["vehicle"]
+        )
+        second = await migrate(env.settings, MigrateOptions(sources=[sources]))
+        assert _blocked(second, "tenant-2") == {}
+        assert env.import_counts("tenant-2") == {REGIONAL: 1, VEHICLES: 1, PLAIN: 1}
+        assert env.fake.calls[("tenant-2", "describe_object")] == 2
+        assert env.fake.calls[("tenant-2", "custom_object_definitions")] == 2
+
+
+def test_the_html_page_lists_what_would_be_blocked() -> None:
+    """The diff page names the tenant, the workflow and the blocked line (escaped)."""
+    from migrator.core.drift import DriftReport, TenantDrift, WorkflowDrift
+    from migrator.render.html import render_html
+
+    line = (
+        "task '<b>' names Account.Region__c, which tenant eu does not have (at $.tasks[0].object)"
+    )
+    cell = WorkflowDrift("Regional", "missing", references=(line,))
+    page = render_html(DriftReport((TenantDrift("eu", (cell,)),)))
+    assert "would be blocked: task &#x27;&lt;b&gt;&#x27; names Account.Region__c" in page or (
+        "would be blocked: task '&lt;b&gt;' names Account.Region__c" in page
+    )

@@ -3,7 +3,8 @@
 One `GET /v1/describe/{Object}` per standard object whose custom fields the sources name, one
 `GET /objects/definitions/default` when they name a custom object; answers kept in the cache.
 A cached answer is trusted to say what a tenant has, never what it lacks: when it does not list
-something the sources name, the tenant is asked again (once per run) before anything is blocked.
+something the sources name (a custom object's field included), the tenant is asked again (once
+per run) before anything is blocked.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from migrator.core.errors import AuthError, ZuoraError
 from migrator.core.references import (
     Reference,
     TenantSchema,
+    check,
+    is_custom_object,
     needed,
     parse_custom_objects,
     parse_describe,
@@ -26,22 +29,40 @@ async def read_schema(
     client: ZuoraClient, refs: Iterable[Reference], cache: TenantCache | None
 ) -> TenantSchema:
     """What the tenant says of every object `refs` need checked: at most one request each,
-    none for what the cache already shows the tenant has."""
-    objects, customs = needed(refs)
+    none for what the cache shows the tenant has. A cached answer that lacks something the
+    sources name is not believed: that object (or the listing) is asked again before the check."""
+    wanted = list(refs)
+    objects, customs = needed(wanted)
     described: dict[str, frozenset[str] | str] = {}
+    cached_names: set[str] = set()
     for obj in sorted(objects):
         cached = cache.schema(obj) if cache is not None else None
-        if isinstance(cached, list) and objects[obj] <= {str(f) for f in cached}:
+        if isinstance(cached, list):
             described[obj] = frozenset(str(f) for f in cached)
+            cached_names.add(obj)
         else:
             described[obj] = await _describe(client, obj, cache)
     found: Mapping[str, frozenset[str]] | str | None = None
     if customs:
         cached = cache.schema(CUSTOM_OBJECTS) if cache is not None else None
-        if isinstance(cached, dict) and customs <= set(cached):
+        if isinstance(cached, dict):
             found = {str(k): frozenset(map(str, v)) for k, v in cached.items()}
+            cached_names.add(CUSTOM_OBJECTS)
         else:
             found = await _custom_objects(client, cache)
+    schema = TenantSchema(objects=described, custom_objects=found)
+    if not cached_names:
+        return schema
+    stale: set[str] = set()
+    for finding in check(wanted, schema):
+        if finding.status == "missing" and finding.ref.object is not None:
+            custom = is_custom_object(finding.ref.object)
+            stale.add(CUSTOM_OBJECTS if custom else finding.ref.object)
+    for name in sorted(stale & cached_names):
+        if name == CUSTOM_OBJECTS:
+            found = await _custom_objects(client, cache)
+        else:
+            described[name] = await _describe(client, name, cache)
     return TenantSchema(objects=described, custom_objects=found)
 
 
