@@ -305,29 +305,30 @@ def needed(refs: Iterable[Reference]) -> tuple[dict[str, set[str]], set[str]]:
 
 def check(refs: Iterable[Reference], schema: TenantSchema) -> list[Finding]:
     """Each relevant reference judged against the tenant's schema."""
-    out: list[Finding] = []
+    return list(judge(refs, schema))
+
+
+def judge(refs: Iterable[Reference], schema: TenantSchema) -> Iterator[Finding]:
+    """`check`, one finding at a time (a run's references are streamed, never all in memory)."""
     for ref in refs:
         if not ref.relevant:
             continue
         if ref.object is None:
-            out.append(
-                Finding(ref, "not checked", f"{ref.named!r} is not an object migrator knows")
-            )
+            yield Finding(ref, "not checked", f"{ref.named!r} is not an object migrator knows")
             continue
         if is_custom_object(ref.object):
-            out.append(_custom(ref, schema.custom_objects))
+            yield _custom(ref, schema.custom_objects)
             continue
         assert ref.field is not None
         fields = schema.objects.get(ref.object)
         if fields is None:
-            out.append(Finding(ref, "not checked", f"{ref.object} was not described"))
+            yield Finding(ref, "not checked", f"{ref.object} was not described")
         elif isinstance(fields, str):
-            out.append(Finding(ref, "not checked", fields))
+            yield Finding(ref, "not checked", fields)
         elif ref.field.lower() in fields:
-            out.append(Finding(ref, "present"))
+            yield Finding(ref, "present")
         else:
-            out.append(Finding(ref, "missing", f"{ref.object} has no field {ref.field}"))
-    return out
+            yield Finding(ref, "missing", f"{ref.object} has no field {ref.field}")
 
 
 def _custom(ref: Reference, known: Mapping[str, frozenset[str]] | str | None) -> Finding:

@@ -168,7 +168,7 @@ async def _diff_all(
             )
             if settings.reference_check != "off":
                 own = cache if isinstance(cache, TenantCache) else None
-                schema = await read_schema(client, store.all_references(), own)
+                schema = await read_schema(client, store.all_references, own)
                 column = _with_references(column, store, schema)
             columns[tenant.name] = column
         except (ZuoraError, InputError) as exc:

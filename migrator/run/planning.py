@@ -115,7 +115,7 @@ class TenantPlanning(TenantState):
         if self.settings.reference_check != "off":
             # What the documents name in the tenant's data model: read before anything is sent.
             self.progress.phase = "reading data model"
-            schema = await read_schema(self.client, self.store.all_references(), self.cache)
+            schema = await read_schema(self.client, self.store.all_references, self.cache)
         unchecked: dict[str, int] = {}
         options = PlanOptions(
             retry_failed=self.options.retry_failed,

@@ -9,14 +9,14 @@ per run) before anything is blocked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from migrator.core.errors import AuthError, ZuoraError
 from migrator.core.references import (
     Reference,
     TenantSchema,
-    check,
     is_custom_object,
+    judge,
     needed,
     parse_custom_objects,
     parse_describe,
@@ -26,13 +26,13 @@ from migrator.zuora import ZuoraClient
 
 
 async def read_schema(
-    client: ZuoraClient, refs: Iterable[Reference], cache: TenantCache | None
+    client: ZuoraClient, refs: Callable[[], Iterable[Reference]], cache: TenantCache | None
 ) -> TenantSchema:
     """What the tenant says of every object `refs` need checked: at most one request each,
     none for what the cache shows the tenant has. A cached answer that lacks something the
-    sources name is not believed: that object (or the listing) is asked again before the check."""
-    wanted = list(refs)
-    objects, customs = needed(wanted)
+    sources name is not believed: that object (or the listing) is asked again before the check.
+    `refs` streams the references (twice at most: they are never all in memory)."""
+    objects, customs = needed(refs())
     described: dict[str, frozenset[str] | str] = {}
     cached_names: set[str] = set()
     for obj in sorted(objects):
@@ -54,7 +54,7 @@ async def read_schema(
     if not cached_names:
         return schema
     stale: set[str] = set()
-    for finding in check(wanted, schema):
+    for finding in judge(refs(), schema):
         if finding.status == "missing" and finding.ref.object is not None:
             custom = is_custom_object(finding.ref.object)
             stale.add(CUSTOM_OBJECTS if custom else finding.ref.object)
