@@ -276,3 +276,18 @@ def test_a_task_naming_a_missing_custom_object_in_several_places_is_one_line() -
         "task 'Read Vehicles' names custom object default__vehicle, which tenant eu does not"
         " have (at $.tasks[0].object)"
     ]
+
+
+def test_a_value_orjson_cannot_write_is_still_read() -> None:
+    """A task holding an integer beyond 64 bits is read the slow way, not refused."""
+    data = {
+        "tasks": [
+            {
+                "id": 1,
+                "name": "T",
+                "n": 10**30,
+                "parameters": {"fields": {"Account": {"X__c": "true"}}},
+            }
+        ]
+    }
+    assert [r.written for r in relevant_references(data)] == ["Account.X__c"]

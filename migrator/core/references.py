@@ -75,8 +75,13 @@ _ZOQL_NAME = re.compile(
 _RELEVANT = re.compile(rb"__c\b|default__", re.IGNORECASE)
 
 
-def _names_custom(raw: bytes) -> bool:
-    """Whether serialised JSON may name a custom field or object (literal scans first: fast)."""
+def _names_custom(value: Any) -> bool:
+    """Whether a JSON value may name a custom field or object: its serialised bytes scanned
+    (literal scans first: fast); a value orjson cannot write is read the slow way."""
+    try:
+        raw = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return True
     low = raw.lower()
     if b"__c" in low or b"default__" in low:
         return _RELEVANT.search(raw) is not None
@@ -155,7 +160,7 @@ def find_references(data: Mapping[str, Any], *, relevant: bool = False) -> list[
         return out
     for i, task in enumerate(tasks):
         if isinstance(task, dict):
-            if relevant and not _names_custom(orjson.dumps(task)):
+            if relevant and not _names_custom(task):
                 continue
             out.extend(_task_references(task, f"$.tasks[{i}]"))
     return out
@@ -243,7 +248,7 @@ def relevant_references(data: Mapping[str, Any]) -> list[Reference]:
     serialised bytes says so without walking them."""
     seen: set[tuple[str, str]] = set()
     out: list[Reference] = []
-    if not _names_custom(orjson.dumps(data)):
+    if not _names_custom(data):
         return out
     for ref in find_references(data, relevant=True):
         if ref.relevant and (ref.task, ref.written) not in seen:
