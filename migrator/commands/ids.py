@@ -15,22 +15,8 @@ import orjson
 
 from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common
 from migrator.core.logs import printable
+from migrator.render.help import described
 from migrator.run.ids import ID_FIELDS, IdRow, id_rows
-
-DESCRIPTION = """\
-Print, per tenant, every workflow the journal records as imported: its name, version, source
-(file or source tenant), the source's version id (the export's workflow.id; null in journals
-written before migrator recorded it) and its definition and version ids in the tenant. Systems
-that start workflows by id (POST /workflows/{id}/run) need exactly this after a migration.
-Nothing is sent anywhere: only the journal is read.
-
-exit status: 0 every id is known; 1 some imported document has an id not known yet (null:
-the next run of the same command, or `migrator activate`, looks it up); 2 the journal cannot
-be read."""
-
-EXAMPLE = """\
-example:
-  migrator ids --journal run.jsonl --tenant prod --json > prod-ids.json"""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,9 +24,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     s = sub.add_parser(
         "ids",
         help="the id map a journal records: source ids → ids in each tenant",
-        description=DESCRIPTION,
-        epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **described(
+            "Print, per tenant, every workflow the journal records as imported: its name,"
+            " version, source (file or source tenant), the source's version id (the export's"
+            " workflow.id; null in journals written before migrator recorded it) and its"
+            " definition and version ids in the tenant. Systems that start workflows by id"
+            " (POST /workflows/{id}/run) need exactly this after a migration. Reads only the"
+            " journal; contacts no tenant.",
+            exits={
+                0: "every id is known",
+                1: "some imported document has an id not known yet (null: the next run of the"
+                " same command, or `migrator activate`, looks it up)",
+                2: "the journal is missing or damaged",
+            },
+            example="migrator ids --journal run.jsonl --tenant prod --json > prod-ids.json",
+        ),
     )
     s.set_defaults(func=cmd_ids)
     s.add_argument("--journal", required=True, metavar="FILE", help="the journal of the runs")
