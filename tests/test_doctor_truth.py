@@ -416,3 +416,21 @@ def test_a_command_that_copes_without_an_endpoint_is_usable_with_the_limit_named
     )
     assert verdicts["plan"].verdict == caps.NOT_USABLE
     assert verdicts["rollback"] == caps.CommandVerdict("rollback", caps.USABLE)
+
+
+@pytest.mark.anyio
+async def test_a_role_that_cannot_read_the_data_model_is_said_per_command() -> None:
+    """A role refused describe and the custom object definitions: the schema check differs, and
+    migrate and plan stay usable with the limit named (their reference check checks nothing)."""
+    async with running_fake(FakeConfig.demo(1).with_variant("no-schema-permission")) as env:
+        _seed_named(env, "Alpha", "Beta")
+        result = await run_doctor(env.settings, env.settings.tenants[T1])
+        assert _check(result, "schema").status == v.DIFFERS
+        plan = {c.command: c for c in result.commands}["plan"]
+        assert plan.verdict == caps.USABLE
+        assert "limited: GET /v1/describe/{Object} answers 403" in (plan.reason or "")
+        assert "'not checked'" in (plan.reason or "")
+        assert result.usable
+    async with running_fake(FakeConfig.demo(1)) as env:
+        result = await run_doctor(env.settings, env.settings.tenants[T1])
+        assert _check(result, "schema").status == v.PASSED

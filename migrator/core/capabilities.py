@@ -27,14 +27,25 @@ ENDPOINTS: dict[str, str] = {
     "delete": "DELETE /workflows/{id}",
     "run": "POST /workflows/{id}/run",
     "run-status": "GET /workflows/workflow_runs/{id}",
+    "describe": "GET /v1/describe/{Object}",
+    "custom-objects": "GET /objects/definitions/default",
 }
 WRITES = frozenset({"import", "versions-import", "patch", "delete", "run", "run-status"})
 
 # The endpoints each command sends (run/ and commands/ through ZuoraClient), in the order a
 # failure is worth naming.
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "migrate": ("list", "versions", "export-version", "import", "versions-import", "patch"),
-    "plan": ("list", "versions", "export-version"),
+    "migrate": (
+        "list",
+        "versions",
+        "export-version",
+        "import",
+        "versions-import",
+        "patch",
+        "describe",
+        "custom-objects",
+    ),
+    "plan": ("list", "versions", "export-version", "describe", "custom-objects"),
     "verify": ("list", "versions", "export-version"),
     "diff": ("list", "versions", "export-version"),
     "backup": ("list", "versions", "export-version"),
@@ -46,7 +57,12 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 
 # Where a command still works without an endpoint, and what it does instead: (command,
 # endpoint) → how it copes. Such a failure makes the command "usable" with the limit named.
-FALLBACKS: dict[tuple[str, str], str] = {}
+_NOT_CHECKED = "the reference check reads nothing there: every reference is 'not checked'"
+FALLBACKS: dict[tuple[str, str], str] = {
+    (command, endpoint): _NOT_CHECKED
+    for command in ("migrate", "plan")
+    for endpoint in ("describe", "custom-objects")
+}
 
 USABLE, NOT_USABLE, NOT_CHECKED = "usable", "not usable", "not checked"
 
@@ -104,6 +120,24 @@ def command_verdicts(probed: Mapping[str, Probed], *, write: bool) -> list[Comma
         else:
             out.append(CommandVerdict(command, USABLE, limits or None))
     return out
+
+
+def schema_check(describe: int | None, custom: int | None) -> Check:
+    """Whether the role may read the tenant's data model, as the reference check does
+    (docs/references.md): `GET /v1/describe/Account` and the custom object definitions."""
+    evidence = (
+        f"GET /v1/describe/Account answered {describe}; GET /objects/definitions/default"
+        f" answered {custom}"
+    )
+    if describe == 200 and custom == 200:
+        return Check("schema", PASSED, evidence)
+    return Check(
+        "schema",
+        DIFFERS,
+        evidence,
+        "the role lacks the describe or custom object permission: the reference check of"
+        " migrate and plan will say 'not checked' for every reference (docs/references.md)",
+    )
 
 
 def all_usable(verdicts: Iterable[CommandVerdict]) -> bool:

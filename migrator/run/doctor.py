@@ -141,6 +141,7 @@ class _Doctor:
             if not verdicts.is_throwaway(d.get("name")) and type(d.get("id")) is int
         ]
         await self._read_existing(real)
+        await self._schema()
         await self._error_bodies()
         names = [d["name"] for d in real if isinstance(d.get("name"), str) and len(d["name"]) >= 2]
         if names:
@@ -343,6 +344,16 @@ class _Doctor:
                 named,
                 ok=verdicts.export_check(named.status, named.body, path).status == PASSED,
             )
+
+    async def _schema(self) -> None:
+        """What the reference check reads: one describe (XML) and the custom object definitions."""
+        described = await self.probe.send(
+            "GET", "/v1/describe/Account", accept="application/xml, text/xml"
+        )
+        custom = await self.probe.send("GET", "/objects/definitions/default")
+        self.saw("describe", described)
+        self.saw("custom-objects", custom)
+        self.add(caps.schema_check(described.status, custom.status))
 
     async def _error_bodies(self) -> None:
         bad = await self.probe.send(

@@ -109,12 +109,13 @@ class Probe:
         idempotency_key: str | None = None,
         gzip_request: bool = False,
         token: str | None = None,
+        accept: str = "application/json",
     ) -> Answer:
         """One request (a 429 is waited out and sent again, a few times); never raises for an
         HTTP status or a network failure. `token` overrides the tenant's (to see a 401)."""
         for _ in range(_THROTTLE_RETRIES):
             answer = await self._once(
-                method, path, params, json, idempotency_key, gzip_request, token
+                method, path, params, json, idempotency_key, gzip_request, token, accept
             )
             if answer.status != 429:
                 return answer
@@ -154,6 +155,7 @@ class Probe:
         idempotency_key: str | None,
         gzip_request: bool,
         token: str | None,
+        accept: str = "application/json",
     ) -> Answer:
         delay = self._pacer.reserve(asyncio.get_running_loop().time())
         if delay > 0:
@@ -171,6 +173,7 @@ class Probe:
             idempotency_key=idempotency_key,
             json_body=data is not None,
             gzipped=gzip_request,
+            accept=accept,
         )
         try:
             async with (
