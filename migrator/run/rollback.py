@@ -18,6 +18,7 @@ import structlog
 from migrator.core.config import TenantConfig
 from migrator.core.errors import AuthError, JournalError, ZuoraError
 from migrator.core.journal_records import ItemKey, ItemState, Record
+from migrator.core.listing import active_version
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
 from migrator.core.report import ItemOutcome
@@ -163,8 +164,8 @@ async def _rollback_one(
         if exc.status != 404:
             raise
         definition, exists = {}, False
-    active = definition.get("active_version")
-    active_id = int_or_none(active.get("id")) if isinstance(active, dict) else None
+    active = active_version(definition)
+    active_id = int_or_none(active.get("id")) if active is not None else None
     status = str(definition.get("status") or "")
     step = rollback_step(
         target,
