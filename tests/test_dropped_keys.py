@@ -46,6 +46,7 @@ def test_client_lists_are_the_fakes() -> None:
     assert canonical.WORKFLOW_KEYS == fake_document.WORKFLOW_KEYS
     assert canonical.TASK_KEYS == fake_document.TASK_KEYS
     assert canonical.LINKAGE_KEYS == fake_document.LINKAGE_KEYS
+    assert canonical.WORKFLOW_DEFINITION_KEYS == fake_document.WORKFLOW_DEFINITION_KEYS
 
 
 def test_dropped_keys_do_not_count_in_the_hash() -> None:
