@@ -107,9 +107,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "keeps-unknown-keys": {"keep_unknown_keys": True},  # against §3.6 [Z] (the old default)
 }
 # Every open behaviour played the other way at once, plus §3.6's dropping: the harshest tenant.
-# Left out: the named defaults, one of two ways to play the same switch, and a tenant without a
+# Left out: the named defaults, one of two ways to play the same switch, a tenant without a
 # versions list (migrate blocks a workflow it cannot read the versions of: issue 23 #5 covers
-# backup and diff only).
+# backup and diff only), and the old export shape (a document whose `workflow_definition` block
+# adds something never looks landed there: see tests/test_variants_e2e.py).
 VARIANTS["all-flipped"] = {
     k: v
     for name, knobs in VARIANTS.items()
@@ -121,6 +122,7 @@ VARIANTS["all-flipped"] = {
         "workflow-definition-block",
         "listing-spelled-both",
         "no-versions-list",
+        "no-workflow-definition-block",
     )
     for k, v in knobs.items()
 }

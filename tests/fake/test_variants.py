@@ -433,7 +433,7 @@ async def test_export_carries_the_definition_block_by_default() -> None:
         exported = (
             await a.call("GET", f"/workflows/{plain.body['id']}/export", version="1.0")
         ).body
-        assert list(exported)[0] == "workflow_definition"
+        assert next(iter(exported)) == "workflow_definition"
         assert exported["workflow_definition"] == {
             "name": "Plain",
             "description": exported["workflow"].get("description") or "",
