@@ -31,6 +31,7 @@ def running(config: FakeConfig | None = None) -> Any:
     config = config or FakeConfig.demo(2)
     return _running(replace(config, error_bodies="spec", export_workflow_definition=False))
 
+
 pytestmark = pytest.mark.anyio
 
 
