@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from migrator.core.errors import ZuoraError
-from migrator.core.listing import shown_versions
+from migrator.core.listing import definition_id_of, shown_versions
 from migrator.core.plan import PlannedItem, int_or_none
 from migrator.run.recovery import TenantRecovery
 
@@ -59,10 +59,12 @@ def pick_definition(
     if len(candidates) == 1:
         return candidates[0]
     for entry in candidates:
-        if int_or_none(entry.get("id")) == answer_id:
+        entry_id = int_or_none(entry.get("id"))
+        if entry_id == answer_id:
             return entry
         for v in shown_versions(entry):
-            if int_or_none(v.get("id")) == answer_id:
+            # A version names its definition when it carries `definitionId` (§3.1 [O]).
+            if int_or_none(v.get("id")) == answer_id and definition_id_of(v, entry_id) == entry_id:
                 return entry
     ids = [e for e in candidates if int_or_none(e.get("id")) is not None]
     return max(ids, key=lambda e: int(e["id"])) if ids else None

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from migrator.core.listing import definition_id_of
+
 MAX_KEY_LENGTH = 255
 _TRACK_ID = re.compile(r"^[\x20-\x7e]{1,64}$")
 
@@ -110,7 +112,7 @@ class ImportAnswer:
     @classmethod
     def read(cls, body: Mapping[str, Any], *, new_version: bool) -> ImportAnswer:
         """`body` of 3.6 (`new_version=False`) or 3.7 (`new_version=True`)."""
-        definition_id = _id(body.get("definitionId"))
+        definition_id = definition_id_of(body)
         plain = _id(body.get("id"))
         updated = body.get("updatedAt")
         updated_at = updated if isinstance(updated, str) else None
