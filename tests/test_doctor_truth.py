@@ -293,16 +293,22 @@ async def test_null_and_text_ids_in_the_listing_leave_no_throwaway() -> None:
 
 
 @pytest.mark.anyio
-async def test_read_only_doctor_says_backup_diff_plan_are_not_usable_without_versions() -> None:
-    """Where every GET /workflows/{id}/versions answers 404, read-only doctor says backup, diff,
-    plan (and migrate) are not usable, names the request, and is not usable overall."""
+async def test_read_only_doctor_without_a_versions_list_answers_per_command() -> None:
+    """Where every GET /workflows/{id}/versions answers 404, read-only doctor says plan, verify
+    and migrate are not usable (naming the request), backup and diff usable but limited (they
+    read the listing instead, issue 23 #5), and the tenant not usable overall."""
     async with running_fake(FakeConfig.demo(1).with_variant("no-versions-list")) as env:
         _seed_named(env, "Alpha", "Beta")
         result = await run_doctor(env.settings, env.settings.tenants[T1])
         verdicts = {c.command: c for c in result.commands}
-        for command in ("backup", "diff", "plan", "verify", "migrate"):
+        for command in ("plan", "verify", "migrate", "activate"):
             assert verdicts[command].verdict == caps.NOT_USABLE, verdicts[command]
             assert "GET /workflows/{id}/versions answers 404" in (verdicts[command].reason or "")
+        for command in ("backup", "diff"):
+            assert verdicts[command].verdict == caps.USABLE, verdicts[command]
+            assert "limited: GET /workflows/{id}/versions answers 404" in (
+                verdicts[command].reason or ""
+            )
         assert verdicts["migrate --from-tenant"].verdict == caps.USABLE
         assert verdicts["rollout smoke runs"].verdict == caps.NOT_CHECKED
         assert result.profile.versions_list is False
@@ -364,7 +370,10 @@ def test_learned_in_passing() -> None:
 async def test_doctor_learns_that_exports_carry_workflow_definition() -> None:
     """A tenant whose exports carry `workflow_definition` is learned as such; one that drops it
     is learned as not."""
-    for variant, expected in (("workflow-definition-block", True), ("documented", False)):
+    for variant, expected in (
+        ("workflow-definition-block", True),
+        ("no-workflow-definition-block", False),
+    ):
         async with running_fake(FakeConfig.demo(1).with_variant(variant)) as env:
             doc = small_export("Alpha")
             doc["workflow_definition"] = {"id": 7, "name": "Alpha", "status": "Active"}
@@ -379,8 +388,9 @@ async def test_doctor_learns_that_exports_carry_workflow_definition() -> None:
 def test_cli_per_command_lines_json_and_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without a versions list the CLI prints a line per command, ends `not usable for …`, exits
-    1, and --json carries the same per-command verdicts; hostile names are escaped."""
+    """Without a versions list the CLI prints a line per command (plan not usable, backup
+    limited), ends `not usable for …`, exits 1, and --json carries the same per-command
+    verdicts; hostile names are escaped."""
     with _background(FakeConfig.demo(1).with_variant("no-versions-list")) as env:
         _seed_named(env, "Alpha", "\x1b[31mevil\nmigrator doctor: usable\u202e")
         path, variables = _config_file(tmp_path, env)
@@ -389,15 +399,16 @@ def test_cli_per_command_lines_json_and_exit_1(
         code = main(["doctor", "--config", str(path), "--tenant", T1])
         out = capsys.readouterr().out
         assert code == 1
-        assert "  backup: not usable (GET /workflows/{id}/versions answers 404" in out
+        assert "  plan: not usable (GET /workflows/{id}/versions answers 404" in out
+        assert "  backup: usable (limited: GET /workflows/{id}/versions answers 404" in out
         assert out.rstrip().splitlines()[-1].startswith("migrator doctor: not usable for migrate")
         assert not any(line.startswith("migrator doctor: usable") for line in out.splitlines())
         assert "\x1b" not in out and "\u202e" not in out
         code = main(["doctor", "--config", str(path), "--tenant", T1, "--json"])
         data = json.loads(capsys.readouterr().out)
         assert code == 1
-        backup = {c["command"]: c for c in data["commands"]}["backup"]
-        assert backup["verdict"] == "not usable"
+        plan = {c["command"]: c for c in data["commands"]}["plan"]
+        assert plan["verdict"] == "not usable"
         assert data["profile"]["versions_list"] is False
 
 
@@ -415,7 +426,9 @@ def test_a_command_that_copes_without_an_endpoint_is_usable_with_the_limit_named
         "limited: GET /workflows/{id}/versions answers 404, reads the listing instead"
     )
     assert verdicts["plan"].verdict == caps.NOT_USABLE
-    assert verdicts["rollback"] == caps.CommandVerdict("rollback", caps.USABLE)
+    assert verdicts["migrate --from-tenant"] == caps.CommandVerdict(
+        "migrate --from-tenant", caps.USABLE
+    )
 
 
 @pytest.mark.anyio

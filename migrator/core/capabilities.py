@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.core.doctor import DIFFERS, PASSED, SKIPPED, Check, safe
+from migrator.core.listing import listing_spelling, shown_versions
 
 # What doctor probes, as a user would name the request.
 ENDPOINTS: dict[str, str] = {
@@ -50,7 +51,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "diff": ("list", "versions", "export-version"),
     "backup": ("list", "versions", "export-version"),
     "activate": ("list", "get", "versions", "patch"),
-    "rollback": ("list", "get", "patch", "delete"),
+    "rollback": ("list", "get", "versions", "patch", "delete"),
     "migrate --from-tenant": ("list", "export-latest"),
     "rollout smoke runs": ("run", "run-status"),
 }
@@ -58,10 +59,21 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 # Where a command still works without an endpoint, and what it does instead: (command,
 # endpoint) → how it copes. Such a failure makes the command "usable" with the limit named.
 _NOT_CHECKED = "the reference check reads nothing there: every reference is 'not checked'"
+_LISTED = (
+    "reads the listing's active and latest inactive versions (at most 10) instead and names"
+    " what it could not see"
+)
 FALLBACKS: dict[tuple[str, str], str] = {
-    (command, endpoint): _NOT_CHECKED
-    for command in ("migrate", "plan")
-    for endpoint in ("describe", "custom-objects")
+    **{
+        (command, endpoint): _NOT_CHECKED
+        for command in ("migrate", "plan")
+        for endpoint in ("describe", "custom-objects")
+    },
+    # issue 23 #5: without a versions list backup and diff read the listing instead, and a
+    # rollback switches the definitions it created off (deleting needs the list as proof).
+    ("backup", "versions"): _LISTED,
+    ("diff", "versions"): _LISTED,
+    ("rollback", "versions"): "switches the definitions it created off instead of deleting them",
 }
 
 USABLE, NOT_USABLE, NOT_CHECKED = "usable", "not usable", "not checked"
@@ -168,18 +180,16 @@ def retry_after_verdict(forms: Sequence[str | None]) -> tuple[Check, bool | None
     )
 
 
-SPELLINGS = {"latest_inactive_verisons": "verisons", "latest_inactive_versions": "versions"}
-
-
 def listing_spelling_verdict(entries: Iterable[Any]) -> tuple[Check, str | None]:
     """Which key the listing's inactive versions come under: the reference's misspelled
-    `latest_inactive_verisons`, the live payload's `latest_inactive_versions`, or both (§3.1)."""
+    `latest_inactive_verisons`, the live payload's `latest_inactive_versions`, or both (§3.1),
+    read by core/listing as every command reads it."""
     seen = {
-        word
+        found
         for entry in entries
-        if isinstance(entry, dict)
-        for key, word in SPELLINGS.items()
-        if key in entry
+        if isinstance(entry, Mapping)
+        for found in [listing_spelling(entry)]
+        if found is not None
     }
     if not seen:
         return Check(
@@ -194,29 +204,22 @@ def listing_spelling_verdict(entries: Iterable[Any]) -> tuple[Check, str | None]
     return Check("listing-spelling", PASSED, evidence), spelling
 
 
-def _shown(body: Any) -> list[Any]:
-    """The version objects a definition or listing entry shows: active, latest inactive."""
-    if not isinstance(body, dict):
-        return []
-    found = [body.get("active_version")]
-    for key in SPELLINGS:
-        listed = body.get(key)
-        found.extend(listed if isinstance(listed, list) else [])
-    return found
+def _shown(body: Any) -> list[Mapping[str, Any]]:
+    return shown_versions(body) if isinstance(body, Mapping) else []
 
 
 def versions_shown(*bodies: Any) -> list[int]:
     """The version ids the definitions or listing entries show (where the versions list is
     missing): their active and latest inactive versions, either spelling."""
     found = [v for body in bodies for v in _shown(body)]
-    return sorted({v["id"] for v in found if isinstance(v, dict) and type(v.get("id")) is int})
+    return sorted({v["id"] for v in found if type(v.get("id")) is int})
 
 
 def a_version(entry: Any, versions: Sequence[Any]) -> str | None:
     """A version string of a definition to export by: from its versions list, else the
     active or an inactive version its listing entry shows."""
     for v in [*versions, *_shown(entry)]:
-        if isinstance(v, dict) and isinstance(v.get("version"), str) and v["version"]:
+        if isinstance(v, Mapping) and isinstance(v.get("version"), str) and v["version"]:
             return str(v["version"])
     return None
 
