@@ -32,9 +32,9 @@ CELL_CLASS = {IN_SYNC: "i", DRIFTED: "d", MISSING: "m", EXTRA: "e", FAILED: "f"}
 _NODE_W = 150
 _NODE_H = 28
 _GAP_X = 18
-_GAP_Y = 46
+_GAP_Y = 52
 _TOP = 40
-_LABEL_CHARS = 20
+_LABEL_CHARS = 22
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#212529}
@@ -333,7 +333,7 @@ def _label_spot(
     the target when its source fans out, near the source when its target has several arrows
     in), on the outer side of the arrow, so each label reads as its own arrow's."""
     (x1, y1), (x2, y2) = start, end
-    at = 0.5 if fans_out == merges else 0.7 if fans_out else 0.3
+    at = 0.5 if fans_out == merges else 0.64 if fans_out else 0.3
     x = round(x1 + (x2 - x1) * at)
     y = round(y1 + (y2 - y1) * at) + 4
     if x2 < x1:
@@ -341,22 +341,74 @@ def _label_spot(
     return x + 5, y, ""
 
 
+def _spread(wanted: list[float], step: float) -> list[float]:
+    """Positions as close as possible (least squares) to `wanted`, in that order, at least
+    `step` apart: pool-adjacent-violators on `wanted[i] - i * step`."""
+    blocks: list[tuple[float, int]] = []  # (sum, count) of pooled shifted positions
+    for i, w in enumerate(wanted):
+        total, count = w - i * step, 1
+        while blocks and blocks[-1][0] / blocks[-1][1] > total / count:
+            pooled_total, pooled_count = blocks.pop()
+            total, count = total + pooled_total, count + pooled_count
+        blocks.append((total, count))
+    shifted = [total / count for total, count in blocks for _ in range(count)]
+    return [q + i * step for i, q in enumerate(shifted)]
+
+
+def _layout(graph: TaskGraph) -> dict[str, tuple[int, int]]:
+    """Each task's top-left corner. Layers by depth from the entry, top to bottom; within a
+    layer a task goes under its parents, the children of one task spread evenly beneath it in
+    the order of their linkages' labels (`Case_1` … `Case_Else`, left to right), and tasks of
+    a layer pushed apart no more than needed not to overlap."""
+    step = _NODE_W + _GAP_X
+    nodes = {n.key: n for n in graph.nodes}
+    children: dict[str, dict[str, str]] = defaultdict(dict)  # parent → child → linkage label
+    for e in graph.edges:
+        if (
+            e.source in nodes
+            and e.target in nodes
+            and nodes[e.source].depth < nodes[e.target].depth
+        ):
+            children[e.source].setdefault(e.target, e.label)
+    layers: dict[int, list[str]] = defaultdict(list)
+    for n in graph.nodes:
+        layers[n.depth].append(n.key)
+    x: dict[str, float] = {}
+    for depth in sorted(layers):
+        wants: dict[str, list[float]] = defaultdict(list)
+        for parent, kids in children.items():
+            if parent not in x:
+                continue
+            here = sorted(
+                (label, nodes[k].label, k) for k, label in kids.items() if nodes[k].depth == depth
+            )
+            for i, (_, _, k) in enumerate(here):
+                wants[k].append(x[parent] + (i - (len(here) - 1) / 2) * step)
+        wanted = {k: sum(w) / len(w) for k, w in wants.items()}
+        order = sorted(
+            layers[depth],
+            key=lambda k: (k not in wanted, wanted.get(k, 0.0), nodes[k].label, k),
+        )
+        targets: list[float] = []
+        for k in order:  # tasks under no parent drawn yet go to the right of the others
+            targets.append(wanted.get(k, targets[-1] + step if targets else 0.0))
+        x.update(zip(order, _spread(targets, step), strict=True))
+    left = min(x.values(), default=0.0)
+    return {k: (round(x[k] - left) + 10, _TOP + nodes[k].depth * (_NODE_H + _GAP_Y)) for k in nodes}
+
+
 def _svg(graph: TaskGraph, uid: str) -> str:
     """Tasks in layers by depth from the entry (top to bottom), linkages as labelled arrows."""
-    layers: dict[int, list[int]] = defaultdict(list)
-    for i, node in enumerate(graph.nodes):
-        layers[node.depth].append(i)
-    place: dict[str, tuple[int, int]] = {}
-    widest = 1
-    for depth, members in sorted(layers.items()):
-        members.sort(key=lambda i: (graph.nodes[i].label, graph.nodes[i].key))
-        widest = max(widest, len(members))
-        for slot, i in enumerate(members):
-            x = 10 + slot * (_NODE_W + _GAP_X)
-            y = _TOP + depth * (_NODE_H + _GAP_Y)
-            place[graph.nodes[i].key] = (x, y)
-    width = 20 + widest * (_NODE_W + _GAP_X)
-    height = _TOP + (max(layers, default=0) + 1) * (_NODE_H + _GAP_Y)
+    place = _layout(graph)
+    # Room on the right for the label of an arrow to the rightmost task, and below the last
+    # layer for an arrow back up (drawn as a curve under both ends).
+    width = max((x for x, _ in place.values()), default=10) + _NODE_W + 60
+    bottom = max((y for _, y in place.values()), default=_TOP) + _NODE_H
+    back = any(
+        e.source in place and e.target in place and place[e.target][1] <= place[e.source][1]
+        for e in graph.edges
+    )
+    height = bottom + (_GAP_Y // 2 + 30 if back else 12)
     # The start marker sits above the first task an entry linkage leads to.
     entry = next((e.target for e in graph.edges if e.source is None and e.target in place), None)
     start = (place[entry][0] + _NODE_W // 2 if entry else width // 2, 14)
