@@ -63,7 +63,7 @@ svg text{font:11px system-ui,sans-serif}
 svg text.l{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
 ul.failures li{overflow-wrap:anywhere}
 @media print{
-#filters,.hint.screen{display:none}
+#filters{display:none}
 details{break-inside:avoid-page;border:0;padding:0}
 figure{overflow:visible}
 svg{max-width:100%;height:auto}
