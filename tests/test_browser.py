@@ -25,9 +25,12 @@ from migrator.render.html import render_html
 from tests.drift_page import HOSTILE, sample_report
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not on PATH (`make browser-check` installs it)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not on PATH (`make browser-check` installs it)"
+    ),
+    pytest.mark.xdist_group("browser"),  # one Chromium for the module, on one worker
+]
 
 # Hang guard only: how long to wait for Chromium to answer at all. No assertion is about time.
 _PATIENCE = 120.0
