@@ -94,7 +94,8 @@ function apply(){
  });
  document.getElementById('none').hidden=rows>0;
  document.querySelectorAll('[data-t]').forEach(function(d){
-  d.hidden=(!!t&&d.getAttribute('data-t')!=t)||!on[d.getAttribute('data-s')];
+  var st=d.getAttribute('data-s');
+  d.hidden=(!!t&&d.getAttribute('data-t')!=t)||(st!==null&&!on[st]);
  });
  document.querySelectorAll('.group').forEach(function(g){
   g.hidden=!g.querySelector('[data-t]:not([hidden])');
@@ -193,30 +194,39 @@ def render_html(report: DriftReport, *, title: str = "Workflow drift", generated
 
 class _Reasons:
     """Every cell's reason, numbered, each text on the page once: a failed cell points at its
-    line in the failure list (one per tenant and reason), any other at a hidden span."""
+    line in the failure list (one per tenant and reason), any other at a hidden span. The
+    failure list also holds what a migration would block (one line per tenant and blocked
+    reference, docs/references.md), shown whatever the status filter says."""
 
     def __init__(self, report: DriftReport) -> None:
-        self.failures: dict[tuple[int, str, str], tuple[int, list[str]]] = {}
+        # (column, tenant, text) → (number, workflow names, status class or None)
+        self.failures: dict[tuple[int, str, str], tuple[int, list[str], str | None]] = {}
         self.texts: dict[str, int] = {}
         self.cell: dict[tuple[int, str], int] = {}
-        count = 0
+        self._count = 0
         for column, tenant in enumerate(report.tenants, start=1):
             for w in tenant.workflows:
+                for line in w.references:  # would be blocked there
+                    self._listed((column, tenant.tenant, "would be blocked: " + line), None, w.name)
                 if w.status == FAILED:
                     key = (column, tenant.tenant, w.reason or "unknown reason")
-                    if key not in self.failures:
-                        self.failures[key] = (count, [])
-                        count += 1
-                    number, names = self.failures[key]
-                    names.append(w.name)
+                    number = self._listed(key, CELL_CLASS[FAILED], w.name)
                 elif w.reason:
                     if w.reason not in self.texts:
-                        self.texts[w.reason] = count
-                        count += 1
+                        self.texts[w.reason] = self._count
+                        self._count += 1
                     number = self.texts[w.reason]
                 else:
                     continue
                 self.cell[(column, w.name)] = number
+
+    def _listed(self, key: tuple[int, str, str], status: str | None, name: str) -> int:
+        if key not in self.failures:
+            self.failures[key] = (self._count, [], status)
+            self._count += 1
+        number, names, _ = self.failures[key]
+        names.append(name)
+        return number
 
     def others(self) -> str:
         spans = "".join(f"<span id=r{n}>{_text(text)}</span>" for text, n in self.texts.items())
@@ -294,12 +304,13 @@ def _failures(reasons: _Reasons) -> str:
     if not reasons.failures:
         return ""
     items = []
-    for (column, tenant, reason), (number, names) in reasons.failures.items():
+    for (column, tenant, reason), (number, names, status) in reasons.failures.items():
         shown = ", ".join(_text(n) for n in names[:5]) + (
             f", … ({len(names)})" if len(names) > 5 else ""
         )
+        kept = f" data-s={status}" if status else ""
         items.append(
-            f"<li data-t={column} data-s={CELL_CLASS[FAILED]}>{_text(tenant)}: "
+            f"<li data-t={column}{kept}>{_text(tenant)}: "
             f"<span id=r{number}>{_text(reason)}</span> ({shown})"
         )
     return (
