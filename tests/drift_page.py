@@ -5,6 +5,7 @@ read, long and hostile names. Used by the real-browser test and for looking at t
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from migrator.core.drift import (
@@ -17,6 +18,7 @@ from migrator.core.drift import (
 )
 
 HOSTILE = "<img src=x onerror=alert(1)> \u202e\x1b[31m"
+BLOCKED = "task 'Only step' names Account.Region__c, which the tenant does not have"
 
 
 def _link(src: int | None, tgt: int, kind: str) -> dict[str, Any]:
@@ -81,8 +83,9 @@ def simple_flow(name: str) -> dict[str, Any]:
 
 
 def sample_report(tenants: int = 6) -> DriftReport:
-    """`tenants` tenants (at least 3): the first drifted on the fan-out and missing one workflow,
-    the second with an extra and a failed export, the last unreadable, the rest in sync."""
+    """`tenants` tenants (at least 3): the first drifted on the fan-out, missing one workflow and
+    with one that a migration would block (a reference check), the second with an extra and a
+    failed export, the last unreadable, the rest in sync."""
     names = [
         "Dunning by region",
         "Invoice sync to the data warehouse (nightly, all entities)",
@@ -99,7 +102,12 @@ def sample_report(tenants: int = 6) -> DriftReport:
     first = dict(in_sync)
     first["Dunning by region"] = HeldWorkflow(5, "1.1.0", edited_routing_flow())
     del first["Payment retry"]
-    columns.append(compare_tenant("production-eu.example.com", sources, first))
+    production = compare_tenant("production-eu.example.com", sources, first)
+    blocked = tuple(
+        dataclasses.replace(w, references=(BLOCKED,)) if w.name == names[1] else w
+        for w in production.workflows
+    )
+    columns.append(dataclasses.replace(production, workflows=blocked))
     second: dict[str, HeldWorkflow | Unreadable] = dict(in_sync)
     second["Legacy cleanup (hand made)"] = HeldWorkflow(40, "0.0.3", simple_flow("Legacy"))
     second["Payment retry"] = Unreadable("export of version 77 failed: HTTP 500 after 6 attempts")

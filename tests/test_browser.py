@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from migrator.render.html import render_html
-from tests.drift_page import HOSTILE, sample_report
+from tests.drift_page import BLOCKED, HOSTILE, sample_report
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -154,7 +154,11 @@ class Browser:
         bad = []
         for event in self.events:
             method, params = event["method"], event.get("params", {})
-            if method == "Runtime.exceptionThrown" or (method == "Runtime.consoleAPICalled" and params.get("type") == "error") or (method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error"):
+            if (
+                method == "Runtime.exceptionThrown"
+                or (method == "Runtime.consoleAPICalled" and params.get("type") == "error")
+                or (method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error")
+            ):
                 bad.append(event)
         return bad
 
@@ -273,11 +277,21 @@ def test_tenant_filter_hides_other_columns_and_emptied_groups(
 
 def test_status_filter_keeps_rows_with_a_checked_status(browser: Browser, page_url: str) -> None:
     """With only "missing" checked, only the workflow missing somewhere is listed, the groups of
-    other statuses hide, and with nothing checked the page says that nothing matches."""
+    other statuses hide (a "would be blocked" line follows its cell's status), and with nothing
+    checked the page says that nothing matches."""
     browser.open(page_url, 1024)
     _only_statuses(browser, "m")
     assert browser.js(_VISIBLE_ROWS) == ["Payment retry"]
     assert not browser.js(_SHOWN + "('drifted')") and not browser.js(_SHOWN + "('failed')")
+    # A line saying what a migration would block follows the status of its cell (in sync here).
+    _only_statuses(browser, "i")
+    assert browser.js(_SHOWN + "('failed')")
+    assert browser.js(
+        "Array.from(document.querySelectorAll('ul.failures li')).filter(function(l)"
+        "{return !l.hidden;}).map(function(l){return l.textContent;})"
+    ) == [
+        f"production-eu.example.com: would be blocked: {BLOCKED} (Invoice sync to the data warehouse (nightly, all entities))"
+    ]
     assert not browser.js(_SHOWN + "('none')")
     _only_statuses(browser, "")
     assert browser.js(_VISIBLE_ROWS) == []

@@ -94,8 +94,7 @@ function apply(){
  });
  document.getElementById('none').hidden=rows>0;
  document.querySelectorAll('[data-t]').forEach(function(d){
-  var st=d.getAttribute('data-s');
-  d.hidden=(!!t&&d.getAttribute('data-t')!=t)||(st!==null&&!on[st]);
+  d.hidden=(!!t&&d.getAttribute('data-t')!=t)||!on[d.getAttribute('data-s')];
  });
  document.querySelectorAll('.group').forEach(function(g){
   g.hidden=!g.querySelector('[data-t]:not([hidden])');
@@ -196,18 +195,19 @@ class _Reasons:
     """Every cell's reason, numbered, each text on the page once: a failed cell points at its
     line in the failure list (one per tenant and reason), any other at a hidden span. The
     failure list also holds what a migration would block (one line per tenant and blocked
-    reference, docs/references.md), shown whatever the status filter says."""
+    reference, docs/references.md), filtered by the status of the cell it belongs to."""
 
     def __init__(self, report: DriftReport) -> None:
-        # (column, tenant, text) → (number, workflow names, status class or None)
-        self.failures: dict[tuple[int, str, str], tuple[int, list[str], str | None]] = {}
+        # (column, tenant, text) → (number, workflow names, status class for the filter)
+        self.failures: dict[tuple[int, str, str], tuple[int, list[str], str]] = {}
         self.texts: dict[str, int] = {}
         self.cell: dict[tuple[int, str], int] = {}
         self._count = 0
         for column, tenant in enumerate(report.tenants, start=1):
             for w in tenant.workflows:
-                for line in w.references:  # would be blocked there
-                    self._listed((column, tenant.tenant, "would be blocked: " + line), None, w.name)
+                for line in w.references:  # would be blocked there: follows the cell's status
+                    key = (column, tenant.tenant, "would be blocked: " + line)
+                    self._listed(key, CELL_CLASS[w.status], w.name)
                 if w.status == FAILED:
                     key = (column, tenant.tenant, w.reason or "unknown reason")
                     number = self._listed(key, CELL_CLASS[FAILED], w.name)
@@ -220,7 +220,7 @@ class _Reasons:
                     continue
                 self.cell[(column, w.name)] = number
 
-    def _listed(self, key: tuple[int, str, str], status: str | None, name: str) -> int:
+    def _listed(self, key: tuple[int, str, str], status: str, name: str) -> int:
         if key not in self.failures:
             self.failures[key] = (self._count, [], status)
             self._count += 1
@@ -308,9 +308,8 @@ def _failures(reasons: _Reasons) -> str:
         shown = ", ".join(_text(n) for n in names[:5]) + (
             f", … ({len(names)})" if len(names) > 5 else ""
         )
-        kept = f" data-s={status}" if status else ""
         items.append(
-            f"<li data-t={column}{kept}>{_text(tenant)}: "
+            f"<li data-t={column} data-s={status}>{_text(tenant)}: "
             f"<span id=r{number}>{_text(reason)}</span> ({shown})"
         )
     return (
