@@ -237,7 +237,15 @@ def test_the_demo_prints_commands_that_work_when_pasted(tmp_path: Path) -> None:
     assert demo.returncode == 0, demo.stdout + demo.stderr
     lines = demo.stdout.splitlines()
     commands = [shlex.split(line[2:]) for line in lines if line.startswith("$ ")]
-    assert [c[1] for c in commands] == ["plan", "migrate", "migrate", "status", "verify", "diff", "doctor"]
+    assert [c[1] for c in commands] == [
+        "plan",
+        "migrate",
+        "migrate",
+        "status",
+        "verify",
+        "diff",
+        "doctor",
+    ]
     [start] = [shlex.split(line) for line in lines if "fake-zuora --write-config" in line]
     assert lines.count("(exit 0)") == len(commands)
 

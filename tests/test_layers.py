@@ -270,3 +270,47 @@ def test_the_graph_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
     assert "import circle: migrator.core.a <-> migrator.run.b <-> migrator.run.c" in problems
     assert "migrator.core.a is in the pure core but imports sqlite3" in problems
     assert "migrator.core.a imports migrator.run.b, a layer beside or above it" in problems
+
+
+def private_imports(package: Path) -> list[str]:
+    """Every `from migrator.x.y import _name` whose module lives in another folder than the
+    importer's, one line each: a `_`-prefixed name is private to its folder."""
+    mods = module_names(package)
+    found: list[str] = []
+    for name, path in mods.items():
+        folder = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not node.module or node.level:
+                continue
+            if node.module.split(".")[0] != package.name:
+                continue
+            source = mods.get(node.module)
+            source_folder = (
+                node.module
+                if source is None or source.name == "__init__.py"
+                else node.module.rpartition(".")[0]
+            )
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and source_folder != folder:
+                    found.append(f"{name} takes {node.module}.{alias.name}")
+    return found
+
+
+def test_no_module_imports_another_folders_private_names() -> None:
+    """A `_`-prefixed name is used only inside its own folder: no module imports one from another."""
+    assert private_imports(PACKAGE) == []
+
+
+def test_the_private_name_check_catches_a_crossing(tmp_path: Path) -> None:
+    """A synthetic package where run/ takes store/'s `_helper` is reported; its own folder's is not."""
+    pkg = tmp_path / "migrator"
+    for folder in ("store", "run"):
+        (pkg / folder).mkdir(parents=True)
+        (pkg / folder / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "store" / "a.py").write_text("_helper = 1\n")
+    (pkg / "store" / "b.py").write_text("from migrator.store.a import _helper\n")
+    (pkg / "run" / "c.py").write_text("from migrator.store.a import _helper\n")
+    assert private_imports(pkg) == ["migrator.run.c takes migrator.store.a._helper"]

@@ -35,7 +35,6 @@ from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
 from migrator.core.rollout import Wave, assign_waves
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.history import NullJournal
-from migrator.run.migrate import _close_session
 from migrator.run.resolve import pick_definition, version_in_entry
 from migrator.run.rollback import DiscardState
 from migrator.run.rollout import WaveRunner, wave_failures
@@ -43,7 +42,7 @@ from migrator.run.tenant import tenant_fingerprint, tenant_identity
 from migrator.store.journal import read_state
 from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.store.workspace_views import JournalState
-from migrator.zuora import ZuoraClient, open_session
+from migrator.zuora import ZuoraClient, close_session, open_session
 
 log = structlog.get_logger("migrator.activate")
 
@@ -202,7 +201,7 @@ async def activate_from_journal(
                 store.flush()
                 journal.finish(counts=Report(items=OutcomeLog(store)).summary())
         finally:
-            await _close_session(session)
+            await close_session(session)
         store.flush()
     except BaseException:
         store.close()

@@ -32,25 +32,24 @@ from migrator.core.errors import JournalError, MigratorError, ZuoraError
 from migrator.core.logs import printable
 from migrator.core.versions import is_valid_version, version_key
 from migrator.store import lock as lock_mod
+from migrator.store.files import fsync_dir, write_atomic
 from migrator.store.snapshot import (
-    _PARTIAL,
     JSON_OPTIONS,
     MANIFEST,
+    PARTIAL,
     SNAPSHOT_FORMAT,
     BackupError,
     FileEntry,
     Snapshot,
-    _compress,
-    _fsync_dir,
-    _iso,
-    _remove_snapshot,
     encode_document,
+    gzip_bytes,
+    iso_time,
     list_snapshots,
     pointer_path,
+    remove_snapshot,
     snapshot_file_name,
     snapshot_prefix,
     snapshot_problems,
-    write_atomic,
 )
 from migrator.zuora import ZuoraClient, open_session
 
@@ -131,7 +130,7 @@ class _Run:
     def store(self, target: _Target, document: Mapping[str, Any]) -> FileEntry:
         """Encode one export; write it unless the base snapshot already holds the same content."""
         raw = encode_document(document)
-        stored = _compress(raw) if self.compress else raw
+        stored = gzip_bytes(raw) if self.compress else raw
         path = snapshot_file_name(
             target.name, target.definition_id, target.version, compress=self.compress
         )
@@ -144,7 +143,7 @@ class _Run:
             if not self.made_partial:
                 self.partial.mkdir(mode=0o700, exist_ok=True)
                 self.made_partial = True
-            write_atomic(self.partial, path, stored)
+            write_atomic(self.partial / path, stored)
         return FileEntry(
             path=path,
             definition_id=target.definition_id,
@@ -236,7 +235,7 @@ def _clean_leftovers(out_dir: Path, tenant: str) -> list[str]:
         for entry in os.scandir(out_dir):
             # The exact shape, so a tenant whose name extends ours ("prod" / "prod-eu") keeps its own.
             match = (
-                _PARTIAL.match(entry.name[len(prefix) :]) if entry.name.startswith(prefix) else None
+                PARTIAL.match(entry.name[len(prefix) :]) if entry.name.startswith(prefix) else None
             )
             if match is None:
                 continue
@@ -469,12 +468,12 @@ def _finish(
         data = (run.base_dir / path).read_bytes()
         if hashlib.sha256(data).hexdigest() != run.base[path].sha256:
             raise BackupError(f"{run.base_dir / path}: changed during the backup; run again")
-        write_atomic(run.partial, path, data)
-    _fsync_dir(run.partial)
+        write_atomic(run.partial / path, data)
+    fsync_dir(run.partial)
     manifest: dict[str, Any] = {
         "format": SNAPSHOT_FORMAT,
         "tenant": tenant,
-        "created_at": _iso(now),
+        "created_at": iso_time(now),
         "tool_version": __version__,
         "complete": complete,
         "files": [e.to_json() for e in entries],
@@ -482,11 +481,11 @@ def _finish(
     if not complete:
         manifest["skipped"] = list(run.skipped)
     # The manifest is the commit point: written last, inside a folder nobody reads yet.
-    write_atomic(run.partial, MANIFEST, orjson.dumps(manifest, option=JSON_OPTIONS) + b"\n")
-    _fsync_dir(run.partial)
+    write_atomic(run.partial / MANIFEST, orjson.dumps(manifest, option=JSON_OPTIONS) + b"\n")
+    fsync_dir(run.partial)
     final = out / final_name
     os.rename(run.partial, final)
-    _fsync_dir(out)
+    fsync_dir(out)
     if complete:
         _point_latest(out, tenant, final_name)
     newest_complete = final if complete else (latest.path if latest else None)
@@ -528,8 +527,8 @@ def _point_latest(out: Path, tenant: str, folder: str) -> None:
     with contextlib.suppress(OSError):
         if pointer.read_bytes() == data:
             return
-    write_atomic(out, pointer.name, data, mode=0o644)
-    _fsync_dir(out)
+    write_atomic(out / pointer.name, data, mode=0o644)
+    fsync_dir(out)
 
 
 def _retain(
@@ -546,7 +545,7 @@ def _retain(
     doomed = full[: max(0, len(full) + 1 - keep)] + [s for s in snaps if not s.complete]
     removed: list[str] = []
     for snap in doomed:
-        _remove_snapshot(snap.path)
+        remove_snapshot(snap.path)
         removed.append(str(snap.path))
     return removed
 

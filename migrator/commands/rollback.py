@@ -25,10 +25,9 @@ from migrator.core.errors import MigratorError
 from migrator.core.logs import redact_text
 from migrator.core.report import Report, counts_table
 from migrator.run.history import NullJournal
-from migrator.run.migrate import _close_session
 from migrator.run.rollback import ROLLBACK_STATUSES, check_identity, read_rollback_targets, rollback
 from migrator.run.tenant import tenant_fingerprint
-from migrator.zuora import ZuoraClient, open_session
+from migrator.zuora import ZuoraClient, close_session, open_session
 
 NOTHING = "the journal records no activation and no created definition: nothing to roll back"
 
@@ -91,7 +90,7 @@ async def rollback_from_journal(
                 report = Report(items=tuple(items))
                 journal.finish(counts=report.summary())
     finally:
-        await _close_session(session)
+        await close_session(session)
     return Report(items=tuple(items), notices=tuple(notices))
 
 

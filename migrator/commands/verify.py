@@ -43,12 +43,12 @@ from migrator.core.report import (
 )
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.inputs import read_sources
-from migrator.run.migrate import _close_session, check_source_paths
+from migrator.run.migrate import check_source_paths
 from migrator.run.target import read_target
-from migrator.run.tenant import _Names, source_index
+from migrator.run.tenant import NameSet, source_index
 from migrator.store.cache import open_cache
 from migrator.store.workspace import OutcomeLog, Workspace
-from migrator.zuora import ZuoraClient, open_session
+from migrator.zuora import ZuoraClient, close_session, open_session
 
 log = structlog.get_logger("migrator.verify")
 
@@ -102,7 +102,7 @@ async def _verify_all(
     # Callees named only by calls may be in a tenant without being among the sources. Only the
     # documents that call others (normally few) are read for them, as `migrate` does.
     callee_names = {c.workflow_name for d in store.callers() for c in d.calls if c.workflow_name}
-    wanted = _Names(lambda n: n in callee_names or store.has_name(n))
+    wanted = NameSet(lambda n: n in callee_names or store.has_name(n))
     cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=use_cache))
     session = open_session(settings)
     try:
@@ -142,7 +142,7 @@ async def _verify_all(
             for tenant in chosen:
                 tg.start_soon(one, tenant)
     finally:
-        await _close_session(session)
+        await close_session(session)
         if cache is not None:
             cache.close()
     for outcome in unreadable_outcomes(store.errors, [t.name for t in chosen], verified=False):

@@ -427,7 +427,7 @@ def runs(records: Iterable[Record]) -> list[RunInfo]:
     return out
 
 
-def _torn_notice(source: str, result: ScanResult | ScanTail, *, cut: bool) -> str:
+def torn_notice(source: str, result: ScanResult | ScanTail, *, cut: bool) -> str:
     assert result.torn_tail is not None
     verb = "cut" if cut else "ignored"
     return (

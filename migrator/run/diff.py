@@ -47,11 +47,10 @@ from migrator.core.plan import (
 )
 from migrator.core.remap import prepare_for_import
 from migrator.run.inputs import read_live_sources, read_sources
-from migrator.run.migrate import _close_session
 from migrator.run.target import for_each_definition
 from migrator.run.tenant import source_index
 from migrator.store.workspace import Workspace
-from migrator.zuora import ZuoraClient, open_session
+from migrator.zuora import ZuoraClient, close_session, open_session
 
 log = structlog.get_logger("migrator.diff")
 
@@ -138,7 +137,7 @@ async def diff_tenants(
         finally:
             store.close()
     finally:
-        await _close_session(session)
+        await close_session(session)
     return DriftReport(tuple(columns), failed)
 
 

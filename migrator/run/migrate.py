@@ -41,7 +41,7 @@ from migrator.store.cache import open_cache
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
 from migrator.store.profiles import load_profile
 from migrator.store.workspace import OutcomeLog, Workspace
-from migrator.zuora import ZuoraClient, open_session
+from migrator.zuora import ZuoraClient, close_session, open_session
 
 log = structlog.get_logger("migrator.engine")
 
@@ -132,7 +132,7 @@ async def migrate(
     notices: list[str] = []
     session = open_session(settings)
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(_close_session, session)
+        stack.push_async_callback(close_session, session)
         if options.from_tenant:
             if options.from_tenant not in settings.tenants:
                 raise MigratorError(
@@ -403,8 +403,3 @@ async def _unless_aborted(aborting: anyio.Event, fn: Callable[[], Awaitable[None
             await fn()
             watcher.cancel_scope.cancel()
     return scope.cancel_called
-
-
-async def _close_session(session: Any) -> None:
-    with anyio.CancelScope(shield=True):
-        await session.close()

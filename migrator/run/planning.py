@@ -28,7 +28,7 @@ from migrator.core.plan import (
 from migrator.core.remap import prepare_for_import
 from migrator.run.history import _NO_PRIOR, prior_states
 from migrator.run.target import read_target, target_fingerprint
-from migrator.run.tenant import TenantState, _Names, tenant_identity
+from migrator.run.tenant import NameSet, TenantState, tenant_identity
 from migrator.store.workspace import Workspace
 
 PLAN_BATCH = 256  # names planned at a time, apart from those linked by calls
@@ -101,9 +101,9 @@ class TenantPlanning(TenantState):
 
         await read_target(
             self.client,
-            _Names(lambda n: n in callee_names or self.store.has_name(n)),
+            NameSet(lambda n: n in callee_names or self.store.has_name(n)),
             lambda d: self.store.add_target(name, d),
-            hash_names=_Names(lambda n: not settled(n)),
+            hash_names=NameSet(lambda n: not settled(n)),
             on_unreadable=note_unreadable,
             cache=self.cache,
         )

@@ -89,8 +89,8 @@ class GroupState:
     more: bool = False
 
 
-class _Names:
-    """A set of names answered by a question (`name in _Names(store.has_name)`): the sources'
+class NameSet:
+    """A set of names answered by a question (`name in NameSet(store.has_name)`): the sources'
     names are in the workspace, not in memory."""
 
     def __init__(self, contains: Callable[[str], bool]) -> None:
@@ -103,7 +103,7 @@ class _Names:
 def source_index(store: Workspace) -> SourceIndex:
     """Where calls point among the sources, answered by the workspace (the later document wins
     where two share an id, as in `SourceIndex.of`)."""
-    return SourceIndex(store.name_of_definition, store.name_of_workflow, _Names(store.has_name))
+    return SourceIndex(store.name_of_definition, store.name_of_workflow, NameSet(store.has_name))
 
 
 def _on_target(item: PlannedItem) -> bool:

@@ -7,13 +7,14 @@ pacing math they use live in migrator.core).
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.calls import AttemptInfo, ClientStats, valid_track_id, validate_idempotency_key
 from migrator.zuora.client import ZuoraClient
-from migrator.zuora.http import open_session
+from migrator.zuora.http import close_session, open_session
 
 __all__ = [
     "AttemptInfo",
     "ClientStats",
     "TokenCache",
     "ZuoraClient",
+    "close_session",
     "open_session",
     "valid_track_id",
     "validate_idempotency_key",
