@@ -370,7 +370,7 @@ async def test_a_listing_that_shows_new_workflows_last_costs_a_lookup_each_at_mo
 async def test_verify_uses_the_cache_unless_told_not_to(tmp_path: Path) -> None:
     """`verify` after a migration exports nothing the cache knows (every item still verified);
     with `--no-cache` (use_cache=False) it exports every version it compares."""
-    from migrator.commands.verify import verify_tenants
+    from migrator.run.verify import verify_tenants
 
     write_sources(tmp_path / "src", 4)
     src = [str(tmp_path / "src")]

@@ -18,12 +18,12 @@ import pytest
 from aiohttp import web
 
 from migrator.commands.backup import backup_tenant
-from migrator.commands.verify import verify_tenants
 from migrator.core.errors import MigratorError, ZuoraError
 from migrator.fake import FakeConfig
 from migrator.fake._state import errors_list
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.verify import verify_tenants
 from migrator.store.snapshot import MANIFEST, pointer_path
 from tests.builders import small_export
 from tests.helpers import Env, running_fake

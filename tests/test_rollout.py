@@ -440,7 +440,7 @@ async def test_status_after_a_halt_still_counts_the_held_wave_after_a_rollback(
     tmp_path: Path,
 ) -> None:
     """A rollback (or activate) run appended to a halted rollout's journal does not hide the held wave's pending items from `status`."""
-    from migrator.commands.status import status_data
+    from migrator.run.status import status_data
 
     journal = tmp_path / "j.jsonl"
     async with running_fake(FakeConfig.demo(4)) as env:

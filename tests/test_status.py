@@ -17,11 +17,11 @@ import anyio
 import pytest
 
 from migrator.cli import main
-from migrator.commands.status import status_data
 from migrator.fake import FaultConfig
 from migrator.fake._state import errors_list
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.status import status_data
 from migrator.store.journal import Journal
 from tests.conftest import ROOT
 from tests.helpers import running_fake, traced_peak

@@ -18,13 +18,13 @@ import anyio
 import orjson
 import pytest
 
-from migrator.commands.verify import all_verified, verify_tenants
 from migrator.core.config import Secret
 from migrator.core.report import render_table
 from migrator.fake import ApiError, FakeConfig
 from migrator.run.inputs import read_sources
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.verify import all_verified, verify_tenants
 from migrator.store.journal import read_journal
 from migrator.store.workspace import OutcomeLog
 from tests.builders import small_export
