@@ -12,10 +12,10 @@ from typing import Any
 import anyio
 import pytest
 
-from migrator.commands.activate import activate_from_journal
 from migrator.core.journal_records import fold, scan
 from migrator.core.profile import TenantProfile
 from migrator.fake import FakeConfig
+from migrator.run.activate import activate_from_journal
 from migrator.run.migrate import TenantRun, migrate
 from migrator.run.options import MigrateOptions
 from migrator.run.resolve import RESOLVE_BATCH

@@ -374,7 +374,7 @@ async def test_activate_goes_wave_by_wave_and_a_failed_smoke_run_holds_later_wav
     tmp_path: Path,
 ) -> None:
     """`activate` under [rollout] switches on one wave at a time: a smoke failure in wave 2 leaves wave 3 unswitched (no write), and activating again once fixed finishes."""
-    from migrator.commands.activate import activate_from_journal
+    from migrator.run.activate import activate_from_journal
 
     journal = tmp_path / "j.jsonl"
     config = replace(FakeConfig.demo(4), run_seconds=0.05)

@@ -323,9 +323,9 @@ class TenantExecution(TenantResolution):
             updated_at = updated_at or shown_at
         if self.options.legacy:  # before issue 15: the versions list after every import
             assert definition_id is not None
-            version_id = await self._resolve_version(definition_id, item.version, response)
+            version_id = await self._resolve_version(definition_id, item.version)
         if self.options.verify and definition_id is not None and version_id is None:
-            version_id = await self._resolve_version(definition_id, item.version, response)
+            version_id = await self._resolve_version(definition_id, item.version)
         await self.journal.append(
             "committed",
             tenant=self.tenant.name,
