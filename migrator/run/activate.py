@@ -5,9 +5,7 @@ records the active one, tenant by tenant or wave by wave. Each switch is an `Act
 
 from __future__ import annotations
 
-import hashlib
 import os
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
@@ -16,24 +14,28 @@ from typing import Any
 import anyio
 import structlog
 
-from migrator import __version__
-from migrator.core.config import Settings, TenantConfig
-from migrator.core.errors import AuthError, JournalError, MigratorError, ZuoraError
-from migrator.core.journal_records import ItemState, Record
+from migrator.core.config import Settings
+from migrator.core.errors import AuthError, ZuoraError
+from migrator.core.journal_records import ItemState
 from migrator.core.plan import int_or_none
 from migrator.core.report import ItemOutcome, Report
 from migrator.core.rollout import Wave, assign_waves
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.activation import Activation, read_activation, switch_on
+from migrator.run.context import (
+    check_tenant_identity,
+    choose_tenants,
+    run_clients,
+    run_started_fields,
+)
 from migrator.run.history import NullJournal
 from migrator.run.resolve import pick_definition, version_in_entry
 from migrator.run.rollback import DiscardState
 from migrator.run.rollout import WaveRunner, wave_failures
-from migrator.run.tenant import tenant_fingerprint
 from migrator.store.journal import read_state
 from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.store.workspace_views import JournalState
-from migrator.zuora import ZuoraClient, close_session, open_session
+from migrator.zuora import ZuoraClient
 
 log = structlog.get_logger("migrator.activate")
 
@@ -81,18 +83,6 @@ def targets_from_journal(tenant: str, landed: Iterable[ItemState]) -> Iterator[T
         yield target()
 
 
-def _check_identity(history: Sequence[Record], chosen: Sequence[TenantConfig], path: str) -> None:
-    current = {t.name: tenant_fingerprint(t) for t in chosen}
-    for started in history:
-        earlier = started.get("tenants") or {}
-        for name, fp in earlier.items():
-            if name in current and current[name] != fp:
-                raise JournalError(
-                    f"{path}: tenant {name!r} pointed at a different tenant (URL or client id) when "
-                    "this journal was written; its definition and version ids mean nothing here"
-                )
-
-
 async def activate_from_journal(
     settings: Settings,
     journal_path: str,
@@ -113,12 +103,7 @@ async def activate_from_journal(
         history, notices = read_state(journal_path, state)
         in_journal = sorted(state.tenants())
         if tenants:
-            unknown = [n for n in tenants if n not in settings.tenants]
-            if unknown:
-                raise MigratorError(
-                    f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
-                )
-            names = list(dict.fromkeys(tenants))
+            names = [t.name for t in choose_tenants(settings, tenants)]
         else:
             names = [t for t in in_journal if t in settings.tenants]
             notices += [
@@ -127,72 +112,61 @@ async def activate_from_journal(
                 if t not in settings.tenants
             ]
         chosen = [settings.tenants[n] for n in names]
-        _check_identity(history, chosen, journal_path)
-        session = open_session(settings)
-        try:
-            clients = {t.name: ZuoraClient(t, session, settings, stopping=stopping) for t in chosen}
-            async with AsyncExitStack() as stack:
-                journal: Any = NullJournal()
-                if not dry_run:
-                    from migrator.store.journal import Journal
+        check_tenant_identity(history, chosen, journal_path)
+        async with run_clients(settings, chosen, stopping) as run, AsyncExitStack() as stack:
+            clients = run.clients
+            journal: Any = NullJournal()
+            if not dry_run:
+                from migrator.store.journal import Journal
 
-                    fields = {
-                        "run_id": hashlib.sha256(f"{time.time()}".encode()).hexdigest()[:12],
-                        "command": "activate",
-                        "tenants": {t.name: tenant_fingerprint(t) for t in chosen},
-                        "tool_version": __version__,
-                    }
-                    # Folded once already (above); the writer's own fold is thrown away.
-                    journal = await stack.enter_async_context(
-                        Journal.open(journal_path, fields, state=DiscardState())
-                    )
-                    notices += journal.notices
+                fields = run_started_fields(chosen, command="activate")
+                # Folded once already (above); the writer's own fold is thrown away.
+                journal = await stack.enter_async_context(
+                    Journal.open(journal_path, fields, state=DiscardState())
+                )
+                notices += journal.notices
 
-                async def one(name: str) -> None:
-                    try:
-                        await place_unresolved(clients[name], state)
-                    except ZuoraError as exc:
-                        log.warning(
-                            "could not look up unresolved imports", tenant=name, error=str(exc)
-                        )
-                    plan = targets_from_journal(name, state.landed(name))
-                    await _activate_tenant(clients[name], plan, dry_run, store, journal)
+            async def one(name: str) -> None:
+                try:
+                    await place_unresolved(clients[name], state)
+                except ZuoraError as exc:
+                    log.warning("could not look up unresolved imports", tenant=name, error=str(exc))
+                plan = targets_from_journal(name, state.landed(name))
+                await _activate_tenant(clients[name], plan, dry_run, store, journal)
 
-                async def execute(wave: Wave) -> None:
-                    async with anyio.create_task_group() as tg:
-                        for name in wave.tenants:
-                            tg.start_soon(one, name)
+            async def execute(wave: Wave) -> None:
+                async with anyio.create_task_group() as tg:
+                    for name in wave.tenants:
+                        tg.start_soon(one, name)
 
-                if settings.rollout is None or dry_run:
-                    await execute(Wave(1, tuple(names)))
-                else:
-                    runner = WaveRunner(
-                        settings.rollout,
-                        journal=journal,
-                        journal_path=journal_path,
-                        clients=clients,
-                        record=store.add_outcome,
-                        stopping=stopping,
-                        run_id=os.urandom(8).hex(),
-                    )
+            if settings.rollout is None or dry_run:
+                await execute(Wave(1, tuple(names)))
+            else:
+                runner = WaveRunner(
+                    settings.rollout,
+                    journal=journal,
+                    journal_path=journal_path,
+                    clients=clients,
+                    record=store.add_outcome,
+                    stopping=stopping,
+                    run_id=os.urandom(8).hex(),
+                )
 
-                    def hold(wave: Wave, reason: str) -> None:
-                        for name in wave.tenants:
-                            for entry in targets_from_journal(name, state.landed(name)):
-                                held = entry if isinstance(entry, ItemState) else entry.state
-                                store.add_outcome(_out(held, "deferred", error=reason))
+                def hold(wave: Wave, reason: str) -> None:
+                    for name in wave.tenants:
+                        for entry in targets_from_journal(name, state.landed(name)):
+                            held = entry if isinstance(entry, ItemState) else entry.state
+                            store.add_outcome(_out(held, "deferred", error=reason))
 
-                    await runner.run(
-                        assign_waves(settings.rollout, names),
-                        execute,
-                        lambda wave: wave_failures(store, wave),
-                        hold,
-                    )
-                    notices += runner.notices
-                store.flush()
-                journal.finish(counts=Report(items=OutcomeLog(store)).summary())
-        finally:
-            await close_session(session)
+                await runner.run(
+                    assign_waves(settings.rollout, names),
+                    execute,
+                    lambda wave: wave_failures(store, wave),
+                    hold,
+                )
+                notices += runner.notices
+            store.flush()
+            journal.finish(counts=Report(items=OutcomeLog(store)).summary())
         store.flush()
     except BaseException:
         store.close()

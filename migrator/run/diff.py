@@ -46,6 +46,7 @@ from migrator.core.plan import (
     resolve_in,
 )
 from migrator.core.remap import prepare_for_import
+from migrator.run.context import choose_tenants, unknown_tenant
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.target import for_each_definition
 from migrator.run.tenant import source_index
@@ -76,18 +77,8 @@ def select_tenants(
     """The tenants to compare, in the order asked for (default: every configured one but the
     source tenant); an unknown name is a usage error."""
     if from_tenant is not None and from_tenant not in settings.tenants:
-        raise MigratorError(
-            f"{settings.file}: unknown source tenant {from_tenant!r}"
-            f" (configured: {', '.join(sorted(settings.tenants))})"
-        )
-    wanted = list(names) or sorted(settings.tenants)
-    unknown = [n for n in wanted if n not in settings.tenants]
-    if unknown:
-        raise MigratorError(
-            f"{settings.file}: unknown tenant {unknown[0]!r}"
-            f" (configured: {', '.join(sorted(settings.tenants))})"
-        )
-    chosen = [settings.tenants[n] for n in dict.fromkeys(wanted) if n != from_tenant]
+        raise unknown_tenant(settings, from_tenant, what="source tenant")
+    chosen = [t for t in choose_tenants(settings, names) if t.name != from_tenant]
     if not chosen:
         raise MigratorError(
             f"diff: no tenant to compare with {from_tenant!r}: select another with --tenant"

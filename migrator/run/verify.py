@@ -19,7 +19,7 @@ import structlog
 
 from migrator.core.canonical import canonical_hash
 from migrator.core.config import Settings, TenantConfig
-from migrator.core.errors import InputError, MigratorError, ZuoraError
+from migrator.core.errors import InputError, ZuoraError
 from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
 from migrator.core.remap import prepare_for_import
 from migrator.core.report import (
@@ -28,13 +28,13 @@ from migrator.core.report import (
     unreadable_outcomes,
 )
 from migrator.core.versions import is_valid_version, version_key
+from migrator.run.context import choose_tenants, run_clients
 from migrator.run.inputs import read_sources
 from migrator.run.migrate import check_source_paths
 from migrator.run.target import read_target
 from migrator.run.tenant import NameSet, source_index
 from migrator.store.cache import open_cache
 from migrator.store.workspace import OutcomeLog, Workspace
-from migrator.zuora import ZuoraClient, close_session, open_session
 
 log = structlog.get_logger("migrator.verify")
 
@@ -62,7 +62,7 @@ async def verify_tenants(
     stays the caller's, never closed here; it must not yet hold outcomes, nor definitions of
     the chosen tenants (they would be mixed into this report).
     """
-    chosen = _select(settings, tenants)
+    chosen = choose_tenants(settings, tenants)
     own = store is None
     if store is None:
         check_source_paths(sources)
@@ -90,11 +90,10 @@ async def _verify_all(
     callee_names = {c.workflow_name for d in store.callers() for c in d.calls if c.workflow_name}
     wanted = NameSet(lambda n: n in callee_names or store.has_name(n))
     cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=use_cache))
-    session = open_session(settings)
     try:
 
         async def one(tenant: TenantConfig) -> None:
-            client = ZuoraClient(tenant, session, settings, stopping=stopping)
+            client = clients[tenant.name]
             # Workflows whose versions list answered 404: their documents fail, no other.
             unreadable: dict[str, str] = {}
 
@@ -124,11 +123,13 @@ async def _verify_all(
                 return
             await verify_tenant(tenant, store, index, unreadable)
 
-        async with anyio.create_task_group() as tg:
+        async with (
+            run_clients(settings, chosen, stopping) as clients,
+            anyio.create_task_group() as tg,
+        ):
             for tenant in chosen:
                 tg.start_soon(one, tenant)
     finally:
-        await close_session(session)
         if cache is not None:
             cache.close()
     for outcome in unreadable_outcomes(store.errors, [t.name for t in chosen], verified=False):
@@ -146,16 +147,6 @@ def _check_unused(store: Workspace, chosen: Sequence[TenantConfig]) -> None:
                 f"verify needs a workspace without tenant {tenant.name}'s definitions:"
                 " it reads them itself"
             )
-
-
-def _select(settings: Settings, names: Sequence[str]) -> list[TenantConfig]:
-    wanted = list(names) or sorted(settings.tenants)
-    unknown = [n for n in wanted if n not in settings.tenants]
-    if unknown:
-        raise MigratorError(
-            f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
-        )
-    return [settings.tenants[n] for n in dict.fromkeys(wanted)]
 
 
 async def verify_tenant(
