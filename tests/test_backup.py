@@ -22,10 +22,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator import cli
-from migrator.commands.backup import add_backup_parser, backup_tenant, cmd_backup
+from migrator.commands.backup import add_backup_parser, cmd_backup
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import MigratorError
 from migrator.fake._state import ApiError, errors_list
+from migrator.run.backup import backup_tenant
 from migrator.store import lock as lock_mod
 from migrator.store.snapshot import (
     MANIFEST,
@@ -581,3 +582,16 @@ async def test_cmd_backup_prints_one_line_and_exit_codes(
         assert "Traceback" not in captured.err
         for t in env.config.tenants:
             assert t.client_secret not in captured.err + captured.out
+
+
+@pytest.mark.anyio
+async def test_backup_asked_to_stop_writes_no_snapshot(tmp_path: Path) -> None:
+    """A backup whose run is stopping (the first Ctrl-C, as run_with_signals hands it in) takes
+    no new workflow, fails with one reason and leaves no snapshot, partial folder or pointer."""
+    async with running_fake() as env:
+        preload(env)
+        stopping = anyio.Event()
+        stopping.set()
+        with pytest.raises(MigratorError, match="interrupted; no snapshot was written"):
+            await backup_tenant(env.settings, "tenant-1", tmp_path, stopping=stopping)
+    assert [p for p in os.listdir(tmp_path) if not p.endswith(".lock")] == []

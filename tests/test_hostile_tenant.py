@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from migrator.commands.backup import backup_tenant
 from migrator.core.errors import MigratorError, ZuoraError
 from migrator.fake import FakeConfig
 from migrator.fake._state import errors_list
+from migrator.run.backup import backup_tenant
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from migrator.run.verify import verify_tenants

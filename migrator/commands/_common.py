@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
@@ -104,7 +105,9 @@ def run_with_signals(fn: Callable[..., Awaitable[T]], *, abortable: bool = False
                             else:
                                 tg.cancel_scope.cancel()
 
-                tg.start_soon(watch)
+                # Signals reach only the main thread (a test may run a command in another).
+                if threading.current_thread() is threading.main_thread():
+                    tg.start_soon(watch)
                 args = (stopping, aborting) if abortable else (stopping,)
                 result.append(await fn(*args))
                 tg.cancel_scope.cancel()
