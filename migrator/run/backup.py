@@ -379,9 +379,7 @@ async def _export_all(
                     if stopping is not None and stopping.is_set():
                         # A snapshot without every workflow is not one: take nothing new, and
                         # the folder written so far is removed.
-                        run.fatal = run.fatal or BackupError(
-                            "interrupted; no snapshot was written"
-                        )
+                        run.fatal = run.fatal or BackupError("interrupted; no snapshot was written")
                         break
                     await send.send(definition)
         if run.fatal is not None:

@@ -37,15 +37,14 @@ from migrator.core.drift import (
     needs_export,
 )
 from migrator.core.errors import AuthError, InputError, MigratorError, ZuoraError, single_failure
+from migrator.core.payload import callee_ids, tenant_payload
 from migrator.core.plan import (
     SourceDoc,
     SourceIndex,
     TargetDefinition,
     TargetVersion,
     int_or_none,
-    resolve_in,
 )
-from migrator.core.remap import prepare_for_import
 from migrator.run.context import choose_tenants, unknown_tenant
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.target import for_each_definition
@@ -333,21 +332,11 @@ def _payload(
     doc: SourceDoc,
 ) -> dict[str, Any] | Unreadable:
     """What a migration would send this tenant for `doc` (as `verify` builds it), or why not."""
-    call_targets: dict[int, int] = {}
-    for call in doc.calls:
-        if call.workflow_id and "{{" in call.workflow_id:
-            continue  # Liquid: resolved at run time, sent as written
-        callee = resolve_in(call, index, target)
-        callee_defs = target.get(callee, ()) if callee is not None else ()
-        if len(callee_defs) != 1:
-            what = repr(callee) if callee else f"id {call.workflow_id}, name {call.workflow_name!r}"
-            why = "is not" if not callee_defs else "is ambiguous"
-            return Unreadable(
-                f"task {call.task_id} calls {what}, which {why} in tenant {tenant.name}"
-            )
-        call_targets[call.task_id] = callee_defs[0].id
+    call_targets = callee_ids(doc, index, target, tenant.name)
+    if isinstance(call_targets, str):
+        return Unreadable(call_targets)
     try:
         body = store.load(doc)
     except InputError as exc:
         return Unreadable(str(exc))
-    return prepare_for_import(body, call_targets=call_targets, substitutions=tenant.substitutions)
+    return tenant_payload(body, call_targets, tenant)

@@ -14,8 +14,10 @@ import anyio
 import anyio.lowlevel
 
 from migrator.core.canonical import canonical_hash
+from migrator.core.config import TenantConfig
 from migrator.core.document import ExportDocument
 from migrator.core.errors import InputError
+from migrator.core.payload import planned_callee_ids, tenant_payload
 from migrator.core.plan import (
     Action,
     PlanOptions,
@@ -25,7 +27,6 @@ from migrator.core.plan import (
     plan_tenant,
     resolve_in,
 )
-from migrator.core.remap import prepare_for_import
 from migrator.run.history import _NO_PRIOR, prior_states
 from migrator.run.target import read_target, target_fingerprint
 from migrator.run.tenant import NameSet, TenantState, tenant_identity
@@ -166,7 +167,7 @@ class TenantPlanning(TenantState):
             doc = item.doc
             if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
                 continue
-            targets = {t: self._definition_id(c) for t, c in item.call_targets.items()}
+            targets = planned_callee_ids(item.call_targets, self._definition_id)
             if any(v is None for v in targets.values()):
                 continue  # a callee created by this run: its id is not known yet
             fetch = self.store.locate(doc)
@@ -175,12 +176,9 @@ class TenantPlanning(TenantState):
             def payload_hash(
                 fetch: Callable[[], ExportDocument] = fetch,
                 resolved: dict[int, int] = resolved,
-                substitutions: Mapping[str, str] = self.tenant.substitutions,
+                tenant: TenantConfig = self.tenant,
             ) -> str:
-                payload = prepare_for_import(
-                    fetch(), call_targets=resolved, substitutions=substitutions
-                )
-                return canonical_hash(payload)
+                return canonical_hash(tenant_payload(fetch(), resolved, tenant))
 
             try:
                 # A big document takes milliseconds to parse and hash: off the loop.

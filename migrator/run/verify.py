@@ -20,8 +20,8 @@ import structlog
 from migrator.core.canonical import canonical_hash
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import InputError, ZuoraError
-from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition, resolve_in
-from migrator.core.remap import prepare_for_import
+from migrator.core.payload import callee_ids, tenant_payload
+from migrator.core.plan import SourceDoc, SourceIndex, TargetDefinition
 from migrator.core.report import (
     ItemOutcome,
     Report,
@@ -206,27 +206,10 @@ def _judge(
         )
     definition = definitions[0]
     # The callee ids this tenant gives the document's Execute::WorkflowTask calls.
-    call_targets: dict[int, int] = {}
-    for call in doc.calls:
-        if call.workflow_id and "{{" in call.workflow_id:
-            continue  # Liquid: resolved at run time, sent as written
-        callee = resolve_in(call, index, target)
-        callee_defs = target.get(callee, ()) if callee is not None else ()
-        if len(callee_defs) != 1:
-            what = repr(callee) if callee else f"id {call.workflow_id}, name {call.workflow_name!r}"
-            why = "is not" if not callee_defs else "is ambiguous"
-            return _out(
-                tenant,
-                doc,
-                "missing",
-                target_workflow_id=definition.id,
-                reason=f"task {call.task_id} calls {what}, which {why} in tenant {tenant.name}",
-            )
-        call_targets[call.task_id] = callee_defs[0].id
-    body = store.load(doc)
-    payload = prepare_for_import(
-        body, call_targets=call_targets, substitutions=tenant.substitutions
-    )
+    call_targets = callee_ids(doc, index, target, tenant.name)
+    if isinstance(call_targets, str):
+        return _out(tenant, doc, "missing", target_workflow_id=definition.id, reason=call_targets)
+    payload = tenant_payload(store.load(doc), call_targets, tenant)
     digest = canonical_hash(payload)
     for v in definition.versions:
         if v.content_hash == digest:
