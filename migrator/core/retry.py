@@ -46,6 +46,58 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _WRITE_DOUBT_STATUSES = frozenset({500, 502, 503, 504})
 
 
+class Kind(Enum):
+    """What an answer's status says about the request, for every retry and transient decision
+    (the client's retry, a failed item deferred or failed for good, a backup's skip, a token
+    request failing fast): one `classify`, so they never disagree."""
+
+    OK = "ok"  # 2xx
+    NO_ANSWER = "no answer"  # no status: the wire failed (NetError)
+    CREDENTIALS = "credentials"  # 401, 403
+    THROTTLED = "throttled"  # 429
+    UNAVAILABLE = "unavailable"  # 500, 502, 503, 504: retried
+    SERVER = "server error"  # any other 5xx: not retried, but the server's fault
+    CONFLICT = "conflict"  # 409: an idempotent write still in flight (or done)
+    REFUSED = "refused"  # any other 4xx: this request's own fault
+    OTHER = "other"  # 1xx, 3xx: not an answer the API gives
+
+    @property
+    def transient(self) -> bool:
+        """A later run may succeed without anything changed on our side."""
+        return self in (Kind.NO_ANSWER, Kind.THROTTLED, Kind.UNAVAILABLE, Kind.SERVER)
+
+    @property
+    def retried(self) -> bool:
+        """The client resends (within its attempts) and a give-up is reported as retryable."""
+        return self in (Kind.THROTTLED, Kind.UNAVAILABLE, Kind.CONFLICT)
+
+    @property
+    def this_request(self) -> bool:
+        """A refusal of this one request (4xx but credentials and throttling), not the tenant."""
+        return self in (Kind.REFUSED, Kind.CONFLICT)
+
+
+def classify(status: int | None) -> Kind:
+    """The kind of an answer's status (None: no answer at all)."""
+    if status is None:
+        return Kind.NO_ANSWER
+    if 200 <= status < 300:
+        return Kind.OK
+    if status in (401, 403):
+        return Kind.CREDENTIALS
+    if status == 429:
+        return Kind.THROTTLED
+    if status == 409:
+        return Kind.CONFLICT
+    if status in RETRY_STATUSES:
+        return Kind.UNAVAILABLE
+    if 500 <= status < 600:
+        return Kind.SERVER
+    if 400 <= status < 500:
+        return Kind.REFUSED
+    return Kind.OTHER
+
+
 class Action(Enum):
     DONE = "done"
     RETRY = "retry"
@@ -189,13 +241,14 @@ def _decide(
                 )
         return _retry_or_give_up(attempt, policy, rand, doubt, error.value, wait=None)
     assert status is not None
-    if 200 <= status < 300:
+    kind = classify(status)
+    if kind is Kind.OK:
         return Decision(Action.DONE, in_doubt=False)
     if status == 401:
         if refreshed:
             return Decision(Action.GIVE_UP, in_doubt=doubt, reason="401 after a token refresh")
         return Decision(Action.REFRESH, in_doubt=doubt, reason="401: token refresh")
-    if status == 409 and outcome.is_write and outcome.idempotency_key:
+    if kind is Kind.CONFLICT and outcome.is_write and outcome.idempotency_key:
         # Spec §1.8 contradiction: 409 is either "first request still in flight" or "already
         # done, here is the stored result". A body carrying an id is a stored import result.
         if outcome.body_has_id:
@@ -204,7 +257,7 @@ def _decide(
         return _retry_or_give_up(
             attempt, policy, rand, True, "409 request still in flight", wait=wait
         )
-    if status in RETRY_STATUSES:
+    if kind in (Kind.THROTTLED, Kind.UNAVAILABLE):
         throttled = status in (429, 503)
         wait = server_wait(outcome.headers, now, throttled=status == 429) if throttled else None
         if outcome.is_write and status in _WRITE_DOUBT_STATUSES:

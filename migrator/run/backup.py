@@ -27,6 +27,7 @@ import structlog
 from migrator import __version__
 from migrator.core.config import Settings
 from migrator.core.errors import JournalError, ZuoraError
+from migrator.core.retry import classify
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.context import choose_tenants, run_clients
 from migrator.store import lock as lock_mod
@@ -430,7 +431,7 @@ async def _backup_definition(
 
 def _skippable(exc: ZuoraError) -> bool:
     """A refusal about this one workflow or version (404, 400, ...), not the tenant failing."""
-    return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403, 429)
+    return classify(exc.status).this_request
 
 
 def _finish(

@@ -15,6 +15,7 @@ from migrator.core.errors import AuthError, InputError, ZuoraError, single_failu
 from migrator.core.logs import redact_text
 from migrator.core.payload import planned_callee_ids, tenant_payload
 from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem, int_or_none
+from migrator.core.retry import classify
 from migrator.run.change import planned_change
 from migrator.run.resolve import Pending, TenantResolution, version_in_entry
 from migrator.run.tenant import Done, GroupState, _on_target
@@ -172,9 +173,7 @@ class TenantExecution(TenantResolution):
                 isinstance(exc, AuthError)  # the credentials, not the item: retry once they work
                 or exc.in_doubt
                 or exc.retryable
-                or exc.status is None
-                or exc.status >= 500
-                or exc.status == 429
+                or classify(exc.status).transient
             )
             status = "deferred" if transient else "failed"
             # The client scrubs its own tenant's secrets; a server may echo another tenant's.

@@ -24,7 +24,8 @@ from migrator.core import logs
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import AuthError, ZuoraError
 from migrator.core.pacing import Pacer
-from migrator.core.retry import Action, NetError, Outcome, Policy, decide
+from migrator.core.retry import Action, Kind, NetError, Outcome, Policy, decide
+from migrator.core.retry import classify as classify_status
 from migrator.zuora.http import classify, error_detail
 
 TOKEN_PATH = "/oauth/token"
@@ -218,7 +219,7 @@ class TokenCache:
                 message = self._scrub(
                     f"POST {TOKEN_PATH}: token request failed: {what}{' ' + detail if detail else ''}{suffix}"
                 )
-                if status is not None and 400 <= status < 500 and status != 429:
+                if classify_status(status) in (Kind.CREDENTIALS, Kind.CONFLICT, Kind.REFUSED):
                     # Any other 4xx (404: wrong base_url, ...) is a configuration problem: fail fast.
                     raise AuthError(message, status=status, tenant=tenant)
                 raise ZuoraError(message, status=status, tenant=tenant, retryable=True)

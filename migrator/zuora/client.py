@@ -26,6 +26,7 @@ from migrator.core.errors import ProtocolError, ZuoraError
 from migrator.core.logs import redact_text
 from migrator.core.pacing import AdaptiveLimit, Pacer
 from migrator.core.retry import Action, Decision, NetError, Outcome, Policy, decide
+from migrator.core.retry import classify as classify_status
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.calls import (
     AttemptInfo,
@@ -632,7 +633,7 @@ class ZuoraClient:
         status = outcome.status
         detail = error_detail(reply.raw, self._scrub)
         text = f"{status} {detail}".rstrip() + suffix
-        retryable = status in (409, 429, 500, 502, 503, 504)
+        retryable = classify_status(status).retried
         error = self._error(method, path, text, status=status, in_doubt=doubt, retryable=retryable)
         self._log.info("zuora call failed", method=method, path=path, status=status, in_doubt=doubt)
         return error
