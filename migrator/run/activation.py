@@ -13,8 +13,8 @@ import anyio
 
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError
+from migrator.core.journal_records import JournalWriter
 from migrator.core.plan import PlannedItem, activation_key, int_or_none
-from migrator.run.history import JournalWriter
 from migrator.run.tenant import GroupState, TenantState, tenant_identity
 from migrator.zuora import ZuoraClient
 

@@ -5,7 +5,7 @@ for the planner, and the check that a journal belongs to this run's tenants and 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from migrator.core.config import TenantConfig
 from migrator.core.errors import JournalError
@@ -14,25 +14,6 @@ from migrator.run.context import check_tenant_identity
 from migrator.store.workspace import Workspace
 
 # The engine works without a journal too (dry runs, --journal not given).
-
-
-class JournalWriter(Protocol):
-    """What a pipeline writes to: `store.journal.Journal`, or a stand-in that writes nowhere
-    (`NullJournal`, `ReadOnlyJournal`). `state` is the folded state at open, `run_history` the
-    earlier runs' `run_started` records, `notices` what opening it had to say."""
-
-    @property
-    def state(self) -> Mapping[Any, Any]: ...
-
-    @property
-    def notices(self) -> list[str]: ...
-
-    @property
-    def run_history(self) -> list[Any]: ...
-
-    async def append(self, type: str, **fields: Any) -> Any: ...
-
-    def finish(self, **fields: Any) -> None: ...
 
 
 class NullJournal:

@@ -35,7 +35,7 @@ from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.options import MigrateOptions, Progress
 from migrator.run.planning import TenantPlanning, linked_names
 from migrator.run.rollout import needs_journal, roll_out_runs
-from migrator.run.tenant import source_index, tenant_identity
+from migrator.run.tenant import RunParts, source_index, tenant_identity
 from migrator.store.cache import open_cache
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
 from migrator.store.profiles import load_profile
@@ -212,7 +212,7 @@ async def _migrate(
         stack.callback(cache.close)
     runs: dict[str, TenantRun] = {}
     index = source_index(store)
-    linked = linked_names(store, index)
+    parts = RunParts(store, journal, options, settings, stopping, index, linked_names(store, index))
 
     def tenant_failed(run: TenantRun, exc: MigratorError) -> None:
         # The tenant as a whole cannot be worked (credentials, unreachable, changed since
@@ -239,17 +239,11 @@ async def _migrate(
         run = TenantRun(
             tenant,
             client,
-            store,
-            journal,
-            options,
-            settings,
             progress.tenant(tenant.name),
-            stopping,
-            index,
-            linked,
+            parts,
+            profile=load_profile(settings, tenant),
+            cache=cache.for_tenant(tenant) if cache is not None else None,
         )
-        run.profile = load_profile(settings, tenant)
-        run.cache = cache.for_tenant(tenant) if cache is not None else None
         runs[tenant.name] = run
         try:
             await run.build_plan()

@@ -15,6 +15,7 @@ import anyio
 import anyio.lowlevel
 
 from migrator.core.config import Settings, TenantConfig
+from migrator.core.journal_records import JournalWriter
 from migrator.core.plan import (
     LEFT_BY_RETRY_FAILED,
     Action,
@@ -111,6 +112,21 @@ def _on_target(item: PlannedItem) -> bool:
     return item.recorded or (item.prior is not None and item.prior.status == "done")
 
 
+@dataclass(frozen=True, slots=True)
+class RunParts:
+    """What every tenant of one run shares, handed to each `TenantRun` whole at construction:
+    the workspace, the journal, what was asked, the settings, the stop event, where the sources'
+    calls point and which names are linked by calls."""
+
+    store: Workspace
+    journal: JournalWriter
+    options: MigrateOptions
+    settings: Settings
+    stopping: anyio.Event
+    index: SourceIndex
+    linked: set[str]
+
+
 class TenantState:
     """What one tenant's run holds while it runs, and how it records an item's outcome.
 
@@ -122,25 +138,24 @@ class TenantState:
         self,
         tenant: TenantConfig,
         client: ZuoraClient,
-        store: Workspace,
-        journal: Any,
-        options: MigrateOptions,
-        settings: Settings,
         progress: TenantProgress,
-        stopping: anyio.Event,
-        index: SourceIndex,
-        linked: set[str],
+        parts: RunParts,
+        *,
+        profile: TenantProfile | None = None,
+        cache: TenantCache | None = None,
     ) -> None:
         self.tenant = tenant
         self.client = client
-        self.store = store
-        self.journal = journal
-        self.options = options
-        self.settings = settings
         self.progress = progress
-        self.stopping = stopping
-        self.index = index
-        self.linked = linked
+        self.store = parts.store
+        self.journal: JournalWriter = parts.journal
+        self.options = parts.options
+        self.settings = parts.settings
+        self.stopping = parts.stopping
+        self.index = parts.index
+        self.linked = parts.linked
+        self.profile = profile  # what `migrator doctor` learned, if anything
+        self.cache = cache  # the content-hash cache (None with --no-cache)
         self.decided = 0  # outcomes recorded
         self.definition_ids: dict[str, int] = {}
         self.done: dict[str, Done] = {}  # linked names: callers wait for their callees
@@ -150,8 +165,6 @@ class TenantState:
         self.target_fingerprint: str | None = None
         self.failed = False
         self.rejected: str | None = None  # the tenant's credentials were refused mid-run: why
-        self.profile: TenantProfile | None = None  # what `migrator doctor` learned, if anything
-        self.cache: TenantCache | None = None  # the content-hash cache (None with --no-cache)
 
     def hold(self, reason: str) -> None:
         """Record every planned item as not sent (used when --strict stops the whole run)."""
