@@ -106,18 +106,19 @@ async def test_activate_says_each_switch_once_and_a_dry_run_counts_them(tmp_path
     journal = tmp_path / "j.jsonl"
     async with running_fake(FakeConfig.demo(1)) as env:
         await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(journal)))
-        planned = orjson.loads(
+        summary = orjson.loads(
             (
                 await run_cli(
                     env, tmp_path, "activate", "--journal", str(journal), "--dry-run", "--json"
                 )
             ).out
-        )["summary"]["planned"]
+        )["summary"]
+        planned, skipped = summary["planned"], summary["skipped"]
         assert planned > 0
         dry = await run_cli(env, tmp_path, "activate", "--journal", str(journal), "--dry-run")
         assert dry.code == 0, dry.err
         assert dry.out.splitlines()[-1] == (
-            f"migrator activate: ok: would activate {planned}, already active 0, failed 0"
+            f"migrator activate: ok: would activate {planned}, skipped {skipped}, failed 0"
         )
         real = await run_cli(env, tmp_path, "activate", "--journal", str(journal))
         assert real.code == 0, real.err

@@ -44,18 +44,20 @@ def render(report: Report) -> str:
 
 
 def summary_line(report: Report) -> str:
-    """The verdict line; a dry run counts what it would switch on, not what it switched on."""
+    """The verdict line, counted from the same rows as the table above it (skipped: already
+    active, or a lower version of a definition switched on); a dry run counts what it would
+    switch on."""
     counts = report.summary()
     verdict = "ok" if report.ok else "attention needed"
-    already = sum(1 for i in report.items if i.reason == "already active")
     done = (
-        f"would activate {counts.get('planned', 0)}"
-        if any(i.status == "planned" for i in report.items)
-        else f"activated {counts.get('activated', 0)}"
+        f"would activate {counts['planned']}"
+        if counts["planned"]
+        else f"activated {counts['activated']}"
     )
+    deferred = f", deferred {counts['deferred']}" if counts["deferred"] else ""
     return (
-        f"migrator activate: {verdict}: {done}, already active {already}, "
-        f"failed {counts.get('failed', 0)}"
+        f"migrator activate: {verdict}: {done}, skipped {counts['skipped']}, "
+        f"failed {counts['failed']}{deferred}"
     )
 
 

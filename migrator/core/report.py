@@ -80,11 +80,17 @@ class Report:
     notices: tuple[str, ...] = ()
     interrupted: bool = False
     plans: Mapping[str, Any] = field(default_factory=dict)  # per tenant, for `plan --out`
+    # The command's own vocabulary (each command's statuses), and which of them are failures:
+    # `ok` is false when any item has one. Migrate's by default.
+    statuses: tuple[str, ...] = STATUSES
+    failures: frozenset[str] = frozenset({"failed", "deferred", "blocked"})
 
     def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(
-            ("imported", "skipped", "failed", "deferred", "planned", "blocked"), 0
-        )
+        counts = dict.fromkeys(self.statuses, 0)
+        if self.statuses == STATUSES:  # migrate's summary keeps its historical key order
+            counts = dict.fromkeys(
+                ("imported", "skipped", "failed", "deferred", "planned", "blocked"), 0
+            )
         for row in self.per_tenant().values():
             for status, n in row.items():
                 counts[status] = counts.get(status, 0) + n
@@ -94,10 +100,10 @@ class Report:
         out: dict[str, dict[str, int]] = {}
         if isinstance(self.items, StoredOutcomes):
             for tenant, row in sorted(self.items.counts().items()):
-                out[tenant] = {**dict.fromkeys(STATUSES, 0), **row}
+                out[tenant] = {**dict.fromkeys(self.statuses, 0), **row}
             return out
         for item in self.items:
-            row = out.setdefault(item.tenant, dict.fromkeys(STATUSES, 0))
+            row = out.setdefault(item.tenant, dict.fromkeys(self.statuses, 0))
             row[item.status] = row.get(item.status, 0) + 1
         return out
 
@@ -107,12 +113,11 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed, was blocked, is left for another run, or failed --verify."""
+        """True when no item has one of the command's failure statuses (for migrate: failed,
+        blocked, left for another run), nothing failed --verify and the run was not interrupted."""
         s = self.summary()
         return (
-            s["failed"] == 0
-            and s["deferred"] == 0
-            and s["blocked"] == 0
+            not any(s.get(status, 0) for status in self.failures)
             and not self.interrupted
             and not self._any_unverified()
         )

@@ -43,6 +43,14 @@ log = structlog.get_logger("migrator.activate")
 # whose higher version is the one to activate · planned: --dry-run · failed: refused or unreachable
 # deferred: not tried, a rollout wave before it halted
 ACTIVATE_STATUSES = ("activated", "skipped", "planned", "failed", "deferred")
+ACTIVATE_FAILURES = frozenset({"failed", "deferred"})
+
+
+def activate_report(items: Sequence[ItemOutcome], notices: Sequence[str] = ()) -> Report:
+    """A report in activate's words: its statuses; failed and deferred items are failures."""
+    return Report(
+        items=items, notices=tuple(notices), statuses=ACTIVATE_STATUSES, failures=ACTIVATE_FAILURES
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +174,12 @@ async def activate_from_journal(
                 )
                 notices += runner.notices
             store.flush()
-            journal.finish(counts=Report(items=OutcomeLog(store)).summary())
+            journal.finish(counts=activate_report(OutcomeLog(store)).summary())
         store.flush()
     except BaseException:
         store.close()
         raise
-    return Report(items=OutcomeLog(store), notices=tuple(notices))
+    return activate_report(OutcomeLog(store), notices)
 
 
 async def place_unresolved(client: ZuoraClient, state: JournalState) -> None:

@@ -42,6 +42,7 @@ log = structlog.get_logger("migrator.verify")
 # differs: the definition exists but no version matches · missing: no definition (or no callee)
 # failed: could not be checked (unreadable source, unreachable tenant, ambiguous name)
 VERIFY_STATUSES = ("verified", "differs", "missing", "failed")
+VERIFY_FAILURES = frozenset({"differs", "missing", "failed"})
 HASH_PREFIX = 12
 
 
@@ -135,7 +136,7 @@ async def _verify_all(
     for outcome in unreadable_outcomes(store.errors, [t.name for t in chosen], verified=False):
         store.add_outcome(outcome)
     store.flush()
-    return Report(items=OutcomeLog(store))
+    return verify_report(OutcomeLog(store))
 
 
 def _check_unused(store: Workspace, chosen: Sequence[TenantConfig]) -> None:
@@ -245,6 +246,11 @@ def _judge(
             f"has content hash {landed}, expected {digest[:HASH_PREFIX]}"
         ),
     )
+
+
+def verify_report(items: Sequence[ItemOutcome]) -> Report:
+    """A report in verify's words: its statuses, and ok only when every item is verified."""
+    return Report(items=items, statuses=VERIFY_STATUSES, failures=VERIFY_FAILURES)
 
 
 def all_verified(report: Report) -> bool:
