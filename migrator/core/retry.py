@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from urllib.parse import urlsplit
 
 
 class NetError(Enum):
@@ -26,6 +27,24 @@ class NetError(Enum):
     BROKEN_BODY = "response body cut short or undecodable"  # truncated, or bad gzip
     NOT_HTTP = "invalid HTTP response"  # the peer does not speak HTTP (wrong port, proxy, ...)
     TLS = "TLS handshake or certificate verification failed"  # never sent; retrying cannot help
+
+
+# What to check when the wire fails before any answer: said once, in the error a person reads.
+_NET_HINTS = {
+    NetError.CONNECT: "is the host up and the config's base_url right? check the network",
+    NetError.CONNECT_TIMEOUT: "no answer to connect: a firewall, a proxy or a wrong base_url",
+    NetError.TLS: "check the certificate and that base_url is the tenant's https URL",
+    NetError.NOT_HTTP: "the port does not speak HTTP: check base_url (scheme and port)",
+}
+
+
+def describe_net_error(error: NetError, base_url: str) -> str:
+    """A failure with no answer, for people: what happened; when the server was never reached
+    (connect, TLS, not HTTP), also which host and what to check."""
+    hint = _NET_HINTS.get(error)
+    if hint is None:
+        return error.value
+    return f"{error.value} to {urlsplit(base_url).netloc or base_url} ({hint})"
 
 
 # Errors after which the server may have applied the request although we saw no answer.

@@ -152,7 +152,8 @@ async def _diff_all(
                 tenant, client, store, index, keep_graphs, cache=cache, keys=keys
             )
         except (ZuoraError, InputError) as exc:
-            log.error("tenant failed", tenant=tenant.name, error=str(exc))
+            # stdout (the report) says it, once per tenant; the log line only with --debug.
+            log.debug("tenant failed", tenant=tenant.name, error=str(exc))
             # The client's errors already start with the tenant's name: say it once.
             text = str(exc).removeprefix(f"tenant {tenant.name}: ")
             reason = f"could not read tenant {tenant.name}: {text}"

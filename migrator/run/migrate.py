@@ -231,7 +231,8 @@ async def _migrate(
             )
         run.progress.phase = "failed"
         run.failed = True
-        log.error("tenant failed", tenant=run.tenant.name, error=str(exc))
+        # stdout (the report) says it, once per tenant; the log line only with --debug.
+        log.debug("tenant failed", tenant=run.tenant.name, error=str(exc))
 
     async def plan_one(tenant: TenantConfig) -> None:
         client = ZuoraClient(tenant, session, settings, stopping=stopping)

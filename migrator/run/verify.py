@@ -110,7 +110,8 @@ async def _verify_all(
                     cache=cache.for_tenant(tenant) if cache is not None else None,
                 )
             except (ZuoraError, InputError) as exc:
-                log.error("tenant failed", tenant=tenant.name, error=str(exc))
+                # stdout (the report) says it, once per tenant; the log line only with --debug.
+                log.debug("tenant failed", tenant=tenant.name, error=str(exc))
                 for doc in store.iter_docs():
                     store.add_outcome(
                         _out(

@@ -24,7 +24,7 @@ from migrator.core import logs
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import AuthError, ZuoraError
 from migrator.core.pacing import Pacer
-from migrator.core.retry import Action, Kind, NetError, Outcome, Policy, decide
+from migrator.core.retry import Action, Kind, NetError, Outcome, Policy, decide, describe_net_error
 from migrator.core.retry import classify as classify_status
 from migrator.zuora.http import classify, error_detail
 
@@ -203,7 +203,8 @@ class TokenCache:
             if decision.retry_after is not None:
                 # Capped like every server-requested pause (settings.max_wait).
                 pacer.penalize(self._clock() + min(decision.retry_after, self._policy.max_wait))
-            _log.info(
+            # Each attempt only with --debug: the give-up is the error a person reads, once.
+            _log.debug(
                 "token attempt",
                 tenant=tenant,
                 attempt=attempt,
@@ -213,7 +214,11 @@ class TokenCache:
                 delay=round(decision.delay, 3),
             )
             if decision.action is not Action.RETRY:
-                what = str(status) if status is not None else (error.value if error else "failed")
+                what = (
+                    str(status)
+                    if status is not None
+                    else (describe_net_error(error, self._tenant.base_url) if error else "failed")
+                )
                 detail = _short_reason(raw, None, self._scrub) if status is not None else ""
                 suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
                 message = self._scrub(

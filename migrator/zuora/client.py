@@ -25,7 +25,15 @@ from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import ProtocolError, ZuoraError
 from migrator.core.logs import redact_text
 from migrator.core.pacing import AdaptiveLimit, Pacer
-from migrator.core.retry import Action, Decision, NetError, Outcome, Policy, decide
+from migrator.core.retry import (
+    Action,
+    Decision,
+    NetError,
+    Outcome,
+    Policy,
+    decide,
+    describe_net_error,
+)
 from migrator.core.retry import classify as classify_status
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.calls import (
@@ -628,7 +636,11 @@ class ZuoraClient:
             suffix += f"; server asks to wait {decision.retry_after:.0f} s"
         if outcome.error is not None:
             return self._error(
-                method, path, f"{outcome.error.value}{suffix}", in_doubt=doubt, retryable=True
+                method,
+                path,
+                describe_net_error(outcome.error, self.tenant.base_url) + suffix,
+                in_doubt=doubt,
+                retryable=True,
             )
         status = outcome.status
         detail = error_detail(reply.raw, self._scrub)
