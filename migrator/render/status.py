@@ -27,12 +27,21 @@ def render_status(data: dict[str, Any]) -> str:
         )
     elif data["last_run_interrupted"]:
         lines.append("the last run was interrupted: run the same command again to resume")
-    if left:
+    # The table counts what the journal records per item; the last run's report may count more
+    # (blocked items, an unreadable source, a tenant it could not read): say only that part, so
+    # the header never gives a number the table contradicts.
+    in_table = {
+        k: sum(t["counts"].get(k, 0) for t in data["tenants"].values()) for k in left
+    }
+    unseen = {k: n - in_table[k] for k, n in left.items() if n > in_table[k]}
+    if unseen:
         lines.append(
-            "the last run left work undone: "
-            + ", ".join(f"{k} {n}" for k, n in left.items())
-            + " (the run's report lists each)"
+            "the last run left work undone that the journal does not record item by item: "
+            + ", ".join(f"{k} {n}" for k, n in unseen.items())
+            + " (blocked, unreadable, or a tenant it could not read; the run's report lists each)"
         )
+    elif left:
+        lines.append("the last run left work undone: see the table below")
     for notice in data["notices"]:
         lines.append(f"note: {notice}")
     header = f"{'tenant':<20} {'done':>6} {'skipped':>8} {'failed':>7} {'in doubt':>9} {'deferred':>9} {'pending':>8}"
