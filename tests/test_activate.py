@@ -21,8 +21,7 @@ from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from migrator.store.journal import read_journal
 from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake
-from tests.test_verify import run_cli
+from tests.helpers import Env, run_cli, running_fake
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from migrator.core.errors import AuthError, ZuoraError
 from migrator.zuora import ZuoraClient, open_session
 from migrator.zuora.http import MAX_DETAIL, error_detail
-from tests.test_client import SECRET, TOKEN, Script, client_for, json_response, make_settings
+from tests.helpers import SECRET, TOKEN, Script, client_for, json_response, make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -21,8 +21,7 @@ from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from migrator.run.verify import all_verified, verify_tenants
 from tests.builders import small_export
-from tests.helpers import running_fake
-from tests.test_resume import hooked
+from tests.helpers import hooked, running_fake
 
 pytestmark = pytest.mark.anyio
 

@@ -23,9 +23,7 @@ from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions, Progress
 from tests.builders import small_export
 from tests.conftest import ROOT, SAMPLES
-from tests.helpers import running_fake
-from tests.test_resume import hooked
-from tests.test_verify import run_cli
+from tests.helpers import hooked, run_cli, running_fake
 
 pytestmark = pytest.mark.anyio
 

@@ -26,9 +26,17 @@ from migrator.run.options import MigrateOptions
 from migrator.run.verify import verify_tenants
 from migrator.store.snapshot import MANIFEST, pointer_path
 from tests.builders import small_export
-from tests.helpers import Env, running_fake
-from tests.test_backup import Clock, manifest_of, preload, sample_documents, snapshot_dirs
-from tests.test_client import client_for, json_response
+from tests.helpers import (
+    Clock,
+    Env,
+    client_for,
+    json_response,
+    manifest_of,
+    preload,
+    running_fake,
+    sample_documents,
+    snapshot_dirs,
+)
 
 pytestmark = pytest.mark.anyio
 

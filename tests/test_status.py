@@ -24,8 +24,17 @@ from migrator.run.options import MigrateOptions
 from migrator.run.status import status_data
 from migrator.store.journal import Journal
 from tests.conftest import ROOT
-from tests.helpers import running_fake, traced_peak
-from tests.test_resume import CALLEE, T1, VAT, WELCOME, Crash, crashing, hooked
+from tests.helpers import (
+    CALLEE,
+    T1,
+    VAT,
+    WELCOME,
+    Crash,
+    crashing,
+    hooked,
+    running_fake,
+    traced_peak,
+)
 
 TENANTS = ("tenant-1", "tenant-2", "tenant-3")
 
@@ -397,9 +406,7 @@ def test_the_status_header_never_contradicts_its_table() -> None:
     from migrator.render.status import render_status
 
     def data(failed_in_table: int, failed_in_run: int) -> dict[str, Any]:
-        counts = dict.fromkeys(
-            ("done", "skipped", "failed", "in_doubt", "deferred", "pending"), 0
-        )
+        counts = dict.fromkeys(("done", "skipped", "failed", "in_doubt", "deferred", "pending"), 0)
         counts["failed"] = failed_in_table
         return {
             "journal": "j.jsonl",

@@ -30,9 +30,7 @@ def render_status(data: dict[str, Any]) -> str:
     # The table counts what the journal records per item; the last run's report may count more
     # (blocked items, an unreadable source, a tenant it could not read): say only that part, so
     # the header never gives a number the table contradicts.
-    in_table = {
-        k: sum(t["counts"].get(k, 0) for t in data["tenants"].values()) for k in left
-    }
+    in_table = {k: sum(t["counts"].get(k, 0) for t in data["tenants"].values()) for k in left}
     unseen = {k: n - in_table[k] for k, n in left.items() if n > in_table[k]}
     if unseen:
         lines.append(

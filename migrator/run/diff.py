@@ -49,6 +49,7 @@ from migrator.run.context import choose_tenants, unknown_tenant
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.target import for_each_definition
 from migrator.run.tenant import source_index
+from migrator.store.cache import open_cache
 from migrator.store.workspace import Workspace
 from migrator.zuora import ZuoraClient, close_session, open_session
 
@@ -83,6 +84,30 @@ def select_tenants(
             f"diff: no tenant to compare with {from_tenant!r}: select another with --tenant"
         )
     return chosen
+
+
+async def diff_cached(
+    settings: Settings,
+    sources: Sequence[str],
+    tenants: Sequence[str] = (),
+    *,
+    use_cache: bool = True,
+    **kwargs: Any,
+) -> DriftReport:
+    """`diff_tenants` with the content-hash cache open (unless `use_cache` is off): a version the
+    cache knows to hold the source's content is in sync without an export."""
+    cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=use_cache))
+    try:
+        return await diff_tenants(
+            settings,
+            sources,
+            tenants,
+            cache_for=cache.for_tenant if cache is not None else None,
+            **kwargs,
+        )
+    finally:
+        if cache is not None:
+            cache.close()
 
 
 async def diff_tenants(
