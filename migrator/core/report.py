@@ -80,17 +80,18 @@ class Report:
     notices: tuple[str, ...] = ()
     interrupted: bool = False
     plans: Mapping[str, Any] = field(default_factory=dict)  # per tenant, for `plan --out`
-    # The command's own vocabulary (each command's statuses), and which of them are failures:
-    # `ok` is false when any item has one. Migrate's by default.
+    # The command's own statuses and which of them need a person (rollback has its own: its
+    # report never says `imported 0, blocked 0`); the default is migrate's.
     statuses: tuple[str, ...] = STATUSES
-    failures: frozenset[str] = frozenset({"failed", "deferred", "blocked"})
+    failures: tuple[str, ...] = ("failed", "deferred", "blocked")
 
     def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(self.statuses, 0)
-        if self.statuses == STATUSES:  # migrate's summary keeps its historical key order
+        if self.statuses is STATUSES:
             counts = dict.fromkeys(
                 ("imported", "skipped", "failed", "deferred", "planned", "blocked"), 0
             )
+        else:
+            counts = dict.fromkeys(self.statuses, 0)
         for row in self.per_tenant().values():
             for status, n in row.items():
                 counts[status] = counts.get(status, 0) + n
@@ -117,7 +118,7 @@ class Report:
         blocked, left for another run), nothing failed --verify and the run was not interrupted."""
         s = self.summary()
         return (
-            not any(s.get(status, 0) for status in self.failures)
+            all(s.get(status, 0) == 0 for status in self.failures)
             and not self.interrupted
             and not self._any_unverified()
         )

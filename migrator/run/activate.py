@@ -43,7 +43,7 @@ log = structlog.get_logger("migrator.activate")
 # whose higher version is the one to activate · planned: --dry-run · failed: refused or unreachable
 # deferred: not tried, a rollout wave before it halted
 ACTIVATE_STATUSES = ("activated", "skipped", "planned", "failed", "deferred")
-ACTIVATE_FAILURES = frozenset({"failed", "deferred"})
+ACTIVATE_FAILURES = ("failed", "deferred")
 
 
 def activate_report(items: Sequence[ItemOutcome], notices: Sequence[str] = ()) -> Report:

@@ -42,7 +42,7 @@ log = structlog.get_logger("migrator.verify")
 # differs: the definition exists but no version matches · missing: no definition (or no callee)
 # failed: could not be checked (unreadable source, unreachable tenant, ambiguous name)
 VERIFY_STATUSES = ("verified", "differs", "missing", "failed")
-VERIFY_FAILURES = frozenset({"differs", "missing", "failed"})
+VERIFY_FAILURES = ("differs", "missing", "failed")
 HASH_PREFIX = 12
 
 
