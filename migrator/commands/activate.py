@@ -15,50 +15,9 @@ from migrator.commands._common import (
     emit_report,
     run_with_signals,
 )
-from migrator.core.logs import redact_text
-from migrator.core.report import Report, counts_table, human_lines
-from migrator.run.activate import ACTIVATE_STATUSES, activate_from_journal
-
-# ---------------------------------------------------------------------------------------------
-# Rendering and the command
-
-
-def render(report: Report) -> str:
-    """Counts per tenant, every switch made or planned, every failure."""
-    lines = counts_table(report.items, ACTIVATE_STATUSES)
-    shown = [
-        i for i in report.ordered() if i.status in ("activated", "planned", "failed", "deferred")
-    ]
-    if shown:
-        lines.append("")
-    for i in shown:
-        lines.append(
-            f"  {i.status:<9} {i.tenant}: {i.workflow_name} version {i.version} "
-            f"(definition {i.target_workflow_id}): {i.error or i.reason or ''}"
-        )
-    for notice in report.notices:
-        lines.append(f"note: {notice}")
-    lines.append(summary_line(report))
-    # Names come from the journal, the tenants and the config: no control character gets out.
-    return redact_text(human_lines(lines))
-
-
-def summary_line(report: Report) -> str:
-    """The verdict line, counted from the same rows as the table above it (skipped: already
-    active, or a lower version of a definition switched on); a dry run counts what it would
-    switch on."""
-    counts = report.summary()
-    verdict = "ok" if report.ok else "attention needed"
-    done = (
-        f"would activate {counts['planned']}"
-        if counts["planned"]
-        else f"activated {counts['activated']}"
-    )
-    deferred = f", deferred {counts['deferred']}" if counts["deferred"] else ""
-    return (
-        f"migrator activate: {verdict}: {done}, skipped {counts['skipped']}, "
-        f"failed {counts['failed']}{deferred}"
-    )
+from migrator.core.report import Report
+from migrator.render.outcomes import render_activate
+from migrator.run.activate import activate_from_journal
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,5 +54,5 @@ def cmd_activate(args: argparse.Namespace) -> int:
         )
 
     report = run_with_signals(go)
-    emit_report(args, report, render)
+    emit_report(args, report, render_activate)
     return EXIT_OK if report.ok else EXIT_ITEMS

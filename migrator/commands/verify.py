@@ -16,48 +16,9 @@ from migrator.commands._common import (
     emit_report,
     run_with_signals,
 )
-from migrator.core.logs import redact_text
-from migrator.core.report import GROUP_AT, Report, counts_rows, human_lines
-from migrator.run.verify import VERIFY_STATUSES, all_verified, verify_tenants
-
-# ---------------------------------------------------------------------------------------------
-# Rendering and the command
-
-
-def _totals(report: Report) -> tuple[int, int, int]:
-    """(tenants, items, verified items), counted by the report (in the workspace for a run)."""
-    per = report.per_tenant()
-    total = sum(sum(row.values()) for row in per.values())
-    return len(per), total, sum(row.get("verified", 0) for row in per.values())
-
-
-def render(report: Report) -> str:
-    """Counts per tenant, then every item that is not verified."""
-    lines = counts_rows(report.per_tenant(), VERIFY_STATUSES)
-    unverified = [i for i in report.ordered() if i.status != "verified"]
-    if unverified:
-        lines += ["", "not verified:"]
-    # A tenant-wide cause (credentials refused, host unreachable) is said once per tenant.
-    shared: dict[tuple[str, str, str], int] = {}
-    for i in unverified:
-        if i.error:
-            key = (i.tenant, i.status, i.error)
-            shared[key] = shared.get(key, 0) + 1
-    grouped = {key for key, n in shared.items() if n > GROUP_AT}
-    for tenant, status, error in sorted(grouped):
-        lines.append(f"  {status:<8} {tenant}: {shared[(tenant, status, error)]} items: {error}")
-    for i in unverified:
-        if (i.tenant, i.status, i.error or "") in grouped:
-            continue
-        lines.append(
-            f"  {i.status:<8} {i.tenant}: {i.workflow_name or i.source}"
-            f"{f' ({i.source})' if i.workflow_name else ''}: {i.error or i.reason or ''}"
-        )
-    tenants, total, ok = _totals(report)
-    verdict = "ok" if total > 0 and ok == total else "attention needed"
-    lines.append(f"migrator verify: {verdict}: {ok} of {total} verified across {tenants} tenant(s)")
-    # Names come from documents and tenants: no control character gets out.
-    return redact_text(human_lines(lines))
+from migrator.core.report import Report
+from migrator.render.outcomes import render_verify
+from migrator.run.verify import all_verified, verify_tenants
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,5 +53,5 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
 
     report = run_with_signals(go)
-    emit_report(args, report, render)
+    emit_report(args, report, render_verify)
     return EXIT_OK if all_verified(report) else EXIT_ITEMS

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 import anyio
@@ -39,11 +40,19 @@ from migrator.zuora import ZuoraClient
 
 log = structlog.get_logger("migrator.activate")
 
-# activated: switched on by this run · skipped: already active, or a lower version of a definition
-# whose higher version is the one to activate · planned: --dry-run · failed: refused or unreachable
-# deferred: not tried, a rollout wave before it halted
-ACTIVATE_STATUSES = ("activated", "skipped", "planned", "failed", "deferred")
-ACTIVATE_FAILURES = ("failed", "deferred")
+
+class ActivateStatus(StrEnum):
+    """What activate says of one journal version in one tenant."""
+
+    ACTIVATED = "activated"  # switched on by this run
+    SKIPPED = "skipped"  # already active, or a lower version of a definition switched on
+    PLANNED = "planned"  # --dry-run: the Activation the run would execute
+    FAILED = "failed"  # refused or unreachable
+    DEFERRED = "deferred"  # not tried: a rollout wave before it halted
+
+
+ACTIVATE_STATUSES = tuple(s.value for s in ActivateStatus)
+ACTIVATE_FAILURES = (ActivateStatus.FAILED.value, ActivateStatus.DEFERRED.value)
 
 
 def activate_report(items: Sequence[ItemOutcome], notices: Sequence[str] = ()) -> Report:

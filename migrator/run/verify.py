@@ -11,6 +11,7 @@ read, and so is every outcome, which the report then reads back in order.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 import anyio
@@ -38,11 +39,18 @@ from migrator.store.workspace import OutcomeLog, Workspace
 
 log = structlog.get_logger("migrator.verify")
 
-# verified: a version of the target definition has exactly the content the migration would send
-# differs: the definition exists but no version matches · missing: no definition (or no callee)
-# failed: could not be checked (unreadable source, unreachable tenant, ambiguous name)
-VERIFY_STATUSES = ("verified", "differs", "missing", "failed")
-VERIFY_FAILURES = ("differs", "missing", "failed")
+
+class VerifyStatus(StrEnum):
+    """What verify says of one document in one tenant (the report's and the table's words)."""
+
+    VERIFIED = "verified"  # a version of the target definition has exactly what would be sent
+    DIFFERS = "differs"  # the definition exists but no version matches
+    MISSING = "missing"  # no definition (or no callee)
+    FAILED = "failed"  # could not be checked (unreadable source, unreachable tenant, ambiguous)
+
+
+VERIFY_STATUSES = tuple(s.value for s in VerifyStatus)
+VERIFY_FAILURES = tuple(s.value for s in VerifyStatus if s is not VerifyStatus.VERIFIED)
 HASH_PREFIX = 12
 
 
