@@ -16,6 +16,7 @@ from migrator.commands._common import (
     run_with_signals,
 )
 from migrator.core.report import Report
+from migrator.render.help import described
 from migrator.render.outcomes import render_activate
 from migrator.run.activate import activate_from_journal
 
@@ -23,7 +24,21 @@ from migrator.run.activate import activate_from_journal
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator activate`."""
     p = sub.add_parser(
-        "activate", help="make the versions a journal records as imported the active ones"
+        "activate",
+        help="make the versions a journal records as imported the active ones",
+        **described(
+            "Switch on, per definition, the highest version the journal records as imported or"
+            " found identical: import everywhere first, activate afterwards. Each switch is"
+            " journaled first, so `migrator rollback` can put back what was active before.",
+            more="With a [rollout] table in the config, tenants are switched on wave by wave"
+            " and a failing wave halts the rest: see docs/rollout.md.",
+            exits={
+                0: "nothing failed",
+                1: "some switch failed or was left undone",
+                2: "configuration or journal error",
+            },
+            example="migrator activate --config migrator.toml --journal run.jsonl --dry-run",
+        ),
     )
     p.set_defaults(func=cmd_activate)
     _common(p)

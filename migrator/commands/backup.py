@@ -13,6 +13,7 @@ import structlog
 from migrator.commands._common import _common, _settings, run_with_signals
 from migrator.core.errors import MigratorError
 from migrator.core.logs import printable, redact_text
+from migrator.render.help import described
 from migrator.run.backup import EXIT_FATAL, EXIT_OK, BackupResult, backup_tenant
 
 log = structlog.get_logger("migrator.backup")
@@ -33,9 +34,18 @@ def add_backup_parser(sub: Any) -> None:
     p = sub.add_parser(
         "backup",
         help="export every workflow of one tenant into a snapshot folder",
-        description="Export every workflow of one tenant into a checksummed snapshot folder. "
-        "Exit 0: done (or unchanged), 1: partial (some workflows or versions could not be "
-        "exported and were skipped; the snapshot says so), 2: failed.",
+        **described(
+            "Export every workflow of one tenant (its active versions, or --all-versions) into"
+            " a checksummed snapshot folder, atomically; an unchanged tenant is not written"
+            " again. A snapshot is a SOURCE for migrate, plan, verify and diff.",
+            exits={
+                0: "done (or unchanged)",
+                1: "partial: some workflows or versions could not be exported and were skipped"
+                " (the snapshot says so)",
+                2: "failed: nothing written",
+            },
+            example="migrator backup --config migrator.toml --tenant prod-eu --out backups/ --keep 14",
+        ),
     )
     _common(p, quiet_help="only warnings and errors; no summary line when all went well")
     p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to back up")

@@ -17,6 +17,7 @@ from migrator.commands._common import (
     run_with_signals,
 )
 from migrator.core.report import Report
+from migrator.render.help import described
 from migrator.render.outcomes import render_verify
 from migrator.run.verify import all_verified, verify_tenants
 
@@ -24,7 +25,19 @@ from migrator.run.verify import all_verified, verify_tenants
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator verify`."""
     p = sub.add_parser(
-        "verify", help="check that each tenant holds exactly what the sources would migrate"
+        "verify",
+        help="check that each tenant holds exactly what the sources would migrate",
+        **described(
+            "Check, per tenant and document, that some version on the tenant holds exactly"
+            " what a migration of the sources would send: verified, differs, missing or failed."
+            " Changes nothing.",
+            exits={
+                0: "there is at least one item and every item is verified",
+                1: "some item differs, is missing or failed",
+                2: "usage or configuration error",
+            },
+            example="migrator verify exports/ --config migrator.toml --report verify.json",
+        ),
     )
     p.set_defaults(func=cmd_verify)
     p.add_argument(
