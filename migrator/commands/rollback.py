@@ -27,8 +27,9 @@ from migrator.core.logs import redact_text
 from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
 from migrator.core.rollback import ROLLBACK_FAILURES, ROLLBACK_STATUSES
 from migrator.render.help import described
+from migrator.run.context import check_tenant_identity
 from migrator.run.history import NullJournal
-from migrator.run.rollback import check_identity, read_rollback_targets, rollback
+from migrator.run.rollback import read_rollback_targets, rollback
 from migrator.run.tenant import tenant_fingerprint
 from migrator.zuora import ZuoraClient, close_session, open_session
 
@@ -63,7 +64,7 @@ async def rollback_from_journal(
     ]
     targets = [t for t in targets if t.tenant in settings.tenants]
     chosen = [settings.tenants[n] for n in sorted({t.tenant for t in targets})]
-    check_identity(history, chosen, journal_path)
+    check_tenant_identity(history, chosen, journal_path)
     if not targets:
         return rollback_report((), (*notices, NOTHING))
     if not activations and not delete_created:
