@@ -165,6 +165,7 @@ class TenantState:
         self.target_fingerprint: str | None = None
         self.failed = False
         self.rejected: str | None = None  # the tenant's credentials were refused mid-run: why
+        self.notes: list[str] = []  # not blocking, for the report: references not checked, warned
 
     def hold(self, reason: str) -> None:
         """Record every planned item as not sent (used when --strict stops the whole run)."""
