@@ -18,11 +18,12 @@ import structlog
 from migrator.core.config import Settings
 from migrator.core.errors import AuthError, ZuoraError
 from migrator.core.journal_records import ItemState
+from migrator.core.listing import shown_versions
 from migrator.core.plan import int_or_none
 from migrator.core.report import ItemOutcome, Report
 from migrator.core.rollout import Wave, assign_waves
 from migrator.core.versions import is_valid_version, version_key
-from migrator.run.activation import Activation, read_activation, switch_on
+from migrator.run.activation import Activation, activation_of, switch_on
 from migrator.run.context import (
     check_tenant_identity,
     choose_tenants,
@@ -285,25 +286,24 @@ async def plan_one(client: ZuoraClient, target: Target) -> Activation | ItemOutc
     """What activating `target` means now: an `Activation`, or the outcome that settles it
     without one (already active, definition or version gone)."""
     st, def_id = target.state, target.definition_id
-    version_id = int_or_none(st.target_version_id)
-    if version_id is None:  # e.g. an import recovered from an unanswered request
-        try:
-            versions = await client.list_versions(def_id)
-        except ZuoraError as exc:
-            if exc.status == 404:
-                return _out(st, "failed", error=f"definition {def_id} no longer exists")
-            raise
-        for v in versions:
-            if str(v.get("version")) == st.version:
-                version_id = int_or_none(v.get("id"))
-        if version_id is None:
-            return _out(st, "failed", error=f"version {st.version} of definition {def_id} is gone")
     try:
-        action = await read_activation(client, def_id, st.name or "", str(st.version), version_id)
+        definition = await client.get_workflow(def_id)
     except ZuoraError as exc:
         if exc.status == 404:
             return _out(st, "failed", error=f"definition {def_id} no longer exists")
         raise
+    version_id = int_or_none(st.target_version_id)
+    if version_id is None:  # e.g. an import recovered from an unanswered request
+        # What the answer shows first (either spelling), then the versions list.
+        listed = [v for v in shown_versions(definition) if str(v.get("version")) == st.version]
+        for v in listed or await client.list_versions(def_id):
+            if str(v.get("version")) == st.version:
+                version_id = int_or_none(v.get("id"))
+        if version_id is None:
+            return _out(st, "failed", error=f"version {st.version} of definition {def_id} is gone")
+    action = activation_of(
+        client.tenant.name, def_id, definition, st.name or "", str(st.version), version_id
+    )
     if action.already_active:
         return _out(st, "skipped", target_version_id=version_id, reason="already active")
     return action

@@ -6,6 +6,7 @@ imported by export (`--verify`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ import anyio
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError
 from migrator.core.journal_records import JournalWriter
+from migrator.core.listing import active_version
 from migrator.core.plan import PlannedItem, activation_key, int_or_none
 from migrator.run.tenant import GroupState, TenantState, tenant_identity
 from migrator.zuora import ZuoraClient
@@ -48,14 +50,26 @@ async def read_activation(
 ) -> Activation:
     """The switch of `version` (id `version_id`) on, with the definition's state read now."""
     definition = await client.get_workflow(definition_id)
-    active = definition.get("active_version")
+    return activation_of(client.tenant.name, definition_id, definition, name, version, version_id)
+
+
+def activation_of(
+    tenant: str,
+    definition_id: int,
+    definition: Mapping[str, Any],
+    name: str,
+    version: str,
+    version_id: int,
+) -> Activation:
+    """The switch of `version` on, from the definition as the tenant just showed it."""
+    active = active_version(definition)
     return Activation(
-        tenant=client.tenant.name,
+        tenant=tenant,
         name=name,
         definition_id=definition_id,
         version=version,
         version_id=version_id,
-        previous_version_id=int_or_none(active.get("id")) if isinstance(active, dict) else None,
+        previous_version_id=int_or_none(active.get("id")) if active is not None else None,
         previous_status=str(definition.get("status") or ""),
         updated_at=str(definition.get("updatedAt") or ""),
     )
