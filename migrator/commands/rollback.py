@@ -27,11 +27,11 @@ from migrator.core.logs import redact_text
 from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
 from migrator.core.rollback import ROLLBACK_FAILURES, ROLLBACK_STATUSES
 from migrator.render.help import described
+from migrator.run.context import check_tenant_identity
 from migrator.run.history import NullJournal
-from migrator.run.migrate import _close_session
-from migrator.run.rollback import check_identity, read_rollback_targets, rollback
+from migrator.run.rollback import read_rollback_targets, rollback
 from migrator.run.tenant import tenant_fingerprint
-from migrator.zuora import ZuoraClient, open_session
+from migrator.zuora import ZuoraClient, close_session, open_session
 
 NOTHING = "the journal records no activation and no created definition: nothing to roll back"
 
@@ -64,7 +64,7 @@ async def rollback_from_journal(
     ]
     targets = [t for t in targets if t.tenant in settings.tenants]
     chosen = [settings.tenants[n] for n in sorted({t.tenant for t in targets})]
-    check_identity(history, chosen, journal_path)
+    check_tenant_identity(history, chosen, journal_path)
     if not targets:
         return rollback_report((), (*notices, NOTHING))
     if not activations and not delete_created:
@@ -104,7 +104,7 @@ async def rollback_from_journal(
                 )
                 journal.finish(counts=rollback_report(items).summary())
     finally:
-        await _close_session(session)
+        await close_session(session)
     left = sum(1 for i in items if i.status == "skipped")
     if left and not force:
         notices.append(

@@ -16,8 +16,7 @@ from typing import Any
 import anyio
 import structlog
 
-from migrator.core.config import TenantConfig
-from migrator.core.errors import AuthError, JournalError, ZuoraError
+from migrator.core.errors import AuthError, ZuoraError
 from migrator.core.journal_records import ItemKey, ItemState, Record
 from migrator.core.listing import active_version
 from migrator.core.logs import redact_text
@@ -32,7 +31,7 @@ from migrator.core.rollback import (
     RollbackTarget,
     rollback_step,
 )
-from migrator.run.tenant import tenant_fingerprint, tenant_identity
+from migrator.run.tenant import tenant_identity
 from migrator.store.journal import read_state
 from migrator.zuora import ZuoraClient
 
@@ -95,18 +94,6 @@ def read_rollback_targets(
 
     history, notices = read_state(journal_path, DiscardState(), watch=watch)
     return ledger.targets(tenants), history, notices, ledger.activations
-
-
-def check_identity(history: Sequence[Record], chosen: Sequence[TenantConfig], path: str) -> None:
-    """Refuse when a tenant's URL or client id is not the one the journal's ids belong to."""
-    current = {t.name: tenant_fingerprint(t) for t in chosen}
-    for started in history:
-        for name, fp in (started.get("tenants") or {}).items():
-            if name in current and current[name] != fp:
-                raise JournalError(
-                    f"{path}: tenant {name!r} pointed at a different tenant (URL or client id) when "
-                    "this journal was written; its definition and version ids mean nothing here"
-                )
 
 
 def rollback_key(
