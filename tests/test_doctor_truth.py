@@ -11,6 +11,8 @@ import email.utils
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +22,38 @@ from aiohttp import web
 from migrator.cli import main
 from migrator.core import capabilities as caps
 from migrator.core import doctor as v
+from migrator.demo import BackgroundFake
 from migrator.fake import FakeConfig
 from migrator.run.doctor import DoctorResult, run_doctor
 from tests.builders import small_export
 from tests.conftest import ROOT
-from tests.helpers import Env, running_fake
-from tests.test_client import Script, json_response, make_settings, serve_app
-from tests.test_doctor import _background, _config_file
+from tests.helpers import (
+    Env,
+    Script,
+    json_response,
+    make_settings,
+    running_fake,
+    serve_app,
+    settings_for,
+    write_config_file,
+)
 
 T1 = "tenant-1"
 DATE = 10**10  # an HTTP date's epoch seconds for Retry-After: 2286-11-20
+
+
+def _config_file(tmp_path: Path, env: Env) -> tuple[Path, dict[str, str]]:
+    path = tmp_path / "m.toml"
+    variables = write_config_file(path, env)
+    path.write_text(path.read_text() + f'cache_dir = "{tmp_path / "cache"}"\n')
+    return path, variables
+
+
+@contextmanager
+def _background(config: FakeConfig) -> Iterator[Env]:
+    """The fake on its own thread, so the CLI (and its signal handlers) runs on this one."""
+    with BackgroundFake(config) as fake:
+        yield Env(fake=fake, config=config, settings=settings_for(fake, config))
 
 
 def _seed_named(env: Env, *names: str) -> None:
