@@ -19,12 +19,12 @@ import anyio
 import orjson
 import pytest
 
-from migrator.commands.rollback import rollback_from_journal
 from migrator.core.config import Settings
 from migrator.core.rollout import RolloutConfig, SmokeRun
 from migrator.fake import FakeConfig, FaultConfig
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.rollback import rollback_from_journal
 from migrator.store.journal import read_journal
 from tests.conftest import ROOT, SAMPLES
 from tests.helpers import Env, expected_names, run_cli, running_fake, write_config_file

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from migrator.commands.backup import backup_tenant
-from migrator.commands.rollback import rollback_from_journal
 from migrator.core.drift import IN_SYNC
 from migrator.fake import FakeConfig
 from migrator.run.diff import diff_tenants
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.rollback import rollback_from_journal
 from tests.builders import ALL_BUT_FILE_REFS, _config, sample_docs
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake

@@ -1,4 +1,4 @@
-"""Commands' outcomes for people: `verify`'s and `activate`'s reports as text. Pure: a report in,
+"""Commands' outcomes for people: `verify`'s, `activate`'s and `rollback`'s reports as text. Pure: a report in,
 printable lines out — every line goes through `human_lines` (escaping built in) and secrets a
 server echoed are redacted. Counts come from the report's own statuses (`Report.statuses`), so a
 summary line and the table above it count the same rows.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from migrator.core.logs import redact_text
 from migrator.core.report import GROUP_AT, Report, counts_rows, counts_table, human_lines
+from migrator.core.rollback import ROLLBACK_STATUSES
 
 
 def _totals(report: Report) -> tuple[int, int, int]:
@@ -82,3 +83,27 @@ def activate_summary_line(report: Report) -> str:
         f"migrator activate: {verdict}: {done}, skipped {counts['skipped']}, "
         f"failed {counts['failed']}{deferred}"
     )
+
+
+def render_rollback(report: Report) -> str:
+    """Counts per tenant, every action but `none` with its reason, the notes, the verdict; the
+    counts come from the same items the table counts."""
+    lines = counts_table(report.items, ROLLBACK_STATUSES) if report.items else []
+    shown = [i for i in report.ordered() if i.status != "unchanged"]
+    if shown:
+        lines.append("")
+    for i in shown:
+        lines.append(
+            f"  {i.status:<11} {i.tenant}: {i.workflow_name} (definition {i.target_workflow_id}): "
+            f"{i.action}: {i.error or i.reason or ''}"
+        )
+    for notice in report.notices:
+        lines.append(f"note: {notice}")
+    counts = report.summary()
+    verdict = "ok" if report.ok else "attention needed"
+    lines.append(
+        f"migrator rollback: {verdict}: "
+        + ", ".join(f"{s.replace('_', ' ')} {counts.get(s, 0)}" for s in ROLLBACK_STATUSES)
+    )
+    # Names come from the journal, the tenants and the config: no control character gets out.
+    return redact_text(human_lines(lines))
