@@ -28,6 +28,7 @@ RECORD_TYPES = frozenset(
         "verified",
         "resolved",
         "gone",
+        "rekeyed",
         "planned",
         "run_finished",
         # rollouts (core/rollout.py): before a version is switched on, smoke runs, waves, rollbacks
@@ -38,7 +39,17 @@ RECORD_TYPES = frozenset(
     }
 )
 ITEM_TYPES = frozenset(
-    {"intent", "committed", "failed", "deferred", "skipped", "verified", "resolved", "gone"}
+    {
+        "intent",
+        "committed",
+        "failed",
+        "deferred",
+        "skipped",
+        "verified",
+        "resolved",
+        "gone",
+        "rekeyed",
+    }
 )
 RESERVED = frozenset({"v", "seq", "type", "t", "crc"})
 # Field names that suggest a credential: such a field is refused rather than written to disk.
@@ -307,7 +318,8 @@ def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemStat
     intent → in_doubt until an outcome; committed → done, and final (nothing later undoes it but
     `gone`: the target no longer holds it, so it is pending again, its attempts kept);
     failed / deferred / skipped → that status; verified only annotates; resolved fills in the
-    ids a committed import was written without. Fields not part of the format (e.g.
+    ids a committed import was written without; rekeyed carries an item an earlier release
+    named by another key over to today's (`to`). Fields not part of the format (e.g.
     `plan_hash`) are kept in `extra`, the latest value winning.
     """
     for record in records:
@@ -315,6 +327,11 @@ def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemStat
             continue
         f = record.fields
         key: ItemKey = (f["tenant"], f["item"])
+        if record.type == "rekeyed":
+            to = f.get("to")
+            if isinstance(to, str):
+                rekey_item(state, key, to, record.seq, record.t)
+            continue
         cur = state.get(key) or ItemState(tenant=key[0], item=key[1], status="pending")
         if cur.status == "done" and record.type not in ("verified", "resolved", "gone"):
             continue
@@ -395,6 +412,23 @@ def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemStat
                 **common,
             )
         state[key] = cur
+
+
+def rekey_item(
+    state: MutableMapping[ItemKey, ItemState], key: ItemKey, to: str, seq: int, t: float
+) -> None:
+    """Move an item's state to the key `to` of the same tenant. When `to` already has a state
+    (two earlier keys for one document today), a done item wins over one that is not: its
+    import is on the target; otherwise the state already there stays."""
+    old = state.get(key)
+    if old is None or to == key[1]:
+        return
+    del state[key]
+    new_key: ItemKey = (key[0], to)
+    cur = state.get(new_key)
+    if cur is not None and (cur.status == "done" or old.status != "done"):
+        return
+    state[new_key] = replace(old, item=to, last_seq=seq, last_time=t)
 
 
 def summarize(
