@@ -48,7 +48,7 @@ from migrator.core.plan import (
 from migrator.core.remap import prepare_for_import
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.migrate import _close_session
-from migrator.run.target import for_each_definition
+from migrator.run.target import for_each_definition, listed_id
 from migrator.run.tenant import source_index
 from migrator.store.workspace import Workspace
 from migrator.zuora import ZuoraClient, open_session
@@ -190,7 +190,8 @@ async def read_tenant(
         name = entry.get("name")
         if not isinstance(name, str):
             return
-        def_id = int(entry["id"])
+        # An entry without an integer id fails this tenant's cells with one line (issue 21 #5).
+        def_id = listed_id(entry, name, client.tenant.name)
         listed = await client.list_versions(def_id)
         active = entry.get("active_version")
         definition = TargetDefinition(
