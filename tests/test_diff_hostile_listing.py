@@ -51,4 +51,3 @@ async def test_diff_fails_only_the_tenant_with_a_listing_entry_without_an_intege
         assert "has no integer id" in reason and "\n" not in reason
         page = (tmp_path / "d.html").read_text()
         assert T2 in page and "Alpha" in page and "has no integer id" in page
-

@@ -187,9 +187,9 @@ async def test_a_legacy_in_doubt_import_without_its_source_is_refused_truthfully
         journal = fixture_journal_for(env, tmp_path / "j.jsonl")
         config = tmp_path / "migrator.toml"
         variables = write_config_file(config, env)
+        args = ["--config", str(config), "--journal", str(journal), "--progress", "never"]
         result = await anyio.run_process(
-            [sys.executable, "-m", "migrator.cli", "migrate", str(sources), "--config", str(config)]
-            + ["--journal", str(journal), "--progress", "never"],
+            [sys.executable, "-m", "migrator.cli", "migrate", str(sources), *args],
             env={**os.environ, **variables},
             cwd=tmp_path,
             check=False,
