@@ -231,6 +231,27 @@ def _damaged(source: str, lineno: int, why: str) -> JournalError:
     )
 
 
+_RECORD_END = re.compile(rb',"crc":"[0-9a-f]{8}"\}')
+
+
+def _refuse_run_together(line: bytes, source: str, lineno: int) -> None:
+    """Raise when the last line, about to be cut as torn, starts with a whole valid record
+    followed by more bytes: that record's newline was changed (damage, not a crash: an append
+    torn part-way leaves a prefix of its lines, and every line it completed ends in a newline),
+    and cutting would silently drop a record acknowledged as durable. NULs after it are a torn
+    write's (the record belonged to the unacknowledged group), not damage."""
+    body = line.removesuffix(b"\n")
+    for match in _RECORD_END.finditer(body):
+        rest = body[match.end() :]
+        if not rest.strip(b"\x00"):
+            return
+        try:
+            decode_line(body[: match.end()] + b"\n")
+        except _BadLine:
+            continue
+        raise _damaged(source, lineno, "a whole record runs into the next line (a newline is gone)")
+
+
 def scan(data: bytes, source: str = "journal") -> ScanResult:
     """The longest valid prefix of journal bytes; only the last line may be cut as torn.
 
@@ -265,13 +286,16 @@ def scan_lines(lines: Iterable[bytes], source: str, tail: ScanTail) -> Iterator[
         lineno += 1
         following = next(it, None)
         if not line.endswith(b"\n"):
-            # No newline: the write was torn part-way (whatever it holds, it was never acknowledged).
+            # No newline: the write was torn part-way (whatever it holds, it was never
+            # acknowledged), unless a whole record ends inside it: a line before lost its newline.
+            _refuse_run_together(line, source, lineno)
             tail.valid_length, tail.torn_tail, tail.torn_line = pos, line, lineno
             return
         try:
             record = decode_line(line)
         except _BadLine as bad:
             if following is None and not bad.intact:
+                _refuse_run_together(line, source, lineno)
                 tail.valid_length, tail.torn_tail, tail.torn_line = pos, line, lineno
                 return
             raise _damaged(source, lineno, bad.reason) from None
