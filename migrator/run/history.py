@@ -118,14 +118,9 @@ async def legacy_rekeys(
     one has under an earlier release's identity (core/legacy_identity.py).
 
     Only the documents of the names those items carry are read and hashed again, in a worker
-    thread; a journal whose every item matches costs one indexed lookup per item.
+    thread; a journal whose every item matches costs one query.
     """
-    names = {t.name for t in tenants}
-    unmatched: dict[str, list[tuple[str, str]]] = {}
-    for (tenant, item), st in journal_state.items():
-        name = getattr(st, "name", None)
-        if tenant in names and isinstance(name, str) and not store.has_key(item):
-            unmatched.setdefault(name, []).append((tenant, item))
+    unmatched = store.journal_names_without_docs(journal_state, {t.name for t in tenants})
     if not unmatched:
         return []
     readers = []
