@@ -81,6 +81,10 @@ def test_every_key_identity_is_the_earlier_releases_hash(
     tasks = doc["tasks"]
     assert isinstance(tasks, list)
     tasks[0] = {**extra, **tasks[0]}
+    links = doc["linkages"]
+    assert isinstance(links, list)
+    if links:
+        links[0] = {**extra, **links[0]}
     doc.update({f"top_{k}": v for k, v in extra.items()})
     assert every_key_hash(doc) == reference_hash(doc)
 
