@@ -134,10 +134,12 @@ async def legacy_rekeys(
         found: dict[str, tuple[str, str]] = {}
         for key, read in readers:
             try:
-                data = read().data
+                earlier = legacy_keys(read().data)
             except MigratorError:
                 continue  # changed or unreadable now: the plan says so for the document itself
-            for old, identity in legacy_keys(data).items():
+            except (TypeError, ValueError, KeyError):
+                continue  # an earlier identity could not hash it: that release could not either
+            for old, identity in earlier.items():
                 found.setdefault(old, (key, identity))
         return found
 
