@@ -18,17 +18,29 @@ from tests.helpers import running_fake
 
 pytestmark = pytest.mark.anyio
 
-# Recolours the terminal, forges a verdict line a cron mail would trust, rings the bell.
-EVIL_WORKFLOW = "\x1b[31mRed\r\nmigrator: ok: imported 999\x07"
-# A tenant name may not hold ':' (the config refuses it), so its forgery is the line break.
-EVIL_TENANT = "\x1b[31mprod\r\nmigrator ok imported 999\x07"
+# Recolours the terminal, rings the bell, hides text (NUL, DEL, C1 CSI), reorders a line (U+202E),
+# breaks it where a terminal or an editor would (CR, U+2028/2029, NEL), and forges the verdict
+# line a cron mail would trust.
+EVIL_WORKFLOW = (
+    "\x1b[31mRed\x07\x00\x7f\x9b2J\u202eevil\u2028x\u2029y\x85z\r\n"
+    "migrator: ok: imported 99, failed 0 across 1 tenant(s)"
+)
+# A tenant name may not hold ':' (the config refuses it), so its forgery is the line break; no
+# NUL either, as it must pass through argv (`--tenant`).
+EVIL_TENANT = "\x1b[31mprod\x7f\x9b\u202e\u2028\x85\r\nmigrator ok imported 999\x07"
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string holding `text`, every character a TOML file may not hold raw escaped."""
+    body = "".join(c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}" for c in text)
+    return f'"{body}"'
 
 
 def assert_clean(output: str) -> None:
     """Only line breaks between lines; no line starts with a forged verdict."""
     for line in output.split("\n"):
         assert printable(line) == line, repr(line)
-        assert not line.startswith(("migrator: ok: imported 999", "migrator ok")), repr(line)
+        assert not line.startswith(("migrator: ok: imported 99", "migrator ok")), repr(line)
 
 
 async def cli(tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -42,7 +54,7 @@ async def cli(tmp_path: Path, *args: str) -> tuple[int, str]:
 
 
 async def test_every_command_prints_hostile_names_escaped(tmp_path: Path) -> None:
-    """plan, migrate, verify, activate and status (text and logs) show a hostile workflow and tenant name only as escapes."""
+    """Every command — plan, migrate, verify, activate, status, diff, backup, rollback, doctor — shows a hostile workflow and tenant name (text and logs) only as escapes, and no line forges a verdict."""
     source = tmp_path / "evil.json"
     source.write_bytes(orjson.dumps(small_export(EVIL_WORKFLOW)))
     journal = str(tmp_path / "j.jsonl")
@@ -50,7 +62,7 @@ async def test_every_command_prints_hostile_names_escaped(tmp_path: Path) -> Non
     async with running_fake(FakeConfig.demo(1)) as env:
         [fake_tenant] = env.config.tenants
         config.write_text(
-            f"[tenants.{orjson.dumps(EVIL_TENANT).decode()}]\n"
+            f"[tenants.{toml_string(EVIL_TENANT)}]\n"
             f'base_url = "{env.fake.base_url}"\n'
             f'client_id = "{fake_tenant.client_id}"\n'
             f'client_secret = "{fake_tenant.client_secret}"\n'
@@ -67,15 +79,32 @@ async def test_every_command_prints_hostile_names_escaped(tmp_path: Path) -> Non
             ),
             "activate": await cli(tmp_path, "activate", *common, "--journal", journal),
             "status": await cli(tmp_path, "status", "--journal", journal),
+            "diff": await cli(tmp_path, "diff", str(source), *common),
+            "backup": await cli(
+                tmp_path, "backup", *common, "--tenant", EVIL_TENANT, "--out", str(tmp_path / "b")
+            ),
+            "rollback --dry-run": await cli(
+                tmp_path, "rollback", *common, "--journal", journal, "--dry-run"
+            ),
+            "rollback": await cli(tmp_path, "rollback", *common, "--journal", journal),
+            "doctor": await cli(tmp_path, "doctor", *common, "--tenant", EVIL_TENANT),
+            "doctor --write": await cli(
+                tmp_path, "doctor", *common, "--tenant", EVIL_TENANT, "--write"
+            ),
             "unknown tenant": await cli(
                 tmp_path, "plan", str(source), *common, "--tenant", EVIL_TENANT + "x"
             ),
         }
-        assert len(env.fake.ledger()) == 1
+        evil = [e for e in env.fake.ledger() if e["name"] == EVIL_WORKFLOW]
+        assert len(evil) == 1, runs["migrate"]  # (doctor --write imports its own throwaway)
     for command, (code, output) in runs.items():
-        assert code == (2 if command == "unknown tenant" else 0), (command, output)
+        if command.startswith("doctor"):  # its verdict on the fake is doctor's own business
+            assert code in (0, 1), (command, output)
+        else:
+            assert code == (2 if command == "unknown tenant" else 0), (command, output)
         assert_clean(output)
     shown = printable(EVIL_WORKFLOW)
-    for command in ("plan", "activate --dry-run", "activate"):
+    for command in ("plan", "activate --dry-run", "activate", "rollback --dry-run", "rollback"):
         assert shown in runs[command][1], (command, runs[command][1])
-    assert printable(EVIL_TENANT) in runs["status"][1]
+    for command in ("status", "rollback", "backup", "doctor"):
+        assert printable(EVIL_TENANT) in runs[command][1], (command, runs[command][1])

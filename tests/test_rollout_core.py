@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from migrator.core.config import parse_settings
 from migrator.core.errors import ConfigError
+from migrator.core.rollback import Found, RollbackAction
 from migrator.core.rollout import (
     RollbackLedger,
     RollbackTarget,
@@ -23,6 +24,7 @@ from migrator.core.rollout import (
     judge_run,
     parse_rollout,
     peer_verdict,
+    peer_wave_verdict,
     rollback_step,
     tenant_failure,
     wave_number,
@@ -251,6 +253,7 @@ def test_rollback_targets_are_the_first_activation_or_the_creation(
     st.one_of(st.none(), st.integers(1, 4)),
     st.sampled_from(["Active", "Inactive"]),
     st.booleans(),
+    st.booleans(),
 )
 def test_a_rollback_step_then_reaches_a_state_needing_no_step(
     created: bool,
@@ -260,24 +263,27 @@ def test_a_rollback_step_then_reaches_a_state_needing_no_step(
     active: int | None,
     status: str,
     delete: bool,
+    force: bool,
 ) -> None:
     """Applying the step a rollback chooses leaves the definition where a second rollback sends nothing."""
-    target = RollbackTarget("t", 1, "W", created, want, want_status)
-    step = rollback_step(
-        target, exists=exists, active_version_id=active, status=status, delete_created=delete
-    )
-    if step.action is None:
+    # Versions 3 and 4 are the ones migrator switched on (or imported, for one it created).
+    target = RollbackTarget("t", 1, "W", created, want, want_status, ours_ids=frozenset({3, 4}))
+    versions = tuple((v, f"0.0.{v}") for v in (1, 2, 3, 4) if v in (active, 3, 4))
+
+    def found() -> Found:
+        return Found(exists, active, None, status, versions=versions if exists else None)
+
+    step = rollback_step(target, found(), delete_created=delete, force=force)
+    if not step.action.writes:
         return
     assert exists
-    if step.action == "delete":
+    if step.action is RollbackAction.DELETE:
         exists, active = False, None
     else:
         active = step.fields.get("active_workflow_version_id", active)
         status = step.fields.get("status", status)
-    again = rollback_step(
-        target, exists=exists, active_version_id=active, status=status, delete_created=delete
-    )
-    assert again.action is None
+    again = rollback_step(target, found(), delete_created=delete, force=force)
+    assert again.action is RollbackAction.NONE, again
 
 
 def test_a_shard_starts_a_wave_only_when_every_other_shard_passed_the_one_before() -> None:
@@ -326,3 +332,65 @@ def test_tenants_start_in_wave_order() -> None:
     rollout = RolloutConfig((("canary",), ("eu-*", "a-eu")))
     ordered = select_tenants(_replace(settings, rollout=rollout), options)
     assert [t.name for t in ordered] == ["canary", "a-eu", "eu-2", "b-us", "zz"]
+
+
+def test_a_definition_changed_since_the_rollout_is_left_alone_unless_forced() -> None:
+    """An active version neither migrator's nor the one found before is `skip` with the reason; `--force` reactivates; migrator's own or the old one is put back or left as is."""
+    target = RollbackTarget("t", 1, "W", False, 10, "Active", ours=frozenset({"2.0"}))
+    hotfix = Found(True, 77, "2.1", "Active")
+    step = rollback_step(target, hotfix)
+    assert step.action is RollbackAction.SKIP and not step.fields
+    assert step.reason == "changed since the rollout: version id 77 is active"
+    forced = rollback_step(target, hotfix, force=True)
+    assert forced.action is RollbackAction.REACTIVATE
+    assert dict(forced.fields) == {"active_workflow_version_id": 10, "status": "Active"}
+    assert "forced: changed since the rollout: version id 77 is active" in forced.reason
+    ours = rollback_step(target, Found(True, 55, "2.0", "Active"))
+    assert ours.action is RollbackAction.REACTIVATE and "forced" not in ours.reason
+    assert rollback_step(target, Found(True, 10, "1.0", "Active")).action is RollbackAction.NONE
+    by_id = RollbackTarget("t", 1, "W", False, 10, "Active", ours_ids=frozenset({55}))
+    assert rollback_step(by_id, Found(True, 55, None, "Active")).action is RollbackAction.REACTIVATE
+
+
+def test_a_created_definition_holding_a_version_migrator_did_not_import_is_never_deleted() -> None:
+    """--delete-created deletes only a definition whose every version migrator imported; another version makes it Inactive instead, saying which, even forced."""
+    target = RollbackTarget("t", 5, "W", True, ours=frozenset({"1.0"}), ours_ids=frozenset({6}))
+    mine = Found(True, 6, "1.0", "Active", versions=((6, "1.0"),))
+    assert rollback_step(target, mine, delete_created=True).action is RollbackAction.DELETE
+    mixed = Found(True, 6, "1.0", "Active", versions=((6, "1.0"), (9, "1.1")))
+    step = rollback_step(target, mixed, delete_created=True, force=True)
+    assert step.action is RollbackAction.DEACTIVATE and dict(step.fields) == {"status": "Inactive"}
+    assert (
+        "not deleted: holds version(s) migrator did not import: 1.1 (version id 9)" in step.reason
+    )
+    unread = Found(True, 6, "1.0", "Active")  # its versions were not read: no proof, no delete
+    assert rollback_step(target, unread, delete_created=True).action is RollbackAction.DEACTIVATE
+    hand_active = Found(True, 9, "1.1", "Active", versions=((6, "1.0"), (9, "1.1")))
+    assert rollback_step(target, hand_active, delete_created=True).action is RollbackAction.SKIP
+
+
+def test_the_ledger_knows_which_versions_migrator_switched_on_and_imported() -> None:
+    """A target's `ours`: the versions activated in a definition it found, every version imported into one it created."""
+    ledger = RollbackLedger()
+    ledger.note(
+        "activating",
+        {"tenant": "t", "definition_id": 1, "version": "2.0", "previous_version_id": 10},
+    )
+    ledger.note("imported", {"tenant": "t", "definition_id": 1, "version": "2.0", "version_id": 55})
+    ledger.note("imported", {"tenant": "t", "definition_id": 1, "version": "2.1", "version_id": 56})
+    ledger.note(
+        "imported", {"tenant": "t", "definition_id": 5, "version": "1.0", "version_id": None}
+    )
+    ledger.note("created", {"tenant": "t", "definition_id": 5, "name": "N"})
+    ledger.note("imported", {"tenant": "t", "definition_id": 5, "version": "1.1", "version_id": 9})
+    found, made = ledger.targets()
+    assert (found.ours, found.ours_ids, found.version_id) == (frozenset({"2.0"}), {55}, 10)
+    assert made.created and (made.ours, made.ours_ids) == (frozenset({"1.0", "1.1"}), {9})
+
+
+def test_a_shard_that_passed_a_wave_learns_when_another_shard_halted_it() -> None:
+    """peer_wave_verdict: done with a reason once another shard halted the wave, done when all passed or held it, else wait."""
+    assert peer_wave_verdict({2: {2: "halted"}}, 1, 2, 2) == (True, "shard 2/2 halted wave 2")
+    assert peer_wave_verdict({2: {2: "passed"}, 3: {2: "held"}}, 1, 3, 2) == (True, None)
+    assert peer_wave_verdict({2: {2: "started"}}, 1, 2, 2) == (False, None)
+    assert peer_wave_verdict({2: {1: "passed"}}, 1, 2, 2) == (False, None)

@@ -82,3 +82,51 @@ async def test_shards_that_wait_hold_when_another_shard_halted_and_finish_togeth
         assert again[1].ok and again[2].ok
         for tenant in ("tenant-1", "tenant-2", "tenant-3"):
             assert env.import_counts(tenant) == expected_names(), tenant
+
+
+async def test_a_halt_in_one_shard_rolls_back_every_shard_s_share_of_that_wave(
+    tmp_path: Path,
+) -> None:
+    """With wait_for_shards and rollback_on_halt, shard 1 halting wave 2 makes shard 2 (which passed its share of wave 2) roll its own wave-2 tenant back too, record the halt and not report ok (issue 21 item 11)."""
+    from migrator.store.journal import read_journal
+
+    async with running_fake() as env:
+        settings = fleet(env, wait_for_shards=True, shard_wait_s=120.0, rollback_on_halt=True)
+        env.fake.set_faults("tenant-3", FaultConfig(error_rate=1.0, error_statuses=[400]))
+        reports: dict[int, Report] = {}
+
+        async def shard(index: int) -> None:
+            options = MigrateOptions(
+                sources=[str(SAMPLES)],
+                journal=str(tmp_path / f"shard-{index}.jsonl"),
+                shard=(index, 2),
+                activation="always",
+            )
+            reports[index] = await migrate(settings, options)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(shard, 1)
+            tg.start_soon(shard, 2)
+        assert not reports[1].ok
+        assert env.import_counts("tenant-1") == expected_names()  # shard 2 ran its wave 2 ...
+        state = env.fake.state
+        statuses = {
+            state.definition_json("tenant-1", d)["status"]
+            for d in state.list_definitions("tenant-1", {})
+        }
+        assert statuses == {"Inactive"}  # ... and rolled it back when shard 1 halted wave 2
+        assert not reports[2].ok
+        said = [i for i in reports[2].items if i.action == "rollback"]
+        assert [(i.tenant, i.status) for i in said] == [("tenant-1", "deferred")]
+        assert "shard 1/2 halted wave 2" in (said[0].error or "")
+        waves = [
+            (r.get("wave"), r.get("step"))
+            for r in read_journal(tmp_path / "shard-2.jsonl").records
+            if r.type == "wave"
+        ]
+        assert waves[-2:] == [(2, "passed"), (2, "halted")]
+        # the tenants shard 1 rolled back stay rolled back: tenant-2 (wave 1) is still live
+        assert all(
+            state.definition_json("tenant-2", d)["status"] == "Active"
+            for d in state.list_definitions("tenant-2", {})
+        )

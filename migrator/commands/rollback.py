@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -23,10 +24,11 @@ from migrator.commands._common import (
 from migrator.core.config import Settings
 from migrator.core.errors import MigratorError
 from migrator.core.logs import redact_text
-from migrator.core.report import Report, counts_table
+from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
+from migrator.core.rollback import ROLLBACK_FAILURES, ROLLBACK_STATUSES
 from migrator.run.history import NullJournal
 from migrator.run.migrate import _close_session
-from migrator.run.rollback import ROLLBACK_STATUSES, check_identity, read_rollback_targets, rollback
+from migrator.run.rollback import check_identity, read_rollback_targets, rollback
 from migrator.run.tenant import tenant_fingerprint
 from migrator.zuora import ZuoraClient, open_session
 
@@ -40,9 +42,11 @@ async def rollback_from_journal(
     *,
     dry_run: bool = False,
     delete_created: bool = False,
+    force: bool = False,
     stopping: anyio.Event | None = None,
 ) -> Report:
-    """Roll back every selected tenant's changes the journal records; journaled unless dry_run."""
+    """Roll back every selected tenant's changes the journal records; journaled unless dry_run.
+    The dry run and the real run compute the same plan (run/rollback.plan_tenant)."""
     unknown = [n for n in tenants if n not in settings.tenants]
     if unknown:
         raise MigratorError(
@@ -61,12 +65,12 @@ async def rollback_from_journal(
     chosen = [settings.tenants[n] for n in sorted({t.tenant for t in targets})]
     check_identity(history, chosen, journal_path)
     if not targets:
-        return Report(items=(), notices=(*notices, NOTHING))
+        return rollback_report((), (*notices, NOTHING))
     if not activations and not delete_created:
         created = len(targets)
-        return Report(
-            items=(),
-            notices=(
+        return rollback_report(
+            (),
+            (
                 *notices,
                 f"the journal records no activation: nothing to roll back (its runs created "
                 f"{created} definition(s), which stay Inactive; --delete-created deletes them)",
@@ -76,7 +80,14 @@ async def rollback_from_journal(
     try:
         clients = {t.name: ZuoraClient(t, session, settings, stopping=stopping) for t in chosen}
         if dry_run:
-            items = await rollback(clients, targets, NullJournal(), dry_run=True)
+            items = await rollback(
+                clients,
+                targets,
+                NullJournal(),
+                dry_run=True,
+                delete_created=delete_created,
+                force=force,
+            )
         else:
             from migrator.store.journal import Journal
 
@@ -87,16 +98,34 @@ async def rollback_from_journal(
                 "tool_version": __version__,
             }
             async with Journal.open(journal_path, fields) as journal:
-                items = await rollback(clients, targets, journal, delete_created=delete_created)
-                report = Report(items=tuple(items))
-                journal.finish(counts=report.summary())
+                items = await rollback(
+                    clients, targets, journal, delete_created=delete_created, force=force
+                )
+                journal.finish(counts=rollback_report(items).summary())
     finally:
         await _close_session(session)
-    return Report(items=tuple(items), notices=tuple(notices))
+    left = sum(1 for i in items if i.status == "skipped")
+    if left and not force:
+        notices.append(
+            f"{left} definition(s) changed since the rollout were left alone; "
+            "`--force` puts them back anyway"
+        )
+    return rollback_report(items, notices)
+
+
+def rollback_report(items: Sequence[ItemOutcome], notices: Sequence[str] = ()) -> Report:
+    """A report in rollback's own statuses: `skipped` (left alone) and `failed` need a person."""
+    return Report(
+        items=tuple(items),
+        notices=tuple(notices),
+        statuses=ROLLBACK_STATUSES,
+        failures=ROLLBACK_FAILURES,
+    )
 
 
 def render(report: Report) -> str:
-    """Counts per tenant, every write made or planned, every failure, the verdict."""
+    """Counts per tenant, every action but `none` with its reason, the notes, the verdict; the
+    counts come from the same items the table counts."""
     lines = counts_table(report.items, ROLLBACK_STATUSES) if report.items else []
     shown = [i for i in report.ordered() if i.status != "unchanged"]
     if shown:
@@ -104,18 +133,18 @@ def render(report: Report) -> str:
     for i in shown:
         lines.append(
             f"  {i.status:<11} {i.tenant}: {i.workflow_name} (definition {i.target_workflow_id}): "
-            f"{i.error or i.reason or ''}"
+            f"{i.action}: {i.error or i.reason or ''}"
         )
     for notice in report.notices:
         lines.append(f"note: {notice}")
     counts = report.summary()
     verdict = "ok" if report.ok else "attention needed"
     lines.append(
-        f"migrator rollback: {verdict}: rolled back {counts.get('rolled_back', 0)}, "
-        f"unchanged {counts.get('unchanged', 0)}, planned {counts.get('planned', 0)}, "
-        f"failed {counts.get('failed', 0)}"
+        f"migrator rollback: {verdict}: "
+        + ", ".join(f"{s.replace('_', ' ')} {counts.get(s, 0)}" for s in ROLLBACK_STATUSES)
     )
-    return redact_text("\n".join(lines))
+    # Names come from the journal, the tenants and the config: no control character gets out.
+    return redact_text(human_lines(lines))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -142,14 +171,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--delete-created",
         action="store_true",
-        help="delete the definitions the runs created instead of setting them Inactive",
+        help="delete the definitions the runs created instead of setting them Inactive (never "
+        "one holding a version migrator did not import)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="put back also definitions whose active version changed since the rollout",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--report", metavar="FILE", help="write the JSON report here")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    """0 nothing failed (or nothing to roll back), 1 something did; bad input raises (exit 2)."""
+    """0 nothing failed or was left alone (or nothing to roll back), 1 something was; bad input
+    raises (exit 2)."""
     settings = _settings(args)
 
     async def go(stopping: anyio.Event) -> Any:
@@ -159,6 +195,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             args.tenant,
             dry_run=args.dry_run,
             delete_created=args.delete_created,
+            force=args.force,
             stopping=stopping,
         )
 

@@ -80,11 +80,18 @@ class Report:
     notices: tuple[str, ...] = ()
     interrupted: bool = False
     plans: Mapping[str, Any] = field(default_factory=dict)  # per tenant, for `plan --out`
+    # The command's own statuses and which of them need a person (rollback has its own: its
+    # report never says `imported 0, blocked 0`); the default is migrate's.
+    statuses: tuple[str, ...] = STATUSES
+    failures: tuple[str, ...] = ("failed", "deferred", "blocked")
 
     def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(
-            ("imported", "skipped", "failed", "deferred", "planned", "blocked"), 0
-        )
+        if self.statuses is STATUSES:
+            counts = dict.fromkeys(
+                ("imported", "skipped", "failed", "deferred", "planned", "blocked"), 0
+            )
+        else:
+            counts = dict.fromkeys(self.statuses, 0)
         for row in self.per_tenant().values():
             for status, n in row.items():
                 counts[status] = counts.get(status, 0) + n
@@ -94,10 +101,10 @@ class Report:
         out: dict[str, dict[str, int]] = {}
         if isinstance(self.items, StoredOutcomes):
             for tenant, row in sorted(self.items.counts().items()):
-                out[tenant] = {**dict.fromkeys(STATUSES, 0), **row}
+                out[tenant] = {**dict.fromkeys(self.statuses, 0), **row}
             return out
         for item in self.items:
-            row = out.setdefault(item.tenant, dict.fromkeys(STATUSES, 0))
+            row = out.setdefault(item.tenant, dict.fromkeys(self.statuses, 0))
             row[item.status] = row.get(item.status, 0) + 1
         return out
 
@@ -110,9 +117,7 @@ class Report:
         """True when nothing failed, was blocked, is left for another run, or failed --verify."""
         s = self.summary()
         return (
-            s["failed"] == 0
-            and s["deferred"] == 0
-            and s["blocked"] == 0
+            all(s.get(status, 0) == 0 for status in self.failures)
             and not self.interrupted
             and not self._any_unverified()
         )

@@ -1,5 +1,5 @@
 """Fleet rollouts, pure: the `[rollout]` table, which wave each tenant is in, when a wave halts,
-which smoke runs are due, and what a rollback must put back (see docs/rollout.md).
+which smoke runs are due, whether a shard may start (or keep) a wave (see docs/rollout.md).
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.core.errors import ConfigError
+
+# What a rollback puts back lives in core/rollback.py; these names stay importable from here.
+from migrator.core.rollback import RollbackLedger as RollbackLedger
+from migrator.core.rollback import RollbackTarget as RollbackTarget
+from migrator.core.rollback import rollback_step as rollback_step
 
 _GLOB = frozenset("*?[")
 _ROLLOUT_KEYS = (
@@ -298,119 +303,6 @@ def judge_run(status: str, tasks: Mapping[str, Any]) -> tuple[bool | None, str]:
     return None, status
 
 
-# ---- rollback: what to put back --------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RollbackTarget:
-    """One definition the journal's runs changed, and the state a rollback puts back: the version
-    active before the first of those runs (and the status then), or Inactive for one they made."""
-
-    tenant: str
-    definition_id: int
-    name: str
-    created: bool
-    version_id: int | None = None  # active before; None: there was none
-    status: str = "Inactive"
-
-
-class RollbackLedger:
-    """Folds `activating` records and committed creates into rollback targets: the FIRST
-    activation of a definition says what was there before; a create makes it ours."""
-
-    def __init__(self) -> None:
-        self._first: dict[tuple[str, int], RollbackTarget] = {}
-        self._created: dict[tuple[str, int], str] = {}
-        self.activations = 0  # activating records seen (a journal that switched nothing on: 0)
-
-    def note(self, type: str, fields: Mapping[str, Any], action: str | None = None) -> None:
-        tenant = fields.get("tenant")
-        if not isinstance(tenant, str):
-            return
-        if type == "activating":
-            self.activations += 1
-            def_id = fields.get("definition_id")
-            if not isinstance(def_id, int) or fields.get("created"):
-                return
-            key = (tenant, def_id)
-            if key not in self._first:
-                prev = fields.get("previous_version_id")
-                self._first[key] = RollbackTarget(
-                    tenant,
-                    def_id,
-                    str(fields.get("name") or ""),
-                    created=False,
-                    version_id=prev if isinstance(prev, int) else None,
-                    status=str(fields.get("previous_status") or "Inactive"),
-                )
-        elif type == "created":
-            def_id = fields.get("definition_id")
-            if isinstance(def_id, int):
-                self._created.setdefault((tenant, def_id), str(fields.get("name") or ""))
-
-    def targets(self, tenants: Iterable[str] | None = None) -> list[RollbackTarget]:
-        """Every target, by tenant and definition id; a definition the runs created wins over
-        its activations (it goes back to not being used at all)."""
-        wanted = None if tenants is None else set(tenants)
-        keys = sorted(set(self._first) | set(self._created))
-        out = []
-        for key in keys:
-            if wanted is not None and key[0] not in wanted:
-                continue
-            if key in self._created:
-                out.append(RollbackTarget(key[0], key[1], self._created[key], created=True))
-            else:
-                out.append(self._first[key])
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class RollbackStep:
-    """The write a rollback makes for one target, or none (`action` None: already as wanted)."""
-
-    action: str | None  # "restore" | "deactivate" | "delete" | None
-    fields: Mapping[str, Any] = field(default_factory=dict)  # the PATCH body
-    detail: str = ""
-
-
-def rollback_step(
-    target: RollbackTarget,
-    *,
-    exists: bool,
-    active_version_id: int | None,
-    status: str,
-    delete_created: bool = False,
-) -> RollbackStep:
-    """What to send so the definition is as the target wants, from how it is now."""
-    if not exists:
-        if target.created:
-            return RollbackStep(None, detail="already deleted")
-        return RollbackStep(None, detail=f"definition {target.definition_id} no longer exists")
-    if target.created:
-        if delete_created:
-            return RollbackStep("delete", detail="created by the rollout: deleted")
-        if status == "Inactive":
-            return RollbackStep(None, detail="created by the rollout; already Inactive")
-        return RollbackStep(
-            "deactivate", {"status": "Inactive"}, "created by the rollout: set Inactive"
-        )
-    if target.version_id is None:
-        # There was no active version before; a definition cannot be left without one again,
-        # so it is made Inactive (it does not run) as it was.
-        if status == "Inactive":
-            return RollbackStep(None, detail="had no active version before; already Inactive")
-        return RollbackStep(
-            "deactivate", {"status": "Inactive"}, "had no active version before: set Inactive"
-        )
-    if active_version_id == target.version_id and status == target.status:
-        return RollbackStep(None, detail=f"version id {target.version_id} already active")
-    return RollbackStep(
-        "restore",
-        {"active_workflow_version_id": target.version_id, "status": target.status},
-        f"version id {target.version_id} active again (was {active_version_id}), {target.status}",
-    )
-
-
 def peer_verdict(
     peers: Mapping[int, Mapping[int, str]], me: int, count: int, wave: int
 ) -> tuple[bool, str | None]:
@@ -426,5 +318,23 @@ def peer_verdict(
             if number < wave and steps[number] in ("halted", "held"):
                 return False, f"shard {shard}/{count} {steps[number]} wave {number}"
         if steps.get(wave - 1) != "passed":
+            waiting = True
+    return (False, None) if waiting else (True, None)
+
+
+def peer_wave_verdict(
+    peers: Mapping[int, Mapping[int, str]], me: int, count: int, wave: int
+) -> tuple[bool, str | None]:
+    """Did every other shard judge `wave` too? (True, None) all passed or held it; (True, why)
+    one halted it (this shard rolls its own tenants of the wave back, docs/rollout.md#shards);
+    (False, None) keep waiting."""
+    waiting = False
+    for shard in range(1, count + 1):
+        if shard == me:
+            continue
+        step = peers.get(shard, {}).get(wave)
+        if step == "halted":
+            return True, f"shard {shard}/{count} halted wave {wave}"
+        if step not in ("passed", "held"):
             waiting = True
     return (False, None) if waiting else (True, None)

@@ -78,6 +78,9 @@ class FakeState:
             # Far-apart id ranges per tenant, so an id used against the wrong tenant shows up.
             self.tenants[name] = TenantState(next_id=100 + 100_000 * index)
         self.ledger_entries: list[LedgerEntry] = []
+        # Every definition write that took effect (PATCH, DELETE), oldest first: what a test
+        # compares a preview with (a replayed Idempotency-Key never reaches here).
+        self.write_log: list[dict[str, Any]] = []
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -444,6 +447,9 @@ class FakeState:
         if avid is not None:
             d.active_version_id = avid
         d.updated_at = later(d.updated_at, now)
+        self.write_log.append(
+            {"tenant": tenant, "definition_id": definition_id, "method": "PATCH", "body": body}
+        )
         return self.definition_json(tenant, definition_id, priority=False)
 
     def delete_definition(self, tenant: str, definition_id: int) -> dict[str, Any]:
@@ -453,6 +459,7 @@ class FakeState:
         for vid in d.version_ids:
             ts.versions.pop(vid, None)
         del ts.definitions[definition_id]
+        self.write_log.append({"tenant": tenant, "definition_id": definition_id, "method": "DELETE"})
         return {"id": definition_id, "success": True}
 
     def delete_version(self, tenant: str, version_id: int) -> dict[str, Any]:
@@ -576,3 +583,4 @@ class FakeState:
         for index, name in enumerate(self.tenants):
             self.tenants[name] = TenantState(next_id=100 + 100_000 * index)
         self.ledger_entries.clear()
+        self.write_log.clear()

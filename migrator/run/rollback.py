@@ -2,8 +2,9 @@
 first of those runs active again, or Inactive (or deleted) for a definition they created.
 
 What to restore is read from the journal's `activating` records (written before every
-activation) and its committed creates; each step is decided from the definition as it is now
-(core/rollout.rollback_step), so a second rollback, or one after a kill, writes nothing more.
+activation) and its committed imports; each definition is read as it is now and given its one
+action (core/rollback.rollback_step). That list is the plan: `--dry-run` renders it, the real run
+executes exactly it, and a second rollback, or one after a kill, writes nothing more.
 """
 
 from __future__ import annotations
@@ -21,16 +22,20 @@ from migrator.core.journal_records import ItemKey, ItemState, Record
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
 from migrator.core.report import ItemOutcome
-from migrator.core.rollout import RollbackLedger, RollbackTarget, rollback_step
+from migrator.core.rollback import (
+    Found,
+    RollbackAction,
+    RollbackLedger,
+    RollbackStatus,
+    RollbackStep,
+    RollbackTarget,
+    rollback_step,
+)
 from migrator.run.tenant import tenant_fingerprint, tenant_identity
 from migrator.store.journal import read_state
 from migrator.zuora import ZuoraClient
 
 log = structlog.get_logger("migrator.rollback")
-
-# rolled_back: a write put it back · unchanged: already as it was · planned: --dry-run
-# failed: the tenant refused or could not be reached
-ROLLBACK_STATUSES = ("rolled_back", "unchanged", "planned", "failed")
 
 
 class DiscardState(dict[ItemKey, ItemState]):
@@ -45,35 +50,47 @@ def read_rollback_targets(
 ) -> tuple[list[RollbackTarget], list[Record], list[str], int]:
     """The targets the journal's runs call for (optionally only these tenants), the journal's
     run_started records, its notices and how many activations it records. A line at a time:
-    only one record per changed definition is kept."""
+    only what each changed definition needs is kept."""
     ledger = RollbackLedger()
-    creating: dict[tuple[str, str], str] = {}
-    resolving: dict[tuple[str, str], str] = {}  # created, its definition id not yet resolved
+    intents: dict[tuple[str, str], tuple[str, str, Any]] = {}  # → (action, name, version)
+    # committed before its definition id was known: a later `resolved` record gives it
+    resolving: dict[tuple[str, str], tuple[str, str, Any, Any]] = {}
+
+    def imported(tenant: str, def_id: int, action: str, name: str, version: Any, vid: Any) -> None:
+        ledger.note(
+            "imported",
+            {"tenant": tenant, "definition_id": def_id, "version": version, "version_id": vid},
+        )
+        if action == "create":
+            ledger.note("created", {"tenant": tenant, "definition_id": def_id, "name": name})
 
     def watch(record: Record) -> None:
         f = record.fields
         if record.type == "activating":
             ledger.note("activating", f)
         elif record.type == "intent":
-            key = (f["tenant"], f["item"])
-            if f.get("action") == "create":
-                creating[key] = str(f.get("name") or "")
-            else:
-                creating.pop(key, None)
-        elif record.type in ("committed", "resolved"):
-            # A create may be committed before its definition id is known; a later `resolved`
-            # record gives it (docs/journal.md).
-            key = (f["tenant"], f["item"])
-            name = (
-                creating.pop(key, None) if record.type == "committed" else resolving.pop(key, None)
+            intents[(f["tenant"], f["item"])] = (
+                str(f.get("action") or ""),
+                str(f.get("name") or ""),
+                f.get("version"),
             )
+        elif record.type == "committed":
+            key = (f["tenant"], f["item"])
+            action, name, version = intents.pop(key, ("", str(f.get("name") or ""), None))
+            version = f.get("version", version)
             def_id = int_or_none(f.get("target_definition_id"))
-            if name is not None and def_id is not None:
-                ledger.note(
-                    "created", {"tenant": f["tenant"], "definition_id": def_id, "name": name}
-                )
-            elif name is not None and record.type == "committed":
-                resolving[key] = name
+            vid = int_or_none(f.get("target_version_id"))
+            if def_id is not None:
+                imported(f["tenant"], def_id, action, name, version, vid)
+            else:
+                resolving[key] = (action, name, version, vid)
+        elif record.type == "resolved":
+            key = (f["tenant"], f["item"])
+            def_id = int_or_none(f.get("target_definition_id"))
+            if key in resolving and def_id is not None:
+                action, name, version, vid = resolving.pop(key)
+                vid = int_or_none(f.get("target_version_id")) or vid
+                imported(f["tenant"], def_id, action, name, version, vid)
 
     history, notices = read_state(journal_path, DiscardState(), watch=watch)
     return ledger.targets(tenants), history, notices, ledger.activations
@@ -102,93 +119,136 @@ def rollback_key(
     return "migrator-" + hashlib.sha256(material.encode()).hexdigest()[:48]
 
 
-def _outcome(target: RollbackTarget, status: str, action: str | None, **kw: Any) -> ItemOutcome:
+PlanEntry = tuple[RollbackStep, str | None]  # the step, and why it failed (it could not be read)
+
+
+async def plan_tenant(
+    client: ZuoraClient,
+    targets: Sequence[RollbackTarget],
+    *,
+    delete_created: bool = False,
+    force: bool = False,
+) -> list[PlanEntry]:
+    """Read each target as it is now and decide its one action (core/rollback.rollback_step):
+    the plan that `--dry-run` shows and the real run executes, unchanged."""
+    out: list[PlanEntry] = []
+    stop: str | None = None
+    for target in targets:
+        if stop is None:
+            try:
+                found = await _read(client, target, delete_created)
+            except ZuoraError as exc:
+                reason = redact_text(str(exc))
+                if isinstance(exc, AuthError):
+                    stop = reason
+                out.append((RollbackStep(target, RollbackAction.SKIP, "could not be read"), reason))
+                continue
+            step = rollback_step(target, found, delete_created=delete_created, force=force)
+            out.append((step, None))
+        else:
+            out.append((RollbackStep(target, RollbackAction.SKIP, "not read"), stop))
+    return out
+
+
+async def _read(client: ZuoraClient, target: RollbackTarget, delete_created: bool) -> Found:
+    definition = await client.find_workflow(target.definition_id)
+    if definition is None:
+        return Found(exists=False)
+    active = definition.get("active_version")
+    active = active if isinstance(active, dict) else {}
+    version = active.get("version")
+    versions = None
+    if target.created and delete_created:
+        # Deleting needs proof that every version it holds is migrator's (docs/rollout.md).
+        versions = tuple(
+            (int_or_none(v.get("id")), str(v.get("version") or ""))
+            for v in await client.list_versions(target.definition_id)
+        )
+    return Found(
+        exists=True,
+        active_version_id=int_or_none(active.get("id")),
+        active_version=version if isinstance(version, str) else None,
+        status=str(definition.get("status") or ""),
+        updated_at=str(definition.get("updatedAt") or ""),
+        versions=versions,
+    )
+
+
+def _outcome(step: RollbackStep, status: RollbackStatus, error: str | None = None) -> ItemOutcome:
+    target = step.target
     return ItemOutcome(
         tenant=target.tenant,
         source=f"definition {target.definition_id}",
         workflow_name=target.name,
-        status=status,
+        status=status.value,
         target_workflow_id=target.definition_id,
         target_version_id=target.version_id if not target.created else None,
-        action=action or "rollback",
-        **kw,
+        action=step.action.value,
+        reason=step.reason,
+        error=error,
     )
 
 
-async def rollback_tenant(
-    client: ZuoraClient,
-    targets: Sequence[RollbackTarget],
-    journal: Any,
-    *,
-    dry_run: bool = False,
-    delete_created: bool = False,
+def planned_outcome(entry: PlanEntry) -> ItemOutcome:
+    """A plan entry as `--dry-run` reports it: the write it would send, or why none."""
+    step, error = entry
+    if error is not None:
+        return _outcome(step, RollbackStatus.FAILED, error)
+    if step.action.writes:
+        return _outcome(step, RollbackStatus.PLANNED)
+    if step.action is RollbackAction.SKIP:
+        return _outcome(step, RollbackStatus.SKIPPED)
+    return _outcome(step, RollbackStatus.UNCHANGED)
+
+
+async def execute_plan(
+    client: ZuoraClient, plan: Sequence[PlanEntry], journal: Any
 ) -> list[ItemOutcome]:
-    """Put each of one tenant's targets back, one at a time; journal each write around it."""
+    """Send exactly the plan's writes, one at a time, each journaled around it."""
     out: list[ItemOutcome] = []
     stop: str | None = None
-    for target in targets:
-        if stop is not None:
-            out.append(_outcome(target, "failed", None, error=stop))
+    for step, error in plan:
+        if error is not None or not step.action.writes:
+            out.append(planned_outcome((step, error)))
             continue
+        if stop is not None:
+            out.append(_outcome(step, RollbackStatus.FAILED, f"not sent: {stop}"))
+            continue
+        target = step.target
         try:
-            out.append(await _rollback_one(client, target, journal, dry_run, delete_created))
+            await _write(client, step, journal)
         except ZuoraError as exc:
             reason = redact_text(str(exc))
             if isinstance(exc, AuthError):
                 stop = reason
-            if not dry_run:
-                await journal.append(
-                    "rollback",
-                    tenant=target.tenant,
-                    definition_id=target.definition_id,
-                    name=target.name,
-                    step="failed",
-                    detail=reason,
-                )
-            out.append(_outcome(target, "failed", None, error=reason))
+            await journal.append(
+                "rollback",
+                tenant=target.tenant,
+                definition_id=target.definition_id,
+                name=target.name,
+                step="failed",
+                detail=reason,
+            )
+            out.append(_outcome(step, RollbackStatus.FAILED, reason))
+            continue
+        out.append(_outcome(step, RollbackStatus.ROLLED_BACK))
     return out
 
 
-async def _rollback_one(
-    client: ZuoraClient,
-    target: RollbackTarget,
-    journal: Any,
-    dry_run: bool,
-    delete_created: bool,
-) -> ItemOutcome:
-    try:
-        definition = await client.get_workflow(target.definition_id)
-        exists = True
-    except ZuoraError as exc:
-        if exc.status != 404:
-            raise
-        definition, exists = {}, False
-    active = definition.get("active_version")
-    active_id = int_or_none(active.get("id")) if isinstance(active, dict) else None
-    status = str(definition.get("status") or "")
-    step = rollback_step(
-        target,
-        exists=exists,
-        active_version_id=active_id,
-        status=status,
-        delete_created=delete_created,
-    )
-    if step.action is None:
-        return _outcome(target, "unchanged", None, reason=step.detail)
-    if dry_run:
-        return _outcome(target, "planned", step.action, reason="would be " + step.detail)
+async def _write(client: ZuoraClient, step: RollbackStep, journal: Any) -> None:
+    target, found = step.target, step.found
     await journal.append(
         "rollback",
         tenant=target.tenant,
         definition_id=target.definition_id,
         name=target.name,
         step="intent",
-        action=step.action,
+        action=step.action.value,
         fields=dict(step.fields),
-        found_version_id=active_id,
-        found_status=status,
+        found_version_id=found.active_version_id,
+        found_status=found.status,
     )
-    if step.action == "delete":
+    if step.action is RollbackAction.DELETE:
         try:
             await client.delete_workflow(target.definition_id)
         except ZuoraError as exc:
@@ -199,7 +259,7 @@ async def _rollback_one(
             tenant_identity(client.tenant),
             target,
             step.fields,
-            f"{active_id}|{status}|{definition.get('updatedAt') or ''}",
+            f"{found.active_version_id}|{found.status}|{found.updated_at}",
         )
         await client.update_workflow(target.definition_id, step.fields, idempotency_key=key)
     await journal.append(
@@ -208,10 +268,10 @@ async def _rollback_one(
         definition_id=target.definition_id,
         name=target.name,
         step="done",
-        action=step.action,
+        action=step.action.value,
     )
-    log.info("rolled back", tenant=target.tenant, definition=target.definition_id, what=step.detail)
-    return _outcome(target, "rolled_back", step.action, reason=step.detail)
+    # The report lists every write: one voice on stdout, the detail only with --debug.
+    log.debug("rolled back", tenant=target.tenant, definition=target.definition_id)
 
 
 async def rollback(
@@ -221,23 +281,23 @@ async def rollback(
     *,
     dry_run: bool = False,
     delete_created: bool = False,
+    force: bool = False,
 ) -> list[ItemOutcome]:
-    """Every tenant's targets, tenants concurrently; outcomes by tenant and definition."""
+    """Every tenant's targets, tenants concurrently: read, plan, then (unless dry_run) execute
+    exactly that plan; outcomes by tenant and definition."""
     per: dict[str, list[RollbackTarget]] = {}
     for target in targets:
         per.setdefault(target.tenant, []).append(target)
     results: list[ItemOutcome] = []
 
     async def one(tenant: str) -> None:
-        results.extend(
-            await rollback_tenant(
-                clients[tenant],
-                per[tenant],
-                journal,
-                dry_run=dry_run,
-                delete_created=delete_created,
-            )
+        plan = await plan_tenant(
+            clients[tenant], per[tenant], delete_created=delete_created, force=force
         )
+        if dry_run:
+            results.extend(planned_outcome(entry) for entry in plan)
+        else:
+            results.extend(await execute_plan(clients[tenant], plan, journal))
 
     async with anyio.create_task_group() as tg:
         for tenant in sorted(per):

@@ -21,6 +21,7 @@ from migrator.core.logs import redact_text
 from migrator.core.plan import Action, int_or_none
 from migrator.core.remap import apply_substitutions
 from migrator.core.report import ItemOutcome
+from migrator.core.rollback import ROLLBACK_FAILURES
 from migrator.core.rollout import (
     RolloutConfig,
     SmokeLedger,
@@ -29,6 +30,7 @@ from migrator.core.rollout import (
     assign_waves,
     judge_run,
     peer_verdict,
+    peer_wave_verdict,
     tenant_failure,
 )
 from migrator.run.options import Progress
@@ -236,6 +238,14 @@ class WaveRunner:
                     f"{wave.label}: passed"
                     + "".join(f"; {t} failed: {why}" for t, why in sorted(failed.items()))
                 )
+                if self.waits and self.rollout.rollback_on_halt:
+                    why = await self._peer_halt(wave)
+                    if why is not None:
+                        await self._halted_elsewhere(wave, why)
+                        for later in waves[i + 1 :]:
+                            hold(later, f"not sent: {why}; run again once every shard has passed")
+                            self._show(later, f"held: {why}")
+                        return
                 continue
             self.halted = verdict
             reason = verdict.reason()
@@ -279,6 +289,49 @@ class WaveRunner:
             f"the other shards did not pass wave {wave.number - 1} within "
             f"{self.rollout.shard_wait_s:g} s (shard_wait_s)"
         )
+
+    async def _peer_halt(self, wave: Wave) -> str | None:
+        """Once this shard passed `wave` (with rollback_on_halt): wait until every other shard
+        judged it too; why, when one halted it (this shard then rolls its own tenants back)."""
+        assert self._shard is not None
+        me, count = self._shard
+        self._show(wave, "passed; waiting for the other shards' verdict")
+        with anyio.move_on_after(self.rollout.shard_wait_s):
+            while not self.stopping.is_set():
+                peers = await anyio.to_thread.run_sync(read_peer_waves, self.journal_path, count)
+                done, why = peer_wave_verdict(peers, me, count, wave.number)
+                if done:
+                    self._show(wave, "passed")
+                    return why
+                await anyio.sleep(SHARD_POLL)
+        self.notices.append(
+            f"{wave.label}: the other shards did not judge it within "
+            f"{self.rollout.shard_wait_s:g} s (shard_wait_s); a halt there is not rolled back here"
+        )
+        return None
+
+    async def _halted_elsewhere(self, wave: Wave, why: str) -> None:
+        """Another shard halted a wave this shard passed: roll this shard's tenants of it back,
+        record the halt, and say so on each of those tenants (the run is not ok)."""
+        reason = f"{wave.label}: {why}: this shard's tenants of the wave are rolled back"
+        await self._wave_record(wave, "halted", failed=[], reason=reason)
+        self._show(wave, f"halted: {why}")
+        self.notices.append(reason)
+        log.error("rollout halted by another shard", wave=wave.number, why=why)
+        await self._rollback(wave)
+        for tenant in wave.tenants:
+            if tenant in self.clients:
+                self.record(
+                    ItemOutcome(
+                        tenant=tenant,
+                        source=f"rollout (wave {wave.number})",
+                        workflow_name="",
+                        status="deferred",
+                        error=f"{why}; rolled back (rollback_on_halt): run every shard again "
+                        "once the cause is fixed",
+                        action="rollback",
+                    )
+                )
 
     # ---- smoke runs --------------------------------------------------------------------------
 
@@ -359,6 +412,8 @@ class WaveRunner:
     # ---- rollback on halt ----------------------------------------------------------------------
 
     async def _rollback(self, wave: Wave) -> None:
+        """`migrator rollback` for the wave's tenants, same plan and rules (no --force): a
+        definition changed since the rollout is left alone, and the item says so."""
         targets, _, _, _ = await anyio.to_thread.run_sync(
             read_rollback_targets, self.journal_path, list(wave.tenants)
         )
@@ -367,12 +422,14 @@ class WaveRunner:
             self.notices.append(f"rollback_on_halt: {wave.label} changed no active version")
             return
         for outcome in await rollback(self.clients, targets, self.journal):
-            self.notices.append(
-                f"rollback_on_halt: {outcome.tenant}: {outcome.workflow_name} "
-                f"(definition {outcome.target_workflow_id}): {outcome.status}: "
-                f"{outcome.error or outcome.reason or ''}"
-            )
-            if outcome.status == "failed":
+            if outcome.status not in ROLLBACK_FAILURES:
+                self.notices.append(
+                    f"rollback_on_halt: {outcome.tenant}: {outcome.workflow_name} "
+                    f"(definition {outcome.target_workflow_id}): {outcome.status}: "
+                    f"{outcome.action}: {outcome.reason or ''}"
+                )
+            else:  # said once, as a failed item of the run
+                left = outcome.status == "skipped"
                 self.record(
                     ItemOutcome(
                         tenant=outcome.tenant,
@@ -380,7 +437,10 @@ class WaveRunner:
                         workflow_name=outcome.workflow_name,
                         status="failed",
                         target_workflow_id=outcome.target_workflow_id,
-                        error=f"rollback_on_halt: {outcome.error}",
+                        error=f"rollback_on_halt: {outcome.error or outcome.reason}"
+                        + (
+                            "; left alone (`migrator rollback --force` restores it)" if left else ""
+                        ),
                         action="rollback",
                     )
                 )

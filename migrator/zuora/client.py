@@ -12,7 +12,7 @@ import math
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +192,18 @@ class ZuoraClient:
         path = f"/workflows/{int(definition_id)}"
         return self._object(await self._call("GET", path, shape=object_shape), "GET", path)
 
+    async def find_workflow(self, definition_id: int) -> dict[str, Any] | None:
+        """The definition, or None when the tenant has none of that id: a 404 the caller expects
+        (a rollback reading what it deleted), so it is not logged as a failed call."""
+        path = f"/workflows/{int(definition_id)}"
+        try:
+            body = await self._call("GET", path, shape=object_shape, expected=(404,))
+        except ZuoraError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._object(body, "GET", path)
+
     async def list_versions(self, definition_id: int) -> list[dict[str, Any]]:
         path = f"/workflows/{int(definition_id)}/versions"
         return self._list_field(await self._call("GET", path, shape=list_shape), "GET", path)
@@ -257,9 +269,10 @@ class ZuoraClient:
         return self._object(body, "PATCH", path, in_doubt=True)
 
     async def delete_workflow(self, definition_id: int) -> dict[str, Any]:
-        """§3.4: the definition and all its versions (a rollback's `--delete-created`)."""
+        """§3.4: the definition and all its versions (a rollback's `--delete-created`); a 404
+        (gone already: a retry after a lost answer) raises but is not logged."""
         path = f"/workflows/{int(definition_id)}"
-        return self._object(await self._call("DELETE", path), "DELETE", path)
+        return self._object(await self._call("DELETE", path, expected=(404,)), "DELETE", path)
 
     async def run_workflow(
         self, definition_id: int, parameters: Mapping[str, Any], *, idempotency_key: str
@@ -330,8 +343,10 @@ class ZuoraClient:
         json: Any = None,
         idempotency_key: str | None = None,
         shape: Callable[[Any], str | None] | None = None,
+        expected: Collection[int] = (),
     ) -> Any:
-        """Every attempt of one call; `shape` says what is wrong with a 2xx body (None if fine)."""
+        """Every attempt of one call; `shape` says what is wrong with a 2xx body (None if fine);
+        a final status in `expected` is the caller's to report, so it is logged at debug only."""
         is_write = method in ("POST", "PATCH")
         if idempotency_key is not None:
             try:
@@ -427,7 +442,7 @@ class ZuoraClient:
                 if not await self._wait(decision.delay):
                     raise self._stopped(method, path, decision.delay, in_doubt)
                 continue
-            raise self._failure(method, path, reply, outcome, decision, attempt)
+            raise self._failure(method, path, reply, outcome, decision, attempt, expected)
 
     async def _pace(self, method: str, path: str, in_doubt: bool) -> None:
         delay = self.pacer.reserve(self._clock())
@@ -603,6 +618,7 @@ class ZuoraClient:
         outcome: Outcome,
         decision: Decision,
         attempt: int,
+        expected: Collection[int] = (),
     ) -> ZuoraError:
         doubt = decision.in_doubt
         if reply.location is not None:
@@ -634,5 +650,6 @@ class ZuoraClient:
         text = f"{status} {detail}".rstrip() + suffix
         retryable = status in (409, 429, 500, 502, 503, 504)
         error = self._error(method, path, text, status=status, in_doubt=doubt, retryable=retryable)
-        self._log.info("zuora call failed", method=method, path=path, status=status, in_doubt=doubt)
+        say = self._log.debug if status in expected else self._log.info
+        say("zuora call failed", method=method, path=path, status=status, in_doubt=doubt)
         return error
