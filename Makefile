@@ -4,12 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test fuzz bench lint typecheck clean
+.PHONY: install demo test dist fuzz bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "migrator needs Python >= 3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# The distribution was called `migrator` before 0.1.0 was renamed (the name on PyPI is
+	@# someone else's): drop that editable install so only one owns the `migrator` script.
+	$(BIN)/python -m pip uninstall --quiet --yes migrator 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -19,8 +22,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m migrator.demo
 
+# The whole suite on every core (pytest-xdist). Tests marked xdist_group(NAME) share one worker
+# (a module's built wheel, a browser); the rest are spread one by one. Bytecode is cached, so
+# the suite's few hundred `migrator` subprocesses don't compile the package each time.
+# pytest's last line gives the count and the time. TESTS=... runs a selection; pytest's
+# "no tests ran" (exit 5, e.g. a -k that matches nothing) is said, not a failure.
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	@env -u PYTHONDONTWRITEBYTECODE $(PYTEST) -n auto --dist loadgroup $(TESTS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no tests ran (pytest exit 5)"; rc=0; fi; exit $$rc
+
+# The wheel and the sdist in dist/ (the Dockerfile installs the wheel).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 # More fuzz examples than `make test` runs.
 fuzz: $(STAMP)
@@ -36,4 +51,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out dist

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import anyio
 
-from migrator.fake import FakeConfig, RunningFake, serve, write_client_config
+from migrator.fake import (
+    FakeConfig,
+    RunningFake,
+    how_to_run_migrator,
+    serve,
+    write_client_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,10 +69,9 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def program() -> str:
+def program() -> list[str]:
     """How to call `migrator` from here: the installed script beside this Python, if any."""
-    script = Path(sys.executable).parent / "migrator"
-    return shown(script) if script.exists() else f"{shown(Path(sys.executable))} -m migrator.cli"
+    return how_to_run_migrator()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         for text, command in zip(why, commands, strict=True):
-            print(f"# {text}\n$ {shlex.join([program(), *command])}", flush=True)
+            print(f"# {text}\n$ {shlex.join([*program(), *command])}", flush=True)
             code = cli_main(command)
             codes.append(code)
             print(f"(exit {code})\n", flush=True)
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "\nThe fake has stopped, so the config above points at nothing now. To run these"
         " commands by hand, start the fake in one terminal (it writes the config again, for"
         " its own port):\n"
-        f"  {shlex.join([program(), 'fake-zuora', '--write-config', config])}\n"
+        f"  {shlex.join([*program(), 'fake-zuora', '--write-config', config])}\n"
         "and paste the commands above into another. Ctrl-C stops the fake."
     )
     # The second migrate, status, verify and diff must find the work done.

@@ -5,8 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from migrator.core import logs
+
+# `make test` runs on every core at once (pytest-xdist), often beside other jobs: how long one
+# example or one draw takes is then the machine's load, not a property of the code. Hypothesis's
+# per-example deadline and its too-slow health check are timings, so they are off for every test
+# (tests that set their own settings keep the rest of this profile).
+settings.register_profile(
+    "migrator", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("migrator")
 
 # Library code logs through structlog at every level; pytest shows it only for failing tests.
 logs.configure("console", "debug")

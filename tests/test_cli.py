@@ -67,3 +67,56 @@ def test_every_option_and_argument_of_every_command_has_help_text() -> None:
         and not (action.help or "").strip()
     ]
     assert not missing, f"options without help text: {missing}"
+
+
+def _subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every parser whose --help a user reads for one command (the fake's own, not its stub)."""
+    parsers = _all_parsers()
+    del parsers["migrator"], parsers["fake-zuora"]  # the stub hands --help to the fake's parser
+    return parsers
+
+
+def test_every_command_help_has_a_description_its_exit_statuses_and_an_example() -> None:
+    """Each command's --help has a one-paragraph description, its exit statuses 0-2 as it uses them, and one example that runs it."""
+    parsers = _subcommand_parsers()
+    assert set(parsers) >= {
+        "migrate", "plan", "status", "verify", "diff", "activate", "rollback", "backup", "doctor",
+        "fake-zuora (its own parser)",
+    }
+    problems = []
+    for name, parser in parsers.items():
+        text = parser.format_help()
+        command = parser.prog.removeprefix("migrator ")
+        if len((parser.description or "").split()) < 15:
+            problems.append(f"{name}: no paragraph describing the command")
+        epilog = parser.epilog or ""
+        if "exit status:\n  0  " not in epilog or "\n  2  " not in epilog:
+            problems.append(f"{name}: no exit statuses in --help")
+        example = epilog.partition("example:\n")[2].strip()
+        if not example.startswith(f"migrator {command} "):
+            problems.append(f"{name}: no example running `migrator {command}`")
+        if not epilog or epilog.strip() not in text:
+            problems.append(f"{name}: the epilog is not printed as written")
+    assert not problems, problems
+
+
+def test_migrate_help_mentions_rollout_and_points_to_its_page(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`migrator migrate --help` says that a [rollout] table changes how it runs and names docs/rollout.md."""
+    with pytest.raises(SystemExit):
+        main(["migrate", "--help"])
+    out = capsys.readouterr().out
+    assert "[rollout]" in out and "docs/rollout.md" in out
+    assert "exit status:" in out and "example:\n  migrator migrate " in out
+
+
+def test_the_fake_help_is_reached_through_the_migrator_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`migrator fake-zuora --help` prints the fake's own description, exit statuses and example."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fake-zuora", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert "Serve the built-in fake Zuora" in out and "example:\n  migrator fake-zuora " in out

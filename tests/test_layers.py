@@ -28,6 +28,7 @@ LEVELS = {
     "commands": 4,
     "cli": 5,
     "demo": 6,  # starts a fake and runs the CLI against it
+    "__main__": 6,  # `python -m migrator`: runs the CLI
 }
 # What the pure core never imports: the event loop, the network, the database.
 NOT_IN_CORE = ("aiohttp", "anyio", "asyncio", "sqlite3")

@@ -34,6 +34,7 @@ from migrator.core.plan import activation_key, int_or_none
 from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
 from migrator.core.rollout import Wave, assign_waves
 from migrator.core.versions import is_valid_version, version_key
+from migrator.render.help import described
 from migrator.run.history import NullJournal
 from migrator.run.migrate import _close_session
 from migrator.run.resolve import pick_definition, version_in_entry
@@ -410,7 +411,21 @@ def summary_line(report: Report) -> str:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator activate`."""
     p = sub.add_parser(
-        "activate", help="make the versions a journal records as imported the active ones"
+        "activate",
+        help="make the versions a journal records as imported the active ones",
+        **described(
+            "Switch on, per definition, the highest version the journal records as imported or"
+            " found identical: import everywhere first, activate afterwards. Each switch is"
+            " journaled first, so `migrator rollback` can put back what was active before.",
+            more="With a [rollout] table in the config, tenants are switched on wave by wave"
+            " and a failing wave halts the rest: see docs/rollout.md.",
+            exits={
+                0: "nothing failed",
+                1: "some switch failed or was left undone",
+                2: "configuration or journal error",
+            },
+            example="migrator activate --config migrator.toml --journal run.jsonl --dry-run",
+        ),
     )
     p.set_defaults(func=cmd_activate)
     _common(p)

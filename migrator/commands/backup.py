@@ -31,6 +31,7 @@ from migrator.core.config import Settings, load_settings
 from migrator.core.errors import JournalError, MigratorError, ZuoraError
 from migrator.core.logs import printable
 from migrator.core.versions import is_valid_version, version_key
+from migrator.render.help import described
 from migrator.store import lock as lock_mod
 from migrator.store.snapshot import (
     _PARTIAL,
@@ -570,9 +571,18 @@ def add_backup_parser(sub: Any) -> None:
     p = sub.add_parser(
         "backup",
         help="export every workflow of one tenant into a snapshot folder",
-        description="Export every workflow of one tenant into a checksummed snapshot folder. "
-        "Exit 0: done (or unchanged), 1: partial (some workflows or versions could not be "
-        "exported and were skipped; the snapshot says so), 2: failed.",
+        **described(
+            "Export every workflow of one tenant (its active versions, or --all-versions) into"
+            " a checksummed snapshot folder, atomically; an unchanged tenant is not written"
+            " again. A snapshot is a SOURCE for migrate, plan, verify and diff.",
+            exits={
+                0: "done (or unchanged)",
+                1: "partial: some workflows or versions could not be exported and were skipped"
+                " (the snapshot says so)",
+                2: "failed: nothing written",
+            },
+            example="migrator backup --config migrator.toml --tenant prod-eu --out backups/ --keep 14",
+        ),
     )
     _common(p, quiet_help="only warnings and errors; no summary line when all went well")
     p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to back up")

@@ -25,6 +25,7 @@ from migrator.commands._common import (
 from migrator.core.drift import DriftReport
 from migrator.core.errors import MigratorError
 from migrator.core.logs import redact_text
+from migrator.render.help import described
 from migrator.render.html import render_html
 from migrator.render.terminal import render_report
 from migrator.run.diff import diff_tenants, select_tenants
@@ -37,6 +38,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "diff",
         help="drift matrix: which tenants hold what the sources say, and what differs",
+        **described(
+            "Show the drift matrix: per tenant and workflow, in-sync, drifted, missing, extra"
+            " or failed against the tenant's active version, each drift listed task by task."
+            " With --from-tenant one tenant is compared with the others instead of files."
+            " Changes nothing; meant for cron or CI.",
+            exits={
+                0: "every (tenant, workflow) pair is in sync and every source was read",
+                1: "some pair is drifted, missing or failed, or a source could not be read",
+                2: "usage or configuration error",
+            },
+            example="migrator diff exports/ --config migrator.toml --html drift.html",
+        ),
     )
     p.set_defaults(func=cmd_diff)
     p.add_argument(

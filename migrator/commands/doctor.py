@@ -16,6 +16,7 @@ from migrator.core.doctor import render_lines
 from migrator.core.errors import MigratorError
 from migrator.core.logs import printable
 from migrator.core.profile import merged
+from migrator.render.help import described
 from migrator.run.doctor import DoctorResult, run_doctor
 from migrator.store.profiles import load_profile, save_profile
 
@@ -24,8 +25,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "doctor",
         help="probe one tenant: credentials, limits and the API's open questions",
-        description="Check one tenant's credentials and base URL, and learn how its API behaves "
-        "where the spec leaves it open. Read-only unless --write.",
+        **described(
+            "Check one tenant's credentials and base URL (with the fix for the usual"
+            " mistakes), listing, the name filter, rate-limit headers, export and gzip, and learn"
+            " how its API behaves where the spec leaves it open. Read-only unless --write, which"
+            " also creates, changes and deletes one throwaway workflow. --save stores the"
+            " profile where migrate finds it.",
+            exits={
+                0: "the tenant is usable (nothing failed)",
+                1: "a check failed",
+                2: "usage or configuration error (unknown tenant, bad config)",
+            },
+            example="migrator doctor --config migrator.toml --tenant staging --write --save",
+        ),
     )
     _common(p)
     p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to probe")

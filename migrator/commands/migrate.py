@@ -24,6 +24,7 @@ from migrator.commands._common import (
 )
 from migrator.core.errors import MigratorError
 from migrator.core.report import render_items, render_table, summary_line
+from migrator.render.help import described
 from migrator.run.migrate import migrate
 from migrator.run.options import Activation, MigrateOptions, Progress
 from migrator.run.progress import show_progress
@@ -31,7 +32,27 @@ from migrator.run.progress import show_progress
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator migrate`."""
-    m = sub.add_parser("migrate", help="import export documents into tenants")
+    m = sub.add_parser(
+        "migrate",
+        help="import export documents into tenants",
+        **described(
+            "Import export documents (files, directories, .json.gz, backup snapshots, or live"
+            " from --from-tenant) into every selected tenant: each workflow becomes a new"
+            " definition or a new version above the tenant's highest, content identical to a"
+            " version already there is skipped, and ids are remapped. With --journal the run is"
+            " crash-safe: run the same command again to resume; nothing is imported twice.",
+            more="With a [rollout] table in the config, migrate goes wave by wave (canary"
+            " first) with smoke runs, and halts on failures: see docs/rollout.md.",
+            exits={
+                0: "nothing failed, was blocked or deferred, and the run was not stopped",
+                1: "some item failed, was blocked, did not verify, or is left for another run",
+                2: "usage or configuration error, unknown tenant, damaged snapshot, or a journal"
+                " that is damaged, locked or written for another tenant",
+            },
+            example="migrator migrate exports/ --config migrator.toml \\\n"
+            "    --journal run.jsonl --report report.json",
+        ),
+    )
     m.set_defaults(func=cmd_migrate)
     m.add_argument(
         "sources",

@@ -27,6 +27,7 @@ from migrator.core.errors import MigratorError
 from migrator.core.logs import printable
 from migrator.core.report import render_items, render_table
 from migrator.core.rollout import RolloutConfig, assign_waves
+from migrator.render.help import described
 from migrator.run.migrate import migrate, select_tenants
 from migrator.run.options import MigrateOptions
 from migrator.store.planfile import plan_file_chunks
@@ -34,7 +35,23 @@ from migrator.store.planfile import plan_file_chunks
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator plan`."""
-    p = sub.add_parser("plan", help="show what migrate would do, changing nothing")
+    p = sub.add_parser(
+        "plan",
+        help="show what migrate would do, changing nothing",
+        **described(
+            "Read the targets and show, per tenant, what migrate would do to each workflow"
+            " (create; new version X.Y.Z with one line on what it changes; skip identical;"
+            " blocked, and why) and what each tenant's substitution table makes of its"
+            " tenant-specific values. Changes nothing. --out saves the plan, and"
+            " `migrate --plan FILE` applies exactly it.",
+            exits={
+                0: "nothing is blocked or failed",
+                1: "something is blocked or failed",
+                2: "usage or configuration error (as for migrate)",
+            },
+            example="migrator plan exports/ --config migrator.toml --out plan.json",
+        ),
+    )
     p.set_defaults(func=cmd_plan)
     p.add_argument(
         "sources",

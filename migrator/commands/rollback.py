@@ -26,6 +26,7 @@ from migrator.core.errors import MigratorError
 from migrator.core.logs import redact_text
 from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
 from migrator.core.rollback import ROLLBACK_FAILURES, ROLLBACK_STATUSES
+from migrator.render.help import described
 from migrator.run.history import NullJournal
 from migrator.run.migrate import _close_session
 from migrator.run.rollback import check_identity, read_rollback_targets, rollback
@@ -152,6 +153,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "rollback",
         help="make the versions active before a journal's runs the active ones again",
+        **described(
+            "Put back what the journal's runs switched on: per definition the version that"
+            " was active before the first of them, and Inactive for the definitions they"
+            " created (--delete-created deletes those instead). A definition whose active"
+            " version changed since the rollout is left alone unless --force. Journaled and"
+            " idempotent: a second rollback writes nothing.",
+            exits={
+                0: "nothing failed or was left alone",
+                1: "something could not be put back, or was left alone (skipped)",
+                2: "configuration or journal error (no journal, a damaged one, a tenant that"
+                " pointed at another URL or client id)",
+            },
+            example="migrator rollback --config migrator.toml --journal run.jsonl --dry-run",
+        ),
     )
     p.set_defaults(func=cmd_rollback)
     _common(p)

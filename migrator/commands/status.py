@@ -13,6 +13,7 @@ import orjson
 from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common
 from migrator.core.journal_records import ItemState, Record, runs
 from migrator.core.logs import printable
+from migrator.render.help import described
 from migrator.store.journal import read_state
 from migrator.store.workspace import Workspace
 
@@ -168,7 +169,21 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator status`."""
-    s = sub.add_parser("status", help="where a journal stands: done, failed, in doubt, pending")
+    s = sub.add_parser(
+        "status",
+        help="where a journal stands: done, failed, in doubt, pending",
+        **described(
+            "Say where a run's journal stands, per tenant: done, skipped, failed (with"
+            " reasons), in doubt, deferred, and what the next run of the same command would do."
+            " Reads only the journal; contacts no tenant.",
+            exits={
+                0: "the journal's work is settled",
+                1: "something is left for another run, or the journal records no run",
+                2: "the journal is missing or damaged",
+            },
+            example="migrator status --journal run.jsonl",
+        ),
+    )
     s.set_defaults(func=cmd_status)
     s.add_argument(
         "--journal", required=True, metavar="FILE", help="the journal of the run to describe"

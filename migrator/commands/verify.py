@@ -42,6 +42,7 @@ from migrator.core.report import (
     unreadable_outcomes,
 )
 from migrator.core.versions import is_valid_version, version_key
+from migrator.render.help import described
 from migrator.run.inputs import read_sources
 from migrator.run.migrate import _close_session, check_source_paths
 from migrator.run.target import read_target
@@ -335,7 +336,19 @@ def render(report: Report) -> str:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator verify`."""
     p = sub.add_parser(
-        "verify", help="check that each tenant holds exactly what the sources would migrate"
+        "verify",
+        help="check that each tenant holds exactly what the sources would migrate",
+        **described(
+            "Check, per tenant and document, that some version on the tenant holds exactly"
+            " what a migration of the sources would send: verified, differs, missing or failed."
+            " Changes nothing.",
+            exits={
+                0: "there is at least one item and every item is verified",
+                1: "some item differs, is missing or failed",
+                2: "usage or configuration error",
+            },
+            example="migrator verify exports/ --config migrator.toml --report verify.json",
+        ),
     )
     p.set_defaults(func=cmd_verify)
     p.add_argument(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import signal
 import sys
 from contextlib import suppress
@@ -15,9 +16,10 @@ from dataclasses import replace
 from typing import Any
 
 from migrator.core.errors import MigratorError
-from migrator.fake._client_config import write_client_config
+from migrator.fake._client_config import how_to_run_migrator, write_client_config
 from migrator.fake._config import VARIANTS, FakeConfig, load_config, with_tenant_knobs
 from migrator.fake._server import serve
+from migrator.render.help import described
 
 _TENANT_FLAGS = {
     "requests_per_minute": int,
@@ -47,7 +49,18 @@ _TENANT_HELP = {
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="migrator fake-zuora", description="Serve the built-in fake Zuora Workflow API."
+        prog="migrator fake-zuora",
+        **described(
+            "Serve the built-in fake Zuora Workflow API (not Zuora!) on 127.0.0.1 for demos"
+            " and tests: several tenants, OAuth tokens, rate limits, idempotency and fault"
+            " knobs, in the foreground until Ctrl-C. --write-config FILE writes a migrator"
+            " config for it (secrets in 0600 files beside it). See docs/fake-zuora.md.",
+            exits={
+                0: "stopped by SIGINT or SIGTERM",
+                2: "a bad config, or a port it cannot listen on",
+            },
+            example="migrator fake-zuora --tenants 2 --write-config demo.toml",
+        ),
     )
     p.add_argument("--config", help="TOML or JSON file with [[tenants]] tables and knobs")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -237,11 +250,8 @@ async def _run(
                 raise MigratorError(
                     f"--write-config {write_config}: cannot write it: {exc.strerror}"
                 ) from None
-            print(
-                f"wrote {write_config} (secrets in {secrets}/); try: "
-                f"migrator plan SOURCE --config {write_config}",
-                flush=True,
-            )
+            hint = shlex.join([*how_to_run_migrator(), "plan", "SOURCE", "--config", write_config])
+            print(f"wrote {write_config} (secrets in {secrets}/); try: {hint}", flush=True)
         await stop.wait()
 
 

@@ -8,10 +8,31 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from migrator.core.invocation import migrator_words
 from migrator.fake._config import FakeTenant
+
+
+def how_to_run_migrator() -> list[str]:
+    """The words that start `migrator` from the current folder, as this process was started
+    (`.venv/bin/migrator` after `make demo`, `migrator` when that is on PATH): hints print them."""
+
+    def real(path: str | None) -> str | None:
+        return os.path.realpath(path) if path and os.path.isfile(path) else None
+
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    return migrator_words(
+        argv0=argv0,
+        argv0_real=real(argv0),
+        executable=sys.executable,
+        on_path=real(shutil.which("migrator")),
+        beside=real(os.path.join(os.path.dirname(sys.executable), "migrator")),
+        cwd=os.getcwd(),
+    )
 
 
 def secrets_dir(config_path: Path) -> Path:

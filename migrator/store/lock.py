@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import socket
 import time
@@ -18,6 +17,18 @@ from pathlib import Path
 import orjson
 
 from migrator.core.errors import JournalError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no fcntl, so no flock for the stale-lock takeover below
+    HAVE_FCNTL = False
+else:
+    HAVE_FCNTL = True
+
+UNSUPPORTED = (
+    "this platform is not supported: migrator runs on Linux and macOS "
+    "(Windows is not supported: its journal lock needs fcntl)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +163,8 @@ def acquire(
     A lock whose process is dead on this host is stale: it is removed, reported in `Lock.notice`,
     and the lock is taken. A lock from another host can't be judged from here and is refused.
     """
+    if not HAVE_FCNTL:
+        raise JournalError(UNSUPPORTED)
     path = lock_path_for(journal_path)
     me = os.getpid() if pid is None else pid
     info = LockInfo(me, host or socket.gethostname(), clock(), process_start(me))
