@@ -15,6 +15,9 @@ with the definition id, file references rewritten), unless a variant says otherw
   rerun     the same sources again with a new journal: warm cache, cold cache, and "today"
   tenants   T empty tenants with the same work beside one tenant alone: each tenant's span
             (its first request to its last) ÷ the one tenant's, and the whole run's wall time
+  references  the reference check (issue 24): describe and custom object requests per tenant and
+            run, against the objects whose custom fields the sources name; cold cache, then warm.
+            The other scenarios measure imports and run with `reference_check = "off"`.
 
     .venv/bin/python -m bench.bench_requests [--docs 60] [--rpm 300] [--tenants 20] [--quick]
 """
@@ -175,6 +178,7 @@ async def run_migrator(
     journal: str | None = None,
     tenants: list[str] | None = None,
     doctored: bool = True,
+    reference_check: str = "off",
 ) -> int:
     from migrator.core.config import Secret, Settings, TenantConfig
     from migrator.core.profile import TenantProfile
@@ -193,7 +197,10 @@ async def run_migrator(
         )
         for name, cid, secret in credentials(setup)
     }
-    settings = Settings(file="bench", tenants=configured, cache_dir=cache_dir)
+    # The import scenarios keep measuring imports alone; `scenario_references` turns it on.
+    settings = Settings(
+        file="bench", tenants=configured, cache_dir=cache_dir, reference_check=reference_check
+    )
     for tenant in configured.values():
         # What `migrator doctor --write --save` learns from the fake: the import answers with the
         # definition's id, and import rewrites file references (so what was sent is what is kept).
@@ -389,11 +396,45 @@ async def scenario_tenants(setup: Setup, corpus: str, tmp: str) -> list[Row]:
     return rows
 
 
+SCHEMA_CALLS = ("describe_object", "custom_object_definitions")
+
+
+async def scenario_references(setup: Setup, corpus: str, tmp: str) -> list[Row]:
+    """The same new workflows with the reference check on: the schema requests it adds per
+    tenant and run (the bound: one per object named), with a cold cache and then a warm one."""
+    from migrator.core.references import needed, relevant_references
+
+    named = [
+        r
+        for path in Path(corpus).iterdir()
+        for r in relevant_references(orjson.loads(path.read_bytes()))
+    ]
+    objects, customs = needed(named)
+    bound = len(objects) + (1 if customs else 0)
+    rows = []
+    cache = f"{tmp}/cache-references"
+    async with running_fake(setup) as url:
+        for variant in ("check on, cold cache", "check on, warm cache (second run)"):
+            await bench_get(url, "reset")
+            started = time.perf_counter()
+            imported = await run_migrator(
+                url, setup, corpus, cache, reference_check="block",
+                journal=f"{tmp}/references-{len(rows)}.jsonl",
+            )  # fmt: skip
+            wall = time.perf_counter() - started
+            stats = await bench_get(url, "stats")
+            r = row("refs", variant, setup, stats, wall, imported, bound)
+            r.exports = sum(r.calls.get(h, 0) for h in SCHEMA_CALLS)  # schema requests
+            rows.append(r)
+            print(format_row(r) + f"  schema requests {r.exports} (bound {bound})", flush=True)
+    return rows
+
+
 def run(setup: Setup, *, tenants: int, scenarios: list[str] | None = None) -> dict[str, Any]:
     from migrator.core import logs
 
     logs.configure("console", level="warning")
-    chosen = scenarios or ["new", "existing", "rerun", "tenants"]
+    chosen = scenarios or ["new", "existing", "rerun", "tenants", "references"]
     out: dict[str, Any] = {"setup": asdict(setup), "tenants": tenants, "rows": []}
     with tempfile.TemporaryDirectory(prefix="bench-req-") as tmp:
         corpus = f"{tmp}/corpus"
@@ -406,6 +447,7 @@ def run(setup: Setup, *, tenants: int, scenarios: list[str] | None = None) -> di
                 "existing": scenario_existing,
                 "rerun": scenario_rerun,
                 "tenants": scenario_tenants,
+                "references": scenario_references,
             }
             s = replace(setup, tenants=tenants) if scenario == "tenants" else setup
             rows = asyncio.run(fn[scenario](s, corpus, tmp))
@@ -493,6 +535,16 @@ def goals(results: dict[str, Any]) -> list[str]:
             f"{cold['exports']} exports of {cold['floor_requests'] - warm['floor_requests'] if warm else '?'} versions",
             cold["exports"] <= (cold["floor_requests"] - warm["floor_requests"] if warm else 0),
         )
+    cold_refs = rows.get(("refs", "check on, cold cache"))
+    warm_refs = rows.get(("refs", "check on, warm cache (second run)"))
+    if cold_refs and warm_refs:
+        add(
+            "reference check: describe + custom object requests per tenant and run",
+            "≤ 1 per object named, 0 with a warm cache",
+            f"{cold_refs['exports']} cold (objects named: {cold_refs['floor_requests']}), "
+            f"{warm_refs['exports']} warm",
+            cold_refs["exports"] <= cold_refs["floor_requests"] and warm_refs["exports"] == 0,
+        )
     one = next(
         (r for (s, _), r in rows.items() if s == "tenants" and r["variant"].startswith("1 ")), None
     )
@@ -532,7 +584,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--latency", type=float, default=0.04)
     p.add_argument("--jitter", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--scenario", action="append", choices=["new", "existing", "rerun", "tenants"])
+    p.add_argument(
+        "--scenario",
+        action="append",
+        choices=["new", "existing", "rerun", "tenants", "references"],
+    )
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     setup = Setup(

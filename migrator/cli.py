@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         diff,
         doctor,
         fake_zuora,
+        ids,
         migrate,
         plan,
         rollback,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_parser(sub)
     backup.add_backup_parser(sub)
     doctor.add_parser(sub)
+    ids.add_parser(sub)
     fake_zuora.add_parser(sub)
     return parser
 

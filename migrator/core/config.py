@@ -19,6 +19,7 @@ from urllib.parse import SplitResult, urlsplit
 from migrator.core.errors import ConfigError
 from migrator.core.rollout import RolloutConfig, parse_rollout
 
+REFERENCE_CHECKS = ("block", "warn", "off")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -85,6 +86,9 @@ class Settings:
     max_wait: float = 900.0
     # [rollout]: waves, failure tolerance, smoke runs (docs/rollout.md); None: every tenant at once.
     rollout: RolloutConfig | None = None
+    # What a custom field or custom object a tenant lacks does to a document (docs/references.md):
+    # "block" it there, "warn" and send it, or "off" (no describe requests at all).
+    reference_check: str = "block"
 
 
 _TENANT_KEYS = {
@@ -149,6 +153,13 @@ def parse_settings(data: Mapping[str, Any], file: str, env: Mapping[str, str]) -
         raise ConfigError(file, "settings", "must be a table")
     values: dict[str, Any] = {}
     for key, value in settings_raw.items():
+        if key == "reference_check":
+            if value not in REFERENCE_CHECKS:
+                raise ConfigError(
+                    file, "settings.reference_check", 'must be "block", "warn" or "off"'
+                )
+            values[key] = value
+            continue
         if key == "cache_dir":
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(file, "settings.cache_dir", "must be a non-empty path string")
@@ -158,7 +169,7 @@ def parse_settings(data: Mapping[str, Any], file: str, env: Mapping[str, str]) -
             raise ConfigError(
                 file,
                 f"settings.{key}",
-                f"unknown key (known: {', '.join(sorted([*_SETTINGS_KEYS, 'cache_dir']))})",
+                f"unknown key (known: {', '.join(sorted([*_SETTINGS_KEYS, 'cache_dir', 'reference_check']))})",
             )
         typ, lo, hi = _SETTINGS_KEYS[key]
         values[key] = _number(value, typ, lo, hi, file, f"settings.{key}")

@@ -54,9 +54,13 @@ class WorkflowDrift:
     reason: str | None = None
     # Drifted cells only: both task graphs, for the HTML page.
     comparison: Comparison | None = None
+    # What the source names that this tenant lacks (core/references.py), one line each: a
+    # migration would block the document here.
+    references: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        """{"name", "status", "target_workflow_id", "target_version", "differences"[, "reason"]}."""
+        """{"name", "status", "target_workflow_id", "target_version", "differences"[, "reason"]
+        [, "references"]}."""
         out: dict[str, Any] = {
             "name": self.name,
             "status": self.status,
@@ -66,6 +70,8 @@ class WorkflowDrift:
         }
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.references:
+            out["references"] = list(self.references)
         return out
 
 

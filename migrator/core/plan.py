@@ -291,6 +291,7 @@ def plan_tenant(
     unbound: Mapping[str, Sequence[str]] | None = None,
     payload_keys: Mapping[str, str] | None = None,
     index: SourceIndex | None = None,
+    missing_references: Mapping[str, Sequence[str]] | None = None,
 ) -> TenantPlan:
     """Plan one tenant: match names to definitions, choose versions, order callees first.
 
@@ -301,7 +302,9 @@ def plan_tenant(
     substitutions) to its payload's canonical hash, where the caller could work that out: only
     then is such a document compared with the target's versions. `index` answers where calls
     point when `docs` is only part of the sources (default: an index of `docs`); every callee
-    among the sources must then be among `docs` too.
+    among the sources must then be among `docs` too. `missing_references` maps item keys to
+    the custom fields and objects the tenant lacks (core/references.py), one line each: such a
+    document is blocked (its callers too, when it is not in the tenant already).
     """
     unbound = unbound or {}
     payload_keys = payload_keys or {}
@@ -337,6 +340,9 @@ def plan_tenant(
                 if callee != name:
                     callees.add(callee)
             call_maps[doc.key] = mapping
+            lacking = (missing_references or {}).get(doc.key)
+            if lacking:
+                missing.setdefault(doc.key, []).extend(lacking)
         definitions = list(target.get(name, ()))
         items = _plan_group(
             tenant,

@@ -169,6 +169,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="imports of this workflow get a 400, on every tenant (repeatable)",
     )
+    p.add_argument(
+        "--custom-field",
+        action="append",
+        dest="custom_fields",
+        metavar="OBJECT.FIELD",
+        help="describe lists this custom field (Account.Region__c), on every tenant (repeatable)",
+    )
+    p.add_argument(
+        "--custom-object",
+        action="append",
+        dest="custom_objects",
+        metavar="NAME",
+        help="the custom object definitions list this object (vehicle), on every tenant (repeatable)",
+    )
+    p.add_argument(
+        "--schema-403",
+        action="store_true",
+        help="describe and custom object definitions answer 403 (the 'no-schema-permission' variant)",
+    )
     for name, typ in _TENANT_FLAGS.items():
         p.add_argument(
             "--" + name.replace("_", "-"),
@@ -216,6 +235,8 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
         top["idempotent_replay"] = args.idempotent_replay
     if args.no_rewrite_file_refs:
         top["rewrite_file_refs"] = False
+    if args.schema_403:
+        top["schema_access"] = "403"
     if args.token_requests_per_minute_per_ip is not None:
         top["token_requests_per_minute_per_ip"] = args.token_requests_per_minute_per_ip
     if top:
@@ -227,6 +248,16 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
     for name in ("failing_runs", "reject_imports"):
         if getattr(args, name):
             knobs[name] = tuple(getattr(args, name))
+    if args.custom_objects:
+        knobs["custom_objects"] = tuple(args.custom_objects)
+    if args.custom_fields:
+        fields: dict[str, list[str]] = {}
+        for spec in args.custom_fields:
+            obj, dot, name = spec.partition(".")
+            if not dot or not obj or not name:
+                raise MigratorError(f"--custom-field {spec!r}: expected OBJECT.FIELD")
+            fields.setdefault(obj, []).append(name)
+        knobs["custom_fields"] = fields
     return with_tenant_knobs(config, **knobs) if knobs else config
 
 

@@ -35,6 +35,29 @@ class FaultConfig:
     slow_body: float = 0.0  # seconds over which each response body is trickled out
 
 
+# The custom fields a fake tenant has unless told otherwise: those the samples and the bench's
+# generated documents name, so that they stay migratable (the reference check, docs/references.md).
+# A tenant configured with `custom_fields` has exactly those; `{}` has none.
+DEFAULT_CUSTOM_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "Account": (
+        "AccountManager__c",
+        "CreditHold__c",
+        "CreditReview__c",
+        "Description__c",
+        "MonthlyCommit__c",
+        "Onboarding__c",
+        "PaymentRisk__c",
+        "Region__c",
+    ),
+    "Contact": ("Description__c", "MarketingOptIn__c"),
+    "Subscription": ("Description__c", "PriceUplift__c", "TrialEndDate__c", "UpliftWaivedBy__c"),
+    "Invoice": ("Description__c",),
+    "Payment": ("Description__c",),
+    "Usage": ("Description__c",),
+    "CreditMemo": ("Description__c",),
+}
+
+
 @dataclass(frozen=True)
 class FakeTenant:
     """One tenant on the fake host, told apart from the others by its OAuth client credentials."""
@@ -54,11 +77,30 @@ class FakeTenant:
     # Imports of these workflows (by name) are refused with 400, as by a tenant that lacks a
     # custom field the workflow uses.
     reject_imports: tuple[str, ...] = ()
+    # The tenant's data model as `GET /v1/describe/{Object}` and `GET /objects/definitions/default`
+    # tell it: custom fields per standard object ({"Account": ["Region__c"]}), custom object names.
+    custom_fields: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_CUSTOM_FIELDS)
+    )
+    custom_objects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Lists are welcome from callers and files; a tuple keeps the dataclass hashable.
         object.__setattr__(self, "failing_runs", tuple(self.failing_runs))
         object.__setattr__(self, "reject_imports", tuple(self.reject_imports))
+        object.__setattr__(self, "custom_objects", tuple(self.custom_objects))
+        object.__setattr__(
+            self,
+            "custom_fields",
+            _Frozen({str(k): tuple(v) for k, v in dict(self.custom_fields).items()}),
+        )
+
+
+class _Frozen(dict[str, tuple[str, ...]]):
+    """A dict that hashes (by its items), so that a tenant stays a hashable frozen dataclass."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
 
 
 # The allowed values of the string switches.
@@ -69,6 +111,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "name_filter": ("exact", "contains"),
     "retry_after": ("always", "concurrency-only", "never"),
     "error_bodies": ("spec", "sdk"),
+    "schema_access": ("allowed", "403"),
 }
 
 # Named variants: each plays one way Zuora may answer where the spec leaves it open ([I]), so a
@@ -91,6 +134,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-file-ref-rewrite": {"rewrite_file_refs": False},  # §9.1
     "workflow-definition-block": {"export_workflow_definition": True},  # §3.5, §9.8
     "keeps-unknown-keys": {"keep_unknown_keys": True},  # against §3.6 [Z] (the old default)
+    # A role without the describe and custom-object permissions: 403 on both (docs/references.md).
+    "no-schema-permission": {"schema_access": "403"},
 }
 # Every open behaviour played the other way at once, plus §3.6's dropping: the harshest tenant.
 VARIANTS["all-flipped"] = {
@@ -129,6 +174,9 @@ class FakeConfig:
     # WORKFLOW_KEYS/TASK_KEYS/LINKAGE_KEYS, so a dropped key never makes it import again.
     keep_unknown_keys: bool = False
     run_seconds: float = 0.5  # how long a run stays Processing before it is Finished (§3.11)
+    # "403": GET /v1/describe/{Object} and GET /objects/definitions/default answer 403 (a role
+    # without those permissions); "allowed" answers them from each tenant's custom_* knobs.
+    schema_access: str = "allowed"
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -191,6 +239,8 @@ _TENANT_KEYS = {
     "failing_runs": list,
     "reject_imports": list,
     "faults": dict,
+    "custom_fields": dict,
+    "custom_objects": list,
 }
 _TOP_KEYS: dict[str, type] = {
     "tenants": list,
@@ -216,6 +266,7 @@ _TOP_KEYS: dict[str, type] = {
     "error_bodies": str,
     "keep_unknown_keys": bool,
     "run_seconds": float,
+    "schema_access": str,
     "variant": str,
 }
 
@@ -285,6 +336,13 @@ def config_from_mapping(data: Mapping[str, Any], file: str) -> FakeConfig:
                 if not all(isinstance(n, str) for n in args[key]):
                     raise ConfigError(file, f"{where}.{key}", "expected a list of workflow names")
                 args[key] = tuple(args[key])
+        if "custom_objects" in args and not all(isinstance(n, str) for n in args["custom_objects"]):
+            raise ConfigError(file, f"{where}.custom_objects", "expected a list of names")
+        for obj, names in args.get("custom_fields", {}).items():
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ConfigError(
+                    file, f"{where}.custom_fields.{obj}", "expected a list of field names"
+                )
         tenants.append(FakeTenant(**args))
     if not tenants:
         raise ConfigError(file, "tenants", "at least one tenant is needed")

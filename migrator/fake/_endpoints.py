@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
+from xml.sax.saxutils import escape
 
 import orjson
 from aiohttp import web, web_protocol
@@ -222,6 +223,51 @@ async def get_run(fake: RunningFake, call: Call) -> Reply:
     return Reply(200, fake.state.get_run(call.tenant, _id(call)))
 
 
+_OBJECT_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+_SYSTEM_FIELDS = ("Id", "CreatedById", "CreatedDate", "UpdatedById", "UpdatedDate")
+
+
+def _schema_allowed(fake: RunningFake) -> None:
+    if fake.config.schema_access == "403":
+        raise errors_list(403, "You do not have permission to read this tenant's data model")
+
+
+async def describe_object(fake: RunningFake, call: Call) -> Reply:
+    """`GET /v1/describe/{Object}`: XML, the system fields and the tenant's custom ones."""
+    _schema_allowed(fake)
+    name = call.params["object"]
+    if not _OBJECT_NAME.fullmatch(name):
+        raise errors_list(404, f"No such object: {name}")
+    fields = [*_SYSTEM_FIELDS, "Name", *fake.tenants[call.tenant].custom_fields.get(name, ())]
+    rows = "".join(
+        f"<field><name>{escape(f)}</name><label>{escape(f)}</label><type>text</type>"
+        "<contexts><context>export</context></contexts></field>"
+        for f in fields
+    )
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<object><name>{escape(name)}</name><label>{escape(name)}</label>"
+        f"<fields>{rows}</fields></object>"
+    ).encode()
+    return Reply(200, body, {"Content-Type": "text/xml; charset=utf-8"})
+
+
+async def custom_object_definitions(fake: RunningFake, call: Call) -> Reply:
+    """`GET /objects/definitions/default`: `{"count": N, "definitions": {type: definition}}`."""
+    _schema_allowed(fake)
+    conf = fake.tenants[call.tenant]
+    definitions: dict[str, Any] = {}
+    for name in conf.custom_objects:
+        custom = conf.custom_fields.get(name) or conf.custom_fields.get(f"default__{name}", ())
+        props = {f: {"label": f, "origin": "system", "type": "string"} for f in _SYSTEM_FIELDS}
+        props.update({f: {"label": f, "origin": "custom", "type": "string"} for f in custom})
+        definitions[name] = {
+            "type": name,
+            "schema": {"object": name, "label": name, "properties": props},
+        }
+    return Reply(200, {"count": len(definitions), "definitions": definitions})
+
+
 # Each route: path pattern → method → (operation name, handler). The operation names are the
 # SDK's (without verbs), used to pick the error body shape the SDK declares for it.
 Route = tuple[str, Handler]
@@ -250,6 +296,11 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Route]]] = [
     (re.compile(r"/versions/(?P<id>\d+)"), {"DELETE": ("delete_version", delete_version)}),
     (re.compile(r"/workflows/(?P<id>\d+)/run"), {"POST": ("run", run_workflow)}),
     (re.compile(r"/workflows/workflow_runs/(?P<id>\d+)"), {"GET": ("get_run", get_run)}),
+    (re.compile(r"/v1/describe/(?P<object>[^/]+)"), {"GET": ("describe", describe_object)}),
+    (
+        re.compile(r"/objects/definitions/default/?"),
+        {"GET": ("custom_object_definitions", custom_object_definitions)},
+    ),
 ]
 
 

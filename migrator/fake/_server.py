@@ -330,7 +330,8 @@ class RunningFake:
     def _respond(
         self, request: web.Request, reply: Reply, headers: dict[str, str], slow: float = 0.0
     ) -> web.StreamResponse:
-        body = orjson.dumps(reply.body)
+        # A bytes body is sent as it is (the describe endpoint's XML), anything else as JSON.
+        body = reply.body if isinstance(reply.body, bytes) else orjson.dumps(reply.body)
         return self._send(request, reply.status, body, {**headers, **reply.headers}, slow)
 
     def _send(
@@ -342,7 +343,7 @@ class RunningFake:
         slow: float = 0.0,
     ) -> web.StreamResponse:
         out = dict(headers)
-        out["Content-Type"] = JSON
+        out["Content-Type"] = headers.get("Content-Type", JSON)
         # §1.10: gzip only when asked and only above the size threshold.
         if "gzip" in request.headers.get("Accept-Encoding", "").lower() and (
             len(body) > self.config.gzip_min_bytes

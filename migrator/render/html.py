@@ -197,6 +197,10 @@ def _failures(report: DriftReport) -> str:
     grouped: dict[tuple[int, str, str], list[str]] = defaultdict(list)
     for column, column_tenant in enumerate(report.tenants, start=1):
         for cell in column_tenant.workflows:
+            for line in cell.references:  # would be blocked there (docs/references.md)
+                grouped[(column, column_tenant.tenant, "would be blocked: " + line)].append(
+                    cell.name
+                )
             if cell.status == FAILED:
                 key = (column, column_tenant.tenant, cell.reason or "unknown reason")
                 grouped[key].append(cell.name)

@@ -104,6 +104,8 @@ def render_details(report: DriftReport) -> str:
                 lines.extend(f"  {printable(d.describe())}" for d in w.differences)
             elif w.status == FAILED and w.reason not in grouped:
                 lines.append(f"{head}: failed: {printable(w.reason or 'unknown reason')}")
+            for line in w.references:  # a migration would block it in this tenant
+                lines.append(f"{head}: would be blocked: {printable(line)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -22,6 +22,7 @@ from migrator.core.canonical import canonical_hash
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.document import validate_document
 from migrator.core.drift import (
+    EXTRA,
     MISSING,
     DriftReport,
     HeldWorkflow,
@@ -45,11 +46,14 @@ from migrator.core.plan import (
     int_or_none,
     resolve_in,
 )
+from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.core.remap import prepare_for_import
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.migrate import _close_session
+from migrator.run.references import read_schema
 from migrator.run.target import for_each_definition, listed_id
 from migrator.run.tenant import source_index
+from migrator.store.cache import TenantCache
 from migrator.store.workspace import Workspace
 from migrator.zuora import ZuoraClient, open_session
 
@@ -159,9 +163,14 @@ async def _diff_all(
         cache = cache_for(tenant) if cache_for is not None else None
         try:
             keys = await read_tenant(client, store, cache)
-            columns[tenant.name] = await diff_tenant(
+            column = await diff_tenant(
                 tenant, client, store, index, keep_graphs, cache=cache, keys=keys
             )
+            if settings.reference_check != "off":
+                own = cache if isinstance(cache, TenantCache) else None
+                schema = await read_schema(client, store.all_references, own)
+                column = _with_references(column, store, schema)
+            columns[tenant.name] = column
         except (ZuoraError, InputError) as exc:
             log.error("tenant failed", tenant=tenant.name, error=str(exc))
             # The client's errors already start with the tenant's name: say it once.
@@ -262,6 +271,21 @@ async def diff_tenant(
             extras[name] = _held_without_body(target[name])
     ordered = [cells[name] for name in sorted(cells)]
     return TenantDrift(tenant.name, (*ordered, *compare_tenant(tenant.name, {}, extras).workflows))
+
+
+def _with_references(column: TenantDrift, store: Workspace, schema: TenantSchema) -> TenantDrift:
+    """Each source cell with what its document names that the tenant lacks (a migration would
+    block it there), judged as `migrate` judges it."""
+    cells = []
+    for cell in column.workflows:
+        if cell.status != EXTRA and store.has_name(cell.name):
+            doc = latest_by_name(store.iter_named(cell.name))[cell.name]
+            refs = store.references_of([doc.key]).get(doc.key, [])
+            lines = tuple(missing_lines(check(refs, schema), column.tenant))
+            if lines:
+                cell = replace(cell, references=lines)
+        cells.append(cell)
+    return replace(column, workflows=tuple(cells))
 
 
 def _held_without_body(definitions: Sequence[TargetDefinition]) -> HeldWorkflow | Unreadable:

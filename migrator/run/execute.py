@@ -283,6 +283,8 @@ class TenantExecution(TenantResolution):
             target_definition_id=definition_id,
             idempotency_key=item.idempotency_key,
             source=item.doc.source,
+            # The export's workflow.id, for `migrator ids` (journals before it lack the field).
+            source_version_id=item.doc.workflow_id,
         )
         answer_id: int | None = None
         version_id: int | None = None

@@ -384,6 +384,8 @@ async def _migrate(
                         error="not finished: the run was stopped at once; running again resumes",
                     )
                 )
+    for run in runs.values():
+        notices.extend(run.notes)
     plans = PlanRecords(
         {name: run for name, run in sorted(runs.items()) if run.planned and not run.failed}
     )

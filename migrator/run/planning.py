@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 import anyio
@@ -25,8 +25,10 @@ from migrator.core.plan import (
     plan_tenant,
     resolve_in,
 )
+from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.core.remap import prepare_for_import
 from migrator.run.history import _NO_PRIOR, prior_states
+from migrator.run.references import read_schema
 from migrator.run.target import read_target, target_fingerprint
 from migrator.run.tenant import TenantState, _Names, tenant_identity
 from migrator.store.workspace import Workspace
@@ -109,6 +111,12 @@ class TenantPlanning(TenantState):
         )
         self.target = target
         self.target_fingerprint = target_fingerprint(target)
+        schema: TenantSchema | None = None
+        if self.settings.reference_check != "off":
+            # What the documents name in the tenant's data model: read before anything is sent.
+            self.progress.phase = "reading data model"
+            schema = await read_schema(self.client, self.store.all_references, self.cache)
+        unchecked: dict[str, int] = {}
         options = PlanOptions(
             retry_failed=self.options.retry_failed,
             strict=self.options.strict,
@@ -122,11 +130,13 @@ class TenantPlanning(TenantState):
             docs = self.store.docs_named(batch, tenant=name)
             values = self.store.values_of(d.key for d in docs)
             unbound = self._unbound(values)
+            lacking = self._lacking(docs, schema, unchecked)
 
             def plan_with(
                 payload_keys: Mapping[str, str] | None = None,
                 docs: list[SourceDoc] = docs,
                 unbound: dict[str, list[str]] = unbound,
+                lacking: dict[str, list[str]] = lacking,
             ) -> TenantPlan:
                 return plan_tenant(
                     name,
@@ -138,6 +148,7 @@ class TenantPlanning(TenantState):
                     unbound=unbound,
                     payload_keys=payload_keys,
                     index=self.index,
+                    missing_references=lacking,
                 )
 
             plan = plan_with()
@@ -156,8 +167,40 @@ class TenantPlanning(TenantState):
                 total += len(group.items)
             self.problems.extend(plan.problems)
             await anyio.lowlevel.checkpoint()  # other tenants plan meanwhile
+        for why, count in sorted(unchecked.items()):
+            self.notes.append(
+                f"{name}: {count} reference(s) not checked: {why} (docs/references.md)"
+            )
         self.planned = True
         self.progress.total = total
+
+    def _lacking(
+        self,
+        docs: Sequence[SourceDoc],
+        schema: TenantSchema | None,
+        unchecked: dict[str, int],
+    ) -> dict[str, list[str]]:
+        """Per document of the batch, what it names that the tenant lacks, one line each (with
+        `reference_check = "warn"` these become notes and nothing is blocked)."""
+        if schema is None:
+            return {}
+        name = self.tenant.name
+        out: dict[str, list[str]] = {}
+        by_key = {d.key: d for d in docs}
+        for key, refs in self.store.references_of(by_key).items():
+            findings = check(refs, schema)
+            for finding in findings:
+                if finding.status == "not checked":
+                    unchecked[finding.why] = unchecked.get(finding.why, 0) + 1
+            lines = missing_lines(findings, name)
+            if not lines:
+                continue
+            if self.settings.reference_check == "warn":
+                source = by_key[key].source
+                self.notes.extend(f"{name}: {source}: warning: {line}" for line in lines)
+            else:
+                out[key] = lines
+        return out
 
     async def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
         """Payload hashes of the new versions whose payload is not their own content."""

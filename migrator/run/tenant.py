@@ -152,6 +152,7 @@ class TenantState:
         self.rejected: str | None = None  # the tenant's credentials were refused mid-run: why
         self.profile: TenantProfile | None = None  # what `migrator doctor` learned, if anything
         self.cache: TenantCache | None = None  # the content-hash cache (None with --no-cache)
+        self.notes: list[str] = []  # not blocking, for the report: references not checked, warned
 
     def hold(self, reason: str) -> None:
         """Record every planned item as not sent (used when --strict stops the whole run)."""

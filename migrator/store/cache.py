@@ -1,5 +1,6 @@
 """The content-hash cache: what each version a tenant holds contains (its canonical hash), so a
-re-run compares with the target without exporting a version it has seen. SQLite, shared by processes.
+re-run compares with the target without exporting a version it has seen; beside it, what each
+tenant's describe and custom object answers listed (the reference check). SQLite, shared by processes.
 
 A cache, never a record: an entry says only "version V of definition D, as it stood at updatedAt
 U, has content hash H". Deleting the file loses nothing but exports; a damaged or foreign file is
@@ -11,7 +12,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
+import orjson
 import structlog
 
 from migrator.core.config import Settings, TenantConfig
@@ -20,6 +23,8 @@ from migrator.store.profiles import cache_root, tenant_key
 log = structlog.get_logger("migrator.cache")
 
 CACHE_FILE = "content-hashes.sqlite"
+# The `schemas` row of a tenant's custom object definitions (object names never start with "@").
+CUSTOM_OBJECTS = "@custom-objects"
 CACHE_FORMAT = "migrator-content-hashes/1"
 BUSY_TIMEOUT_MS = 10_000
 
@@ -32,6 +37,12 @@ CREATE TABLE IF NOT EXISTS hashes (
     updated_at TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     PRIMARY KEY (tenant, definition_id, version_id, updated_at)
+);
+CREATE TABLE IF NOT EXISTS schemas (
+    tenant TEXT NOT NULL,
+    object TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    PRIMARY KEY (tenant, object)
 );
 """
 
@@ -140,6 +151,39 @@ class ContentCache:
             except sqlite3.Error as exc:
                 self._disable(exc)
 
+    def get_schema(self, tenant: str, obj: str) -> Any:
+        """What the tenant last said of `obj` (describe's field names, or the custom object
+        definitions under `CUSTOM_OBJECTS`), as JSON data; None when not cached."""
+        with self._lock:
+            if self._db is None:
+                return None
+            try:
+                row = self._db.execute(
+                    "SELECT answer FROM schemas WHERE tenant = ? AND object = ?", (tenant, obj)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                self._disable(exc)
+                return None
+        if row is None:
+            return None
+        try:
+            return orjson.loads(row[0])
+        except orjson.JSONDecodeError:
+            return None
+
+    def put_schema(self, tenant: str, obj: str, answer: Any) -> None:
+        with self._lock:
+            if self._db is None:
+                return
+            try:
+                with self._db:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO schemas VALUES (?, ?, ?)",
+                        (tenant, obj, orjson.dumps(answer).decode()),
+                    )
+            except sqlite3.Error as exc:
+                self._disable(exc)
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
@@ -162,6 +206,12 @@ class TenantCache:
 
     def put(self, definition_id: int, version_id: int, updated_at: str, content_hash: str) -> None:
         self.cache.put(self.key, definition_id, version_id, updated_at, content_hash)
+
+    def schema(self, obj: str) -> Any:
+        return self.cache.get_schema(self.key, obj)
+
+    def put_schema(self, obj: str, answer: Any) -> None:
+        self.cache.put_schema(self.key, obj, answer)
 
 
 def _is_hash(value: object) -> bool:

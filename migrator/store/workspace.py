@@ -44,6 +44,7 @@ from migrator.core.plan import (
     SourceDoc,
     TargetDefinition,
 )
+from migrator.core.references import Reference, relevant_references
 from migrator.core.remap import find_tenant_values
 from migrator.core.report import ItemOutcome, outcome_from_row, outcome_row
 from migrator.store.sources import SourceItem, read_document
@@ -149,6 +150,7 @@ class Workspace:
             raw=raw,
             tenant_values=[(v.path, v.kind, v.value) for v in find_tenant_values(doc.data)],
             touched=touched,
+            refs=relevant_references(doc.data),
         )
 
     def add_summary(
@@ -159,6 +161,7 @@ class Workspace:
         raw: bytes | None = None,
         tenant_values: Sequence[tuple[str, str, str]] = (),
         touched: Sequence[str] = (),
+        refs: Sequence[Reference] = (),
     ) -> None:
         """Record a summary as it is (`add` makes it from a document; tests use it directly)."""
         calls = [[c.task_id, c.workflow_id, c.workflow_name] for c in doc.calls]
@@ -181,6 +184,7 @@ class Workspace:
                 raw,
                 _blob([list(v) for v in tenant_values]) if tenant_values else None,
                 _blob(sorted(touched)) if touched else None,
+                _blob([r.row() for r in refs]) if refs else None,
             )
         )
         # A live body is written at once: 512 of them buffered could be gigabytes.
@@ -191,7 +195,8 @@ class Workspace:
         if self._doc_rows:
             self._db.executemany(
                 "INSERT INTO docs(key, source, name, version, workflow_id, definition_id, active,"
-                " calls, origin, raw, tenant_values, touched) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " calls, origin, raw, tenant_values, touched, refs)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 self._doc_rows,
             )
             self._doc_rows.clear()
@@ -318,6 +323,27 @@ class Workspace:
             key: tuple((p, k, v) for p, k, v in orjson.loads(values))
             for key, values in self._rows_in(sql, dict.fromkeys(keys))
         }
+
+    def references_of(self, keys: Iterable[str]) -> dict[str, list[Reference]]:
+        """The custom fields and objects these documents name (only those that name any)."""
+        sql = "SELECT key, refs FROM docs WHERE key IN ({marks}) AND refs IS NOT NULL"
+        return {
+            key: [Reference.from_row(r) for r in orjson.loads(refs)]
+            for key, refs in self._rows_in(sql, dict.fromkeys(keys))
+        }
+
+    def all_references(self) -> Iterator[Reference]:
+        """Every document's references, streamed (what the tenants are asked about)."""
+        rows = _paged(
+            self._db,
+            "SELECT seq, refs FROM docs",
+            "refs IS NOT NULL",
+            (),
+            ("seq",),
+            before=self._flush_docs,
+        )
+        for _, refs in rows:
+            yield from (Reference.from_row(r) for r in orjson.loads(refs))
 
     def load(self, doc: SourceDoc) -> ExportDocument:
         """The document's body again, checked to be the content that was planned."""

@@ -37,7 +37,8 @@ CREATE TABLE docs(
     origin BLOB,
     raw BLOB,
     tenant_values BLOB,
-    touched BLOB
+    touched BLOB,
+    refs BLOB
 );
 CREATE INDEX docs_name ON docs(name);
 CREATE INDEX docs_key ON docs(key);

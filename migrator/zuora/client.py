@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import anyio
@@ -289,6 +290,21 @@ class ZuoraClient:
         path = f"/workflows/workflow_runs/{int(run_id)}"
         return self._object(await self._call("GET", path), "GET", path)
 
+    # ---- a tenant's data model (the reference check, docs/references.md) --------------------
+
+    async def describe_object(self, name: str) -> bytes:
+        """`GET /v1/describe/{Object}`: the XML answer as it came (parsed in core/references)."""
+        path = f"/v1/describe/{quote(name, safe='')}"
+        body = await self._call("GET", path, raw=True, expected=(403, 404))
+        assert isinstance(body, bytes)
+        return body
+
+    async def custom_object_definitions(self) -> dict[str, Any]:
+        """`GET /objects/definitions/default`: every custom object definition of the tenant."""
+        path = "/objects/definitions/default"
+        body = await self._call("GET", path, shape=object_shape, expected=(403, 404))
+        return self._object(body, "GET", path)
+
     # ---- shapes ---------------------------------------------------------------------------
 
     def _object(
@@ -344,9 +360,11 @@ class ZuoraClient:
         idempotency_key: str | None = None,
         shape: Callable[[Any], str | None] | None = None,
         expected: Collection[int] = (),
+        raw: bool = False,
     ) -> Any:
         """Every attempt of one call; `shape` says what is wrong with a 2xx body (None if fine);
-        a final status in `expected` is the caller's to report, so it is logged at debug only."""
+        a final status in `expected` is the caller's to report, so it is logged at debug only;
+        `raw` returns a 2xx body as bytes, unparsed (an XML answer)."""
         is_write = method in ("POST", "PATCH")
         if idempotency_key is not None:
             try:
@@ -382,7 +400,7 @@ class ZuoraClient:
                 raise
             headers = {
                 "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
+                "Accept": "application/xml, text/xml" if raw else "application/json",
                 "Accept-Encoding": "gzip",
                 "Zuora-Track-Id": track_id,
             }
@@ -409,7 +427,7 @@ class ZuoraClient:
             finally:
                 self.limiter.release()
             parsed: Any = None
-            outcome, parsed = self._outcome(reply, is_write, idempotency_key is not None)
+            outcome, parsed = self._outcome(reply, is_write, idempotency_key is not None, raw)
             if reply.too_large or reply.location is not None:
                 decision = Decision(
                     Action.GIVE_UP, in_doubt=in_doubt or (is_write and reply.too_large)
@@ -519,12 +537,16 @@ class ZuoraClient:
             reply.error = kind
         return reply
 
-    def _outcome(self, reply: _Reply, is_write: bool, keyed: bool) -> tuple[Outcome, Any]:
+    def _outcome(
+        self, reply: _Reply, is_write: bool, keyed: bool, raw: bool = False
+    ) -> tuple[Outcome, Any]:
         parsed: Any = None
         error = reply.error
         status = reply.status
         readable = error is None and not reply.too_large and reply.location is None
-        if readable and status is not None and (200 <= status < 300 or status == 409):
+        if raw and readable and status is not None and 200 <= status < 300:
+            parsed = reply.raw
+        elif readable and status is not None and (200 <= status < 300 or status == 409):
             try:
                 parsed = parse_json(reply.raw)
             except ValueError:
