@@ -8,12 +8,18 @@ tests/remap_reference.py are verbatim copies of the code before it was optimised
 One deliberate change since the copies: keys that import drops (spec §3.6, the fake's kept-key
 lists) no longer count, so the reference is applied to `kept_by_import(document)`. A document
 without such keys is its own `kept_by_import`: its hash, order and payload are byte-identical.
+
+Another (issue 23 #2): a `workflow_definition` block counts where it says more than the
+workflow (a kept key, not empty, not the workflow's own name or description). The reference left
+the block out; for such a document the expected form is the reference's with that block in its
+"extra", and the expected hash that form's sha256. Without such a block nothing changes.
 """
 
 from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +34,12 @@ from migrator.core import canonical as new_canon
 from migrator.core import document as new_doc
 from migrator.core import remap as new_remap
 from migrator.core.errors import InputError
-from migrator.fake._document import LINKAGE_KEYS, TASK_KEYS, WORKFLOW_KEYS
+from migrator.fake._document import (
+    LINKAGE_KEYS,
+    TASK_KEYS,
+    WORKFLOW_DEFINITION_KEYS,
+    WORKFLOW_KEYS,
+)
 from tests import canonical_reference as old_doc
 from tests import remap_reference as old_remap
 from tests.builders import small_export
@@ -50,6 +61,41 @@ SLOW = settings(max_examples=200, deadline=None, suppress_health_check=list(Heal
 # Top-level keys the reference already left out of the hash; stripping them would change nothing
 # but the document's definition id (read from `workflow_definition`).
 _REFERENCE_TOP = {"workflow", "tasks", "linkages", "workflow_definition", "$description"}
+
+
+def counted_block(data: Any) -> dict[str, Any]:
+    """The test's own reading of what a `workflow_definition` block adds (the fake's key list)."""
+    block = data.get("workflow_definition") if isinstance(data, dict) else None
+    if not isinstance(block, dict):
+        return {}
+    wf = data.get("workflow") if isinstance(data.get("workflow"), dict) else {}
+    own = {"name": wf.get("name"), "description": wf.get("description") or ""}
+    out = {}
+    for key, value in block.items():
+        if key not in WORKFLOW_DEFINITION_KEYS or value in (None, "", [], {}):
+            continue
+        if key in own and value == own[key]:
+            continue
+        out[key] = value
+    return out
+
+
+def expected_form(kept: Any, data: Any) -> Any:
+    """The reference's canonical form of `kept`, with the block `data` adds in its extra."""
+    form = old_doc.canonical_form(kept)
+    block = counted_block(data)
+    if block:
+        form["extra"] = {"workflow_definition": block}
+    return form
+
+
+def expected_hash(kept: Any, data: Any) -> str:
+    """The reference's hash of `kept`, or, with a counted block, the sha256 of expected_form."""
+    if not counted_block(data):
+        return old_doc.canonical_hash(kept)
+    return hashlib.sha256(
+        orjson.dumps(expected_form(kept, data), option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
 
 
 def _only(record: Any, keys: frozenset[str] | set[str]) -> Any:
@@ -97,13 +143,17 @@ def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
         return (type(exc).__name__, str(exc))
 
 
-def _summary(doc: Any) -> dict[str, Any]:
+def _summary(doc: Any, data: Any = None) -> dict[str, Any]:
+    """The parts to compare; with `data` (the old side's full document) the hash expected of it."""
+    content_hash = doc.content_hash
+    if data is not None and counted_block(data):
+        content_hash = expected_hash(kept_by_import(data), data)
     return {
         "source": doc.source,
         "name": doc.name,
         "version": doc.version,
         "workflow_id": doc.workflow_id,
-        "content_hash": doc.content_hash,
+        "content_hash": content_hash,
         "calls": [(c.task_id, c.workflow_id, c.workflow_name, c.path) for c in doc.calls],
         "definition_id": doc.definition_id,
         "task_order": doc.task_order,
@@ -129,7 +179,7 @@ def _payloads(doc: Any, prepare: Callable[..., Any], data: dict[str, Any]) -> li
         out.append(orjson.dumps(kept_by_import(payload)))
         # The payload is hashed again at send time: that hash must agree as well.
         if prepare is old_remap.prepare_for_import:
-            out.append(old_doc.canonical_hash(kept_by_import(payload)).encode())
+            out.append(expected_hash(kept_by_import(payload), payload).encode())
         else:
             out.append(new_canon.canonical_hash(payload).encode())
     return out
@@ -164,7 +214,7 @@ def assert_same_bytes(raw: bytes, *, max_bytes: int = 1 << 24) -> None:
             lambda: old_doc.parse_document(kept, SRC, max_bytes=max_bytes, definition_id=5)
         )
         assert old[0] == "ok", old
-    assert _summary(old[1]) == _summary(new[1])
+    assert _summary(old[1], data) == _summary(new[1])
     _assert_same_document(data, old[1], new[1])
 
 
@@ -183,14 +233,14 @@ def assert_same_data(data: Any) -> None:
     if kept_by_import(data) != data:
         old = _outcome(lambda: old_doc.document_from_data(kept_by_import(data), SRC))
         assert old[0] == "ok", old
-    assert _summary(old[1]) == _summary(new[1])
+    assert _summary(old[1], data) == _summary(new[1])
     _assert_same_document(data, old[1], new[1])
 
 
 def _assert_same_document(data: dict[str, Any], old: Any, new: Any) -> None:
     kept = kept_by_import(data)
-    assert old_doc.canonical_hash(kept) == new_canon.canonical_hash(data)
-    assert old_doc.canonical_form(kept) == new_canon.canonical_form(data)
+    assert expected_hash(kept, data) == new_canon.canonical_hash(data)
+    assert expected_form(kept, data) == new_canon.canonical_form(data)
     assert old_doc.canonical_task_order(kept) == new_canon.canonical_task_order(data)
     assert old_doc.find_calls(data) == tuple(
         old_doc.WorkflowCall(c.task_id, c.workflow_id, c.workflow_name, c.path)
@@ -247,9 +297,8 @@ def test_sample_hashes_via_read_document() -> None:
             doc = read_document(SourceItem(str(path), None, None, None))
         except InputError:
             continue
-        assert doc.content_hash == old_doc.canonical_hash(
-            kept_by_import(orjson.loads(_file_bytes(path)))
-        )
+        data = orjson.loads(_file_bytes(path))
+        assert doc.content_hash == expected_hash(kept_by_import(data), data)
         seen += 1
     assert seen >= 20
 

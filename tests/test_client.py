@@ -232,7 +232,7 @@ async def test_import_sends_params_key_and_gzipped_body() -> None:
         result = await client.import_workflow(
             payload, version="0.0.2", activate=True, idempotency_key="key-1"
         )
-    assert result == {"id": 99, "version": "0.0.2"}
+    assert result.fields == {"id": 99, "version": "0.0.2"}
     request = script.requests[0]
     assert request.query["version"] == "0.0.2" and request.query["activate"] == "true"
     assert request.headers["Idempotency-Key"] == "key-1"
@@ -258,7 +258,8 @@ async def test_import_version_and_update_workflow() -> None:
         patched = await client.update_workflow(
             5, {"active_workflow_version_id": 9}, idempotency_key="k3"
         )
-    assert imported["path"] == "/workflows/5/versions/import" and imported["activate"] == "false"
+    assert imported.fields["path"] == "/workflows/5/versions/import"
+    assert imported.fields["activate"] == "false"
     assert patched["path"] == "/workflows/5"
     assert [r.headers["Idempotency-Key"] for r in script.requests] == ["k2", "k3"]
     assert "Content-Encoding" not in script.requests[0].headers
@@ -473,7 +474,7 @@ async def test_409_with_result_is_success_and_without_is_retried() -> None:
         result = await client.import_workflow(
             {"a": 1}, version=None, activate=False, idempotency_key="k"
         )
-    assert result == {"id": 42, "name": "A"} and calls == 2
+    assert result.fields == {"id": 42, "name": "A"} and calls == 2
 
 
 async def test_lost_answer_resent_with_same_key_imports_once() -> None:
@@ -498,7 +499,7 @@ async def test_lost_answer_resent_with_same_key_imports_once() -> None:
         result = await client.import_workflow(
             {"a": 1}, version=None, activate=False, idempotency_key="same"
         )
-    assert result == {"id": 1}
+    assert result.fields == {"id": 1}
     assert seen_keys == ["same", "same"] and len(imports) == 1
 
 
@@ -657,7 +658,7 @@ async def test_fake_lost_response_resent_with_same_key_imports_once() -> None:
             sample_payload(), version="0.0.1", activate=False, idempotency_key="once-1"
         )
         ledger = fake.ledger(tenant)
-    assert isinstance(result.get("id"), int)
+    assert isinstance(result.id, int)
     assert [a.error for a in attempts] == ["server disconnected", None]
     assert len(ledger) == 1 and ledger[0]["idempotency_key"] == "once-1"
 

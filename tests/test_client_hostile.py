@@ -8,6 +8,7 @@ import logging
 import socket
 from typing import Any
 
+import orjson
 import pytest
 import structlog
 from aiohttp import web
@@ -459,3 +460,20 @@ def test_error_detail_survives_any_json_shape(body: object) -> None:
 
     text = error_detail(json.dumps(body).encode())
     assert "\n" not in text and len(text) <= MAX_DETAIL
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # The spec's table (§1.12, the `spec-error-bodies` variant).
+        ({"errors": [{"title": "No tasks", "code": "invalid", "status": 400}]}, "No tasks"),
+        ({"Errors": ["Workflow 9 not found"]}, "Workflow 9 not found"),
+        ({"success": False, "reasons": [{"title": "bad", "fieldName": "name"}]}, "name: bad"),
+        # The official SDK's models (the fake's default since issue 23).
+        ({"code": 50000020, "message": "No tasks"}, "No tasks (code 50000020)"),
+        ({"message": "Authentication error"}, "Authentication error"),
+    ],
+)
+def test_error_detail_reads_the_spec_and_the_sdk_shapes(body: object, expected: str) -> None:
+    """The error text is read from the spec's bodies and from the SDK's (issue 23 #6)."""
+    assert error_detail(orjson.dumps(body)) == expected

@@ -350,3 +350,30 @@ def test_layers_follow_the_longest_path_and_survive_loops() -> None:
     changed["tasks"][0]["parameters"]["if_clause"] = "true"
     depths = {n.label: n.depth for n in compare_workflows(doc, changed).source_graph.nodes}
     assert depths == {"Check balance": 0, "Send reminder": 1, "Log": 1, "Retry": 2}
+
+
+def test_a_definition_block_difference_is_shown() -> None:
+    """A `workflow_definition` block that says more than the workflow is compared field by field (issue 23 #2)."""
+    from migrator.core.diff import diff_workflows
+    from tests.builders import small_export
+
+    source = small_export()
+    source["workflow_definition"] = {"name": source["workflow"]["name"], "category": "Billing"}
+    target = small_export()
+    target["workflow_definition"] = {"name": target["workflow"]["name"]}
+    [difference] = diff_workflows(source, target)
+    assert difference.path == "document.workflow_definition"
+    assert difference.source == {"category": "Billing"}
+    assert "workflow_definition" in difference.describe()
+    target["workflow_definition"]["category"] = "Dunning"
+    [changed] = diff_workflows(source, target)
+    assert changed.path == "document.workflow_definition.category"
+    assert (changed.source, changed.target) == ("Billing", "Dunning")
+    # A block that only repeats the workflow's name is no difference.
+    assert (
+        diff_workflows(
+            small_export(),
+            {**small_export(), "workflow_definition": {"name": source["workflow"]["name"]}},
+        )
+        == []
+    )

@@ -184,8 +184,10 @@ def test_server_text_is_printable_and_redacted() -> None:
 
 
 def _expected(config: FakeConfig) -> dict[str, Any]:
+    # A created-object answer's `id` is the new version's (its `definitionId` the definition's).
+    created_object = config.import_answer == "created-object"
     return {
-        "import_response_id": config.import_response_id,
+        "import_response_id": "version" if created_object else config.import_response_id,
         "name_filter": config.name_filter,
         "name_filter_case_sensitive": config.name_filter_case_sensitive,
         "idempotent_replay": config.idempotent_replay,
@@ -209,7 +211,21 @@ def _definitions(env: Env, tenant: str = "tenant-1") -> dict[str, Any]:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("seeded", [True, False], ids=["with-workflows", "empty"])
-@pytest.mark.parametrize("variant", list(FakeConfig.variants()))
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(
+                reason="issue 23 #4 (doctor's verdicts per command): doctor's write checks read "
+                "the versions list, which this variant answers with 404"
+            ),
+        )
+        if name == "no-versions-list"
+        else name
+        for name in FakeConfig.variants()
+    ],
+)
 async def test_doctor_write_learns_every_variant(variant: str, seeded: bool) -> None:
     """doctor --write against a fake playing `variant` learns exactly the variant's switches."""
     config = FakeConfig.demo(1).with_variant(variant)

@@ -422,9 +422,19 @@ def test_hash_ignores_ids_order_and_server_fields() -> None:
         if lk["source_workflow_id"] is not None:
             lk["source_workflow_id"] = 5
     d["tasks"][0].update(status="Success", error="boom", original_task_id=3, notes="n")
-    d["workflow_definition"] = {"name": "other"}
+    # A live export's block that only repeats the workflow's own name (issue 23 #2).
+    d["workflow_definition"] = {"name": d["workflow"]["name"], "id": 5, "ui_page_roles": []}
     d["$description"] = "skeleton"
     assert canonical_hash(d) == base
+
+
+def test_hash_counts_what_the_definition_block_adds() -> None:
+    """A `workflow_definition` block that says more than the workflow (another name, a category) counts (issue 23 #2)."""
+    base = canonical_hash(doc())
+    for block in ({"name": "other"}, {"category": "Billing"}):
+        d = doc()
+        d["workflow_definition"] = block
+        assert canonical_hash(d) != base
 
 
 def test_hash_sees_values_and_shape() -> None:

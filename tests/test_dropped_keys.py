@@ -46,6 +46,7 @@ def test_client_lists_are_the_fakes() -> None:
     assert canonical.WORKFLOW_KEYS == fake_document.WORKFLOW_KEYS
     assert canonical.TASK_KEYS == fake_document.TASK_KEYS
     assert canonical.LINKAGE_KEYS == fake_document.LINKAGE_KEYS
+    assert canonical.WORKFLOW_DEFINITION_KEYS == fake_document.WORKFLOW_DEFINITION_KEYS
 
 
 def test_dropped_keys_do_not_count_in_the_hash() -> None:
@@ -124,3 +125,32 @@ async def test_lost_answer_to_such_an_import_is_recovered(tmp_path: Path) -> Non
         assert [i.status for i in resumed.items] == ["skipped"], resumed.to_json()
         assert "identical to version 0.0.2" in (resumed.items[0].reason or "")
         assert len(env.imports(T1)) == 1
+
+
+async def test_a_definition_block_is_sent_kept_and_verified(tmp_path: Path) -> None:
+    """A document's `workflow_definition` block is sent on import, kept by the tenant (its kept keys), shown by export, and the landed version verifies (issue 23 #2)."""
+    doc = small_export()
+    doc["workflow_definition"] = {
+        "name": doc["workflow"]["name"],
+        "description": "The definition's own words",
+        "category": "Billing",
+        "ui_page_roles": [],
+        "id": 4242,  # the source tenant's definition id: import drops it
+    }
+    source = tmp_path / "blocked.json"
+    source.write_text(json.dumps(doc))
+    async with running_fake(FakeConfig.demo(1)) as env:
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(source)], verify=True, journal=str(tmp_path / "j")),
+        )
+        assert report.ok and report.items[0].verified is True, report.to_json()
+        [entry] = env.imports("tenant-1")
+        exported = env.fake.state.export("tenant-1", entry["definition_id"], None)
+        assert exported["workflow_definition"] == {
+            "name": doc["workflow"]["name"],
+            "description": "The definition's own words",
+            "category": "Billing",
+            "ui_page_roles": [],
+        }
+        assert canonical_hash(exported) == canonical_hash(doc)

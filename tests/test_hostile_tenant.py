@@ -47,6 +47,21 @@ def versions_404_for(env: Env, wanted: Callable[[int], bool]) -> None:
     env.fake.state.list_versions = list_versions  # type: ignore[method-assign]
 
 
+def exports_404(env: Env) -> Callable[[], None]:
+    """Every export answers 404 (a backup is then partial); returns what puts exports back."""
+    real = env.fake.state.export
+
+    def export(tenant: str, definition_id: int, version: str | None) -> dict[str, Any]:
+        raise errors_list(404, "injected")
+
+    env.fake.state.export = export  # type: ignore[method-assign]
+
+    def restore() -> None:
+        env.fake.state.export = real  # type: ignore[method-assign]
+
+    return restore
+
+
 def export_fails_for(env: Env, version_id: int, status: int) -> None:
     """Exports of one version answer `status`."""
     real = env.fake.state.export
@@ -67,21 +82,22 @@ def export_fails_for(env: Env, version_id: int, status: int) -> None:
 
 
 async def test_partial_backup_never_deletes_the_complete_one(tmp_path: Path) -> None:
-    """A backup in which every versions list answered 404 is published as partial: `--keep 1` keeps the complete snapshot, `latest` still names it, and the summary says which is which."""
+    """A backup in which every export answered 404 is published as partial: `--keep 1` keeps the complete snapshot, `latest` still names it, and the summary says which is which.
+
+    (Until issue 23 this used versions lists answering 404; backup now reads the listing then.)"""
     async with running_fake() as env:
         count = preload(env)
         complete = await backup_tenant(env.settings, T1, tmp_path, all_versions=True, clock=Clock())
         assert complete.complete and complete.exit_code == 0
         assert manifest_of(Path(complete.snapshot))["complete"] is True
 
-        versions_404_for(env, lambda _id: True)
+        exports_404(env)
         partial = await backup_tenant(
             env.settings, T1, tmp_path, all_versions=True, keep=1, clock=Clock()
         )
         assert partial.complete is False and partial.exit_code == 1
         assert len(partial.skipped) == count
-        assert all("/versions answered 404" in s for s in partial.skipped), partial.skipped
-        assert "export 404" not in partial.message
+        assert all("answered 404" in s for s in partial.skipped), partial.skipped
         assert partial.removed == ()
         assert Path(complete.snapshot).is_dir()
         manifest = manifest_of(Path(partial.snapshot))
@@ -98,10 +114,9 @@ async def test_next_complete_backup_supersedes_partial_ones(tmp_path: Path) -> N
         preload(env)
         clock = Clock()
         first = await backup_tenant(env.settings, T1, tmp_path, all_versions=True, clock=clock)
-        real = env.fake.state.list_versions
-        versions_404_for(env, lambda _id: True)
+        restore = exports_404(env)
         partial = await backup_tenant(env.settings, T1, tmp_path, all_versions=True, clock=clock)
-        env.fake.state.list_versions = real  # type: ignore[method-assign]
+        restore()
         env.fake.state.add_workflow(T1, sample_documents()[7])
         second = await backup_tenant(
             env.settings, T1, tmp_path, all_versions=True, keep=2, clock=clock
@@ -306,3 +321,15 @@ async def test_migrate_blocks_only_the_workflow_whose_versions_404(tmp_path: Pat
         assert f"/workflows/{victim}/versions answered 404" in (blocked.error or "")
         names = sorted(e["name"] for e in env.imports(T1))
         assert names == sorted([docs[0]["workflow"]["name"], docs[2]["workflow"]["name"]])
+
+
+async def test_backup_without_versions_lists_reads_the_listing(tmp_path: Path) -> None:
+    """When every versions list answers 404, `--all-versions` backs up the versions the listing shows (active and up to 10 inactive) and says what it could not see (issue 23 #5)."""
+    async with running_fake() as env:
+        preload(env)
+        complete = await backup_tenant(env.settings, T1, tmp_path / "a", all_versions=True)
+        versions_404_for(env, lambda _id: True)
+        listed = await backup_tenant(env.settings, T1, tmp_path / "b", all_versions=True)
+        assert listed.complete and listed.exit_code == 0
+        assert listed.versions == complete.versions
+        assert listed.notices and all("answered 404" in n for n in listed.notices)

@@ -29,6 +29,7 @@ from migrator.commands._common import (
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import AuthError, JournalError, MigratorError, ZuoraError
 from migrator.core.journal_records import ItemState, Record
+from migrator.core.listing import active_version, shown_versions
 from migrator.core.logs import redact_text
 from migrator.core.plan import activation_key, int_or_none
 from migrator.core.report import ItemOutcome, Report, counts_table, human_lines
@@ -313,13 +314,15 @@ async def _activate_one(
         raise
     version_id = int_or_none(st.target_version_id)
     if version_id is None:  # e.g. an import recovered from an unanswered request
-        for v in await client.list_versions(def_id):
+        # What the answer shows first (either spelling), then the versions list.
+        listed = [v for v in shown_versions(definition) if str(v.get("version")) == st.version]
+        for v in listed or await client.list_versions(def_id):
             if str(v.get("version")) == st.version:
                 version_id = int_or_none(v.get("id"))
         if version_id is None:
             return _out(st, "failed", error=f"version {st.version} of definition {def_id} is gone")
-    active = definition.get("active_version")
-    current = int_or_none(active.get("id")) if isinstance(active, dict) else None
+    active = active_version(definition)
+    current = int_or_none(active.get("id")) if active is not None else None
     status = str(definition.get("status") or "")
     if current == version_id and status == "Active":
         return _out(st, "skipped", target_version_id=version_id, reason="already active")

@@ -29,6 +29,7 @@ from migrator import __version__
 from migrator.commands._common import _common
 from migrator.core.config import Settings, load_settings
 from migrator.core.errors import JournalError, MigratorError, ZuoraError
+from migrator.core.listing import active_version, shown_versions, unseen_versions_note
 from migrator.core.logs import printable
 from migrator.core.versions import is_valid_version, version_key
 from migrator.render.help import described
@@ -174,21 +175,35 @@ def _int(value: Any, what: str, tenant: str) -> int:
 
 
 async def _targets(
-    client: ZuoraClient, definition: Mapping[str, Any], all_versions: bool
+    client: ZuoraClient,
+    definition: Mapping[str, Any],
+    all_versions: bool,
+    notices: list[str] | None = None,
 ) -> list[_Target]:
-    """Which versions of one definition to export: the active one, else the latest, or all."""
+    """Which versions of one definition to export: the active one, else the latest, or all.
+    Without a versions list (404), the versions the listing entry shows, and a notice in
+    `notices` saying what could not be seen (issue 23 #5)."""
     tenant = client.tenant.name
     def_id = _int(definition.get("id"), "workflow id", tenant)
     name = definition.get("name")
     name = name if isinstance(name, str) and name else f"workflow-{def_id}"
-    active = definition.get("active_version")
-    if not all_versions and isinstance(active, dict) and isinstance(active.get("version"), str):
+    active = active_version(definition)
+    if not all_versions and active is not None and isinstance(active.get("version"), str):
         return [
             _Target(
                 def_id, name, _int(active.get("id"), "version id", tenant), active["version"], True
             )
         ]
-    versions = await client.list_versions(def_id)
+    try:
+        versions: Sequence[Mapping[str, Any]] = await client.list_versions(def_id)
+    except ZuoraError as exc:
+        if exc.status != 404:
+            raise
+        versions = shown_versions(definition)
+        if notices is not None:
+            notices.append(
+                f"workflow {def_id} ({name!r}): {unseen_versions_note(def_id, definition)}"
+            )
     rows: list[_Target] = []
     for v in versions:
         text = v.get("version")
@@ -197,7 +212,7 @@ async def _targets(
                 f"tenant {tenant}: workflow {def_id} lists a version without a version string"
             )
         is_active = v.get("status") == "Active" or (
-            isinstance(active, dict) and active.get("id") == v.get("id")
+            active is not None and active.get("id") == v.get("id")
         )
         rows.append(_Target(def_id, name, _int(v.get("id"), "version id", tenant), text, is_active))
     if all_versions or not rows:
@@ -397,7 +412,7 @@ async def _backup_definition(
         log.debug("skipped", workflow=definition.get("id"), reason=why)
 
     try:
-        targets = await _targets(client, definition, all_versions)
+        targets = await _targets(client, definition, all_versions, run.notices)
     except BackupError as exc:  # this workflow's own data (id, version strings) is unusable
         skip(str(exc).removeprefix(f"tenant {client.tenant.name}: "))
         return

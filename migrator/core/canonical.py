@@ -49,6 +49,12 @@ TASK_KEYS = frozenset(
 LINKAGE_KEYS = frozenset(
     {"source_workflow_id", "source_task_id", "target_task_id", "linkage_type", "internal_group"}
 )
+# §3.5 [Z]/[O]: the export's `workflow_definition` block, of which import keeps these keys (the
+# fake's WORKFLOW_DEFINITION_KEYS). A kept key counts only where it says more than the workflow
+# itself: a block whose name and description are the workflow's (what a live export adds to any
+# document) hashes as no block, so a document without one keeps its hash.
+WORKFLOW_DEFINITION = "workflow_definition"
+WORKFLOW_DEFINITION_KEYS = frozenset({"name", "description", "category", "ui_page_roles"})
 
 # Of what import keeps, the fields the server owns or computes; they differ between a source and
 # what landed, so the canonical form leaves them out too (spec §4.2, §4.3, §4.6).
@@ -484,10 +490,14 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
             strict=True,
         )
     )
-    # Import keeps no top-level key but these three (`workflow_definition` and the rest are the
-    # export's, §3.5): "extra" stays in the form, always empty, so older hashes stay valid.
+    # Import keeps no top-level key but these three and `workflow_definition` (§3.5): "extra"
+    # holds what of that block says more than the workflow, and is empty without such a block,
+    # so older hashes stay valid.
     extra_bytes = b"{}"
     if len(data) != 3:
+        block = definition_block(data)
+        if block:
+            extra_bytes = _dumps({WORKFLOW_DEFINITION: block})
         top_aside = [v for k, v in data.items() if k not in _TOP_KEYS]
         if top_aside:
             aside.append(_dumps(top_aside))
@@ -517,6 +527,25 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
         maybe_huge=maybe_huge,
         by_rank=by_rank,
     )
+
+
+def definition_block(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a document's `workflow_definition` block counts in its identity: the kept keys
+    (§3.5 [Z]) except empty values (null, "", [], {}) and a name or description equal to the
+    workflow's own; {} without a block."""
+    block = data.get(WORKFLOW_DEFINITION)
+    if not isinstance(block, Mapping):
+        return {}
+    workflow = data.get("workflow")
+    workflow = workflow if isinstance(workflow, Mapping) else {}
+    defaults = {"name": workflow.get("name"), "description": workflow.get("description") or ""}
+    return {
+        k: v
+        for k, v in block.items()
+        if k in WORKFLOW_DEFINITION_KEYS
+        and v not in (None, "", [], {})
+        and not (k in defaults and v == defaults[k])
+    }
 
 
 def canonical_form(data: Mapping[str, Any]) -> Any:

@@ -21,7 +21,9 @@ from migrator.core.canonical import (
     FILE_REF_STR,
     MERGE,
     MERGE_PARAMS,
+    WORKFLOW_DEFINITION,
     canonical_task_order,
+    definition_block,
 )
 
 # Graph element states, for the side-by-side drawings.
@@ -92,8 +94,10 @@ class WorkflowGraph:
                 (-1 if src is None else self.pos[src], self.pos[link["target_task_id"]], body)
             )
         self.workflow = _workflow_body(data["workflow"])
-        # Import keeps no top-level key besides workflow, tasks and linkages (spec §3.6).
-        self.extra: dict[str, Any] = {}
+        # Import keeps no top-level key besides workflow, tasks, linkages and what of the
+        # `workflow_definition` block says more than the workflow (§3.5, issue 23).
+        block = definition_block(data)
+        self.extra: dict[str, Any] = {WORKFLOW_DEFINITION: block} if block else {}
         self.depths = _depths(len(self.tasks), self.links)
         # Content-and-position order (ids only break ties between interchangeable tasks): what
         # breaks the remaining ties below, so no choice depends on ids or array order.

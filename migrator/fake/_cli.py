@@ -126,18 +126,53 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--error-bodies",
-        choices=["spec", "sdk"],
-        help="error body shapes: the spec's, or those the official SDK models declare (§1.12)",
+        choices=["sdk", "spec"],
+        help="error body shapes: those the official SDK models declare (default), or the"
+        " spec's table (§1.12)",
+    )
+    p.add_argument(
+        "--listing-spelling",
+        choices=["verisons", "versions", "both"],
+        help="GET /workflows spells latest_inactive_verisons (default), _versions, or both (§3.1)",
+    )
+    p.add_argument(
+        "--version-definition-id",
+        action="store_true",
+        help="version objects carry definitionId (§3.1 [O])",
+    )
+    p.add_argument(
+        "--import-answer",
+        choices=["documented", "created-object"],
+        help="import answers the reference's object, or the created version's (§3.6 [O])",
+    )
+    p.add_argument(
+        "--camel-case-triggers",
+        choices=["dropped", "kept"],
+        help="camelCase trigger keys in an import's workflow are dropped or read (§9.13)",
+    )
+    p.add_argument(
+        "--put-settings", action="store_true", help="serve PUT /workflows/{id} (§3.6 [O])"
+    )
+    p.add_argument(
+        "--no-versions-list",
+        action="store_true",
+        help="GET /workflows/{id}/versions answers 404",
     )
     p.add_argument(
         "--export-without-active",
         choices=["latest", "404"],
         help="export with no version= of a definition without an active version",
     )
-    p.add_argument(
+    block = p.add_mutually_exclusive_group()
+    block.add_argument(
         "--export-workflow-definition",
         action="store_true",
-        help="export returns the workflow_definition block (§3.5)",
+        help="export returns the workflow_definition block (§3.5 [O]; the default)",
+    )
+    block.add_argument(
+        "--no-export-workflow-definition",
+        action="store_true",
+        help="export leaves the workflow_definition block out (the old shape)",
     )
     unknown = p.add_mutually_exclusive_group()
     unknown.add_argument(
@@ -212,7 +247,15 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
     if args.variant:
         config = config.with_variant(args.variant)
     top: dict[str, Any] = {}
-    for name in ("import_response_id", "name_filter", "retry_after", "error_bodies"):
+    for name in (
+        "import_response_id",
+        "name_filter",
+        "retry_after",
+        "error_bodies",
+        "listing_spelling",
+        "import_answer",
+        "camel_case_triggers",
+    ):
         if getattr(args, name):
             top[name] = getattr(args, name)
     if args.export_without_active:
@@ -221,8 +264,14 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
         top["name_filter_case_sensitive"] = False
     if args.no_ratelimit_headers:
         top["rate_limit_headers"] = False
-    if args.export_workflow_definition:
-        top["export_workflow_definition"] = True
+    if args.export_workflow_definition or args.no_export_workflow_definition:
+        top["export_workflow_definition"] = bool(args.export_workflow_definition)
+    if args.version_definition_id:
+        top["version_definition_id"] = True
+    if args.put_settings:
+        top["put_settings"] = True
+    if args.no_versions_list:
+        top["versions_list"] = False
     if args.keep_unknown_keys or args.drop_unknown_keys:
         top["keep_unknown_keys"] = bool(args.keep_unknown_keys)
     if args.run_seconds is not None:

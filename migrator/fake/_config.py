@@ -110,7 +110,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "export_without_active": ("latest", "404"),
     "name_filter": ("exact", "contains"),
     "retry_after": ("always", "concurrency-only", "never"),
-    "error_bodies": ("spec", "sdk"),
+    "error_bodies": ("sdk", "spec"),
+    "listing_spelling": ("verisons", "versions", "both"),
+    "import_answer": ("documented", "created-object"),
+    "camel_case_triggers": ("dropped", "kept"),
     "schema_access": ("allowed", "403"),
 }
 
@@ -129,19 +132,43 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-retry-after": {"retry_after": "never"},  # §9.6 (and beyond: not even on concurrency)
     "retry-after-on-concurrency-only": {"retry_after": "concurrency-only"},  # §9.6
     "no-ratelimit-headers": {"rate_limit_headers": False},  # §1.4 [S], §9.5
-    "sdk-error-bodies": {"error_bodies": "sdk"},  # §1.12, §9.4
+    # §1.12: the SDK's shapes are the default now (issue 23); this plays the spec's table.
+    "sdk-error-bodies": {"error_bodies": "sdk"},  # §1.12, §9.4 (the default, named)
+    "spec-error-bodies": {"error_bodies": "spec"},  # §1.12's table of OpenAPI schemas
     "export-404-without-active": {"export_without_active": "404"},  # §3.5 [I]
     "no-file-ref-rewrite": {"rewrite_file_refs": False},  # §9.1
-    "workflow-definition-block": {"export_workflow_definition": True},  # §3.5, §9.8
+    # §3.5 [O]: exports carry `workflow_definition` (the default now); the old shape without it.
+    "workflow-definition-block": {"export_workflow_definition": True},  # the default, named
+    "no-workflow-definition-block": {"export_workflow_definition": False},  # §3.5 [D] example
+    "listing-spelled-versions": {"listing_spelling": "versions"},  # §3.1 [O]
+    "listing-spelled-both": {"listing_spelling": "both"},  # §3.1 [O], both at once
+    "version-definition-ids": {"version_definition_id": True},  # §3.1 [O] `definitionId`
+    "created-object-answers": {"import_answer": "created-object"},  # §3.6 [O]
+    "camel-case-triggers-kept": {"camel_case_triggers": "kept"},  # §9.13
+    "put-settings": {"put_settings": True},  # §3.6 [O] PUT /workflows/{id}
+    "no-versions-list": {"versions_list": False},  # §3.8 missing (issue 23 #5)
     "keeps-unknown-keys": {"keep_unknown_keys": True},  # against §3.6 [Z] (the old default)
     # A role without the describe and custom-object permissions: 403 on both (docs/references.md).
     "no-schema-permission": {"schema_access": "403"},
 }
 # Every open behaviour played the other way at once, plus §3.6's dropping: the harshest tenant.
+# Left out: the named defaults, one of two ways to play the same switch, a tenant without a
+# versions list (migrate blocks a workflow it cannot read the versions of: issue 23 #5 covers
+# backup and diff only), and the old export shape (a document whose `workflow_definition` block
+# adds something never looks landed there: see tests/test_variants_e2e.py).
 VARIANTS["all-flipped"] = {
     k: v
     for name, knobs in VARIANTS.items()
-    if name not in ("keeps-unknown-keys", "retry-after-on-concurrency-only")
+    if name
+    not in (
+        "keeps-unknown-keys",
+        "retry-after-on-concurrency-only",
+        "sdk-error-bodies",
+        "workflow-definition-block",
+        "listing-spelled-both",
+        "no-versions-list",
+        "no-workflow-definition-block",
+    )
     for k, v in knobs.items()
 }
 
@@ -164,12 +191,25 @@ class FakeConfig:
     gzip_min_bytes: int = 1000
     import_response_id: str = "definition"  # or "version": §9 open question 3
     export_without_active: str = "latest"  # or "404": export with no version= and no active one
-    export_workflow_definition: bool = False  # §3.5: newer tenants may return it; default off
+    # §3.5 [O]: live tenants' exports carry `workflow_definition`; False plays the old shape.
+    export_workflow_definition: bool = True
     name_filter: str = "exact"  # or "contains": §3.1 / §9.10
     name_filter_case_sensitive: bool = True  # §9.10
     retry_after: str = "always"  # on 429s; or "concurrency-only" (§9.6), or "never"
     rate_limit_headers: bool = True  # RateLimit-* on API answers (§1.4 [S]); False omits them
-    error_bodies: str = "spec"  # or "sdk": the shapes the official SDK models declare (§1.12)
+    error_bodies: str = "sdk"  # the shapes the official SDK models declare; or "spec" (§1.12)
+    # §3.1 [O]: how the listing spells the inactive versions: the reference's (sic), the live
+    # spelling, or both keys at once.
+    listing_spelling: str = "verisons"
+    version_definition_id: bool = False  # §3.1 [O]: version objects carry `definitionId`
+    # §3.6 [O]: "documented" answers 3.6 with the reference's object; "created-object" answers
+    # 3.6 and 3.7 with the created version's object (its `id`, `definitionId`), no envelope.
+    import_answer: str = "documented"
+    # §9.13: camelCase trigger keys under an import's `workflow` (`calloutTrigger`, ...) are
+    # dropped like any unknown key, or "kept": read as the triggers when the snake_case is absent.
+    camel_case_triggers: str = "dropped"
+    put_settings: bool = False  # §3.6 [O]: serve PUT /workflows/{id} (a flat camelCase body)
+    versions_list: bool = True  # False: GET /workflows/{id}/versions answers 404 (issue 23 #5)
     # False plays §3.6 [Z] (import drops unknown keys); the client's canonical form mirrors
     # WORKFLOW_KEYS/TASK_KEYS/LINKAGE_KEYS, so a dropped key never makes it import again.
     keep_unknown_keys: bool = False
@@ -264,6 +304,12 @@ _TOP_KEYS: dict[str, type] = {
     "retry_after": str,
     "rate_limit_headers": bool,
     "error_bodies": str,
+    "listing_spelling": str,
+    "version_definition_id": bool,
+    "import_answer": str,
+    "camel_case_triggers": str,
+    "put_settings": bool,
+    "versions_list": bool,
     "keep_unknown_keys": bool,
     "run_seconds": float,
     "schema_access": str,

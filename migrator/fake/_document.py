@@ -21,6 +21,15 @@ VERSION_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:\.[0-9]+)?$")
 FILE_REF_RE = re.compile(r"(?<=[A-Za-z0-9])__([0-9]+)(?=\.|__|\Z)")
 # §3.5 / §4.1 [Z]: the only top-level key besides the three that import keeps.
 WORKFLOW_DEFINITION = "workflow_definition"
+# §3.5 [Z]: what the `workflow_definition` block holds (`{name, description, category,
+# ui_page_roles}`); import keeps these keys of it and drops the rest, like any record (§3.6 [Z]).
+WORKFLOW_DEFINITION_KEYS = frozenset({"name", "description", "category", "ui_page_roles"})
+# §9.13: the camelCase trigger keys an SDK-typed import sends, and their snake_case names.
+CAMEL_TRIGGERS = (
+    ("calloutTrigger", "callout_trigger"),
+    ("ondemandTrigger", "ondemand_trigger"),
+    ("scheduledTrigger", "scheduled_trigger"),
+)
 # [Z] the server removes and recomputes this one.
 MERGE_TASK_IDS = "merge_task_ids"
 
@@ -223,8 +232,12 @@ def reallocate(
     *,
     rewrite_file_refs: bool,
     keep_unknown_keys: bool = False,
+    camel_case_triggers: bool = False,
 ) -> dict[str, Any]:
     """The stored document: new task ids everywhere they live, `workflow.id` = the version id.
+
+    With `camel_case_triggers` (§9.13, [I]) a camelCase trigger key under `workflow` is read as
+    the trigger when its snake_case name is absent.
 
     Only the keys in WORKFLOW_KEYS, TASK_KEYS and LINKAGE_KEYS survive (all of them with
     `keep_unknown_keys`). Task parameters are kept verbatim except for the `Name__<id>` file
@@ -237,6 +250,10 @@ def reallocate(
     tasks_in: list[dict[str, Any]] = payload["tasks"]
     mapping = {task["id"]: allocate() for task in tasks_in}
     wf = keep(payload["workflow"], WORKFLOW_KEYS)
+    if camel_case_triggers:
+        for camel, snake in CAMEL_TRIGGERS:
+            if camel in payload["workflow"] and snake not in payload["workflow"]:
+                wf[snake] = copy.deepcopy(payload["workflow"][camel])
     wf["id"] = version_id
     wf["type"] = "Workflow::Setup"  # [Z] forced
     wf["version"] = version
@@ -263,5 +280,5 @@ def reallocate(
         linkages.append(link)
     doc: dict[str, Any] = {"workflow": wf, "tasks": tasks, "linkages": linkages}
     if isinstance(payload.get(WORKFLOW_DEFINITION), dict):
-        doc[WORKFLOW_DEFINITION] = copy.deepcopy(payload[WORKFLOW_DEFINITION])
+        doc[WORKFLOW_DEFINITION] = keep(payload[WORKFLOW_DEFINITION], WORKFLOW_DEFINITION_KEYS)
     return doc

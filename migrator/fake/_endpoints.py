@@ -117,6 +117,14 @@ async def patch_workflow(fake: RunningFake, call: Call) -> Reply:
     return Reply(200, fake.state.patch_definition(call.tenant, _id(call), await call.json()))
 
 
+async def put_workflow(fake: RunningFake, call: Call) -> Reply:
+    """§3.6 [O]: settings by a flat camelCase body, only with `put_settings` (else 405)."""
+    if not fake.config.put_settings:
+        raise errors_list(405, f"Method PUT not allowed on {call.request.path}")
+    fake.state._definition(call.tenant, _id(call), capital=True)  # 404 before body errors
+    return Reply(200, fake.state.put_settings(call.tenant, _id(call), await call.json()))
+
+
 async def delete_workflow(fake: RunningFake, call: Call) -> Reply:
     return Reply(200, fake.state.delete_definition(call.tenant, _id(call)))
 
@@ -126,6 +134,8 @@ async def export_workflow(fake: RunningFake, call: Call) -> Reply:
 
 
 async def list_versions(fake: RunningFake, call: Call) -> Reply:
+    if not fake.config.versions_list:  # a tenant whose versions list is missing (issue 23 #5)
+        raise errors_list(404, f"No such endpoint {call.request.path}")
     return Reply(200, {"data": fake.state.list_versions(call.tenant, _id(call))})
 
 
@@ -139,6 +149,10 @@ def _import_reply(
     stored = fake.state.tenants[tenant].versions[version_id]
     d = fake.state.tenants[tenant].definitions[definition_id]
     wf = stored.document["workflow"]
+    if fake.config.import_answer == "created-object":
+        # §3.6 [O]: the created workflow object, no envelope, read as `definitionId ?? id`.
+        created = fake.state._version_summary(tenant, stored, full=True)
+        return {**created, "definitionId": definition_id}
     return {
         "id": definition_id if fake.config.import_response_id == "definition" else version_id,
         "name": d.name,
@@ -200,7 +214,7 @@ async def import_version(fake: RunningFake, call: Call) -> Reply:
     definition = fake.state._definition(call.tenant, _id(call))  # 404 for an unknown one first
     payload = await call.json()
     _refuse_named_imports(fake, call.tenant, payload, definition.name)
-    d, _ = fake.state.import_version(
+    d, v = fake.state.import_version(
         call.tenant,
         _id(call),
         payload,
@@ -208,6 +222,8 @@ async def import_version(fake: RunningFake, call: Call) -> Reply:
         activate=activate,
         idempotency_key=call.idempotency_key,
     )
+    if fake.config.import_answer == "created-object":
+        return Reply(200, _import_reply(fake, call.tenant, d.id, v.id))
     return Reply(200, fake.state.definition_json(call.tenant, d.id, priority=False))
 
 
@@ -279,6 +295,7 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Route]]] = [
         {
             "GET": ("get", get_workflow),
             "PATCH": ("update", patch_workflow),
+            "PUT": ("update", put_workflow),
             "DELETE": ("delete", delete_workflow),
         },
     ),

@@ -68,6 +68,9 @@ class RunningFake:
             name_filter=config.name_filter,
             name_filter_case_sensitive=config.name_filter_case_sensitive,
             run_seconds=config.run_seconds,
+            listing_spelling=config.listing_spelling,
+            version_definition_id=config.version_definition_id,
+            camel_case_triggers=config.camel_case_triggers,
         )
         self.tokens = TokenStore()
         self.idempotency = IdempotencyStore(

@@ -59,13 +59,19 @@ class FakeState:
         clock: Callable[[], float],
         rewrite_file_refs: bool = True,
         export_without_active: str = "latest",
-        export_workflow_definition: bool = False,
+        export_workflow_definition: bool = True,
         keep_unknown_keys: bool = False,
         name_filter: str = "exact",
         name_filter_case_sensitive: bool = True,
         run_seconds: float = 0.5,
+        listing_spelling: str = "verisons",
+        version_definition_id: bool = False,
+        camel_case_triggers: str = "dropped",
     ) -> None:
         self.clock = clock
+        self.listing_spelling = listing_spelling
+        self.version_definition_id = version_definition_id
+        self.camel_case_triggers = camel_case_triggers
         self.rewrite_file_refs = rewrite_file_refs
         self.keep_unknown_keys = keep_unknown_keys
         self.name_filter = name_filter
@@ -142,6 +148,7 @@ class FakeState:
             ts.allocate,
             rewrite_file_refs=self.rewrite_file_refs,
             keep_unknown_keys=self.keep_unknown_keys,
+            camel_case_triggers=self.camel_case_triggers == "kept",
         )
         stored = Version(version_id, definition.id, version, doc, now, now)
         ts.versions[version_id] = stored
@@ -282,6 +289,8 @@ class FakeState:
             "status": "Active" if d.active_version_id == v.id else "Inactive",
             "type": "Workflow::Setup",
         }
+        if self.version_definition_id:  # §3.1 [O]: the live payload's version objects
+            out["definitionId"] = v.definition_id
         if full:
             out["name"] = wf.get("name")
             for camel, snake in _TRIGGERS:
@@ -332,9 +341,13 @@ class FakeState:
         if inactive_list:
             inactive = [ts.versions[i] for i in d.version_ids if i != d.active_version_id]
             inactive.sort(key=lambda v: version_key(v.version), reverse=True)
-            out["latest_inactive_verisons"] = [  # sic: the wire name is misspelled (§3.1)
-                self._version_summary(tenant, v, full=True) for v in inactive[:10]
-            ]
+            listed = [self._version_summary(tenant, v, full=True) for v in inactive[:10]]
+            # §3.1: the reference spells it `latest_inactive_verisons` (sic); a live payload
+            # `latest_inactive_versions` [O]; the switch plays either or both.
+            if self.listing_spelling in ("verisons", "both"):
+                out["latest_inactive_verisons"] = listed
+            if self.listing_spelling in ("versions", "both"):
+                out["latest_inactive_versions"] = copy.deepcopy(listed)
         return out
 
     def name_matches(self, name: str, wanted: str) -> bool:
@@ -393,8 +406,18 @@ class FakeState:
             if chosen is None:
                 raise errors_list(404, f"Version {version} of workflow {definition_id} not found")
         doc = copy.deepcopy(chosen.document)
-        if not self.export_workflow_definition:
-            doc.pop(WORKFLOW_DEFINITION, None)
+        stored_block = doc.pop(WORKFLOW_DEFINITION, None)
+        if self.export_workflow_definition:
+            # §3.5 [O]: `{workflow_definition, workflow, tasks, linkages}`. [I] The block's name
+            # and description are the version's own unless the import sent others.
+            wf = doc["workflow"]
+            block: dict[str, Any] = {
+                "name": wf.get("name"),
+                "description": wf.get("description") or "",
+            }
+            if isinstance(stored_block, dict):
+                block.update(stored_block)
+            doc = {WORKFLOW_DEFINITION: block, **doc}
         return doc
 
     # -- writes besides import -----------------------------------------------------------------
@@ -451,6 +474,47 @@ class FakeState:
             {"tenant": tenant, "definition_id": definition_id, "method": "PATCH", "body": body}
         )
         return self.definition_json(tenant, definition_id, priority=False)
+
+    def put_settings(self, tenant: str, definition_id: int, body: Any) -> dict[str, Any]:
+        """§3.6 [O]: `PUT /workflows/{id}` with a flat camelCase body (name, description,
+        triggers, priority, interval, timezone, status). [I] The definition's fields change, and
+        the settings of the version it shows (the active one, else the highest); 422 like PATCH."""
+        d = self._definition(tenant, definition_id, capital=True)
+        if not isinstance(body, dict):
+            body = {"": body}
+        reasons: list[dict[str, str]] = []
+        for key in ("name", "description", "interval", "timezone"):
+            if key in body and body[key] is not None and not isinstance(body[key], str):
+                reasons.append({"title": f"{key} must be a string", "fieldName": key})
+        for camel, _ in _TRIGGERS:
+            if camel in body and not isinstance(body[camel], bool):
+                reasons.append({"title": f"{camel} must be a boolean", "fieldName": camel})
+        if "priority" in body and body["priority"] not in ("High", "Medium", "Low"):
+            reasons.append(
+                {"title": "priority must be High, Medium or Low", "fieldName": "priority"}
+            )
+        if "status" in body and body["status"] not in ("Active", "Inactive"):
+            reasons.append({"title": "status must be Active or Inactive", "fieldName": "status"})
+        if "" in body:
+            reasons.append({"title": "The request body must be a JSON object", "fieldName": ""})
+        if reasons:
+            raise ApiError(422, {"success": False, "reasons": reasons})
+        now = self.clock()
+        for key in ("name", "description", "status"):
+            if key in body:
+                setattr(d, key, body[key])
+        shown = self._shown_version(tenant, d)
+        if shown is not None:
+            wf = shown.document["workflow"]
+            for camel, snake in _TRIGGERS:
+                if camel in body:
+                    wf[snake] = body[camel]
+            for key in ("priority", "interval", "timezone"):
+                if key in body:
+                    wf[key] = body[key]
+            shown.updated_at = later(shown.updated_at, now)
+        d.updated_at = later(d.updated_at, now)
+        return self.definition_json(tenant, definition_id)
 
     def delete_definition(self, tenant: str, definition_id: int) -> dict[str, Any]:
         """§3.4: removes the definition and all its versions."""

@@ -11,6 +11,7 @@ import anyio
 
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError
+from migrator.core.listing import shown_versions
 from migrator.core.plan import PlannedItem, activation_key, int_or_none
 from migrator.run.tenant import GroupState, TenantState, tenant_identity
 
@@ -103,14 +104,10 @@ class TenantActivation(TenantState):
             return int(candidates[0]["id"])
         rid = int_or_none(response.get("id"))
         for entry in candidates:
-            active = entry.get("active_version")
-            if int_or_none(entry.get("id")) == rid or (
-                isinstance(active, dict) and int_or_none(active.get("id")) == rid
+            if int_or_none(entry.get("id")) == rid or any(
+                int_or_none(v.get("id")) == rid for v in shown_versions(entry)
             ):
                 return int(entry["id"])
-            for v in entry.get("latest_inactive_verisons") or []:
-                if isinstance(v, dict) and int_or_none(v.get("id")) == rid:
-                    return int(entry["id"])
         if candidates:
             return int(max(candidates, key=lambda e: int(e["id"]))["id"])
         raise ZuoraError(

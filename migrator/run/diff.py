@@ -38,6 +38,7 @@ from migrator.core.drift import (
     needs_export,
 )
 from migrator.core.errors import AuthError, InputError, MigratorError, ZuoraError, single_failure
+from migrator.core.listing import active_version, shown_versions, unseen_versions_note
 from migrator.core.plan import (
     SourceDoc,
     SourceIndex,
@@ -162,9 +163,10 @@ async def _diff_all(
         client = ZuoraClient(tenant, session, settings, stopping=stopping)
         cache = cache_for(tenant) if cache_for is not None else None
         try:
-            keys = await read_tenant(client, store, cache)
+            notes: dict[int, str] = {}
+            keys = await read_tenant(client, store, cache, notes)
             column = await diff_tenant(
-                tenant, client, store, index, keep_graphs, cache=cache, keys=keys
+                tenant, client, store, index, keep_graphs, cache=cache, keys=keys, notes=notes
             )
             if settings.reference_check != "off":
                 own = cache if isinstance(cache, TenantCache) else None
@@ -186,13 +188,18 @@ async def _diff_all(
 
 
 async def read_tenant(
-    client: ZuoraClient, store: Workspace, cache: HashCache | None = None
+    client: ZuoraClient,
+    store: Workspace,
+    cache: HashCache | None = None,
+    notes: dict[int, str] | None = None,
 ) -> CacheKeys:
     """Every definition of the tenant, with its versions, into the workspace: the listing a page
     at a time, one version listing per definition (extras need theirs too). No export: the
     compared version of a source name gets its content hash from the cache when it knows it.
     Returns, for those, the cache key of the compared version, to fill the cache after an
-    export (as many entries as source names: the order of the report itself)."""
+    export (as many entries as source names: the order of the report itself). A definition
+    whose versions list answers 404 is read from its listing entry; `notes` then says, by
+    definition id, what could not be seen."""
     keys: CacheKeys = {}
 
     async def load(entry: Mapping[str, Any]) -> None:
@@ -201,15 +208,24 @@ async def read_tenant(
             return
         # An entry without an integer id fails this tenant's cells with one line (issue 21 #5).
         def_id = listed_id(entry, name, client.tenant.name)
-        listed = await client.list_versions(def_id)
-        active = entry.get("active_version")
+        try:
+            listed: Sequence[Mapping[str, Any]] = await client.list_versions(def_id)
+        except ZuoraError as exc:
+            if exc.status != 404:
+                raise
+            # No versions list on this tenant (issue 23 #5): what the listing shows is enough to
+            # compare the running version; say what was not seen.
+            listed = shown_versions(entry)
+            if notes is not None:
+                notes[def_id] = unseen_versions_note(def_id, entry)
+        active = active_version(entry)
         definition = TargetDefinition(
             id=def_id,
             name=name,
             versions=tuple(
                 TargetVersion(int_or_none(v.get("id")), str(v.get("version") or "")) for v in listed
             ),
-            active_version_id=int_or_none(active.get("id")) if isinstance(active, dict) else None,
+            active_version_id=int_or_none(active.get("id")) if active is not None else None,
         )
         compared = compared_version(definition)
         if cache is not None and compared is not None and compared.id is not None:
@@ -243,9 +259,11 @@ async def diff_tenant(
     *,
     cache: HashCache | None = None,
     keys: CacheKeys | None = None,
+    notes: Mapping[int, str] | None = None,
 ) -> TenantDrift:
     """One tenant whose definitions are in the workspace: every source name judged by a pool of
-    `max_concurrency` workers (one body and one export each at a time), then its extras."""
+    `max_concurrency` workers (one body and one export each at a time), then its extras. A cell
+    of a definition in `notes` (read without its versions list) carries that note as its reason."""
     target = store.target(tenant.name)
     cells: dict[str, WorkflowDrift] = {}
     send: anyio.abc.ObjectSendStream[str]
@@ -255,6 +273,9 @@ async def diff_tenant(
         async with stream:
             async for name in stream:
                 cell = await _judge(tenant, client, store, index, target, name, cache, keys or {})
+                note = (notes or {}).get(int_or_none(cell.target_workflow_id) or -1)
+                if note is not None and cell.reason is None:
+                    cell = replace(cell, reason=note)
                 cells[name] = cell if keep_graphs else replace(cell, comparison=None)
 
     with single_failure():

@@ -13,7 +13,7 @@ import anyio.abc
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import AuthError, InputError, ZuoraError, single_failure
 from migrator.core.logs import redact_text
-from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem, int_or_none
+from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem
 from migrator.core.remap import prepare_for_import
 from migrator.run.change import planned_change
 from migrator.run.resolve import Pending, TenantResolution, version_in_entry
@@ -296,10 +296,14 @@ class TenantExecution(TenantResolution):
                 activate=activate,
                 idempotency_key=item.idempotency_key,
             )
-            answer_id = int_or_none(response.get("id"))
+            answer_id = response.id
             legacy = self.options.legacy  # before issue 15 no profile was read
             said = self.profile.import_response_id if self.profile and not legacy else None
-            if said == "definition" and answer_id is not None:
+            if response.kind == "definition" and answer_id is not None:
+                # The answer says so itself (`definitionId`, §3.6 [O]): no guess, no lookup.
+                definition_id = answer_id
+                version_id = response.version_id
+            elif said == "definition" and answer_id is not None:
                 definition_id = answer_id  # the tenant answers with the definition's id
             elif said == "version" and answer_id is not None:
                 version_id = answer_id
@@ -317,17 +321,18 @@ class TenantExecution(TenantResolution):
                 activate=activate,
                 idempotency_key=item.idempotency_key,
             )
-            entry = response  # the definition, with its active version
-        updated = response.get("updatedAt") if action is Action.CREATE else None
-        updated_at = updated if isinstance(updated, str) else None
+            entry = response.fields  # the definition, with its active version
+            if response.version_id is not None:  # the created version's object [O]
+                version_id = response.version_id
+        updated_at = response.updated_at if action is Action.CREATE else None
         if entry is not None and version_id is None:
             version_id, shown_at = version_in_entry(entry, item.version)
             updated_at = updated_at or shown_at
         if self.options.legacy:  # before issue 15: the versions list after every import
             assert definition_id is not None
-            version_id = await self._resolve_version(definition_id, item.version, response)
+            version_id = await self._resolve_version(definition_id, item.version, response.fields)
         if self.options.verify and definition_id is not None and version_id is None:
-            version_id = await self._resolve_version(definition_id, item.version, response)
+            version_id = await self._resolve_version(definition_id, item.version, response.fields)
         await self.journal.append(
             "committed",
             tenant=self.tenant.name,

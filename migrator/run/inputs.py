@@ -15,6 +15,7 @@ import orjson
 from migrator.core.config import Settings
 from migrator.core.document import parse_document
 from migrator.core.errors import InputError, MigratorError, ZuoraError
+from migrator.core.listing import active_version
 from migrator.run.target import for_each_definition
 from migrator.store.sources import (
     discover,
@@ -89,8 +90,8 @@ async def read_live_sources(client: ZuoraClient, settings: Settings) -> Workspac
             return
         def_id = raw_id
         source = f"tenant {client.tenant.name}: workflow {def_id}"
-        active = definition.get("active_version") or None
-        version = active.get("version") if isinstance(active, dict) else "latest"
+        active = active_version(definition)
+        version = active.get("version") if active is not None else "latest"
         try:
             body = await client.export_workflow(def_id, version=version or "latest")
         except ZuoraError as exc:

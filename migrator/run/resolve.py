@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from migrator.core.errors import ZuoraError
+from migrator.core.listing import definition_id_of, shown_versions
 from migrator.core.plan import PlannedItem, int_or_none
 from migrator.run.recovery import TenantRecovery
 
@@ -43,10 +44,8 @@ class Pending:
 def version_in_entry(entry: Mapping[str, Any], version: str) -> tuple[int | None, str | None]:
     """The id (and updatedAt, when shown) of `version` among a listing entry's active version
     and latest inactive versions; (None, None) when the entry does not show it."""
-    shown: list[Any] = [entry.get("active_version")]
-    shown += entry.get("latest_inactive_verisons") or []  # sic: the wire name (spec §3.1)
-    for v in shown:
-        if isinstance(v, Mapping) and str(v.get("version")) == version:
+    for v in shown_versions(entry):  # either spelling of the inactive ones (spec §3.1)
+        if str(v.get("version")) == version:
             updated = v.get("updatedAt")
             return int_or_none(v.get("id")), updated if isinstance(updated, str) else None
     return None, None
@@ -60,10 +59,12 @@ def pick_definition(
     if len(candidates) == 1:
         return candidates[0]
     for entry in candidates:
-        if int_or_none(entry.get("id")) == answer_id:
+        entry_id = int_or_none(entry.get("id"))
+        if entry_id == answer_id:
             return entry
-        for v in [entry.get("active_version"), *(entry.get("latest_inactive_verisons") or [])]:
-            if isinstance(v, Mapping) and int_or_none(v.get("id")) == answer_id:
+        for v in shown_versions(entry):
+            # A version names its definition when it carries `definitionId` (§3.1 [O]).
+            if int_or_none(v.get("id")) == answer_id and definition_id_of(v, entry_id) == entry_id:
                 return entry
     ids = [e for e in candidates if int_or_none(e.get("id")) is not None]
     return max(ids, key=lambda e: int(e["id"])) if ids else None

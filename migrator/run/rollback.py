@@ -19,6 +19,7 @@ import structlog
 from migrator.core.config import TenantConfig
 from migrator.core.errors import AuthError, JournalError, ZuoraError
 from migrator.core.journal_records import ItemKey, ItemState, Record
+from migrator.core.listing import active_version
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
 from migrator.core.report import ItemOutcome
@@ -154,8 +155,7 @@ async def _read(client: ZuoraClient, target: RollbackTarget, delete_created: boo
     definition = await client.find_workflow(target.definition_id)
     if definition is None:
         return Found(exists=False)
-    active = definition.get("active_version")
-    active = active if isinstance(active, dict) else {}
+    active = active_version(definition) or {}
     version = active.get("version")
     versions = None
     if target.created and delete_created:

@@ -15,6 +15,7 @@ import orjson
 
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError, single_failure
+from migrator.core.listing import active_version
 from migrator.core.plan import TargetDefinition, TargetVersion, int_or_none
 from migrator.store.cache import TenantCache
 from migrator.store.workspace_views import TargetView
@@ -95,8 +96,8 @@ async def read_target(
             )
             for v in versions_raw
         )
-        active = entry.get("active_version")
-        active_id = int_or_none(active.get("id")) if isinstance(active, dict) else None
+        active = active_version(entry)
+        active_id = int_or_none(active.get("id")) if active is not None else None
         if entry.get("status") == "Inactive":
             # An Inactive definition keeps its active version but runs nothing (a rollback sets
             # created definitions so): switching it on again must send the PATCH.

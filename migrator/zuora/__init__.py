@@ -5,13 +5,20 @@ pacing math they use live in migrator.core).
 """
 
 from migrator.zuora.auth import TokenCache
-from migrator.zuora.calls import AttemptInfo, ClientStats, valid_track_id, validate_idempotency_key
+from migrator.zuora.calls import (
+    AttemptInfo,
+    ClientStats,
+    ImportAnswer,
+    valid_track_id,
+    validate_idempotency_key,
+)
 from migrator.zuora.client import ZuoraClient
 from migrator.zuora.http import open_session
 
 __all__ = [
     "AttemptInfo",
     "ClientStats",
+    "ImportAnswer",
     "TokenCache",
     "ZuoraClient",
     "open_session",

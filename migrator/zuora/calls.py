@@ -7,10 +7,13 @@ Plain values and checks, kept apart from the client that sends the calls.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from migrator.core.listing import definition_id_of
 
 MAX_KEY_LENGTH = 255
 _TRACK_ID = re.compile(r"^[\x20-\x7e]{1,64}$")
@@ -76,3 +79,46 @@ def validate_idempotency_key(key: str) -> str:
     ):
         raise ValueError("idempotency key must be 1..255 printable ASCII characters without spaces")
     return key
+
+
+def _id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportAnswer:
+    """What an import answered, read once here (spec §3.6, §3.7, §9.3).
+
+    `id` is the id the answer carries: `definitionId` when it has one (the created object as a
+    live tenant answers it, no `success` envelope [O]), else `id`. `kind` says what that id is
+    when the answer itself shows it: "definition" (a `definitionId`, or 3.7's definition with its
+    `active_version`), else "unknown" (3.6's bare `id`, definition or version: §9.3).
+    `version_id` is the new version's id when the answer shows it beside a `definitionId`.
+    `fields` is the whole answer (3.7's is the definition's listing-like object).
+    """
+
+    id: int | None
+    kind: str  # "definition" | "unknown"
+    version_id: int | None
+    updated_at: str | None
+    fields: Mapping[str, Any]
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any], *, new_version: bool) -> ImportAnswer:
+        """`body` of 3.6 (`new_version=False`) or 3.7 (`new_version=True`)."""
+        definition_id = definition_id_of(body)
+        plain = _id(body.get("id"))
+        updated = body.get("updatedAt")
+        updated_at = updated if isinstance(updated, str) else None
+        if definition_id is not None:
+            version_id = plain if plain != definition_id else None
+            return cls(definition_id, "definition", version_id, updated_at, body)
+        # 3.7 answers the definition (with `active_version`): its `id` is the definition's.
+        kind = "definition" if new_version else "unknown"
+        return cls(plain, kind, None, updated_at, body)

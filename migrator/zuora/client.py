@@ -31,6 +31,7 @@ from migrator.zuora.auth import TokenCache
 from migrator.zuora.calls import (
     AttemptInfo,
     ClientStats,
+    ImportAnswer,
     list_shape,
     listing_key,
     object_shape,
@@ -52,6 +53,7 @@ from migrator.zuora.limiter import Limiter, session_limiters
 __all__ = [
     "AttemptInfo",
     "ClientStats",
+    "ImportAnswer",
     "ZuoraClient",
     "open_session",
     "valid_track_id",
@@ -224,7 +226,8 @@ class ZuoraClient:
         version: str | None,
         activate: bool,
         idempotency_key: str,
-    ) -> dict[str, Any]:
+    ) -> ImportAnswer:
+        """§3.6: a new definition with its first version; the answer read as `ImportAnswer`."""
         path = "/workflows/import"
         params = {"activate": "true" if activate else "false"}
         if version is not None:
@@ -237,7 +240,7 @@ class ZuoraClient:
             idempotency_key=idempotency_key,
             shape=object_shape,
         )
-        return self._object(body, "POST", path, in_doubt=True)
+        return ImportAnswer.read(self._object(body, "POST", path, in_doubt=True), new_version=False)
 
     async def import_version(
         self,
@@ -247,7 +250,8 @@ class ZuoraClient:
         version: str,
         activate: bool,
         idempotency_key: str,
-    ) -> dict[str, Any]:
+    ) -> ImportAnswer:
+        """§3.7: a new version of `definition_id`; the answer read as `ImportAnswer`."""
         path = f"/workflows/{int(definition_id)}/versions/import"
         params = {"version": version, "activate": "true" if activate else "false"}
         body = await self._call(
@@ -258,7 +262,7 @@ class ZuoraClient:
             idempotency_key=idempotency_key,
             shape=object_shape,
         )
-        return self._object(body, "POST", path, in_doubt=True)
+        return ImportAnswer.read(self._object(body, "POST", path, in_doubt=True), new_version=True)
 
     async def update_workflow(
         self, definition_id: int, fields: Mapping[str, Any], *, idempotency_key: str

@@ -145,6 +145,10 @@ def _json_detail(body: Any) -> str:
     for key in ("message", "error_description", "error", "title", "detail"):
         value = body.get(key)
         if isinstance(value, str) and value.strip():
+            code = body.get("code")
+            # The SDK's CommonErrorResponse `{code, message}` (§1.12): Zuora's 8-digit code too.
+            if key == "message" and type(code) is int:
+                return f"{value} (code {code})"
             return value
     return ""
 

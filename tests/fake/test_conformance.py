@@ -9,6 +9,7 @@ import asyncio
 import copy
 import gzip
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -18,7 +19,18 @@ import pytest
 from migrator.fake import FakeConfig, FaultConfig
 from migrator.fake._config import demo_tenant
 from tests.conftest import SHARED_CORPUS
-from tests.fake.helpers import Caller, running, sample_document, strip_ids
+from tests.fake.helpers import Caller, sample_document, strip_ids
+from tests.fake.helpers import running as _running
+
+
+def running(config: FakeConfig | None = None) -> Any:
+    """The served fake as this suite checks it: §1.12's table of error bodies and the export
+    without `workflow_definition` (the `spec-error-bodies` and `no-workflow-definition-block`
+    variants; the defaults follow the SDK and the live evidence since issue 23, see
+    tests/fake/test_variants.py)."""
+    config = config or FakeConfig.demo(2)
+    return _running(replace(config, error_bodies="spec", export_workflow_definition=False))
+
 
 pytestmark = pytest.mark.anyio
 

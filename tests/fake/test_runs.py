@@ -144,7 +144,7 @@ async def test_run_of_a_definition_patched_inactive_is_refused() -> None:
 async def test_reject_imports_answers_400_for_named_workflows() -> None:
     """A tenant's `reject_imports` refuses those names (new and as versions) with 400, no import."""
     tenant = demo_tenant(1, reject_imports=["Needs Region"])
-    async with running(FakeConfig(tenants=[tenant])) as (fake, (a,)):
+    async with running(FakeConfig(tenants=[tenant], error_bodies="spec")) as (fake, (a,)):
         refused = await a.import_new(sample_document("Needs Region"))
         assert refused.status == 400
         assert "custom field" in refused.body["errors"][0]["title"]
@@ -238,7 +238,8 @@ def test_config_file_sets_every_switch_and_tenant_lists(tmp_path: Path) -> None:
     assert config.import_response_id == "definition"  # the file wins over the preset
     assert config.name_filter == "exact" and config.name_filter_case_sensitive is False
     assert config.retry_after == "never" and config.rate_limit_headers is False
-    assert config.error_bodies == "sdk" and config.keep_unknown_keys is True
+    # all-flipped plays the spec's error table since the SDK's shapes are the default (issue 23).
+    assert config.error_bodies == "spec" and config.keep_unknown_keys is True
     assert config.run_seconds == 3.0
     assert config.tenants[0].failing_runs == ("A",)
     assert config.tenants[0].reject_imports == ("B", "C")

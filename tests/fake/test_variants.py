@@ -182,9 +182,19 @@ async def test_sdk_error_bodies() -> None:
         assert inactive_run.status == 400 and "errors" in inactive_run.body
 
 
-async def test_spec_error_bodies_by_default() -> None:
-    """§1.12 [I]: by default 401 and import 400 answer {errors: [WorkflowError]}."""
+async def test_sdk_error_bodies_by_default() -> None:
+    """§1.12: by default (issue 23) 401 is {message} and import 400 {code, message}, the SDK's models."""
     async with running(FakeConfig.demo(1)) as (fake, (a,)):
+        async with a.session.get(fake.base_url + "/workflows") as resp:
+            assert orjson.loads(await resp.read()) == {"message": "Authentication error"}
+        bad = sample_document()
+        bad["tasks"] = []
+        assert set((await a.import_new(bad)).body) == {"code", "message"}
+
+
+async def test_spec_error_bodies_variant() -> None:
+    """§1.12 [I]: the `spec-error-bodies` variant answers 401 and import 400 with {errors: [WorkflowError]}."""
+    async with running(FakeConfig.demo(1).with_variant("spec-error-bodies")) as (fake, (a,)):
         async with a.session.get(fake.base_url + "/workflows") as resp:
             assert set(orjson.loads(await resp.read())) == {"errors"}
         bad = sample_document()
@@ -290,7 +300,7 @@ def test_variant_presets_are_enumerable() -> None:
     } <= names
     assert FakeConfig.variants()["documented"] == {"keep_unknown_keys": False}
     flipped = FakeConfig.demo(1).with_variant("all-flipped")
-    assert flipped.import_response_id == "version" and flipped.error_bodies == "sdk"
+    assert flipped.import_response_id == "version" and flipped.error_bodies == "spec"
     assert flipped.retry_after == "never" and flipped.rate_limit_headers is False
     assert flipped.keep_unknown_keys is False and flipped.name_filter == "contains"
     with pytest.raises(ValueError, match="unknown variant"):
@@ -309,3 +319,136 @@ async def test_every_variant_serves_an_import_and_an_export(variant: str) -> Non
         assert definition["id"] == fake.ledger()[0]["definition_id"]
         exported = await a.call("GET", f"/workflows/{definition['id']}/export")
         assert exported.status == 200 and exported.body["workflow"]["name"] == "Variant"
+
+
+# -- What others recorded from real tenants (issue 23) --------------------------------------------
+
+
+async def _two_versions(a: Any) -> int:
+    """A definition with an active 1.0 and an inactive 2.0; its id."""
+    created = await a.import_new(sample_document("Recorded"), version="1.0", activate=True)
+    definition_id = int(created.body["id"])
+    await a.call(
+        "POST",
+        f"/workflows/{definition_id}/versions/import",
+        sample_document("Recorded"),
+        version="2.0",
+    )
+    return definition_id
+
+
+@pytest.mark.parametrize(
+    ("spelling", "keys"),
+    [
+        ("verisons", {"latest_inactive_verisons"}),
+        ("versions", {"latest_inactive_versions"}),
+        ("both", {"latest_inactive_verisons", "latest_inactive_versions"}),
+    ],
+)
+async def test_listing_spelling(spelling: str, keys: set[str]) -> None:
+    """§3.1 [O]: the listing spells the inactive versions the reference's way, the live way, or both."""
+    async with running(FakeConfig.demo(1, listing_spelling=spelling)) as (_, (a,)):
+        await _two_versions(a)
+        [entry] = (await a.call("GET", "/workflows")).body["data"]
+        assert {k for k in entry if k.startswith("latest_inactive")} == keys
+        for key in keys:
+            assert [v["version"] for v in entry[key]] == ["2.0"]
+
+
+async def test_version_definition_ids() -> None:
+    """§3.1 [O]: with version_definition_id every version object names its definition."""
+    async with running(FakeConfig.demo(1).with_variant("version-definition-ids")) as (_, (a,)):
+        definition_id = await _two_versions(a)
+        [entry] = (await a.call("GET", "/workflows")).body["data"]
+        assert entry["active_version"]["definitionId"] == definition_id
+        assert entry["latest_inactive_verisons"][0]["definitionId"] == definition_id
+        listed = (await a.call("GET", f"/workflows/{definition_id}/versions")).body["data"]
+        assert {v["definitionId"] for v in listed} == {definition_id}
+
+
+async def test_created_object_answers() -> None:
+    """§3.6 [O]: imports answer the created version's object with its definitionId, no envelope."""
+    async with running(FakeConfig.demo(1).with_variant("created-object-answers")) as (fake, (a,)):
+        created = await a.import_new(sample_document("Made"), version="1.0")
+        entry = fake.ledger()[0]
+        assert created.body["definitionId"] == entry["definition_id"]
+        assert created.body["id"] == entry["version_id"] != entry["definition_id"]
+        assert "success" not in created.body
+        again = await a.call(
+            "POST",
+            f"/workflows/{entry['definition_id']}/versions/import",
+            sample_document("Made"),
+            version="2.0",
+        )
+        assert again.body["id"] == fake.ledger()[1]["version_id"]
+        assert again.body["definitionId"] == entry["definition_id"]
+
+
+@pytest.mark.parametrize(("mode", "stored"), [("dropped", False), ("kept", True)])
+async def test_camel_case_triggers(mode: str, stored: bool) -> None:
+    """§9.13: camelCase trigger keys are dropped, or read as the triggers, as the switch says."""
+    doc = sample_document("Camel")
+    for key in ("callout_trigger", "ondemand_trigger", "scheduled_trigger"):
+        doc["workflow"].pop(key, None)
+    doc["workflow"]["calloutTrigger"] = True
+    async with running(FakeConfig.demo(1, camel_case_triggers=mode)) as (_, (a,)):
+        created = await a.import_new(doc, version="1.0")
+        exported = (
+            await a.call("GET", f"/workflows/{created.body['id']}/export", version="1.0")
+        ).body
+        assert ("callout_trigger" in exported["workflow"]) is stored
+        assert "calloutTrigger" not in exported["workflow"]
+
+
+async def test_put_settings() -> None:
+    """§3.6 [O]: PUT /workflows/{id} with a flat camelCase body only with put_settings (else 405)."""
+    async with running(FakeConfig.demo(1)) as (_, (a,)):
+        definition_id = await _two_versions(a)
+        assert (await a.call("PUT", f"/workflows/{definition_id}", {"name": "X"})).status == 405
+    async with running(FakeConfig.demo(1).with_variant("put-settings")) as (_, (a,)):
+        definition_id = await _two_versions(a)
+        body = {"name": "Renamed", "calloutTrigger": True, "priority": "High"}
+        answer = await a.call("PUT", f"/workflows/{definition_id}", body)
+        assert answer.status == 200 and answer.body["name"] == "Renamed"
+        assert answer.body["calloutTrigger"] is True and answer.body["priority"] == "High"
+        bad = await a.call("PUT", f"/workflows/{definition_id}", {"priority": "Urgent"})
+        assert bad.status == 422 and bad.body["reasons"][0]["fieldName"] == "priority"
+
+
+async def test_no_versions_list() -> None:
+    """Issue 23 #5: with versions_list off every versions list answers 404; the rest still works."""
+    async with running(FakeConfig.demo(1).with_variant("no-versions-list")) as (_, (a,)):
+        definition_id = await _two_versions(a)
+        assert (await a.call("GET", f"/workflows/{definition_id}/versions")).status == 404
+        assert (await a.call("GET", f"/workflows/{definition_id}/export")).status == 200
+
+
+async def test_export_carries_the_definition_block_by_default() -> None:
+    """§3.5 [O]: exports carry `workflow_definition` (the version's name and description, then what
+    import kept of a sent block); the `no-workflow-definition-block` variant leaves it out."""
+    doc = sample_document("Blocked")
+    doc["workflow_definition"] = {"category": "Billing", "id": 7, "ui_page_roles": []}
+    async with running(FakeConfig.demo(1)) as (_, (a,)):
+        plain = await a.import_new(sample_document("Plain"), version="1.0")
+        exported = (
+            await a.call("GET", f"/workflows/{plain.body['id']}/export", version="1.0")
+        ).body
+        assert next(iter(exported)) == "workflow_definition"
+        assert exported["workflow_definition"] == {
+            "name": "Plain",
+            "description": exported["workflow"].get("description") or "",
+        }
+        blocked = await a.import_new(doc, version="1.0")
+        block = (
+            await a.call("GET", f"/workflows/{blocked.body['id']}/export", version="1.0")
+        ).body["workflow_definition"]
+        assert block["category"] == "Billing" and block["ui_page_roles"] == [] and "id" not in block
+    async with running(FakeConfig.demo(1).with_variant("no-workflow-definition-block")) as (
+        _,
+        (a,),
+    ):
+        blocked = await a.import_new(doc, version="1.0")
+        exported = (
+            await a.call("GET", f"/workflows/{blocked.body['id']}/export", version="1.0")
+        ).body
+        assert "workflow_definition" not in exported
