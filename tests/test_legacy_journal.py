@@ -24,9 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from migrator.core.canonical import canonical_hash
 from migrator.core.errors import InputError
 from migrator.core.journal_records import Record, decode_line, encode
-from migrator.core.legacy_identity import LEGACY_IDENTITIES, every_key_hash
+from migrator.core.legacy_identity import LEGACY_IDENTITIES, every_key_hash, kept_keys_hash
 from migrator.fake import FakeConfig
 from migrator.run.tenant import tenant_fingerprint
 from migrator.store.journal import read_journal
@@ -87,6 +88,31 @@ def test_every_key_identity_is_the_earlier_releases_hash(
         links[0] = {**extra, **links[0]}
     doc.update({f"top_{k}": v for k, v in extra.items()})
     assert every_key_hash(doc) == reference_hash(doc)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    documents(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.text(max_size=8),
+            "description": st.text(max_size=8),
+            "category": st.text(max_size=8),
+            "ui_page_roles": st.lists(st.text(max_size=4), max_size=2),
+        },
+    ),
+)
+def test_kept_keys_identity_is_the_hash_before_the_definition_block_counted(
+    doc: dict[str, object], block: dict[str, object]
+) -> None:
+    """The kept-keys identity of a document with a workflow_definition block is the frozen reference's hash of what import keeps, the block left out as that release left it out."""
+    from tests.test_canonical_compat import kept_by_import
+
+    doc["workflow_definition"] = block
+    assert kept_keys_hash(doc) == reference_hash(kept_by_import(doc))
+    if block.get("category"):  # today it counts: a journal of that release names another key
+        assert kept_keys_hash(doc) != canonical_hash(doc)
 
 
 def test_every_key_identity_on_the_samples() -> None:

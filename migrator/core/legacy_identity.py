@@ -8,7 +8,7 @@ them for the documents whose names the journal's unmatched items carry, and carr
 item over to today's key (a `rekeyed` record; docs/journal.md, "Journals from earlier releases").
 
 Rule: a release that changes `canonical_hash` adds the identity it replaces to LEGACY_IDENTITIES
-(a frozen copy, never a call into the live code), newest first, with a test that it gives the old
+(a frozen copy, or the live code on what it provably hashes alike), newest first, with a test that it gives the old
 release's keys (tests/test_legacy_journal.py holds the first one to tests/canonical_reference.py).
 """
 
@@ -21,7 +21,14 @@ from typing import Any
 
 import orjson
 
-from migrator.core.canonical import FILE_REF_BYTES, MERGE, MERGE_PARAMS, _refine
+from migrator.core.canonical import (
+    FILE_REF_BYTES,
+    MERGE,
+    MERGE_PARAMS,
+    WORKFLOW_DEFINITION,
+    _refine,
+    canonical_hash,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +181,25 @@ def every_key_hash(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+# ---------------------------------------------------------------------------------------------
+# "kept-keys": from 8196df9 until issue 23, what import keeps counted, but never the export's
+# `workflow_definition` block. Without that block today's hash is byte-for-byte that release's
+# (tests/test_canonical_compat.py holds the live code to the frozen reference on such
+# documents), so this one may call the live code with the block taken out.
+
+
+def kept_keys_hash(data: Mapping[str, Any]) -> str:
+    """The content hash of releases from 8196df9 until `workflow_definition` counted."""
+    return canonical_hash({k: v for k, v in data.items() if k != WORKFLOW_DEFINITION})
+
+
 # Newest first. Each is computed only for documents a journal's unmatched items name.
 LEGACY_IDENTITIES: tuple[LegacyIdentity, ...] = (
+    LegacyIdentity(
+        name="kept-keys",
+        releases="8196df9 until issue 23 (the workflow_definition block did not count)",
+        key=kept_keys_hash,
+    ),
     LegacyIdentity(
         name="every-key",
         releases="up to 3b5c74c (keys that import drops counted)",
