@@ -15,7 +15,6 @@ from migrator.store.snapshot import pointer_path
 from tests.helpers import Env, running_fake
 from tests.test_backup import manifest_of, preload, snapshot_dirs
 from tests.test_diff_command import run_cli
-from tests.test_hostile_tenant import versions_404_for
 
 pytestmark = pytest.mark.anyio
 
@@ -51,8 +50,17 @@ async def test_partial_backups_never_prune_a_complete_one_and_latest_stays_compl
         assert code == 0 and second["complete"] is True and second["removed"] == []
         complete = {Path(first["snapshot"]).name, Path(second["snapshot"]).name}
 
+        # One workflow listed without an integer id: backup skips it, so the snapshot is partial.
         broken = {def_id}
-        versions_404_for(env, lambda did: did in broken)
+        real = env.fake.state.definition_json
+
+        def definition_json(tenant: str, did: int, **kw: Any) -> dict[str, Any]:
+            out = real(tenant, did, **kw)
+            if did in broken:
+                out["id"] = None
+            return out
+
+        env.fake.state.definition_json = definition_json  # type: ignore[method-assign]
         partials = []
         for _ in range(2):
             code, result = await backup(env, tmp_path, keep=1)
