@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test dist fuzz bench lint typecheck clean
+.PHONY: install demo test dist fuzz bench lint typecheck clean browser-check
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "migrator needs Python >= 3.11")'
@@ -43,6 +43,14 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The drift page in headless Chromium (tests/test_browser.py; `make test` skips it without
+# chromium). Installs Debian's chromium package first when it is missing and we are root.
+browser-check: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } \
+		|| { echo "browser-check: chromium is not on PATH; install it (Debian: apt-get install chromium)" >&2; exit 1; }
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check migrator tests bench

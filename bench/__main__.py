@@ -1,8 +1,10 @@
-"""`python -m bench` (`make bench`): budget saturation, request efficiency, pipeline cost and memory.
-Prints a summary with the machine it ran on and writes bench/out/results.json; `--quick` for a smoke run.
+"""`python -m bench` (`make bench`): budget saturation, request efficiency, fleet start, pipeline
+cost and memory. Prints a summary with the machine it ran on and writes bench/out/results.json;
+`--quick` for a smoke run.
 
-Full run: about 12 minutes on 2 cores (the sequential baseline and the 100,000-document corpus,
-written once into bench/out/, are most of it). All traffic goes to 127.0.0.1.
+Full run: about 19 minutes on 2 cores (the sequential baseline, the 200-tenant fleet, which waits
+for tokens by design, and the 100,000-document corpus, written once into bench/out/, are most of
+it). All traffic goes to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from bench import bench_memory, bench_pipeline, bench_requests, bench_saturation
+from bench import bench_fleet, bench_memory, bench_pipeline, bench_requests, bench_saturation
 
 OUT = Path(__file__).resolve().parent / "out"
-BENCHES = ("saturation", "requests", "pipeline", "memory")
+BENCHES = ("saturation", "requests", "fleet", "pipeline", "memory")
 
 
 def machine() -> dict[str, Any]:
@@ -88,6 +90,15 @@ def main(argv: list[str]) -> int:
         )
         print(bench_requests.HEADER)
         results["requests"] = bench_requests.run(req, tenants=tenants)
+    if "fleet" in chosen:
+        fleets = bench_fleet.QUICK_FLEETS if args.quick else bench_fleet.FLEETS
+        print(
+            "\n== fleet start: T tenants at once on one client address, 600 req/min each, "
+            f"{bench_fleet.PER_IP} token requests/min per IP at the fake; "
+            + ", ".join(f"{t} × {d} documents" for t, d in fleets)
+        )
+        print(bench_fleet.HEADER)
+        results["fleet"] = bench_fleet.run(fleets)
     if "pipeline" in chosen:
         print(
             "\n== pipeline cost on one core (documents/s; ratio = floor's time ÷ pipeline's time)"
@@ -143,6 +154,7 @@ def summary(results: dict[str, Any]) -> str:
             f"{r['throttled']} × 429 ({r['throttled_pct']:.1f} %) | {met} |"
         )
     lines += bench_requests.goals(results.get("requests", {}))
+    lines += bench_fleet.goals(results.get("fleet", {}))
     for r in results.get("pipeline", {}).get("rows", []):
         lines.append(
             f"| pipeline: {r['name']} ({r['mean_kib']:g} KiB) | ≥ 0.50 × floor | "

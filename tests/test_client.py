@@ -686,17 +686,26 @@ async def test_open_session_settings() -> None:
         assert isinstance(session.connector, aiohttp.TCPConnector) and session.connector.limit == 7
 
 
-async def test_many_tenants_share_the_token_budget() -> None:
-    """Fifteen tenants starting at once on one session fetch one token each, paced under the per-IP limit."""
-    script = Script()
+async def _fleet_token_sleeps(
+    tenants: int, token: Any, *, per_minute: int | None = None, first_alone: bool = False
+) -> tuple[list[float], list[float]]:
+    """Start `tenants` tenants at once on one session (clock frozen at 0, sleeps recorded but
+    not slept; with `first_alone` the first tenant finishes before the others start); each
+    makes one call twice. The sleeps, and the clock at each token request."""
+    app = web.Application()
+    now = [0.0]
+    asked: list[float] = []
+
+    async def recorded_token(request: web.Request) -> web.StreamResponse:
+        asked.append(now[0])
+        response: web.StreamResponse = await token(request)
+        return response
 
     async def get_wf(request: web.Request) -> web.Response:
         return json_response({"id": 1})
 
-    app = web.Application()
-    app.router.add_post("/oauth/token", script.token)
+    app.router.add_post("/oauth/token", recorded_token)
     app.router.add_get("/workflows/1", get_wf)
-    now = [0.0]
     slept: list[float] = []
 
     async def fake_sleep(delay: float) -> None:
@@ -704,7 +713,8 @@ async def test_many_tenants_share_the_token_budget() -> None:
         await asyncio.sleep(0)
 
     async with serve_app(app) as base:
-        settings = make_settings(base)
+        extra = {} if per_minute is None else {"token_requests_per_minute": per_minute}
+        settings = make_settings(base, **extra)
         async with open_session(settings) as session:
             clients = [
                 ZuoraClient(
@@ -719,13 +729,55 @@ async def test_many_tenants_share_the_token_budget() -> None:
                     clock=lambda: now[0],
                     sleep=fake_sleep,
                 )
-                for i in range(15)
+                for i in range(tenants)
             ]
+            if first_alone:
+                await clients[0].get_workflow(1)
             await asyncio.gather(*(c.get_workflow(1) for c in clients))
             await asyncio.gather(*(c.get_workflow(1) for c in clients))
+    return slept, asked
+
+
+async def test_many_tenants_share_the_token_budget() -> None:
+    """Fifteen tenants starting at once on one session fetch one token each, all at once: the
+    whole allowance of a rolling minute may go together, not a burst of ten and a trickle.
+
+    (Issue 25 changed this from "ten at once, then 2/3 s apart".)"""
+    script = Script()
+    slept, asked = await _fleet_token_sleeps(15, script.token)
+    assert len(script.token_requests) == 15 and len(asked) == 15
+    assert slept == []
+
+
+async def test_token_requests_beyond_the_allowance_wait_for_the_window() -> None:
+    """With `token_requests_per_minute = 10`, ten of fifteen tenants get their tokens at once and
+    the other five wait until a minute after the first ten, never sooner."""
+    script = Script()
+    slept, _ = await _fleet_token_sleeps(15, script.token, per_minute=10)
     assert len(script.token_requests) == 15
-    # 90/min with a burst of 10: the last five wait 2/3 s apart, all within the 100/min per-IP budget.
-    assert sorted(slept)[-5:] == pytest.approx([2 / 3 * k for k in range(1, 6)])
+    assert sorted(slept) == pytest.approx([60.0] * 5)
+
+
+async def test_a_429_at_the_token_endpoint_holds_every_tenant() -> None:
+    """A 429 with Retry-After at the token endpoint pauses the token requests of every tenant
+    sharing the session, not only the one that was refused; after it they go one at a time at
+    the steady rate (60 s ÷ 90), not in a burst."""
+    script = Script()
+    refused = 0
+
+    async def token(request: web.Request) -> web.Response:
+        nonlocal refused
+        if refused == 0:
+            refused += 1
+            return json_response({}, 429, {"Retry-After": "30"})
+        return await script.token(request)
+
+    slept, _ = await _fleet_token_sleeps(4, token, first_alone=True)
+    assert refused == 1 and len(script.token_requests) == 4
+    # The refused tenant's retry waits 30 s (Retry-After); the clock stands still, so the three
+    # tenants starting after it wait for the pause and then the steady spacing.
+    step = 60.0 / 90
+    assert sorted(slept)[-3:] == pytest.approx([30.0 + step, 30.0 + 2 * step, 30.0 + 3 * step])
 
 
 async def test_attempts_of_one_call_share_a_track_id() -> None:

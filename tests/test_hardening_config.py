@@ -133,6 +133,20 @@ def test_request_timeout_and_max_wait_are_settings() -> None:
     assert info.value.key == "settings.request_timeout"
 
 
+def test_token_requests_per_minute_is_a_setting() -> None:
+    """[settings] token_requests_per_minute defaults to 90, is read as a whole number, and 0 is refused."""
+    base = {
+        "tenants": {"a": {"base_url": "https://z.example", "client_id": "x", "client_secret": "s"}}
+    }
+    assert parse_settings(base, "m.toml", {}).token_requests_per_minute == 90
+    given = parse_settings({**base, "settings": {"token_requests_per_minute": 100}}, "m.toml", {})
+    assert given.token_requests_per_minute == 100
+    for bad in (0, 2.5, "90"):
+        with pytest.raises(ConfigError) as info:
+            parse_settings({**base, "settings": {"token_requests_per_minute": bad}}, "m.toml", {})
+        assert info.value.key == "settings.token_requests_per_minute"
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -1,14 +1,19 @@
-"""GCRA pacing, tenant-wide pauses, budgets learned from RateLimit-* headers, and AIMD, with a fake clock."""
+"""GCRA pacing, tenant-wide pauses, budgets learned from RateLimit-* headers, AIMD and the
+sliding-window token limiter, with a fake clock."""
 
 from __future__ import annotations
 
+import itertools
+import math
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.core.pacing import AdaptiveLimit, Pacer, Window, parse_ratelimit_limit
+from migrator.core.pacing import AdaptiveLimit, Pacer, Window, WindowLimiter, parse_ratelimit_limit
 
 
-def schedule(pacer: Pacer, arrivals: list[float]) -> list[float]:
+def schedule(pacer: Pacer | WindowLimiter, arrivals: list[float]) -> list[float]:
     """Start times the pacer hands out for requests arriving at `arrivals`."""
     return [t + pacer.reserve(t) for t in arrivals]
 
@@ -160,3 +165,93 @@ def test_aimd_halves_once_per_generation() -> None:
     assert limit.limit == 8
     limit.on_throttle(limit.epoch)  # a request sent after the cut, throttled again
     assert limit.limit == 4
+
+
+# -- the sliding-window token limiter ------------------------------------------------------------
+
+
+def test_window_limiter_lets_the_whole_allowance_go_at_once() -> None:
+    """With a limit of 90 a minute, 90 simultaneous requests all start at once; the 91st waits a minute."""
+    starts = schedule(WindowLimiter(90), [0.0] * 92)
+    assert starts[:90] == [0.0] * 90
+    assert starts[90:] == [60.0, 60.0]
+
+
+def test_window_limiter_frees_each_slot_a_window_after_it_was_used() -> None:
+    """A slot comes back exactly one window after the start that used it, not earlier."""
+    limiter = WindowLimiter(3, window=10.0)
+    assert schedule(limiter, [0.0, 2.0, 4.0]) == [0.0, 2.0, 4.0]
+    assert schedule(limiter, [5.0, 5.0, 5.0, 5.0]) == [10.0, 12.0, 14.0, 20.0]
+
+
+def test_window_limiter_pause_holds_every_start_then_resumes_at_the_steady_rate() -> None:
+    """After a 429's Retry-After the next starts wait for it, then go one per window ÷ limit."""
+    limiter = WindowLimiter(4, window=60.0)
+    limiter.penalize(30.0)
+    assert schedule(limiter, [1.0] * 5) == [30.0, 45.0, 60.0, 75.0, 90.0]
+    limiter.penalize(10.0)  # an earlier end never shortens the pause in force
+    assert limiter.paused_until == 30.0
+
+
+def test_window_limiter_pause_forgets_no_start_already_granted() -> None:
+    """A pause shorter than the window still counts the starts made before it."""
+    limiter = WindowLimiter(2, window=60.0)
+    assert schedule(limiter, [0.0, 0.0]) == [0.0, 0.0]
+    limiter.penalize(5.0)
+    assert schedule(limiter, [6.0, 6.0]) == [60.0, 60.0]
+
+
+def test_window_limiter_rejects_a_meaningless_limit() -> None:
+    """A limit below one or a window that is not a positive number is a programming error."""
+    for limit, window in ((0, 60.0), (1, 0.0), (1, math.inf)):
+        with pytest.raises(ValueError):
+            WindowLimiter(limit, window)
+
+
+_window_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("wait"), st.floats(min_value=0.0, max_value=30.0)),
+        st.tuples(st.just("ask"), st.integers(min_value=1, max_value=40)),
+        st.tuples(st.just("429"), st.floats(min_value=0.0, max_value=120.0)),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@given(
+    limit=st.integers(min_value=1, max_value=30),
+    window=st.floats(min_value=0.5, max_value=120.0),
+    steps=_window_steps,
+)
+def test_window_limiter_never_exceeds_its_limit_in_any_window(
+    limit: int, window: float, steps: list[tuple[str, float]]
+) -> None:
+    """Whatever the arrivals and pauses, no `window`-long span holds more than `limit` starts, no
+    start precedes its request or a pause in force, and without a pause no request waits longer
+    than the window requires."""
+    limiter = WindowLimiter(limit, window)
+    now = 0.0
+    starts: list[float] = []
+    paused = -math.inf
+    for kind, value in steps:
+        if kind == "wait":
+            now += value
+        elif kind == "429":
+            paused = max(paused, now + value)
+            limiter.penalize(now + value)
+        else:
+            for _ in range(int(value)):
+                delay = limiter.reserve(now)
+                start = now + delay
+                assert delay >= 0.0 and start >= paused - 1e-9 * max(1.0, abs(paused))
+                if paused == -math.inf and start > now and (not starts or start > starts[-1]):
+                    # Never paused, it waited for the window alone: the start `limit` back was
+                    # exactly a window ago.
+                    assert len(starts) >= limit
+                    assert start == pytest.approx(starts[-limit] + window)
+                starts.append(start)
+    for a, b in itertools.pairwise(starts):
+        assert b >= a - 1e-9 * max(1.0, abs(a))
+    for i in range(len(starts) - limit):
+        assert starts[i + limit] - starts[i] >= window - 1e-9 * max(1.0, abs(starts[i]))

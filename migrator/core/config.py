@@ -84,6 +84,9 @@ class Settings:
     # The longest pause a server may impose (Retry-After, an exhausted RateLimit-Reset): longer
     # requests are capped here and the call that asked gives up as retryable.
     max_wait: float = 900.0
+    # Token requests in any rolling 60 s from this process (Zuora allows 100 a minute per client
+    # IP; the rest is headroom for other processes behind the same address).
+    token_requests_per_minute: int = 90
     # [rollout]: waves, failure tolerance, smoke runs (docs/rollout.md); None: every tenant at once.
     rollout: RolloutConfig | None = None
     # What a custom field or custom object a tenant lacks does to a document (docs/references.md):
@@ -115,6 +118,7 @@ _SETTINGS_KEYS = {
     "max_response_bytes": (int, 1024, 1 << 34),
     "request_timeout": (float, 1.0, 86400.0),
     "max_wait": (float, 0.0, 86400.0),
+    "token_requests_per_minute": (int, 1, 10_000),
 }
 
 

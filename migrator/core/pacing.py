@@ -1,4 +1,5 @@
-"""Per-tenant pacing: GCRA request spacing, tenant-wide pauses, budgets learned from headers, AIMD.
+"""Pacing: GCRA request spacing per tenant, tenant-wide pauses, budgets learned from headers, AIMD,
+and the sliding-window limit on token requests shared by every tenant behind one client address.
 
 Pure: every method takes `now` (monotonic seconds) and returns how long to wait; the client's
 async shell does the sleeping. See docs/retry-and-pacing.md for the math.
@@ -7,6 +8,7 @@ async shell does the sleeping. See docs/retry-and-pacing.md for the math.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -135,6 +137,49 @@ class Pacer:
         if interval is not None:
             self.interval = interval
         return requested
+
+
+class WindowLimiter:
+    """At most `limit` starts in any rolling `window` seconds: the first `limit` go at once.
+
+    A sliding log of the last `limit` start times (bounded memory): a request starts at the
+    earliest moment that keeps every `window`-long span at `limit` starts or fewer, so a fleet
+    gets its first `limit` tokens in one go instead of a burst and a trickle. A server-imposed
+    pause (`penalize`) holds every later start and then resumes at the steady rate, one start
+    per `window / limit`, not in a burst that would meet the same 429 again.
+    """
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        if limit < 1 or not math.isfinite(window) or window <= 0:
+            raise ValueError("a window limiter needs limit >= 1 and a positive window")
+        self.limit = limit
+        self.window = window
+        self.paused_until = -math.inf
+        self._starts: deque[float] = deque(maxlen=limit)  # oldest first, non-decreasing
+
+    def reserve(self, now: float) -> float:
+        """Take the next start; return how long to wait (>= 0) before sending."""
+        start = max(now, self.paused_until)
+        if self._starts:
+            start = max(start, self._starts[-1])  # starts stay in order, whatever the clock did
+        if len(self._starts) == self.limit:
+            start = max(start, self._starts[0] + self.window)
+        self._starts.append(start)  # the oldest of the full log falls out
+        return start - now
+
+    def penalize(self, until: float) -> None:
+        """Hold every start until `until` (a 429's Retry-After), then go one per `window / limit`."""
+        if until <= self.paused_until:
+            return
+        self.paused_until = until
+        step = self.window / self.limit
+        # As if the whole allowance had been spent, evenly, in the window ending at `until`:
+        # merged with the real log (the later of the two, position by position), so nothing
+        # already granted is forgotten. Both are sorted, so the merge is sorted too.
+        spread = [until - self.window + k * step for k in range(self.limit)]
+        real = [-math.inf] * (self.limit - len(self._starts)) + list(self._starts)
+        self._starts.clear()
+        self._starts.extend(max(a, b) for a, b in zip(real, spread, strict=True))
 
 
 class AdaptiveLimit:

@@ -1,7 +1,7 @@
 """OAuth client-credentials tokens: one lazily fetched, cached, single-flight token per tenant.
 
-Owns the only place the client secret is revealed (the token form) and the process-wide pacing
-of token requests (Zuora allows 100 per minute per client IP).
+Owns the only place the client secret is revealed (the token form) and the limit on token
+requests shared by every tenant of the run (Zuora allows 100 per minute per client IP).
 """
 
 from __future__ import annotations
@@ -23,29 +23,30 @@ import structlog
 from migrator.core import logs
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import AuthError, ZuoraError
-from migrator.core.pacing import Pacer
+from migrator.core.pacing import WindowLimiter
 from migrator.core.retry import Action, NetError, Outcome, Policy, decide
 from migrator.zuora.http import classify, error_detail
 
 TOKEN_PATH = "/oauth/token"
 # Zuora refreshes 300 s early; short-lived tokens refresh at half their lifetime instead.
 REFRESH_MARGIN = 300.0
-# Per-IP budget is 100/min: stay under it with a little burst for a handful of tenants.
-TOKEN_REQUESTS_PER_MINUTE = 90.0
-TOKEN_BURST = 10
+TOKEN_WINDOW = 60.0  # seconds: Zuora's per-IP allowance is counted per minute
 _MAX_TOKEN_BODY = 64 * 1024
 
 _log = structlog.get_logger("migrator.zuora.auth")
-_token_pacers: weakref.WeakKeyDictionary[aiohttp.ClientSession, Pacer] = weakref.WeakKeyDictionary()
+_token_limiters: weakref.WeakKeyDictionary[aiohttp.ClientSession, WindowLimiter] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def token_pacer(session: aiohttp.ClientSession) -> Pacer:
-    """The token-request pacer shared by every tenant on this session (one session = one IP)."""
-    pacer = _token_pacers.get(session)
-    if pacer is None:
-        pacer = Pacer(TOKEN_REQUESTS_PER_MINUTE, burst=TOKEN_BURST)
-        _token_pacers[session] = pacer
-    return pacer
+def token_limiter(session: aiohttp.ClientSession, per_minute: int) -> WindowLimiter:
+    """The token-request limit shared by every tenant on this session (one session = the run's
+    client address): at most `per_minute` in any rolling minute, the first of them at once."""
+    limiter = _token_limiters.get(session)
+    if limiter is None:
+        limiter = WindowLimiter(per_minute, TOKEN_WINDOW)
+        _token_limiters[session] = limiter
+    return limiter
 
 
 def refresh_at(obtained: float, expires_in: float, margin: float = REFRESH_MARGIN) -> float:
@@ -88,6 +89,7 @@ class TokenCache:
             settings.max_attempts, settings.backoff_base, settings.backoff_cap, settings.max_wait
         )
         self._request_timeout = settings.request_timeout
+        self._tokens_per_minute = settings.token_requests_per_minute
         # Whatever this tenant's token endpoint echoes of the form, in whatever encoding, is
         # redacted from every log line and message from here on.
         logs.register_credentials(tenant.client_id, tenant.client_secret.reveal())
@@ -149,11 +151,11 @@ class TokenCache:
             "client_secret": self._tenant.client_secret.reveal(),
             "grant_type": "client_credentials",
         }
-        pacer = token_pacer(self._session)
+        limiter = token_limiter(self._session, self._tokens_per_minute)
         attempt = 0
         while True:
             attempt += 1
-            delay = pacer.reserve(self._clock())
+            delay = limiter.reserve(self._clock())
             if delay > 0:
                 await self._sleep(delay)
             headers = {"Accept": "application/json"}
@@ -201,7 +203,7 @@ class TokenCache:
             )
             if decision.retry_after is not None:
                 # Capped like every server-requested pause (settings.max_wait).
-                pacer.penalize(self._clock() + min(decision.retry_after, self._policy.max_wait))
+                limiter.penalize(self._clock() + min(decision.retry_after, self._policy.max_wait))
             _log.info(
                 "token attempt",
                 tenant=tenant,

@@ -139,6 +139,17 @@ async def test_tenants_are_told_apart_by_credentials() -> None:
         assert [e["tenant"] for e in fake.ledger()] == [a.tenant.name]
 
 
+async def test_token_endpoint_allows_the_documented_100_a_minute_per_ip() -> None:
+    """§1.2: by default the 101st token request from one address within a minute is refused
+    with 429 and Retry-After, the 100 before it are not."""
+    clock = Clock()
+    async with running(FakeConfig(tenants=[demo_tenant(1)], clock=clock)) as (_, (a,)):
+        answers = [(await a.login()).status for _ in range(100)]
+        assert answers == [200] * 100
+        refused = await a.login()
+        assert refused.status == 429 and "Retry-After" in refused.headers
+
+
 async def test_token_endpoint_limited_per_ip() -> None:
     """§1.2: the token endpoint allows N requests per minute per IP, then 429 with Retry-After."""
     clock = Clock()
