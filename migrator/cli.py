@@ -74,7 +74,7 @@ def _quiet_stdout() -> None:
 def _main(argv: Sequence[str] | None) -> int:
     # Loaded here, not at the top: a Ctrl-C while they load is then caught by main().
     from migrator.commands import fake_zuora
-    from migrator.commands._common import _level
+    from migrator.commands._common import log_level
     from migrator.core import logs
     from migrator.core.errors import MigratorError
 
@@ -83,7 +83,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return fake_zuora.cmd_fake_zuora(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.configure(args.log_format, _level(args))
+    logs.configure(args.log_format, log_level(args))
     try:
         handler: Callable[[argparse.Namespace], int] = args.func
         return handler(args)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+
+from migrator.fake import FakeConfig
+from tests.conftest import SAMPLES
 
 
 def small_export(name: str = "Resume") -> dict[str, Any]:
@@ -89,3 +93,89 @@ def delete_at(path: list[Any]) -> Callable[[dict[str, Any]], None]:
         del target[path[-1]]
 
     return change
+
+
+# ---------------------------------------------------------------------------------------------
+# Callers and callees
+
+
+CALLEE = SAMPLES / "09-price-lookup-service.json"
+
+
+CALLER = SAMPLES / "10-quote-enrichment.json"
+
+
+CALLEE_NAME = "Price Lookup Service"
+
+
+CALLER_NAME = "Quote Enrichment"
+
+
+# ---------------------------------------------------------------------------------------------
+# A workflow with links, for the drift renderers
+
+
+def link(src: int | None, tgt: int, ltype: str, workflow_id: int = 7) -> dict[str, Any]:
+    return {
+        "source_workflow_id": workflow_id if src is None else None,
+        "source_task_id": src,
+        "target_task_id": tgt,
+        "linkage_type": ltype,
+    }
+
+
+def reminder_flow() -> dict[str, Any]:
+    """Check balance → (True) Send reminder, (False) Log; one e-mail subject to change."""
+    return {
+        "workflow": {"id": 7, "name": "Dunning", "version": "0.0.1", "parameters": {}},
+        "tasks": [
+            {
+                "id": 1,
+                "name": "Check balance",
+                "action_type": "Logic::If",
+                "task_id": None,
+                "parameters": {"if_clause": "{{ Data.Balance }} > 0"},
+            },
+            {
+                "id": 2,
+                "name": "Send reminder",
+                "action_type": "Email",
+                "task_id": 1,
+                "parameters": {"email": {"subject": "A", "to": "x@example.com"}},
+            },
+            {"id": 3, "name": "Log", "action_type": "Log", "task_id": 1, "parameters": {}},
+        ],
+        "linkages": [link(None, 1, "Start"), link(1, 2, "True"), link(1, 3, "False")],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The samples
+
+
+def sample_docs() -> list[Any]:
+    docs = []
+    for path in sorted(SAMPLES.rglob("*.json*")):
+        if path.name.endswith((".json", ".json.gz")) and path.parent.name != "tenant-specific":
+            from migrator.store.sources import SourceItem, read_document
+
+            docs.append(
+                read_document(
+                    SourceItem(path=str(path), member=None, definition_id=None, sha256=None),
+                    max_bytes=1 << 26,
+                )
+            )
+    return docs
+
+
+# ---------------------------------------------------------------------------------------------
+# Variant configurations
+
+
+ALL_BUT_FILE_REFS = "all-flipped-but-file-refs"
+
+
+def _config(variant: str) -> FakeConfig:
+    if variant == ALL_BUT_FILE_REFS:
+        return replace(FakeConfig.demo(1).with_variant("all-flipped"), rewrite_file_refs=True)
+    return FakeConfig.demo(1).with_variant(variant)

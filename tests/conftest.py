@@ -13,9 +13,7 @@ from migrator.core import logs
 # example or one draw takes is then the machine's load, not a property of the code. Hypothesis's
 # per-example deadline and its too-slow health check are timings, so they are off for every test
 # (tests that set their own settings keep the rest of this profile).
-settings.register_profile(
-    "migrator", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("migrator", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("migrator")
 
 # Library code logs through structlog at every level; pytest shows it only for failing tests.

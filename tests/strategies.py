@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
+from migrator.core.journal_records import Record
+
 # Free text never contains "_", so it cannot form an accidental `Name__<id>` file reference;
 # file references are placed on purpose below. CRLF, quotes, backslashes and unicode are in.
 _ALPHABET = st.sampled_from(
@@ -250,3 +252,61 @@ def hostile_values_inside(draw: st.DrawFn) -> bytes:
             draw(st.one_of(st.integers(2**64, 2**70), st.integers(-(2**70), -(2**63) - 1)))
         ).encode()
     return orjson.dumps(doc).replace(b'"@@HOSTILE@@"', token)
+
+
+# ---------------------------------------------------------------------------------------------
+# Journals
+
+
+tenants = st.sampled_from(["prod", "uat", "eu-1"])
+
+
+items = st.sampled_from(["a", "b", "c", "d"])
+
+
+texts = st.text(max_size=12)
+
+
+scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | texts
+
+
+@st.composite
+def item_fields(draw: st.DrawFn, rtype: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {"tenant": draw(tenants), "item": draw(items)}
+    if rtype == "intent":
+        fields |= {
+            "action": draw(st.sampled_from(["create", "new_version"])),
+            "version": draw(st.sampled_from(["0.0.1", "1.0", "2"])),
+            "idempotency_key": draw(texts),
+            "target_definition_id": draw(st.none() | st.integers(1, 10**6)),
+            "name": draw(texts),
+        }
+    elif rtype == "committed":
+        fields |= {"target_definition_id": draw(st.integers(1, 99)), "target_version_id": 7}
+    elif rtype == "verified":
+        fields |= {"ok": draw(st.booleans()), "detail": draw(texts)}
+    else:
+        fields |= {"reason": draw(texts)}
+    if draw(st.booleans()):
+        fields["plan_hash"] = draw(scalars)
+    return fields
+
+
+@st.composite
+def journals(draw: st.DrawFn) -> list[Record]:
+    types = draw(
+        st.lists(
+            st.sampled_from(
+                ["intent", "intent", "committed", "failed", "deferred", "skipped", "verified"]
+            ),
+            max_size=12,
+        )
+    )
+    records = [Record(1, "run_started", 1.5, {"run_id": "r", "inputs_hash": "h"})]
+    for rtype in types:
+        records.append(
+            Record(len(records) + 1, rtype, 2.0 + len(records), draw(item_fields(rtype)))
+        )
+    if draw(st.booleans()):
+        records.append(Record(len(records) + 1, "run_finished", 99.0, {"interrupted": False}))
+    return records

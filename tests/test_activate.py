@@ -14,15 +14,14 @@ from typing import Any
 import orjson
 import pytest
 
-from migrator.commands.activate import activate_from_journal
 from migrator.core.errors import JournalError
 from migrator.core.versions import version_key
+from migrator.run.activate import activate_from_journal
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from migrator.store.journal import read_journal
 from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake
-from tests.test_verify import run_cli
+from tests.helpers import Env, run_cli, running_fake
 
 pytestmark = pytest.mark.anyio
 
@@ -273,9 +272,9 @@ async def test_activate_also_switches_on_identical_content_that_was_skipped(tmp_
 
 def _old_targets(tenant: str, states: list[Any]) -> tuple[list[Any], list[Any]]:
     """The grouping as it was when the whole journal sat in a dict (the oracle)."""
-    from migrator.commands.activate import Target
     from migrator.core.plan import int_or_none
     from migrator.core.versions import is_valid_version
+    from migrator.run.activate import Target
 
     by_def: dict[int, list[Any]] = {}
     unplaced = []
@@ -320,7 +319,7 @@ def test_activation_targets_from_the_table_equal_the_whole_journal_grouping() ->
     from hypothesis import given, settings
 
     import migrator.store.workspace_db as workspace_db
-    from migrator.commands.activate import Target, targets_from_journal
+    from migrator.run.activate import Target, targets_from_journal
     from migrator.store.workspace import Workspace
 
     @settings(max_examples=80, deadline=None)
@@ -354,7 +353,7 @@ async def test_activate_keeps_a_tenants_activations_to_its_concurrency(
     """However many definitions the journal holds, a tenant has at most max_concurrency
     activations under way, taken from the journal as workers come free (not all read first),
     and every one is switched on."""
-    import migrator.commands.activate as activate
+    import migrator.run.activate as activate
     from tests.builders import small_export
 
     sources = tmp_path / "exports"
@@ -398,3 +397,35 @@ async def test_activate_keeps_a_tenants_activations_to_its_concurrency(
     assert 1 < peak <= 3
     # Taken from the journal as workers come free, not all at once before the first call.
     assert taken_at_start[0] <= 3 and taken_at_start == sorted(taken_at_start)
+
+
+async def test_activate_dry_run_shows_exactly_the_switches_the_run_makes(tmp_path: Path) -> None:
+    """The switches `activate --dry-run` plans (tenant, definition, version id) are exactly the
+    active versions the fake shows changed after the real run: the preview is the plan."""
+    journal = tmp_path / "j.jsonl"
+    async with running_fake() as env:
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(journal))
+        )
+        assert report.ok
+        before = {t: definitions(env, t) for t in TENANTS}
+        dry = await activate_from_journal(env.settings, str(journal), dry_run=True)
+        planned = {
+            (i.tenant, i.target_workflow_id, i.target_version_id)
+            for i in dry.items
+            if i.status == "planned"
+        }
+        run = await activate_from_journal(env.settings, str(journal))
+        assert run.ok
+        changed = {
+            (t, d["id"], d["active_version"]["id"])
+            for t in TENANTS
+            for name, d in definitions(env, t).items()
+            if d["active_version"] != before[t][name]["active_version"]
+        }
+    assert planned and planned == changed
+    assert planned == {
+        (i.tenant, i.target_workflow_id, i.target_version_id)
+        for i in run.items
+        if i.status == "activated"
+    }

@@ -22,10 +22,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator import cli
-from migrator.commands.backup import add_backup_parser, backup_tenant, cmd_backup
+from migrator.commands.backup import add_backup_parser, cmd_backup
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import MigratorError
 from migrator.fake._state import ApiError, errors_list
+from migrator.run.backup import backup_tenant
 from migrator.store import lock as lock_mod
 from migrator.store.snapshot import (
     MANIFEST,
@@ -36,8 +37,16 @@ from migrator.store.snapshot import (
     safe_name,
     snapshot_file_name,
 )
-from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake, write_config_file
+from tests.helpers import (
+    Clock,
+    Env,
+    manifest_of,
+    preload,
+    running_fake,
+    sample_documents,
+    snapshot_dirs,
+    write_config_file,
+)
 
 RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
     f"{p}{i}" for p in ("COM", "LPT") for i in range(10)
@@ -61,35 +70,6 @@ HOSTILE = [
     "Credit Check",
     "credit check",
 ]
-
-
-def sample_documents() -> list[dict[str, Any]]:
-    """Every top-level sample that needs no tenant substitution, parsed."""
-    docs = []
-    for path in sorted(SAMPLES.glob("*.json*")):
-        raw = path.read_bytes()
-        if path.name.endswith(".gz"):
-            raw = gzip.decompress(raw)
-        docs.append(orjson.loads(raw))
-    return docs
-
-
-def preload(env: Env, tenant: str = "tenant-1", *, count: int = 6) -> int:
-    """Load the first `count` samples into a tenant, every other one active; returns how many."""
-    docs = sample_documents()[:count]
-    for i, doc in enumerate(docs):
-        env.fake.state.add_workflow(tenant, doc, activate=i % 2 == 0)
-    return len(docs)
-
-
-def snapshot_dirs(out: Path) -> list[Path]:
-    """The visible folders in a backup directory."""
-    return sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def manifest_of(snapshot: Path) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads((snapshot / MANIFEST).read_bytes())
-    return data
 
 
 def file_hashes(snapshot: Path) -> set[str]:
@@ -128,17 +108,6 @@ def tenant_hashes(env: Env, tenant: str, *, all_versions: bool = False) -> set[s
 
 def mtimes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
-
-
-class Clock:
-    """A wall clock that moves a minute per reading, so every backup gets its own folder name."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        self.now += 60
-        return self.now
 
 
 # ---------------------------------------------------------------------------------------------
@@ -581,3 +550,16 @@ async def test_cmd_backup_prints_one_line_and_exit_codes(
         assert "Traceback" not in captured.err
         for t in env.config.tenants:
             assert t.client_secret not in captured.err + captured.out
+
+
+@pytest.mark.anyio
+async def test_backup_asked_to_stop_writes_no_snapshot(tmp_path: Path) -> None:
+    """A backup whose run is stopping (the first Ctrl-C, as run_with_signals hands it in) takes
+    no new workflow, fails with one reason and leaves no snapshot, partial folder or pointer."""
+    async with running_fake() as env:
+        preload(env)
+        stopping = anyio.Event()
+        stopping.set()
+        with pytest.raises(MigratorError, match="interrupted; no snapshot was written"):
+            await backup_tenant(env.settings, "tenant-1", tmp_path, stopping=stopping)
+    assert [p for p in os.listdir(tmp_path) if not p.endswith(".lock")] == []

@@ -11,36 +11,25 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import orjson
 import pytest
 
 from migrator.fake import FakeConfig
 from tests.builders import delete_at, set_at, small_export
 from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake, write_config_file
+from tests.helpers import (
+    Env,
+    Run,
+    assert_no_traceback,
+    run_migrator,
+    running_fake,
+    write_config_file,
+)
 
 MAX_DOC_BYTES = 256 * 1024
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-async def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> Run:
-    """`migrator ARGS` in a child process, without blocking the loop that serves the fake."""
-    full_env = {**os.environ, **env}
-    result = await anyio.run_process(
-        [sys.executable, "-m", "migrator.cli", *args], env=full_env, cwd=cwd, check=False
-    )
-    return Run(result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 base_doc = small_export
@@ -147,12 +136,6 @@ def good_docs(src: Path) -> set[str]:
     return names
 
 
-def assert_no_traceback(run: Run) -> None:
-    for text in (run.out, run.err):
-        assert "Traceback" not in text, text
-        assert 'File "' not in text, text
-
-
 def write_config(tmp_path: Path, env: Env, settings: str = "") -> tuple[Path, dict[str, str]]:
     cfg = tmp_path / "migrator.toml"
     variables = write_config_file(cfg, env)
@@ -178,7 +161,7 @@ async def test_every_bad_file_fails_alone_and_only_good_ones_land(
     report_path = tmp_path / "report.json"
     async with running_fake(FakeConfig.demo(2)) as env:
         cfg, variables = write_config(tmp_path, env, f"max_document_bytes = {MAX_DOC_BYTES}\n")
-        run = await run_cli(
+        run = await run_migrator(
             [
                 "migrate",
                 str(src),
@@ -242,7 +225,7 @@ async def test_bom_document_alone_succeeds(tmp_path: Path) -> None:
     (src / "bom.json").write_bytes(b"\xef\xbb\xbf" + orjson.dumps(base_doc("BOM only")))
     async with running_fake(FakeConfig.demo(1)) as env:
         cfg, variables = write_config(tmp_path, env)
-        run = await run_cli(
+        run = await run_migrator(
             ["migrate", str(src), "--config", str(cfg), "--progress", "never"], variables, tmp_path
         )
         ledger = env.imports("tenant-1")
@@ -260,7 +243,7 @@ async def test_missing_source_path_is_refused_before_anything_is_sent(tmp_path: 
     missing = tmp_path / "nowhere.json"
     async with running_fake(FakeConfig.demo(1)) as env:
         cfg, variables = write_config(tmp_path, env)
-        run = await run_cli(
+        run = await run_migrator(
             ["migrate", str(src), str(missing), "--config", str(cfg), "--progress", "never"],
             variables,
             tmp_path,
@@ -385,7 +368,7 @@ async def test_plan_over_bad_inputs_exits_1_and_sends_nothing(tmp_path: Path) ->
         (src / name).write_bytes(data)
     async with running_fake(FakeConfig.demo(1)) as env:
         cfg, variables = write_config(tmp_path, env, f"max_document_bytes = {MAX_DOC_BYTES}\n")
-        run = await run_cli(["plan", str(src), "--config", str(cfg)], variables, tmp_path)
+        run = await run_migrator(["plan", str(src), "--config", str(cfg)], variables, tmp_path)
         ledger = env.imports("tenant-1")
     assert run.code == 1, run.err + run.out
     assert_no_traceback(run)
@@ -409,7 +392,7 @@ async def test_journal_held_by_another_run_is_one_line_exit_2(tmp_path: Path) ->
     async with running_fake(FakeConfig.demo(1)) as env:
         cfg, variables = write_config(tmp_path, env)
         async with Journal.open(str(journal), {"run_id": "holder", "tenants": {}}):
-            run = await run_cli(
+            run = await run_migrator(
                 [
                     "migrate",
                     str(src),

@@ -80,7 +80,15 @@ def test_every_command_help_has_a_description_its_exit_statuses_and_an_example()
     """Each command's --help has a one-paragraph description, its exit statuses 0-2 as it uses them, and one example that runs it."""
     parsers = _subcommand_parsers()
     assert set(parsers) >= {
-        "migrate", "plan", "status", "verify", "diff", "activate", "rollback", "backup", "doctor",
+        "migrate",
+        "plan",
+        "status",
+        "verify",
+        "diff",
+        "activate",
+        "rollback",
+        "backup",
+        "doctor",
         "fake-zuora (its own parser)",
     }
     problems = []

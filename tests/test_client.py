@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -16,133 +15,17 @@ from migrator.core.config import Secret, Settings, TenantConfig
 from migrator.core.errors import AuthError, ZuoraError
 from migrator.fake import FaultConfig
 from migrator.zuora import AttemptInfo, ZuoraClient, open_session, valid_track_id
+from tests.helpers import (
+    SECRET,
+    TOKEN,
+    Script,
+    client_for,
+    json_response,
+    make_settings,
+    serve_app,
+)
 
 pytestmark = pytest.mark.anyio
-
-SECRET = "s3cr3t-CANARY-7f1e"
-TOKEN = "tok-CANARY-9a8b7c"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Script:
-    """A tiny Zuora: a token endpoint plus whatever routes a test adds; records what it saw."""
-
-    token_requests: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[web.Request] = field(default_factory=list)
-    bodies: list[bytes] = field(default_factory=list)
-    token_status: int = 200
-    token_value: str = TOKEN
-    expires_in: int = 3599
-    token_delay: float = 0.0
-
-    async def token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        self.token_requests.append({"form": dict(form), "headers": dict(request.headers)})
-        if self.token_delay:
-            await asyncio.sleep(self.token_delay)
-        if self.token_status != 200:
-            return web.json_response(
-                {
-                    "error": "invalid_client",
-                    "error_description": f"bad client secret {form.get('client_secret')!s}",
-                },
-                status=self.token_status,
-            )
-        n = len(self.token_requests)
-        return web.json_response(
-            {
-                "access_token": f"{self.token_value}{n}",
-                "token_type": "bearer",
-                "expires_in": self.expires_in,
-            }
-        )
-
-    async def record(self, request: web.Request) -> bytes:
-        self.requests.append(request)
-        raw = await request.read()  # aiohttp.web undoes Content-Encoding: gzip itself
-        self.bodies.append(raw)
-        return raw
-
-
-@asynccontextmanager
-async def serve_app(app: web.Application) -> AsyncIterator[str]:
-    """Run `app` on an ephemeral loopback port; yield its base URL."""
-    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-def make_settings(base_url: str, **overrides: Any) -> Settings:
-    tenant_fields = {
-        k: overrides.pop(k)
-        for k in ("requests_per_minute", "max_concurrency", "entity_ids")
-        if k in overrides
-    }
-    tenant = TenantConfig(
-        name="prod",
-        base_url=base_url,
-        client_id="client-id-1",
-        client_secret=Secret(SECRET),
-        **tenant_fields,
-    )
-    values: dict[str, Any] = {
-        "connect_timeout": 2.0,
-        "read_timeout": 5.0,
-        "backoff_base": 0.0,
-        "backoff_cap": 0.0,
-    }
-    values.update(overrides)
-    return Settings(file="test.toml", tenants={"prod": tenant}, **values)
-
-
-@asynccontextmanager
-async def client_for(
-    routes: Sequence[tuple[str, str, Handler]], script: Script | None = None, **overrides: Any
-) -> AsyncIterator[tuple[ZuoraClient, Script, list[float]]]:
-    """A ZuoraClient wired to a scripted server; sleeps are recorded and skipped."""
-    script = script or Script()
-    app = web.Application()
-    app.router.add_post("/oauth/token", script.token)
-    for method, path, handler in routes:
-        app.router.add_route(method, path, handler)
-    slept: list[float] = []
-    now = [1000.0]
-
-    async def fake_sleep(delay: float) -> None:
-        slept.append(delay)
-        now[0] += max(0.0, delay)
-        await asyncio.sleep(0)
-
-    on_attempt = overrides.pop("on_attempt", None)
-    async with serve_app(app) as base:
-        settings = make_settings(base, **overrides)
-        async with open_session(settings) as session:
-            client = ZuoraClient(
-                settings.tenants["prod"],
-                session,
-                settings,
-                sleep=fake_sleep,
-                clock=lambda: now[0],
-                run_id="t1",
-                on_attempt=on_attempt,
-            )
-            yield client, script, slept
-
-
-def json_response(
-    body: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
 
 
 async def test_token_form_and_api_headers() -> None:

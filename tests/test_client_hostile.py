@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from migrator.core.errors import AuthError, ZuoraError
 from migrator.zuora import ZuoraClient, open_session
 from migrator.zuora.http import MAX_DETAIL, error_detail
-from tests.test_client import SECRET, TOKEN, Script, client_for, json_response, make_settings
+from tests.helpers import SECRET, TOKEN, Script, client_for, json_response, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -206,7 +206,8 @@ async def test_stall_mid_body_times_out_and_is_retried() -> None:
 
 
 async def test_connection_refused_is_retried_and_not_in_doubt() -> None:
-    """A refused connection is retried, then reported as a connect error that is not in doubt."""
+    """A refused connection is retried, then reported as a connect error that is not in doubt,
+    naming the host it could not reach and what to check."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -235,8 +236,9 @@ async def test_connection_refused_is_retried_and_not_in_doubt() -> None:
             await client.import_workflow(
                 {"a": 1}, version=None, activate=False, idempotency_key="k"
             )
-    assert (
-        str(info.value) == "tenant prod: POST /workflows/import: connect error (after 3 attempts)"
+    assert str(info.value) == (
+        f"tenant prod: POST /workflows/import: connect error to 127.0.0.1:{port} (is the host up "
+        "and the config's base_url right? check the network) (after 3 attempts)"
     )
     assert not info.value.in_doubt and client.stats.requests == 3
 
@@ -425,8 +427,12 @@ async def test_a_server_that_does_not_speak_http() -> None:
         server.close()
         await server.wait_closed()
     assert hits == 3 and info.value.status is None
-    assert (
-        str(info.value) == "tenant prod: GET /workflows/1: invalid HTTP response (after 3 attempts)"
+    # Issue 22: the error names the host and what to check (it said only "invalid HTTP response").
+    assert str(info.value).startswith(
+        "tenant prod: GET /workflows/1: invalid HTTP response to 127.0.0.1:"
+    )
+    assert str(info.value).endswith(
+        "(the port does not speak HTTP: check base_url (scheme and port)) (after 3 attempts)"
     )
 
 

@@ -10,156 +10,16 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from migrator.fake._config import demo_tenant
 from migrator.store.journal import read_journal
-from migrator.store.sources import discover, read_document
-from tests.conftest import ROOT, SAMPLES
-
-TENANTS = ("tenant-1", "tenant-2", "tenant-3")
-
-
-@dataclass
-class FakeProcess:
-    """A fake Zuora served by `python -m migrator.fake` in a subprocess, and a config that points at it."""
-
-    url: str
-    config: Path
-    env: dict[str, str]
-
-    def ledger(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(self.url + "/_fake/ledger", timeout=30) as response:
-            imports: list[dict[str, Any]] = json.load(response)["imports"]
-            return imports
-
-    def cli(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "migrator.cli", *args]
-
-    def migrate_args(self, journal: Path, *extra: str, sources: Sequence[str] = ()) -> list[str]:
-        return self.cli(
-            "migrate",
-            *(sources or [str(SAMPLES)]),
-            "--config",
-            str(self.config),
-            "--journal",
-            str(journal),
-            "--progress",
-            "never",
-            *extra,
-        )
-
-    def run(self, args: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            args, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
-        )
-
-
-@contextmanager
-def fake_process(
-    tmp: Path,
-    faults: Mapping[str, float],
-    *,
-    seed: int = 7,
-    tenant: Mapping[str, Any] = {},
-    settings: Mapping[str, Any] = {},
-) -> Iterator[FakeProcess]:
-    """Start the fake as a subprocess with `faults` on every tenant and write a migrator config for
-    it (`tenant` and `settings` knobs added); stop the fake, by its pid, at exit."""
-    tenants = [demo_tenant(i, seed=seed) for i in range(1, len(TENANTS) + 1)]
-    fake_config = tmp / "fake.json"
-    fake_config.write_text(
-        json.dumps(
-            {
-                "seed": seed,
-                "tenants": [
-                    {
-                        "name": t.name,
-                        "client_id": t.client_id,
-                        "client_secret": t.client_secret,
-                        "faults": dict(faults),
-                    }
-                    for t in tenants
-                ],
-            }
-        )
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "migrator.fake", "--port", "0", "--config", str(fake_config)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("listening on "), (first, proc.stderr and proc.stderr.read())
-        url = first.removeprefix("listening on ")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATOR_")}
-        lines: list[str] = []
-        for t in tenants:
-            var = "CRASH_SECRET_" + t.name.upper().replace("-", "_")
-            env[var] = t.client_secret
-            lines += [
-                f'[tenants."{t.name}"]',
-                f'base_url = "{url}"',
-                f'client_id = "{t.client_id}"',
-                f'client_secret_env = "{var}"',
-                *(f"{k} = {v}" for k, v in tenant.items()),
-                "",
-            ]
-        knobs = {"backoff_base": 0.01, "backoff_cap": 0.2, **settings}
-        lines += ["[settings]", *(f"{k} = {v}" for k, v in knobs.items()), ""]
-        config = tmp / "migrator.toml"
-        config.write_text("\n".join(lines))
-        yield FakeProcess(url=url, config=config, env=env)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-
-
-def expected_names() -> Counter[str]:
-    """How many distinct documents of each workflow name samples/ holds."""
-    seen: dict[str, str] = {}
-    for item in discover([str(SAMPLES)]):
-        assert not isinstance(item, Exception), item
-        doc = read_document(item, max_bytes=1 << 26)
-        seen[doc.content_hash] = doc.name
-    return Counter(seen.values())
-
-
-def assert_exactly_once(ledger: list[dict[str, Any]], expected: Counter[str]) -> None:
-    """Every tenant's ledger holds each sample document once: no name missing, no content twice."""
-    for tenant in TENANTS:
-        entries = [e for e in ledger if e["tenant"] == tenant]
-        twice = [
-            k
-            for k, n in Counter((e["name"], e["content_sha256"]) for e in entries).items()
-            if n > 1
-        ]
-        assert twice == [], f"{tenant}: imported more than once: {twice}"
-        assert Counter(e["name"] for e in entries) == expected, tenant
-        assert len({e["idempotency_key"] for e in entries}) == len(entries), tenant
-        # One definition per workflow name: a lost create was never created a second time.
-        by_name: dict[str, set[int]] = {}
-        for e in entries:
-            by_name.setdefault(e["name"], set()).add(e["definition_id"])
-        assert all(len(ids) == 1 for ids in by_name.values()), (tenant, by_name)
+from tests.conftest import ROOT
+from tests.helpers import TENANTS, FakeProcess, assert_exactly_once, expected_names, fake_process
 
 
 def assert_status_settled(

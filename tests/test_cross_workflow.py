@@ -13,16 +13,13 @@ import pytest
 
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from tests.builders import CALLEE, CALLEE_NAME, CALLER, CALLER_NAME
 from tests.conftest import SAMPLES
 from tests.helpers import Env, running_fake
 
 pytestmark = pytest.mark.anyio
 
 TENANTS = ("tenant-1", "tenant-2", "tenant-3")
-CALLEE = SAMPLES / "09-price-lookup-service.json"
-CALLER = SAMPLES / "10-quote-enrichment.json"
-CALLEE_NAME = "Price Lookup Service"
-CALLER_NAME = "Quote Enrichment"
 FILLER = SAMPLES / "06-usage-overage-alert.json"
 
 

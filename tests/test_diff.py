@@ -20,42 +20,8 @@ from migrator.core.diff import (
     summarize_change,
 )
 from migrator.core.remap import remap_task_ids
-from tests.builders import small_export
+from tests.builders import link, reminder_flow, small_export
 from tests.strategies import LINK_TYPES, documents, json_values, renumberings, text
-
-
-def link(src: int | None, tgt: int, ltype: str, workflow_id: int = 7) -> dict[str, Any]:
-    return {
-        "source_workflow_id": workflow_id if src is None else None,
-        "source_task_id": src,
-        "target_task_id": tgt,
-        "linkage_type": ltype,
-    }
-
-
-def reminder_flow() -> dict[str, Any]:
-    """Check balance → (True) Send reminder, (False) Log; one e-mail subject to change."""
-    return {
-        "workflow": {"id": 7, "name": "Dunning", "version": "0.0.1", "parameters": {}},
-        "tasks": [
-            {
-                "id": 1,
-                "name": "Check balance",
-                "action_type": "Logic::If",
-                "task_id": None,
-                "parameters": {"if_clause": "{{ Data.Balance }} > 0"},
-            },
-            {
-                "id": 2,
-                "name": "Send reminder",
-                "action_type": "Email",
-                "task_id": 1,
-                "parameters": {"email": {"subject": "A", "to": "x@example.com"}},
-            },
-            {"id": 3, "name": "Log", "action_type": "Log", "task_id": 1, "parameters": {}},
-        ],
-        "linkages": [link(None, 1, "Start"), link(1, 2, "True"), link(1, 3, "False")],
-    }
 
 
 def lines(source: dict[str, Any], target: dict[str, Any]) -> list[str]:

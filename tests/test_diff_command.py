@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import anyio
 import orjson
 import pytest
 
@@ -23,37 +21,20 @@ from migrator.run.diff import diff_tenants
 from migrator.run.inputs import read_sources
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from tests.builders import _config as _variant_config
 from tests.builders import small_export
 from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake, traced_peak, write_config_file
-from tests.test_variants_e2e import _config as _variant_config
-from tests.test_verify import traced_peak_async
+from tests.helpers import (
+    Env,
+    run_cli,
+    running_fake,
+    traced_peak,
+    traced_peak_async,
+)
 
 pytestmark = pytest.mark.anyio
 
 SECRET_OF_4 = "TEST_SECRET_TENANT_4"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-async def run_cli(env: Env, tmp_path: Path, *args: str, bad_secret_for: str | None = None) -> Run:
-    """`migrator ARGS --config ...` in a child process; `bad_secret_for` gets a wrong secret."""
-    config = tmp_path / "migrator.toml"
-    variables = write_config_file(config, env)
-    if bad_secret_for is not None:
-        variables["TEST_SECRET_" + bad_secret_for.upper().replace("-", "_")] = "not-the-secret"
-    result = await anyio.run_process(
-        [sys.executable, "-m", "migrator.cli", *args, "--config", str(config)],
-        env={**os.environ, **variables},
-        cwd=tmp_path,
-        check=False,
-    )
-    return Run(result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 def write_sources(folder: Path, *names: str) -> Path:

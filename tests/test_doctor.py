@@ -30,9 +30,9 @@ from migrator.fake import FakeConfig, FaultConfig
 from migrator.fake._config import demo_tenant
 from migrator.run.doctor import run_doctor
 from migrator.store.profiles import load_profile, profile_path
+from tests.builders import sample_docs
 from tests.conftest import ROOT
 from tests.helpers import Env, running_fake, settings_for, write_config_file
-from tests.test_migrate import sample_docs
 
 # -- pure verdicts ------------------------------------------------------------------------------
 

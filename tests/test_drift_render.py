@@ -35,7 +35,7 @@ from migrator.core.plan import TargetDefinition, TargetVersion
 from migrator.core.remap import prepare_for_import, remap_task_ids
 from migrator.render.html import CELL_CLASS, render_html
 from migrator.render.terminal import fit, printable, render_report, width
-from tests.test_diff import reminder_flow
+from tests.builders import reminder_flow
 
 
 def drifted_copy(subject: str = "B") -> dict[str, Any]:

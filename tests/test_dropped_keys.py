@@ -13,16 +13,15 @@ from typing import Any
 
 import pytest
 
-from migrator.commands.verify import all_verified, verify_tenants
 from migrator.core import canonical
 from migrator.core.canonical import canonical_hash
 from migrator.fake import FakeConfig, FaultConfig
 from migrator.fake import _document as fake_document
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.verify import all_verified, verify_tenants
 from tests.builders import small_export
-from tests.helpers import running_fake
-from tests.test_resume import hooked
+from tests.helpers import hooked, running_fake
 
 pytestmark = pytest.mark.anyio
 

@@ -19,9 +19,8 @@ from migrator.fake import FakeConfig
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from migrator.store.journal import read_journal
-from tests.helpers import running_fake
-from tests.test_cross_workflow import CALLEE, CALLEE_NAME, CALLER, CALLER_NAME
-from tests.test_resume import Crash, crashing, hooked, key_of
+from tests.builders import CALLEE, CALLEE_NAME, CALLER, CALLER_NAME
+from tests.helpers import Crash, crashing, hooked, key_of, running_fake
 
 pytestmark = pytest.mark.anyio
 

@@ -12,10 +12,10 @@ from typing import Any
 import anyio
 import pytest
 
-from migrator.commands.activate import activate_from_journal
 from migrator.core.journal_records import fold, scan
 from migrator.core.profile import TenantProfile
 from migrator.fake import FakeConfig
+from migrator.run.activate import activate_from_journal
 from migrator.run.migrate import TenantRun, migrate
 from migrator.run.options import MigrateOptions
 from migrator.run.resolve import RESOLVE_BATCH
@@ -370,7 +370,7 @@ async def test_a_listing_that_shows_new_workflows_last_costs_a_lookup_each_at_mo
 async def test_verify_uses_the_cache_unless_told_not_to(tmp_path: Path) -> None:
     """`verify` after a migration exports nothing the cache knows (every item still verified);
     with `--no-cache` (use_cache=False) it exports every version it compares."""
-    from migrator.commands.verify import verify_tenants
+    from migrator.run.verify import verify_tenants
 
     write_sources(tmp_path / "src", 4)
     src = [str(tmp_path / "src")]

@@ -71,8 +71,12 @@ def test_hints_start_with_the_words_that_run_migrator_from_here(
 def test_without_a_script_beside_python_the_hint_is_python_m_migrator() -> None:
     """An interpreter with no `migrator` script beside it is shown with `-m migrator`, at its full path outside the current folder."""
     words = migrator_words(
-        argv0="/src/migrator/demo.py", argv0_real=None, executable="/usr/bin/python3",
-        on_path=None, beside=None, cwd="/home/me",
+        argv0="/src/migrator/demo.py",
+        argv0_real=None,
+        executable="/usr/bin/python3",
+        on_path=None,
+        beside=None,
+        cwd="/home/me",
     )
     assert words == ["/usr/bin/python3", "-m", "migrator"]
 
@@ -85,7 +89,11 @@ def test_the_fake_hint_after_make_demo_runs_as_printed(tmp_path: Path) -> None:
     config = tmp_path / "m.toml"
     fake = subprocess.Popen(
         [script, "fake-zuora", "--port", "0", "--tenants", "1", "--write-config", str(config)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert fake.stdout is not None
@@ -101,7 +109,11 @@ def test_the_fake_hint_after_make_demo_runs_as_printed(tmp_path: Path) -> None:
         source = str(next(SAMPLES.glob("*.json")))
         run = subprocess.run(
             [source if w == "SOURCE" else w for w in hint],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert run.returncode == 0, run.stdout + run.stderr
     finally:

@@ -23,9 +23,7 @@ from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions, Progress
 from tests.builders import small_export
 from tests.conftest import ROOT, SAMPLES
-from tests.helpers import running_fake
-from tests.test_resume import hooked
-from tests.test_verify import run_cli
+from tests.helpers import hooked, run_cli, running_fake
 
 pytestmark = pytest.mark.anyio
 
@@ -106,18 +104,19 @@ async def test_activate_says_each_switch_once_and_a_dry_run_counts_them(tmp_path
     journal = tmp_path / "j.jsonl"
     async with running_fake(FakeConfig.demo(1)) as env:
         await migrate(env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(journal)))
-        planned = orjson.loads(
+        summary = orjson.loads(
             (
                 await run_cli(
                     env, tmp_path, "activate", "--journal", str(journal), "--dry-run", "--json"
                 )
             ).out
-        )["summary"]["planned"]
+        )["summary"]
+        planned, skipped = summary["planned"], summary["skipped"]
         assert planned > 0
         dry = await run_cli(env, tmp_path, "activate", "--journal", str(journal), "--dry-run")
         assert dry.code == 0, dry.err
         assert dry.out.splitlines()[-1] == (
-            f"migrator activate: ok: would activate {planned}, already active 0, failed 0"
+            f"migrator activate: ok: would activate {planned}, skipped {skipped}, failed 0"
         )
         real = await run_cli(env, tmp_path, "activate", "--journal", str(journal))
         assert real.code == 0, real.err
@@ -237,7 +236,15 @@ def test_the_demo_prints_commands_that_work_when_pasted(tmp_path: Path) -> None:
     assert demo.returncode == 0, demo.stdout + demo.stderr
     lines = demo.stdout.splitlines()
     commands = [shlex.split(line[2:]) for line in lines if line.startswith("$ ")]
-    assert [c[1] for c in commands] == ["plan", "migrate", "migrate", "status", "verify", "diff", "doctor"]
+    assert [c[1] for c in commands] == [
+        "plan",
+        "migrate",
+        "migrate",
+        "status",
+        "verify",
+        "diff",
+        "doctor",
+    ]
     [start] = [shlex.split(line) for line in lines if "fake-zuora --write-config" in line]
     assert lines.count("(exit 0)") == len(commands)
 

@@ -17,7 +17,7 @@ from migrator.core.config import Secret, Settings, TenantConfig
 from migrator.core.errors import ProtocolError, ZuoraError
 from migrator.fake import FakeConfig, FaultConfig, serve
 from migrator.zuora import AttemptInfo, ZuoraClient, open_session
-from tests.test_client import Script, client_for, json_response, make_settings, serve_app
+from tests.helpers import Script, client_for, json_response, make_settings, serve_app
 
 pytestmark = pytest.mark.anyio
 

@@ -20,9 +20,7 @@ from migrator.fake import FakeConfig, FaultConfig
 from migrator.run.migrate import MigrateOptions, migrate
 from migrator.run.progress import progress_lines
 from tests.builders import small_export
-from tests.helpers import running_fake
-from tests.test_progress import Client, FakeProgress, Stats, tenant
-from tests.test_resume import hooked
+from tests.helpers import Client, FakeProgress, Stats, hooked, running_fake, tenant
 
 # Recolours the terminal, returns to the start of the line, forges a verdict, rings the bell.
 EVIL = "\x1b[31mEvil\r\nmigrator: ok: imported 9\x07\x9b2J\u202e"

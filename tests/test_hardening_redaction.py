@@ -23,8 +23,7 @@ from migrator.core.errors import AuthError, ZuoraError
 from migrator.zuora import ZuoraClient, open_session
 from migrator.zuora.http import MAX_DETAIL, error_detail
 from tests.builders import small_export
-from tests.test_bad_input import assert_no_traceback, run_cli
-from tests.test_client import make_settings, serve_app
+from tests.helpers import assert_no_traceback, make_settings, run_migrator, serve_app
 
 CLIENT_ID = "client-id-1"
 # Characters that every encoding spells differently: + / = " \ space & and a non-ASCII letter.
@@ -176,7 +175,7 @@ async def test_migrate_against_echoing_token_endpoints_keeps_the_secret_out_of_e
         )
         env = {f"ECHO_SECRET_{n.upper()}": s for n, s in secrets.items()}
         with anyio.fail_after(120):
-            run = await run_cli(
+            run = await run_migrator(
                 [
                     "migrate",
                     str(src),

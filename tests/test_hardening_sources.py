@@ -15,8 +15,7 @@ from migrator.core.errors import InputError
 from migrator.fake import FakeConfig
 from migrator.store.sources import discover, file_sha256, read_document, verify_snapshot
 from tests.builders import small_export
-from tests.helpers import running_fake, write_config_file
-from tests.test_bad_input import assert_no_traceback, run_cli
+from tests.helpers import assert_no_traceback, run_migrator, running_fake, write_config_file
 
 BAD_NAME = b"caf\xe9\xff.json"  # Latin-1 bytes: not UTF-8
 
@@ -119,7 +118,7 @@ async def test_migrate_over_a_non_utf8_name_and_a_fifo_reports_both_and_imports_
         cfg = tmp_path / "migrator.toml"
         variables = write_config_file(cfg, env)
         with anyio.fail_after(120):
-            run = await run_cli(
+            run = await run_migrator(
                 ["migrate", str(src), "--config", str(cfg), "--progress", "never"],
                 variables,
                 tmp_path,

@@ -17,18 +17,26 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from migrator.commands.backup import backup_tenant
-from migrator.commands.verify import verify_tenants
 from migrator.core.errors import MigratorError, ZuoraError
 from migrator.fake import FakeConfig
 from migrator.fake._state import errors_list
+from migrator.run.backup import backup_tenant
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.verify import verify_tenants
 from migrator.store.snapshot import MANIFEST, pointer_path
 from tests.builders import small_export
-from tests.helpers import Env, running_fake
-from tests.test_backup import Clock, manifest_of, preload, sample_documents, snapshot_dirs
-from tests.test_client import client_for, json_response
+from tests.helpers import (
+    Clock,
+    Env,
+    client_for,
+    json_response,
+    manifest_of,
+    preload,
+    running_fake,
+    sample_documents,
+    snapshot_dirs,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,25 +12,11 @@ from migrator.core.document import parse_document
 from migrator.core.errors import MigratorError
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from tests.builders import sample_docs
 from tests.conftest import SAMPLES, SHARED_CORPUS
 from tests.helpers import numeric_version, running_fake
 
 pytestmark = pytest.mark.anyio
-
-
-def sample_docs() -> list[Any]:
-    docs = []
-    for path in sorted(SAMPLES.rglob("*.json*")):
-        if path.name.endswith((".json", ".json.gz")) and path.parent.name != "tenant-specific":
-            from migrator.store.sources import SourceItem, read_document
-
-            docs.append(
-                read_document(
-                    SourceItem(path=str(path), member=None, definition_id=None, sha256=None),
-                    max_bytes=1 << 26,
-                )
-            )
-    return docs
 
 
 async def test_samples_land_exactly_once_in_every_tenant(tmp_path: Path) -> None:

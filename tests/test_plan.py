@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator.core.plan import (
+    LEFT_BY_RETRY_FAILED,
     Action,
     Call,
     PlanOptions,
@@ -258,3 +259,18 @@ def test_a_done_item_whose_workflow_is_gone_is_planned_again() -> None:
     present = {"A": [TargetDefinition(5, "A", (TargetVersion(50, "1.0.0", None),))]}
     kept = {i.doc.key: i for i in plan(docs, present, prior).items}
     assert kept["h1"].action is Action.SKIP
+
+
+def test_retry_failed_reports_settled_items_as_skipped_not_deferred() -> None:
+    """Under --retry-failed an item an earlier run settled as identical content (journal
+    `skipped`) is skipped as settled, not left for another run: only never-tried items wait."""
+    prior = {
+        "h1": PriorState(status="skipped", reason="identical to version 1.0.0 in tenant t"),
+        "h2": PriorState(status="failed", reason="400 bad", attempts=1),
+    }
+    docs = [doc("A", "h1", "1.0.0"), doc("B", "h2", "1.0.0"), doc("C", "h3", "1.0.0")]
+    retry = {i.doc.key: i for i in plan(docs, {}, prior, retry_failed=True).items}
+    assert retry["h1"].action is Action.SKIP and retry["h1"].reason != LEFT_BY_RETRY_FAILED
+    assert "earlier run" in retry["h1"].reason
+    assert retry["h2"].action is Action.CREATE
+    assert retry["h3"].reason == LEFT_BY_RETRY_FAILED

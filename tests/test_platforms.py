@@ -25,8 +25,17 @@ def test_a_journal_without_fcntl_is_one_line_saying_the_platform_is_not_supporte
     )
     source = next(SAMPLES.glob("*.json"))
     done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_FCNTL, "migrate", str(source), "--config", str(config),
-         "--journal", str(tmp_path / "run.jsonl")],
+        [
+            sys.executable,
+            "-c",
+            WITHOUT_FCNTL,
+            "migrate",
+            str(source),
+            "--config",
+            str(config),
+            "--journal",
+            str(tmp_path / "run.jsonl"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

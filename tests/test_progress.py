@@ -8,34 +8,9 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass, field
 
-from migrator.run.options import TenantProgress
 from migrator.run.progress import TerminalStream, format_eta, progress_lines
-
-
-@dataclass
-class Stats:
-    retries: int = 0
-    throttled: int = 0
-
-
-@dataclass
-class Client:
-    stats: Stats
-
-
-@dataclass
-class FakeProgress:
-    tenants: dict[str, TenantProgress] = field(default_factory=dict)
-    clients: dict[str, Client] = field(default_factory=dict)
-
-
-def tenant(total: int, done: int, started: float, **kw: object) -> TenantProgress:
-    tp = TenantProgress(total=total, done=done, started=started)
-    for key, value in kw.items():
-        setattr(tp, key, value)
-    return tp
+from tests.helpers import Client, FakeProgress, Stats, tenant
 
 
 def test_lines_show_done_total_rate_retries_429s_and_eta_per_tenant() -> None:

@@ -714,7 +714,7 @@ async def test_a_resumed_caller_keeps_the_version_it_landed_as(tmp_path: Path) -
     """A caller's import whose answer was lost lands once; the next run records it under the
     version it landed as, and its later version takes the next number, as without the fault (the
     next run used to plan a fresh number for it, so the later version skipped one)."""
-    from tests.test_resume import hooked
+    from tests.helpers import hooked
 
     docs = [
         _plain("Callee", "x", workflow_id=5),

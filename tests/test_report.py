@@ -119,3 +119,21 @@ def test_plan_listing_says_each_status_once_and_names_unreadable_files() -> None
         "t1: x.json: failed: $.tasks: not a list",
         "t1: B: skipped version 2.0.0: identical",
     ]
+
+
+def test_a_report_knows_which_of_its_statuses_are_failures() -> None:
+    """A verify report full of `differs` is not ok, and its summary speaks verify's words only;
+    an activate report with a deferred item is not ok either."""
+    from migrator.run.activate import activate_report
+    from migrator.run.verify import verify_report
+
+    def one(status: str) -> ItemOutcome:
+        return ItemOutcome(tenant="t", source="a.json", workflow_name="A", status=status)
+
+    assert verify_report((one("verified"),)).ok
+    differs = verify_report((one("verified"), one("differs")))
+    assert not differs.ok
+    assert differs.summary() == {"verified": 1, "differs": 1, "missing": 0, "failed": 0}
+    assert not verify_report((one("missing"),)).ok
+    assert activate_report((one("activated"), one("skipped"))).ok
+    assert not activate_report((one("deferred"),)).ok

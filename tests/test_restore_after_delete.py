@@ -19,8 +19,7 @@ from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from tests.builders import small_export
 from tests.fake.helpers import Caller
-from tests.helpers import Env, running_fake
-from tests.test_resume import hooked
+from tests.helpers import Env, hooked, running_fake
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import anyio
 import pytest
 
-from migrator.core.document import parse_document
 from migrator.core.errors import JournalError
 from migrator.core.report import Report
 from migrator.fake import FaultConfig
@@ -26,60 +24,24 @@ from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from migrator.store.journal import Journal, read_journal
 from tests.conftest import ROOT, SAMPLES
-from tests.helpers import Env, running_fake, write_config_file
+from tests.helpers import (
+    CALLEE,
+    T1,
+    VAT,
+    WELCOME,
+    Crash,
+    Env,
+    crashing,
+    hooked,
+    key_of,
+    running_fake,
+    write_config_file,
+)
 
 pytestmark = pytest.mark.anyio
 
-WELCOME = str(SAMPLES / "01-welcome-new-account.json")
 OVERAGE = str(SAMPLES / "06-usage-overage-alert.json")
-VAT = str(SAMPLES / "08-normalise-tax-ids.json")
-CALLEE = str(SAMPLES / "09-price-lookup-service.json")
 CALLER = str(SAMPLES / "10-quote-enrichment.json")
-T1 = "tenant-1"
-
-
-class Crash(BaseException):
-    """Stands for the process dying at this point (not an Exception: nothing may handle it)."""
-
-
-def key_of(path: str) -> str:
-    """The journal item key of a sample: its canonical content hash."""
-    return parse_document(Path(path).read_bytes(), path).content_hash
-
-
-def hooked(on_append: Callable[[str, Mapping[str, Any]], None]) -> Any:
-    """A journal factory whose appends call `on_append(type, fields)` once the record is durable."""
-
-    @asynccontextmanager
-    async def factory(path: str, run_fields: dict[str, Any], **kw: Any) -> AsyncIterator[Journal]:
-        async with Journal.open(path, run_fields, **kw) as journal:
-            append = journal.append
-
-            async def append_then_hook(type: str, **fields: Any) -> Any:
-                record = await append(type, **fields)
-                on_append(type, fields)
-                return record
-
-            journal.append = append_then_hook  # type: ignore[method-assign]
-            yield journal
-
-    return factory
-
-
-async def crashing(run: Any) -> None:
-    """Await `run`, which must end by the simulated crash."""
-    with pytest.raises(BaseException) as info:
-        await run
-    exc = info.value
-    crashes = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
-    assert any(isinstance(e, Crash) for e in _flatten(crashes)), repr(exc)
-
-
-def _flatten(excs: Any) -> list[BaseException]:
-    out: list[BaseException] = []
-    for e in excs:
-        out.extend(_flatten(e.exceptions) if isinstance(e, BaseExceptionGroup) else [e])
-    return out
 
 
 def options(journal: Path, *sources: str, **kw: Any) -> MigrateOptions:

@@ -225,3 +225,22 @@ def test_tls_failure_gives_up_at_once() -> None:
     """A certificate that fails verification is never retried: nothing was sent and nothing will change."""
     d = run(1, Outcome(error=NetError.TLS))
     assert d.action is Action.GIVE_UP and not d.in_doubt and "certificate" in d.reason
+
+
+def test_classify_is_the_one_reading_of_a_status() -> None:
+    """`classify` sorts every status into one kind, and the decisions built on it agree with the
+    rules the client, the engine, backup and the token request each used to spell out."""
+    from migrator.core.retry import RETRY_STATUSES, Kind, classify
+
+    for status in [None, *range(100, 600)]:
+        kind = classify(status)
+        # the engine: a later run may succeed (no answer, 429, any 5xx)
+        assert kind.transient == (status is None or status == 429 or status >= 500)
+        # the client: a give-up is retryable for 409, 429 and the retried 5xx
+        assert kind.retried == (status in (409, 429, 500, 502, 503, 504))
+        # backup: a refusal of this one workflow (4xx but 401, 403, 429) is skipped
+        this_request = status is not None and 400 <= status < 500
+        assert kind.this_request == (this_request and status not in (401, 403, 429))
+        # the retry decision retries exactly RETRY_STATUSES among answers
+        if status is not None:
+            assert (kind in (Kind.THROTTLED, Kind.UNAVAILABLE)) == (status in RETRY_STATUSES)

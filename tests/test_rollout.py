@@ -19,16 +19,15 @@ import anyio
 import orjson
 import pytest
 
-from migrator.commands.rollback import rollback_from_journal
 from migrator.core.config import Settings
 from migrator.core.rollout import RolloutConfig, SmokeRun
 from migrator.fake import FakeConfig, FaultConfig
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.rollback import rollback_from_journal
 from migrator.store.journal import read_journal
 from tests.conftest import ROOT, SAMPLES
-from tests.helpers import Env, running_fake, write_config_file
-from tests.test_crash import expected_names
+from tests.helpers import Env, expected_names, run_cli, running_fake, write_config_file
 
 pytestmark = pytest.mark.anyio
 
@@ -172,7 +171,6 @@ async def test_rollback_restores_previous_versions_deactivates_created_and_is_id
 
 async def test_rollback_of_a_journal_that_activated_nothing_says_so(tmp_path: Path) -> None:
     """`migrator rollback` on a journal whose runs switched nothing on says so and exits 0."""
-    from tests.test_verify import run_cli
 
     journal = tmp_path / "j.jsonl"
     async with running_fake() as env:
@@ -253,25 +251,11 @@ async def test_rollout_needs_a_journal_and_plan_shows_the_waves(tmp_path: Path) 
         write_config_file(config, env)
         with config.open("a") as fh:
             fh.write('\n[rollout]\nwaves = [["tenant-1"], ["tenant-2", "tenant-3"]]\n')
-        run = await run_cli_with(env, tmp_path, config, "plan", str(SAMPLES))
+        run = await run_cli(env, tmp_path, "plan", str(SAMPLES), config=config, cwd=ROOT)
         assert run.code == 0, run.err
         assert "wave 1 (tenant-1): tenant-1" in run.out
         assert "wave 2 (tenant-2, tenant-3): tenant-2, tenant-3" in run.out
         assert "wave 3 (tenants no wave names): tenant-4" in run.out
-
-
-async def run_cli_with(env: Env, tmp_path: Path, config: Path, *args: str) -> Any:
-    """`migrator ARGS --config CONFIG` in a child process (secrets from write_config_file)."""
-    from tests.test_verify import Run
-
-    variables = write_config_file(tmp_path / "scratch.toml", env)
-    result = await anyio.run_process(
-        [sys.executable, "-m", "migrator.cli", *args, "--config", str(config)],
-        env={**os.environ, **variables},
-        cwd=ROOT,
-        check=False,
-    )
-    return Run(result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 async def wait_for_record(journal: Path, marker: bytes) -> None:
@@ -374,7 +358,7 @@ async def test_activate_goes_wave_by_wave_and_a_failed_smoke_run_holds_later_wav
     tmp_path: Path,
 ) -> None:
     """`activate` under [rollout] switches on one wave at a time: a smoke failure in wave 2 leaves wave 3 unswitched (no write), and activating again once fixed finishes."""
-    from migrator.commands.activate import activate_from_journal
+    from migrator.run.activate import activate_from_journal
 
     journal = tmp_path / "j.jsonl"
     config = replace(FakeConfig.demo(4), run_seconds=0.05)
@@ -426,8 +410,15 @@ async def test_bad_rollout_config_exits_2_with_one_line_before_any_request(
         write_config_file(config, env)
         with config.open("a") as fh:
             fh.write(f"\n[rollout]\n{table}\n")
-        run = await run_cli_with(
-            env, tmp_path, config, "migrate", str(SAMPLES), "--journal", str(tmp_path / "j.jsonl")
+        run = await run_cli(
+            env,
+            tmp_path,
+            "migrate",
+            str(SAMPLES),
+            "--journal",
+            str(tmp_path / "j.jsonl"),
+            config=config,
+            cwd=ROOT,
         )
         assert run.code == 2, run.err
         lines = run.err.strip().splitlines()
@@ -440,7 +431,7 @@ async def test_status_after_a_halt_still_counts_the_held_wave_after_a_rollback(
     tmp_path: Path,
 ) -> None:
     """A rollback (or activate) run appended to a halted rollout's journal does not hide the held wave's pending items from `status`."""
-    from migrator.commands.status import status_data
+    from migrator.run.status import status_data
 
     journal = tmp_path / "j.jsonl"
     async with running_fake(FakeConfig.demo(4)) as env:
@@ -502,8 +493,8 @@ async def test_the_cli_says_which_wave_halted_and_exits_1(tmp_path: Path) -> Non
                 '\n[rollout]\nwaves = [["tenant-1"], ["tenant-2", "tenant-3"], ["tenant-4"]]\n'
             )
         journal = str(tmp_path / "j.jsonl")
-        run = await run_cli_with(
-            env, tmp_path, config, "migrate", str(SAMPLES), "--journal", journal
+        run = await run_cli(
+            env, tmp_path, "migrate", str(SAMPLES), "--journal", journal, config=config, cwd=ROOT
         )
         assert run.code == 1, run.err
         assert "note: wave 1 (tenant-1): passed" in run.out

@@ -19,8 +19,7 @@ from migrator.fake import FaultConfig
 from migrator.run.migrate import migrate, shard_of
 from migrator.run.options import MigrateOptions
 from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake
-from tests.test_crash import expected_names
+from tests.helpers import Env, expected_names, running_fake
 
 pytestmark = pytest.mark.anyio
 

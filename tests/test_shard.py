@@ -128,7 +128,7 @@ async def test_two_shards_of_one_migration_cover_every_tenant_once(tmp_path: Pat
 async def test_a_shard_plans_its_share_and_applies_that_plan(tmp_path: Path) -> None:
     """`plan --shard 1/2 --out F` saves the shard's tenants only; `migrate --plan F --shard 1/2`
     applies it and imports into exactly those tenants (one host of an Indexed Job, say)."""
-    from tests.test_verify import run_cli
+    from tests.helpers import run_cli
 
     config = FakeConfig.demo(4)
     mine = sorted(t.name for t in config.tenants if shard_of(t.name, 2) == 1)

@@ -17,7 +17,7 @@ import pytest
 from migrator.store.journal import read_journal
 from migrator.store.sources import discover, read_document
 from tests.conftest import ROOT, SAMPLES
-from tests.test_crash import TENANTS, FakeProcess, assert_exactly_once, fake_process
+from tests.helpers import TENANTS, FakeProcess, assert_exactly_once, fake_process
 
 # Enough work that a run stopped at its first import leaves most of it undone.
 SOURCES = [

@@ -17,15 +17,24 @@ import anyio
 import pytest
 
 from migrator.cli import main
-from migrator.commands.status import status_data
 from migrator.fake import FaultConfig
 from migrator.fake._state import errors_list
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.status import status_data
 from migrator.store.journal import Journal
 from tests.conftest import ROOT
-from tests.helpers import running_fake, traced_peak
-from tests.test_resume import CALLEE, T1, VAT, WELCOME, Crash, crashing, hooked
+from tests.helpers import (
+    CALLEE,
+    T1,
+    VAT,
+    WELCOME,
+    Crash,
+    crashing,
+    hooked,
+    running_fake,
+    traced_peak,
+)
 
 TENANTS = ("tenant-1", "tenant-2", "tenant-3")
 
@@ -389,3 +398,36 @@ def test_status_of_a_long_journal_holds_no_item_per_record(tmp_path: Path) -> No
     assert data["tenants"][T1]["counts"]["done"] == 20_000
     assert len(data["tenants"]["tenant-2"]["failures"]) == 20
     assert peak < 4 << 20, peak  # the journal is 12 MB; folded in memory it took ~60 MB
+
+
+def test_the_status_header_never_contradicts_its_table() -> None:
+    """When the journal records the last run's failure item by item, the header points at the
+    table instead of repeating a count; only what the table cannot show is counted there."""
+    from migrator.render.status import render_status
+
+    def data(failed_in_table: int, failed_in_run: int) -> dict[str, Any]:
+        counts = dict.fromkeys(("done", "skipped", "failed", "in_doubt", "deferred", "pending"), 0)
+        counts["failed"] = failed_in_table
+        return {
+            "journal": "j.jsonl",
+            "runs": 1,
+            "last_run_finished": True,
+            "last_run_interrupted": False,
+            "last_run_counts": {"failed": failed_in_run},
+            "notices": [],
+            "tenants": {
+                "t": {
+                    "counts": counts,
+                    "failures": [],
+                    "in_doubt": [],
+                    "deferred": [],
+                    "next_run": {},
+                }
+            },
+        }
+
+    same = render_status(data(1, 1))
+    assert "the last run left work undone: see the table below" in same
+    assert "failed 1" not in same
+    more = render_status(data(0, 1))
+    assert "does not record item by item: failed 1" in more

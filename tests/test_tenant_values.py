@@ -12,13 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
-from migrator.commands.verify import all_verified, verify_tenants
 from migrator.core.remap import find_tenant_values
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.verify import all_verified, verify_tenants
 from tests.conftest import ROOT, SAMPLES
-from tests.helpers import running_fake
-from tests.test_verify import run_cli
+from tests.helpers import run_cli, running_fake
 
 pytestmark = pytest.mark.anyio
 

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from migrator.commands.backup import backup_tenant
-from migrator.commands.rollback import rollback_from_journal
 from migrator.core.drift import IN_SYNC
 from migrator.fake import FakeConfig
 from migrator.run.diff import diff_tenants
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.rollback import rollback_from_journal
+from tests.builders import ALL_BUT_FILE_REFS, _config, sample_docs
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake
-from tests.test_migrate import sample_docs
 
 pytestmark = pytest.mark.anyio
 
@@ -52,18 +51,11 @@ _XFAIL["no-versions-list"] = pytest.mark.xfail(
 )
 _XFAIL["all-flipped"] = _XFAIL["no-file-ref-rewrite"]
 # all-flipped with file references rewritten: every other open behaviour at once must pass.
-ALL_BUT_FILE_REFS = "all-flipped-but-file-refs"
 
 
 def _variant_params() -> list[object]:
     names = [*FakeConfig.variants(), ALL_BUT_FILE_REFS]
     return [pytest.param(name, marks=_XFAIL[name]) if name in _XFAIL else name for name in names]
-
-
-def _config(variant: str) -> FakeConfig:
-    if variant == ALL_BUT_FILE_REFS:
-        return replace(FakeConfig.demo(1).with_variant("all-flipped"), rewrite_file_refs=True)
-    return FakeConfig.demo(1).with_variant(variant)
 
 
 @pytest.mark.parametrize("variant", _variant_params())

@@ -7,53 +7,35 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
-import tracemalloc
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 import orjson
 import pytest
 
-from migrator.commands.verify import all_verified, verify_tenants
 from migrator.core.config import Secret
 from migrator.core.report import render_table
 from migrator.fake import ApiError, FakeConfig
 from migrator.run.inputs import read_sources
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.verify import all_verified, verify_tenants
 from migrator.store.journal import read_journal
 from migrator.store.workspace import OutcomeLog
 from tests.builders import small_export
 from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake, traced_peak, write_config_file
+from tests.helpers import (
+    Env,
+    run_cli,
+    running_fake,
+    traced_peak,
+    traced_peak_async,
+)
 
 pytestmark = pytest.mark.anyio
 
 TENANTS = ("tenant-1", "tenant-2", "tenant-3")
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-async def run_cli(env: Env, tmp_path: Path, *args: str) -> Run:
-    """`migrator ARGS` in a child process with a config for the env's tenants."""
-    config = tmp_path / "migrator.toml"
-    variables = write_config_file(config, env)
-    result = await anyio.run_process(
-        [sys.executable, "-m", "migrator.cli", *args, "--config", str(config)],
-        env={**os.environ, **variables},
-        cwd=tmp_path,
-        check=False,
-    )
-    return Run(result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 def landed_version_id(env: Env, tenant: str, name: str, version: str) -> int:
@@ -234,21 +216,6 @@ async def test_migrate_verify_export_refused_keeps_the_import(tmp_path: Path) ->
         done = {st.version: st for st in read_journal(journal).state.values()}
         assert done["1.0.0"].status == "done" and done["1.0.0"].verified is False
         assert "not yet visible" in (done["1.0.0"].verify_detail or "")
-
-
-T = TypeVar("T")
-
-
-async def traced_peak_async(fn: Callable[[], Awaitable[T]]) -> tuple[T, int]:
-    """`await fn()`'s result and the peak of Python memory allocated meanwhile (tracemalloc:
-    every thread, the fake serving on this loop included)."""
-    tracemalloc.start()
-    try:
-        result = await fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return result, peak
 
 
 def write_sources(directory: Path, count: int) -> Path:

@@ -42,13 +42,20 @@ class Installed:
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            list(args), cwd=self.cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout
+            list(args),
+            cwd=self.cwd,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
 
 def clean_env() -> dict[str, str]:
     """The environment without anything that could put the source tree on the path."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    }
     env["PYTHONNOUSERSITE"] = "1"
     return env
 
@@ -65,24 +72,52 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     base = tmp_path_factory.mktemp("wheel")
     out = base / "dist"
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
         timeout=300,
     )
     [wheel] = out.glob("*.whl")
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-         "--quiet", "--no-deps", "--no-index", str(wheel)],
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
         timeout=300,
     )
     purelib = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True, timeout=60,
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout.strip()
     lent = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     Path(purelib, "_lent_dependencies.pth").write_text("\n".join(sorted(lent)) + "\n")
@@ -91,7 +126,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     yield Installed(wheel, venv, cwd)
 
 
-def test_the_wheel_is_named_for_the_distribution_and_carries_its_metadata(installed: Installed) -> None:
+def test_the_wheel_is_named_for_the_distribution_and_carries_its_metadata(
+    installed: Installed,
+) -> None:
     """The wheel is `zuora_workflow_migrator-VERSION-py3-none-any.whl`, its metadata names Linux and macOS, and its one script is `migrator`."""
     assert DIST_NAME == "zuora-workflow-migrator"
     assert installed.wheel.name == f"zuora_workflow_migrator-{__version__}-py3-none-any.whl"
@@ -113,7 +150,8 @@ def test_the_installed_command_runs_from_the_venv_not_the_source_tree(installed:
     as_module = installed.run(str(installed.bin / "python"), "-m", "migrator", "--version")
     assert as_module.stdout == f"migrator {__version__}\n", as_module.stderr
     where = installed.run(
-        str(installed.bin / "python"), "-c",
+        str(installed.bin / "python"),
+        "-c",
         "import importlib.metadata as m, migrator; "
         f"print(migrator.__file__); print(m.version({DIST_NAME!r}))",
     )
@@ -130,9 +168,21 @@ def test_a_migration_against_the_fake_runs_from_the_installed_wheel(installed: I
     for sample in sorted(SAMPLES.glob("*.json"))[:3]:
         shutil.copy(sample, sources)
     fake = subprocess.Popen(
-        [str(installed.bin / "migrator"), "fake-zuora", "--port", "0", "--tenants", "1",
-         "--write-config", "migrator.toml"],
-        cwd=installed.cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(installed.bin / "migrator"),
+            "fake-zuora",
+            "--port",
+            "0",
+            "--tenants",
+            "1",
+            "--write-config",
+            "migrator.toml",
+        ],
+        cwd=installed.cwd,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert fake.stdout is not None
@@ -147,8 +197,17 @@ def test_a_migration_against_the_fake_runs_from_the_installed_wheel(installed: I
         assert hint[:2] == [str(installed.bin / "migrator"), "plan"], said[-1]
         planned = installed.run(*[w if w != "SOURCE" else "exports" for w in hint])
         assert planned.returncode == 0, planned.stdout + planned.stderr
-        migrate = [str(installed.bin / "migrator"), "migrate", "exports", "--config", "migrator.toml",
-                   "--journal", "run.jsonl", "--progress", "never"]
+        migrate = [
+            str(installed.bin / "migrator"),
+            "migrate",
+            "exports",
+            "--config",
+            "migrator.toml",
+            "--journal",
+            "run.jsonl",
+            "--progress",
+            "never",
+        ]
         first = installed.run(*migrate, "--report", "first.json")
         assert first.returncode == 0, first.stdout + first.stderr
         again = installed.run(*migrate, "--report", "again.json")
@@ -166,7 +225,9 @@ def test_a_migration_against_the_fake_runs_from_the_installed_wheel(installed: I
 def dockerfile_steps() -> list[tuple[str, str]]:
     """The Dockerfile's instructions as (KEYWORD, arguments), continuation lines joined."""
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    text = re.sub(r"\\\n\s*", " ", "\n".join(s for s in text.splitlines() if not s.lstrip().startswith("#")))
+    text = re.sub(
+        r"\\\n\s*", " ", "\n".join(s for s in text.splitlines() if not s.lstrip().startswith("#"))
+    )
     steps = []
     for line in text.splitlines():
         if line.strip():
@@ -196,4 +257,6 @@ def test_the_dockerfile_installs_the_wheel_make_dist_builds_and_runs_migrator_as
     assert json.loads(entry) == list(PYPROJECT["project"]["scripts"])
     assert (installed.bin / "migrator").exists()
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert re.search(r"^dist: .*\n(\t.*\n)*\t.*-m build .*--outdir dist", makefile, re.M), "make dist builds into dist/"
+    assert re.search(r"^dist: .*\n(\t.*\n)*\t.*-m build .*--outdir dist", makefile, re.M), (
+        "make dist builds into dist/"
+    )

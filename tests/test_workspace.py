@@ -35,12 +35,12 @@ from migrator.core.plan import (
 )
 from migrator.core.report import ItemOutcome, Report
 from migrator.run.planning import linked_names, plan_batches
-from migrator.run.tenant import _Names
+from migrator.run.tenant import NameSet
 from migrator.store.journal import Journal, read_journal, read_state
 from migrator.store.sources import SourceItem
 from migrator.store.workspace import OutcomeLog, Workspace
 from tests.builders import small_export
-from tests.test_journal_props import journals
+from tests.strategies import journals
 
 NAMES = ["alpha", "beta", "gamma", "delta", "eps"]
 
@@ -355,7 +355,7 @@ def test_batched_plan_equals_the_whole_plan(world: Any, batch: int, strict: bool
     try:
         for d in docs:
             ws.add_summary(d)
-        index = SourceIndex(ws.name_of_definition, ws.name_of_workflow, _Names(ws.has_name))
+        index = SourceIndex(ws.name_of_definition, ws.name_of_workflow, NameSet(ws.has_name))
         linked = linked_names(ws, index)
         groups: list[NameGroup] = []
         problems: list[str] = []
@@ -551,7 +551,7 @@ def _limit_file_size(max_bytes: int) -> None:
 def test_a_full_disk_under_the_workspace_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     import subprocess
 
-    from tests.test_crash import fake_process
+    from tests.helpers import fake_process
 
     sources = tmp_path / "exports"
     sources.mkdir()

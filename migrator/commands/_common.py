@@ -7,11 +7,10 @@ Also the exit codes: 0 nothing failed; 1 some item failed, was blocked or is lef
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -20,6 +19,7 @@ from migrator.core import logs
 from migrator.core.config import Settings, load_settings
 from migrator.core.errors import MigratorError, single_failure
 from migrator.core.report import Report
+from migrator.store.files import write_atomic
 
 EXIT_OK, EXIT_ITEMS, EXIT_FATAL = 0, 1, 2
 T = TypeVar("T")
@@ -58,7 +58,7 @@ def _common(
     p.add_argument("--quiet", action="store_true", help=quiet_help)
 
 
-def _level(args: argparse.Namespace) -> str:
+def log_level(args: argparse.Namespace) -> str:
     return "debug" if args.debug else ("warning" if args.quiet else "info")
 
 
@@ -105,7 +105,9 @@ def run_with_signals(fn: Callable[..., Awaitable[T]], *, abortable: bool = False
                             else:
                                 tg.cancel_scope.cancel()
 
-                tg.start_soon(watch)
+                # Signals reach only the main thread (a test may run a command in another).
+                if threading.current_thread() is threading.main_thread():
+                    tg.start_soon(watch)
                 args = (stopping, aborting) if abortable else (stopping,)
                 result.append(await fn(*args))
                 tg.cancel_scope.cancel()
@@ -129,19 +131,9 @@ def emit_report(args: argparse.Namespace, report: Report, render: Callable[[Repo
 
 
 def _write_report(path: str, data: bytes | Iterable[bytes]) -> None:
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
     try:
         # Private, like the journal: reports name workflows, tenants and their errors.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), 0o600)  # a .tmp left by an earlier run keeps its mode
-            if isinstance(data, bytes):
-                data = [data]
-            for chunk in data:
-                fh.write(chunk)
-        tmp.replace(target)
+        write_atomic(path, data, mode=0o600)
     except OSError as exc:
         raise MigratorError(f"{path}: cannot write the report: {exc.strerror}") from None
 

@@ -28,9 +28,8 @@ from migrator.core.logs import redact_text
 from migrator.render.help import described
 from migrator.render.html import render_html
 from migrator.render.terminal import render_report
-from migrator.run.diff import diff_tenants, select_tenants
+from migrator.run.diff import diff_cached, select_tenants
 from migrator.run.migrate import check_source_paths
-from migrator.store.cache import open_cache
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,23 +106,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
     check_source_paths(args.sources)
 
     async def go(stopping: anyio.Event) -> DriftReport:
-        # A version the cache knows to hold the source's content is in sync without an export.
-        cache = await anyio.to_thread.run_sync(
-            lambda: open_cache(settings, enabled=not args.no_cache)
+        return await diff_cached(
+            settings,
+            args.sources,
+            args.tenant,
+            use_cache=not args.no_cache,
+            from_tenant=args.from_tenant,
+            keep_graphs=bool(args.html),
+            stopping=stopping,
         )
-        try:
-            return await diff_tenants(
-                settings,
-                args.sources,
-                args.tenant,
-                from_tenant=args.from_tenant,
-                keep_graphs=bool(args.html),
-                stopping=stopping,
-                cache_for=cache.for_tenant if cache is not None else None,
-            )
-        finally:
-            if cache is not None:
-                cache.close()
 
     report = run_with_signals(go)
     if args.html:

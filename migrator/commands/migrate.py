@@ -15,11 +15,11 @@ from migrator.commands._common import (
     EXIT_ITEMS,
     EXIT_OK,
     _common,
-    _level,
     _no_cache,
     _settings,
     _shard,
     _write_report,
+    log_level,
     run_with_signals,
 )
 from migrator.core.errors import MigratorError
@@ -147,7 +147,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     async def go(stopping: anyio.Event, aborting: anyio.Event) -> Any:
         async with show_progress(
-            progress, mode=args.progress, log_format=args.log_format, level=_level(args)
+            progress, mode=args.progress, log_format=args.log_format, level=log_level(args)
         ):
             return await migrate(
                 settings, options, progress=progress, stopping=stopping, aborting=aborting

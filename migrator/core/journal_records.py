@@ -9,7 +9,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -485,10 +485,29 @@ def runs(records: Iterable[Record]) -> list[RunInfo]:
     return out
 
 
-def _torn_notice(source: str, result: ScanResult | ScanTail, *, cut: bool) -> str:
+def torn_notice(source: str, result: ScanResult | ScanTail, *, cut: bool) -> str:
     assert result.torn_tail is not None
     verb = "cut" if cut else "ignored"
     return (
         f"{source}: {verb} an incomplete last line (line {result.torn_line}, "
         f"{len(result.torn_tail)} bytes): an append that never completed"
     )
+
+
+class JournalWriter(Protocol):
+    """What a pipeline writes to: `store.journal.Journal`, or a stand-in that writes nowhere
+    (`NullJournal`, `ReadOnlyJournal`). `state` is the folded state at open, `run_history` the
+    earlier runs' `run_started` records, `notices` what opening it had to say."""
+
+    @property
+    def state(self) -> Mapping[Any, Any]: ...
+
+    @property
+    def notices(self) -> list[str]: ...
+
+    @property
+    def run_history(self) -> list[Any]: ...
+
+    async def append(self, type: str, **fields: Any) -> Any: ...
+
+    def finish(self, **fields: Any) -> None: ...

@@ -495,6 +495,17 @@ def _plan_group(
                 highest = state.version
             exists = True
             continue
+        if options.retry_failed and state is not None and state.status == "skipped":
+            # Settled by an earlier run (identical content was there): nothing is left to do.
+            items.append(
+                PlannedItem(
+                    doc=doc,
+                    action=Action.SKIP,
+                    reason=f"skipped by an earlier run (journal): {state.reason or 'settled'}",
+                    prior=state,
+                )
+            )
+            continue
         if options.retry_failed and (state is None or state.status != "failed"):
             items.append(
                 PlannedItem(

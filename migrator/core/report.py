@@ -114,7 +114,8 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed, was blocked, is left for another run, or failed --verify."""
+        """True when no item has one of the command's failure statuses (for migrate: failed,
+        blocked, left for another run), nothing failed --verify and the run was not interrupted."""
         s = self.summary()
         return (
             all(s.get(status, 0) == 0 for status in self.failures)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from urllib.parse import urlsplit
 
 
 class NetError(Enum):
@@ -26,6 +27,24 @@ class NetError(Enum):
     BROKEN_BODY = "response body cut short or undecodable"  # truncated, or bad gzip
     NOT_HTTP = "invalid HTTP response"  # the peer does not speak HTTP (wrong port, proxy, ...)
     TLS = "TLS handshake or certificate verification failed"  # never sent; retrying cannot help
+
+
+# What to check when the wire fails before any answer: said once, in the error a person reads.
+_NET_HINTS = {
+    NetError.CONNECT: "is the host up and the config's base_url right? check the network",
+    NetError.CONNECT_TIMEOUT: "no answer to connect: a firewall, a proxy or a wrong base_url",
+    NetError.TLS: "check the certificate and that base_url is the tenant's https URL",
+    NetError.NOT_HTTP: "the port does not speak HTTP: check base_url (scheme and port)",
+}
+
+
+def describe_net_error(error: NetError, base_url: str) -> str:
+    """A failure with no answer, for people: what happened; when the server was never reached
+    (connect, TLS, not HTTP), also which host and what to check."""
+    hint = _NET_HINTS.get(error)
+    if hint is None:
+        return error.value
+    return f"{error.value} to {urlsplit(base_url).netloc or base_url} ({hint})"
 
 
 # Errors after which the server may have applied the request although we saw no answer.
@@ -44,6 +63,58 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Statuses that come from a gateway/server after the request body was received: for a write the
 # backend may have acted on it (a 504 is the gateway giving up, not the application refusing).
 _WRITE_DOUBT_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class Kind(Enum):
+    """What an answer's status says about the request, for every retry and transient decision
+    (the client's retry, a failed item deferred or failed for good, a backup's skip, a token
+    request failing fast): one `classify`, so they never disagree."""
+
+    OK = "ok"  # 2xx
+    NO_ANSWER = "no answer"  # no status: the wire failed (NetError)
+    CREDENTIALS = "credentials"  # 401, 403
+    THROTTLED = "throttled"  # 429
+    UNAVAILABLE = "unavailable"  # 500, 502, 503, 504: retried
+    SERVER = "server error"  # any other 5xx: not retried, but the server's fault
+    CONFLICT = "conflict"  # 409: an idempotent write still in flight (or done)
+    REFUSED = "refused"  # any other 4xx: this request's own fault
+    OTHER = "other"  # 1xx, 3xx: not an answer the API gives
+
+    @property
+    def transient(self) -> bool:
+        """A later run may succeed without anything changed on our side."""
+        return self in (Kind.NO_ANSWER, Kind.THROTTLED, Kind.UNAVAILABLE, Kind.SERVER)
+
+    @property
+    def retried(self) -> bool:
+        """The client resends (within its attempts) and a give-up is reported as retryable."""
+        return self in (Kind.THROTTLED, Kind.UNAVAILABLE, Kind.CONFLICT)
+
+    @property
+    def this_request(self) -> bool:
+        """A refusal of this one request (4xx but credentials and throttling), not the tenant."""
+        return self in (Kind.REFUSED, Kind.CONFLICT)
+
+
+def classify(status: int | None) -> Kind:
+    """The kind of an answer's status (None: no answer at all)."""
+    if status is None:
+        return Kind.NO_ANSWER
+    if 200 <= status < 300:
+        return Kind.OK
+    if status in (401, 403):
+        return Kind.CREDENTIALS
+    if status == 429:
+        return Kind.THROTTLED
+    if status == 409:
+        return Kind.CONFLICT
+    if status in RETRY_STATUSES:
+        return Kind.UNAVAILABLE
+    if 500 <= status < 600:
+        return Kind.SERVER
+    if 400 <= status < 500:
+        return Kind.REFUSED
+    return Kind.OTHER
 
 
 class Action(Enum):
@@ -189,13 +260,14 @@ def _decide(
                 )
         return _retry_or_give_up(attempt, policy, rand, doubt, error.value, wait=None)
     assert status is not None
-    if 200 <= status < 300:
+    kind = classify(status)
+    if kind is Kind.OK:
         return Decision(Action.DONE, in_doubt=False)
     if status == 401:
         if refreshed:
             return Decision(Action.GIVE_UP, in_doubt=doubt, reason="401 after a token refresh")
         return Decision(Action.REFRESH, in_doubt=doubt, reason="401: token refresh")
-    if status == 409 and outcome.is_write and outcome.idempotency_key:
+    if kind is Kind.CONFLICT and outcome.is_write and outcome.idempotency_key:
         # Spec §1.8 contradiction: 409 is either "first request still in flight" or "already
         # done, here is the stored result". A body carrying an id is a stored import result.
         if outcome.body_has_id:
@@ -204,7 +276,7 @@ def _decide(
         return _retry_or_give_up(
             attempt, policy, rand, True, "409 request still in flight", wait=wait
         )
-    if status in RETRY_STATUSES:
+    if kind in (Kind.THROTTLED, Kind.UNAVAILABLE):
         throttled = status in (429, 503)
         wait = server_wait(outcome.headers, now, throttled=status == 429) if throttled else None
         if outcome.is_write and status in _WRITE_DOUBT_STATUSES:

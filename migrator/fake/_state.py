@@ -523,7 +523,9 @@ class FakeState:
         for vid in d.version_ids:
             ts.versions.pop(vid, None)
         del ts.definitions[definition_id]
-        self.write_log.append({"tenant": tenant, "definition_id": definition_id, "method": "DELETE"})
+        self.write_log.append(
+            {"tenant": tenant, "definition_id": definition_id, "method": "DELETE"}
+        )
         return {"id": definition_id, "success": True}
 
     def delete_version(self, tenant: str, version_id: int) -> dict[str, Any]:

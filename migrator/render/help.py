@@ -10,7 +10,9 @@ from typing import Any
 WIDTH = 78
 
 
-def described(summary: str, *, exits: dict[int, str], example: str, more: str = "") -> dict[str, Any]:
+def described(
+    summary: str, *, exits: dict[int, str], example: str, more: str = ""
+) -> dict[str, Any]:
     """Keyword arguments for `add_parser`: the one-paragraph description (wrapped here, so the
     raw formatter keeps the example's line breaks) and an epilog with exit statuses and example."""
     paragraphs = [textwrap.fill(" ".join(summary.split()), WIDTH)]

@@ -1,23 +1,121 @@
-"""Activating and verifying what a tenant's run imported: which version to switch on, finding
-the definition and version an import made, and exporting a version to compare it.
+"""The one activation path: `Activation` (a definition's state read once, as data) and
+`switch_on` (journal what was active, then the keyed switch), used by `migrator activate`
+(run/activate.py) and by `migrate --activate` (`TenantActivation`), which also checks what it
+imported by export (`--verify`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import ZuoraError
-from migrator.core.listing import shown_versions
+from migrator.core.journal_records import JournalWriter
+from migrator.core.listing import active_version
 from migrator.core.plan import PlannedItem, activation_key, int_or_none
 from migrator.run.tenant import GroupState, TenantState, tenant_identity
+from migrator.zuora import ZuoraClient
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """One switch, as data: which version of which definition, and the state found before it.
+    Computed once; a dry run renders it, the real run executes exactly it (`switch_on`)."""
+
+    tenant: str
+    name: str
+    definition_id: int
+    version: str
+    version_id: int
+    previous_version_id: int | None
+    previous_status: str  # "" when the tenant did not say
+    updated_at: str
+
+    @property
+    def already_active(self) -> bool:
+        return self.previous_version_id == self.version_id and self.previous_status == "Active"
+
+    def before(self) -> str:
+        if self.previous_version_id is None:
+            return "no active version"
+        return f"active version {self.previous_version_id}"
+
+
+async def read_activation(
+    client: ZuoraClient, definition_id: int, name: str, version: str, version_id: int
+) -> Activation:
+    """The switch of `version` (id `version_id`) on, with the definition's state read now."""
+    definition = await client.get_workflow(definition_id)
+    return activation_of(client.tenant.name, definition_id, definition, name, version, version_id)
+
+
+def activation_of(
+    tenant: str,
+    definition_id: int,
+    definition: Mapping[str, Any],
+    name: str,
+    version: str,
+    version_id: int,
+) -> Activation:
+    """The switch of `version` on, from the definition as the tenant just showed it."""
+    active = active_version(definition)
+    return Activation(
+        tenant=tenant,
+        name=name,
+        definition_id=definition_id,
+        version=version,
+        version_id=version_id,
+        previous_version_id=int_or_none(active.get("id")) if active is not None else None,
+        previous_status=str(definition.get("status") or ""),
+        updated_at=str(definition.get("updatedAt") or ""),
+    )
+
+
+async def journal_activating(
+    journal: JournalWriter, action: Activation, *, created: bool = False
+) -> None:
+    """Before a switch, durably: what was active, so `migrator rollback` puts exactly that back."""
+    await journal.append(
+        "activating",
+        tenant=action.tenant,
+        name=action.name,
+        definition_id=action.definition_id,
+        version=action.version,
+        previous_version_id=action.previous_version_id,
+        previous_status=action.previous_status or "Inactive",
+        created=created,
+    )
+
+
+async def switch_on(
+    client: ZuoraClient, journal: JournalWriter, action: Activation
+) -> dict[str, Any]:
+    """Execute one `Activation`: journal it, then switch the version on. The request is keyed by
+    the state found: a lost answer is replayed, while a definition switched back since (a
+    rollback, a hand edit) gets a new key and is switched on again."""
+    await journal_activating(journal, action)
+    key = activation_key(
+        tenant_identity(client.tenant),
+        action.definition_id,
+        action.version_id,
+        action.previous_version_id,
+        action.previous_status,
+        action.updated_at,
+    )
+    return await client.update_workflow(
+        action.definition_id,
+        {"active_workflow_version_id": action.version_id, "status": "Active"},
+        idempotency_key=key,
+    )
 
 
 class TenantActivation(TenantState):
-    """Switches versions on (`--activate`, `--activation match`) and checks them (`--verify`)."""
+    """`migrate --activate` / `--activation match`: switches versions on through the same
+    `Activation` and `switch_on` as `migrator activate`, and checks them (`--verify`)."""
 
     def _activate(self, item: PlannedItem) -> bool:
         if self.options.activation == "always":
@@ -36,88 +134,43 @@ class TenantActivation(TenantState):
             return None  # a later version of the group is the one switched on
         version_id = state.version_ids.get(version)
         if version_id is None:
-            version_id = await self._resolve_version(state.definition_id, version, {})
+            version_id = await self._resolve_version(state.definition_id, version)
         if version_id is None:
             return None
         if state.active_version_id == version_id:
             return "already active"
-        previous, status, updated_at = await self._record_activating(
-            state, item.doc.name, version, created=False
+        action = await read_activation(
+            self.client, state.definition_id, item.doc.name, version, version_id
         )
-        if previous == version_id and status == "Active":
+        if action.already_active:
+            await journal_activating(self.journal, action)
             state.active_version_id = version_id
             return "already active"
-        # Keyed by the state found, like `migrator activate`: a lost answer is replayed, while a
-        # definition switched back since (a rollback, a hand edit) gets a new key and is switched on.
-        key = activation_key(
-            tenant_identity(self.tenant),
-            state.definition_id,
-            version_id,
-            previous,
-            status,
-            updated_at,
-        )
-        await self.client.update_workflow(
-            state.definition_id,
-            {"active_workflow_version_id": version_id, "status": "Active"},
-            idempotency_key=key,
-        )
+        await switch_on(self.client, self.journal, action)
         state.active_version_id = version_id
         return "activated"
 
     async def _record_activating(
         self, state: GroupState, name: str, version: str, *, created: bool
-    ) -> tuple[int | None, str, str]:
-        """Journal what was active before a version is switched on (read from the tenant, not
-        remembered), so `migrator rollback` puts exactly that back and never guesses."""
-        previous: int | None = None
-        status = "Inactive"
-        updated_at = ""
-        if not created and state.definition_id is not None:
-            definition = await self.client.get_workflow(state.definition_id)
-            updated_at = str(definition.get("updatedAt") or "")
-            active = definition.get("active_version")
-            previous = int_or_none(active.get("id")) if isinstance(active, dict) else None
-            status = str(definition.get("status") or "Inactive")
-        await self.journal.append(
-            "activating",
-            tenant=self.tenant.name,
-            name=name,
-            definition_id=state.definition_id,
-            version=version,
-            previous_version_id=previous,
-            previous_status=status,
-            created=created,
-        )
-        return previous, status, updated_at
+    ) -> None:
+        """Journal what was active before an import that switches its version on (read from
+        the tenant, not remembered), so `migrator rollback` puts exactly that back."""
+        if created or state.definition_id is None:
+            await self.journal.append(
+                "activating",
+                tenant=self.tenant.name,
+                name=name,
+                definition_id=state.definition_id,
+                version=version,
+                previous_version_id=None,
+                previous_status="Inactive",
+                created=created,
+            )
+            return
+        action = await read_activation(self.client, state.definition_id, name, version, 0)
+        await journal_activating(self.journal, action)
 
-    async def _resolve_definition(self, name: str, response: Mapping[str, Any]) -> int:
-        """The new definition's id. The import answer's `id` may be the definition's or the
-        version's (spec §9.3), so look the name up instead of trusting it."""
-        # An entry without an integer id cannot be the definition we made (or used at all).
-        candidates = [
-            e
-            for e in await self.client.list_workflows(name=name)
-            if e.get("name") == name and type(e.get("id")) is int
-        ]
-        if len(candidates) == 1:
-            return int(candidates[0]["id"])
-        rid = int_or_none(response.get("id"))
-        for entry in candidates:
-            if int_or_none(entry.get("id")) == rid or any(
-                int_or_none(v.get("id")) == rid for v in shown_versions(entry)
-            ):
-                return int(entry["id"])
-        if candidates:
-            return int(max(candidates, key=lambda e: int(e["id"]))["id"])
-        raise ZuoraError(
-            f"tenant {self.tenant.name}: imported {name!r} but cannot find its definition",
-            in_doubt=True,
-        )
-
-    async def _resolve_version(
-        self, definition_id: int, version: str, response: Mapping[str, Any]
-    ) -> int | None:
+    async def _resolve_version(self, definition_id: int, version: str) -> int | None:
         try:
             for entry in await self.client.list_versions(definition_id):
                 if str(entry.get("version")) == version:

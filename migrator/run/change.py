@@ -16,8 +16,8 @@ from migrator.core.diff import summarize_change
 from migrator.core.document import validate_document
 from migrator.core.drift import compared_version
 from migrator.core.errors import InputError, ZuoraError
+from migrator.core.payload import planned_callee_ids, tenant_payload
 from migrator.core.plan import Action, PlannedItem
-from migrator.core.remap import prepare_for_import
 from migrator.run.tenant import GroupState, TenantState
 
 log = structlog.get_logger("migrator.change")
@@ -33,14 +33,8 @@ async def planned_change(run: TenantState, state: GroupState, item: PlannedItem)
         doc = run.store.load(item.doc)
     except InputError:
         return None  # reported as the item's own failure when it is sent
-    call_targets = {
-        task: callee_id
-        for task, callee in item.call_targets.items()
-        if (callee_id := run._definition_id(callee)) is not None
-    }
-    payload = prepare_for_import(
-        doc, call_targets=call_targets, substitutions=run.tenant.substitutions
-    )
+    ids = planned_callee_ids(item.call_targets, run._definition_id)
+    payload = tenant_payload(doc, {t: i for t, i in ids.items() if i is not None}, run.tenant)
     replaced = state.replaced
     state.replaced = (f"planned version {item.version}", payload)
     if item.action is Action.CREATE:

@@ -39,24 +39,23 @@ from migrator.core.drift import (
 )
 from migrator.core.errors import AuthError, InputError, MigratorError, ZuoraError, single_failure
 from migrator.core.listing import active_version, shown_versions, unseen_versions_note
+from migrator.core.payload import callee_ids, tenant_payload
 from migrator.core.plan import (
     SourceDoc,
     SourceIndex,
     TargetDefinition,
     TargetVersion,
     int_or_none,
-    resolve_in,
 )
 from migrator.core.references import TenantSchema, check, missing_lines
-from migrator.core.remap import prepare_for_import
+from migrator.run.context import choose_tenants, unknown_tenant
 from migrator.run.inputs import read_live_sources, read_sources
-from migrator.run.migrate import _close_session
 from migrator.run.references import read_schema
 from migrator.run.target import for_each_definition, listed_id
 from migrator.run.tenant import source_index
-from migrator.store.cache import TenantCache
+from migrator.store.cache import TenantCache, open_cache
 from migrator.store.workspace import Workspace
-from migrator.zuora import ZuoraClient, open_session
+from migrator.zuora import ZuoraClient, close_session, open_session
 
 log = structlog.get_logger("migrator.diff")
 
@@ -82,23 +81,37 @@ def select_tenants(
     """The tenants to compare, in the order asked for (default: every configured one but the
     source tenant); an unknown name is a usage error."""
     if from_tenant is not None and from_tenant not in settings.tenants:
-        raise MigratorError(
-            f"{settings.file}: unknown source tenant {from_tenant!r}"
-            f" (configured: {', '.join(sorted(settings.tenants))})"
-        )
-    wanted = list(names) or sorted(settings.tenants)
-    unknown = [n for n in wanted if n not in settings.tenants]
-    if unknown:
-        raise MigratorError(
-            f"{settings.file}: unknown tenant {unknown[0]!r}"
-            f" (configured: {', '.join(sorted(settings.tenants))})"
-        )
-    chosen = [settings.tenants[n] for n in dict.fromkeys(wanted) if n != from_tenant]
+        raise unknown_tenant(settings, from_tenant, what="source tenant")
+    chosen = [t for t in choose_tenants(settings, names) if t.name != from_tenant]
     if not chosen:
         raise MigratorError(
             f"diff: no tenant to compare with {from_tenant!r}: select another with --tenant"
         )
     return chosen
+
+
+async def diff_cached(
+    settings: Settings,
+    sources: Sequence[str],
+    tenants: Sequence[str] = (),
+    *,
+    use_cache: bool = True,
+    **kwargs: Any,
+) -> DriftReport:
+    """`diff_tenants` with the content-hash cache open (unless `use_cache` is off): a version the
+    cache knows to hold the source's content is in sync without an export."""
+    cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=use_cache))
+    try:
+        return await diff_tenants(
+            settings,
+            sources,
+            tenants,
+            cache_for=cache.for_tenant if cache is not None else None,
+            **kwargs,
+        )
+    finally:
+        if cache is not None:
+            cache.close()
 
 
 async def diff_tenants(
@@ -143,7 +156,7 @@ async def diff_tenants(
         finally:
             store.close()
     finally:
-        await _close_session(session)
+        await close_session(session)
     return DriftReport(tuple(columns), failed)
 
 
@@ -174,7 +187,8 @@ async def _diff_all(
                 column = _with_references(column, store, schema)
             columns[tenant.name] = column
         except (ZuoraError, InputError) as exc:
-            log.error("tenant failed", tenant=tenant.name, error=str(exc))
+            # stdout (the report) says it, once per tenant; the log line only with --debug.
+            log.debug("tenant failed", tenant=tenant.name, error=str(exc))
             # The client's errors already start with the tenant's name: say it once.
             text = str(exc).removeprefix(f"tenant {tenant.name}: ")
             reason = f"could not read tenant {tenant.name}: {text}"
@@ -389,21 +403,11 @@ def _payload(
     doc: SourceDoc,
 ) -> dict[str, Any] | Unreadable:
     """What a migration would send this tenant for `doc` (as `verify` builds it), or why not."""
-    call_targets: dict[int, int] = {}
-    for call in doc.calls:
-        if call.workflow_id and "{{" in call.workflow_id:
-            continue  # Liquid: resolved at run time, sent as written
-        callee = resolve_in(call, index, target)
-        callee_defs = target.get(callee, ()) if callee is not None else ()
-        if len(callee_defs) != 1:
-            what = repr(callee) if callee else f"id {call.workflow_id}, name {call.workflow_name!r}"
-            why = "is not" if not callee_defs else "is ambiguous"
-            return Unreadable(
-                f"task {call.task_id} calls {what}, which {why} in tenant {tenant.name}"
-            )
-        call_targets[call.task_id] = callee_defs[0].id
+    call_targets = callee_ids(doc, index, target, tenant.name)
+    if isinstance(call_targets, str):
+        return Unreadable(call_targets)
     try:
         body = store.load(doc)
     except InputError as exc:
         return Unreadable(str(exc))
-    return prepare_for_import(body, call_targets=call_targets, substitutions=tenant.substitutions)
+    return tenant_payload(body, call_targets, tenant)

@@ -13,8 +13,9 @@ import anyio.abc
 from migrator.core.canonical import canonical_hash
 from migrator.core.errors import AuthError, InputError, ZuoraError, single_failure
 from migrator.core.logs import redact_text
+from migrator.core.payload import planned_callee_ids, tenant_payload
 from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem
-from migrator.core.remap import prepare_for_import
+from migrator.core.retry import classify
 from migrator.run.change import planned_change
 from migrator.run.resolve import Pending, TenantResolution, version_in_entry
 from migrator.run.tenant import Done, GroupState, _on_target
@@ -172,9 +173,7 @@ class TenantExecution(TenantResolution):
                 isinstance(exc, AuthError)  # the credentials, not the item: retry once they work
                 or exc.in_doubt
                 or exc.retryable
-                or exc.status is None
-                or exc.status >= 500
-                or exc.status == 429
+                or classify(exc.status).transient
             )
             status = "deferred" if transient else "failed"
             # The client scrubs its own tenant's secrets; a server may echo another tenant's.
@@ -209,9 +208,11 @@ class TenantExecution(TenantResolution):
     async def _send(self, name: str, state: GroupState, item: PlannedItem) -> None:
         fetch = self.store.locate(item.doc)
         call_targets: dict[int, int] = {}
-        for task_id, callee in item.call_targets.items():
-            callee_id = self._definition_id(callee)
+        for task_id, callee_id in planned_callee_ids(
+            item.call_targets, self._definition_id
+        ).items():
             if callee_id is None:
+                callee = item.call_targets[task_id]
                 # The callee did not land in this run (deferred, blocked, failed): the caller
                 # waits for a later run instead of failing for good.
                 raise ZuoraError(
@@ -220,13 +221,11 @@ class TenantExecution(TenantResolution):
                     retryable=True,
                 )
             call_targets[task_id] = callee_id
-        substitutions = self.tenant.substitutions
+        tenant = self.tenant
 
         def prepared() -> tuple[dict[str, Any], str, bool]:
             doc = fetch()
-            payload = prepare_for_import(
-                doc, call_targets=call_targets, substitutions=substitutions
-            )
+            payload = tenant_payload(doc, call_targets, tenant)
             return payload, canonical_hash(payload), bool(doc.ref_tasks)
 
         # Reading, parsing, preparing and hashing a big document takes milliseconds: off the loop.
@@ -330,9 +329,9 @@ class TenantExecution(TenantResolution):
             updated_at = updated_at or shown_at
         if self.options.legacy:  # before issue 15: the versions list after every import
             assert definition_id is not None
-            version_id = await self._resolve_version(definition_id, item.version, response.fields)
+            version_id = await self._resolve_version(definition_id, item.version)
         if self.options.verify and definition_id is not None and version_id is None:
-            version_id = await self._resolve_version(definition_id, item.version, response.fields)
+            version_id = await self._resolve_version(definition_id, item.version)
         await self.journal.append(
             "committed",
             tenant=self.tenant.name,

@@ -17,7 +17,7 @@ from migrator.core.errors import JournalError, MigratorError
 from migrator.core.journal_records import rekey_item
 from migrator.core.legacy_identity import legacy_keys
 from migrator.core.plan import PriorIntent, PriorState
-from migrator.run.tenant import tenant_fingerprint
+from migrator.run.context import check_tenant_identity
 from migrator.store.workspace import Workspace
 
 # The engine works without a journal too (dry runs, --journal not given).
@@ -172,17 +172,12 @@ def check_journal_matches(
     journal: Any, tenants: Sequence[TenantConfig], store: Workspace, path: str
 ) -> None:
     """Refuse to resume when the journal would lie about a tenant or an unanswered import."""
-    history = getattr(journal, "run_history", []) or []
-    current = {t.name: tenant_fingerprint(t) for t in tenants}
-    for record in history:
-        fields = getattr(record, "fields", record) if not isinstance(record, dict) else record
-        earlier = fields.get("tenants") or {}
-        for name, fp in earlier.items():
-            if name in current and current[name] != fp:
-                raise JournalError(
-                    f"{path}: tenant {name!r} pointed at a different tenant (URL or client id) when this journal "
-                    "was written; its records would be wrong here. Use a new --journal for the new target."
-                )
+    check_tenant_identity(
+        getattr(journal, "run_history", []) or [],
+        tenants,
+        path,
+        consequence="its records would be wrong here. Use a new --journal for the new target.",
+    )
     names = {t.name for t in tenants}
     orphans = [
         (tenant, item)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import anyio
 import structlog
 
-from migrator import __version__
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import (
     AuthError,
@@ -30,6 +28,7 @@ from migrator.core.errors import (
 from migrator.core.plan import Action
 from migrator.core.report import ItemOutcome, Report, unreadable_outcomes
 from migrator.core.rollout import check_smoke_sources, wave_number
+from migrator.run.context import choose_tenants, run_clients, run_started_fields, unknown_tenant
 from migrator.run.execute import TenantExecution
 from migrator.run.history import (
     NullJournal,
@@ -42,12 +41,12 @@ from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.options import MigrateOptions, Progress
 from migrator.run.planning import TenantPlanning, linked_names
 from migrator.run.rollout import needs_journal, roll_out_runs
-from migrator.run.tenant import source_index, tenant_fingerprint, tenant_identity
+from migrator.run.tenant import RunParts, source_index, tenant_identity
 from migrator.store.cache import open_cache
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
 from migrator.store.profiles import load_profile
 from migrator.store.workspace import OutcomeLog, Workspace
-from migrator.zuora import ZuoraClient, open_session
+from migrator.zuora import ZuoraClient
 
 log = structlog.get_logger("migrator.engine")
 
@@ -59,13 +58,7 @@ class TenantRun(TenantPlanning, TenantExecution):
 
 
 def select_tenants(settings: Settings, options: MigrateOptions) -> list[TenantConfig]:
-    names = list(options.tenants) or sorted(settings.tenants)
-    unknown = [n for n in names if n not in settings.tenants]
-    if unknown:
-        raise MigratorError(
-            f"{settings.file}: unknown tenant {unknown[0]!r} (configured: {', '.join(sorted(settings.tenants))})"
-        )
-    chosen = [settings.tenants[n] for n in names if n != options.from_tenant]
+    chosen = [t for t in choose_tenants(settings, options.tenants) if t.name != options.from_tenant]
     if options.shard is not None:
         index, count = options.shard
         chosen = [t for t in chosen if shard_of(t.name, count) == index]
@@ -136,14 +129,11 @@ async def migrate(
             "nothing to migrate to (name the targets with --tenant)"
         )
     notices: list[str] = []
-    session = open_session(settings)
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(_close_session, session)
+        session = (await stack.enter_async_context(run_clients(settings))).session
         if options.from_tenant:
             if options.from_tenant not in settings.tenants:
-                raise MigratorError(
-                    f"{settings.file}: unknown source tenant {options.from_tenant!r}"
-                )
+                raise unknown_tenant(settings, options.from_tenant, what="source tenant")
             source_client = ZuoraClient(
                 settings.tenants[options.from_tenant], session, settings, stopping=stopping
             )
@@ -204,12 +194,9 @@ async def _migrate(
     elif options.journal:
         from migrator.store.journal import Journal
 
-        run_fields = {
-            "run_id": hashlib.sha256(f"{time.time()}".encode()).hexdigest()[:12],
-            "inputs_hash": inputs_fingerprint(store, tenants, options),
-            "tenants": {t.name: tenant_fingerprint(t) for t in tenants},
-            "tool_version": __version__,
-        }
+        run_fields = run_started_fields(
+            tenants, inputs_hash=inputs_fingerprint(store, tenants, options)
+        )
         # Refuse before this run appends its run_started: a refused run leaves no trace
         # (its tenants would otherwise make every later run with the right config refuse).
         path = options.journal
@@ -238,7 +225,7 @@ async def _migrate(
         stack.callback(cache.close)
     runs: dict[str, TenantRun] = {}
     index = source_index(store)
-    linked = linked_names(store, index)
+    parts = RunParts(store, journal, options, settings, stopping, index, linked_names(store, index))
 
     def tenant_failed(run: TenantRun, exc: MigratorError) -> None:
         # The tenant as a whole cannot be worked (credentials, unreachable, changed since
@@ -257,7 +244,8 @@ async def _migrate(
             )
         run.progress.phase = "failed"
         run.failed = True
-        log.error("tenant failed", tenant=run.tenant.name, error=str(exc))
+        # stdout (the report) says it, once per tenant; the log line only with --debug.
+        log.debug("tenant failed", tenant=run.tenant.name, error=str(exc))
 
     async def plan_one(tenant: TenantConfig) -> None:
         client = ZuoraClient(tenant, session, settings, stopping=stopping)
@@ -265,17 +253,11 @@ async def _migrate(
         run = TenantRun(
             tenant,
             client,
-            store,
-            journal,
-            options,
-            settings,
             progress.tenant(tenant.name),
-            stopping,
-            index,
-            linked,
+            parts,
+            profile=load_profile(settings, tenant),
+            cache=cache.for_tenant(tenant) if cache is not None else None,
         )
-        run.profile = load_profile(settings, tenant)
-        run.cache = cache.for_tenant(tenant) if cache is not None else None
         runs[tenant.name] = run
         try:
             await run.build_plan()
@@ -418,8 +400,3 @@ async def _unless_aborted(aborting: anyio.Event, fn: Callable[[], Awaitable[None
             await fn()
             watcher.cancel_scope.cancel()
     return scope.cancel_called
-
-
-async def _close_session(session: Any) -> None:
-    with anyio.CancelScope(shield=True):
-        await session.close()

@@ -14,8 +14,10 @@ import anyio
 import anyio.lowlevel
 
 from migrator.core.canonical import canonical_hash
+from migrator.core.config import TenantConfig
 from migrator.core.document import ExportDocument
 from migrator.core.errors import InputError
+from migrator.core.payload import planned_callee_ids, tenant_payload
 from migrator.core.plan import (
     Action,
     PlanOptions,
@@ -26,11 +28,10 @@ from migrator.core.plan import (
     resolve_in,
 )
 from migrator.core.references import TenantSchema, check, missing_lines
-from migrator.core.remap import prepare_for_import
 from migrator.run.history import _NO_PRIOR, prior_states
 from migrator.run.references import read_schema
 from migrator.run.target import read_target, target_fingerprint
-from migrator.run.tenant import TenantState, _Names, tenant_identity
+from migrator.run.tenant import NameSet, TenantState, tenant_identity
 from migrator.store.workspace import Workspace
 
 PLAN_BATCH = 256  # names planned at a time, apart from those linked by calls
@@ -103,9 +104,9 @@ class TenantPlanning(TenantState):
 
         await read_target(
             self.client,
-            _Names(lambda n: n in callee_names or self.store.has_name(n)),
+            NameSet(lambda n: n in callee_names or self.store.has_name(n)),
             lambda d: self.store.add_target(name, d),
-            hash_names=_Names(lambda n: not settled(n)),
+            hash_names=NameSet(lambda n: not settled(n)),
             on_unreadable=note_unreadable,
             cache=self.cache,
         )
@@ -209,7 +210,7 @@ class TenantPlanning(TenantState):
             doc = item.doc
             if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
                 continue
-            targets = {t: self._definition_id(c) for t, c in item.call_targets.items()}
+            targets = planned_callee_ids(item.call_targets, self._definition_id)
             if any(v is None for v in targets.values()):
                 continue  # a callee created by this run: its id is not known yet
             fetch = self.store.locate(doc)
@@ -218,12 +219,9 @@ class TenantPlanning(TenantState):
             def payload_hash(
                 fetch: Callable[[], ExportDocument] = fetch,
                 resolved: dict[int, int] = resolved,
-                substitutions: Mapping[str, str] = self.tenant.substitutions,
+                tenant: TenantConfig = self.tenant,
             ) -> str:
-                payload = prepare_for_import(
-                    fetch(), call_targets=resolved, substitutions=substitutions
-                )
-                return canonical_hash(payload)
+                return canonical_hash(tenant_payload(fetch(), resolved, tenant))
 
             try:
                 # A big document takes milliseconds to parse and hash: off the loop.

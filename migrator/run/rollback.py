@@ -16,14 +16,16 @@ from typing import Any
 import anyio
 import structlog
 
-from migrator.core.config import TenantConfig
-from migrator.core.errors import AuthError, JournalError, ZuoraError
+from migrator.core.config import Settings
+from migrator.core.errors import AuthError, ZuoraError
 from migrator.core.journal_records import ItemKey, ItemState, Record
 from migrator.core.listing import active_version
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
-from migrator.core.report import ItemOutcome
+from migrator.core.report import ItemOutcome, Report
 from migrator.core.rollback import (
+    ROLLBACK_FAILURES,
+    ROLLBACK_STATUSES,
     Found,
     RollbackAction,
     RollbackLedger,
@@ -32,8 +34,15 @@ from migrator.core.rollback import (
     RollbackTarget,
     rollback_step,
 )
-from migrator.run.tenant import tenant_fingerprint, tenant_identity
-from migrator.store.journal import read_state
+from migrator.run.context import (
+    check_tenant_identity,
+    choose_tenants,
+    run_clients,
+    run_started_fields,
+)
+from migrator.run.history import NullJournal
+from migrator.run.tenant import tenant_identity
+from migrator.store.journal import Journal, read_state
 from migrator.zuora import ZuoraClient
 
 log = structlog.get_logger("migrator.rollback")
@@ -95,18 +104,6 @@ def read_rollback_targets(
 
     history, notices = read_state(journal_path, DiscardState(), watch=watch)
     return ledger.targets(tenants), history, notices, ledger.activations
-
-
-def check_identity(history: Sequence[Record], chosen: Sequence[TenantConfig], path: str) -> None:
-    """Refuse when a tenant's URL or client id is not the one the journal's ids belong to."""
-    current = {t.name: tenant_fingerprint(t) for t in chosen}
-    for started in history:
-        for name, fp in (started.get("tenants") or {}).items():
-            if name in current and current[name] != fp:
-                raise JournalError(
-                    f"{path}: tenant {name!r} pointed at a different tenant (URL or client id) when "
-                    "this journal was written; its definition and version ids mean nothing here"
-                )
 
 
 def rollback_key(
@@ -303,3 +300,81 @@ async def rollback(
         for tenant in sorted(per):
             tg.start_soon(one, tenant)
     return sorted(results, key=lambda o: (o.tenant, o.target_workflow_id or 0))
+
+
+NOTHING = "the journal records no activation and no created definition: nothing to roll back"
+
+
+async def rollback_from_journal(
+    settings: Settings,
+    journal_path: str,
+    tenants: list[str] | tuple[str, ...] = (),
+    *,
+    dry_run: bool = False,
+    delete_created: bool = False,
+    force: bool = False,
+    stopping: anyio.Event | None = None,
+) -> Report:
+    """Roll back every selected tenant's changes the journal records; journaled unless dry_run.
+    The dry run and the real run compute the same plan (run/rollback.plan_tenant)."""
+    if tenants:
+        choose_tenants(settings, tenants)  # an unknown name is one usage error
+    wanted = list(dict.fromkeys(tenants)) or None
+    targets, history, notices, activations = await anyio.to_thread.run_sync(
+        read_rollback_targets, journal_path, wanted
+    )
+    left_alone = sorted({t.tenant for t in targets if t.tenant not in settings.tenants})
+    notices += [
+        f"{journal_path}: tenant {t!r} is in the journal but not in {settings.file}; left alone"
+        for t in left_alone
+    ]
+    targets = [t for t in targets if t.tenant in settings.tenants]
+    chosen = [settings.tenants[n] for n in sorted({t.tenant for t in targets})]
+    check_tenant_identity(history, chosen, journal_path)
+    if not targets:
+        return rollback_report((), (*notices, NOTHING))
+    if not activations and not delete_created:
+        created = len(targets)
+        return rollback_report(
+            (),
+            (
+                *notices,
+                f"the journal records no activation: nothing to roll back (its runs created "
+                f"{created} definition(s), which stay Inactive; --delete-created deletes them)",
+            ),
+        )
+    async with run_clients(settings, chosen, stopping) as run:
+        clients = run.clients
+        if dry_run:
+            items = await rollback(
+                clients,
+                targets,
+                NullJournal(),
+                dry_run=True,
+                delete_created=delete_created,
+                force=force,
+            )
+        else:
+            fields = run_started_fields(chosen, command="rollback")
+            async with Journal.open(journal_path, fields) as journal:
+                items = await rollback(
+                    clients, targets, journal, delete_created=delete_created, force=force
+                )
+                journal.finish(counts=rollback_report(items).summary())
+    left = sum(1 for i in items if i.status == "skipped")
+    if left and not force:
+        notices.append(
+            f"{left} definition(s) changed since the rollout were left alone; "
+            "`--force` puts them back anyway"
+        )
+    return rollback_report(items, notices)
+
+
+def rollback_report(items: Sequence[ItemOutcome], notices: Sequence[str] = ()) -> Report:
+    """A report in rollback's own statuses: `skipped` (left alone) and `failed` need a person."""
+    return Report(
+        items=tuple(items),
+        notices=tuple(notices),
+        statuses=ROLLBACK_STATUSES,
+        failures=ROLLBACK_FAILURES,
+    )

@@ -15,6 +15,7 @@ import anyio
 import anyio.lowlevel
 
 from migrator.core.config import Settings, TenantConfig
+from migrator.core.journal_records import JournalWriter
 from migrator.core.plan import (
     LEFT_BY_RETRY_FAILED,
     Action,
@@ -89,8 +90,8 @@ class GroupState:
     more: bool = False
 
 
-class _Names:
-    """A set of names answered by a question (`name in _Names(store.has_name)`): the sources'
+class NameSet:
+    """A set of names answered by a question (`name in NameSet(store.has_name)`): the sources'
     names are in the workspace, not in memory."""
 
     def __init__(self, contains: Callable[[str], bool]) -> None:
@@ -103,12 +104,27 @@ class _Names:
 def source_index(store: Workspace) -> SourceIndex:
     """Where calls point among the sources, answered by the workspace (the later document wins
     where two share an id, as in `SourceIndex.of`)."""
-    return SourceIndex(store.name_of_definition, store.name_of_workflow, _Names(store.has_name))
+    return SourceIndex(store.name_of_definition, store.name_of_workflow, NameSet(store.has_name))
 
 
 def _on_target(item: PlannedItem) -> bool:
     """A skipped item whose version is on the target: identical content, or imported earlier."""
     return item.recorded or (item.prior is not None and item.prior.status == "done")
+
+
+@dataclass(frozen=True, slots=True)
+class RunParts:
+    """What every tenant of one run shares, handed to each `TenantRun` whole at construction:
+    the workspace, the journal, what was asked, the settings, the stop event, where the sources'
+    calls point and which names are linked by calls."""
+
+    store: Workspace
+    journal: JournalWriter
+    options: MigrateOptions
+    settings: Settings
+    stopping: anyio.Event
+    index: SourceIndex
+    linked: set[str]
 
 
 class TenantState:
@@ -122,25 +138,24 @@ class TenantState:
         self,
         tenant: TenantConfig,
         client: ZuoraClient,
-        store: Workspace,
-        journal: Any,
-        options: MigrateOptions,
-        settings: Settings,
         progress: TenantProgress,
-        stopping: anyio.Event,
-        index: SourceIndex,
-        linked: set[str],
+        parts: RunParts,
+        *,
+        profile: TenantProfile | None = None,
+        cache: TenantCache | None = None,
     ) -> None:
         self.tenant = tenant
         self.client = client
-        self.store = store
-        self.journal = journal
-        self.options = options
-        self.settings = settings
         self.progress = progress
-        self.stopping = stopping
-        self.index = index
-        self.linked = linked
+        self.store = parts.store
+        self.journal: JournalWriter = parts.journal
+        self.options = parts.options
+        self.settings = parts.settings
+        self.stopping = parts.stopping
+        self.index = parts.index
+        self.linked = parts.linked
+        self.profile = profile  # what `migrator doctor` learned, if anything
+        self.cache = cache  # the content-hash cache (None with --no-cache)
         self.decided = 0  # outcomes recorded
         self.definition_ids: dict[str, int] = {}
         self.done: dict[str, Done] = {}  # linked names: callers wait for their callees
@@ -150,8 +165,6 @@ class TenantState:
         self.target_fingerprint: str | None = None
         self.failed = False
         self.rejected: str | None = None  # the tenant's credentials were refused mid-run: why
-        self.profile: TenantProfile | None = None  # what `migrator doctor` learned, if anything
-        self.cache: TenantCache | None = None  # the content-hash cache (None with --no-cache)
         self.notes: list[str] = []  # not blocking, for the report: references not checked, warned
 
     def hold(self, reason: str) -> None:

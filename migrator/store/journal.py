@@ -26,11 +26,6 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
-
 from migrator.core.errors import JournalError
 from migrator.core.journal_records import (
     ItemKey,
@@ -39,15 +34,16 @@ from migrator.core.journal_records import (
     RunInfo,
     ScanResult,
     ScanTail,
-    _torn_notice,
     encode,
     fold,
     fold_into,
     runs,
     scan,
     scan_lines,
+    torn_notice,
 )
 from migrator.store import lock as _lock
+from migrator.store.files import durable_fsync, fsync_dir
 
 # ---------------------------------------------------------------------------------------------
 # Read-only view (for `migrator status`)
@@ -131,7 +127,7 @@ def _read_notices(source: str, tail: ScanTail | ScanResult) -> list[str]:
             "these counts are a moment's picture"
         )
     if tail.torn_tail is not None:
-        notices.append(_torn_notice(source, tail, cut=False))
+        notices.append(torn_notice(source, tail, cut=False))
     return notices
 
 
@@ -150,27 +146,6 @@ class _Waiter:
 
 WriteFn = Callable[[int, bytes], int]
 FsyncFn = Callable[[int], None]
-
-
-def durable_fsync(fd: int) -> None:
-    """fsync that reaches the platter: on macOS plain fsync stops at the drive's cache, so use
-    F_FULLFSYNC there (falling back to fsync where the filesystem refuses it)."""
-    full = getattr(fcntl, "F_FULLFSYNC", None) if fcntl is not None else None
-    if full is not None:
-        try:
-            fcntl.fcntl(fd, full)
-            return
-        except OSError:
-            pass
-    os.fsync(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _recover(
@@ -192,7 +167,7 @@ def _recover(
     try:
         if created:
             # The new name must survive a crash too, not only the bytes written under it.
-            _fsync_dir(path)
+            fsync_dir(path.parent)
             return fd, ScanTail(), []
         with os.fdopen(os.dup(fd), "rb") as fh:
             fh.seek(0)
@@ -373,7 +348,7 @@ async def _session(
         fd, tail, history = await anyio.to_thread.run_sync(_recover, path, fsync, state)
         notices = [held.notice] if held.notice else []
         if tail.torn_tail is not None:
-            notices.append(_torn_notice(os.fspath(path), tail, cut=True))
+            notices.append(torn_notice(os.fspath(path), tail, cut=True))
         journal = Journal(
             path,
             fd,

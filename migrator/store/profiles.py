@@ -15,6 +15,7 @@ import structlog
 
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.profile import TenantProfile
+from migrator.store.files import write_atomic
 
 log = structlog.get_logger("migrator.cache")
 
@@ -66,7 +67,5 @@ def save_profile(settings: Settings, tenant: TenantConfig, profile: TenantProfil
     """Write the profile atomically (temp file + rename), so a reader never sees half of one."""
     path = profile_path(settings, tenant)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(orjson.dumps(profile.to_json(), option=orjson.OPT_INDENT_2))
-    os.replace(tmp, path)
+    write_atomic(path, orjson.dumps(profile.to_json(), option=orjson.OPT_INDENT_2), mode=0o644)
     return path

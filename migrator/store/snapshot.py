@@ -5,7 +5,6 @@ writes, reading and listing a tenant's snapshots and checking one whole. No netw
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import hashlib
 import os
@@ -23,6 +22,7 @@ import orjson
 from migrator.core.errors import MigratorError
 from migrator.core.versions import is_valid_version
 from migrator.store import lock as lock_mod
+from migrator.store.files import fsync_dir
 
 SNAPSHOT_FORMAT = "migrator-snapshot/1"
 MANIFEST = "manifest.json"
@@ -42,7 +42,7 @@ _RESERVED = frozenset(
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DASHES = re.compile(r"-{2,}")  # "--" separates slug, id and version in file names
 _DOTS = re.compile(r"\.{2,}")
-_PARTIAL = re.compile(r"^\d{8}T\d{6}Z(?:-\d+)?\.(\d+)\.partial$")
+PARTIAL = re.compile(r"^\d{8}T\d{6}Z(?:-\d+)?\.(\d+)\.partial$")
 # Latin letters NFKD does not decompose; spelled out so "Søren" reads "Soren", not "Sren".
 _LATIN = str.maketrans(
     {
@@ -141,12 +141,12 @@ def encode_document(document: Mapping[str, Any]) -> bytes:
     return orjson.dumps(document, option=JSON_OPTIONS) + b"\n"
 
 
-def _compress(raw: bytes) -> bytes:
+def gzip_bytes(raw: bytes) -> bytes:
     # mtime=0 and no file name in the header: equal content gives equal bytes.
     return gzip.compress(raw, compresslevel=9, mtime=0)
 
 
-def _iso(t: float) -> str:
+def iso_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
@@ -282,45 +282,9 @@ def snapshot_problems(snap: Snapshot) -> list[str]:
     return problems
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a directory's entries (new names, renames) durable."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # Windows has no directory handles; its renames are durable on their own
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        # Some filesystems (and platforms) refuse fsync on directories; real I/O errors do not hide.
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES):
-            raise
-    finally:
-        os.close(fd)
-
-
-def write_atomic(folder: Path, name: str, data: bytes, *, mode: int = 0o600) -> None:
-    """Write `folder/name` so that it is either absent, the old file, or all of `data`:
-    temporary file in the same folder, fsync, rename. The caller fsyncs the folder."""
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), mode)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, folder / name)
-
-
-def _remove_snapshot(folder: Path) -> None:
+def remove_snapshot(folder: Path) -> None:
     """Delete a snapshot so that it stops looking complete first (manifest goes before files)."""
     with contextlib.suppress(FileNotFoundError):
         (folder / MANIFEST).unlink()
-    _fsync_dir(folder)
+    fsync_dir(folder)
     shutil.rmtree(folder, ignore_errors=True)

@@ -13,7 +13,7 @@ from migrator.zuora.calls import (
     validate_idempotency_key,
 )
 from migrator.zuora.client import ZuoraClient
-from migrator.zuora.http import open_session
+from migrator.zuora.http import close_session, open_session
 
 __all__ = [
     "AttemptInfo",
@@ -21,6 +21,7 @@ __all__ = [
     "ImportAnswer",
     "TokenCache",
     "ZuoraClient",
+    "close_session",
     "open_session",
     "valid_track_id",
     "validate_idempotency_key",

@@ -24,7 +24,8 @@ from migrator.core import logs
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import AuthError, ZuoraError
 from migrator.core.pacing import WindowLimiter
-from migrator.core.retry import Action, NetError, Outcome, Policy, decide
+from migrator.core.retry import Action, Kind, NetError, Outcome, Policy, decide, describe_net_error
+from migrator.core.retry import classify as classify_status
 from migrator.zuora.http import classify, error_detail
 
 TOKEN_PATH = "/oauth/token"
@@ -204,7 +205,8 @@ class TokenCache:
             if decision.retry_after is not None:
                 # Capped like every server-requested pause (settings.max_wait).
                 limiter.penalize(self._clock() + min(decision.retry_after, self._policy.max_wait))
-            _log.info(
+            # Each attempt only with --debug: the give-up is the error a person reads, once.
+            _log.debug(
                 "token attempt",
                 tenant=tenant,
                 attempt=attempt,
@@ -214,13 +216,17 @@ class TokenCache:
                 delay=round(decision.delay, 3),
             )
             if decision.action is not Action.RETRY:
-                what = str(status) if status is not None else (error.value if error else "failed")
+                what = (
+                    str(status)
+                    if status is not None
+                    else (describe_net_error(error, self._tenant.base_url) if error else "failed")
+                )
                 detail = _short_reason(raw, None, self._scrub) if status is not None else ""
                 suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
                 message = self._scrub(
                     f"POST {TOKEN_PATH}: token request failed: {what}{' ' + detail if detail else ''}{suffix}"
                 )
-                if status is not None and 400 <= status < 500 and status != 429:
+                if classify_status(status) in (Kind.CREDENTIALS, Kind.CONFLICT, Kind.REFUSED):
                     # Any other 4xx (404: wrong base_url, ...) is a configuration problem: fail fast.
                     raise AuthError(message, status=status, tenant=tenant)
                 raise ZuoraError(message, status=status, tenant=tenant, retryable=True)

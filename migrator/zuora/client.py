@@ -26,7 +26,16 @@ from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import ProtocolError, ZuoraError
 from migrator.core.logs import redact_text
 from migrator.core.pacing import AdaptiveLimit, Pacer
-from migrator.core.retry import Action, Decision, NetError, Outcome, Policy, decide
+from migrator.core.retry import (
+    Action,
+    Decision,
+    NetError,
+    Outcome,
+    Policy,
+    decide,
+    describe_net_error,
+)
+from migrator.core.retry import classify as classify_status
 from migrator.zuora.auth import TokenCache
 from migrator.zuora.calls import (
     AttemptInfo,
@@ -669,12 +678,16 @@ class ZuoraClient:
             suffix += f"; server asks to wait {decision.retry_after:.0f} s"
         if outcome.error is not None:
             return self._error(
-                method, path, f"{outcome.error.value}{suffix}", in_doubt=doubt, retryable=True
+                method,
+                path,
+                describe_net_error(outcome.error, self.tenant.base_url) + suffix,
+                in_doubt=doubt,
+                retryable=True,
             )
         status = outcome.status
         detail = error_detail(reply.raw, self._scrub)
         text = f"{status} {detail}".rstrip() + suffix
-        retryable = status in (409, 429, 500, 502, 503, 504)
+        retryable = classify_status(status).retried
         error = self._error(method, path, text, status=status, in_doubt=doubt, retryable=retryable)
         say = self._log.debug if status in expected else self._log.info
         say("zuora call failed", method=method, path=path, status=status, in_doubt=doubt)

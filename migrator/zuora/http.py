@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import anyio
 import orjson
 
 from migrator.core.config import Settings
@@ -55,6 +56,12 @@ def open_session(settings: Settings) -> aiohttp.ClientSession:
         auto_decompress=True,
         trust_env=False,
     )
+
+
+async def close_session(session: aiohttp.ClientSession) -> None:
+    """Close the run's session even while the run is being cancelled (a shielded scope)."""
+    with anyio.CancelScope(shield=True):
+        await session.close()
 
 
 def gzip_body(raw: bytes) -> bytes:
