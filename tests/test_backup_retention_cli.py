@@ -12,9 +12,7 @@ import orjson
 import pytest
 
 from migrator.store.snapshot import pointer_path
-from tests.helpers import Env, running_fake
-from tests.test_backup import manifest_of, preload, snapshot_dirs
-from tests.test_diff_command import run_cli
+from tests.helpers import Env, manifest_of, preload, run_cli, running_fake, snapshot_dirs
 
 pytestmark = pytest.mark.anyio
 

@@ -14,13 +14,37 @@ from migrator.core.drift import FAILED, IN_SYNC
 from migrator.fake import FakeConfig
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
-from tests.helpers import running_fake
-from tests.test_diff_command import run_cli, write_sources
-from tests.test_hostile_tenant import with_listing_id
+from tests.builders import small_export
+from tests.helpers import Env, run_cli, running_fake
 
 pytestmark = pytest.mark.anyio
 
 T1, T2 = "tenant-1", "tenant-2"
+
+
+def write_sources(folder: Path, *names: str) -> Path:
+    """One small export per name in `folder`."""
+    folder.mkdir()
+    for name in names:
+        (folder / f"{name.lower()}.json").write_bytes(orjson.dumps(small_export(name)))
+    return folder
+
+
+def with_listing_id(env: Env, definition_id: int, bad: Any) -> None:
+    """The listing (and GET /workflows/{id}) shows `bad` as the id of one definition
+    (KeyError: no id at all)."""
+    real = env.fake.state.definition_json
+
+    def definition_json(tenant: str, did: int, **kw: Any) -> dict[str, Any]:
+        out = real(tenant, did, **kw)
+        if did == definition_id:
+            if bad is KeyError:
+                del out["id"]
+            else:
+                out["id"] = bad
+        return out
+
+    env.fake.state.definition_json = definition_json  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("bad", [KeyError, None, "x7", 1.5, True])

@@ -19,8 +19,7 @@ from migrator.fake import FakeConfig
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from tests.builders import small_export
-from tests.helpers import running_fake
-from tests.test_diff_command import run_cli
+from tests.helpers import run_cli, running_fake
 
 pytestmark = pytest.mark.anyio
 

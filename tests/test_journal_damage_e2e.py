@@ -13,10 +13,19 @@ import pytest
 
 from migrator.core.errors import JournalError
 from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
+from tests.conftest import SAMPLES
 from tests.helpers import running_fake
-from tests.test_resume import T1, VAT, WELCOME, options
 
 pytestmark = pytest.mark.anyio
+
+T1 = "tenant-1"
+WELCOME = str(SAMPLES / "01-welcome-new-account.json")
+VAT = str(SAMPLES / "08-normalise-tax-ids.json")
+
+
+def options(journal: Path, *sources: str) -> MigrateOptions:
+    return MigrateOptions(sources=list(sources), tenants=[T1], journal=str(journal))
 
 
 @pytest.mark.parametrize("replacement", [b" ", b"x", b"\r"])
