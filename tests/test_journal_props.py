@@ -31,13 +31,23 @@ def assert_prefix_or_refusal(
     original: list[Record], damaged: bytes, first_damaged_byte: int
 ) -> None:
     """The damaged bytes scan to a prefix of the original (with its fold) that keeps every line
-    before the damage, or raise JournalError: never a shorter prefix that silently drops them."""
+    before the damage, or raise JournalError: never a shorter prefix that silently drops them.
+    And only the file's last line may be cut: damage before it raises, whatever follows."""
     try:
         result = scan(damaged, "j.jsonl")
     except JournalError as err:
         msg = str(err)
         assert "j.jsonl" in msg and "\n" not in msg
         return
+    # Where the bytes first differ (an inserted byte may equal the one it pushes along).
+    raw = b"".join(encode(r) for r in original)
+    differ = next((i for i, (a, b) in enumerate(zip(raw, damaged, strict=False)) if a != b), None)
+    first_difference = min(len(raw), len(damaged)) if differ is None else differ
+    last_line_start = damaged.rfind(b"\n", 0, len(damaged) - 1) + 1
+    assert first_difference >= last_line_start, "damage before the last line was not refused"
+    cut = damaged[result.valid_length :]
+    assert cut == (result.torn_tail or b""), "bytes left out without being reported cut"
+    assert b"\n" not in cut[:-1], "a line before the last was cut instead of refused"
     k = len(result.records)
     assert k >= intact_lines(original, first_damaged_byte), (k, first_damaged_byte)
     assert result.records == original[:k]
@@ -96,6 +106,22 @@ def test_splices_are_a_prefix_or_a_refusal(records: list[Record], data: st.DataO
         damaged = damaged[:cut]
         first_damaged_byte = min(first_damaged_byte, cut)
     assert_prefix_or_refusal(records, damaged, first_damaged_byte)
+
+
+@PROPS
+@given(journals(), st.data())
+def test_damage_before_the_last_line_is_refused(records: list[Record], data: st.DataObject) -> None:
+    """Any one byte changed in a line that is not the file's last (its newline included) raises JournalError naming the line: a crash tears only the end, so this is never cut silently."""
+    lines = [encode(r) for r in records]
+    assume(len(lines) >= 2)
+    i = data.draw(st.integers(0, len(lines) - 2))
+    # The newline itself often: a record run into the next line must not pass for a torn one.
+    pos = data.draw(st.just(len(lines[i]) - 1) | st.integers(0, len(lines[i]) - 1))
+    line = bytearray(lines[i])
+    line[pos] = data.draw(st.integers(0, 255).filter(lambda b: b != line[pos]))
+    damaged = b"".join([*lines[:i], bytes(line), *lines[i + 1 :]])
+    with pytest.raises(JournalError, match=r"j\.jsonl: the journal is damaged at line \d+"):
+        scan(damaged, "j.jsonl")
 
 
 @PROPS

@@ -94,3 +94,40 @@ async def test_deleted_workflow_restored_through_a_lost_answer(tmp_path: Path) -
         assert len(ledger) == 2, ledger  # the first import and the restore: nothing twice
         definitions = env.fake.state.list_definitions(T1, {})
         assert len(definitions) == 1
+
+
+async def test_deleted_workflow_is_imported_again_with_the_same_journal(tmp_path: Path) -> None:
+    """Import, delete in the tenant over HTTP, re-run with the SAME journal while the server still remembers the first create's key: the workflow is created again once, under a new key and a new definition, the journal records it gone then done with the new ids, and a third run imports nothing."""
+    from migrator.core.journal_records import scan
+    from migrator.store.journal import read_journal
+
+    source = _source(tmp_path)
+    journal = tmp_path / "j.jsonl"
+    options = MigrateOptions(sources=[source], journal=str(journal))
+    async with running_fake(FakeConfig.demo(1)) as env:
+        first = await migrate(env.settings, options)
+        [item] = first.items
+        assert item.status == "imported"
+        await delete_in_tenant(env, item.target_workflow_id)
+
+        again = await migrate(env.settings, options)
+        [item2] = again.items
+        assert item2.status == "imported", again.to_json()
+        assert item2.target_workflow_id != item.target_workflow_id
+        ledger = env.imports(T1)
+        assert len(ledger) == 2
+        assert ledger[0]["idempotency_key"] != ledger[1]["idempotency_key"]
+        assert ledger[1]["definition_id"] == item2.target_workflow_id
+        assert env.fake.state.export(T1, item2.target_workflow_id, None)["workflow"]["name"] == (
+            "Resume"
+        )
+        types = [r.type for r in scan(journal.read_bytes()).records if r.get("tenant") == T1]
+        assert types.count("gone") == 1
+        assert types.index("gone") < max(i for i, t in enumerate(types) if t == "committed")
+        [state] = read_journal(journal).state.values()
+        assert state.status == "done"
+        assert state.target_definition_id in (None, item2.target_workflow_id)
+
+        third = await migrate(env.settings, options)
+        assert [i.status for i in third.items] == ["skipped"], third.to_json()
+        assert len(env.imports(T1)) == 2

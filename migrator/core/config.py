@@ -6,6 +6,7 @@ Every error names the file and the key (`tenants.prod.max_concurrency`). Secrets
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 import tomllib
@@ -256,14 +257,68 @@ def _split_base_url(base_url: str, file: str, key: str) -> SplitResult:
     return parts
 
 
+_DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"), 16: frozenset("0123456789abcdef")}
+
+
+def _inet_aton(host: str) -> int | None:
+    """The IPv4 address the classic resolver reads in `host` (`127.1`, `0x7f000001`,
+    `2130706433`, `0177.0.0.1`: one to four parts, each decimal, 0x-hex or 0-octal, the last
+    filling the remaining bytes), or None when it is not one."""
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values = []
+    for part in parts:
+        if part[:2] in ("0x", "0X"):
+            digits, base = part[2:], 16
+        elif len(part) > 1 and part.startswith("0"):
+            digits, base = part[1:], 8
+        else:
+            digits, base = part, 10
+        if not digits or not _DIGITS[base].issuperset(digits.lower()):
+            return None
+        values.append(int(digits, base))
+    last_bits = 8 * (5 - len(values))
+    if any(v > 255 for v in values[:-1]) or values[-1] >= 1 << last_bits:
+        return None
+    address = 0
+    for v in values[:-1]:
+        address = address << 8 | v
+    return address << last_bits | values[-1]
+
+
+def normalised_host(host: str) -> str:
+    """One spelling per host: case, a trailing dot and brackets dropped; an IP address in its
+    compressed form (IPv4-mapped IPv6 and the classic IPv4 spellings as plain IPv4); every
+    loopback or unspecified address and `localhost` as "loopback"; a Unicode name as IDNA."""
+    host = host.lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        number = _inet_aton(host)
+        ip = None if number is None else ipaddress.IPv4Address(number)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip is not None:
+        return "loopback" if ip.is_loopback or ip.is_unspecified else ip.compressed
+    if host in LOOPBACK_HOSTS:
+        return "loopback"
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
 def tenant_identity(tenant: TenantConfig) -> tuple[str, int, str, str | None]:
-    """What makes two tenant tables the same tenant: host (loopback names, case and the default
-    port normalised), client id and entity ids. The path prefix does not count: one client id
-    belongs to one tenant whatever path reaches it."""
+    """What makes two tenant tables the same tenant: host (`normalised_host`: every spelling of
+    one address, loopback names, case), port (the default one filled in), client id and entity
+    ids. The path prefix does not count: one client id belongs to one tenant whatever path
+    reaches it."""
     parts = urlsplit(tenant.base_url)
-    host = (parts.hostname or "").lower().rstrip(".")
-    if host in LOOPBACK_HOSTS or host.startswith("127."):
-        host = "loopback"
+    host = normalised_host(parts.hostname or "")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return host, port, tenant.client_id, tenant.entity_ids
 

@@ -28,6 +28,7 @@ RECORD_TYPES = frozenset(
         "verified",
         "resolved",
         "gone",
+        "rekeyed",
         "planned",
         "run_finished",
         # rollouts (core/rollout.py): before a version is switched on, smoke runs, waves, rollbacks
@@ -38,7 +39,17 @@ RECORD_TYPES = frozenset(
     }
 )
 ITEM_TYPES = frozenset(
-    {"intent", "committed", "failed", "deferred", "skipped", "verified", "resolved", "gone"}
+    {
+        "intent",
+        "committed",
+        "failed",
+        "deferred",
+        "skipped",
+        "verified",
+        "resolved",
+        "gone",
+        "rekeyed",
+    }
 )
 RESERVED = frozenset({"v", "seq", "type", "t", "crc"})
 # Field names that suggest a credential: such a field is refused rather than written to disk.
@@ -220,6 +231,27 @@ def _damaged(source: str, lineno: int, why: str) -> JournalError:
     )
 
 
+_RECORD_END = re.compile(rb',"crc":"[0-9a-f]{8}"\}')
+
+
+def _refuse_run_together(line: bytes, source: str, lineno: int) -> None:
+    """Raise when the last line, about to be cut as torn, starts with a whole valid record
+    followed by more bytes: that record's newline was changed (damage, not a crash: an append
+    torn part-way leaves a prefix of its lines, and every line it completed ends in a newline),
+    and cutting would silently drop a record acknowledged as durable. NULs after it are a torn
+    write's (the record belonged to the unacknowledged group), not damage."""
+    body = line.removesuffix(b"\n")
+    for match in _RECORD_END.finditer(body):
+        rest = body[match.end() :]
+        if not rest.strip(b"\x00"):
+            return
+        try:
+            decode_line(body[: match.end()] + b"\n")
+        except _BadLine:
+            continue
+        raise _damaged(source, lineno, "a whole record runs into the next line (a newline is gone)")
+
+
 def scan(data: bytes, source: str = "journal") -> ScanResult:
     """The longest valid prefix of journal bytes; only the last line may be cut as torn.
 
@@ -254,13 +286,16 @@ def scan_lines(lines: Iterable[bytes], source: str, tail: ScanTail) -> Iterator[
         lineno += 1
         following = next(it, None)
         if not line.endswith(b"\n"):
-            # No newline: the write was torn part-way (whatever it holds, it was never acknowledged).
+            # No newline: the write was torn part-way (whatever it holds, it was never
+            # acknowledged), unless a whole record ends inside it: a line before lost its newline.
+            _refuse_run_together(line, source, lineno)
             tail.valid_length, tail.torn_tail, tail.torn_line = pos, line, lineno
             return
         try:
             record = decode_line(line)
         except _BadLine as bad:
             if following is None and not bad.intact:
+                _refuse_run_together(line, source, lineno)
                 tail.valid_length, tail.torn_tail, tail.torn_line = pos, line, lineno
                 return
             raise _damaged(source, lineno, bad.reason) from None
@@ -307,7 +342,8 @@ def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemStat
     intent → in_doubt until an outcome; committed → done, and final (nothing later undoes it but
     `gone`: the target no longer holds it, so it is pending again, its attempts kept);
     failed / deferred / skipped → that status; verified only annotates; resolved fills in the
-    ids a committed import was written without. Fields not part of the format (e.g.
+    ids a committed import was written without; rekeyed carries an item an earlier release
+    named by another key over to today's (`to`). Fields not part of the format (e.g.
     `plan_hash`) are kept in `extra`, the latest value winning.
     """
     for record in records:
@@ -315,6 +351,11 @@ def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemStat
             continue
         f = record.fields
         key: ItemKey = (f["tenant"], f["item"])
+        if record.type == "rekeyed":
+            to = f.get("to")
+            if isinstance(to, str):
+                rekey_item(state, key, to, record.seq, record.t)
+            continue
         cur = state.get(key) or ItemState(tenant=key[0], item=key[1], status="pending")
         if cur.status == "done" and record.type not in ("verified", "resolved", "gone"):
             continue
@@ -395,6 +436,23 @@ def fold_into(records: Iterable[Record], state: MutableMapping[ItemKey, ItemStat
                 **common,
             )
         state[key] = cur
+
+
+def rekey_item(
+    state: MutableMapping[ItemKey, ItemState], key: ItemKey, to: str, seq: int, t: float
+) -> None:
+    """Move an item's state to the key `to` of the same tenant. When `to` already has a state
+    (two earlier keys for one document today), a done item wins over one that is not: its
+    import is on the target; otherwise the state already there stays."""
+    old = state.get(key)
+    if old is None or to == key[1]:
+        return
+    del state[key]
+    new_key: ItemKey = (key[0], to)
+    cur = state.get(new_key)
+    if cur is not None and (cur.status == "done" or old.status != "done"):
+        return
+    state[new_key] = replace(old, item=to, last_seq=seq, last_time=t)
 
 
 def summarize(

@@ -51,7 +51,7 @@ from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.run.context import choose_tenants, unknown_tenant
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.references import read_schema
-from migrator.run.target import for_each_definition
+from migrator.run.target import for_each_definition, listed_id
 from migrator.run.tenant import source_index
 from migrator.store.cache import TenantCache, open_cache
 from migrator.store.workspace import Workspace
@@ -220,7 +220,8 @@ async def read_tenant(
         name = entry.get("name")
         if not isinstance(name, str):
             return
-        def_id = int(entry["id"])
+        # An entry without an integer id fails this tenant's cells with one line (issue 21 #5).
+        def_id = listed_id(entry, name, client.tenant.name)
         try:
             listed: Sequence[Mapping[str, Any]] = await client.list_versions(def_id)
         except ZuoraError as exc:

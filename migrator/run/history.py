@@ -1,14 +1,21 @@
 """The journal as the pipeline reads it: stand-ins when there is none, each item's prior state
-for the planner, and the check that a journal belongs to this run's tenants and sources.
+for the planner, items an earlier release named by other keys carried over to today's, and the
+check that a journal belongs to this run's tenants and sources.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from migrator.core.config import TenantConfig
-from migrator.core.errors import JournalError
+from migrator.core.errors import JournalError, MigratorError
+from migrator.core.journal_records import rekey_item
+from migrator.core.legacy_identity import legacy_keys
 from migrator.core.plan import PriorIntent, PriorState
 from migrator.run.context import check_tenant_identity
 from migrator.store.workspace import Workspace
@@ -94,6 +101,73 @@ def _prior(st: Any) -> PriorState:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Rekey:
+    """A journal item an earlier release named `old`, today's document `new` (same content)."""
+
+    tenant: str
+    old: str
+    new: str
+    identity: str
+
+
+async def legacy_rekeys(
+    journal_state: Mapping[Any, Any], tenants: Sequence[TenantConfig], store: Workspace
+) -> list[Rekey]:
+    """The journal's items of these tenants that no source document has under today's key but
+    one has under an earlier release's identity (core/legacy_identity.py).
+
+    Only the documents of the names those items carry are read and hashed again, in a worker
+    thread; a journal whose every item matches costs one query.
+    """
+    unmatched = store.journal_names_without_docs(journal_state, {t.name for t in tenants})
+    if not unmatched:
+        return []
+    readers = []
+    for doc in store.docs_named(unmatched):
+        try:
+            readers.append((doc.key, store.locate(doc)))
+        except MigratorError:
+            continue
+
+    def earlier_keys() -> dict[str, tuple[str, str]]:
+        found: dict[str, tuple[str, str]] = {}
+        for key, read in readers:
+            try:
+                earlier = legacy_keys(read().data)
+            except MigratorError:
+                continue  # changed or unreadable now: the plan says so for the document itself
+            except (TypeError, ValueError, KeyError):
+                continue  # an earlier identity could not hash it: that release could not either
+            for old, identity in earlier.items():
+                found.setdefault(old, (key, identity))
+        return found
+
+    found = await anyio.to_thread.run_sync(earlier_keys)
+    return [
+        Rekey(tenant, item, *found[item])
+        for pairs in unmatched.values()
+        for tenant, item in pairs
+        if item in found
+    ]
+
+
+async def carry_over(journal: Any, rekeys: Sequence[Rekey], *, write: bool) -> None:
+    """Move each item's state to today's key; with `write`, durably (one `rekeyed` record each,
+    appended together so that they share fsyncs) before the state changes."""
+
+    async def record(r: Rekey) -> None:
+        await journal.append("rekeyed", tenant=r.tenant, item=r.old, to=r.new, identity=r.identity)
+
+    if write:
+        async with anyio.create_task_group() as tg:
+            for r in rekeys:
+                tg.start_soon(record, r)
+    now = time.time()
+    for r in rekeys:
+        rekey_item(journal.state, (r.tenant, r.old), r.new, 0, now)
+
+
 def check_journal_matches(
     journal: Any, tenants: Sequence[TenantConfig], store: Workspace, path: str
 ) -> None:
@@ -113,8 +187,11 @@ def check_journal_matches(
     if orphans:
         tenant, item = orphans[0]
         name = getattr(journal.state[(tenant, item)], "name", None) or item[:12]
+        source = getattr(journal.state[(tenant, item)], "source", None)
+        where = f", read from {source}" if source else ""
         raise JournalError(
-            f"{path}: {len(orphans)} import(s) from an earlier run are unanswered and their documents are no longer "
-            f"in the sources (first: {name!r} for tenant {tenant}); restore those sources so the run can settle them, "
-            "or check the tenant and use a new --journal"
+            f"{path}: {len(orphans)} import(s) from an earlier run are unanswered and no document in the sources "
+            f"has their content, by this release's identity or an earlier release's (first: {name!r} for tenant "
+            f"{tenant}{where}); restore those sources so the run can settle them, or check the tenant and use a new "
+            "--journal"
         )

@@ -30,7 +30,13 @@ from migrator.core.report import ItemOutcome, Report, unreadable_outcomes
 from migrator.core.rollout import check_smoke_sources, wave_number
 from migrator.run.context import choose_tenants, run_clients, run_started_fields, unknown_tenant
 from migrator.run.execute import TenantExecution
-from migrator.run.history import NullJournal, ReadOnlyJournal, check_journal_matches
+from migrator.run.history import (
+    NullJournal,
+    ReadOnlyJournal,
+    carry_over,
+    check_journal_matches,
+    legacy_rekeys,
+)
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.options import MigrateOptions, Progress
 from migrator.run.planning import TenantPlanning, linked_names
@@ -184,6 +190,7 @@ async def _migrate(
     if options.journal and options.dry_run:
         journal = ReadOnlyJournal(options.journal, store.journal_state())
         notices.extend(journal.notices)
+        await carry_over(journal, await legacy_rekeys(journal.state, tenants, store), write=False)
     elif options.journal:
         from migrator.store.journal import Journal
 
@@ -199,10 +206,16 @@ async def _migrate(
             lambda: ReadOnlyJournal(path, state) if os.path.exists(path) else None
         )
         if earlier is not None:
+            # Items an earlier release named by another key: matched in memory for the check...
+            rekeys = await legacy_rekeys(earlier.state, tenants, store)
+            await carry_over(earlier, rekeys, write=False)
             check_journal_matches(earlier, tenants, store, path)
         state.clear()
         factory = journal_factory or Journal.open
         journal = await stack.enter_async_context(factory(options.journal, run_fields, state=state))
+        # ... and carried over for good once the journal is ours (read again: it may have moved).
+        rekeys = await legacy_rekeys(journal.state, tenants, store)
+        await carry_over(journal, rekeys, write=True)
         check_journal_matches(journal, tenants, store, options.journal)
         notices.extend(getattr(journal, "notices", []) or [])
     cache = await anyio.to_thread.run_sync(

@@ -21,6 +21,7 @@ import tempfile
 import weakref
 from collections.abc import (
     Callable,
+    Collection,
     Iterable,
     Iterator,
     Mapping,
@@ -58,7 +59,7 @@ from migrator.store.workspace_db import (
     _paged,
     sweep_stale,
 )
-from migrator.store.workspace_views import JournalState, TargetView
+from migrator.store.workspace_views import JournalState, TargetView, state_name
 
 _DOC_COLUMNS = "seq, key, source, name, version, workflow_id, definition_id, active, calls"
 _FLUSH_AT = 512  # outcomes buffered before one executemany
@@ -465,6 +466,29 @@ class Workspace:
     def journal_state(self) -> JournalState:
         """A table to fold the journal into, instead of a dict of every item in memory."""
         return JournalState(self)
+
+    def journal_names_without_docs(
+        self, state: Mapping[tuple[str, str], Any], tenants: Collection[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """name → the (tenant, item) keys of these tenants' journal items that no document of
+        this run has (in SQL when `state` is this workspace's table: no lookup per item)."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        if isinstance(state, JournalState) and state.belongs_to(self._db):
+            state.flush()
+            self._flush_docs()
+            rows = self._db.execute(
+                "SELECT tenant, item, data FROM journal_state j"
+                " WHERE NOT EXISTS (SELECT 1 FROM docs d WHERE d.key = j.item)"
+            )
+            found = [((t, i), state_name(data)) for t, i, data in rows]
+        else:
+            found = [
+                (k, getattr(st, "name", None)) for k, st in state.items() if not self.has_key(k[1])
+            ]
+        for key, name in found:
+            if key[0] in tenants and isinstance(name, str):
+                out.setdefault(name, []).append(key)
+        return out
 
     # --- outcomes ---------------------------------------------------------------------------
 

@@ -85,6 +85,10 @@ class JournalState(MutableMapping[ItemKey, ItemState]):
         self._db = workspace._db
         self._pending: dict[ItemKey, ItemState] = {}
 
+    def belongs_to(self, db: object) -> bool:
+        """Whether this table lives in the database `db` (a workspace's connection)."""
+        return self._db is db
+
     def flush(self) -> None:
         if self._pending:
             self._db.executemany(
@@ -232,6 +236,11 @@ class _StateItems(ItemsView[ItemKey, ItemState]):
 
     def __iter__(self) -> Iterator[tuple[ItemKey, ItemState]]:
         return self._state._rows()
+
+
+def state_name(raw: bytes) -> str | None:
+    """The workflow name of a stored item state."""
+    return _state_from_row(raw).name
 
 
 def _state_from_row(raw: bytes) -> ItemState:
