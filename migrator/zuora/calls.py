@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.core.listing import definition_id_of
+from migrator.core.plan import int_or_none
 
 MAX_KEY_LENGTH = 255
 _TRACK_ID = re.compile(r"^[\x20-\x7e]{1,64}$")
@@ -70,16 +71,6 @@ def validate_idempotency_key(key: str) -> str:
     return key
 
 
-def _id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class ImportAnswer:
     """What an import answered, read once here (spec §3.6, §3.7, §9.3).
@@ -102,7 +93,7 @@ class ImportAnswer:
     def read(cls, body: Mapping[str, Any], *, new_version: bool) -> ImportAnswer:
         """`body` of 3.6 (`new_version=False`) or 3.7 (`new_version=True`)."""
         definition_id = definition_id_of(body)
-        plain = _id(body.get("id"))
+        plain = int_or_none(body.get("id"))
         updated = body.get("updatedAt")
         updated_at = updated if isinstance(updated, str) else None
         if definition_id is not None:
