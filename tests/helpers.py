@@ -590,3 +590,49 @@ async def traced_peak_async(fn: Callable[[], Awaitable[T]]) -> tuple[T, int]:
     finally:
         tracemalloc.stop()
     return result, peak
+
+
+def config_file_with_cache(tmp_path: Path, env: Env) -> tuple[Path, dict[str, str]]:
+    """A config file for `env` whose cache folder is the test's own; its secrets' variables."""
+    path = tmp_path / "m.toml"
+    variables = write_config_file(path, env)
+    path.write_text(path.read_text() + f'cache_dir = "{tmp_path / "cache"}"\n')
+    return path, variables
+
+
+@contextmanager
+def background_fake(config: FakeConfig) -> Iterator[Env]:
+    """The fake on its own thread, so the CLI (and its signal handlers) runs on this one."""
+    from migrator.demo import BackgroundFake
+
+    with BackgroundFake(config) as fake:
+        yield Env(fake=fake, config=config, settings=settings_for(fake, config))
+
+
+def with_listing_id(env: Env, definition_id: int, bad: Any) -> None:
+    """The listing (and GET /workflows/{id}) shows `bad` as the id of one definition
+    (KeyError: no id at all)."""
+    real = env.fake.state.definition_json
+
+    def definition_json(tenant: str, did: int, **kw: Any) -> dict[str, Any]:
+        out = real(tenant, did, **kw)
+        if did == definition_id:
+            if bad is KeyError:
+                del out["id"]
+            else:
+                out["id"] = bad
+        return out
+
+    env.fake.state.definition_json = definition_json  # type: ignore[method-assign]
+
+
+def fake_announcement(fake: subprocess.Popen[str]) -> list[str]:
+    """The lines a `migrator fake-zuora --write-config` process printed up to its `wrote …`
+    line (the event waited for); its output so far in the failure when it never says it."""
+    assert fake.stdout is not None
+    said: list[str] = []
+    for line in fake.stdout:
+        said.append(line)
+        if line.startswith("wrote "):
+            return said
+    raise AssertionError("".join(said) + (fake.stderr.read() if fake.stderr else ""))

@@ -15,7 +15,7 @@ from migrator.fake import FakeConfig
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from tests.builders import small_export
-from tests.helpers import Env, run_cli, running_fake
+from tests.helpers import run_cli, running_fake, with_listing_id
 
 pytestmark = pytest.mark.anyio
 
@@ -28,23 +28,6 @@ def write_sources(folder: Path, *names: str) -> Path:
     for name in names:
         (folder / f"{name.lower()}.json").write_bytes(orjson.dumps(small_export(name)))
     return folder
-
-
-def with_listing_id(env: Env, definition_id: int, bad: Any) -> None:
-    """The listing (and GET /workflows/{id}) shows `bad` as the id of one definition
-    (KeyError: no id at all)."""
-    real = env.fake.state.definition_json
-
-    def definition_json(tenant: str, did: int, **kw: Any) -> dict[str, Any]:
-        out = real(tenant, did, **kw)
-        if did == definition_id:
-            if bad is KeyError:
-                del out["id"]
-            else:
-                out["id"] = bad
-        return out
-
-    env.fake.state.definition_json = definition_json  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("bad", [KeyError, None, "x7", 1.5, True])

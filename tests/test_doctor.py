@@ -13,8 +13,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +25,18 @@ from migrator.core import capabilities as caps
 from migrator.core import doctor as v
 from migrator.core.config import Secret, TenantConfig, load_settings
 from migrator.core.profile import TenantProfile, merged
-from migrator.demo import BackgroundFake
 from migrator.fake import FakeConfig, FaultConfig
 from migrator.fake._config import demo_tenant
 from migrator.run.doctor import run_doctor
 from migrator.store.profiles import load_profile, profile_path
 from tests.builders import sample_docs
 from tests.conftest import ROOT
-from tests.helpers import Env, running_fake, settings_for, write_config_file
+from tests.helpers import (
+    Env,
+    background_fake,
+    config_file_with_cache,
+    running_fake,
+)
 
 # -- pure verdicts ------------------------------------------------------------------------------
 
@@ -312,26 +314,12 @@ async def test_v1_base_url_against_the_fake_fails_at_the_token() -> None:
 # -- the command --------------------------------------------------------------------------------
 
 
-def _config_file(tmp_path: Path, env: Env) -> tuple[Path, dict[str, str]]:
-    path = tmp_path / "m.toml"
-    variables = write_config_file(path, env)
-    path.write_text(path.read_text() + f'cache_dir = "{tmp_path / "cache"}"\n')
-    return path, variables
-
-
-@contextmanager
-def _background(config: FakeConfig) -> Iterator[Env]:
-    """The fake on its own thread, so the CLI (and its signal handlers) runs on this one."""
-    with BackgroundFake(config) as fake:
-        yield Env(fake=fake, config=config, settings=settings_for(fake, config))
-
-
 def test_cli_json_save_and_exit_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--json prints checks and profile, --save stores what load_profile reads; unknown tenant is 2."""
-    with _background(FakeConfig.demo(1).with_variant("409-replay")) as env:
-        path, variables = _config_file(tmp_path, env)
+    with background_fake(FakeConfig.demo(1).with_variant("409-replay")) as env:
+        path, variables = config_file_with_cache(tmp_path, env)
         for k, val in variables.items():
             monkeypatch.setenv(k, val)
         args = ["doctor", "--config", str(path), "--tenant", "tenant-1", "--write", "--json"]
@@ -357,8 +345,8 @@ def test_cli_lines_and_exit_1_when_a_check_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Wrong credentials: one line per check, a hint, exit 1, the secret nowhere in the output."""
-    with _background(FakeConfig.demo(1)) as env:
-        path, variables = _config_file(tmp_path, env)
+    with background_fake(FakeConfig.demo(1)) as env:
+        path, variables = config_file_with_cache(tmp_path, env)
         for k in variables:
             monkeypatch.setenv(k, "not-the-secret-0000")
         code = main(["doctor", "--config", str(path), "--tenant", "tenant-1", "--save"])
@@ -375,8 +363,8 @@ def test_cli_prints_one_line_per_check_and_the_profile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A usable tenant: a line per check, the profile's fields, `usable`, exit 0."""
-    with _background(FakeConfig.demo(1)) as env:
-        path, variables = _config_file(tmp_path, env)
+    with background_fake(FakeConfig.demo(1)) as env:
+        path, variables = config_file_with_cache(tmp_path, env)
         for k, val in variables.items():
             monkeypatch.setenv(k, val)
         code = main(["doctor", "--config", str(path), "--tenant", "tenant-1", "--write"])
@@ -399,7 +387,7 @@ async def test_a_killed_doctor_leaves_one_throwaway_which_the_next_run_removes(
     async with running_fake(config) as env:
         _seed(env)
         before = _definitions(env)
-        path, variables = _config_file(tmp_path, env)
+        path, variables = config_file_with_cache(tmp_path, env)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

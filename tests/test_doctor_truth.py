@@ -11,8 +11,6 @@ import email.utils
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ from aiohttp import web
 from migrator.cli import main
 from migrator.core import capabilities as caps
 from migrator.core import doctor as v
-from migrator.demo import BackgroundFake
 from migrator.fake import FakeConfig
 from migrator.run.doctor import DoctorResult, run_doctor
 from tests.builders import small_export
@@ -30,30 +27,16 @@ from tests.conftest import ROOT
 from tests.helpers import (
     Env,
     Script,
+    background_fake,
+    config_file_with_cache,
     json_response,
     make_settings,
     running_fake,
     serve_app,
-    settings_for,
-    write_config_file,
 )
 
 T1 = "tenant-1"
 DATE = 10**10  # an HTTP date's epoch seconds for Retry-After: 2286-11-20
-
-
-def _config_file(tmp_path: Path, env: Env) -> tuple[Path, dict[str, str]]:
-    path = tmp_path / "m.toml"
-    variables = write_config_file(path, env)
-    path.write_text(path.read_text() + f'cache_dir = "{tmp_path / "cache"}"\n')
-    return path, variables
-
-
-@contextmanager
-def _background(config: FakeConfig) -> Iterator[Env]:
-    """The fake on its own thread, so the CLI (and its signal handlers) runs on this one."""
-    with BackgroundFake(config) as fake:
-        yield Env(fake=fake, config=config, settings=settings_for(fake, config))
 
 
 def _seed_named(env: Env, *names: str) -> None:
@@ -120,7 +103,7 @@ async def test_two_doctors_at_once_leave_each_other_alone(tmp_path: Path) -> Non
     """A second doctor --write started while the first one's throwaway is live leaves it alone:
     both report every write check passed, exit 0, and no throwaway is left."""
     async with running_fake(FakeConfig.demo(1)) as env:
-        path, variables = _config_file(tmp_path, env)
+        path, variables = config_file_with_cache(tmp_path, env)
 
         def throwaways() -> int:
             return sum(1 for n in _names(env) if v.is_throwaway(n))
@@ -415,9 +398,9 @@ def test_cli_per_command_lines_json_and_exit_1(
     """Without a versions list the CLI prints a line per command (plan not usable, backup
     limited), ends `not usable for …`, exits 1, and --json carries the same per-command
     verdicts; hostile names are escaped."""
-    with _background(FakeConfig.demo(1).with_variant("no-versions-list")) as env:
+    with background_fake(FakeConfig.demo(1).with_variant("no-versions-list")) as env:
         _seed_named(env, "Alpha", "\x1b[31mevil\nmigrator doctor: usable\u202e")
-        path, variables = _config_file(tmp_path, env)
+        path, variables = config_file_with_cache(tmp_path, env)
         for k, val in variables.items():
             monkeypatch.setenv(k, val)
         code = main(["doctor", "--config", str(path), "--tenant", T1])

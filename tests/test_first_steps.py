@@ -14,6 +14,7 @@ import pytest
 
 from migrator.core.invocation import migrator_words
 from tests.conftest import ROOT, SAMPLES
+from tests.helpers import fake_announcement
 
 VENV_SCRIPT = "/src/.venv/bin/migrator"
 
@@ -96,14 +97,7 @@ def test_the_fake_hint_after_make_demo_runs_as_printed(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        assert fake.stdout is not None
-        said = []
-        for line in fake.stdout:  # the fake's own announcement is the event waited for
-            said.append(line)
-            if line.startswith("wrote "):
-                break
-        else:
-            raise AssertionError("".join(said) + (fake.stderr.read() if fake.stderr else ""))
+        said = fake_announcement(fake)
         hint = shlex.split(said[-1].partition("try: ")[2])
         assert hint[:2] == [script, "plan"], said[-1]
         source = str(next(SAMPLES.glob("*.json")))

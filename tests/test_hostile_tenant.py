@@ -36,6 +36,7 @@ from tests.helpers import (
     running_fake,
     sample_documents,
     snapshot_dirs,
+    with_listing_id,
 )
 
 pytestmark = pytest.mark.anyio
@@ -166,22 +167,6 @@ async def test_huge_version_number_gets_a_short_file_name(tmp_path: Path) -> Non
 
 
 # ---------------------------------------------------------------- #5 bad listing entries, one 404
-
-
-def with_listing_id(env: Env, definition_id: int, bad: Any) -> None:
-    """The listing (and GET /workflows/{id}) shows `bad` as the id of one definition."""
-    real = env.fake.state.definition_json
-
-    def definition_json(tenant: str, did: int, **kw: Any) -> dict[str, Any]:
-        out = real(tenant, did, **kw)
-        if did == definition_id:
-            if bad is KeyError:
-                del out["id"]
-            else:
-                out["id"] = bad
-        return out
-
-    env.fake.state.definition_json = definition_json  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("bad", [KeyError, None, "x7", 1.5])

@@ -22,6 +22,7 @@ import pytest
 
 from migrator import __version__
 from tests.conftest import ROOT, SAMPLES
+from tests.helpers import fake_announcement
 
 # One worker builds the wheel once for every test here (the fixture is per module and worker).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
@@ -185,14 +186,7 @@ def test_a_migration_against_the_fake_runs_from_the_installed_wheel(installed: I
         text=True,
     )
     try:
-        assert fake.stdout is not None
-        said = []
-        for line in fake.stdout:  # the fake's own announcement is the event waited for
-            said.append(line)
-            if line.startswith("wrote "):
-                break
-        else:
-            raise AssertionError("".join(said) + (fake.stderr.read() if fake.stderr else ""))
+        said = fake_announcement(fake)
         hint = said[-1].partition("try: ")[2].split()
         assert hint[:2] == [str(installed.bin / "migrator"), "plan"], said[-1]
         planned = installed.run(*[w if w != "SOURCE" else "exports" for w in hint])
