@@ -17,27 +17,6 @@ from migrator.core.errors import JournalError
 
 FORMAT_VERSION = 1
 
-RECORD_TYPES = frozenset(
-    {
-        "run_started",
-        "intent",
-        "committed",
-        "failed",
-        "deferred",
-        "skipped",
-        "verified",
-        "resolved",
-        "gone",
-        "rekeyed",
-        "planned",
-        "run_finished",
-        # rollouts (core/rollout.py): before a version is switched on, smoke runs, waves, rollbacks
-        "activating",
-        "smoke",
-        "wave",
-        "rollback",
-    }
-)
 ITEM_TYPES = frozenset(
     {
         "intent",
@@ -51,6 +30,16 @@ ITEM_TYPES = frozenset(
         "rekeyed",
     }
 )
+RECORD_TYPES = ITEM_TYPES | {
+    "run_started",
+    "planned",
+    "run_finished",
+    # rollouts (core/rollout.py): before a version is switched on, smoke runs, waves, rollbacks
+    "activating",
+    "smoke",
+    "wave",
+    "rollback",
+}
 RESERVED = frozenset({"v", "seq", "type", "t", "crc"})
 # Field names that suggest a credential: such a field is refused rather than written to disk.
 _SECRET_NAME = re.compile(r"secret|token|password|passwd|authorization", re.IGNORECASE)
