@@ -15,10 +15,13 @@ import pytest
 from migrator.core.journal_records import fold, scan
 from migrator.core.profile import TenantProfile
 from migrator.fake import FakeConfig
+from migrator.run import migrate as migrate_module
 from migrator.run.activate import activate_from_journal
-from migrator.run.migrate import TenantRun, migrate
+from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.planning import build_plan
 from migrator.run.resolve import RESOLVE_BATCH
+from migrator.run.tenant import TenantRun
 from migrator.store.cache import CACHE_FILE
 from migrator.store.journal import Journal
 from migrator.store.profiles import cache_root, save_profile
@@ -296,12 +299,11 @@ async def test_tenants_start_without_waiting_for_each_other(
     while tenant-2's plan is held until tenant-1's first commit (two phases would never end)."""
     write_sources(tmp_path / "src", 2)
     first_commit = anyio.Event()
-    plan = TenantRun.build_plan
 
-    async def held_plan(self: TenantRun) -> None:
-        if self.tenant.name == "tenant-2":
+    async def held_plan(run: TenantRun) -> None:
+        if run.tenant.name == "tenant-2":
             await first_commit.wait()
-        await plan(self)
+        await build_plan(run)
 
     class Watching(DroppingResolved):
         async def append(self, type_: str, **fields: Any) -> None:
@@ -314,7 +316,7 @@ async def test_tenants_start_without_waiting_for_each_other(
         async with Journal.open(path, fields, state=state) as journal:
             yield Watching(journal)
 
-    monkeypatch.setattr(TenantRun, "build_plan", held_plan)
+    monkeypatch.setattr(migrate_module, "build_plan", held_plan)
     async with fake_with() as env:
         with anyio.fail_after(60):
             report = await migrate(

@@ -1,7 +1,7 @@
 """The one activation path: `Activation` (a definition's state read once, as data) and
 `switch_on` (journal what was active, then the keyed switch), used by `migrator activate`
-(run/activate.py) and by `migrate --activate` (`TenantActivation`), which also checks what it
-imported by export (`--verify`).
+(run/activate.py) and by `migrate --activate` (`ensure_active`), which also checks what it
+imported by export (`verify_import`, `--verify`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from migrator.core.errors import ZuoraError
 from migrator.core.journal_records import JournalWriter
 from migrator.core.listing import active_version
 from migrator.core.plan import PlannedItem, activation_key, int_or_none
-from migrator.run.tenant import GroupState, TenantState, tenant_identity
+from migrator.run.tenant import GroupState, TenantRun, tenant_identity
 from migrator.zuora import ZuoraClient
 
 
@@ -113,88 +113,85 @@ async def switch_on(
     )
 
 
-class TenantActivation(TenantState):
-    """`migrate --activate` / `--activation match`: switches versions on through the same
-    `Activation` and `switch_on` as `migrator activate`, and checks them (`--verify`)."""
-
-    def _activate(self, item: PlannedItem) -> bool:
-        if self.options.activation == "always":
-            return True
-        if self.options.activation == "match":
-            return bool(item.doc.active)
-        return False
-
-    async def _ensure_active(
-        self, state: GroupState, item: PlannedItem, version: str
-    ) -> str | None:
-        """Make `version` the definition's active one when this run activates; say what was done."""
-        if not self._activate(item) or state.definition_id is None:
-            return None
-        if state.last_activating not in (None, item.doc.key):
-            return None  # a later version of the group is the one switched on
-        version_id = state.version_ids.get(version)
-        if version_id is None:
-            version_id = await self._resolve_version(state.definition_id, version)
-        if version_id is None:
-            return None
-        if state.active_version_id == version_id:
-            return "already active"
-        action = await read_activation(
-            self.client, state.definition_id, item.doc.name, version, version_id
-        )
-        if action.already_active:
-            await journal_activating(self.journal, action)
-            state.active_version_id = version_id
-            return "already active"
-        await switch_on(self.client, self.journal, action)
-        state.active_version_id = version_id
-        return "activated"
-
-    async def _record_activating(
-        self, state: GroupState, name: str, version: str, *, created: bool
-    ) -> None:
-        """Journal what was active before an import that switches its version on (read from
-        the tenant, not remembered), so `migrator rollback` puts exactly that back."""
-        if created or state.definition_id is None:
-            await self.journal.append(
-                "activating",
-                tenant=self.tenant.name,
-                name=name,
-                definition_id=state.definition_id,
-                version=version,
-                previous_version_id=None,
-                previous_status="Inactive",
-                created=created,
-            )
-            return
-        action = await read_activation(self.client, state.definition_id, name, version, 0)
-        await journal_activating(self.journal, action)
-
-    async def _resolve_version(self, definition_id: int, version: str) -> int | None:
-        try:
-            for entry in await self.client.list_versions(definition_id):
-                if str(entry.get("version")) == version:
-                    return int_or_none(entry.get("id"))
-        except ZuoraError:
-            pass
+async def ensure_active(
+    run: TenantRun, state: GroupState, item: PlannedItem, version: str
+) -> str | None:
+    """`migrate --activate` / `--activation match`: make `version` the definition's active one
+    through the same `Activation` and `switch_on` as `migrator activate`; say what was done."""
+    if not run.activates(item) or state.definition_id is None:
         return None
+    if state.last_activating not in (None, item.doc.key):
+        return None  # a later version of the group is the one switched on
+    version_id = state.version_ids.get(version)
+    if version_id is None:
+        version_id = await resolve_version(run.client, state.definition_id, version)
+    if version_id is None:
+        return None
+    if state.active_version_id == version_id:
+        return "already active"
+    action = await read_activation(
+        run.client, state.definition_id, item.doc.name, version, version_id
+    )
+    if action.already_active:
+        await journal_activating(run.journal, action)
+        state.active_version_id = version_id
+        return "already active"
+    await switch_on(run.client, run.journal, action)
+    state.active_version_id = version_id
+    return "activated"
 
-    async def _verify(self, definition_id: int, item: PlannedItem, digest: str) -> tuple[bool, str]:
-        assert item.version is not None
-        # The import has landed and is committed: a failure to check it is a verify result, never
-        # a failed import (that would hold back the workflow's later versions).
-        try:
-            exported = await self.client.export_workflow(definition_id, version=item.version)
-            landed = await anyio.to_thread.run_sync(canonical_hash, exported)
-            ok = landed == digest
-            detail = (
-                "" if ok else f"exported content hash {landed[:12]} differs from sent {digest[:12]}"
-            )
-        except ZuoraError as exc:
-            ok, detail = False, f"could not export version {item.version} to verify it: {exc}"
-        except Exception as exc:  # an export we cannot read cannot be compared
-            ok, detail = False, f"could not read the exported version {item.version}: {exc}"
-        await self.journal.append(
-            "verified", tenant=self.tenant.name, item=item.doc.key, ok=ok, detail=detail
+
+async def record_activating(
+    run: TenantRun, state: GroupState, name: str, version: str, *, created: bool
+) -> None:
+    """Journal what was active before an import that switches its version on (read from the
+    tenant, not remembered), so `migrator rollback` puts exactly that back."""
+    if created or state.definition_id is None:
+        await run.journal.append(
+            "activating",
+            tenant=run.tenant.name,
+            name=name,
+            definition_id=state.definition_id,
+            version=version,
+            previous_version_id=None,
+            previous_status="Inactive",
+            created=created,
         )
-        return ok, detail
+        return
+    action = await read_activation(run.client, state.definition_id, name, version, 0)
+    await journal_activating(run.journal, action)
+
+
+async def resolve_version(client: ZuoraClient, definition_id: int, version: str) -> int | None:
+    """The id of `version` of the definition, from its versions list (None when not found)."""
+    try:
+        for entry in await client.list_versions(definition_id):
+            if str(entry.get("version")) == version:
+                return int_or_none(entry.get("id"))
+    except ZuoraError:
+        pass
+    return None
+
+
+async def verify_import(
+    run: TenantRun, definition_id: int, item: PlannedItem, digest: str
+) -> tuple[bool, str]:
+    """`--verify`: export what was imported and compare its content hash with what was sent."""
+    assert item.version is not None
+    # The import has landed and is committed: a failure to check it is a verify result, never
+    # a failed import (that would hold back the workflow's later versions).
+    try:
+        exported = await run.client.export_workflow(definition_id, version=item.version)
+        landed = await anyio.to_thread.run_sync(canonical_hash, exported)
+        ok = landed == digest
+        detail = (
+            "" if ok else f"exported content hash {landed[:12]} differs from sent {digest[:12]}"
+        )
+    except ZuoraError as exc:
+        ok, detail = False, f"could not export version {item.version} to verify it: {exc}"
+    except Exception as exc:  # an export we cannot read cannot be compared
+        ok, detail = False, f"could not read the exported version {item.version}: {exc}"
+    await run.journal.append(
+        "verified", tenant=run.tenant.name, item=item.doc.key, ok=ok, detail=detail
+    )
+    return ok, detail

@@ -18,12 +18,12 @@ from migrator.core.drift import compared_version
 from migrator.core.errors import InputError, ZuoraError
 from migrator.core.payload import planned_callee_ids, tenant_payload
 from migrator.core.plan import Action, PlannedItem
-from migrator.run.tenant import GroupState, TenantState
+from migrator.run.tenant import GroupState, TenantRun
 
 log = structlog.get_logger("migrator.change")
 
 
-async def planned_change(run: TenantState, state: GroupState, item: PlannedItem) -> str | None:
+async def planned_change(run: TenantRun, state: GroupState, item: PlannedItem) -> str | None:
     """The one-line change of a planned new version (None for anything else). Never fails the
     tenant: a version that cannot be exported says so in the line. A planned create gives
     nothing to say but is what the group's next new version replaces."""
@@ -33,7 +33,7 @@ async def planned_change(run: TenantState, state: GroupState, item: PlannedItem)
         doc = run.store.load(item.doc)
     except InputError:
         return None  # reported as the item's own failure when it is sent
-    ids = planned_callee_ids(item.call_targets, run._definition_id)
+    ids = planned_callee_ids(item.call_targets, run.definition_id)
     payload = tenant_payload(doc, {t: i for t, i in ids.items() if i is not None}, run.tenant)
     replaced = state.replaced
     state.replaced = (f"planned version {item.version}", payload)
@@ -49,7 +49,7 @@ async def planned_change(run: TenantState, state: GroupState, item: PlannedItem)
 
 
 async def _running_version(
-    run: TenantState, item: PlannedItem
+    run: TenantRun, item: PlannedItem
 ) -> tuple[str, Mapping[str, Any]] | str:
     """The tenant's running version of the item's workflow and its document (exported), or why
     it is not known."""

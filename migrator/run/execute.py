@@ -1,5 +1,10 @@
 """Executing one tenant's plan: workers take groups from the workspace, callers wait for their
 callees, each item is journaled (intent, then committed or failed) around its request.
+
+Recovery is here (`Execution.record_landed`) and in the planner: migrator.core.plan gives an
+in-doubt item its earlier Idempotency-Key again while the server still remembers it
+(KEY_REUSE_SECONDS), so a resend that reaches Zuora is answered as a replay; when the content it
+sent is found on the target, the import did land and is recorded as committed, not sent again.
 """
 
 from __future__ import annotations
@@ -16,27 +21,41 @@ from migrator.core.logs import redact_text
 from migrator.core.payload import planned_callee_ids, tenant_payload
 from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem
 from migrator.core.retry import classify
+from migrator.run.activation import ensure_active, record_activating, resolve_version, verify_import
 from migrator.run.change import planned_change
-from migrator.run.resolve import Pending, TenantResolution, version_in_entry
-from migrator.run.tenant import Done, GroupState, _on_target
+from migrator.run.resolve import Pending, Resolution, version_in_entry
+from migrator.run.tenant import Done, GroupState, TenantRun, on_target
 
 
-class TenantExecution(TenantResolution):
-    """Sends the planned items (`execute`), a worker per slot of the tenant's concurrency."""
+async def execute(run: TenantRun) -> None:
+    """Send the tenant's planned items, a worker per slot of its concurrency."""
+    assert run.planned
+    execution = Execution(run)
+    try:
+        await execution.run_groups()
+        await execution.resolution.resolve_pending()
+    finally:
+        # A failed or cancelled run still reports what it imported.
+        execution.resolution.record_unresolved()
 
-    async def execute(self) -> None:
-        assert self.planned
-        self._init_resolution()
-        try:
-            await self._execute()
-            await self._resolve_pending()
-        finally:
-            self._record_unresolved()  # a failed or cancelled run still reports what it imported
 
-    async def _execute(self) -> None:
-        self.progress.phase = "importing"
+class Execution:
+    """One tenant's sending: the groups its workers take, each item journaled around its
+    request; the ids answers leave open go to its `Resolution`."""
+
+    def __init__(self, run: TenantRun) -> None:
+        self.run = run
+        self.tenant = run.tenant
+        self.client = run.client
+        self.journal = run.journal
+        self.options = run.options
+        self.store = run.store
+        self.resolution = Resolution(run)
         # Callers wait for their callees' groups: one event per linked name, made up front.
-        self.done = {name: Done() for name in self.linked}
+        self.done = {name: Done() for name in run.linked}
+
+    async def run_groups(self) -> None:
+        self.run.progress.phase = "importing"
         send: anyio.abc.ObjectSendStream[NameGroup]
         send, receive = anyio.create_memory_object_stream[NameGroup](0)
         workers = max(1, self.tenant.max_concurrency)
@@ -57,10 +76,10 @@ class TenantExecution(TenantResolution):
                         await send.send(group)
         for done in self.done.values():
             done.set()  # a linked name without a group (nothing planned) holds nobody up
-        self.progress.phase = "done"
+        self.run.progress.phase = "done"
 
     def _group_state(self, group: NameGroup) -> GroupState:
-        defs = self.target.get(group.name, [])
+        defs = self.run.target.get(group.name, [])
         hashes = {v.content_hash: v.version for d in defs[:1] for v in d.versions if v.content_hash}
         first = defs[0] if len(defs) == 1 else None
         return GroupState(
@@ -72,10 +91,10 @@ class TenantExecution(TenantResolution):
                 (
                     i.doc.key
                     for i in reversed(group.items)
-                    if self._activate(i)
+                    if self.run.activates(i)
                     and (
                         i.action in (Action.CREATE, Action.NEW_VERSION)
-                        or (i.action is Action.SKIP and i.version is not None and _on_target(i))
+                        or (i.action is Action.SKIP and i.version is not None and on_target(i))
                     )
                 ),
                 None,
@@ -98,7 +117,7 @@ class TenantExecution(TenantResolution):
                 # Later items of the group need the definition's id before any batch comes.
                 state.more = any(
                     later.action in (Action.CREATE, Action.NEW_VERSION)
-                    or (later.action is Action.SKIP and self._activate(later))
+                    or (later.action is Action.SKIP and self.run.activates(later))
                     for later in group.items[i + 1 :]
                 )
                 await self._run_item(group.name, state, item)
@@ -109,23 +128,23 @@ class TenantExecution(TenantResolution):
     async def _run_item(self, name: str, state: GroupState, item: PlannedItem) -> None:
         if item.action is Action.SKIP and item.reason == LEFT_BY_RETRY_FAILED:
             # Not sent and not done: the run did not do what a plain run would, so it says so.
-            self._outcome(item, "deferred", error=item.reason)
+            self.run.outcome(item, "deferred", error=item.reason)
             return
         if item.action is Action.SKIP:
             reason = item.reason
-            if _on_target(item) and item.version and not self.options.dry_run:
+            if on_target(item) and item.version and not self.options.dry_run:
                 # Identical content is already there; with activation asked for, make sure that
                 # version is the active one (a re-run with --activate after an inactive import).
                 try:
-                    switched = await self._ensure_active(state, item, item.version)
+                    switched = await ensure_active(self.run, state, item, item.version)
                 except ZuoraError as exc:
-                    self._outcome(
+                    self.run.outcome(
                         item, "deferred", error=f"activating version {item.version}: {exc}"
                     )
                     return
                 if switched:
                     reason += "; " + switched
-            self._outcome(
+            self.run.outcome(
                 item,
                 "skipped",
                 reason=reason,
@@ -144,27 +163,27 @@ class TenantExecution(TenantResolution):
                 )
             return
         if item.action is Action.BLOCKED:
-            self._outcome(item, "blocked", error=item.reason)
+            self.run.outcome(item, "blocked", error=item.reason)
             return
         if state.failed is not None:
-            self._outcome(item, "blocked", error=f"{state.failed}; later versions wait")
+            self.run.outcome(item, "blocked", error=f"{state.failed}; later versions wait")
             return
         if self.options.dry_run:
-            self._outcome(
+            self.run.outcome(
                 item,
                 "planned",
                 reason=item.reason or None,
                 target_workflow_id=item.target_definition_id or state.definition_id,
-                change=await planned_change(self, state, item),
+                change=await planned_change(self.run, state, item),
             )
             return
-        if self.stopping.is_set():
-            self._outcome(item, "deferred", error="not started: the run was asked to stop")
+        if self.run.stopping.is_set():
+            self.run.outcome(item, "deferred", error="not started: the run was asked to stop")
             return
-        if self.rejected is not None:
+        if self.run.rejected is not None:
             # The tenant refused this run's credentials: nothing more is tried (no intent, no
             # request); the items stay pending in the journal for a run whose credentials work.
-            self._outcome(item, "deferred", error=f"not sent: {self.rejected}")
+            self.run.outcome(item, "deferred", error=f"not sent: {self.run.rejected}")
             return
         try:
             await self._send(name, state, item)
@@ -191,8 +210,8 @@ class TenantExecution(TenantResolution):
             state.failed = f"an earlier version ({item.doc.source}) did not complete"
             if isinstance(exc, AuthError):
                 # Not re-raised (that would end every tenant's run): this tenant stops sending.
-                self.rejected = reason
-            self._outcome(item, status, error=reason)
+                self.run.rejected = reason
+            self.run.outcome(item, status, error=reason)
         except InputError as exc:
             await self.journal.append(
                 "failed",
@@ -203,13 +222,13 @@ class TenantExecution(TenantResolution):
                 name=item.doc.name,
             )
             state.failed = f"an earlier version ({item.doc.source}) could not be read"
-            self._outcome(item, "failed", error=str(exc))
+            self.run.outcome(item, "failed", error=str(exc))
 
     async def _send(self, name: str, state: GroupState, item: PlannedItem) -> None:
         fetch = self.store.locate(item.doc)
         call_targets: dict[int, int] = {}
         for task_id, callee_id in planned_callee_ids(
-            item.call_targets, self._definition_id
+            item.call_targets, self.run.definition_id
         ).items():
             if callee_id is None:
                 callee = item.call_targets[task_id]
@@ -233,10 +252,10 @@ class TenantExecution(TenantResolution):
         if digest in state.known_hashes:
             version = state.known_hashes[digest]
             if item.prior is not None and item.prior.intent is not None:
-                await self._record_landed(name, state, item, version)
+                await self.record_landed(name, state, item, version)
                 return
             reason = f"identical to version {version} in tenant {self.tenant.name}"
-            switched = await self._ensure_active(state, item, version)
+            switched = await ensure_active(self.run, state, item, version)
             if switched:
                 reason += "; " + switched
             await self.journal.append(
@@ -249,7 +268,7 @@ class TenantExecution(TenantResolution):
                 target_definition_id=state.definition_id,
                 version=version,
             )
-            self._outcome(
+            self.run.outcome(
                 item,
                 "skipped",
                 reason=reason,
@@ -258,7 +277,7 @@ class TenantExecution(TenantResolution):
             )
             return
         assert item.version is not None and item.idempotency_key is not None
-        activate = self._activate(item)
+        activate = self.run.activates(item)
         definition_id = state.definition_id
         action = Action.NEW_VERSION if definition_id is not None else Action.CREATE
         if item.prior is not None and item.prior.status == "gone":
@@ -271,7 +290,9 @@ class TenantExecution(TenantResolution):
                 reason=f"no definition named {name!r} in tenant {self.tenant.name} any more",
             )
         if activate:  # what was active before, for `migrator rollback`
-            await self._record_activating(state, name, item.version, created=definition_id is None)
+            await record_activating(
+                self.run, state, name, item.version, created=definition_id is None
+            )
         await self.journal.append(
             "intent",
             tenant=self.tenant.name,
@@ -297,7 +318,7 @@ class TenantExecution(TenantResolution):
             )
             answer_id = response.id
             legacy = self.options.legacy  # before issue 15 no profile was read
-            said = self.profile.import_response_id if self.profile and not legacy else None
+            said = self.run.profile.import_response_id if self.run.profile and not legacy else None
             if response.kind == "definition" and answer_id is not None:
                 # The answer says so itself (`definitionId`, §3.6 [O]): no guess, no lookup.
                 definition_id = answer_id
@@ -307,9 +328,9 @@ class TenantExecution(TenantResolution):
             elif said == "version" and answer_id is not None:
                 version_id = answer_id
             if definition_id is None and (
-                state.more or name in self.linked or self.options.verify or self.options.legacy
+                state.more or name in self.run.linked or self.options.verify or self.options.legacy
             ):
-                definition_id, found = await self._resolve_now(name, answer_id)
+                definition_id, found = await self.resolution.resolve_now(name, answer_id)
                 entry = found
         else:
             assert definition_id is not None
@@ -329,9 +350,9 @@ class TenantExecution(TenantResolution):
             updated_at = updated_at or shown_at
         if self.options.legacy:  # before issue 15: the versions list after every import
             assert definition_id is not None
-            version_id = await self._resolve_version(definition_id, item.version)
+            version_id = await resolve_version(self.client, definition_id, item.version)
         if self.options.verify and definition_id is not None and version_id is None:
-            version_id = await self._resolve_version(definition_id, item.version)
+            version_id = await resolve_version(self.client, definition_id, item.version)
         await self.journal.append(
             "committed",
             tenant=self.tenant.name,
@@ -348,8 +369,10 @@ class TenantExecution(TenantResolution):
         state.version_ids[item.version] = version_id
         if activate:
             state.active_version_id = version_id
-        if name in self.linked and definition_id is not None:  # callers of this name need its id
-            self.definition_ids[name] = definition_id
+        if (
+            name in self.run.linked and definition_id is not None
+        ):  # callers of this name need its id
+            self.run.definition_ids[name] = definition_id
         pending = Pending(
             name=name,
             item=item,
@@ -361,16 +384,16 @@ class TenantExecution(TenantResolution):
             updated_at=updated_at,
             digest=digest,
             keeps_content=not file_refs
-            or (self.profile is not None and self.profile.rewrite_file_refs is True),
+            or (self.run.profile is not None and self.run.profile.rewrite_file_refs is True),
         )
         if not self.options.verify:
-            await self._settle(pending)
+            await self.resolution.settle(pending)
             return
         assert definition_id is not None
-        verified, verify_detail = await self._verify(definition_id, item, digest)
-        if self.cache is not None and verified and version_id is not None and updated_at:
-            self.cache.put(definition_id, version_id, updated_at, digest)
-        self._outcome(
+        verified, verify_detail = await verify_import(self.run, definition_id, item, digest)
+        if self.run.cache is not None and verified and version_id is not None and updated_at:
+            self.run.cache.put(definition_id, version_id, updated_at, digest)
+        self.run.outcome(
             item,
             "imported",
             target_workflow_id=definition_id,
@@ -378,4 +401,30 @@ class TenantExecution(TenantResolution):
             action=action.value,
             verified=verified,
             reason=f"--verify: {verify_detail}" if verify_detail else None,
+        )
+
+    async def record_landed(
+        self, name: str, state: GroupState, item: PlannedItem, version: str
+    ) -> None:
+        """Recovery: an earlier run's unanswered import whose content is found on the target did
+        land; record it as committed (and switch it on if this run activates, as the lost
+        answer's run would have) instead of sending it again."""
+        activated = await ensure_active(self.run, state, item, version)
+        await self.journal.append(
+            "committed",
+            tenant=self.tenant.name,
+            item=item.doc.key,
+            target_definition_id=state.definition_id,
+            target_version_id=None,
+            version=version,
+            recovered=True,
+            name=name,
+        )
+        self.run.outcome(
+            item,
+            "imported",
+            version=version,
+            target_workflow_id=state.definition_id,
+            reason="an earlier run's import had landed (found on the target)"
+            + (f"; {activated}" if activated else ""),
         )

@@ -25,11 +25,12 @@ from migrator.core.errors import (
     ZuoraError,
     single_failure,
 )
+from migrator.core.journal_records import JournalWriter
 from migrator.core.plan import Action
 from migrator.core.report import ItemOutcome, Report, unreadable_outcomes
 from migrator.core.rollout import check_smoke_sources, wave_number
 from migrator.run.context import choose_tenants, run_clients, run_started_fields, unknown_tenant
-from migrator.run.execute import TenantExecution
+from migrator.run.execute import execute
 from migrator.run.history import (
     NullJournal,
     ReadOnlyJournal,
@@ -39,9 +40,9 @@ from migrator.run.history import (
 )
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.options import MigrateOptions, Progress
-from migrator.run.planning import TenantPlanning, linked_names
+from migrator.run.planning import build_plan, linked_names
 from migrator.run.rollout import needs_journal, roll_out_runs
-from migrator.run.tenant import RunParts, source_index, tenant_identity
+from migrator.run.tenant import TenantRun, source_index, tenant_identity
 from migrator.store.cache import open_cache
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
 from migrator.store.profiles import load_profile
@@ -49,12 +50,6 @@ from migrator.store.workspace import OutcomeLog, Workspace
 from migrator.zuora import ZuoraClient
 
 log = structlog.get_logger("migrator.engine")
-
-
-class TenantRun(TenantPlanning, TenantExecution):
-    """Everything one tenant's migration needs while it runs: plan it (run.planning), execute the
-    plan (run.execute), settle an earlier run's unanswered import (run.recovery), switch on and
-    check what it imported (run.activation), on the state of run.tenant."""
 
 
 def select_tenants(settings: Settings, options: MigrateOptions) -> list[TenantConfig]:
@@ -186,7 +181,7 @@ async def _migrate(
     saved = load_plan_file(options.plan_file) if options.plan_file else None
     if settings.rollout is not None:
         check_smoke_sources(settings.rollout, store.has_name, settings.file)
-    journal: Any = NullJournal()
+    journal: JournalWriter = NullJournal()
     if options.journal and options.dry_run:
         journal = ReadOnlyJournal(options.journal, store.journal_state())
         notices.extend(journal.notices)
@@ -225,7 +220,7 @@ async def _migrate(
         stack.callback(cache.close)
     runs: dict[str, TenantRun] = {}
     index = source_index(store)
-    parts = RunParts(store, journal, options, settings, stopping, index, linked_names(store, index))
+    linked = linked_names(store, index)
 
     def tenant_failed(run: TenantRun, exc: MigratorError) -> None:
         # The tenant as a whole cannot be worked (credentials, unreachable, changed since
@@ -251,16 +246,22 @@ async def _migrate(
         client = ZuoraClient(tenant, session, settings, stopping=stopping)
         progress.clients[tenant.name] = client
         run = TenantRun(
-            tenant,
-            client,
-            progress.tenant(tenant.name),
-            parts,
+            tenant=tenant,
+            client=client,
+            progress=progress.tenant(tenant.name),
+            store=store,
+            journal=journal,
+            options=options,
+            settings=settings,
+            stopping=stopping,
+            index=index,
+            linked=linked,
             profile=load_profile(settings, tenant),
             cache=cache.for_tenant(tenant) if cache is not None else None,
         )
         runs[tenant.name] = run
         try:
-            await run.build_plan()
+            await build_plan(run)
             if saved is not None:
                 check_saved_plan(saved, run)
         except (ZuoraError, InputError, PlanError) as exc:
@@ -268,7 +269,7 @@ async def _migrate(
 
     async def execute_one(run: TenantRun) -> None:
         try:
-            await run.execute()
+            await execute(run)
         except (ZuoraError, InputError) as exc:
             tenant_failed(run, exc)
 

@@ -31,7 +31,7 @@ from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.run.history import _NO_PRIOR, prior_states
 from migrator.run.references import read_schema
 from migrator.run.target import read_target, target_fingerprint
-from migrator.run.tenant import NameSet, TenantState, tenant_identity
+from migrator.run.tenant import NameSet, TenantRun, tenant_identity
 from migrator.store.workspace import Workspace
 
 PLAN_BATCH = 256  # names planned at a time, apart from those linked by calls
@@ -72,178 +72,178 @@ def plan_batches(store: Workspace, linked: set[str]) -> Iterator[list[str]]:
         yield batch
 
 
-class TenantPlanning(TenantState):
-    """Builds the tenant's plan (`build_plan`); the planner's decisions are pure."""
+async def build_plan(run: TenantRun) -> None:
+    """Plan the tenant batch by batch into the workspace (see `plan_batches`); the
+    planner's decisions are pure (migrator.core.plan)."""
+    name = run.tenant.name
+    run.progress.phase = "reading target"
+    # Versions of a name whose documents the journal records as imported need no export
+    # to compare: the planner skips done items whatever the target holds. (A "skipped"
+    # item is not settled: it was skipped because its content was on the target, and only
+    # a fresh comparison can say that is still so.)
+    prior = prior_states(run.journal.state, name)
 
-    async def build_plan(self) -> None:
-        """Plan the tenant batch by batch into the workspace (see `plan_batches`)."""
-        name = self.tenant.name
-        self.progress.phase = "reading target"
-        # Versions of a name whose documents the journal records as imported need no export
-        # to compare: the planner skips done items whatever the target holds. (A "skipped"
-        # item is not settled: it was skipped because its content was on the target, and only
-        # a fresh comparison can say that is still so.)
-        prior = prior_states(self.journal.state, name)
+    def settled(workflow: str) -> bool:
+        return bool(prior) and all(
+            prior.get(k, _NO_PRIOR).status == "done" for k in run.store.keys_of(workflow)
+        )
 
-        def settled(workflow: str) -> bool:
-            return bool(prior) and all(
-                prior.get(k, _NO_PRIOR).status == "done" for k in self.store.keys_of(workflow)
+    # Callee names that are not in the sources may still be in the target; fetch those too.
+    callee_names = {
+        c.workflow_name for d in run.store.callers() for c in d.calls if c.workflow_name
+    }
+    # The target's definitions go into the workspace as they are read.
+    target = run.store.target(name)
+    # Names whose versions list answered 404: their documents are blocked, no other.
+    unreadable: dict[str, str] = {}
+
+    def note_unreadable(workflow: str, _id: int, why: str) -> None:
+        unreadable.setdefault(workflow, why)
+
+    await read_target(
+        run.client,
+        NameSet(lambda n: n in callee_names or run.store.has_name(n)),
+        lambda d: run.store.add_target(name, d),
+        hash_names=NameSet(lambda n: not settled(n)),
+        on_unreadable=note_unreadable,
+        cache=run.cache,
+    )
+    run.target = target
+    run.target_fingerprint = target_fingerprint(target)
+    schema: TenantSchema | None = None
+    if run.settings.reference_check != "off":
+        # What the documents name in the tenant's data model: read before anything is sent.
+        run.progress.phase = "reading data model"
+        schema = await read_schema(run.client, run.store.all_references, run.cache)
+    unchecked: dict[str, int] = {}
+    options = PlanOptions(
+        retry_failed=run.options.retry_failed,
+        strict=run.options.strict,
+        now=time.time(),
+        key_salt=secrets.token_hex(8),
+    )
+    run.progress.phase = "planning"
+    ord = 0
+    total = 0
+    for batch in plan_batches(run.store, run.linked):
+        docs = run.store.docs_named(batch, tenant=name)
+        values = run.store.values_of(d.key for d in docs)
+        unbound = _unbound(run.tenant, values)
+        lacking = _lacking(run, docs, schema, unchecked)
+
+        def plan_with(
+            payload_keys: Mapping[str, str] | None = None,
+            docs: list[SourceDoc] = docs,
+            unbound: dict[str, list[str]] = unbound,
+            lacking: dict[str, list[str]] = lacking,
+        ) -> TenantPlan:
+            return plan_tenant(
+                name,
+                tenant_identity(run.tenant),
+                docs,
+                target,
+                prior,
+                options=options,
+                unbound=unbound,
+                payload_keys=payload_keys,
+                index=run.index,
+                missing_references=lacking,
             )
 
-        # Callee names that are not in the sources may still be in the target; fetch those too.
-        callee_names = {
-            c.workflow_name for d in self.store.callers() for c in d.calls if c.workflow_name
-        }
-        # The target's definitions go into the workspace as they are read.
-        target = self.store.target(name)
-        # Names whose versions list answered 404: their documents are blocked, no other.
-        unreadable: dict[str, str] = {}
+        plan = plan_with()
+        # A document with calls or substitutions is sent as another content than its own;
+        # where that payload is known now (callees already in the tenant), plan again
+        # comparing it with the target, so that identical content is skipped in the plan as
+        # in the run.
+        payload_keys = await _payload_keys(run, plan)
+        if payload_keys:
+            plan = plan_with(payload_keys)
+        if unreadable:
+            plan = _block_unreadable(plan, unreadable, name)
+        for group in plan.groups:
+            run.store.add_group(name, ord, group)
+            ord += 1
+            total += len(group.items)
+        run.problems.extend(plan.problems)
+        await anyio.lowlevel.checkpoint()  # other tenants plan meanwhile
+    for why, count in sorted(unchecked.items()):
+        run.notes.append(f"{name}: {count} reference(s) not checked: {why} (docs/references.md)")
+    run.planned = True
+    run.progress.total = total
 
-        def note_unreadable(workflow: str, _id: int, why: str) -> None:
-            unreadable.setdefault(workflow, why)
 
-        await read_target(
-            self.client,
-            NameSet(lambda n: n in callee_names or self.store.has_name(n)),
-            lambda d: self.store.add_target(name, d),
-            hash_names=NameSet(lambda n: not settled(n)),
-            on_unreadable=note_unreadable,
-            cache=self.cache,
-        )
-        self.target = target
-        self.target_fingerprint = target_fingerprint(target)
-        schema: TenantSchema | None = None
-        if self.settings.reference_check != "off":
-            # What the documents name in the tenant's data model: read before anything is sent.
-            self.progress.phase = "reading data model"
-            schema = await read_schema(self.client, self.store.all_references, self.cache)
-        unchecked: dict[str, int] = {}
-        options = PlanOptions(
-            retry_failed=self.options.retry_failed,
-            strict=self.options.strict,
-            now=time.time(),
-            key_salt=secrets.token_hex(8),
-        )
-        self.progress.phase = "planning"
-        ord = 0
-        total = 0
-        for batch in plan_batches(self.store, self.linked):
-            docs = self.store.docs_named(batch, tenant=name)
-            values = self.store.values_of(d.key for d in docs)
-            unbound = self._unbound(values)
-            lacking = self._lacking(docs, schema, unchecked)
+def _lacking(
+    run: TenantRun,
+    docs: Sequence[SourceDoc],
+    schema: TenantSchema | None,
+    unchecked: dict[str, int],
+) -> dict[str, list[str]]:
+    """Per document of the batch, what it names that the tenant lacks, one line each (with
+    `reference_check = "warn"` these become notes and nothing is blocked)."""
+    if schema is None:
+        return {}
+    name = run.tenant.name
+    out: dict[str, list[str]] = {}
+    by_key = {d.key: d for d in docs}
+    for key, refs in run.store.references_of(by_key).items():
+        findings = check(refs, schema)
+        for finding in findings:
+            if finding.status == "not checked":
+                unchecked[finding.why] = unchecked.get(finding.why, 0) + 1
+        lines = missing_lines(findings, name)
+        if not lines:
+            continue
+        if run.settings.reference_check == "warn":
+            source = by_key[key].source
+            run.notes.extend(f"{name}: {source}: warning: {line}" for line in lines)
+        else:
+            out[key] = lines
+    return out
 
-            def plan_with(
-                payload_keys: Mapping[str, str] | None = None,
-                docs: list[SourceDoc] = docs,
-                unbound: dict[str, list[str]] = unbound,
-                lacking: dict[str, list[str]] = lacking,
-            ) -> TenantPlan:
-                return plan_tenant(
-                    name,
-                    tenant_identity(self.tenant),
-                    docs,
-                    target,
-                    prior,
-                    options=options,
-                    unbound=unbound,
-                    payload_keys=payload_keys,
-                    index=self.index,
-                    missing_references=lacking,
-                )
 
-            plan = plan_with()
-            # A document with calls or substitutions is sent as another content than its own;
-            # where that payload is known now (callees already in the tenant), plan again
-            # comparing it with the target, so that identical content is skipped in the plan as
-            # in the run.
-            payload_keys = await self._payload_keys(plan)
-            if payload_keys:
-                plan = plan_with(payload_keys)
-            if unreadable:
-                plan = _block_unreadable(plan, unreadable, name)
-            for group in plan.groups:
-                self.store.add_group(name, ord, group)
-                ord += 1
-                total += len(group.items)
-            self.problems.extend(plan.problems)
-            await anyio.lowlevel.checkpoint()  # other tenants plan meanwhile
-        for why, count in sorted(unchecked.items()):
-            self.notes.append(
-                f"{name}: {count} reference(s) not checked: {why} (docs/references.md)"
-            )
-        self.planned = True
-        self.progress.total = total
+async def _payload_keys(run: TenantRun, plan: TenantPlan) -> dict[str, str]:
+    """Payload hashes of the new versions whose payload is not their own content."""
+    out: dict[str, str] = {}
+    for item in plan.items:
+        doc = item.doc
+        if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
+            continue
+        targets = planned_callee_ids(item.call_targets, run.definition_id)
+        if any(v is None for v in targets.values()):
+            continue  # a callee created by this run: its id is not known yet
+        fetch = run.store.locate(doc)
+        resolved = {t: v for t, v in targets.items() if v is not None}
 
-    def _lacking(
-        self,
-        docs: Sequence[SourceDoc],
-        schema: TenantSchema | None,
-        unchecked: dict[str, int],
-    ) -> dict[str, list[str]]:
-        """Per document of the batch, what it names that the tenant lacks, one line each (with
-        `reference_check = "warn"` these become notes and nothing is blocked)."""
-        if schema is None:
-            return {}
-        name = self.tenant.name
-        out: dict[str, list[str]] = {}
-        by_key = {d.key: d for d in docs}
-        for key, refs in self.store.references_of(by_key).items():
-            findings = check(refs, schema)
-            for finding in findings:
-                if finding.status == "not checked":
-                    unchecked[finding.why] = unchecked.get(finding.why, 0) + 1
-            lines = missing_lines(findings, name)
-            if not lines:
-                continue
-            if self.settings.reference_check == "warn":
-                source = by_key[key].source
-                self.notes.extend(f"{name}: {source}: warning: {line}" for line in lines)
-            else:
-                out[key] = lines
-        return out
+        def payload_hash(
+            fetch: Callable[[], ExportDocument] = fetch,
+            resolved: dict[int, int] = resolved,
+            tenant: TenantConfig = run.tenant,
+        ) -> str:
+            return canonical_hash(tenant_payload(fetch(), resolved, tenant))
 
-    async def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
-        """Payload hashes of the new versions whose payload is not their own content."""
-        out: dict[str, str] = {}
-        for item in plan.items:
-            doc = item.doc
-            if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
-                continue
-            targets = planned_callee_ids(item.call_targets, self._definition_id)
-            if any(v is None for v in targets.values()):
-                continue  # a callee created by this run: its id is not known yet
-            fetch = self.store.locate(doc)
-            resolved = {t: v for t, v in targets.items() if v is not None}
+        try:
+            # A big document takes milliseconds to parse and hash: off the loop.
+            out[doc.key] = await anyio.to_thread.run_sync(payload_hash)
+        except InputError:
+            continue  # reported when it is sent
+    return out
 
-            def payload_hash(
-                fetch: Callable[[], ExportDocument] = fetch,
-                resolved: dict[int, int] = resolved,
-                tenant: TenantConfig = self.tenant,
-            ) -> str:
-                return canonical_hash(tenant_payload(fetch(), resolved, tenant))
 
-            try:
-                # A big document takes milliseconds to parse and hash: off the loop.
-                out[doc.key] = await anyio.to_thread.run_sync(payload_hash)
-            except InputError:
-                continue  # reported when it is sent
-        return out
-
-    def _unbound(
-        self, values: Mapping[str, tuple[tuple[str, str, str], ...]]
-    ) -> dict[str, list[str]]:
-        subs = self.tenant.substitutions
-        out: dict[str, list[str]] = {}
-        for key, found in values.items():
-            missing = [
-                f"{kind} {value!r} at {path}"
-                for path, kind, value in found
-                if not any(s in value for s in subs)
-            ]
-            if missing:
-                out[key] = missing
-        return out
+def _unbound(
+    tenant: TenantConfig, values: Mapping[str, tuple[tuple[str, str, str], ...]]
+) -> dict[str, list[str]]:
+    """Per document, its tenant-specific values the tenant's substitutions do not cover."""
+    subs = tenant.substitutions
+    out: dict[str, list[str]] = {}
+    for key, found in values.items():
+        missing = [
+            f"{kind} {value!r} at {path}"
+            for path, kind, value in found
+            if not any(s in value for s in subs)
+        ]
+        if missing:
+            out[key] = missing
+    return out
 
 
 def _block_unreadable(plan: TenantPlan, unreadable: Mapping[str, str], tenant: str) -> TenantPlan:

@@ -18,7 +18,7 @@ import anyio
 from migrator.core.errors import ZuoraError
 from migrator.core.listing import definition_id_of, shown_versions
 from migrator.core.plan import PlannedItem, int_or_none
-from migrator.run.recovery import TenantRecovery
+from migrator.run.tenant import TenantRun
 
 RESOLVE_BATCH = 50  # one listing page (page_length 50) answers this many new definitions
 
@@ -70,13 +70,16 @@ def pick_definition(
     return max(ids, key=lambda e: int(e["id"])) if ids else None
 
 
-class TenantResolution(TenantRecovery):
-    """Resolves answered imports' ids: at once (`_resolve_now`) or a batch at a time."""
+class Resolution:
+    """One tenant's answered imports whose ids are not all known yet: resolved at once
+    (`resolve_now`) or a batch at a time (`settle`, `resolve_pending`)."""
 
-    def _init_resolution(self) -> None:
+    def __init__(self, run: TenantRun) -> None:
+        self.run = run
+        self.client = run.client
         self.pending: list[Pending] = []
 
-    async def _resolve_now(self, name: str, answer_id: int | None) -> tuple[int, Mapping[str, Any]]:
+    async def resolve_now(self, name: str, answer_id: int | None) -> tuple[int, Mapping[str, Any]]:
         """The definition a create just made, by one `name=` lookup (its listing entry too)."""
         candidates = [
             e for e in await self.client.list_workflows(name=name) if e.get("name") == name
@@ -84,21 +87,21 @@ class TenantResolution(TenantRecovery):
         entry = pick_definition(candidates, answer_id)
         if entry is None:
             raise ZuoraError(
-                f"tenant {self.tenant.name}: imported {name!r} but cannot find its definition",
+                f"tenant {self.run.tenant.name}: imported {name!r} but cannot find its definition",
                 in_doubt=True,
             )
         return int(entry["id"]), entry
 
-    async def _settle(self, pending: Pending) -> None:
+    async def settle(self, pending: Pending) -> None:
         """Record the import's outcome now if its ids are known, else queue it for a batch."""
         if pending.definition_id is not None and pending.version_id is not None:
             await self._resolved(pending, write=False)
             return
         self.pending.append(pending)
         if len(self.pending) >= RESOLVE_BATCH:
-            await self._resolve_pending()
+            await self.resolve_pending()
 
-    async def _resolve_pending(self) -> None:
+    async def resolve_pending(self) -> None:
         """Resolve every queued import from the workflow listing (stopping once all are found)."""
         batch, self.pending = self.pending, []
         if not batch:
@@ -166,25 +169,26 @@ class TenantResolution(TenantRecovery):
     async def _resolved(self, p: Pending, *, write: bool) -> None:
         """Journal the ids found after the commit, fill the cache, record the outcome."""
         if write and (p.definition_id is not None or p.version_id is not None):
-            await self.journal.append(
+            await self.run.journal.append(
                 "resolved",
-                tenant=self.tenant.name,
+                tenant=self.run.tenant.name,
                 item=p.item.doc.key,
                 target_definition_id=p.definition_id,
                 target_version_id=p.version_id,
             )
+        cache = self.run.cache
         if (
-            self.cache is not None
+            cache is not None
             and p.keeps_content
             and p.definition_id is not None
             and p.version_id is not None
             and p.updated_at is not None
         ):
             # What was sent is what the version holds (the content identity is what survives import).
-            self.cache.put(p.definition_id, p.version_id, p.updated_at, p.digest)
+            cache.put(p.definition_id, p.version_id, p.updated_at, p.digest)
         self._imported(p)
 
-    def _record_unresolved(self) -> None:
+    def record_unresolved(self) -> None:
         """The run ends before the batch: the imports are recorded with the ids known so far."""
         batch, self.pending = self.pending, []
         for p in batch:
@@ -194,7 +198,7 @@ class TenantResolution(TenantRecovery):
         reason = None
         if p.definition_id is None:
             reason = "its definition id is not known yet (the next run or `migrator activate` looks it up by name)"
-        self._outcome(
+        self.run.outcome(
             p.item,
             "imported",
             target_workflow_id=p.definition_id,

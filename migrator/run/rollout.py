@@ -18,7 +18,7 @@ import structlog
 from migrator.core.errors import MigratorError, ZuoraError, single_failure
 from migrator.core.journal_records import Record
 from migrator.core.logs import redact_text
-from migrator.core.plan import Action, int_or_none
+from migrator.core.plan import int_or_none
 from migrator.core.remap import apply_substitutions
 from migrator.core.report import ItemOutcome
 from migrator.core.rollback import ROLLBACK_FAILURES
@@ -35,7 +35,7 @@ from migrator.core.rollout import (
 )
 from migrator.run.options import Progress
 from migrator.run.rollback import DiscardState, read_rollback_targets, rollback
-from migrator.run.tenant import TenantState, tenant_identity
+from migrator.run.tenant import TenantRun, tenant_identity
 from migrator.store.journal import read_state
 from migrator.store.workspace import Workspace
 from migrator.zuora import ZuoraClient
@@ -127,18 +127,6 @@ def wave_failures(store: Workspace, wave: Wave) -> dict[str, str]:
         if why is not None:
             out[tenant] = why
     return out
-
-
-def hold_tenant(run: TenantState, reason: str) -> None:
-    """A planned tenant of a later wave after a halt: nothing is sent, every import says why."""
-    for item in run.store.planned_items(run.tenant.name):
-        if item.action in (Action.CREATE, Action.NEW_VERSION):
-            run._outcome(item, "deferred", error=reason)
-        elif item.action is Action.BLOCKED:
-            run._outcome(item, "blocked", error=item.reason)
-        else:
-            run._outcome(item, "skipped", reason=item.reason)
-    run.progress.phase = "held"
 
 
 def read_smoke_ledger(journal_path: str) -> SmokeLedger:
@@ -480,7 +468,7 @@ async def _poll(client: ZuoraClient, run_id: int, limit_s: float) -> tuple[bool,
 
 async def roll_out_runs(
     rollout: RolloutConfig,
-    runs: Mapping[str, TenantState],
+    runs: Mapping[str, TenantRun],
     execute_one: Callable[[Any], Coroutine[Any, Any, None]],
     *,
     store: Workspace,
@@ -518,7 +506,9 @@ async def roll_out_runs(
         for name in wave.tenants:
             run = runs[name]
             if run.planned and not run.failed:
-                hold_tenant(run, reason)
+                # A planned tenant of a later wave after a halt: nothing is sent, each send says why.
+                run.hold(reason, sends="deferred")
+                run.progress.phase = "held"
 
     await runner.run(waves, execute, lambda wave: wave_failures(store, wave), hold)
     return runner.notices

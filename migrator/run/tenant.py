@@ -1,7 +1,5 @@
-"""One tenant's run: who the tenant is, its state while it runs, and how outcomes are recorded.
-
-TenantState is the base the planning, execution, recovery and activation parts build on;
-migrator.run.migrate.TenantRun puts them together.
+"""One tenant's run: who the tenant is, its state while it runs (`TenantRun`), and how outcomes
+are recorded.
 """
 
 from __future__ import annotations
@@ -107,77 +105,64 @@ def source_index(store: Workspace) -> SourceIndex:
     return SourceIndex(store.name_of_definition, store.name_of_workflow, NameSet(store.has_name))
 
 
-def _on_target(item: PlannedItem) -> bool:
+def on_target(item: PlannedItem) -> bool:
     """A skipped item whose version is on the target: identical content, or imported earlier."""
     return item.recorded or (item.prior is not None and item.prior.status == "done")
 
 
-@dataclass(frozen=True, slots=True)
-class RunParts:
-    """What every tenant of one run shares, handed to each `TenantRun` whole at construction:
-    the workspace, the journal, what was asked, the settings, the stop event, where the sources'
-    calls point and which names are linked by calls."""
+@dataclass(eq=False)
+class TenantRun:
+    """One tenant's migration while it runs: everything its parts read, given at construction,
+    and what they learn as they go.
 
+    The parts are functions and small classes over this one object, none inheriting from
+    another: `run/planning.build_plan`, `run/execute.execute` (with `run/resolve.Resolution`
+    and the recovery of in-doubt imports), `run/activation.ensure_active`. The plan and the
+    outcomes live in the run's workspace; in memory stay the target's state and what the
+    linked (calling/called) workflows need.
+    """
+
+    tenant: TenantConfig
+    client: ZuoraClient
+    progress: TenantProgress
     store: Workspace
     journal: JournalWriter
     options: MigrateOptions
     settings: Settings
     stopping: anyio.Event
-    index: SourceIndex
-    linked: set[str]
+    index: SourceIndex  # where the sources' calls point
+    linked: set[str]  # names linked by calls: planned together, callers wait for their callees
+    profile: TenantProfile | None  # what `migrator doctor` learned, if anything
+    cache: TenantCache | None  # the content-hash cache (None with --no-cache)
+    # What the run learns as it goes.
+    target: Mapping[str, Sequence[TargetDefinition]] = field(default_factory=dict, init=False)
+    target_fingerprint: str | None = field(default=None, init=False)
+    planned: bool = field(default=False, init=False)
+    problems: list[str] = field(default_factory=list, init=False)
+    notes: list[str] = field(default_factory=list, init=False)  # for the report, not blocking
+    decided: int = field(default=0, init=False)  # outcomes recorded
+    definition_ids: dict[str, int] = field(default_factory=dict, init=False)  # imported by now
+    failed: bool = field(default=False, init=False)
+    rejected: str | None = field(default=None, init=False)  # credentials refused mid-run: why
 
+    def activates(self, item: PlannedItem) -> bool:
+        """Whether this run switches the item's version on (`--activate`, `--activation match`)."""
+        if self.options.activation == "always":
+            return True
+        return self.options.activation == "match" and bool(item.doc.active)
 
-class TenantState:
-    """What one tenant's run holds while it runs, and how it records an item's outcome.
-
-    The plan and the outcomes live in the run's workspace; in memory stay the target's state,
-    the journal's prior states and what the linked (calling/called) workflows need.
-    """
-
-    def __init__(
-        self,
-        tenant: TenantConfig,
-        client: ZuoraClient,
-        progress: TenantProgress,
-        parts: RunParts,
-        *,
-        profile: TenantProfile | None = None,
-        cache: TenantCache | None = None,
-    ) -> None:
-        self.tenant = tenant
-        self.client = client
-        self.progress = progress
-        self.store = parts.store
-        self.journal: JournalWriter = parts.journal
-        self.options = parts.options
-        self.settings = parts.settings
-        self.stopping = parts.stopping
-        self.index = parts.index
-        self.linked = parts.linked
-        self.profile = profile  # what `migrator doctor` learned, if anything
-        self.cache = cache  # the content-hash cache (None with --no-cache)
-        self.decided = 0  # outcomes recorded
-        self.definition_ids: dict[str, int] = {}
-        self.done: dict[str, Done] = {}  # linked names: callers wait for their callees
-        self.target: Mapping[str, Sequence[TargetDefinition]] = {}
-        self.planned = False
-        self.problems: list[str] = []
-        self.target_fingerprint: str | None = None
-        self.failed = False
-        self.rejected: str | None = None  # the tenant's credentials were refused mid-run: why
-        self.notes: list[str] = []  # not blocking, for the report: references not checked, warned
-
-    def hold(self, reason: str) -> None:
-        """Record every planned item as not sent (used when --strict stops the whole run)."""
+    def hold(self, reason: str, *, sends: str = "blocked") -> None:
+        """Record every planned item as not sent, each send as `sends` with `reason` (--strict
+        holds the whole run: blocked; a rollout's halt holds later waves: deferred)."""
         for item in self.store.planned_items(self.tenant.name):
             if item.action in (Action.CREATE, Action.NEW_VERSION):
-                self._outcome(item, "blocked", error=reason)
+                self.outcome(item, sends, error=reason)
             elif item.action is Action.BLOCKED:
-                self._outcome(item, "blocked", error=item.reason)
+                self.outcome(item, "blocked", error=item.reason)
             elif item.reason == LEFT_BY_RETRY_FAILED:
-                self._outcome(item, "deferred", error=item.reason)
+                self.outcome(item, "deferred", error=item.reason)
             else:
-                self._outcome(item, "skipped", reason=item.reason)
+                self.outcome(item, "skipped", reason=item.reason)
 
     def plan_record(self) -> dict[str, Any]:
         """What `migrator plan --out` saves for this tenant, and `migrate --plan` checks."""
@@ -202,7 +187,8 @@ class TenantState:
                 "reason": i.reason or None,
             }
 
-    def _outcome(self, item: PlannedItem, status: str, **kw: Any) -> None:
+    def outcome(self, item: PlannedItem, status: str, **kw: Any) -> None:
+        """Record the item's outcome (a workspace row) and bump the tenant's counters."""
         out = ItemOutcome(
             tenant=self.tenant.name,
             source=item.doc.source,
@@ -229,7 +215,7 @@ class TenantState:
         elif status in ("blocked", "deferred"):
             self.progress.left += 1
 
-    def _definition_id(self, name: str) -> int | None:
+    def definition_id(self, name: str) -> int | None:
         """The tenant's definition of `name`: imported by this run, or the one it had."""
         if name in self.definition_ids:
             return self.definition_ids[name]
