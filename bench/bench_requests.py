@@ -180,6 +180,7 @@ async def run_migrator(
     doctored: bool = True,
     reference_check: str = "off",
 ) -> int:
+    from bench.legacy_client import migrate_as_before
     from migrator.core.config import Secret, Settings, TenantConfig
     from migrator.core.profile import TenantProfile
     from migrator.run.migrate import migrate
@@ -209,9 +210,9 @@ async def run_migrator(
             save_profile(settings, tenant, learned)
         else:
             profile_path(settings, tenant).unlink(missing_ok=True)
-    options = MigrateOptions(
-        sources=[corpus], legacy=legacy, journal=journal, tenants=tenants or ()
-    )
+    if legacy:  # before issue 15: bench/legacy_client.py, the old requests on today's client
+        return len(await migrate_as_before(settings, [corpus], tenants or ()))
+    options = MigrateOptions(sources=[corpus], journal=journal, tenants=tenants or ())
     report = await migrate(settings, options)
     bad = [o for o in report.items if o.status not in ("imported", "skipped")]
     if bad:

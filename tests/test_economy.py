@@ -328,19 +328,18 @@ async def test_tenants_start_without_waiting_for_each_other(
 
 
 async def test_the_legacy_path_the_bench_compares_with(tmp_path: Path) -> None:
-    """The bench's "today" variant (MigrateOptions.legacy) spends what migrator spent before:
+    """The bench's "today" variant (bench/legacy_client.py) spends what migrator spent before:
     per create an import, a `name=` lookup and a versions list."""
+    from bench.legacy_client import migrate_as_before
+
     write_sources(tmp_path / "src", 5)
     async with fake_with() as env:
-        report = await migrate(
-            env.settings,
-            MigrateOptions(sources=[str(tmp_path / "src")], tenants=[T1], legacy=True),
-        )
-        assert report.summary()["imported"] == 5
+        imported = await migrate_as_before(env.settings, [str(tmp_path / "src")], [T1])
+        assert len(imported) == 5
         assert calls(env) == {"import_workflow": 5, "list_workflows": 6, "list_versions": 5}
         ledger = {e["name"]: e for e in env.imports(T1)}
-        for item in report.items:
-            assert item.target_version_id == ledger[item.workflow_name]["version_id"]
+        for item in imported:
+            assert item.version_id == ledger[item.name]["version_id"]
 
 
 async def test_a_listing_that_shows_new_workflows_last_costs_a_lookup_each_at_most(

@@ -17,7 +17,7 @@ import structlog
 
 from migrator.core.config import Settings
 from migrator.core.errors import AuthError, ZuoraError
-from migrator.core.journal_records import ItemState
+from migrator.core.journal_records import ItemState, JournalWriter
 from migrator.core.listing import shown_versions
 from migrator.core.plan import int_or_none
 from migrator.core.report import ItemOutcome, Report
@@ -133,7 +133,7 @@ async def activate_from_journal(
         check_tenant_identity(history, chosen, journal_path)
         async with run_clients(settings, chosen, stopping) as run, AsyncExitStack() as stack:
             clients = run.clients
-            journal: Any = NullJournal()
+            journal: JournalWriter = NullJournal()
             if not dry_run:
                 from migrator.store.journal import Journal
 
@@ -228,7 +228,7 @@ async def _activate_tenant(
     plan: Iterator[Target | ItemState],
     dry_run: bool,
     store: Workspace,
-    journal: Any,
+    journal: JournalWriter,
 ) -> None:
     """A few workers (the tenant's max_concurrency) take the plan's entries one at a time."""
     stop: list[str] = []
@@ -310,7 +310,7 @@ async def plan_one(client: ZuoraClient, target: Target) -> Activation | ItemOutc
 
 
 async def _activate_one(
-    client: ZuoraClient, target: Target, dry_run: bool, journal: Any
+    client: ZuoraClient, target: Target, dry_run: bool, journal: JournalWriter
 ) -> ItemOutcome:
     st = target.state
     action = await plan_one(client, target)

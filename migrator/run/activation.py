@@ -17,6 +17,7 @@ from migrator.core.errors import ZuoraError
 from migrator.core.journal_records import JournalWriter
 from migrator.core.listing import active_version
 from migrator.core.plan import PlannedItem, activation_key, int_or_none
+from migrator.run.resolve import listed_version
 from migrator.run.tenant import GroupState, TenantRun, tenant_identity
 from migrator.zuora import ZuoraClient
 
@@ -124,7 +125,7 @@ async def ensure_active(
         return None  # a later version of the group is the one switched on
     version_id = state.version_ids.get(version)
     if version_id is None:
-        version_id = await resolve_version(run.client, state.definition_id, version)
+        version_id, _ = await listed_version(run.client, state.definition_id, version)
     if version_id is None:
         return None
     if state.active_version_id == version_id:
@@ -160,17 +161,6 @@ async def record_activating(
         return
     action = await read_activation(run.client, state.definition_id, name, version, 0)
     await journal_activating(run.journal, action)
-
-
-async def resolve_version(client: ZuoraClient, definition_id: int, version: str) -> int | None:
-    """The id of `version` of the definition, from its versions list (None when not found)."""
-    try:
-        for entry in await client.list_versions(definition_id):
-            if str(entry.get("version")) == version:
-                return int_or_none(entry.get("id"))
-    except ZuoraError:
-        pass
-    return None
 
 
 async def verify_import(

@@ -53,8 +53,6 @@ from migrator.store.snapshot import (
 )
 from migrator.zuora import ZuoraClient
 
-_GZIP_IN_THREAD = 256 * 1024
-
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 
 _log = structlog.get_logger("migrator.backup")

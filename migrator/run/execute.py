@@ -21,9 +21,9 @@ from migrator.core.logs import redact_text
 from migrator.core.payload import planned_callee_ids, tenant_payload
 from migrator.core.plan import LEFT_BY_RETRY_FAILED, Action, NameGroup, PlannedItem
 from migrator.core.retry import classify
-from migrator.run.activation import ensure_active, record_activating, resolve_version, verify_import
+from migrator.run.activation import ensure_active, record_activating, verify_import
 from migrator.run.change import planned_change
-from migrator.run.resolve import Pending, Resolution, version_in_entry
+from migrator.run.resolve import Pending, Resolution, listed_version, version_in_entry
 from migrator.run.tenant import Done, GroupState, TenantRun, on_target
 
 
@@ -151,10 +151,9 @@ class Execution:
                 target_workflow_id=item.target_definition_id or state.definition_id,
             )
             if item.recorded:
-                await self.journal.append(
+                await self._record(
                     "skipped",
-                    tenant=self.tenant.name,
-                    item=item.doc.key,
+                    item,
                     reason=item.reason,
                     name=item.doc.name,
                     source=item.doc.source,
@@ -187,8 +186,9 @@ class Execution:
             return
         try:
             await self._send(name, state, item)
-        except ZuoraError as exc:
-            transient = (
+        except (ZuoraError, InputError) as exc:
+            unread = isinstance(exc, InputError)  # the document, for good
+            transient = isinstance(exc, ZuoraError) and (
                 isinstance(exc, AuthError)  # the credentials, not the item: retry once they work
                 or exc.in_doubt
                 or exc.retryable
@@ -196,33 +196,22 @@ class Execution:
             )
             status = "deferred" if transient else "failed"
             # The client scrubs its own tenant's secrets; a server may echo another tenant's.
-            reason = redact_text(str(exc))
-            if exc.in_doubt:
+            reason = str(exc) if unread else redact_text(str(exc))
+            if isinstance(exc, ZuoraError) and exc.in_doubt:
                 reason += " (the import may have landed; running again resolves it with the same Idempotency-Key)"
-            await self.journal.append(
-                status,
-                tenant=self.tenant.name,
-                item=item.doc.key,
-                reason=reason,
-                permanent=not transient,
-                name=item.doc.name,
+            await self._record(
+                status, item, reason=reason, permanent=not transient, name=item.doc.name
             )
-            state.failed = f"an earlier version ({item.doc.source}) did not complete"
+            why = "could not be read" if unread else "did not complete"
+            state.failed = f"an earlier version ({item.doc.source}) {why}"
             if isinstance(exc, AuthError):
                 # Not re-raised (that would end every tenant's run): this tenant stops sending.
                 self.run.rejected = reason
             self.run.outcome(item, status, error=reason)
-        except InputError as exc:
-            await self.journal.append(
-                "failed",
-                tenant=self.tenant.name,
-                item=item.doc.key,
-                reason=str(exc),
-                permanent=True,
-                name=item.doc.name,
-            )
-            state.failed = f"an earlier version ({item.doc.source}) could not be read"
-            self.run.outcome(item, "failed", error=str(exc))
+
+    async def _record(self, type_: str, item: PlannedItem, **fields: Any) -> None:
+        """Journal one record of the item (the tenant and the item's key filled in)."""
+        await self.journal.append(type_, tenant=self.tenant.name, item=item.doc.key, **fields)
 
     async def _send(self, name: str, state: GroupState, item: PlannedItem) -> None:
         fetch = self.store.locate(item.doc)
@@ -258,10 +247,9 @@ class Execution:
             switched = await ensure_active(self.run, state, item, version)
             if switched:
                 reason += "; " + switched
-            await self.journal.append(
+            await self._record(
                 "skipped",
-                tenant=self.tenant.name,
-                item=item.doc.key,
+                item,
                 reason=reason,
                 name=name,
                 source=item.doc.source,
@@ -282,10 +270,9 @@ class Execution:
         action = Action.NEW_VERSION if definition_id is not None else Action.CREATE
         if item.prior is not None and item.prior.status == "gone":
             # An earlier run imported it and the tenant no longer has it: pending again.
-            await self.journal.append(
+            await self._record(
                 "gone",
-                tenant=self.tenant.name,
-                item=item.doc.key,
+                item,
                 name=name,
                 reason=f"no definition named {name!r} in tenant {self.tenant.name} any more",
             )
@@ -293,10 +280,9 @@ class Execution:
             await record_activating(
                 self.run, state, name, item.version, created=definition_id is None
             )
-        await self.journal.append(
+        await self._record(
             "intent",
-            tenant=self.tenant.name,
-            item=item.doc.key,
+            item,
             action=action.value,
             name=name,
             version=item.version,
@@ -317,8 +303,7 @@ class Execution:
                 idempotency_key=item.idempotency_key,
             )
             answer_id = response.id
-            legacy = self.options.legacy  # before issue 15 no profile was read
-            said = self.run.profile.import_response_id if self.run.profile and not legacy else None
+            said = self.run.profile.import_response_id if self.run.profile else None
             if response.kind == "definition" and answer_id is not None:
                 # The answer says so itself (`definitionId`, §3.6 [O]): no guess, no lookup.
                 definition_id = answer_id
@@ -328,7 +313,7 @@ class Execution:
             elif said == "version" and answer_id is not None:
                 version_id = answer_id
             if definition_id is None and (
-                state.more or name in self.run.linked or self.options.verify or self.options.legacy
+                state.more or name in self.run.linked or self.options.verify
             ):
                 definition_id, found = await self.resolution.resolve_now(name, answer_id)
                 entry = found
@@ -348,15 +333,11 @@ class Execution:
         if entry is not None and version_id is None:
             version_id, shown_at = version_in_entry(entry, item.version)
             updated_at = updated_at or shown_at
-        if self.options.legacy:  # before issue 15: the versions list after every import
-            assert definition_id is not None
-            version_id = await resolve_version(self.client, definition_id, item.version)
         if self.options.verify and definition_id is not None and version_id is None:
-            version_id = await resolve_version(self.client, definition_id, item.version)
-        await self.journal.append(
+            version_id, _ = await listed_version(self.client, definition_id, item.version)
+        await self._record(
             "committed",
-            tenant=self.tenant.name,
-            item=item.doc.key,
+            item,
             target_definition_id=definition_id,
             target_version_id=version_id,
             version=item.version,
@@ -369,10 +350,8 @@ class Execution:
         state.version_ids[item.version] = version_id
         if activate:
             state.active_version_id = version_id
-        if (
-            name in self.run.linked and definition_id is not None
-        ):  # callers of this name need its id
-            self.run.definition_ids[name] = definition_id
+        if name in self.run.linked and definition_id is not None:
+            self.run.definition_ids[name] = definition_id  # callers of this name need its id
         pending = Pending(
             name=name,
             item=item,
@@ -410,10 +389,9 @@ class Execution:
         land; record it as committed (and switch it on if this run activates, as the lost
         answer's run would have) instead of sending it again."""
         activated = await ensure_active(self.run, state, item, version)
-        await self.journal.append(
+        await self._record(
             "committed",
-            tenant=self.tenant.name,
-            item=item.doc.key,
+            item,
             target_definition_id=state.definition_id,
             target_version_id=None,
             version=version,

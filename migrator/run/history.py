@@ -14,7 +14,7 @@ import anyio
 
 from migrator.core.config import TenantConfig
 from migrator.core.errors import JournalError, MigratorError
-from migrator.core.journal_records import rekey_item
+from migrator.core.journal_records import JournalWriter, rekey_item
 from migrator.core.legacy_identity import legacy_keys
 from migrator.core.plan import PriorIntent, PriorState
 from migrator.run.context import check_tenant_identity
@@ -169,11 +169,11 @@ async def carry_over(journal: Any, rekeys: Sequence[Rekey], *, write: bool) -> N
 
 
 def check_journal_matches(
-    journal: Any, tenants: Sequence[TenantConfig], store: Workspace, path: str
+    journal: JournalWriter, tenants: Sequence[TenantConfig], store: Workspace, path: str
 ) -> None:
     """Refuse to resume when the journal would lie about a tenant or an unanswered import."""
     check_tenant_identity(
-        getattr(journal, "run_history", []) or [],
+        journal.run_history,
         tenants,
         path,
         consequence="its records would be wrong here. Use a new --journal for the new target.",

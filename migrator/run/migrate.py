@@ -212,10 +212,8 @@ async def _migrate(
         rekeys = await legacy_rekeys(journal.state, tenants, store)
         await carry_over(journal, rekeys, write=True)
         check_journal_matches(journal, tenants, store, options.journal)
-        notices.extend(getattr(journal, "notices", []) or [])
-    cache = await anyio.to_thread.run_sync(
-        lambda: open_cache(settings, enabled=options.use_cache and not options.legacy)
-    )
+        notices.extend(journal.notices)
+    cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=options.use_cache))
     if cache is not None:
         stack.callback(cache.close)
     runs: dict[str, TenantRun] = {}
@@ -298,7 +296,7 @@ async def _migrate(
         await execute_one(run)
 
     async def work() -> None:
-        if not options.strict and not options.legacy and settings.rollout is None:
+        if not options.strict and settings.rollout is None:
             # Each tenant needs only its own plan: it executes as soon as that is ready instead
             # of waiting for the slowest tenant's (tokens are minted in the order tenants start).
             with single_failure():

@@ -30,9 +30,6 @@ class MigrateOptions:
     plan_file: str | None = None  # apply a plan saved by `migrator plan --out`, exactly
     # False with --no-cache: the content-hash cache is neither read nor written.
     use_cache: bool = True
-    # Internal, for the request-efficiency bench only: behave as before issue 15 (look each
-    # import's ids up at once, every tenant planned before any executes, no cache).
-    legacy: bool = False
 
 
 @dataclass

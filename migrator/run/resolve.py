@@ -19,6 +19,7 @@ from migrator.core.errors import ZuoraError
 from migrator.core.listing import definition_id_of, shown_versions
 from migrator.core.plan import PlannedItem, int_or_none
 from migrator.run.tenant import TenantRun
+from migrator.zuora import ZuoraClient
 
 RESOLVE_BATCH = 50  # one listing page (page_length 50) answers this many new definitions
 
@@ -48,6 +49,21 @@ def version_in_entry(entry: Mapping[str, Any], version: str) -> tuple[int | None
         if str(v.get("version")) == version:
             updated = v.get("updatedAt")
             return int_or_none(v.get("id")), updated if isinstance(updated, str) else None
+    return None, None
+
+
+async def listed_version(
+    client: ZuoraClient, definition_id: int, version: str
+) -> tuple[int | None, str | None]:
+    """The id (and updatedAt) of `version` in the definition's versions list; (None, None) when
+    the list does not show it or cannot be read."""
+    try:
+        for v in await client.list_versions(definition_id):
+            if str(v.get("version")) == version:
+                updated = v.get("updatedAt")
+                return int_or_none(v.get("id")), updated if isinstance(updated, str) else None
+    except ZuoraError:
+        pass
     return None, None
 
 
@@ -154,16 +170,8 @@ class Resolution:
             p.updated_at = p.updated_at or updated
         if p.version_id is None and p.definition_id is not None:
             # More newer versions than the listing shows, or an older tenant's entry.
-            try:
-                for v in await self.client.list_versions(p.definition_id):
-                    if str(v.get("version")) == p.version:
-                        p.version_id = int_or_none(v.get("id"))
-                        updated = v.get("updatedAt")
-                        p.updated_at = p.updated_at or (
-                            updated if isinstance(updated, str) else None
-                        )
-            except ZuoraError:
-                pass
+            p.version_id, updated = await listed_version(self.client, p.definition_id, p.version)
+            p.updated_at = p.updated_at or updated
         await self._resolved(p, write=True)
 
     async def _resolved(self, p: Pending, *, write: bool) -> None:

@@ -18,7 +18,7 @@ import structlog
 
 from migrator.core.config import Settings
 from migrator.core.errors import AuthError, ZuoraError
-from migrator.core.journal_records import ItemKey, ItemState, Record
+from migrator.core.journal_records import ItemKey, ItemState, JournalWriter, Record
 from migrator.core.listing import active_version
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
@@ -199,7 +199,7 @@ def planned_outcome(entry: PlanEntry) -> ItemOutcome:
 
 
 async def execute_plan(
-    client: ZuoraClient, plan: Sequence[PlanEntry], journal: Any
+    client: ZuoraClient, plan: Sequence[PlanEntry], journal: JournalWriter
 ) -> list[ItemOutcome]:
     """Send exactly the plan's writes, one at a time, each journaled around it."""
     out: list[ItemOutcome] = []
@@ -232,7 +232,7 @@ async def execute_plan(
     return out
 
 
-async def _write(client: ZuoraClient, step: RollbackStep, journal: Any) -> None:
+async def _write(client: ZuoraClient, step: RollbackStep, journal: JournalWriter) -> None:
     target, found = step.target, step.found
     await journal.append(
         "rollback",
@@ -274,7 +274,7 @@ async def _write(client: ZuoraClient, step: RollbackStep, journal: Any) -> None:
 async def rollback(
     clients: Mapping[str, ZuoraClient],
     targets: Sequence[RollbackTarget],
-    journal: Any,
+    journal: JournalWriter,
     *,
     dry_run: bool = False,
     delete_created: bool = False,

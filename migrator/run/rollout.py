@@ -16,7 +16,7 @@ import anyio
 import structlog
 
 from migrator.core.errors import MigratorError, ZuoraError, single_failure
-from migrator.core.journal_records import Record
+from migrator.core.journal_records import JournalWriter, Record
 from migrator.core.logs import redact_text
 from migrator.core.plan import int_or_none
 from migrator.core.remap import apply_substitutions
@@ -148,7 +148,7 @@ class WaveRunner:
         self,
         rollout: RolloutConfig,
         *,
-        journal: Any,
+        journal: JournalWriter,
         journal_path: str,
         clients: Mapping[str, ZuoraClient],
         record: Callable[[ItemOutcome], None],
@@ -472,7 +472,7 @@ async def roll_out_runs(
     execute_one: Callable[[Any], Coroutine[Any, Any, None]],
     *,
     store: Workspace,
-    journal: Any,
+    journal: JournalWriter,
     journal_path: str,
     progress: Progress,
     stopping: anyio.Event,
