@@ -48,14 +48,14 @@ from migrator.core.plan import (
     int_or_none,
 )
 from migrator.core.references import TenantSchema, check, missing_lines
-from migrator.run.context import choose_tenants, unknown_tenant
+from migrator.run.context import RunClients, choose_tenants, run_clients, unknown_tenant
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.references import read_schema
 from migrator.run.target import for_each_definition, listed_id
 from migrator.run.tenant import source_index
 from migrator.store.cache import TenantCache, open_cache
 from migrator.store.workspace import Workspace
-from migrator.zuora import ZuoraClient, close_session, open_session
+from migrator.zuora import ZuoraClient
 
 log = structlog.get_logger("migrator.diff")
 
@@ -129,14 +129,11 @@ async def diff_tenants(
     `keep_graphs` keeps the task graphs of drifted cells (for the HTML page); `cache_for` gives
     each tenant's content-hash cache, so that a version known to match is not exported."""
     chosen = select_tenants(settings, tenants, from_tenant)
-    session = open_session(settings)
-    try:
+    source = [settings.tenants[from_tenant]] if from_tenant is not None else []
+    async with run_clients(settings, [*chosen, *source], stopping) as run:
         if from_tenant is not None:
-            source_client = ZuoraClient(
-                settings.tenants[from_tenant], session, settings, stopping=stopping
-            )
             try:
-                store = await read_live_sources(source_client, settings)
+                store = await read_live_sources(run[from_tenant], settings)
             except ZuoraError as exc:
                 raise MigratorError(
                     f"source tenant {from_tenant} could not be read: {exc}"
@@ -147,16 +144,12 @@ async def diff_tenants(
             if not store.count() and not store.errors:
                 where = f"tenant {from_tenant}" if from_tenant else ", ".join(sources)
                 raise MigratorError(f"diff: no workflow documents in {where}: nothing to compare")
-            columns = await _diff_all(
-                settings, chosen, store, session, keep_graphs, stopping, cache_for
-            )
+            columns = await _diff_all(settings, chosen, store, run, keep_graphs, cache_for)
             failed = tuple(
                 SourceFailure(getattr(err, "source", "") or "", str(err)) for err in store.errors
             )
         finally:
             store.close()
-    finally:
-        await close_session(session)
     return DriftReport(tuple(columns), failed)
 
 
@@ -164,16 +157,15 @@ async def _diff_all(
     settings: Settings,
     chosen: Sequence[TenantConfig],
     store: Workspace,
-    session: Any,
+    run: RunClients,
     keep_graphs: bool,
-    stopping: anyio.Event | None,
     cache_for: CacheFor | None,
 ) -> list[TenantDrift]:
     index = source_index(store)
     columns: dict[str, TenantDrift] = {}
 
     async def one(tenant: TenantConfig) -> None:
-        client = ZuoraClient(tenant, session, settings, stopping=stopping)
+        client = run[tenant.name]
         cache = cache_for(tenant) if cache_for is not None else None
         try:
             notes: dict[int, str] = {}

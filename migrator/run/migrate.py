@@ -29,7 +29,13 @@ from migrator.core.journal_records import JournalWriter
 from migrator.core.plan import Action
 from migrator.core.report import ItemOutcome, Report, unreadable_outcomes
 from migrator.core.rollout import check_smoke_sources, wave_number
-from migrator.run.context import choose_tenants, run_clients, run_started_fields, unknown_tenant
+from migrator.run.context import (
+    RunClients,
+    choose_tenants,
+    run_clients,
+    run_started_fields,
+    unknown_tenant,
+)
 from migrator.run.execute import execute
 from migrator.run.history import (
     NullJournal,
@@ -47,7 +53,6 @@ from migrator.store.cache import open_cache
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
 from migrator.store.profiles import load_profile
 from migrator.store.workspace import OutcomeLog, Workspace
-from migrator.zuora import ZuoraClient
 
 log = structlog.get_logger("migrator.engine")
 
@@ -125,14 +130,14 @@ async def migrate(
         )
     notices: list[str] = []
     async with AsyncExitStack() as stack:
-        session = (await stack.enter_async_context(run_clients(settings))).session
+        if options.from_tenant and options.from_tenant not in settings.tenants:
+            raise unknown_tenant(settings, options.from_tenant, what="source tenant")
+        source = [settings.tenants[options.from_tenant]] if options.from_tenant else []
+        clients = await stack.enter_async_context(
+            run_clients(settings, [*tenants, *source], stopping)
+        )
         if options.from_tenant:
-            if options.from_tenant not in settings.tenants:
-                raise unknown_tenant(settings, options.from_tenant, what="source tenant")
-            source_client = ZuoraClient(
-                settings.tenants[options.from_tenant], session, settings, stopping=stopping
-            )
-            store = await read_live_sources(source_client, settings)
+            store = await read_live_sources(clients[options.from_tenant], settings)
         else:
             store = await anyio.to_thread.run_sync(read_sources, list(options.sources), settings)
         if store.count() == 0 and not store.errors:
@@ -151,7 +156,7 @@ async def migrate(
                 tenants,
                 store,
                 stack,
-                session,
+                clients,
                 progress,
                 stopping,
                 notices,
@@ -170,7 +175,7 @@ async def _migrate(
     tenants: list[TenantConfig],
     store: Workspace,
     stack: AsyncExitStack,
-    session: Any,
+    clients: RunClients,
     progress: Progress,
     stopping: anyio.Event,
     notices: list[str],
@@ -241,7 +246,7 @@ async def _migrate(
         log.debug("tenant failed", tenant=run.tenant.name, error=str(exc))
 
     async def plan_one(tenant: TenantConfig) -> None:
-        client = ZuoraClient(tenant, session, settings, stopping=stopping)
+        client = clients[tenant.name]
         progress.clients[tenant.name] = client
         run = TenantRun(
             tenant=tenant,
