@@ -23,7 +23,20 @@ from migrator import __version__
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import JournalError, MigratorError
 from migrator.run.tenant import tenant_fingerprint
+from migrator.store.cache import ContentCache, open_cache
 from migrator.zuora import ZuoraClient, close_session, open_session
+
+
+@asynccontextmanager
+async def content_cache(settings: Settings, *, enabled: bool) -> AsyncIterator[ContentCache | None]:
+    """The run's content-hash cache (None with `--no-cache`), opened off the loop and closed
+    however the run ends."""
+    cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=enabled))
+    try:
+        yield cache
+    finally:
+        if cache is not None:
+            cache.close()
 
 
 def unknown_tenant(settings: Settings, name: str, *, what: str = "tenant") -> MigratorError:

@@ -48,12 +48,18 @@ from migrator.core.plan import (
     int_or_none,
 )
 from migrator.core.references import TenantSchema, check, missing_lines
-from migrator.run.context import RunClients, choose_tenants, run_clients, unknown_tenant
+from migrator.run.context import (
+    RunClients,
+    choose_tenants,
+    content_cache,
+    run_clients,
+    unknown_tenant,
+)
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.references import read_schema
 from migrator.run.target import for_each_definition, listed_id
 from migrator.run.tenant import source_index
-from migrator.store.cache import TenantCache, open_cache
+from migrator.store.cache import TenantCache
 from migrator.store.workspace import Workspace
 from migrator.zuora import ZuoraClient
 
@@ -100,18 +106,9 @@ async def diff_cached(
 ) -> DriftReport:
     """`diff_tenants` with the content-hash cache open (unless `use_cache` is off): a version the
     cache knows to hold the source's content is in sync without an export."""
-    cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=use_cache))
-    try:
-        return await diff_tenants(
-            settings,
-            sources,
-            tenants,
-            cache_for=cache.for_tenant if cache is not None else None,
-            **kwargs,
-        )
-    finally:
-        if cache is not None:
-            cache.close()
+    async with content_cache(settings, enabled=use_cache) as cache:
+        cache_for = cache.for_tenant if cache is not None else None
+        return await diff_tenants(settings, sources, tenants, cache_for=cache_for, **kwargs)
 
 
 async def diff_tenants(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -26,12 +26,13 @@ from migrator.core.errors import (
     single_failure,
 )
 from migrator.core.journal_records import JournalWriter
-from migrator.core.plan import Action
+from migrator.core.plan import Action, SourceDoc
 from migrator.core.report import ItemOutcome, Report, unreadable_outcomes
 from migrator.core.rollout import check_smoke_sources, wave_number
 from migrator.run.context import (
     RunClients,
     choose_tenants,
+    content_cache,
     run_clients,
     run_started_fields,
     unknown_tenant,
@@ -49,7 +50,6 @@ from migrator.run.options import MigrateOptions, Progress
 from migrator.run.planning import build_plan, linked_names
 from migrator.run.rollout import needs_journal, roll_out_runs
 from migrator.run.tenant import TenantRun, source_index, tenant_identity
-from migrator.store.cache import open_cache
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
 from migrator.store.profiles import load_profile
 from migrator.store.workspace import OutcomeLog, Workspace
@@ -218,9 +218,7 @@ async def _migrate(
         await carry_over(journal, rekeys, write=True)
         check_journal_matches(journal, tenants, store, options.journal)
         notices.extend(journal.notices)
-    cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=options.use_cache))
-    if cache is not None:
-        stack.callback(cache.close)
+    cache = await stack.enter_async_context(content_cache(settings, enabled=options.use_cache))
     runs: dict[str, TenantRun] = {}
     index = source_index(store)
     linked = linked_names(store, index)
@@ -230,16 +228,7 @@ async def _migrate(
         # planning): every item not yet decided gets that one reason; other tenants go on.
         permanent = isinstance(exc, (AuthError, PlanError)) or exc.__class__ is InputError
         undecided = store.undecided(run.tenant.name) if run.decided else store.iter_docs()
-        for doc in undecided:
-            store.add_outcome(
-                ItemOutcome(
-                    tenant=run.tenant.name,
-                    source=doc.source,
-                    workflow_name=doc.name,
-                    status="failed" if permanent else "deferred",
-                    error=str(exc),
-                )
-            )
+        _leave(store, run.tenant.name, undecided, "failed" if permanent else "deferred", str(exc))
         run.progress.phase = "failed"
         run.failed = True
         # stdout (the report) says it, once per tenant; the log line only with --debug.
@@ -359,17 +348,9 @@ async def _migrate(
     cut_short = await _unless_aborted(aborting, work)
     if cut_short:
         # Stopped at once: what was not decided is left for the next run, and said so.
+        why = "not finished: the run was stopped at once; running again resumes"
         for tenant in tenants:
-            for doc in store.undecided(tenant.name):
-                store.add_outcome(
-                    ItemOutcome(
-                        tenant=tenant.name,
-                        source=doc.source,
-                        workflow_name=doc.name,
-                        status="deferred",
-                        error="not finished: the run was stopped at once; running again resumes",
-                    )
-                )
+            _leave(store, tenant.name, store.undecided(tenant.name), "deferred", why)
     for run in runs.values():
         notices.extend(run.notes)
     plans = PlanRecords(
@@ -389,6 +370,16 @@ async def _migrate(
 
 
 PLANNED_PER_RECORD = 1000
+
+
+def _leave(store: Workspace, tenant: str, docs: Iterable[SourceDoc], status: str, why: str) -> None:
+    """Record each of `docs` as not done in `tenant`, for one reason."""
+    for doc in docs:
+        store.add_outcome(
+            ItemOutcome(
+                tenant=tenant, source=doc.source, workflow_name=doc.name, status=status, error=why
+            )
+        )
 
 
 async def _unless_aborted(aborting: anyio.Event, fn: Callable[[], Awaitable[None]]) -> bool:

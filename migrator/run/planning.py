@@ -31,7 +31,7 @@ from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.run.history import _NO_PRIOR, prior_states
 from migrator.run.references import read_schema
 from migrator.run.target import read_target, target_fingerprint
-from migrator.run.tenant import NameSet, TenantRun, tenant_identity
+from migrator.run.tenant import NameSet, TenantRun, target_names, tenant_identity
 from migrator.store.workspace import Workspace
 
 PLAN_BATCH = 256  # names planned at a time, apart from those linked by calls
@@ -88,10 +88,6 @@ async def build_plan(run: TenantRun) -> None:
             prior.get(k, _NO_PRIOR).status == "done" for k in run.store.keys_of(workflow)
         )
 
-    # Callee names that are not in the sources may still be in the target; fetch those too.
-    callee_names = {
-        c.workflow_name for d in run.store.callers() for c in d.calls if c.workflow_name
-    }
     # The target's definitions go into the workspace as they are read.
     target = run.store.target(name)
     # Names whose versions list answered 404: their documents are blocked, no other.
@@ -102,7 +98,7 @@ async def build_plan(run: TenantRun) -> None:
 
     await read_target(
         run.client,
-        NameSet(lambda n: n in callee_names or run.store.has_name(n)),
+        target_names(run.store),
         lambda d: run.store.add_target(name, d),
         hash_names=NameSet(lambda n: not settled(n)),
         on_unreadable=note_unreadable,

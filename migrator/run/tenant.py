@@ -105,6 +105,14 @@ def source_index(store: Workspace) -> SourceIndex:
     return SourceIndex(store.name_of_definition, store.name_of_workflow, NameSet(store.has_name))
 
 
+def target_names(store: Workspace) -> NameSet:
+    """The names whose definitions a run reads from a tenant: the sources' names, and callees
+    named only by calls (they may be in the tenant without being among the sources; only the
+    documents that call others, normally few, are read for them)."""
+    callees = {c.workflow_name for d in store.callers() for c in d.calls if c.workflow_name}
+    return NameSet(lambda n: n in callees or store.has_name(n))
+
+
 def on_target(item: PlannedItem) -> bool:
     """A skipped item whose version is on the target: identical content, or imported earlier."""
     return item.recorded or (item.prior is not None and item.prior.status == "done")

@@ -29,12 +29,11 @@ from migrator.core.report import (
     unreadable_outcomes,
 )
 from migrator.core.versions import is_valid_version, version_key
-from migrator.run.context import choose_tenants, run_clients
+from migrator.run.context import choose_tenants, content_cache, run_clients
 from migrator.run.inputs import read_sources
 from migrator.run.migrate import check_source_paths
 from migrator.run.target import read_target
-from migrator.run.tenant import NameSet, source_index
-from migrator.store.cache import open_cache
+from migrator.run.tenant import source_index, target_names
 from migrator.store.workspace import OutcomeLog, Workspace
 
 log = structlog.get_logger("migrator.verify")
@@ -94,12 +93,8 @@ async def _verify_all(
 ) -> Report:
     _check_unused(store, chosen)
     index = source_index(store)
-    # Callees named only by calls may be in a tenant without being among the sources. Only the
-    # documents that call others (normally few) are read for them, as `migrate` does.
-    callee_names = {c.workflow_name for d in store.callers() for c in d.calls if c.workflow_name}
-    wanted = NameSet(lambda n: n in callee_names or store.has_name(n))
-    cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=use_cache))
-    try:
+    wanted = target_names(store)
+    async with content_cache(settings, enabled=use_cache) as cache:
 
         async def one(tenant: TenantConfig) -> None:
             client = clients[tenant.name]
@@ -139,9 +134,6 @@ async def _verify_all(
         ):
             for tenant in chosen:
                 tg.start_soon(one, tenant)
-    finally:
-        if cache is not None:
-            cache.close()
     for outcome in unreadable_outcomes(store.errors, [t.name for t in chosen], verified=False):
         store.add_outcome(outcome)
     store.flush()
