@@ -370,3 +370,38 @@ def test_the_command_check_catches_a_session() -> None:
         "migrator.store.planfile": set(),
     }
     assert command_internals(graph) == ["migrator.commands.x imports migrator.zuora"]
+
+
+def pipeline_subclasses(folder: Path) -> list[str]:
+    """Classes in `folder` that derive from a class defined in `folder` (a part built on
+    another part), as "Sub(Base)"."""
+    trees = {
+        path: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.py"))
+    }
+    defined = {
+        node.name
+        for tree in trees.values()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+    }
+    return [
+        f"{node.name}({base.id})"
+        for tree in trees.values()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for base in node.bases
+        if isinstance(base, ast.Name) and base.id in defined
+    ]
+
+
+def test_run_parts_are_composed_not_inherited() -> None:
+    """No class in run/ derives from another run/ class: a tenant's run is one state object
+    (`TenantRun`) and parts that take it, never a chain of parts built on each other."""
+    assert pipeline_subclasses(PACKAGE / "run") == []
+
+
+def test_the_composition_check_catches_a_chain(tmp_path: Path) -> None:
+    """A synthetic folder where a part derives from the state class is reported."""
+    (tmp_path / "a.py").write_text("class State:\n    pass\n")
+    (tmp_path / "b.py").write_text("from a import State\n\n\nclass Part(State):\n    pass\n")
+    assert pipeline_subclasses(tmp_path) == ["Part(State)"]

@@ -485,7 +485,7 @@ def torn_notice(source: str, result: ScanResult | ScanTail, *, cut: bool) -> str
 
 class JournalWriter(Protocol):
     """What a pipeline writes to: `store.journal.Journal`, or a stand-in that writes nowhere
-    (`NullJournal`, `ReadOnlyJournal`). `state` is the folded state at open, `run_history` the
+    (`NullJournal`, also read-only). `state` is the folded state at open, `run_history` the
     earlier runs' `run_started` records, `notices` what opening it had to say."""
 
     @property

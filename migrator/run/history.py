@@ -24,29 +24,28 @@ from migrator.store.workspace import Workspace
 
 
 class NullJournal:
-    """Stands in when no journal file is used: appends go nowhere, state is empty."""
+    """Stands in when no journal file is written: appends go nowhere. Its state is empty, or
+    a journal's read without the lock (`read_only`, for dry runs and plans)."""
 
-    def __init__(self) -> None:
-        self.state: Mapping[Any, Any] = {}
+    def __init__(self, state: Mapping[Any, Any] | None = None) -> None:
+        self.state: Mapping[Any, Any] = {} if state is None else state
         self.notices: list[str] = []
         self.run_history: list[Any] = []
+
+    @classmethod
+    def read_only(cls, path: str, state: MutableMapping[Any, Any] | None = None) -> NullJournal:
+        from migrator.store.journal import read_state
+
+        held: MutableMapping[Any, Any] = {} if state is None else state
+        journal = cls(held)
+        journal.run_history, journal.notices = read_state(path, held)
+        return journal
 
     async def append(self, type: str, **fields: Any) -> None:
         return None
 
     def finish(self, **fields: Any) -> None:
         return None
-
-
-class ReadOnlyJournal(NullJournal):
-    """A journal read without the lock, for dry runs and plans: its state, never a write."""
-
-    def __init__(self, path: str, state: MutableMapping[Any, Any] | None = None) -> None:
-        from migrator.store.journal import read_state
-
-        super().__init__()
-        self.state = {} if state is None else state
-        self.run_history, self.notices = read_state(path, self.state)
 
 
 _NO_PRIOR = PriorState(status="pending")

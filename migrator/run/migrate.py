@@ -40,7 +40,6 @@ from migrator.run.context import (
 from migrator.run.execute import execute
 from migrator.run.history import (
     NullJournal,
-    ReadOnlyJournal,
     carry_over,
     check_journal_matches,
     legacy_rekeys,
@@ -188,7 +187,7 @@ async def _migrate(
         check_smoke_sources(settings.rollout, store.has_name, settings.file)
     journal: JournalWriter = NullJournal()
     if options.journal and options.dry_run:
-        journal = ReadOnlyJournal(options.journal, store.journal_state())
+        journal = NullJournal.read_only(options.journal, store.journal_state())
         notices.extend(journal.notices)
         await carry_over(journal, await legacy_rekeys(journal.state, tenants, store), write=False)
     elif options.journal:
@@ -203,7 +202,7 @@ async def _migrate(
         # The journal is folded into the workspace, not into a dict of every item it names.
         state = store.journal_state()
         earlier = await anyio.to_thread.run_sync(
-            lambda: ReadOnlyJournal(path, state) if os.path.exists(path) else None
+            lambda: NullJournal.read_only(path, state) if os.path.exists(path) else None
         )
         if earlier is not None:
             # Items an earlier release named by another key: matched in memory for the check...
