@@ -218,28 +218,33 @@ async def execute_plan(
             reason = redact_text(str(exc))
             if isinstance(exc, AuthError):
                 stop = reason
-            await journal.append(
-                "rollback",
-                tenant=target.tenant,
-                definition_id=target.definition_id,
-                name=target.name,
-                step="failed",
-                detail=reason,
-            )
+            await _journal_step(journal, target, "failed", detail=reason)
             out.append(_outcome(step, RollbackStatus.FAILED, reason))
             continue
         out.append(_outcome(step, RollbackStatus.ROLLED_BACK))
     return out
 
 
-async def _write(client: ZuoraClient, step: RollbackStep, journal: JournalWriter) -> None:
-    target, found = step.target, step.found
+async def _journal_step(
+    journal: JournalWriter, target: RollbackTarget, step: str, **fields: Any
+) -> None:
+    """One `rollback` record of a definition's write: intent, done or failed."""
     await journal.append(
         "rollback",
         tenant=target.tenant,
         definition_id=target.definition_id,
         name=target.name,
-        step="intent",
+        step=step,
+        **fields,
+    )
+
+
+async def _write(client: ZuoraClient, step: RollbackStep, journal: JournalWriter) -> None:
+    target, found = step.target, step.found
+    await _journal_step(
+        journal,
+        target,
+        "intent",
         action=step.action.value,
         fields=dict(step.fields),
         found_version_id=found.active_version_id,
@@ -259,14 +264,7 @@ async def _write(client: ZuoraClient, step: RollbackStep, journal: JournalWriter
             f"{found.active_version_id}|{found.status}|{found.updated_at}",
         )
         await client.update_workflow(target.definition_id, step.fields, idempotency_key=key)
-    await journal.append(
-        "rollback",
-        tenant=target.tenant,
-        definition_id=target.definition_id,
-        name=target.name,
-        step="done",
-        action=step.action.value,
-    )
+    await _journal_step(journal, target, "done", action=step.action.value)
     # The report lists every write: one voice on stdout, the detail only with --debug.
     log.debug("rolled back", tenant=target.tenant, definition=target.definition_id)
 
