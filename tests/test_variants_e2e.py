@@ -21,6 +21,7 @@ from migrator.run.diff import diff_tenants
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from migrator.run.rollback import rollback_from_journal
+from migrator.run.verify import verify_tenants
 from tests.builders import ALL_BUT_FILE_REFS, _config, sample_docs
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake
@@ -41,14 +42,6 @@ _XFAIL = {
 }
 
 
-# Migrate blocks a workflow whose versions list answers 404 (tests/test_hostile_tenant.py pins
-# it); issue 23 #5 makes backup and diff work there, not migrate's second run.
-_XFAIL["no-versions-list"] = pytest.mark.xfail(
-    strict=True,
-    reason="migrate (and verify) block a workflow whose GET /workflows/{id}/versions answers "
-    "404: the second run finds every sample's definition unreadable (issue 23 #5 covers backup "
-    "and diff, which the next test runs against this variant)",
-)
 _XFAIL["all-flipped"] = _XFAIL["no-file-ref-rewrite"]
 # all-flipped with file references rewritten: every other open behaviour at once must pass.
 
@@ -78,6 +71,12 @@ async def test_samples_migrate_exactly_once_in_every_variant(tmp_path: Path, var
         assert len(ledger) == landed, "the second run imported something again"
         assert Counter(e["name"] for e in ledger) == Counter(d.name for d in docs)
         assert len({e["idempotency_key"] for e in ledger}) == len(ledger)
+        if variant == "no-versions-list":
+            # Planned from the listing's versions (issue 23): the report says what it could not see.
+            assert again.notices and all("answered 404" in n for n in again.notices), again.notices
+            checked = await verify_tenants(env.settings, [str(SAMPLES)])
+            assert all(i.status == "verified" for i in checked.items), checked.to_json()
+            assert any("read the listing instead" in n for n in checked.notices)
 
 
 @pytest.mark.parametrize("variant", [*FakeConfig.variants(), ALL_BUT_FILE_REFS])

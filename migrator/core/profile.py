@@ -97,3 +97,12 @@ def merged(newer: TenantProfile, older: TenantProfile | None) -> TenantProfile:
         if value is None:
             values[name] = getattr(older, name)
     return TenantProfile(**values)
+
+
+# ---- what the commands do with it (issue 23: each learned item is used) ------------------------
+
+
+def versions_list_missing(profile: TenantProfile | None) -> bool:
+    """The tenant is known to answer 404 for every `GET /workflows/{id}/versions`: the commands
+    read the listing's versions without asking (no wasted request per definition)."""
+    return profile is not None and profile.versions_list is False

@@ -296,7 +296,20 @@ async def plan_one(client: ZuoraClient, target: Target) -> Activation | ItemOutc
     if version_id is None:  # e.g. an import recovered from an unanswered request
         # What the answer shows first (either spelling), then the versions list.
         listed = [v for v in shown_versions(definition) if str(v.get("version")) == st.version]
-        for v in listed or await client.list_versions(def_id):
+        if not listed:
+            try:
+                listed = await client.list_versions(def_id)
+            except ZuoraError as exc:
+                if exc.status != 404:
+                    raise
+                # No versions list (issue 23): what the definition shows is all there is to see.
+                return _out(
+                    st,
+                    "failed",
+                    error=f"version {st.version} is not among the versions definition {def_id}"
+                    f" shows, and GET /workflows/{def_id}/versions answered 404",
+                )
+        for v in listed:
             if str(v.get("version")) == st.version:
                 version_id = int_or_none(v.get("id"))
         if version_id is None:

@@ -108,6 +108,10 @@ class TenantPlanning(TenantState):
             lambda d: self.store.add_target(name, d),
             hash_names=NameSet(lambda n: not settled(n)),
             on_unreadable=note_unreadable,
+            # No versions list (issue 23): planned from the listing's versions, said in the report.
+            on_listed=lambda workflow, _id, note: self.notes.append(
+                f"{name}: workflow {workflow!r}: {note}"
+            ),
             cache=self.cache,
         )
         self.target = target

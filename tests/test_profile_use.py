@@ -1,0 +1,76 @@
+"""What `doctor --save` learned changes what the commands do (issue 23: each learned item is used).
+
+Each use runs against the fake variant that plays the behaviour, with the profile saved where
+the commands find it; where a request is saved, the fake's request counts show it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migrator.commands.backup import backup_tenant
+from migrator.core.profile import TenantProfile
+from migrator.fake import FakeConfig
+from migrator.run.diff import diff_tenants
+from migrator.run.migrate import migrate
+from migrator.run.options import MigrateOptions
+from migrator.run.verify import verify_tenants
+from migrator.store.profiles import save_profile
+from tests.conftest import SAMPLES
+from tests.helpers import Env, running_fake
+
+pytestmark = pytest.mark.anyio
+
+T1 = "tenant-1"
+
+
+def _calls(env: Env, handler: str) -> int:
+    return sum(n for (tenant, name), n in env.fake.calls.items() if name == handler)
+
+
+def _total(env: Env) -> int:
+    return sum(env.fake.calls.values())
+
+
+async def _read_everything(env: Env, tmp_path: Path, tag: str) -> None:
+    """Migrate (fresh journal), verify, diff and back up the samples once."""
+    again = await migrate(
+        env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(tmp_path / f"{tag}.jsonl"))
+    )
+    assert again.ok and not env.imports(T1)[len(env.imports(T1)) :], again.to_json()
+    checked = await verify_tenants(env.settings, [str(SAMPLES)], use_cache=False)
+    assert all(i.status == "verified" for i in checked.items), checked.to_json()
+    await diff_tenants(env.settings, [str(SAMPLES)])
+    backup = await backup_tenant(env.settings, T1, tmp_path / f"backup-{tag}", all_versions=True)
+    assert backup.exit_code == 0, backup.message
+
+
+async def test_a_profile_without_versions_list_sends_no_versions_request(tmp_path: Path) -> None:
+    """With `versions_list = false` saved, migrate, verify, diff and backup never ask for a versions list (each would answer 404) and say so; without the profile each asks once per definition."""
+    config = FakeConfig.demo(1).with_variant("no-versions-list")
+    async with running_fake(config) as env:
+        first = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(tmp_path / "j.jsonl"))
+        )
+        assert first.ok, first.to_json()
+        landed = len(env.imports(T1))
+
+        before = (_calls(env, "list_versions"), _total(env))
+        await _read_everything(env, tmp_path, "unprofiled")
+        asked = _calls(env, "list_versions") - before[0]
+        unprofiled = _total(env) - before[1]
+        assert asked > 0  # every reader asked and was answered 404
+
+        save_profile(env.settings, env.settings.tenants[T1], TenantProfile(versions_list=False))
+        before = (_calls(env, "list_versions"), _total(env))
+        await _read_everything(env, tmp_path, "profiled")
+        assert _calls(env, "list_versions") == before[0]  # not one versions request
+        assert _total(env) - before[1] <= unprofiled - asked  # those saved (and cache hits)
+        assert len(env.imports(T1)) == landed  # and still exactly once
+
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(tmp_path / "k.jsonl"))
+        )
+        assert report.notices and all("not asked" in n for n in report.notices), report.notices
