@@ -74,3 +74,30 @@ async def test_a_profile_without_versions_list_sends_no_versions_request(tmp_pat
             env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(tmp_path / "k.jsonl"))
         )
         assert report.notices and all("not asked" in n for n in report.notices), report.notices
+
+
+@pytest.mark.parametrize("profiled", [False, True], ids=["learned-from-exports", "from-profile"])
+async def test_an_old_shape_tenant_keeps_a_meaningful_block_in_sync_without_the_cache(
+    tmp_path: Path, profiled: bool
+) -> None:
+    """On a tenant whose exports lack `workflow_definition`, a document whose block adds something is compared as the export can show it: a second run with `--no-cache` imports nothing (the block is still sent), whether the shape is seen in this run's exports or comes from the saved profile (`export_has_workflow_definition = false`)."""
+    config = FakeConfig.demo(1).with_variant("no-workflow-definition-block")
+    async with running_fake(config) as env:
+        if profiled:
+            profile = TenantProfile(export_has_workflow_definition=False)
+            save_profile(env.settings, env.settings.tenants[T1], profile)
+        for run in ("a", "b"):
+            report = await migrate(
+                env.settings,
+                MigrateOptions(
+                    sources=[str(SAMPLES)],
+                    journal=str(tmp_path / f"{run}.jsonl"),
+                    use_cache=False,
+                ),
+            )
+            assert report.ok, report.to_json()
+            if run == "a":
+                landed = len(env.imports(T1))
+        assert len(env.imports(T1)) == landed, [
+            i.workflow_name for i in report.items if i.status == "imported"
+        ]

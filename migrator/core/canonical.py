@@ -343,7 +343,7 @@ def _no_label(index: int) -> bytes:
     return b""
 
 
-def _canon(data: Mapping[str, Any]) -> _Canon:
+def _canon(data: Mapping[str, Any], *, block: bool = True) -> _Canon:
     tasks: list[Mapping[str, Any]] = data["tasks"]
     linkages: list[Mapping[str, Any]] = data["linkages"]
     pos = {t["id"]: i for i, t in enumerate(tasks)}
@@ -495,9 +495,9 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     # so older hashes stay valid.
     extra_bytes = b"{}"
     if len(data) != 3:
-        block = definition_block(data)
-        if block:
-            extra_bytes = _dumps({WORKFLOW_DEFINITION: block})
+        kept = definition_block(data) if block else {}
+        if kept:
+            extra_bytes = _dumps({WORKFLOW_DEFINITION: kept})
         top_aside = [v for k, v in data.items() if k not in _TOP_KEYS]
         if top_aside:
             aside.append(_dumps(top_aside))
@@ -553,9 +553,11 @@ def canonical_form(data: Mapping[str, Any]) -> Any:
     return orjson.loads(_canon(data).payload)
 
 
-def canonical_hash(data: Mapping[str, Any]) -> str:
-    """Hex sha256 of the canonical form: equal for documents that differ only in ids and order."""
-    return hashlib.sha256(_canon(data).payload).hexdigest()
+def canonical_hash(data: Mapping[str, Any], *, block: bool = True) -> str:
+    """Hex sha256 of the canonical form: equal for documents that differ only in ids and order.
+    `block=False`: the hash as an export without `workflow_definition` can show the document
+    (an old-shape tenant, issue 23): its block left out."""
+    return hashlib.sha256(_canon(data, block=block).payload).hexdigest()
 
 
 def canonical_task_order(data: Mapping[str, Any]) -> list[int]:

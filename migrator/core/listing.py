@@ -74,7 +74,9 @@ def listing_spelling(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def unseen_versions_note(definition_id: int, entry: Mapping[str, Any], *, asked: bool = True) -> str:
+def unseen_versions_note(
+    definition_id: int, entry: Mapping[str, Any], *, asked: bool = True
+) -> str:
     """What a reader of `entry` in place of the versions list could not see (issue 23 #5);
     `asked=False` when the request was not sent because the saved tenant profile says the
     tenant has no versions list."""

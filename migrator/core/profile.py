@@ -6,7 +6,7 @@ without a profile behaves correctly by looking things up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -106,3 +106,14 @@ def versions_list_missing(profile: TenantProfile | None) -> bool:
     """The tenant is known to answer 404 for every `GET /workflows/{id}/versions`: the commands
     read the listing's versions without asking (no wasted request per definition)."""
     return profile is not None and profile.versions_list is False
+
+
+def exports_lack_block(profile: TenantProfile | None, seen: Collection[bool] = ()) -> bool:
+    """The tenant's exports never show a `workflow_definition` block (the old shape, §3.5):
+    what this run's exports showed (`seen`: whether each carried one) when it read any, else
+    the saved profile's `export_has_workflow_definition = false`. Then a document is compared
+    by the hash of what such an export can show (its block left out), so a block that adds
+    something does not make it look changed on every run the cache does not remember."""
+    if seen:
+        return True not in seen
+    return profile is not None and profile.export_has_workflow_definition is False

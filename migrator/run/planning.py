@@ -27,6 +27,7 @@ from migrator.core.plan import (
     plan_tenant,
     resolve_in,
 )
+from migrator.core.profile import exports_lack_block
 from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.run.history import _NO_PRIOR, prior_states
 from migrator.run.references import read_schema
@@ -102,6 +103,7 @@ class TenantPlanning(TenantState):
         def note_unreadable(workflow: str, _id: int, why: str) -> None:
             unreadable.setdefault(workflow, why)
 
+        shapes: set[bool] = set()
         await read_target(
             self.client,
             NameSet(lambda n: n in callee_names or self.store.has_name(n)),
@@ -113,7 +115,10 @@ class TenantPlanning(TenantState):
                 f"{name}: workflow {workflow!r}: {note}"
             ),
             cache=self.cache,
+            shapes=shapes,
         )
+        # An old-shape tenant's exports never show `workflow_definition` (issue 23).
+        bare = exports_lack_block(self.profile, shapes)
         self.target = target
         self.target_fingerprint = target_fingerprint(target)
         schema: TenantSchema | None = None
@@ -161,7 +166,7 @@ class TenantPlanning(TenantState):
             # where that payload is known now (callees already in the tenant), plan again
             # comparing it with the target, so that identical content is skipped in the plan as
             # in the run.
-            payload_keys = await self._payload_keys(plan)
+            payload_keys = await self._payload_keys(plan, bare=bare)
             if payload_keys:
                 plan = plan_with(payload_keys)
             if unreadable:
@@ -207,12 +212,14 @@ class TenantPlanning(TenantState):
                 out[key] = lines
         return out
 
-    async def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
-        """Payload hashes of the new versions whose payload is not their own content."""
+    async def _payload_keys(self, plan: TenantPlan, *, bare: bool = False) -> dict[str, str]:
+        """Payload hashes of the new versions whose payload is not their own content; with
+        `bare` (the tenant's exports never show `workflow_definition`), of every new version
+        too, as such an export can show it (a document without a block keeps its own)."""
         out: dict[str, str] = {}
         for item in plan.items:
             doc = item.doc
-            if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
+            if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted or bare):
                 continue
             targets = planned_callee_ids(item.call_targets, self._definition_id)
             if any(v is None for v in targets.values()):
@@ -225,13 +232,15 @@ class TenantPlanning(TenantState):
                 resolved: dict[int, int] = resolved,
                 tenant: TenantConfig = self.tenant,
             ) -> str:
-                return canonical_hash(tenant_payload(fetch(), resolved, tenant))
+                return canonical_hash(tenant_payload(fetch(), resolved, tenant), block=not bare)
 
             try:
                 # A big document takes milliseconds to parse and hash: off the loop.
-                out[doc.key] = await anyio.to_thread.run_sync(payload_hash)
+                digest = await anyio.to_thread.run_sync(payload_hash)
             except InputError:
                 continue  # reported when it is sent
+            if digest != doc.key or doc.calls or doc.substituted:
+                out[doc.key] = digest
         return out
 
     def _unbound(

@@ -13,7 +13,7 @@ import anyio
 import anyio.abc
 import orjson
 
-from migrator.core.canonical import canonical_hash
+from migrator.core.canonical import WORKFLOW_DEFINITION, canonical_hash
 from migrator.core.errors import ZuoraError, single_failure
 from migrator.core.listing import active_version, shown_versions, unseen_versions_note
 from migrator.core.plan import TargetDefinition, TargetVersion, int_or_none
@@ -31,6 +31,7 @@ async def read_target(
     on_unreadable: Callable[[str, int, str], None] | None = None,
     on_listed: Callable[[str, int, str], None] | None = None,
     cache: TenantCache | None = None,
+    shapes: set[bool] | None = None,
 ) -> None:
     """Hand `sink` each of the tenant's definitions whose name is in `names`, with its versions'
     hashes, as they are read: the listing is streamed a page at a time and a few workers read
@@ -39,7 +40,8 @@ async def read_target(
     Hashes need one export per version, so they are fetched only for `hash_names` (default:
     every name): a name whose documents the journal already settled needs none. A version the
     content-hash `cache` knows as it stands (same id, same `updatedAt`) is not exported; one that
-    is exported goes into the cache.
+    is exported goes into the cache. `shapes` collects whether each export read carried a
+    `workflow_definition` block.
 
     A listing entry without an integer id raises a one-line ZuoraError (this tenant fails, no
     other). A definition whose versions list answers 404 (or that the saved profile says the
@@ -66,6 +68,8 @@ async def read_target(
                 return
         try:
             exported = await client.export_workflow(def_id, version=version)
+            if shapes is not None:  # whether this tenant's exports carry the block (§3.5)
+                shapes.add(WORKFLOW_DEFINITION in exported)
             # Hashing a big export takes milliseconds: off the loop, which serves every tenant.
             digest = await anyio.to_thread.run_sync(canonical_hash, exported)
             into[version] = digest
