@@ -56,6 +56,26 @@ LINKAGE_KEYS = frozenset(
 WORKFLOW_DEFINITION = "workflow_definition"
 WORKFLOW_DEFINITION_KEYS = frozenset({"name", "description", "category", "ui_page_roles"})
 
+# §9.13 [I]: the camelCase trigger keys an SDK-typed import sends, and their snake_case names
+# (the fake's CAMEL_TRIGGERS). One fact in two spellings: where only the camelCase one is given,
+# the canonical form reads it as the snake_case key (and migrator sends it so spelled, which
+# a tenant keeps whether or not it knows the camelCase one); where both are, the snake_case wins.
+CAMEL_TRIGGERS = (
+    ("calloutTrigger", "callout_trigger"),
+    ("ondemandTrigger", "ondemand_trigger"),
+    ("scheduledTrigger", "scheduled_trigger"),
+)
+
+
+def snake_case_triggers(workflow: Mapping[str, Any]) -> dict[str, Any]:
+    """The trigger keys given only in camelCase, by their snake_case names ({} for none)."""
+    return {
+        snake: workflow[camel]
+        for camel, snake in CAMEL_TRIGGERS
+        if camel in workflow and snake not in workflow
+    }
+
+
 # Of what import keeps, the fields the server owns or computes; they differ between a source and
 # what landed, so the canonical form leaves them out too (spec §4.2, §4.3, §4.6).
 _WORKFLOW_SERVER = frozenset(
@@ -97,8 +117,10 @@ _ASIDE_TYPES = (dict, list, float)
 _VALIDATED_TASK_KEYS = frozenset({"id", "task_id"})
 
 
-def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
+def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes], camel: bool = True) -> bytes:
     body = {k: v for k, v in workflow.items() if k in _WORKFLOW_KEEP}
+    if camel:
+        body.update(snake_case_triggers(workflow))
     kept_aside = []
     for key, value in workflow.items():
         # An empty container or 0.0 can be neither too deep nor a huge integer: not worth a check.
@@ -343,7 +365,7 @@ def _no_label(index: int) -> bytes:
     return b""
 
 
-def _canon(data: Mapping[str, Any], *, block: bool = True) -> _Canon:
+def _canon(data: Mapping[str, Any], *, block: bool = True, camel: bool = True) -> _Canon:
     tasks: list[Mapping[str, Any]] = data["tasks"]
     linkages: list[Mapping[str, Any]] = data["linkages"]
     pos = {t["id"]: i for i, t in enumerate(tasks)}
@@ -501,7 +523,7 @@ def _canon(data: Mapping[str, Any], *, block: bool = True) -> _Canon:
         top_aside = [v for k, v in data.items() if k not in _TOP_KEYS]
         if top_aside:
             aside.append(_dumps(top_aside))
-    workflow_bytes = _workflow_body(data["workflow"], aside)
+    workflow_bytes = _workflow_body(data["workflow"], aside, camel)
     # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
     # already-serialised parts (keys are written in sorted order).
     link_part = b",".join(
@@ -553,11 +575,12 @@ def canonical_form(data: Mapping[str, Any]) -> Any:
     return orjson.loads(_canon(data).payload)
 
 
-def canonical_hash(data: Mapping[str, Any], *, block: bool = True) -> str:
+def canonical_hash(data: Mapping[str, Any], *, block: bool = True, camel: bool = True) -> str:
     """Hex sha256 of the canonical form: equal for documents that differ only in ids and order.
     `block=False`: the hash as an export without `workflow_definition` can show the document
-    (an old-shape tenant, issue 23): its block left out."""
-    return hashlib.sha256(_canon(data, block=block).payload).hexdigest()
+    (an old-shape tenant, issue 23): its block left out. `camel=False`: camelCase trigger keys
+    dropped as unknown, as releases before issue 23 did (core/legacy_identity only)."""
+    return hashlib.sha256(_canon(data, block=block, camel=camel).payload).hexdigest()
 
 
 def canonical_task_order(data: Mapping[str, Any]) -> list[int]:
