@@ -30,7 +30,7 @@ def _camel(doc: dict[str, Any]) -> dict[str, Any]:
     """`doc` with its workflow's triggers spelled camelCase (an SDK-typed export)."""
     wf = doc["workflow"]
     for camel, snake in CAMEL_TRIGGERS:
-        wf[camel] = wf.pop(snake, True if snake == "ondemand_trigger" else False)
+        wf[camel] = wf.pop(snake, snake == "ondemand_trigger")
     return doc
 
 

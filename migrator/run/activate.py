@@ -6,7 +6,7 @@ records the active one, tenant by tenant or wave by wave. Each switch is an `Act
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -295,7 +295,9 @@ async def plan_one(client: ZuoraClient, target: Target) -> Activation | ItemOutc
     version_id = int_or_none(st.target_version_id)
     if version_id is None:  # e.g. an import recovered from an unanswered request
         # What the answer shows first (either spelling), then the versions list.
-        listed = [v for v in shown_versions(definition) if str(v.get("version")) == st.version]
+        listed: Sequence[Mapping[str, Any]] = [
+            v for v in shown_versions(definition) if str(v.get("version")) == st.version
+        ]
         if not listed:
             try:
                 listed = await client.list_versions(def_id)
