@@ -7,19 +7,23 @@ the commands find it; where a request is saved, the fake's request counts show i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from migrator.commands.backup import backup_tenant
-from migrator.core.profile import TenantProfile
+from migrator.core.plan import TargetDefinition
+from migrator.core.profile import TenantProfile, listing_order_unstable
 from migrator.fake import FakeConfig
 from migrator.run.diff import diff_tenants
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
+from migrator.run.target import read_target
 from migrator.run.verify import verify_tenants
 from migrator.store.profiles import save_profile
 from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake
+from tests.helpers import Env, client_for, json_response, running_fake
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +105,60 @@ async def test_an_old_shape_tenant_keeps_a_meaningful_block_in_sync_without_the_
         assert len(env.imports(T1)) == landed, [
             i.workflow_name for i in report.items if i.status == "imported"
         ]
+
+
+def _shifting_listing(asked: list[str]) -> Any:
+    """A listing whose order changes between requests: page 1 then page 2 never show "B" (it
+    moves from page 2 to page 1 between the two requests); `?name=B` lists it."""
+
+    async def listing(request: web.Request) -> web.Response:
+        asked.append(request.query_string)
+        if request.query.get("name"):
+            wanted = request.query["name"]
+            entries = [e for e in ENTRIES if e["name"] == wanted]
+            return json_response({"data": entries, "pagination": {}})
+        page = int(request.query.get("page", "1"))
+        order = {1: [ENTRIES[0]], 2: [ENTRIES[2]]}[page]  # "B" was on page 2, now on page 1
+        more = {"next_page": "yes"} if page == 1 else {}
+        return json_response({"data": order, "pagination": more})
+
+    return listing
+
+
+ENTRIES: list[dict[str, Any]] = [
+    {"id": 1, "name": "A", "status": "Active"},
+    {"id": 2, "name": "B", "status": "Active"},
+    {"id": 3, "name": "C", "status": "Active"},
+]
+
+
+async def _versions(request: web.Request) -> web.Response:
+    return json_response({"data": []})
+
+
+@pytest.mark.parametrize("stable", [None, False])
+async def test_an_unstable_listing_order_confirms_a_name_the_walk_missed(
+    stable: bool | None,
+) -> None:
+    """With `listing_order_stable = false` saved, a source name the page walk did not list is looked up by name once before planning would create it (found: no duplicate definition); without the profile no request is added."""
+    asked: list[str] = []
+    routes = [
+        ("GET", "/workflows", _shifting_listing(asked)),
+        ("GET", "/workflows/{id}/versions", _versions),
+    ]
+    async with client_for(routes) as (client, _, _):
+        client.profile = TenantProfile(listing_order_stable=stable)
+        found: list[TargetDefinition] = []
+        wanted = {"A", "B", "C"}
+        await read_target(
+            client,
+            wanted,
+            found.append,
+            confirm=(lambda: sorted(wanted)) if listing_order_unstable(client.profile) else None,
+        )
+    names = sorted(d.name for d in found)
+    if stable is False:
+        assert names == ["A", "B", "C"]
+        assert sum("name=" in q for q in asked) == 1  # only the missed one
+    else:
+        assert names == ["A", "C"] and not any("name=" in q for q in asked)

@@ -117,3 +117,10 @@ def exports_lack_block(profile: TenantProfile | None, seen: Collection[bool] = (
     if seen:
         return True not in seen
     return profile is not None and profile.export_has_workflow_definition is False
+
+
+def listing_order_unstable(profile: TenantProfile | None) -> bool:
+    """The same listing request lists another order on this tenant (doctor's `pagination`): a
+    walk over the pages may miss a definition, so a name it did not list is looked up by name
+    before the plan creates it (one request per such name, never a duplicate definition)."""
+    return profile is not None and profile.listing_order_stable is False

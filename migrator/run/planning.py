@@ -27,7 +27,7 @@ from migrator.core.plan import (
     plan_tenant,
     resolve_in,
 )
-from migrator.core.profile import exports_lack_block
+from migrator.core.profile import exports_lack_block, listing_order_unstable
 from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.run.history import _NO_PRIOR, prior_states
 from migrator.run.references import read_schema
@@ -116,6 +116,9 @@ class TenantPlanning(TenantState):
             ),
             cache=self.cache,
             shapes=shapes,
+            confirm=(lambda: list(self.store.names()))
+            if listing_order_unstable(self.profile)
+            else None,
         )
         # An old-shape tenant's exports never show `workflow_definition` (issue 23).
         bare = exports_lack_block(self.profile, shapes)

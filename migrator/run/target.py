@@ -6,7 +6,7 @@ fingerprint of what was read (`migrate --plan` checks a tenant has not changed s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -32,6 +32,7 @@ async def read_target(
     on_listed: Callable[[str, int, str], None] | None = None,
     cache: TenantCache | None = None,
     shapes: set[bool] | None = None,
+    confirm: Callable[[], Iterable[str]] | None = None,
 ) -> None:
     """Hand `sink` each of the tenant's definitions whose name is in `names`, with its versions'
     hashes, as they are read: the listing is streamed a page at a time and a few workers read
@@ -42,6 +43,10 @@ async def read_target(
     content-hash `cache` knows as it stands (same id, same `updatedAt`) is not exported; one that
     is exported goes into the cache. `shapes` collects whether each export read carried a
     `workflow_definition` block.
+
+    `confirm` (for a tenant whose listing order is not stable between requests, so that a walk
+    over its pages may miss a definition): after the walk, each name it gives that the walk did
+    not list is looked up once more by `GET /workflows?name=` (issue 23).
 
     A listing entry without an integer id raises a one-line ZuoraError (this tenant fails, no
     other). A definition whose versions list answers 404 (or that the saved profile says the
@@ -119,12 +124,23 @@ async def read_target(
             active_id = None
         sink(TargetDefinition(id=def_id, name=name, versions=versions, active_version_id=active_id))
 
+    listed: set[str] = set()
+
     async def wanted(entry: Mapping[str, Any]) -> None:
         name = entry.get("name")
         if isinstance(name, str) and name in names:
+            listed.add(name)
             await load(name, entry)
 
     await for_each_definition(client, wanted)
+    if confirm is not None:
+        for name in confirm():
+            if name in listed or name not in names:
+                continue
+            for entry in await client.list_workflows(name=name):
+                if entry.get("name") == name:  # the server's filter may match more
+                    listed.add(name)
+                    await load(name, entry)
 
 
 def listed_note(client: ZuoraClient, definition_id: int, entry: Mapping[str, Any]) -> str:
