@@ -6,6 +6,7 @@ the commands find it; where a request is saved, the fake's request counts show i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from migrator.commands.backup import backup_tenant
+from migrator.core.canonical import unknown_keys
 from migrator.core.plan import TargetDefinition
 from migrator.core.profile import TenantProfile, listing_order_unstable
 from migrator.fake import FakeConfig
@@ -22,6 +24,7 @@ from migrator.run.options import MigrateOptions
 from migrator.run.target import read_target
 from migrator.run.verify import verify_tenants
 from migrator.store.profiles import save_profile
+from tests.builders import small_export
 from tests.conftest import SAMPLES
 from tests.helpers import Env, client_for, json_response, running_fake
 
@@ -162,3 +165,47 @@ async def test_an_unstable_listing_order_confirms_a_name_the_walk_missed(
         assert sum("name=" in q for q in asked) == 1  # only the missed one
     else:
         assert names == ["A", "C"] and not any("name=" in q for q in asked)
+
+
+@pytest.mark.parametrize("profiled", [True, False])
+async def test_a_tenant_that_keeps_unknown_keys_is_told_what_was_not_compared(
+    tmp_path: Path, profiled: bool
+) -> None:
+    """On a tenant that keeps unknown keys, a document changed only in such a key (`ui_trigger`) is found identical by the canonical form; with `keeps_unknown_keys = true` saved the report names the key and the document, without it says nothing."""
+    config = FakeConfig.demo(1).with_variant("keeps-unknown-keys")
+    doc = small_export("Keeps")
+    doc["workflow"]["ui_trigger"] = "before"
+    source = tmp_path / "keeps.json"
+    source.write_text(json.dumps(doc))
+    async with running_fake(config) as env:
+        if profiled:
+            profile = TenantProfile(keeps_unknown_keys=True)
+            save_profile(env.settings, env.settings.tenants[T1], profile)
+        first = await migrate(
+            env.settings, MigrateOptions(sources=[str(source)], journal=str(tmp_path / "a.jsonl"))
+        )
+        assert first.ok, first.to_json()
+        doc["workflow"]["ui_trigger"] = "after"
+        source.write_text(json.dumps(doc))
+        again = await migrate(
+            env.settings, MigrateOptions(sources=[str(source)], journal=str(tmp_path / "b.jsonl"))
+        )
+        [item] = again.items
+        assert item.status == "skipped" and len(env.imports(T1)) == 1
+        notes = [n for n in again.notices if "keeps_unknown_keys" in n]
+        if profiled:
+            [note] = notes
+            assert "workflow.ui_trigger" in note and str(source) in note
+        else:
+            assert notes == []
+
+
+def test_unknown_keys_are_named_where_they_sit() -> None:
+    """The keys import drops by §3.6 are named by where they sit; known keys, the block and camelCase triggers are not."""
+    doc = small_export("Keys")
+    doc["exported_by"] = "me"
+    doc["workflow_definition"] = {"name": "Keys"}
+    doc["workflow"]["ui_trigger"] = True
+    doc["workflow"]["calloutTrigger"] = False
+    doc["tasks"][0]["notes"] = "n"
+    assert unknown_keys(doc) == ["exported_by", "tasks[].notes", "workflow.ui_trigger"]

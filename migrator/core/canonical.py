@@ -570,6 +570,27 @@ def definition_block(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def unknown_keys(data: Mapping[str, Any]) -> list[str]:
+    """The keys of a document that import drops by §3.6 [Z] (and so the canonical form leaves
+    out), as `workflow.<key>`, `tasks[].<key>`, `linkages[].<key>` or a top-level key; sorted,
+    each once. A tenant that keeps unknown keys (doctor's `keeps_unknown_keys`) keeps these too,
+    but migrator does not compare them: a change in only these is not seen as a change."""
+    found: set[str] = set()
+    known = {WORKFLOW_DEFINITION, *_TOP_KEYS}
+    found.update(k for k in data if k not in known)
+    workflow = data.get("workflow")
+    if isinstance(workflow, Mapping):
+        camel = {c for c, _ in CAMEL_TRIGGERS}
+        found.update(f"workflow.{k}" for k in workflow if k not in WORKFLOW_KEYS and k not in camel)
+    for part, keys in (("tasks", TASK_KEYS), ("linkages", LINKAGE_KEYS)):
+        records = data.get(part)
+        if isinstance(records, list):
+            for r in records:
+                if isinstance(r, Mapping):
+                    found.update(f"{part}[].{k}" for k in r if k not in keys)
+    return sorted(found)
+
+
 def canonical_form(data: Mapping[str, Any]) -> Any:
     """The id-free, order-free comparison form of a validated document (plain JSON values)."""
     return orjson.loads(_canon(data).payload)

@@ -124,3 +124,24 @@ def listing_order_unstable(profile: TenantProfile | None) -> bool:
     walk over the pages may miss a definition, so a name it did not list is looked up by name
     before the plan creates it (one request per such name, never a duplicate definition)."""
     return profile is not None and profile.listing_order_stable is False
+
+
+def uncompared_keys_note(
+    profile: TenantProfile | None, tenant: str, found: Mapping[str, Collection[str]]
+) -> str | None:
+    """On a tenant that keeps keys import should drop (doctor's `keeps_unknown_keys`), one note
+    naming the documents found identical whose unknown keys were not compared (`found`:
+    source → its unknown keys), so a change in only those is not silently called "identical";
+    None elsewhere, or when there are none."""
+    if profile is None or profile.keeps_unknown_keys is not True or not found:
+        return None
+    keys = sorted({k for ks in found.values() for k in ks})
+    shown = ", ".join(keys[:5]) + (f", … ({len(keys)} keys)" if len(keys) > 5 else "")
+    sources = sorted(found)
+    where = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
+    return (
+        f"{tenant}: this tenant keeps keys import should drop (doctor: keeps_unknown_keys), and"
+        f" {len(sources)} document(s) found identical carry some ({shown}) that are not"
+        f" compared: a change in only those is not sent ({where}); change another field, or"
+        " import by hand, to send it"
+    )

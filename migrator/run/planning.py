@@ -13,7 +13,7 @@ from dataclasses import replace
 import anyio
 import anyio.lowlevel
 
-from migrator.core.canonical import canonical_hash
+from migrator.core.canonical import canonical_hash, unknown_keys
 from migrator.core.config import TenantConfig
 from migrator.core.document import ExportDocument
 from migrator.core.errors import InputError
@@ -27,7 +27,11 @@ from migrator.core.plan import (
     plan_tenant,
     resolve_in,
 )
-from migrator.core.profile import exports_lack_block, listing_order_unstable
+from migrator.core.profile import (
+    exports_lack_block,
+    listing_order_unstable,
+    uncompared_keys_note,
+)
 from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.run.history import _NO_PRIOR, prior_states
 from migrator.run.references import read_schema
@@ -130,6 +134,7 @@ class TenantPlanning(TenantState):
             self.progress.phase = "reading data model"
             schema = await read_schema(self.client, self.store.all_references, self.cache)
         unchecked: dict[str, int] = {}
+        uncompared: dict[str, list[str]] = {}  # source → unknown keys not compared (issue 23)
         options = PlanOptions(
             retry_failed=self.options.retry_failed,
             strict=self.options.strict,
@@ -174,12 +179,17 @@ class TenantPlanning(TenantState):
                 plan = plan_with(payload_keys)
             if unreadable:
                 plan = _block_unreadable(plan, unreadable, name)
+            if self.profile is not None and self.profile.keeps_unknown_keys:
+                await self._uncompared(plan, uncompared)
             for group in plan.groups:
                 self.store.add_group(name, ord, group)
                 ord += 1
                 total += len(group.items)
             self.problems.extend(plan.problems)
             await anyio.lowlevel.checkpoint()  # other tenants plan meanwhile
+        note = uncompared_keys_note(self.profile, name, uncompared)
+        if note is not None:
+            self.notes.append(note)
         for why, count in sorted(unchecked.items()):
             self.notes.append(
                 f"{name}: {count} reference(s) not checked: {why} (docs/references.md)"
@@ -245,6 +255,23 @@ class TenantPlanning(TenantState):
             if digest != doc.key or doc.calls or doc.substituted:
                 out[doc.key] = digest
         return out
+
+    async def _uncompared(self, plan: TenantPlan, into: dict[str, list[str]]) -> None:
+        """The unknown keys of the documents this plan found identical on the target (a tenant
+        that keeps them: they were not compared)."""
+        for item in plan.items:
+            if item.action is Action.SKIP and item.recorded:
+                fetch = self.store.locate(item.doc)
+
+                def keys_of(fetch: Callable[[], ExportDocument] = fetch) -> list[str]:
+                    return unknown_keys(fetch().data)
+
+                try:
+                    found = await anyio.to_thread.run_sync(keys_of)
+                except InputError:
+                    continue
+                if found:
+                    into[item.doc.source] = found
 
     def _unbound(
         self, values: Mapping[str, tuple[tuple[str, str, str], ...]]
