@@ -15,6 +15,7 @@ from aiohttp import web
 
 from migrator.commands.backup import backup_tenant
 from migrator.core.canonical import unknown_keys
+from migrator.core.drift import IN_SYNC
 from migrator.core.plan import TargetDefinition
 from migrator.core.profile import TenantProfile, listing_order_unstable
 from migrator.fake import FakeConfig
@@ -209,3 +210,16 @@ def test_unknown_keys_are_named_where_they_sit() -> None:
     doc["workflow"]["calloutTrigger"] = False
     doc["tasks"][0]["notes"] = "n"
     assert unknown_keys(doc) == ["exported_by", "tasks[].notes", "workflow.ui_trigger"]
+
+
+async def test_diff_in_sync_on_an_old_shape_tenant_without_the_cache(tmp_path: Path) -> None:
+    """diff with no content-hash cache calls a document whose block adds something in sync on a tenant whose exports lack `workflow_definition`: the export cannot show the block, so the source is compared as it would show it."""
+    config = FakeConfig.demo(1).with_variant("no-workflow-definition-block")
+    async with running_fake(config) as env:
+        report = await migrate(
+            env.settings, MigrateOptions(sources=[str(SAMPLES)], journal=str(tmp_path / "j.jsonl"))
+        )
+        assert report.ok, report.to_json()
+        drift = await diff_tenants(env.settings, [str(SAMPLES)])  # no cache_for: no cache
+        cells = drift.tenants[0].workflows
+        assert all(w.status == IN_SYNC for w in cells), [(w.name, w.status) for w in cells]

@@ -115,12 +115,9 @@ async def test_migrated_samples_back_up_diff_and_roll_back_in_every_variant(
         drifted = {w.name for w in cells if w.status != IN_SYNC}
         if variant in ("no-file-ref-rewrite", "all-flipped"):
             assert drifted  # dangling file references (spec §9.1)
-        elif variant == "no-workflow-definition-block":
-            # The one sample whose block adds something (its own description, a category): an
-            # old-shape export never shows it, so it is in sync only where the content-hash cache
-            # remembers what was sent (doctor's profile will tell, issue 23 #4).
-            assert drifted <= {"Refund Request Intake"}
         else:
+            # An old-shape export never shows the one sample's block (its own description, a
+            # category): diff compares the source as such an export shows it (issue 23).
             assert not drifted, [(w.name, w.status, w.reason) for w in cells if w.status != IN_SYNC]
         if variant == "no-versions-list":
             assert all("answered 404" in (w.reason or "") for w in cells), cells
