@@ -223,3 +223,14 @@ async def test_diff_in_sync_on_an_old_shape_tenant_without_the_cache(tmp_path: P
         drift = await diff_tenants(env.settings, [str(SAMPLES)])  # no cache_for: no cache
         cells = drift.tenants[0].workflows
         assert all(w.status == IN_SYNC for w in cells), [(w.name, w.status) for w in cells]
+
+
+def test_verify_prints_what_it_could_not_see() -> None:
+    """verify's human output carries each notice as a `note:` line before its verdict, escaped."""
+    from migrator.render.outcomes import render_verify
+    from migrator.run.verify import verify_report
+
+    report = verify_report((), ["tenant-1: workflow 'A\x1b': GET /workflows/1/versions answered 404"])
+    lines = render_verify(report).splitlines()
+    assert lines[-2].startswith("note: tenant-1: workflow 'A") and "\x1b" not in lines[-2]
+    assert lines[-1].startswith("migrator verify:")
