@@ -230,7 +230,9 @@ def test_verify_prints_what_it_could_not_see() -> None:
     from migrator.render.outcomes import render_verify
     from migrator.run.verify import verify_report
 
-    report = verify_report((), ["tenant-1: workflow 'A\x1b': GET /workflows/1/versions answered 404"])
+    report = verify_report(
+        (), ["tenant-1: workflow 'A\x1b': GET /workflows/1/versions answered 404"]
+    )
     lines = render_verify(report).splitlines()
     assert lines[-2].startswith("note: tenant-1: workflow 'A") and "\x1b" not in lines[-2]
     assert lines[-1].startswith("migrator verify:")
