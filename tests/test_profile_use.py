@@ -236,3 +236,26 @@ def test_verify_prints_what_it_could_not_see() -> None:
     lines = render_verify(report).splitlines()
     assert lines[-2].startswith("note: tenant-1: workflow 'A") and "\x1b" not in lines[-2]
     assert lines[-1].startswith("migrator verify:")
+
+
+async def test_activate_without_a_versions_list_finds_a_shown_version_or_says_why() -> None:
+    """Without a versions list, activate finds a version its definition's listing entry shows (after the one 404), and one it does not show fails with one line naming the 404, not "gone"."""
+    from migrator.core.journal_records import ItemState
+    from migrator.run.activate import Activation, Target, plan_one
+    from migrator.run.context import run_clients
+
+    config = FakeConfig.demo(1).with_variant("no-versions-list")
+    async with running_fake(config) as env:
+        def_id, _ = env.fake.state.add_workflow(T1, small_export("Shown"), version="1.0.0")
+
+        def target(version: str) -> Target:
+            state = ItemState(T1, "k", "done", name="Shown", version=version)
+            return Target(T1, def_id, state)
+
+        async with run_clients(env.settings, [env.settings.tenants[T1]]) as clients:
+            found = await plan_one(clients[T1], target("1.0.0"))
+            assert isinstance(found, Activation), found
+            unseen = await plan_one(clients[T1], target("9.9.9"))
+        assert not isinstance(unseen, Activation) and unseen.status == "failed"
+        assert "not among the versions" in (unseen.error or "")
+        assert f"GET /workflows/{def_id}/versions answered 404" in (unseen.error or "")

@@ -77,7 +77,7 @@ FALLBACKS: dict[tuple[str, str], str] = {
         for command in ("backup", "diff", "plan", "verify", "migrate")
     },
     ("activate", "versions"): (
-        "finds a version among the definition's active and latest inactive versions"
+        "finds a version among the active and latest inactive versions its listing entry shows"
     ),
     ("rollback", "versions"): "switches the definitions it created off instead of deleting them",
 }

@@ -304,13 +304,22 @@ async def plan_one(client: ZuoraClient, target: Target) -> Activation | ItemOutc
             except ZuoraError as exc:
                 if exc.status != 404:
                     raise
-                # No versions list (issue 23): what the definition shows is all there is to see.
-                return _out(
-                    st,
-                    "failed",
-                    error=f"version {st.version} is not among the versions definition {def_id}"
-                    f" shows, and GET /workflows/{def_id}/versions answered 404",
-                )
+                # No versions list (issue 23): its listing entry shows the latest inactive ones.
+                listed = [
+                    v
+                    for entry in (await client.list_workflows(name=st.name) if st.name else [])
+                    if int_or_none(entry.get("id")) == def_id
+                    for v in shown_versions(entry)
+                    if str(v.get("version")) == st.version
+                ]
+                if not listed:
+                    return _out(
+                        st,
+                        "failed",
+                        error=f"version {st.version} is not among the versions definition"
+                        f" {def_id} or its listing entry shows, and GET"
+                        f" /workflows/{def_id}/versions answered 404",
+                    )
         for v in listed:
             if str(v.get("version")) == st.version:
                 version_id = int_or_none(v.get("id"))
