@@ -38,7 +38,7 @@ from migrator.core.drift import (
     needs_export,
 )
 from migrator.core.errors import AuthError, InputError, MigratorError, ZuoraError, single_failure
-from migrator.core.listing import active_version, shown_versions, unseen_versions_note
+from migrator.core.listing import active_version
 from migrator.core.payload import callee_ids, tenant_payload
 from migrator.core.plan import (
     SourceDoc,
@@ -57,7 +57,7 @@ from migrator.run.context import (
 )
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.references import read_schema
-from migrator.run.target import for_each_definition, listed_id
+from migrator.run.target import definition_versions, for_each_definition, listed_id
 from migrator.run.tenant import source_index
 from migrator.store.cache import TenantCache
 from migrator.store.workspace import Workspace
@@ -211,16 +211,11 @@ async def read_tenant(
             return
         # An entry without an integer id fails this tenant's cells with one line (issue 21 #5).
         def_id = listed_id(entry, name, client.tenant.name)
-        try:
-            listed: Sequence[Mapping[str, Any]] = await client.list_versions(def_id)
-        except ZuoraError as exc:
-            if exc.status != 404:
-                raise
-            # No versions list on this tenant (issue 23 #5): what the listing shows is enough to
-            # compare the running version; say what was not seen.
-            listed = shown_versions(entry)
-            if notes is not None:
-                notes[def_id] = unseen_versions_note(def_id, entry)
+        # No versions list on this tenant (issue 23 #5): what the listing shows is enough to
+        # compare the running version; the note says what was not seen.
+        listed, note = await definition_versions(client, def_id, entry)
+        if note is not None and notes is not None:
+            notes[def_id] = note
         active = active_version(entry)
         definition = TargetDefinition(
             id=def_id,

@@ -50,7 +50,6 @@ from migrator.run.planning import build_plan, linked_names
 from migrator.run.rollout import needs_journal, roll_out_runs
 from migrator.run.tenant import TenantRun, source_index, tenant_identity
 from migrator.store.planfile import PlanRecords, check_saved_plan, load_plan_file
-from migrator.store.profiles import load_profile
 from migrator.store.workspace import OutcomeLog, Workspace
 
 log = structlog.get_logger("migrator.engine")
@@ -247,7 +246,7 @@ async def _migrate(
             stopping=stopping,
             index=index,
             linked=linked,
-            profile=load_profile(settings, tenant),
+            profile=client.profile,  # what `migrator doctor` saved, loaded with the client
             cache=cache.for_tenant(tenant) if cache is not None else None,
         )
         runs[tenant.name] = run

@@ -13,7 +13,7 @@ from dataclasses import replace
 import anyio
 import anyio.lowlevel
 
-from migrator.core.canonical import canonical_hash
+from migrator.core.canonical import canonical_hash, unknown_keys
 from migrator.core.config import TenantConfig
 from migrator.core.document import ExportDocument
 from migrator.core.errors import InputError
@@ -26,6 +26,11 @@ from migrator.core.plan import (
     TenantPlan,
     plan_tenant,
     resolve_in,
+)
+from migrator.core.profile import (
+    exports_lack_block,
+    listing_order_unstable,
+    uncompared_keys_note,
 )
 from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.run.history import _NO_PRIOR, prior_states
@@ -96,14 +101,23 @@ async def build_plan(run: TenantRun) -> None:
     def note_unreadable(workflow: str, _id: int, why: str) -> None:
         unreadable.setdefault(workflow, why)
 
+    shapes: set[bool] = set()
     await read_target(
         run.client,
         target_names(run.store),
         lambda d: run.store.add_target(name, d),
         hash_names=NameSet(lambda n: not settled(n)),
         on_unreadable=note_unreadable,
+        # No versions list (issue 23): planned from the listing's versions, said in the report.
+        on_listed=lambda workflow, _id, note: run.notes.append(
+            f"{name}: workflow {workflow!r}: {note}"
+        ),
         cache=run.cache,
+        shapes=shapes,
+        confirm=(lambda: list(run.store.names())) if listing_order_unstable(run.profile) else None,
     )
+    # An old-shape tenant's exports never show `workflow_definition` (issue 23).
+    bare = exports_lack_block(run.profile, shapes)
     run.target = target
     run.target_fingerprint = target_fingerprint(target)
     schema: TenantSchema | None = None
@@ -112,6 +126,7 @@ async def build_plan(run: TenantRun) -> None:
         run.progress.phase = "reading data model"
         schema = await read_schema(run.client, run.store.all_references, run.cache)
     unchecked: dict[str, int] = {}
+    uncompared: dict[str, list[str]] = {}  # source → unknown keys not compared (issue 23)
     options = PlanOptions(
         retry_failed=run.options.retry_failed,
         strict=run.options.strict,
@@ -151,17 +166,22 @@ async def build_plan(run: TenantRun) -> None:
         # where that payload is known now (callees already in the tenant), plan again
         # comparing it with the target, so that identical content is skipped in the plan as
         # in the run.
-        payload_keys = await _payload_keys(run, plan)
+        payload_keys = await _payload_keys(run, plan, bare=bare)
         if payload_keys:
             plan = plan_with(payload_keys)
         if unreadable:
             plan = _block_unreadable(plan, unreadable, name)
+        if run.profile is not None and run.profile.keeps_unknown_keys:
+            await _uncompared(run, plan, uncompared)
         for group in plan.groups:
             run.store.add_group(name, ord, group)
             ord += 1
             total += len(group.items)
         run.problems.extend(plan.problems)
         await anyio.lowlevel.checkpoint()  # other tenants plan meanwhile
+    note = uncompared_keys_note(run.profile, name, uncompared)
+    if note is not None:
+        run.notes.append(note)
     for why, count in sorted(unchecked.items()):
         run.notes.append(f"{name}: {count} reference(s) not checked: {why} (docs/references.md)")
     run.planned = True
@@ -197,12 +217,14 @@ def _lacking(
     return out
 
 
-async def _payload_keys(run: TenantRun, plan: TenantPlan) -> dict[str, str]:
-    """Payload hashes of the new versions whose payload is not their own content."""
+async def _payload_keys(run: TenantRun, plan: TenantPlan, *, bare: bool = False) -> dict[str, str]:
+    """Payload hashes of the new versions whose payload is not their own content; with
+    `bare` (the tenant's exports never show `workflow_definition`), of every new version
+    too, as such an export can show it (a document without a block keeps its own)."""
     out: dict[str, str] = {}
     for item in plan.items:
         doc = item.doc
-        if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
+        if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted or bare):
             continue
         targets = planned_callee_ids(item.call_targets, run.definition_id)
         if any(v is None for v in targets.values()):
@@ -215,14 +237,34 @@ async def _payload_keys(run: TenantRun, plan: TenantPlan) -> dict[str, str]:
             resolved: dict[int, int] = resolved,
             tenant: TenantConfig = run.tenant,
         ) -> str:
-            return canonical_hash(tenant_payload(fetch(), resolved, tenant))
+            return canonical_hash(tenant_payload(fetch(), resolved, tenant), block=not bare)
 
         try:
             # A big document takes milliseconds to parse and hash: off the loop.
-            out[doc.key] = await anyio.to_thread.run_sync(payload_hash)
+            digest = await anyio.to_thread.run_sync(payload_hash)
         except InputError:
             continue  # reported when it is sent
+        if digest != doc.key or doc.calls or doc.substituted:
+            out[doc.key] = digest
     return out
+
+
+async def _uncompared(run: TenantRun, plan: TenantPlan, into: dict[str, list[str]]) -> None:
+    """The unknown keys of the documents this plan found identical on the target (a tenant
+    that keeps them: they were not compared)."""
+    for item in plan.items:
+        if item.action is Action.SKIP and item.recorded:
+            fetch = run.store.locate(item.doc)
+
+            def keys_of(fetch: Callable[[], ExportDocument] = fetch) -> list[str]:
+                return unknown_keys(fetch().data)
+
+            try:
+                found = await anyio.to_thread.run_sync(keys_of)
+            except InputError:
+                continue
+            if found:
+                into[item.doc.source] = found
 
 
 def _unbound(
