@@ -23,8 +23,8 @@ from migrator.commands._common import (
     run_with_signals,
 )
 from migrator.core.errors import MigratorError
-from migrator.core.report import render_items, render_table, summary_line
 from migrator.render.help import described
+from migrator.render.outcomes import render_migrate
 from migrator.run.migrate import migrate
 from migrator.run.options import Activation, MigrateOptions, Progress
 from migrator.run.progress import show_progress
@@ -157,11 +157,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     report = run_with_signals(go, abortable=True)
     if args.report:
         _write_report(args.report, report.chunks())
-    if options.dry_run:
-        print(render_items(report.items))
-        print()
-    print(render_table(report))
-    print(summary_line(report))
+    print(render_migrate(report, dry_run=options.dry_run))
     if report.interrupted:
         print("migrator: stopped early; run the same command again to finish", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_ITEMS

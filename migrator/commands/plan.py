@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -22,12 +21,9 @@ from migrator.commands._common import (
     _write_report,
     run_with_signals,
 )
-from migrator.core.config import TenantConfig
 from migrator.core.errors import MigratorError
-from migrator.core.logs import printable
-from migrator.core.report import render_items, render_table
-from migrator.core.rollout import RolloutConfig, assign_waves
 from migrator.render.help import described
+from migrator.render.outcomes import render_plan
 from migrator.run.migrate import migrate, select_tenants
 from migrator.run.options import MigrateOptions
 from migrator.store.planfile import plan_file_chunks
@@ -93,20 +89,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     _no_cache(p)
 
 
-def render_waves(rollout: RolloutConfig, tenants: Sequence[TenantConfig]) -> str:
-    """The selected tenants' waves, in the order `migrate` runs them."""
-    lines = [
-        f"rollout: {len(rollout.waves)} wave(s) configured; a wave halts the rollout when more "
-        f"than {rollout.failure_tolerance} of its tenants fail"
-        + ("; a halt rolls that wave back" if rollout.rollback_on_halt else "")
-    ]
-    for wave in assign_waves(rollout, [t.name for t in tenants]):
-        lines.append(f"  {wave.label}: {', '.join(wave.tenants)}")
-    for name, smoke in sorted(rollout.smoke.items()):
-        lines.append(f"  smoke run after each wave: {name!r} (timeout {smoke.timeout_s:g} s)")
-    return "\n".join(printable(line) for line in lines)
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not args.sources and not args.from_tenant:
@@ -132,9 +114,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for chunk in report.chunks():
             sys.stdout.write(chunk.decode())
     else:
-        print(render_items(report.items))
-        print()
-        print(render_table(report))
-        if settings.rollout is not None:
-            print(render_waves(settings.rollout, select_tenants(settings, options)))
+        chosen = select_tenants(settings, options) if settings.rollout is not None else ()
+        print(render_plan(report, settings.rollout, chosen))
     return EXIT_OK if report.ok else EXIT_ITEMS
