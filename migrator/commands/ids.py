@@ -13,7 +13,8 @@ from collections.abc import Iterable
 
 import orjson
 
-from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common
+from migrator.commands import _options as opt
+from migrator.commands._common import EXIT_ITEMS, EXIT_OK
 from migrator.core.logs import printable
 from migrator.render.help import described
 from migrator.run.ids import ID_FIELDS, IdRow, id_rows
@@ -41,20 +42,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     s.set_defaults(func=cmd_ids)
-    s.add_argument("--journal", required=True, metavar="FILE", help="the journal of the runs")
-    s.add_argument(
-        "--tenant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this tenant (repeatable; default: every tenant the journal names)",
-    )
+    opt.journal(s, "the journal of the runs", required=True)
+    opt.tenants(s, "only this tenant (repeatable; default: every tenant the journal names)")
     form = s.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help='print {"tenants": {NAME: [ {…}, … ]}}')
     form.add_argument(
         "--csv", action="store_true", help="print CSV, one row per (tenant, document)"
     )
-    _common(s, config=False)
+    opt.logging(s, config=False)
 
 
 def cmd_ids(args: argparse.Namespace) -> int:

@@ -11,13 +11,11 @@ from typing import Any
 
 import anyio
 
+from migrator.commands import _options as opt
 from migrator.commands._common import (
     EXIT_ITEMS,
     EXIT_OK,
-    _common,
-    _no_cache,
     _settings,
-    _shard,
     _write_report,
     run_with_signals,
 )
@@ -49,44 +47,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.set_defaults(func=cmd_plan)
-    p.add_argument(
-        "sources",
-        nargs="*",
-        metavar="SOURCE",
-        help="export files (.json, .json.gz), directories or snapshots",
-    )
-    _common(p)
-    p.add_argument(
-        "--tenant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="target tenant to plan for (repeatable; default: all)",
-    )
-    p.add_argument(
-        "--from-tenant",
-        metavar="NAME",
-        help="read the sources live from this tenant instead of files",
-    )
-    p.add_argument(
-        "--journal", metavar="FILE", help="take an existing journal into account (read only)"
-    )
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="count tenant-specific values no substitution covers as blocking problems",
-    )
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    opt.sources(p, "export files (.json, .json.gz), directories or snapshots")
+    opt.logging(p)
+    opt.tenants(p, "target tenant to plan for (repeatable; default: all)")
+    opt.from_tenant(p)
+    opt.journal(p, "take an existing journal into account (read only)")
+    opt.strict(p, "count tenant-specific values no substitution covers as blocking problems")
+    opt.json(p, "print the plan as JSON")
     p.add_argument(
         "--out", metavar="FILE", help="save the plan; `migrate --plan FILE` applies exactly it"
     )
-    p.add_argument(
-        "--shard",
-        type=_shard,
-        metavar="I/N",
-        help="plan only this deterministic share of the tenants (as `migrate --shard`)",
-    )
-    _no_cache(p)
+    opt.shard(p, "plan only this deterministic share of the tenants (as `migrate --shard`)")
+    opt.no_cache(p)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@ import argparse
 
 import orjson
 
-from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common
+from migrator.commands import _options as opt
+from migrator.commands._common import EXIT_ITEMS, EXIT_OK
 from migrator.render.help import described
 from migrator.render.status import render_status
 from migrator.run.status import is_settled, status_data
@@ -41,11 +42,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     s.set_defaults(func=cmd_status)
-    s.add_argument(
-        "--journal", required=True, metavar="FILE", help="the journal of the run to describe"
-    )
-    s.add_argument("--json", action="store_true", help="print the status as JSON")
-    _common(s, config=False)
+    opt.journal(s, "the journal of the run to describe", required=True)
+    opt.json(s, "print the status as JSON")
+    opt.logging(s, config=False)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
