@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register `migrator status`."""
     s = sub.add_parser(
         "status",
-        help="where a journal stands: done, failed, in doubt, pending",
+        help="where a journal stands: done, failed, in doubt, deferred",
         **described(
             "Say where a run's journal stands, per tenant: done, skipped, failed (with"
             " reasons), in doubt, deferred, and what the next run of the same command would do."

@@ -42,12 +42,14 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append("the last run left work undone: see the table below")
     for notice in data["notices"]:
         lines.append(f"note: {notice}")
-    header = f"{'tenant':<20} {'done':>6} {'skipped':>8} {'failed':>7} {'in doubt':>9} {'deferred':>9} {'pending':>8}"
+    header = (
+        f"{'tenant':<20} {'done':>6} {'skipped':>8} {'failed':>7} {'in doubt':>9} {'deferred':>9}"
+    )
     lines += ["", header, "-" * len(header)]
     for tenant, t in data["tenants"].items():
         c = t["counts"]
         lines.append(
-            f"{printable(tenant):<20} {c['done']:>6} {c['skipped']:>8} {c['failed']:>7} {c['in_doubt']:>9} {c['deferred']:>9} {c['pending']:>8}"
+            f"{printable(tenant):<20} {c['done']:>6} {c['skipped']:>8} {c['failed']:>7} {c['in_doubt']:>9} {c['deferred']:>9}"
         )
     for tenant, t in data["tenants"].items():
         for kind in ("failures", "in_doubt", "deferred"):
