@@ -8,8 +8,9 @@ through `human_lines` (escaping built in) and secrets a server echoed are redact
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from migrator.core.config import TenantConfig
 from migrator.core.logs import printable, redact_text
@@ -83,11 +84,13 @@ def counts_rows(per: Mapping[str, Mapping[str, int]], statuses: Sequence[str]) -
     """The counts table from tenant → status → count."""
     shown = {tenant: printable(tenant) for tenant in per}
     width = max([len("tenant"), *(len(t) for t in shown.values())])
-    header = "tenant".ljust(width) + "".join(f"  {s:>9}" for s in statuses)
+    # A column is as wide as its status (rolled_back), at least 9: numbers stand under names.
+    cols = [(s, max(9, len(s))) for s in statuses]
+    header = "tenant".ljust(width) + "".join(f"  {s:>{w}}" for s, w in cols)
     lines = [header, "-" * len(header)]
     for tenant in sorted(per):
         lines.append(
-            shown[tenant].ljust(width) + "".join(f"  {per[tenant].get(s, 0):>9}" for s in statuses)
+            shown[tenant].ljust(width) + "".join(f"  {per[tenant].get(s, 0):>{w}}" for s, w in cols)
         )
     return lines
 
@@ -156,7 +159,7 @@ MIGRATE = Voice(
     columns=_migrate_columns,
     after=_verified_line,
 )
-PLAN = Voice(  # the table of a dry run: its every row is listed above it (render_items)
+ATTENTION = Voice(  # migrate's table without its summary line
     listed=_needs_attention,
     line=_attention_line,
     summary=None,
@@ -165,31 +168,49 @@ PLAN = Voice(  # the table of a dry run: its every row is listed above it (rende
     columns=_migrate_columns,
     after=_verified_line,
 )
+# Below a preview (plan, --dry-run), whose listing already said every row: the counts only.
+PREVIEW = Voice(
+    listed=lambda i: False, line=_attention_line, summary=None, columns=_migrate_columns
+)
 
 
 def render_table(report: Report) -> str:
     """migrate's counts per tenant, every item that needs attention, the notes (no summary)."""
-    return render_outcomes(report, PLAN)
+    return render_outcomes(report, ATTENTION)
 
 
 def render_migrate(report: Report, *, dry_run: bool = False) -> str:
-    """`migrator migrate`: (a dry run's every item,) the table, attention, notes, summary."""
-    head = render_items(report.items) + "\n\n" if dry_run else ""
-    return head + render_outcomes(report, MIGRATE)
+    """`migrator migrate`: the table, what needs attention, notes, summary; a dry run lists
+    every item first and then only counts (each row said once)."""
+    if not dry_run:
+        return render_outcomes(report, MIGRATE)
+    preview = replace(PREVIEW, summary=summary_line)
+    return render_items(report.items) + "\n\n" + render_outcomes(report, preview)
 
 
 def render_plan(
     report: Report, rollout: RolloutConfig | None = None, tenants: Sequence[TenantConfig] = ()
 ) -> str:
-    """`migrator plan`: every item, the table and attention, and the waves a rollout would run."""
-    text = render_items(report.items) + "\n\n" + render_outcomes(report, PLAN)
+    """`migrator plan`: every item, the counts, and the waves a rollout would run."""
+    text = render_items(report.items) + "\n\n" + render_outcomes(report, PREVIEW)
     return text + ("\n" + render_waves(rollout, tenants) if rollout is not None else "")
 
 
 def render_items(items: Iterable[ItemOutcome]) -> str:
     """Every item on its own line (for `migrator plan` and `--dry-run`)."""
+    rows = list(ordered(items))
+    # A tenant-wide cause (credentials refused, host unreachable) is said once per tenant.
+    shared = Counter((i.tenant, i.status, i.error) for i in rows if _plain_failure(i))
+    grouped = {key for key, n in shared.items() if n > GROUP_AT}
     lines = []
-    for item in ordered(items):
+    for item in rows:
+        key = (item.tenant, item.status, item.error)
+        if key in grouped:
+            grouped.discard(key)
+            lines.append(f"{item.tenant}: {shared[key]} items: {item.status}: {item.error}")
+            continue
+        if _plain_failure(item) and shared[key] > GROUP_AT:
+            continue
         # "planned create", "imported new_version", but "skipped", never "skipped skipped".
         what = f" {item.action}" if item.action and item.action != item.status else ""
         where = f" → definition {item.target_workflow_id}" if item.target_workflow_id else ""
@@ -213,6 +234,11 @@ def render_items(items: Iterable[ItemOutcome]) -> str:
         if item.change:
             lines.append(f"    change: {item.change}")
     return redact_text(human_lines(lines))
+
+
+def _plain_failure(i: ItemOutcome) -> bool:
+    """An item whose line would be only its error (nothing of its own to list under it)."""
+    return bool(i.error) and not i.tenant_values and not i.change
 
 
 def render_waves(rollout: RolloutConfig, tenants: Sequence[TenantConfig]) -> str:

@@ -12,7 +12,7 @@ import math
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -200,7 +200,7 @@ class ZuoraClient:
         (a rollback reading what it deleted), so it is not logged as a failed call."""
         path = f"/workflows/{int(definition_id)}"
         try:
-            body = await self._call("GET", path, shape=object_shape, expected=(404,))
+            body = await self._call("GET", path, shape=object_shape)
         except ZuoraError as exc:
             if exc.status == 404:
                 return None
@@ -277,7 +277,7 @@ class ZuoraClient:
         """§3.4: the definition and all its versions (a rollback's `--delete-created`); a 404
         (gone already: a retry after a lost answer) raises but is not logged."""
         path = f"/workflows/{int(definition_id)}"
-        return self._object(await self._call("DELETE", path, expected=(404,)), "DELETE", path)
+        return self._object(await self._call("DELETE", path), "DELETE", path)
 
     async def run_workflow(
         self, definition_id: int, parameters: Mapping[str, Any], *, idempotency_key: str
@@ -299,14 +299,14 @@ class ZuoraClient:
     async def describe_object(self, name: str) -> bytes:
         """`GET /v1/describe/{Object}`: the XML answer as it came (parsed in core/references)."""
         path = f"/v1/describe/{quote(name, safe='')}"
-        body = await self._call("GET", path, raw=True, expected=(403, 404))
+        body = await self._call("GET", path, raw=True)
         assert isinstance(body, bytes)
         return body
 
     async def custom_object_definitions(self) -> dict[str, Any]:
         """`GET /objects/definitions/default`: every custom object definition of the tenant."""
         path = "/objects/definitions/default"
-        body = await self._call("GET", path, shape=object_shape, expected=(403, 404))
+        body = await self._call("GET", path, shape=object_shape)
         return self._object(body, "GET", path)
 
     # ---- shapes ---------------------------------------------------------------------------
@@ -363,12 +363,10 @@ class ZuoraClient:
         json: Any = None,
         idempotency_key: str | None = None,
         shape: Callable[[Any], str | None] | None = None,
-        expected: Collection[int] = (),
         raw: bool = False,
     ) -> Any:
         """Every attempt of one call; `shape` says what is wrong with a 2xx body (None if fine);
-        a final status in `expected` is the caller's to report, so it is logged at debug only;
-        `raw` returns a 2xx body as bytes, unparsed (an XML answer)."""
+        a failure is the caller's to report, so it is logged at debug only; `raw` returns a 2xx body as bytes, unparsed (an XML answer)."""
         is_write = method in ("POST", "PATCH")
         if idempotency_key is not None:
             try:
@@ -459,7 +457,7 @@ class ZuoraClient:
                 if not await self._wait(decision.delay):
                     raise self._stopped(method, path, decision.delay, in_doubt)
                 continue
-            raise self._failure(method, path, reply, outcome, decision, attempt, expected)
+            raise self._failure(method, path, reply, outcome, decision, attempt)
 
     async def _pace(self, method: str, path: str, in_doubt: bool) -> None:
         delay = self.pacer.reserve(self._clock())
@@ -639,7 +637,6 @@ class ZuoraClient:
         outcome: Outcome,
         decision: Decision,
         attempt: int,
-        expected: Collection[int] = (),
     ) -> ZuoraError:
         doubt = decision.in_doubt
         if reply.location is not None:
@@ -675,6 +672,8 @@ class ZuoraClient:
         text = f"{status} {detail}".rstrip() + suffix
         retryable = classify_status(status).retried
         error = self._error(method, path, text, status=status, in_doubt=doubt, retryable=retryable)
-        say = self._log.debug if status in expected else self._log.info
-        say("zuora call failed", method=method, path=path, status=status, in_doubt=doubt)
+        # The caller says the failure (an item's error, a command's one line): logged for --debug.
+        self._log.debug(
+            "zuora call failed", method=method, path=path, status=status, in_doubt=doubt
+        )
         return error
