@@ -88,3 +88,30 @@ def test_every_count_stands_under_its_status() -> None:
     header, _, row = counts_rows({"t": {"rolled_back": 21, "failed": 1}}, ["rolled_back", "failed"])
     assert header.index("rolled_back") + len("rolled_back") == row.index("21") + 2
     assert header.index("failed") + len("failed") == row.index(" 1") + 2
+
+
+def test_status_ends_with_a_verdict_counted_from_its_table() -> None:
+    """`migrator status` takes the shape of every command's outcomes: its table is the shared
+    counts table and its last line is a verdict whose counts are the table's column sums."""
+    from migrator.render.status import render_status
+
+    def counts(done: int, failed: int) -> dict[str, int]:
+        return {"done": done, "skipped": 0, "failed": failed, "in_doubt": 0, "deferred": 0}
+
+    data = {
+        "journal": "j.jsonl",
+        "runs": 1,
+        "last_run_finished": True,
+        "last_run_interrupted": False,
+        "last_run_counts": {},
+        "notices": [],
+        "tenants": {
+            t: {"counts": c, "failures": [], "in_doubt": [], "deferred": [], "next_run": {}}
+            for t, c in (("a", counts(2, 1)), ("b", counts(3, 0)))
+        },
+    }
+    text = render_status(data, settled=False)
+    assert (
+        text.splitlines()[-1] == "migrator status: not settled: done 5, failed 1 across 2 tenant(s)"
+    )
+    assert "in doubt" in text and "in_doubt" not in text

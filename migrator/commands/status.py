@@ -21,7 +21,8 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
     data = status_data(path)
     if as_json:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), is_settled(data)
-    return render_status(data), is_settled(data)
+    settled = is_settled(data)
+    return render_status(data, settled), settled
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

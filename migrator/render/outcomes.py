@@ -80,13 +80,19 @@ def render_outcomes(report: Report, voice: Voice) -> str:
     return redact_text(human_lines(lines))
 
 
-def counts_rows(per: Mapping[str, Mapping[str, int]], statuses: Sequence[str]) -> list[str]:
-    """The counts table from tenant → status → count."""
+def counts_rows(
+    per: Mapping[str, Mapping[str, int]],
+    statuses: Sequence[str],
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The counts table from tenant → status → count (`labels`: a column's name, if not its status)."""
     shown = {tenant: printable(tenant) for tenant in per}
     width = max([len("tenant"), *(len(t) for t in shown.values())])
-    # A column is as wide as its status (rolled_back), at least 9: numbers stand under names.
-    cols = [(s, max(9, len(s))) for s in statuses]
-    header = "tenant".ljust(width) + "".join(f"  {s:>{w}}" for s, w in cols)
+    names = {s: (labels or {}).get(s, s) for s in statuses}
+    # A column is as wide as its name (rolled_back), at least 9: numbers stand under names.
+    cols = [(s, max(9, len(names[s]))) for s in statuses]
+    header = "tenant".ljust(width) + "".join(f"  {names[s]:>{w}}" for s, w in cols)
     lines = [header, "-" * len(header)]
     for tenant in sorted(per):
         lines.append(
