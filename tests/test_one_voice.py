@@ -115,3 +115,19 @@ def test_status_ends_with_a_verdict_counted_from_its_table() -> None:
         text.splitlines()[-1] == "migrator status: not settled: done 5, failed 1 across 2 tenant(s)"
     )
     assert "in doubt" in text and "in_doubt" not in text
+
+
+async def test_activate_dry_run_names_each_version_once(tmp_path: Path) -> None:
+    """An `activate --dry-run` row names the version it would switch on once, and its reason says
+    what is active now, as the real run's `was: …` does."""
+    async with running_fake(FakeConfig.demo(1)) as env:
+        journal = str(tmp_path / "j.jsonl")
+        ran = await run_cli(env, tmp_path, "migrate", str(SAMPLES), "--journal", journal)
+        assert ran.code == 0, ran.out + ran.err
+        run = await run_cli(env, tmp_path, "activate", "--journal", journal, "--dry-run")
+    assert run.code == 0, run.out + run.err
+    rows = [line for line in run.out.splitlines() if line.startswith("  planned ")]
+    assert rows, run.out
+    for row in rows:
+        version = row.split(" version ")[1].split()[0]
+        assert row.count(version) == 1 and ": was: " in row, row
