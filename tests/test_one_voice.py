@@ -3,6 +3,7 @@ does not say. Commands run as a user runs them (a child process against the fake
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -131,3 +132,18 @@ async def test_activate_dry_run_names_each_version_once(tmp_path: Path) -> None:
     for row in rows:
         version = row.split(" version ")[1].split()[0]
         assert row.count(version) == 1 and ": was: " in row, row
+
+
+async def test_with_json_logs_every_stderr_line_is_json(tmp_path: Path) -> None:
+    """Under `--log-format json` a user's mistake is one JSON object on stderr (not a plain
+    line among JSON log lines), carrying the same words; the console form is unchanged."""
+    missing = str(tmp_path / "nowhere")
+    async with running_fake(FakeConfig.demo(1)) as env:
+        as_json = await run_cli(env, tmp_path, "migrate", missing, "--log-format", "json")
+        console = await run_cli(env, tmp_path, "migrate", missing)
+    assert as_json.code == console.code == 2
+    [line] = as_json.err.splitlines()
+    said = json.loads(line)
+    assert said["event"] == f"migrator: error: {missing}: no such file or directory"
+    assert said["level"] == "error"
+    assert console.err == said["event"] + "\n"

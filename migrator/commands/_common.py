@@ -58,17 +58,17 @@ def run_with_signals(fn: Callable[..., Awaitable[T]], *, abortable: bool = False
                         async for _ in signals:
                             if not stopping.is_set():
                                 stopping.set()
-                                print(
+                                logs.say(
                                     "migrator: stopping: finishing requests in flight, taking no new work "
                                     "(press Ctrl-C again to stop at once; running the same command again resumes)",
-                                    file=sys.stderr,
+                                    level="warning",
                                 )
                             elif abortable and not aborting.is_set():
                                 aborting.set()
-                                print(
+                                logs.say(
                                     "migrator: stopping at once: cancelling requests in flight, "
                                     "writing what is known",
-                                    file=sys.stderr,
+                                    level="warning",
                                 )
                             else:
                                 tg.cancel_scope.cancel()

@@ -6,7 +6,6 @@ Prints the table and the summary line; exit 1 when any item is left undone.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 import anyio
@@ -20,6 +19,7 @@ from migrator.commands._common import (
     log_level,
     run_with_signals,
 )
+from migrator.core import logs
 from migrator.core.errors import MigratorError
 from migrator.render.help import described
 from migrator.render.outcomes import render_migrate
@@ -127,5 +127,5 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         _write_report(args.report, report.chunks())
     print(render_migrate(report, dry_run=options.dry_run))
     if report.interrupted:
-        print("migrator: stopped early; run the same command again to finish", file=sys.stderr)
+        logs.say("migrator: stopped early; run the same command again to finish", level="warning")
     return EXIT_OK if report.ok else EXIT_ITEMS
