@@ -19,6 +19,7 @@ from migrator.core.retry import classify
 from migrator.run.change import planned_change
 from migrator.run.resolve import Pending, TenantResolution, version_in_entry
 from migrator.run.tenant import Done, GroupState, _on_target
+from migrator.store.prepared import Prepared, payload_key
 
 
 class TenantExecution(TenantResolution):
@@ -222,14 +223,22 @@ class TenantExecution(TenantResolution):
                 )
             call_targets[task_id] = callee_id
         tenant = self.tenant
+        # The same payload may have been prepared by another tenant of this run (a fleet sends
+        # the same documents): store/prepared.py.
+        shared = self.store.payloads
+        key = payload_key(item.doc.key, item.doc.source, call_targets, tenant.substitutions)
+        ready = shared.get(key)
+        if ready is None:
 
-        def prepared() -> tuple[dict[str, Any], str, bool]:
-            doc = fetch()
-            payload = tenant_payload(doc, call_targets, tenant)
-            return payload, canonical_hash(payload), bool(doc.ref_tasks)
+            def prepared() -> Prepared:
+                doc = fetch()
+                payload = tenant_payload(doc, call_targets, tenant)
+                return shared.prepared(key, payload, canonical_hash(payload), bool(doc.ref_tasks))
 
-        # Reading, parsing, preparing and hashing a big document takes milliseconds: off the loop.
-        payload, digest, file_refs = await anyio.to_thread.run_sync(prepared)
+            # Reading, parsing, preparing and hashing a big document takes milliseconds: off
+            # the loop.
+            ready = await anyio.to_thread.run_sync(prepared)
+        payload, digest, file_refs = ready.payload, ready.digest, ready.file_refs
         if digest in state.known_hashes:
             version = state.known_hashes[digest]
             if item.prior is not None and item.prior.intent is not None:
@@ -291,6 +300,7 @@ class TenantExecution(TenantResolution):
         if action is Action.CREATE:
             response = await self.client.import_workflow(
                 payload,
+                body=ready.body,
                 version=item.version,
                 activate=activate,
                 idempotency_key=item.idempotency_key,
@@ -316,6 +326,7 @@ class TenantExecution(TenantResolution):
             response = await self.client.import_version(
                 definition_id,
                 payload,
+                body=ready.body,
                 version=item.version,
                 activate=activate,
                 idempotency_key=item.idempotency_key,
