@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import threading
 
+import anyio
 import orjson
+import pytest
 
-from migrator.store.prepared import PreparedPayloads, payload_key
+from migrator.store.prepared import Prepared, PreparedPayloads, payload_key
 from migrator.zuora.http import gzip_body
 
 
@@ -61,3 +64,41 @@ def test_a_repeated_body_is_compressed_to_the_same_bytes() -> None:
     first = gzip_body(body)
     assert gzip_body(bytes(body)) == first
     assert gzip.decompress(first) == body
+
+
+@pytest.mark.anyio
+async def test_tenants_asking_at_once_prepare_a_payload_once() -> None:
+    """Tenants that ask for the same payload while one prepares it wait for that one instead of
+    preparing it too; a failure is each asker's own (they then prepare it themselves)."""
+    shared = PreparedPayloads()
+    release = threading.Event()
+    made: list[str] = []
+
+    def make() -> Prepared:
+        made.append("k")
+        release.wait()
+        return shared.prepared("k", {"a": 1}, "d", False)
+
+    got: list[Prepared] = []
+
+    async def ask() -> None:
+        got.append(await shared.get_or_prepare("k", make))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(ask)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert made == ["k"]
+    assert len(got) == 5 and all(g is got[0] for g in got)
+
+    calls: list[int] = []
+
+    def broken() -> Prepared:
+        calls.append(1)
+        raise ValueError("the file changed")
+
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            await shared.get_or_prepare("other", broken)
+    assert len(calls) == 2

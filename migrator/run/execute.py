@@ -227,17 +227,13 @@ class TenantExecution(TenantResolution):
         # the same documents): store/prepared.py.
         shared = self.store.payloads
         key = payload_key(item.doc.key, item.doc.source, call_targets, tenant.substitutions)
-        ready = shared.get(key)
-        if ready is None:
 
-            def prepared() -> Prepared:
-                doc = fetch()
-                payload = tenant_payload(doc, call_targets, tenant)
-                return shared.prepared(key, payload, canonical_hash(payload), bool(doc.ref_tasks))
+        def prepared() -> Prepared:
+            doc = fetch()
+            payload = tenant_payload(doc, call_targets, tenant)
+            return shared.prepared(key, payload, canonical_hash(payload), bool(doc.ref_tasks))
 
-            # Reading, parsing, preparing and hashing a big document takes milliseconds: off
-            # the loop.
-            ready = await anyio.to_thread.run_sync(prepared)
+        ready = await shared.get_or_prepare(key, prepared)
         payload, digest, file_refs = ready.payload, ready.digest, ready.file_refs
         if digest in state.known_hashes:
             version = state.known_hashes[digest]

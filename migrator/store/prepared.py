@@ -4,7 +4,8 @@ When many tenants start at once, each sends the same source documents: without t
 tenant read the file again, parsed and validated it, hashed its canonical form, built the
 payload and hashed that, all in a worker thread it waited for. A payload depends only on the
 document's content (its key), the callee ids it points at and the tenant's substitution table,
-so the first tenant to send a document prepares it and the others take that.
+so the first tenant to send a document prepares it and the others take that (waiting for it
+when they ask while it is being prepared).
 
 Bounded: at most `max_bytes` of serialised payloads (the least recently used go first) and none
 bigger than `max_entry_bytes`, so a run's memory still does not grow with its documents; tenants
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import orjson
 
 MAX_BYTES = 4 * 1024 * 1024  # serialised payloads held at once
@@ -61,6 +63,7 @@ class PreparedPayloads:
         self._entries: OrderedDict[Hashable, Prepared] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._preparing: dict[Hashable, anyio.Event] = {}
         self.hits = 0
         self.misses = 0
 
@@ -92,6 +95,29 @@ class PreparedPayloads:
                 _, dropped = self._entries.popitem(last=False)
                 self._bytes -= len(dropped.body)
         return entry
+
+    async def get_or_prepare(self, key: Hashable, make: Callable[[], Prepared]) -> Prepared:
+        """The payload under `key`, else `make()` run in a worker thread (reading, parsing and
+        hashing a big document takes milliseconds: too long for the event loop). Tenants that
+        start together ask for the same document at the same moment: while one prepares it the
+        others wait for that instead of preparing it too (called on the event loop only)."""
+        found = self.get(key)
+        if found is not None:
+            return found
+        busy = self._preparing.get(key)
+        if busy is not None:
+            await busy.wait()
+            found = self.get(key)
+            if found is not None:
+                return found
+            # That one failed, or its payload is too big to keep: this tenant prepares its own.
+            return await anyio.to_thread.run_sync(make)
+        done = self._preparing[key] = anyio.Event()
+        try:
+            return await anyio.to_thread.run_sync(make)
+        finally:
+            del self._preparing[key]
+            done.set()
 
     def __len__(self) -> int:
         return len(self._entries)
