@@ -132,7 +132,7 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     length = resp.content_length
     if (
         length is not None
-        and "content-encoding" not in {k.lower() for k in resp.headers}
+        and "Content-Encoding" not in resp.headers  # case-insensitive
         and length > limit
     ):
         raise BodyTooLarge(limit)
