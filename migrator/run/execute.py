@@ -234,7 +234,7 @@ class TenantExecution(TenantResolution):
             return shared.prepared(key, payload, canonical_hash(payload), bool(doc.ref_tasks))
 
         ready = await shared.get_or_prepare(key, prepared)
-        payload, digest, file_refs = ready.payload, ready.digest, ready.file_refs
+        payload, digest, file_refs = ready.body, ready.digest, ready.file_refs
         if digest in state.known_hashes:
             version = state.known_hashes[digest]
             if item.prior is not None and item.prior.intent is not None:
@@ -296,7 +296,6 @@ class TenantExecution(TenantResolution):
         if action is Action.CREATE:
             response = await self.client.import_workflow(
                 payload,
-                body=ready.body,
                 version=item.version,
                 activate=activate,
                 idempotency_key=item.idempotency_key,
@@ -322,7 +321,6 @@ class TenantExecution(TenantResolution):
             response = await self.client.import_version(
                 definition_id,
                 payload,
-                body=ready.body,
                 version=item.version,
                 activate=activate,
                 idempotency_key=item.idempotency_key,

@@ -10,7 +10,7 @@ when they ask while it is being prepared).
 Bounded: at most `max_bytes` of serialised payloads (the least recently used go first) and none
 bigger than `max_entry_bytes`, so a run's memory still does not grow with its documents; tenants
 that start together send the same documents at about the same time, which is when this helps.
-A payload is read-only once prepared (it is only ever serialised and sent).
+Only the serialised payload is kept (bytes: what is held is what is counted).
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ MAX_ENTRY_BYTES = 256 * 1024  # a bigger payload is prepared by each tenant itse
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """One payload as a tenant sends it: the payload, its canonical hash, whether the document
-    names another task's file, and the payload serialised (what the request body is made of)."""
+    """One payload as a tenant sends it: serialised (the request body is made of it; the parsed
+    payload is not kept), its canonical hash, whether the document names another task's file."""
 
-    payload: dict[str, Any]
+    body: bytes
     digest: str
     file_refs: bool
-    body: bytes
 
 
 def payload_key(
@@ -81,7 +80,7 @@ class PreparedPayloads:
         self, key: Hashable, payload: dict[str, Any], digest: str, file_refs: bool
     ) -> Prepared:
         """`payload` serialised and kept for the next tenant (unless it is too big)."""
-        entry = Prepared(payload, digest, file_refs, orjson.dumps(payload))
+        entry = Prepared(orjson.dumps(payload), digest, file_refs)
         size = len(entry.body)
         if size > self.max_entry_bytes:
             return entry

@@ -221,15 +221,14 @@ class ZuoraClient:
 
     async def import_workflow(
         self,
-        payload: Mapping[str, Any],
+        payload: Mapping[str, Any] | bytes,
         *,
         version: str | None,
         activate: bool,
         idempotency_key: str,
-        body: bytes | None = None,
     ) -> ImportAnswer:
         """§3.6: a new definition with its first version; the answer read as `ImportAnswer`.
-        `body`: the payload already serialised (`orjson.dumps(payload)`), when the caller has it."""
+        `payload` may be given already serialised (the bytes of `orjson.dumps(payload)`)."""
         path = "/workflows/import"
         params = {"activate": "true" if activate else "false"}
         if version is not None:
@@ -239,7 +238,6 @@ class ZuoraClient:
             path,
             params=params,
             json=payload,
-            serialised=body,
             idempotency_key=idempotency_key,
             shape=object_shape,
         )
@@ -248,15 +246,14 @@ class ZuoraClient:
     async def import_version(
         self,
         definition_id: int,
-        payload: Mapping[str, Any],
+        payload: Mapping[str, Any] | bytes,
         *,
         version: str,
         activate: bool,
         idempotency_key: str,
-        body: bytes | None = None,
     ) -> ImportAnswer:
-        """§3.7: a new version of `definition_id`; the answer read as `ImportAnswer` (`body` as
-        for `import_workflow`)."""
+        """§3.7: a new version of `definition_id`; the answer read as `ImportAnswer` (`payload`
+        as for `import_workflow`)."""
         path = f"/workflows/{int(definition_id)}/versions/import"
         params = {"version": version, "activate": "true" if activate else "false"}
         body = await self._call(
@@ -264,7 +261,6 @@ class ZuoraClient:
             path,
             params=params,
             json=payload,
-            serialised=body,
             idempotency_key=idempotency_key,
             shape=object_shape,
         )
@@ -367,7 +363,6 @@ class ZuoraClient:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
-        serialised: bytes | None = None,
         idempotency_key: str | None = None,
         shape: Callable[[Any], str | None] | None = None,
         expected: Collection[int] = (),
@@ -375,8 +370,8 @@ class ZuoraClient:
     ) -> Any:
         """Every attempt of one call; `shape` says what is wrong with a 2xx body (None if fine);
         a final status in `expected` is the caller's to report, so it is logged at debug only;
-        `raw` returns a 2xx body as bytes, unparsed (an XML answer); `serialised` is `json`
-        already serialised, when the caller has it."""
+        `raw` returns a 2xx body as bytes, unparsed (an XML answer); `json` given as bytes is
+        already serialised."""
         is_write = method in ("POST", "PATCH")
         if idempotency_key is not None:
             try:
@@ -385,8 +380,8 @@ class ZuoraClient:
                 raise self._error(method, path, str(exc)) from None
         body: bytes | None = None
         gzipped = False
-        if serialised is not None:
-            body = serialised
+        if isinstance(json, bytes):
+            body = json
         elif json is not None:
             try:
                 body = orjson.dumps(json)
