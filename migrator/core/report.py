@@ -7,7 +7,7 @@ JSON (a secret a server echoed is redacted). Text for people is render/outcomes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -55,11 +55,14 @@ class ItemOutcome:
 
 
 _ALWAYS = {"tenant", "source", "workflow_name", "status", "target_workflow_id", "version", "error"}
+_FIELDS = tuple(f.name for f in fields(ItemOutcome))
 
 
 def outcome_json(item: ItemOutcome) -> dict[str, Any]:
-    """An outcome as the report writes it: empty optional fields left out."""
-    return {k: v for k, v in asdict(item).items() if v is not None or k in _ALWAYS}
+    """An outcome as the report writes it: empty optional fields left out. The values are the
+    outcome's own (it is frozen; the dict is only ever serialised): `asdict`'s deep copy of
+    every value was a noticeable part of a fleet run's CPU, once per item."""
+    return {k: v for k in _FIELDS if (v := getattr(item, k)) is not None or k in _ALWAYS}
 
 
 def outcome_row(item: ItemOutcome) -> bytes:
