@@ -25,23 +25,6 @@ from migrator.fake._errors import ApiError, capital_errors, errors_list
 from migrator.fake._records import Definition, LedgerEntry, TenantState, Version, later
 from migrator.fake._runs import RESERVED_RUN_KEYS, Run, run_json, run_name, run_started_json
 
-# Re-exported: tests and older imports reach these through `_state`.
-__all__ = [
-    "ApiError",
-    "Definition",
-    "FakeState",
-    "LedgerEntry",
-    "TenantState",
-    "Version",
-    "capital_errors",
-    "errors_list",
-    "next_version",
-    "reallocate",
-    "validate_import",
-    "version_key",
-]
-
-
 _TRIGGERS = (
     ("calloutTrigger", "callout_trigger"),
     ("ondemandTrigger", "ondemand_trigger"),
