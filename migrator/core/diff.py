@@ -192,8 +192,6 @@ def _short(value: Any, start: int = 0) -> str:
         text = json_text(value)
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
 
-    return json_text(text)
-
 
 # --------------------------------------------------------------------------------------------
 # Matching tasks and listing the differences
