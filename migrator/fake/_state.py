@@ -32,6 +32,26 @@ _TRIGGERS = (
 )
 
 
+def _settings_reasons(
+    body: Mapping[str, Any], strings: Iterable[str], booleans: Iterable[str], *, nullable: bool
+) -> list[dict[str, str]]:
+    """The 422 ValidationErrors reasons of a PATCH or PUT body (`nullable`: a string field may
+    be null)."""
+    reasons: list[dict[str, str]] = []
+    for key in strings:
+        value = body.get(key)
+        if key in body and not isinstance(value, str) and not (nullable and value is None):
+            reasons.append({"title": f"{key} must be a string", "fieldName": key})
+    for key in booleans:
+        if key in body and not isinstance(body[key], bool):
+            reasons.append({"title": f"{key} must be a boolean", "fieldName": key})
+    if "priority" in body and body["priority"] not in ("High", "Medium", "Low"):
+        reasons.append({"title": "priority must be High, Medium or Low", "fieldName": "priority"})
+    if "status" in body and body["status"] not in ("Active", "Inactive"):
+        reasons.append({"title": "status must be Active or Inactive", "fieldName": "status"})
+    return reasons
+
+
 class FakeState:
     """All tenants' workflows and the import ledger; methods raise ApiError with Zuora's shapes."""
 
@@ -418,19 +438,8 @@ class FakeState:
                     ],
                 },
             )
-        reasons: list[dict[str, str]] = []
-        for key in ("name", "description"):
-            if key in body and not isinstance(body[key], str):
-                reasons.append({"title": f"{key} must be a string", "fieldName": key})
-        for key in ("ondemand_trigger", "callout_trigger", "scheduled_trigger"):
-            if key in body and not isinstance(body[key], bool):
-                reasons.append({"title": f"{key} must be a boolean", "fieldName": key})
-        if "priority" in body and body["priority"] not in ("High", "Medium", "Low"):
-            reasons.append(
-                {"title": "priority must be High, Medium or Low", "fieldName": "priority"}
-            )
-        if "status" in body and body["status"] not in ("Active", "Inactive"):
-            reasons.append({"title": "status must be Active or Inactive", "fieldName": "status"})
+        triggers = ("ondemand_trigger", "callout_trigger", "scheduled_trigger")
+        reasons = _settings_reasons(body, ("name", "description"), triggers, nullable=False)
         avid = body.get("active_workflow_version_id")
         if avid is not None and not is_int(avid):
             reasons.append(
@@ -465,19 +474,9 @@ class FakeState:
         d = self._definition(tenant, definition_id, capital=True)
         if not isinstance(body, dict):
             body = {"": body}
-        reasons: list[dict[str, str]] = []
-        for key in ("name", "description", "interval", "timezone"):
-            if key in body and body[key] is not None and not isinstance(body[key], str):
-                reasons.append({"title": f"{key} must be a string", "fieldName": key})
-        for camel, _ in _TRIGGERS:
-            if camel in body and not isinstance(body[camel], bool):
-                reasons.append({"title": f"{camel} must be a boolean", "fieldName": camel})
-        if "priority" in body and body["priority"] not in ("High", "Medium", "Low"):
-            reasons.append(
-                {"title": "priority must be High, Medium or Low", "fieldName": "priority"}
-            )
-        if "status" in body and body["status"] not in ("Active", "Inactive"):
-            reasons.append({"title": "status must be Active or Inactive", "fieldName": "status"})
+        strings = ("name", "description", "interval", "timezone")
+        triggers = [camel for camel, _ in _TRIGGERS]
+        reasons = _settings_reasons(body, strings, triggers, nullable=True)
         if "" in body:
             reasons.append({"title": "The request body must be a JSON object", "fieldName": ""})
         if reasons:
