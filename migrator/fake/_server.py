@@ -58,20 +58,7 @@ class RunningFake:
         self.clock = config.clock
         self.tenants: dict[str, FakeTenant] = {t.name: t for t in config.tenants}
         self.by_client_id: dict[str, FakeTenant] = {t.client_id: t for t in config.tenants}
-        self.state = FakeState(
-            self.tenants,
-            clock=config.clock,
-            rewrite_file_refs=config.rewrite_file_refs,
-            export_without_active=config.export_without_active,
-            export_workflow_definition=config.export_workflow_definition,
-            keep_unknown_keys=config.keep_unknown_keys,
-            name_filter=config.name_filter,
-            name_filter_case_sensitive=config.name_filter_case_sensitive,
-            run_seconds=config.run_seconds,
-            listing_spelling=config.listing_spelling,
-            version_definition_id=config.version_definition_id,
-            camel_case_triggers=config.camel_case_triggers,
-        )
+        self.state = FakeState(self.tenants, clock=config.clock, switches=config)
         self.tokens = TokenStore()
         self.idempotency = IdempotencyStore(
             ttl=config.idempotency_ttl, max_entries=config.idempotency_max_entries
