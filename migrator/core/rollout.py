@@ -12,11 +12,6 @@ from typing import Any
 
 from migrator.core.errors import ConfigError
 
-# What a rollback puts back lives in core/rollback.py; these names stay importable from here.
-from migrator.core.rollback import RollbackLedger as RollbackLedger
-from migrator.core.rollback import RollbackTarget as RollbackTarget
-from migrator.core.rollback import rollback_step as rollback_step
-
 _GLOB = frozenset("*?[")
 _ROLLOUT_KEYS = (
     "waves",
