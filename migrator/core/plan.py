@@ -150,12 +150,6 @@ class TenantPlan:
     def items(self) -> list[PlannedItem]:
         return [item for group in self.groups for item in group.items]
 
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {a.value: 0 for a in Action}
-        for item in self.items:
-            out[item.action.value] += 1
-        return out
-
 
 @dataclass(frozen=True, slots=True)
 class PlanOptions:
