@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS schemas (
     PRIMARY KEY (tenant, object)
 );
 """
+# The `hashes` columns this code writes, in order: a file laid out otherwise is not used.
+_HASH_COLUMNS = ["tenant", "definition_id", "version_id", "updated_at", "content_hash"]
 
 
 class ContentCache:
@@ -77,13 +79,7 @@ class ContentCache:
                 if row is None or row[0] != CACHE_FORMAT:
                     raise sqlite3.DatabaseError(f"not a {CACHE_FORMAT} file")
                 columns = [r[1] for r in db.execute("PRAGMA table_info(hashes)")]
-                if columns != [
-                    "tenant",
-                    "definition_id",
-                    "version_id",
-                    "updated_at",
-                    "content_hash",
-                ]:
+                if columns != _HASH_COLUMNS:
                     raise sqlite3.DatabaseError("unexpected table layout")
             except BaseException:
                 db.close()
