@@ -69,11 +69,6 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def program() -> list[str]:
-    """How to call `migrator` from here: the installed script beside this Python, if any."""
-    return how_to_run_migrator()
-
-
 def main(argv: list[str] | None = None) -> int:
     from migrator.cli import main as cli_main
 
@@ -87,35 +82,35 @@ def main(argv: list[str] | None = None) -> int:
     samples = shown(ROOT / "samples")
     config = shown(config_file)
     journal = shown(out / "journal.jsonl")
-    commands = [
-        ["plan", samples, "--config", config, "--tenant", fake_config.tenants[0].name],
-        [
-            "migrate",
-            samples,
-            "--config",
-            config,
-            "--journal",
-            journal,
-            "--report",
-            shown(out / "report.json"),
-            "--verify",
-            "--progress",
-            "never",
-        ],
-        ["migrate", samples, "--config", config, "--journal", journal, "--progress", "never"],
-        ["status", "--journal", journal],
-        ["verify", samples, "--config", config],
-        ["diff", samples, "--config", config, "--html", shown(out / "drift.html")],
-        ["doctor", "--config", config, "--tenant", fake_config.tenants[0].name],
-    ]
-    why = [
-        "what would happen in one of the tenants (changes nothing):",
-        "do it, with a journal, a report, and each import exported back and compared:",
-        "run it again: the journal says it is done, nothing is imported twice:",
-        "where the run stands:",
-        "does each tenant hold exactly what the samples would migrate?",
-        "the drift matrix, every tenant against the samples (and one page to mail or attach):",
-        "how does this tenant behave where the API spec is silent? (read-only; --write learns more)",
+    first = fake_config.tenants[0].name
+    report = shown(out / "report.json")
+    migrate = ["migrate", samples, "--config", config, "--journal", journal]
+    steps = [
+        (
+            "what would happen in one of the tenants (changes nothing):",
+            ["plan", samples, "--config", config, "--tenant", first],
+        ),
+        (
+            "do it, with a journal, a report, and each import exported back and compared:",
+            [*migrate, "--report", report, "--verify", "--progress", "never"],
+        ),
+        (
+            "run it again: the journal says it is done, nothing is imported twice:",
+            [*migrate, "--progress", "never"],
+        ),
+        ("where the run stands:", ["status", "--journal", journal]),
+        (
+            "does each tenant hold exactly what the samples would migrate?",
+            ["verify", samples, "--config", config],
+        ),
+        (
+            "the drift matrix, every tenant against the samples (and one page to mail or attach):",
+            ["diff", samples, "--config", config, "--html", shown(out / "drift.html")],
+        ),
+        (
+            "how does this tenant behave where the API spec is silent? (read-only; --write learns more)",
+            ["doctor", "--config", config, "--tenant", first],
+        ),
     ]
     codes: list[int] = []
     with BackgroundFake(fake_config) as fake:
@@ -125,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{fake.base_url}; config: {config}\n",
             flush=True,
         )
-        for text, command in zip(why, commands, strict=True):
-            print(f"# {text}\n$ {shlex.join([*program(), *command])}", flush=True)
+        for text, command in steps:
+            print(f"# {text}\n$ {shlex.join([*how_to_run_migrator(), *command])}", flush=True)
             code = cli_main(command)
             codes.append(code)
             print(f"(exit {code})\n", flush=True)
@@ -141,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "\nThe fake has stopped, so the config above points at nothing now. To run these"
         " commands by hand, start the fake in one terminal (it writes the config again, for"
         " its own port):\n"
-        f"  {shlex.join([*program(), 'fake-zuora', '--write-config', config])}\n"
+        f"  {shlex.join([*how_to_run_migrator(), 'fake-zuora', '--write-config', config])}\n"
         "and paste the commands above into another. Ctrl-C stops the fake."
     )
     # The second migrate, status, verify and diff must find the work done.

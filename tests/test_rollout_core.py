@@ -11,10 +11,14 @@ from hypothesis import strategies as st
 
 from migrator.core.config import parse_settings
 from migrator.core.errors import ConfigError
-from migrator.core.rollback import Found, RollbackAction
-from migrator.core.rollout import (
+from migrator.core.rollback import (
+    Found,
+    RollbackAction,
     RollbackLedger,
     RollbackTarget,
+    rollback_step,
+)
+from migrator.core.rollout import (
     RolloutConfig,
     SmokeLedger,
     Wave,
@@ -25,7 +29,6 @@ from migrator.core.rollout import (
     parse_rollout,
     peer_verdict,
     peer_wave_verdict,
-    rollback_step,
     tenant_failure,
     wave_number,
 )

@@ -192,8 +192,6 @@ def _short(value: Any, start: int = 0) -> str:
         text = json_text(value)
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
 
-    return json_text(text)
-
 
 # --------------------------------------------------------------------------------------------
 # Matching tasks and listing the differences
@@ -219,28 +217,22 @@ class _Comparer:
         task_diffs = self._task_diffs(changed)
         link_diffs, s_edges, t_edges = self._link_diffs()
         diffs += task_diffs + link_diffs
-        s_graph = draw(
-            self.s,
-            [str(k) for k in self.s_ident],
-            self._labels_of(self.s_ident),
-            changed,
-            s_edges,
-            REMOVED,
-            set(self.t_ident),
-        )
-        t_graph = draw(
-            self.t,
-            [str(k) for k in self.t_ident],
-            self._labels_of(self.t_ident),
-            changed,
-            t_edges,
-            ADDED,
-            set(self.s_ident),
-        )
+        s_graph = self._draw(self.s, self.s_ident, self.t_ident, changed, s_edges, REMOVED)
+        t_graph = self._draw(self.t, self.t_ident, self.s_ident, changed, t_edges, ADDED)
         return Comparison(tuple(diffs), s_graph, t_graph)
 
-    def _labels_of(self, idents: Sequence[int]) -> dict[int, str]:
-        return {i: self.labels[k] for i, k in enumerate(idents)}
+    def _draw(
+        self,
+        side: WorkflowGraph,
+        idents: Sequence[int],
+        other: Sequence[int],
+        changed: set[int],
+        lone: Counter[tuple[int, int, str]],
+        lone_state: str,
+    ) -> TaskGraph:
+        """One side's drawing: what only it has takes `lone_state`."""
+        labels = {i: self.labels[k] for i, k in enumerate(idents)}
+        return draw(side, [str(k) for k in idents], labels, changed, lone, lone_state, set(other))
 
     # -- matching
 

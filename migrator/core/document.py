@@ -127,19 +127,20 @@ def _check_representable(data: dict[str, Any], raw: bytes, source: str) -> None:
     try:
         out = orjson.dumps(data)
     except orjson.JSONEncodeError as exc:
-        if "ecursion" in str(exc):
-            raise InputError(source, "$", f"nested deeper than {MAX_DEPTH} levels") from None
-        raise InputError(source, "$", f"cannot be represented: {exc}") from None
+        raise _unrepresentable(exc, source) from None
     # A big integer literal has no "+" in the file but gains an exponent "e+NN" when re-serialised;
     # comparing "+" counts (memchr speed) keeps the regex off the common path.
     if b"+" in out and out.count(b"+") != raw.count(b"+") and _HUGE_FLOAT.search(out):
         where = _find_huge_int(raw)
         if where is not None:
-            raise InputError(
-                source,
-                "$",
-                _HUGE_MESSAGE.format(where=where),
-            )
+            raise InputError(source, "$", _HUGE_MESSAGE.format(where=where))
+
+
+def _unrepresentable(exc: orjson.JSONEncodeError, source: str) -> InputError:
+    """What orjson could not serialise: too deep, or a value JSON cannot carry."""
+    if "ecursion" in str(exc):
+        return InputError(source, "$", f"nested deeper than {MAX_DEPTH} levels")
+    return InputError(source, "$", f"cannot be represented: {exc}")
 
 
 _ORIGINAL_KEY = re.compile("\x00(original_[^\x00]*)")
@@ -207,6 +208,13 @@ def _int_problem(value: Any) -> str | None:
     return f"must be an integer, got {_kind(value)}"
 
 
+def _require_int(value: Any, source: str, where: str) -> None:
+    """Raise InputError at `where` unless `value` is a usable id."""
+    problem = _int_problem(value)
+    if problem:
+        raise InputError(source, where, problem)
+
+
 def validate_document(data: Any, source: str) -> None:
     """Raise InputError(source, json_path, message) for the first problem found in `data`."""
     if not isinstance(data, dict):
@@ -232,9 +240,7 @@ def validate_document(data: Any, source: str) -> None:
         )
     if "id" not in workflow:
         raise InputError(source, "$.workflow.id", "missing")
-    problem = _int_problem(workflow["id"])
-    if problem:
-        raise InputError(source, "$.workflow.id", problem)
+    _require_int(workflow["id"], source, "$.workflow.id")
     workflow_id = workflow["id"]
     for key in ("tasks", "linkages"):
         if key not in data:
@@ -255,9 +261,7 @@ def validate_document(data: Any, source: str) -> None:
             raise InputError(source, where, f"must be an object, got {_kind(task)}")
         if "id" not in task:
             raise InputError(source, f"{where}.id", "missing")
-        problem = _int_problem(task["id"])
-        if problem:
-            raise InputError(source, f"{where}.id", problem)
+        _require_int(task["id"], source, f"{where}.id")
         tid: int = task["id"]
         if tid in ids:
             raise InputError(
@@ -283,9 +287,7 @@ def validate_document(data: Any, source: str) -> None:
         parent = task.get("task_id")
         if parent is None:
             continue
-        problem = _int_problem(parent)
-        if problem:
-            raise InputError(source, f"$.tasks[{i}].task_id", problem)
+        _require_int(parent, source, f"$.tasks[{i}].task_id")
         if parent not in ids:
             raise InputError(
                 source,
@@ -300,9 +302,7 @@ def validate_document(data: Any, source: str) -> None:
             raise InputError(source, where, f"must be an object, got {_kind(link)}")
         if "target_task_id" not in link or link["target_task_id"] is None:
             raise InputError(source, f"{where}.target_task_id", "missing")
-        problem = _int_problem(link["target_task_id"])
-        if problem:
-            raise InputError(source, f"{where}.target_task_id", problem)
+        _require_int(link["target_task_id"], source, f"{where}.target_task_id")
         if link["target_task_id"] not in ids:
             raise InputError(
                 source,
@@ -318,9 +318,7 @@ def validate_document(data: Any, source: str) -> None:
                 "needs exactly one of source_workflow_id (entry linkage) and source_task_id",
             )
         if src_task is not None:
-            problem = _int_problem(src_task)
-            if problem:
-                raise InputError(source, f"{where}.source_task_id", problem)
+            _require_int(src_task, source, f"{where}.source_task_id")
             if src_task not in ids:
                 raise InputError(
                     source,
@@ -328,9 +326,7 @@ def validate_document(data: Any, source: str) -> None:
                     f"links from task {src_task}, which is not in $.tasks",
                 )
         else:
-            problem = _int_problem(src_wf)
-            if problem:
-                raise InputError(source, f"{where}.source_workflow_id", problem)
+            _require_int(src_wf, source, f"{where}.source_workflow_id")
             if src_wf != workflow_id:
                 raise InputError(
                     source,
@@ -490,12 +486,7 @@ def _from_data(
     try:
         canon = _canon(data)
     except orjson.JSONEncodeError as exc:
-        reason = (
-            f"nested deeper than {MAX_DEPTH} levels"
-            if "ecursion" in str(exc)
-            else f"cannot be represented: {exc}"
-        )
-        raise InputError(source, "$", reason) from None
+        raise _unrepresentable(exc, source) from None
     if canon.maybe_huge and raw is not None:
         where = _find_huge_int(raw)
         if where is not None:

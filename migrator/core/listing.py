@@ -11,20 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from migrator.core.plan import int_or_none
+
 # Both wire spellings of the inactive versions, the reference's (sic) first.
 INACTIVE_KEYS = ("latest_inactive_verisons", "latest_inactive_versions")
 # §3.1 [S]: the listing shows at most this many inactive versions.
 MAX_INACTIVE_SHOWN = 10
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
 
 
 def inactive_versions(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -38,7 +30,7 @@ def inactive_versions(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         for v in listed:
             if not isinstance(v, Mapping):
                 continue
-            mark = _int(v.get("id"))
+            mark = int_or_none(v.get("id"))
             if mark is not None and mark in seen:
                 continue
             seen.add(mark)
@@ -60,7 +52,7 @@ def shown_versions(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def definition_id_of(version: Mapping[str, Any], default: int | None = None) -> int | None:
     """A version object's definition id: its `definitionId` when given [O], else `default`."""
-    found = _int(version.get("definitionId"))
+    found = int_or_none(version.get("definitionId"))
     return found if found is not None else default
 
 

@@ -150,12 +150,6 @@ class TenantPlan:
     def items(self) -> list[PlannedItem]:
         return [item for group in self.groups for item in group.items]
 
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {a.value: 0 for a in Action}
-        for item in self.items:
-            out[item.action.value] += 1
-        return out
-
 
 @dataclass(frozen=True, slots=True)
 class PlanOptions:
@@ -244,12 +238,8 @@ class SourceIndex:
         return cls(by_definition_id.get, by_workflow_id.get, {d.name for d in listed})
 
 
-def resolve_call(
-    call: Call,
-    by_definition_id: Mapping[int, str],
-    by_workflow_id: Mapping[int, str],
-    source_names: set[str],
-    target: Mapping[str, Sequence[TargetDefinition]],
+def resolve_in(
+    call: Call, index: SourceIndex, target: Mapping[str, Sequence[TargetDefinition]]
 ) -> str | None:
     """The callee's workflow name for a call, or None when it is nowhere to be found.
 
@@ -257,15 +247,6 @@ def resolve_call(
     against their export ids (pre-versioning exports use one number for both), then the
     `workflow_name` fallback against the sources and the target's definitions.
     """
-    return resolve_in(
-        call, SourceIndex(by_definition_id.get, by_workflow_id.get, source_names), target
-    )
-
-
-def resolve_in(
-    call: Call, index: SourceIndex, target: Mapping[str, Sequence[TargetDefinition]]
-) -> str | None:
-    """`resolve_call` against a `SourceIndex`."""
     ref = (call.workflow_id or "").strip()
     if ref.isdigit():
         number = int(ref)
@@ -462,14 +443,7 @@ def _plan_group(
     for doc in group_docs:
         state = prior.get(doc.key)
         if doc.key in seen:
-            items.append(
-                PlannedItem(
-                    doc=doc,
-                    action=Action.SKIP,
-                    reason=f"same content as {seen[doc.key]}",
-                    prior=state,
-                )
-            )
+            items.append(_held(doc, Action.SKIP, f"same content as {seen[doc.key]}", state))
             continue
         seen[doc.key] = doc.source
         if state is not None and state.status == "done" and not definitions:
@@ -497,34 +471,15 @@ def _plan_group(
             continue
         if options.retry_failed and state is not None and state.status == "skipped":
             # Settled by an earlier run (identical content was there): nothing is left to do.
-            items.append(
-                PlannedItem(
-                    doc=doc,
-                    action=Action.SKIP,
-                    reason=f"skipped by an earlier run (journal): {state.reason or 'settled'}",
-                    prior=state,
-                )
-            )
+            reason = f"skipped by an earlier run (journal): {state.reason or 'settled'}"
+            items.append(_held(doc, Action.SKIP, reason, state))
             continue
         if options.retry_failed and (state is None or state.status != "failed"):
-            items.append(
-                PlannedItem(
-                    doc=doc,
-                    action=Action.SKIP,
-                    reason=LEFT_BY_RETRY_FAILED,
-                    prior=state,
-                )
-            )
+            items.append(_held(doc, Action.SKIP, LEFT_BY_RETRY_FAILED, state))
             continue
         if state is not None and state.status == "failed" and not options.retry_failed:
-            items.append(
-                PlannedItem(
-                    doc=doc,
-                    action=Action.BLOCKED,
-                    reason=f"failed in an earlier run: {state.reason or 'unknown'} (use --retry-failed to send it again)",
-                    prior=state,
-                )
-            )
+            reason = f"failed in an earlier run: {state.reason or 'unknown'} (use --retry-failed to send it again)"
+            items.append(_held(doc, Action.BLOCKED, reason, state))
             group_blocked = group_blocked or f"an earlier version ({doc.source}) failed"
             continue
         sent = payload_keys.get(doc.key)
@@ -566,14 +521,7 @@ def _plan_group(
             )
             continue
         if group_blocked is not None:
-            items.append(
-                PlannedItem(
-                    doc=doc,
-                    action=Action.BLOCKED,
-                    reason=f"{group_blocked}; later versions wait",
-                    prior=state,
-                )
-            )
+            items.append(_held(doc, Action.BLOCKED, f"{group_blocked}; later versions wait", state))
             continue
         reasons = list(missing.get(doc.key, ()))
         if options.strict and unbound.get(doc.key):
@@ -587,9 +535,7 @@ def _plan_group(
                 if callee == name
             ]
         if reasons:
-            items.append(
-                PlannedItem(doc=doc, action=Action.BLOCKED, reason="; ".join(reasons), prior=state)
-            )
+            items.append(_held(doc, Action.BLOCKED, "; ".join(reasons), state))
             group_blocked = f"an earlier version ({doc.source}) is blocked"
             continue
         action = Action.NEW_VERSION if exists else Action.CREATE
@@ -634,6 +580,11 @@ def _plan_group(
         highest = version
         exists = True
     return items
+
+
+def _held(doc: SourceDoc, action: Action, reason: str, prior: PriorState | None) -> PlannedItem:
+    """An item that is not sent (skipped or blocked) for `reason`."""
+    return PlannedItem(doc=doc, action=action, reason=reason, prior=prior)
 
 
 def _callees_first(groups: Mapping[str, NameGroup]) -> tuple[list[str], list[list[str]]]:

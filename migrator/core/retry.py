@@ -253,11 +253,7 @@ def _decide(
         if outcome.is_write and lost:
             doubt = True
             if not outcome.idempotency_key:
-                return Decision(
-                    Action.GIVE_UP,
-                    in_doubt=True,
-                    reason=f"{error.value}; not resent without an Idempotency-Key",
-                )
+                return _unkeyed_write(error.value)
         return _retry_or_give_up(attempt, policy, rand, doubt, error.value, wait=None)
     assert status is not None
     kind = classify(status)
@@ -282,13 +278,16 @@ def _decide(
         if outcome.is_write and status in _WRITE_DOUBT_STATUSES:
             doubt = True
             if not outcome.idempotency_key:
-                return Decision(
-                    Action.GIVE_UP,
-                    in_doubt=True,
-                    reason=f"{status}; not resent without an Idempotency-Key",
-                )
+                return _unkeyed_write(str(status))
         return _retry_or_give_up(attempt, policy, rand, doubt, str(status), wait=wait)
     return Decision(Action.GIVE_UP, in_doubt=doubt, reason=str(status))
+
+
+def _unkeyed_write(reason: str) -> Decision:
+    """A write that may have landed, with no Idempotency-Key to resend it safely under."""
+    return Decision(
+        Action.GIVE_UP, in_doubt=True, reason=f"{reason}; not resent without an Idempotency-Key"
+    )
 
 
 def _retry_or_give_up(

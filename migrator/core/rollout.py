@@ -12,11 +12,6 @@ from typing import Any
 
 from migrator.core.errors import ConfigError
 
-# What a rollback puts back lives in core/rollback.py; these names stay importable from here.
-from migrator.core.rollback import RollbackLedger as RollbackLedger
-from migrator.core.rollback import RollbackTarget as RollbackTarget
-from migrator.core.rollback import rollback_step as rollback_step
-
 _GLOB = frozenset("*?[")
 _ROLLOUT_KEYS = (
     "waves",
@@ -127,17 +122,20 @@ def parse_rollout(raw: Any, file: str, tenant_names: Iterable[str]) -> RolloutCo
     wait = raw.get("wait_for_shards", False)
     if not isinstance(wait, bool):
         raise ConfigError(file, "rollout.wait_for_shards", "must be true or false")
-    wait_s = raw.get("shard_wait_s", 3600.0)
+    wait_s = _seconds(raw.get("shard_wait_s", 3600.0), 7 * 86_400, file, "rollout.shard_wait_s")
+    return RolloutConfig(tuple(waves), tolerance, rollback, smoke, wait, wait_s)
+
+
+def _seconds(value: Any, most: int, file: str, key: str) -> float:
+    """A finite number of seconds in (0, most]; ConfigError naming `key` otherwise."""
     if (
-        isinstance(wait_s, bool)
-        or not isinstance(wait_s, int | float)
-        or not math.isfinite(wait_s)
-        or not 0 < wait_s <= 7 * 86_400
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= most
     ):
-        raise ConfigError(
-            file, "rollout.shard_wait_s", "must be a number of seconds, 0 < s <= 604800"
-        )
-    return RolloutConfig(tuple(waves), tolerance, rollback, smoke, wait, float(wait_s))
+        raise ConfigError(file, key, f"must be a number of seconds, 0 < s <= {most}")
+    return float(value)
 
 
 def _parse_smoke(name: str, table: Any, file: str) -> SmokeRun:
@@ -159,15 +157,10 @@ def _parse_smoke(name: str, table: Any, file: str) -> SmokeRun:
         raise ConfigError(
             file, f"{where}.parameters.{reserved[0]}", "is reserved by Zuora and may not be sent"
         )
-    timeout = table.get("timeout_s", DEFAULT_SMOKE_TIMEOUT)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or not 0 < timeout <= 86_400
-    ):
-        raise ConfigError(file, f"{where}.timeout_s", "must be a number of seconds, 0 < s <= 86400")
-    return SmokeRun(name, dict(params), float(timeout))
+    timeout = _seconds(
+        table.get("timeout_s", DEFAULT_SMOKE_TIMEOUT), 86_400, file, f"{where}.timeout_s"
+    )
+    return SmokeRun(name, dict(params), timeout)
 
 
 def check_smoke_sources(rollout: RolloutConfig, has_name: Any, file: str) -> None:

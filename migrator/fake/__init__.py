@@ -6,8 +6,9 @@ Only re-exports; see docs/fake-zuora.md for what is faithful, what is inferred, 
 from migrator.fake._cli import main
 from migrator.fake._client_config import how_to_run_migrator, write_client_config
 from migrator.fake._config import FakeConfig, FakeTenant, FaultConfig, load_config
+from migrator.fake._errors import ApiError
 from migrator.fake._server import RunningFake, serve
-from migrator.fake._state import ApiError, FakeState
+from migrator.fake._state import FakeState
 
 __all__ = [
     "ApiError",

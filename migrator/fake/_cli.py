@@ -47,6 +47,35 @@ _TENANT_HELP = {
 }
 
 
+# Flags whose value, when given, sets the FakeConfig field of the same name.
+_VALUE_FLAGS = (
+    "import_response_id",
+    "name_filter",
+    "retry_after",
+    "error_bodies",
+    "listing_spelling",
+    "import_answer",
+    "camel_case_triggers",
+    "export_without_active",
+    "run_seconds",
+    "state_file",
+    "seed_file",
+    "idempotent_replay",
+    "token_requests_per_minute_per_ip",
+)
+
+# Flags without a value: the FakeConfig field each one sets, and to what.
+_SWITCHES = {
+    "case_insensitive_name_filter": ("name_filter_case_sensitive", False),
+    "no_ratelimit_headers": ("rate_limit_headers", False),
+    "version_definition_id": ("version_definition_id", True),
+    "put_settings": ("put_settings", True),
+    "no_versions_list": ("versions_list", False),
+    "no_rewrite_file_refs": ("rewrite_file_refs", False),
+    "schema_403": ("schema_access", "403"),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="migrator fake-zuora",
@@ -246,59 +275,23 @@ def build_config(args: argparse.Namespace) -> FakeConfig:
         config = FakeConfig.demo(args.tenants or 3, seed=seed)
     if args.variant:
         config = config.with_variant(args.variant)
-    top: dict[str, Any] = {}
-    for name in (
-        "import_response_id",
-        "name_filter",
-        "retry_after",
-        "error_bodies",
-        "listing_spelling",
-        "import_answer",
-        "camel_case_triggers",
-    ):
-        if getattr(args, name):
-            top[name] = getattr(args, name)
-    if args.export_without_active:
-        top["export_without_active"] = args.export_without_active
-    if args.case_insensitive_name_filter:
-        top["name_filter_case_sensitive"] = False
-    if args.no_ratelimit_headers:
-        top["rate_limit_headers"] = False
+    top: dict[str, Any] = {
+        name: getattr(args, name) for name in _VALUE_FLAGS if getattr(args, name) is not None
+    }
+    top |= {field: value for flag, (field, value) in _SWITCHES.items() if getattr(args, flag)}
     if args.export_workflow_definition or args.no_export_workflow_definition:
         top["export_workflow_definition"] = bool(args.export_workflow_definition)
-    if args.version_definition_id:
-        top["version_definition_id"] = True
-    if args.put_settings:
-        top["put_settings"] = True
-    if args.no_versions_list:
-        top["versions_list"] = False
     if args.keep_unknown_keys or args.drop_unknown_keys:
         top["keep_unknown_keys"] = bool(args.keep_unknown_keys)
-    if args.run_seconds is not None:
-        top["run_seconds"] = args.run_seconds
-    if args.state_file:
-        top["state_file"] = args.state_file
-    if args.seed_file:
-        top["seed_file"] = args.seed_file
-    if args.idempotent_replay:
-        top["idempotent_replay"] = args.idempotent_replay
-    if args.no_rewrite_file_refs:
-        top["rewrite_file_refs"] = False
-    if args.schema_403:
-        top["schema_access"] = "403"
-    if args.token_requests_per_minute_per_ip is not None:
-        top["token_requests_per_minute_per_ip"] = args.token_requests_per_minute_per_ip
     if top:
         try:
             config = replace(config, **top)
         except ValueError as exc:
             raise MigratorError(str(exc)) from None
     knobs = {k: getattr(args, k) for k in _TENANT_FLAGS if getattr(args, k) is not None}
-    for name in ("failing_runs", "reject_imports"):
+    for name in ("failing_runs", "reject_imports", "custom_objects"):
         if getattr(args, name):
             knobs[name] = tuple(getattr(args, name))
-    if args.custom_objects:
-        knobs["custom_objects"] = tuple(args.custom_objects)
     if args.custom_fields:
         fields: dict[str, list[str]] = {}
         for spec in args.custom_fields:

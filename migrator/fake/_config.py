@@ -291,41 +291,24 @@ _TENANT_KEYS = {
     "custom_fields": dict,
     "custom_objects": list,
 }
+# The type a file's value must have, by the annotation of the FakeConfig field it sets.
+_FIELD_TYPES: dict[str, type] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "str | None": str,
+    "bool": bool,
+}
+# A file's top-level keys: every FakeConfig field but `tenants` and `clock`, and three of its own.
 _TOP_KEYS: dict[str, type] = {
     "tenants": list,
     "demo_tenants": int,
-    "seed": int,
-    "idempotent_replay": str,
-    "token_requests_per_minute_per_ip": int,
-    "rewrite_file_refs": bool,
-    "state_file": str,
-    "seed_file": str,
-    "idempotency_ttl": float,
-    "idempotency_max_entries": int,
-    "max_body_bytes": int,
-    "page_length_max": int,
-    "gzip_min_bytes": int,
-    "import_response_id": str,
-    "export_without_active": str,
-    "export_workflow_definition": bool,
-    "name_filter": str,
-    "name_filter_case_sensitive": bool,
-    "retry_after": str,
-    "rate_limit_headers": bool,
-    "error_bodies": str,
-    "listing_spelling": str,
-    "version_definition_id": bool,
-    "import_answer": str,
-    "camel_case_triggers": str,
-    "put_settings": bool,
-    "versions_list": bool,
-    "keep_unknown_keys": bool,
-    "run_seconds": float,
-    "schema_access": str,
-    "name_filter_ignored": bool,
-    "listing_oldest_first": bool,
-    "page_length_ignored": bool,
     "variant": str,
+    **{
+        f.name: _FIELD_TYPES[str(f.type)]
+        for f in fields(FakeConfig)
+        if f.name not in ("tenants", "clock")
+    },
 }
 
 

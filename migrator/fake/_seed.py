@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from migrator.core.errors import ConfigError
-from migrator.fake._state import ApiError, FakeState
+from migrator.fake._errors import ApiError
+from migrator.fake._state import FakeState
 
 
 def load_seed_file(state: FakeState, path: str) -> list[tuple[str, int, int]]:

@@ -58,20 +58,7 @@ class RunningFake:
         self.clock = config.clock
         self.tenants: dict[str, FakeTenant] = {t.name: t for t in config.tenants}
         self.by_client_id: dict[str, FakeTenant] = {t.client_id: t for t in config.tenants}
-        self.state = FakeState(
-            self.tenants,
-            clock=config.clock,
-            rewrite_file_refs=config.rewrite_file_refs,
-            export_without_active=config.export_without_active,
-            export_workflow_definition=config.export_workflow_definition,
-            keep_unknown_keys=config.keep_unknown_keys,
-            name_filter=config.name_filter,
-            name_filter_case_sensitive=config.name_filter_case_sensitive,
-            run_seconds=config.run_seconds,
-            listing_spelling=config.listing_spelling,
-            version_definition_id=config.version_definition_id,
-            camel_case_triggers=config.camel_case_triggers,
-        )
+        self.state = FakeState(self.tenants, clock=config.clock, switches=config)
         self.tokens = TokenStore()
         self.idempotency = IdempotencyStore(
             ttl=config.idempotency_ttl, max_entries=config.idempotency_max_entries
@@ -124,15 +111,10 @@ class RunningFake:
         track = request.headers.get("Zuora-Track-Id")
         if track is not None:
             if len(track) > 64 or not track.isascii() or TRACK_ID_BAD.search(track):
-                return self._respond(
+                return self._refuse(
                     request,
-                    Reply(
-                        400,
-                        errors_list(
-                            400,
-                            "Zuora-Track-Id must be at most 64 US-ASCII characters without : ; \" '",
-                        ).body,
-                    ),
+                    400,
+                    "Zuora-Track-Id must be at most 64 US-ASCII characters without : ; \" '",
                     headers,
                 )
             headers["Zuora-Track-Id"] = track
@@ -141,9 +123,7 @@ class RunningFake:
             return self._respond(request, await self._inspect(request), headers)
         if path == "/oauth/token":
             if request.method != "POST":
-                return self._respond(
-                    request, Reply(405, errors_list(405, "Method not allowed").body), headers
-                )
+                return self._refuse(request, 405, "Method not allowed", headers)
             return self._respond(request, await self._token(request), headers)
         found = route(request.method, path)
         if isinstance(found, Reply):
@@ -174,19 +154,15 @@ class RunningFake:
         if not rate.allowed:
             if self.config.retry_after == "always":
                 headers["Retry-After"] = str(rate.retry_after)
-            return self._respond(
-                request,
-                Reply(429, errors_list(429, "Request exceeded limit: requests per window").body),
-                headers,
+            return self._refuse(
+                request, 429, "Request exceeded limit: requests per window", headers
             )
         if self._inflight[tenant] >= conf.max_concurrency:
             # [D] category 70 → 429 with Retry-After; one second is the smallest honest answer.
             if self.config.retry_after != "never":
                 headers["Retry-After"] = "1"
-            return self._respond(
-                request,
-                Reply(429, errors_list(429, "Request exceeded limit: concurrent requests").body),
-                headers,
+            return self._refuse(
+                request, 429, "Request exceeded limit: concurrent requests", headers
             )
         self._inflight[tenant] += 1
         try:
@@ -213,11 +189,7 @@ class RunningFake:
             request.headers.get("Idempotency-Key") if request.method in IDEMPOTENT_METHODS else None
         )
         if key is not None and (not key or len(key) > 255):
-            return self._respond(
-                request,
-                Reply(400, errors_list(400, "Idempotency-Key must be 1..255 characters").body),
-                headers,
-            )
+            return self._refuse(request, 400, "Idempotency-Key must be 1..255 characters", headers)
         begin: Begin | None = None
         if key is not None:
             # Registered on arrival, before any latency: a duplicate arriving while this one is
@@ -265,11 +237,8 @@ class RunningFake:
             status = faults.error_statuses[int(u_status * len(faults.error_statuses))]
             if key is not None and begin is not None and begin.kind == "new":
                 self.idempotency.abandon(call.tenant, key)  # injected before the work
-            return self._respond(
-                request,
-                Reply(status, errors_list(status, "Injected server error (work not done)").body),
-                headers,
-                faults.slow_body,
+            return self._refuse(
+                request, status, "Injected server error (work not done)", headers, faults.slow_body
             )
         if key is None or begin is None:
             reply = await self._run(handler, call)
@@ -278,24 +247,15 @@ class RunningFake:
                 raise _Dropped
             return self._respond(request, reply, headers, faults.slow_body)
         if begin.kind == "in_flight":
-            return self._respond(
+            return self._refuse(
                 request,
-                Reply(
-                    409,
-                    errors_list(
-                        409, "A request with this Idempotency-Key is still being processed"
-                    ).body,
-                ),
+                409,
+                "A request with this Idempotency-Key is still being processed",
                 headers,
             )
         if begin.kind == "mismatch":
-            return self._respond(
-                request,
-                Reply(
-                    422,
-                    errors_list(422, "Idempotency-Key was used with another URL or method").body,
-                ),
-                headers,
+            return self._refuse(
+                request, 422, "Idempotency-Key was used with another URL or method", headers
             )
         if begin.kind == "done" and begin.stored is not None:
             stored = begin.stored
@@ -329,6 +289,19 @@ class RunningFake:
             return Reply(exc.status, body)
 
     # -- responses -----------------------------------------------------------------------------
+
+    def _refuse(
+        self,
+        request: web.Request,
+        status: int,
+        message: str,
+        headers: dict[str, str],
+        slow: float = 0.0,
+    ) -> web.StreamResponse:
+        """A gateway error answer, in the `{errors: [...]}` shape."""
+        return self._respond(
+            request, Reply(status, errors_list(status, message).body), headers, slow
+        )
 
     def _respond(
         self, request: web.Request, reply: Reply, headers: dict[str, str], slow: float = 0.0
@@ -373,36 +346,20 @@ class RunningFake:
             limited = _rate_headers(rate) if self.config.rate_limit_headers else {}
             if self.config.retry_after == "always":
                 limited["Retry-After"] = str(rate.retry_after)
-            return Reply(
-                429,
-                {
-                    "error": "too_many_requests",
-                    "error_description": "Token requests per IP exceeded",
-                },
-                limited,
-            )
+            return _oauth_error(429, "too_many_requests", "Token requests per IP exceeded", limited)
         try:
             form = await request.post()
         except Exception:
-            return Reply(
-                400,
-                {"error": "invalid_request", "error_description": "Expected a form-encoded body"},
-            )
+            return _oauth_error(400, "invalid_request", "Expected a form-encoded body")
         client_id = form.get("client_id")
         client_secret = form.get("client_secret")
         if form.get("grant_type") != "client_credentials":
-            return Reply(
-                400,
-                {
-                    "error": "unsupported_grant_type",
-                    "error_description": "grant_type must be client_credentials",
-                },
+            return _oauth_error(
+                400, "unsupported_grant_type", "grant_type must be client_credentials"
             )
         tenant = self.by_client_id.get(client_id) if isinstance(client_id, str) else None
         if tenant is None or client_secret != tenant.client_secret:
-            return Reply(
-                401, {"error": "invalid_client", "error_description": "Bad client credentials"}
-            )
+            return _oauth_error(401, "invalid_client", "Bad client credentials")
         token = self.tokens.issue(tenant.name, tenant.token_ttl, self.clock())
         return Reply(
             200,
@@ -439,6 +396,13 @@ class RunningFake:
                 },
             )
         return Reply(404, errors_list(404, f"No such inspection endpoint {path}").body)
+
+
+def _oauth_error(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> Reply:
+    """The token endpoint's refusal, in OAuth's `{error, error_description}` shape."""
+    return Reply(status, {"error": error, "error_description": description}, headers or {})
 
 
 class _Slow(web.StreamResponse):
@@ -499,24 +463,21 @@ def build_app(fake: RunningFake) -> web.Application:
             # The transport is gone; aiohttp needs a response object but nothing reaches the wire.
             return web.Response(status=499)
         except web.HTTPRequestEntityTooLarge:
-            response = fake._respond(
-                request,
-                Reply(413, errors_list(413, "Request body too large").body),
-                {"Zuora-Request-Id": str(uuid.uuid4())},
+            response = fake._refuse(
+                request, 413, "Request body too large", {"Zuora-Request-Id": str(uuid.uuid4())}
             )
         except (zlib.error, OSError, EOFError) as exc:
-            response = fake._respond(
+            response = fake._refuse(
                 request,
-                Reply(400, errors_list(400, f"Unreadable request body: {type(exc).__name__}").body),
+                400,
+                f"Unreadable request body: {type(exc).__name__}",
                 {"Zuora-Request-Id": str(uuid.uuid4())},
             )
         except Exception:
             # A bug in the fake must look like a Zuora 500, not a hung or half-written answer.
             log.exception("fake zuora: unhandled error on %s %s", request.method, request.path)
-            response = fake._respond(
-                request,
-                Reply(500, errors_list(500, "Internal error in the fake").body),
-                {"Zuora-Request-Id": str(uuid.uuid4())},
+            response = fake._refuse(
+                request, 500, "Internal error in the fake", {"Zuora-Request-Id": str(uuid.uuid4())}
             )
         if isinstance(response, _Slow):
             await response.prepare_and_trickle(request)

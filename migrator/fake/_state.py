@@ -10,6 +10,7 @@ import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from migrator.fake._config import FakeConfig
 from migrator.fake._document import (
     VERSION_RE,
     WORKFLOW_DEFINITION,
@@ -25,28 +26,31 @@ from migrator.fake._errors import ApiError, capital_errors, errors_list
 from migrator.fake._records import Definition, LedgerEntry, TenantState, Version, later
 from migrator.fake._runs import RESERVED_RUN_KEYS, Run, run_json, run_name, run_started_json
 
-# Re-exported: tests and older imports reach these through `_state`.
-__all__ = [
-    "ApiError",
-    "Definition",
-    "FakeState",
-    "LedgerEntry",
-    "TenantState",
-    "Version",
-    "capital_errors",
-    "errors_list",
-    "next_version",
-    "reallocate",
-    "validate_import",
-    "version_key",
-]
-
-
 _TRIGGERS = (
     ("calloutTrigger", "callout_trigger"),
     ("ondemandTrigger", "ondemand_trigger"),
     ("scheduledTrigger", "scheduled_trigger"),
 )
+
+
+def _settings_reasons(
+    body: Mapping[str, Any], strings: Iterable[str], booleans: Iterable[str], *, nullable: bool
+) -> list[dict[str, str]]:
+    """The 422 ValidationErrors reasons of a PATCH or PUT body (`nullable`: a string field may
+    be null)."""
+    reasons: list[dict[str, str]] = []
+    for key in strings:
+        value = body.get(key)
+        if key in body and not isinstance(value, str) and not (nullable and value is None):
+            reasons.append({"title": f"{key} must be a string", "fieldName": key})
+    for key in booleans:
+        if key in body and not isinstance(body[key], bool):
+            reasons.append({"title": f"{key} must be a boolean", "fieldName": key})
+    if "priority" in body and body["priority"] not in ("High", "Medium", "Low"):
+        reasons.append({"title": "priority must be High, Medium or Low", "fieldName": "priority"})
+    if "status" in body and body["status"] not in ("Active", "Inactive"):
+        reasons.append({"title": "status must be Active or Inactive", "fieldName": "status"})
+    return reasons
 
 
 class FakeState:
@@ -57,28 +61,12 @@ class FakeState:
         tenant_names: Iterable[str],
         *,
         clock: Callable[[], float],
-        rewrite_file_refs: bool = True,
-        export_without_active: str = "latest",
-        export_workflow_definition: bool = True,
-        keep_unknown_keys: bool = False,
-        name_filter: str = "exact",
-        name_filter_case_sensitive: bool = True,
-        run_seconds: float = 0.5,
-        listing_spelling: str = "verisons",
-        version_definition_id: bool = False,
-        camel_case_triggers: str = "dropped",
+        switches: FakeConfig | None = None,
     ) -> None:
+        """`switches`: the config whose behaviour switches (name filter, listing spelling, ...)
+        the state plays; the defaults when None."""
         self.clock = clock
-        self.listing_spelling = listing_spelling
-        self.version_definition_id = version_definition_id
-        self.camel_case_triggers = camel_case_triggers
-        self.rewrite_file_refs = rewrite_file_refs
-        self.keep_unknown_keys = keep_unknown_keys
-        self.name_filter = name_filter
-        self.name_filter_case_sensitive = name_filter_case_sensitive
-        self.run_seconds = run_seconds
-        self.export_without_active = export_without_active
-        self.export_workflow_definition = export_workflow_definition
+        self.switches = switches if switches is not None else FakeConfig(tenants=[])
         self.tenants: dict[str, TenantState] = {}
         for index, name in enumerate(tenant_names):
             # Far-apart id ranges per tenant, so an id used against the wrong tenant shows up.
@@ -146,9 +134,9 @@ class FakeState:
             version_id,
             version,
             ts.allocate,
-            rewrite_file_refs=self.rewrite_file_refs,
-            keep_unknown_keys=self.keep_unknown_keys,
-            camel_case_triggers=self.camel_case_triggers == "kept",
+            rewrite_file_refs=self.switches.rewrite_file_refs,
+            keep_unknown_keys=self.switches.keep_unknown_keys,
+            camel_case_triggers=self.switches.camel_case_triggers == "kept",
         )
         stored = Version(version_id, definition.id, version, doc, now, now)
         ts.versions[version_id] = stored
@@ -289,7 +277,7 @@ class FakeState:
             "status": "Active" if d.active_version_id == v.id else "Inactive",
             "type": "Workflow::Setup",
         }
-        if self.version_definition_id:  # §3.1 [O]: the live payload's version objects
+        if self.switches.version_definition_id:  # §3.1 [O]: the live payload's version objects
             out["definitionId"] = v.definition_id
         if full:
             out["name"] = wf.get("name")
@@ -344,17 +332,17 @@ class FakeState:
             listed = [self._version_summary(tenant, v, full=True) for v in inactive[:10]]
             # §3.1: the reference spells it `latest_inactive_verisons` (sic); a live payload
             # `latest_inactive_versions` [O]; the switch plays either or both.
-            if self.listing_spelling in ("verisons", "both"):
+            if self.switches.listing_spelling in ("verisons", "both"):
                 out["latest_inactive_verisons"] = listed
-            if self.listing_spelling in ("versions", "both"):
+            if self.switches.listing_spelling in ("versions", "both"):
                 out["latest_inactive_versions"] = copy.deepcopy(listed)
         return out
 
     def name_matches(self, name: str, wanted: str) -> bool:
         """§3.1 `name` filter, §9.10 [I]: exact or substring, case-sensitive or not (switches)."""
-        if not self.name_filter_case_sensitive:
+        if not self.switches.name_filter_case_sensitive:
             name, wanted = name.casefold(), wanted.casefold()
-        return wanted in name if self.name_filter == "contains" else name == wanted
+        return wanted in name if self.switches.name_filter == "contains" else name == wanted
 
     def list_definitions(self, tenant: str, filters: Mapping[str, str]) -> list[int]:
         """§3.1 filters (`name` per the switches, [I]); ids descending ([I], as SALTO-MOCK shows)."""
@@ -389,7 +377,7 @@ class FakeState:
         chosen: Version | None
         if version is None:
             chosen = self._shown_version(tenant, d)
-            if d.active_version_id is None and self.export_without_active == "404":
+            if d.active_version_id is None and self.switches.export_without_active == "404":
                 chosen = None
             if chosen is None:
                 raise errors_list(404, f"Workflow {definition_id} has no active version")
@@ -407,7 +395,7 @@ class FakeState:
                 raise errors_list(404, f"Version {version} of workflow {definition_id} not found")
         doc = copy.deepcopy(chosen.document)
         stored_block = doc.pop(WORKFLOW_DEFINITION, None)
-        if self.export_workflow_definition:
+        if self.switches.export_workflow_definition:
             # §3.5 [O]: `{workflow_definition, workflow, tasks, linkages}`. [I] The block's name
             # and description are the version's own unless the import sent others.
             wf = doc["workflow"]
@@ -435,19 +423,8 @@ class FakeState:
                     ],
                 },
             )
-        reasons: list[dict[str, str]] = []
-        for key in ("name", "description"):
-            if key in body and not isinstance(body[key], str):
-                reasons.append({"title": f"{key} must be a string", "fieldName": key})
-        for key in ("ondemand_trigger", "callout_trigger", "scheduled_trigger"):
-            if key in body and not isinstance(body[key], bool):
-                reasons.append({"title": f"{key} must be a boolean", "fieldName": key})
-        if "priority" in body and body["priority"] not in ("High", "Medium", "Low"):
-            reasons.append(
-                {"title": "priority must be High, Medium or Low", "fieldName": "priority"}
-            )
-        if "status" in body and body["status"] not in ("Active", "Inactive"):
-            reasons.append({"title": "status must be Active or Inactive", "fieldName": "status"})
+        triggers = ("ondemand_trigger", "callout_trigger", "scheduled_trigger")
+        reasons = _settings_reasons(body, ("name", "description"), triggers, nullable=False)
         avid = body.get("active_workflow_version_id")
         if avid is not None and not is_int(avid):
             reasons.append(
@@ -482,19 +459,9 @@ class FakeState:
         d = self._definition(tenant, definition_id, capital=True)
         if not isinstance(body, dict):
             body = {"": body}
-        reasons: list[dict[str, str]] = []
-        for key in ("name", "description", "interval", "timezone"):
-            if key in body and body[key] is not None and not isinstance(body[key], str):
-                reasons.append({"title": f"{key} must be a string", "fieldName": key})
-        for camel, _ in _TRIGGERS:
-            if camel in body and not isinstance(body[camel], bool):
-                reasons.append({"title": f"{camel} must be a boolean", "fieldName": camel})
-        if "priority" in body and body["priority"] not in ("High", "Medium", "Low"):
-            reasons.append(
-                {"title": "priority must be High, Medium or Low", "fieldName": "priority"}
-            )
-        if "status" in body and body["status"] not in ("Active", "Inactive"):
-            reasons.append({"title": "status must be Active or Inactive", "fieldName": "status"})
+        strings = ("name", "description", "interval", "timezone")
+        triggers = [camel for camel, _ in _TRIGGERS]
+        reasons = _settings_reasons(body, strings, triggers, nullable=True)
         if "" in body:
             reasons.append({"title": "The request body must be a JSON object", "fieldName": ""})
         if reasons:
@@ -590,7 +557,7 @@ class FakeState:
             version_id=active.id,
             task_count=len(active.document["tasks"]),
             created_at=self.clock(),
-            duration=self.run_seconds,
+            duration=self.switches.run_seconds,
             fails=fails,
             parameters=copy.deepcopy(body),
         )

@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS schemas (
     PRIMARY KEY (tenant, object)
 );
 """
+# The `hashes` columns this code writes, in order: a file laid out otherwise is not used.
+_HASH_COLUMNS = ["tenant", "definition_id", "version_id", "updated_at", "content_hash"]
 
 
 class ContentCache:
@@ -57,8 +59,6 @@ class ContentCache:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one connection, used from the loop and worker threads
-        self.hits = 0
-        self.misses = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
@@ -79,13 +79,7 @@ class ContentCache:
                 if row is None or row[0] != CACHE_FORMAT:
                     raise sqlite3.DatabaseError(f"not a {CACHE_FORMAT} file")
                 columns = [r[1] for r in db.execute("PRAGMA table_info(hashes)")]
-                if columns != [
-                    "tenant",
-                    "definition_id",
-                    "version_id",
-                    "updated_at",
-                    "content_hash",
-                ]:
+                if columns != _HASH_COLUMNS:
                     raise sqlite3.DatabaseError("unexpected table layout")
             except BaseException:
                 db.close()
@@ -115,55 +109,48 @@ class ContentCache:
             reason=str(exc) or type(exc).__name__,
         )
 
-    def get(self, tenant: str, definition_id: int, version_id: int, updated_at: str) -> str | None:
-        """The content hash recorded for this version as it stood at `updated_at`, or None."""
+    def _row(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first row `sql` finds, or None (also when the cache is off or fails now)."""
         with self._lock:
             if self._db is None:
                 return None
             try:
-                row = self._db.execute(
-                    "SELECT content_hash FROM hashes WHERE tenant = ? AND definition_id = ? "
-                    "AND version_id = ? AND updated_at = ?",
-                    (tenant, definition_id, version_id, updated_at),
-                ).fetchone()
+                return self._db.execute(sql, params).fetchone()
             except sqlite3.Error as exc:
                 self._disable(exc)
                 return None
-        found = row[0] if row is not None and _is_hash(row[0]) else None
-        if found is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return found
 
-    def put(
-        self, tenant: str, definition_id: int, version_id: int, updated_at: str, content_hash: str
-    ) -> None:
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         with self._lock:
             if self._db is None:
                 return
             try:
                 with self._db:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
-                        (tenant, definition_id, version_id, updated_at, content_hash),
-                    )
+                    self._db.execute(sql, params)
             except sqlite3.Error as exc:
                 self._disable(exc)
+
+    def get(self, tenant: str, definition_id: int, version_id: int, updated_at: str) -> str | None:
+        """The content hash recorded for this version as it stood at `updated_at`, or None."""
+        row = self._row(
+            "SELECT content_hash FROM hashes WHERE tenant = ? AND definition_id = ? "
+            "AND version_id = ? AND updated_at = ?",
+            (tenant, definition_id, version_id, updated_at),
+        )
+        return row[0] if row is not None and _is_hash(row[0]) else None
+
+    def put(
+        self, tenant: str, definition_id: int, version_id: int, updated_at: str, content_hash: str
+    ) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
+            (tenant, definition_id, version_id, updated_at, content_hash),
+        )
 
     def get_schema(self, tenant: str, obj: str) -> Any:
         """What the tenant last said of `obj` (describe's field names, or the custom object
         definitions under `CUSTOM_OBJECTS`), as JSON data; None when not cached."""
-        with self._lock:
-            if self._db is None:
-                return None
-            try:
-                row = self._db.execute(
-                    "SELECT answer FROM schemas WHERE tenant = ? AND object = ?", (tenant, obj)
-                ).fetchone()
-            except sqlite3.Error as exc:
-                self._disable(exc)
-                return None
+        row = self._row("SELECT answer FROM schemas WHERE tenant = ? AND object = ?", (tenant, obj))
         if row is None:
             return None
         try:
@@ -172,17 +159,10 @@ class ContentCache:
             return None
 
     def put_schema(self, tenant: str, obj: str, answer: Any) -> None:
-        with self._lock:
-            if self._db is None:
-                return
-            try:
-                with self._db:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO schemas VALUES (?, ?, ?)",
-                        (tenant, obj, orjson.dumps(answer).decode()),
-                    )
-            except sqlite3.Error as exc:
-                self._disable(exc)
+        self._write(
+            "INSERT OR REPLACE INTO schemas VALUES (?, ?, ?)",
+            (tenant, obj, orjson.dumps(answer).decode()),
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -51,11 +51,9 @@ def write_atomic(
     data: bytes | Iterable[bytes],
     *,
     mode: int = 0o600,
-    sync_folder: bool = False,
 ) -> None:
     """Write `target` so that it is either absent, the old file, or all of `data`: a temporary
-    file in the same folder (created with `mode`, private by default), fsync, rename. With
-    `sync_folder` the folder is fsynced too, so the new name survives a crash."""
+    file in the same folder (created with `mode`, private by default), fsync, rename."""
     path = Path(target)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), mode)
@@ -74,5 +72,3 @@ def write_atomic(
         raise
     os.close(fd)
     os.replace(tmp, path)
-    if sync_folder:
-        fsync_dir(path.parent)

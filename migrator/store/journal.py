@@ -228,7 +228,6 @@ class Journal:
         clock: Callable[[], float] = time.time,
         write: WriteFn = os.write,
         fsync: FsyncFn = durable_fsync,
-        lock_alive: Callable[[_lock.LockInfo], bool] = _lock.holder_alive,
         state: MutableMapping[ItemKey, ItemState] | None = None,
     ) -> contextlib.AbstractAsyncContextManager[Journal]:
         """Lock, recover and open the journal; append run_started; run the writer until exit.
@@ -243,7 +242,6 @@ class Journal:
             clock=clock,
             write=write,
             fsync=fsync,
-            alive=lock_alive,
             state={} if state is None else state,
         )
 
@@ -339,10 +337,9 @@ async def _session(
     clock: Callable[[], float],
     write: WriteFn,
     fsync: FsyncFn,
-    alive: Callable[[_lock.LockInfo], bool],
     state: MutableMapping[ItemKey, ItemState],
 ) -> AsyncIterator[Journal]:
-    held = _lock.acquire(path, clock=clock, alive=alive)
+    held = _lock.acquire(path, clock=clock)
     fd = -1
     try:
         fd, tail, history = await anyio.to_thread.run_sync(_recover, path, fsync, state)

@@ -181,33 +181,29 @@ class _Reader:
 
     def members(self) -> Iterator[str]:
         """The keys of an object; the caller reads each key's value before asking for the next."""
-        self.take("{")
-        if self.peek() == "}":
-            self.pos += 1
-            return
-        while True:
+        for _ in self._entries("{", "}"):
             key = self.value()
             if not isinstance(key, str):
                 raise _NotJSON
             self.take(":")
             yield key
-            if self.peek() == ",":
-                self.pos += 1
-            else:
-                self.take("}")
-                return
 
     def elements(self) -> Iterator[Any]:
-        self.take("[")
-        if self.peek() == "]":
+        for _ in self._entries("[", "]"):
+            yield self.value()
+
+    def _entries(self, opening: str, closing: str) -> Iterator[None]:
+        """Once per entry of an object or array; the caller reads the entry before the next."""
+        self.take(opening)
+        if self.peek() == closing:
             self.pos += 1
             return
         while True:
-            yield self.value()
+            yield
             if self.peek() == ",":
                 self.pos += 1
             else:
-                self.take("]")
+                self.take(closing)
                 return
 
 

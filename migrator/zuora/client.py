@@ -247,19 +247,10 @@ class ZuoraClient:
     ) -> ImportAnswer:
         """§3.6: a new definition with its first version; the answer read as `ImportAnswer`.
         `payload` may be given already serialised (the bytes of `orjson.dumps(payload)`)."""
-        path = "/workflows/import"
         params = {"activate": "true" if activate else "false"}
         if version is not None:
             params["version"] = version
-        body = await self._call(
-            "POST",
-            path,
-            params=params,
-            json=payload,
-            idempotency_key=idempotency_key,
-            shape=object_shape,
-        )
-        return ImportAnswer.read(self._object(body, "POST", path, in_doubt=True), new_version=False)
+        return await self._import("/workflows/import", params, payload, idempotency_key, False)
 
     async def import_version(
         self,
@@ -274,6 +265,16 @@ class ZuoraClient:
         as for `import_workflow`)."""
         path = f"/workflows/{int(definition_id)}/versions/import"
         params = {"version": version, "activate": "true" if activate else "false"}
+        return await self._import(path, params, payload, idempotency_key, True)
+
+    async def _import(
+        self,
+        path: str,
+        params: dict[str, str],
+        payload: Mapping[str, Any] | bytes,
+        idempotency_key: str,
+        new_version: bool,
+    ) -> ImportAnswer:
         body = await self._call(
             "POST",
             path,
@@ -282,7 +283,8 @@ class ZuoraClient:
             idempotency_key=idempotency_key,
             shape=object_shape,
         )
-        return ImportAnswer.read(self._object(body, "POST", path, in_doubt=True), new_version=True)
+        answer = self._object(body, "POST", path, in_doubt=True)
+        return ImportAnswer.read(answer, new_version=new_version)
 
     async def update_workflow(
         self, definition_id: int, fields: Mapping[str, Any], *, idempotency_key: str
