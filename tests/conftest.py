@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,15 @@ SHARED_CORPUS = ROOT.parent / "shared" / "corpus" / "real"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_forkserver() -> Iterator[None]:
+    """The CLI fork server of this worker (tests.helpers.start_migrator) ends with the session."""
+    yield
+    from tests.helpers import stop_cli_forkserver
+
+    stop_cli_forkserver()
 
 
 @pytest.fixture(autouse=True)
