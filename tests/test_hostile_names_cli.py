@@ -47,6 +47,7 @@ async def cli(tmp_path: Path, *args: str) -> tuple[int, str]:
     return run.code, run.out + run.err
 
 
+@pytest.mark.slow
 async def test_every_command_prints_hostile_names_escaped(tmp_path: Path) -> None:
     """Every command — plan, migrate, verify, activate, status, diff, backup, rollback, doctor — shows a hostile workflow and tenant name (text and logs) only as escapes, and no line forges a verdict."""
     source = tmp_path / "evil.json"

@@ -137,6 +137,7 @@ def assert_clean(blob: str, secrets: list[str]) -> None:
         assert value not in blob, f"leaked {value[:10]}…"
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_canary_secret_and_tokens_never_reach_any_output(tmp_path: Path) -> None:
     """With --debug in JSON and console logs, a 401 tenant, 5xx faults, a bad file and a token expired server-side, no output, journal, report or status text carries a configured secret or any token the fake issued."""
