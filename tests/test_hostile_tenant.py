@@ -199,8 +199,10 @@ async def test_backup_skips_a_listing_entry_without_an_integer_id(tmp_path: Path
         assert len(result.skipped) == 1 and "non-integer workflow id" in result.skipped[0]
 
 
-async def test_verify_fails_only_the_workflow_whose_versions_404(tmp_path: Path) -> None:
-    """A 404 on one workflow's versions list fails that workflow's item in verify, with the reason said once; the other items are verified."""
+async def test_verify_reads_the_listing_for_only_the_workflow_whose_versions_404(
+    tmp_path: Path,
+) -> None:
+    """A 404 on one workflow's versions list makes verify judge that workflow from its listing entry and say so once, naming it; the other items are verified as before (issue 23 changed this from "failed")."""
     docs = sample_documents()[:3]
     paths = []
     for i, doc in enumerate(docs):
@@ -214,10 +216,10 @@ async def test_verify_fails_only_the_workflow_whose_versions_404(tmp_path: Path)
         versions_404_for(env, lambda did: did == victim)
         checked = await verify_tenants(env.settings, paths)
         statuses = {i.source: i.status for i in checked.items}
-        assert statuses == {paths[0]: "verified", paths[1]: "failed", paths[2]: "verified"}
-        [bad] = [i for i in checked.items if i.status == "failed"]
-        assert f"/workflows/{victim}/versions answered 404" in (bad.error or "")
-        assert "tenant tenant-1: tenant tenant-1" not in (bad.error or "")
+        assert statuses == {paths[0]: "verified", paths[1]: "verified", paths[2]: "verified"}
+        [note] = checked.notices
+        assert f"/workflows/{victim}/versions answered 404: read the listing instead" in note
+        assert "tenant tenant-1: tenant tenant-1" not in note
 
 
 # ---------------------------------------------------------------- #9 looping pagination
@@ -295,8 +297,10 @@ def test_empty_linkage_type_is_a_one_line_error_naming_the_path(blank: str) -> N
     assert str(info.value) == "in/wf.json: $.linkages[1].linkage_type: must not be empty"
 
 
-async def test_migrate_blocks_only_the_workflow_whose_versions_404(tmp_path: Path) -> None:
-    """In migrate, a 404 on one existing workflow's versions list blocks that workflow's document with the reason; the other documents of the tenant are imported."""
+async def test_migrate_reads_the_listing_for_only_the_workflow_whose_versions_404(
+    tmp_path: Path,
+) -> None:
+    """In migrate, a 404 on one existing workflow's versions list makes it plan that workflow from the listing's versions (its identical content is found there, nothing is sent again) and say so once; the other documents of the tenant are imported (issue 23 changed this from "blocked")."""
     docs = sample_documents()[:3]
     paths = []
     for i, doc in enumerate(docs):
@@ -309,9 +313,10 @@ async def test_migrate_blocks_only_the_workflow_whose_versions_404(tmp_path: Pat
         report = await migrate(env.settings, MigrateOptions(sources=paths))
         by_source = {i.source: i for i in report.items}
         assert by_source[paths[0]].status == by_source[paths[2]].status == "imported"
-        blocked = by_source[paths[1]]
-        assert blocked.status == "blocked", report.to_json()
-        assert f"/workflows/{victim}/versions answered 404" in (blocked.error or "")
+        found = by_source[paths[1]]
+        assert found.status == "skipped" and found.version == "0.0.1", report.to_json()
+        [note] = [n for n in report.notices if "versions" in n]
+        assert f"/workflows/{victim}/versions answered 404: read the listing instead" in note
         names = sorted(e["name"] for e in env.imports(T1))
         assert names == sorted([docs[0]["workflow"]["name"], docs[2]["workflow"]["name"]])
 

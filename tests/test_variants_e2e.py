@@ -21,6 +21,7 @@ from migrator.run.diff import diff_tenants
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions
 from migrator.run.rollback import rollback_from_journal
+from migrator.run.verify import verify_tenants
 from tests.builders import ALL_BUT_FILE_REFS, _config, sample_docs
 from tests.conftest import SAMPLES
 from tests.helpers import running_fake
@@ -41,14 +42,6 @@ _XFAIL = {
 }
 
 
-# Migrate blocks a workflow whose versions list answers 404 (tests/test_hostile_tenant.py pins
-# it); issue 23 #5 makes backup and diff work there, not migrate's second run.
-_XFAIL["no-versions-list"] = pytest.mark.xfail(
-    strict=True,
-    reason="migrate (and verify) block a workflow whose GET /workflows/{id}/versions answers "
-    "404: the second run finds every sample's definition unreadable (issue 23 #5 covers backup "
-    "and diff, which the next test runs against this variant)",
-)
 _XFAIL["all-flipped"] = _XFAIL["no-file-ref-rewrite"]
 # all-flipped with file references rewritten: every other open behaviour at once must pass.
 
@@ -78,6 +71,12 @@ async def test_samples_migrate_exactly_once_in_every_variant(tmp_path: Path, var
         assert len(ledger) == landed, "the second run imported something again"
         assert Counter(e["name"] for e in ledger) == Counter(d.name for d in docs)
         assert len({e["idempotency_key"] for e in ledger}) == len(ledger)
+        if variant == "no-versions-list":
+            # Planned from the listing's versions (issue 23): the report says what it could not see.
+            assert again.notices and all("answered 404" in n for n in again.notices), again.notices
+            checked = await verify_tenants(env.settings, [str(SAMPLES)])
+            assert all(i.status == "verified" for i in checked.items), checked.to_json()
+            assert any("read the listing instead" in n for n in checked.notices)
 
 
 @pytest.mark.parametrize("variant", [*FakeConfig.variants(), ALL_BUT_FILE_REFS])
@@ -116,12 +115,9 @@ async def test_migrated_samples_back_up_diff_and_roll_back_in_every_variant(
         drifted = {w.name for w in cells if w.status != IN_SYNC}
         if variant in ("no-file-ref-rewrite", "all-flipped"):
             assert drifted  # dangling file references (spec §9.1)
-        elif variant == "no-workflow-definition-block":
-            # The one sample whose block adds something (its own description, a category): an
-            # old-shape export never shows it, so it is in sync only where the content-hash cache
-            # remembers what was sent (doctor's profile will tell, issue 23 #4).
-            assert drifted <= {"Refund Request Intake"}
         else:
+            # An old-shape export never shows the one sample's block (its own description, a
+            # category): diff compares the source as such an export shows it (issue 23).
             assert not drifted, [(w.name, w.status, w.reason) for w in cells if w.status != IN_SYNC]
         if variant == "no-versions-list":
             assert all("answered 404" in (w.reason or "") for w in cells), cells

@@ -56,6 +56,26 @@ LINKAGE_KEYS = frozenset(
 WORKFLOW_DEFINITION = "workflow_definition"
 WORKFLOW_DEFINITION_KEYS = frozenset({"name", "description", "category", "ui_page_roles"})
 
+# §9.13 [I]: the camelCase trigger keys an SDK-typed import sends, and their snake_case names
+# (the fake's CAMEL_TRIGGERS). One fact in two spellings: where only the camelCase one is given,
+# the canonical form reads it as the snake_case key (and migrator sends it so spelled, which
+# a tenant keeps whether or not it knows the camelCase one); where both are, the snake_case wins.
+CAMEL_TRIGGERS = (
+    ("calloutTrigger", "callout_trigger"),
+    ("ondemandTrigger", "ondemand_trigger"),
+    ("scheduledTrigger", "scheduled_trigger"),
+)
+
+
+def snake_case_triggers(workflow: Mapping[str, Any]) -> dict[str, Any]:
+    """The trigger keys given only in camelCase, by their snake_case names ({} for none)."""
+    return {
+        snake: workflow[camel]
+        for camel, snake in CAMEL_TRIGGERS
+        if camel in workflow and snake not in workflow
+    }
+
+
 # Of what import keeps, the fields the server owns or computes; they differ between a source and
 # what landed, so the canonical form leaves them out too (spec §4.2, §4.3, §4.6).
 _WORKFLOW_SERVER = frozenset(
@@ -97,8 +117,10 @@ _ASIDE_TYPES = (dict, list, float)
 _VALIDATED_TASK_KEYS = frozenset({"id", "task_id"})
 
 
-def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes]) -> bytes:
+def _workflow_body(workflow: Mapping[str, Any], aside: list[bytes], camel: bool = True) -> bytes:
     body = {k: v for k, v in workflow.items() if k in _WORKFLOW_KEEP}
+    if camel:
+        body.update(snake_case_triggers(workflow))
     kept_aside = []
     for key, value in workflow.items():
         # An empty container or 0.0 can be neither too deep nor a huge integer: not worth a check.
@@ -343,7 +365,7 @@ def _no_label(index: int) -> bytes:
     return b""
 
 
-def _canon(data: Mapping[str, Any]) -> _Canon:
+def _canon(data: Mapping[str, Any], *, block: bool = True, camel: bool = True) -> _Canon:
     tasks: list[Mapping[str, Any]] = data["tasks"]
     linkages: list[Mapping[str, Any]] = data["linkages"]
     pos = {t["id"]: i for i, t in enumerate(tasks)}
@@ -495,13 +517,13 @@ def _canon(data: Mapping[str, Any]) -> _Canon:
     # so older hashes stay valid.
     extra_bytes = b"{}"
     if len(data) != 3:
-        block = definition_block(data)
-        if block:
-            extra_bytes = _dumps({WORKFLOW_DEFINITION: block})
+        kept = definition_block(data) if block else {}
+        if kept:
+            extra_bytes = _dumps({WORKFLOW_DEFINITION: kept})
         top_aside = [v for k, v in data.items() if k not in _TOP_KEYS]
         if top_aside:
             aside.append(_dumps(top_aside))
-    workflow_bytes = _workflow_body(data["workflow"], aside)
+    workflow_bytes = _workflow_body(data["workflow"], aside, camel)
     # The bytes orjson.dumps(canonical form, OPT_SORT_KEYS) would give, assembled directly from the
     # already-serialised parts (keys are written in sorted order).
     link_part = b",".join(
@@ -548,14 +570,38 @@ def definition_block(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def unknown_keys(data: Mapping[str, Any]) -> list[str]:
+    """The keys of a document that import drops by §3.6 [Z] (and so the canonical form leaves
+    out), as `workflow.<key>`, `tasks[].<key>`, `linkages[].<key>` or a top-level key; sorted,
+    each once. A tenant that keeps unknown keys (doctor's `keeps_unknown_keys`) keeps these too,
+    but migrator does not compare them: a change in only these is not seen as a change."""
+    found: set[str] = set()
+    known = {WORKFLOW_DEFINITION, *_TOP_KEYS}
+    found.update(k for k in data if k not in known)
+    workflow = data.get("workflow")
+    if isinstance(workflow, Mapping):
+        camel = {c for c, _ in CAMEL_TRIGGERS}
+        found.update(f"workflow.{k}" for k in workflow if k not in WORKFLOW_KEYS and k not in camel)
+    for part, keys in (("tasks", TASK_KEYS), ("linkages", LINKAGE_KEYS)):
+        records = data.get(part)
+        if isinstance(records, list):
+            for r in records:
+                if isinstance(r, Mapping):
+                    found.update(f"{part}[].{k}" for k in r if k not in keys)
+    return sorted(found)
+
+
 def canonical_form(data: Mapping[str, Any]) -> Any:
     """The id-free, order-free comparison form of a validated document (plain JSON values)."""
     return orjson.loads(_canon(data).payload)
 
 
-def canonical_hash(data: Mapping[str, Any]) -> str:
-    """Hex sha256 of the canonical form: equal for documents that differ only in ids and order."""
-    return hashlib.sha256(_canon(data).payload).hexdigest()
+def canonical_hash(data: Mapping[str, Any], *, block: bool = True, camel: bool = True) -> str:
+    """Hex sha256 of the canonical form: equal for documents that differ only in ids and order.
+    `block=False`: the hash as an export without `workflow_definition` can show the document
+    (an old-shape tenant, issue 23): its block left out. `camel=False`: camelCase trigger keys
+    dropped as unknown, as releases before issue 23 did (core/legacy_identity only)."""
+    return hashlib.sha256(_canon(data, block=block, camel=camel).payload).hexdigest()
 
 
 def canonical_task_order(data: Mapping[str, Any]) -> list[int]:

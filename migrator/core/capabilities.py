@@ -69,10 +69,16 @@ FALLBACKS: dict[tuple[str, str], str] = {
         for command in ("migrate", "plan")
         for endpoint in ("describe", "custom-objects")
     },
-    # issue 23 #5: without a versions list backup and diff read the listing instead, and a
-    # rollback switches the definitions it created off (deleting needs the list as proof).
-    ("backup", "versions"): _LISTED,
-    ("diff", "versions"): _LISTED,
+    # issue 23: without a versions list backup, diff, plan, verify and migrate read the listing
+    # instead, activate finds a version among those the definition shows, and a rollback
+    # switches the definitions it created off (deleting needs the list as proof).
+    **{
+        (command, "versions"): _LISTED
+        for command in ("backup", "diff", "plan", "verify", "migrate")
+    },
+    ("activate", "versions"): (
+        "finds a version among the active and latest inactive versions its listing entry shows"
+    ),
     ("rollback", "versions"): "switches the definitions it created off instead of deleting them",
 }
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from migrator.core.canonical import canonical_hash
+from migrator.core.canonical import WORKFLOW_DEFINITION, canonical_hash
 from migrator.core.diff import Comparison, Difference, compare_workflows
 from migrator.core.plan import TargetDefinition, TargetVersion
 from migrator.core.versions import is_valid_version, version_key
@@ -211,7 +211,10 @@ def compare_pair(
         if needs_export(source, held.content_hash):
             raise ValueError(f"the document of {name!r} is needed: its content hash differs")
         return WorkflowDrift(name, IN_SYNC, wid, version)
-    if canonical_hash(source) == canonical_hash(held.data):
+    # An export without a `workflow_definition` block (an old-shape tenant, issue 23) cannot
+    # show one: the source is compared as such an export would show it.
+    shows_block = WORKFLOW_DEFINITION in held.data
+    if canonical_hash(source, block=shows_block) == canonical_hash(held.data):
         return WorkflowDrift(name, IN_SYNC, wid, version)
     comparison = compare_workflows(source, held.data)
     return WorkflowDrift(

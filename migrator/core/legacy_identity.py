@@ -190,11 +190,27 @@ def every_key_hash(data: Mapping[str, Any]) -> str:
 
 def kept_keys_hash(data: Mapping[str, Any]) -> str:
     """The content hash of releases from 8196df9 until `workflow_definition` counted."""
-    return canonical_hash({k: v for k, v in data.items() if k != WORKFLOW_DEFINITION})
+    return canonical_hash({k: v for k, v in data.items() if k != WORKFLOW_DEFINITION}, camel=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# "snake-triggers": from issue 23 until camelCase trigger keys counted (issue 23, second part),
+# a camelCase trigger (`calloutTrigger`) was dropped like any unknown key. The live code with
+# `camel=False` is byte-for-byte that release (the mapping is the only change).
+
+
+def snake_triggers_hash(data: Mapping[str, Any]) -> str:
+    """The content hash of releases from issue 23 until camelCase triggers counted."""
+    return canonical_hash(data, camel=False)
 
 
 # Newest first. Each is computed only for documents a journal's unmatched items name.
 LEGACY_IDENTITIES: tuple[LegacyIdentity, ...] = (
+    LegacyIdentity(
+        name="snake-triggers",
+        releases="issue 23 until camelCase trigger keys counted (they were dropped)",
+        key=snake_triggers_hash,
+    ),
     LegacyIdentity(
         name="kept-keys",
         releases="8196df9 until issue 23 (the workflow_definition block did not count)",

@@ -74,8 +74,12 @@ def listing_spelling(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def unseen_versions_note(definition_id: int, entry: Mapping[str, Any]) -> str:
-    """What a reader of `entry` in place of the versions list could not see (issue 23 #5)."""
+def unseen_versions_note(
+    definition_id: int, entry: Mapping[str, Any], *, asked: bool = True
+) -> str:
+    """What a reader of `entry` in place of the versions list could not see (issue 23 #5);
+    `asked=False` when the request was not sent because the saved tenant profile says the
+    tenant has no versions list."""
     inactive = len(inactive_versions(entry))
     active = "its active version" if active_version(entry) is not None else "no active version"
     more = (
@@ -83,7 +87,12 @@ def unseen_versions_note(definition_id: int, entry: Mapping[str, Any]) -> str:
         if inactive >= MAX_INACTIVE_SHOWN
         else "; an older tenant may show fewer versions than it has"
     )
+    why = (
+        "answered 404"
+        if asked
+        else "is missing on this tenant (the saved doctor profile says so; not asked)"
+    )
     return (
-        f"GET /workflows/{definition_id}/versions answered 404: read the listing instead"
+        f"GET /workflows/{definition_id}/versions {why}: read the listing instead"
         f" ({active}, {inactive} inactive version{'s' if inactive != 1 else ''} shown){more}"
     )

@@ -6,7 +6,7 @@ without a profile behaves correctly by looking things up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -97,3 +97,51 @@ def merged(newer: TenantProfile, older: TenantProfile | None) -> TenantProfile:
         if value is None:
             values[name] = getattr(older, name)
     return TenantProfile(**values)
+
+
+# ---- what the commands do with it (issue 23: each learned item is used) ------------------------
+
+
+def versions_list_missing(profile: TenantProfile | None) -> bool:
+    """The tenant is known to answer 404 for every `GET /workflows/{id}/versions`: the commands
+    read the listing's versions without asking (no wasted request per definition)."""
+    return profile is not None and profile.versions_list is False
+
+
+def exports_lack_block(profile: TenantProfile | None, seen: Collection[bool] = ()) -> bool:
+    """The tenant's exports never show a `workflow_definition` block (the old shape, §3.5):
+    what this run's exports showed (`seen`: whether each carried one) when it read any, else
+    the saved profile's `export_has_workflow_definition = false`. Then a document is compared
+    by the hash of what such an export can show (its block left out), so a block that adds
+    something does not make it look changed on every run the cache does not remember."""
+    if seen:
+        return True not in seen
+    return profile is not None and profile.export_has_workflow_definition is False
+
+
+def listing_order_unstable(profile: TenantProfile | None) -> bool:
+    """The same listing request lists another order on this tenant (doctor's `pagination`): a
+    walk over the pages may miss a definition, so a name it did not list is looked up by name
+    before the plan creates it (one request per such name, never a duplicate definition)."""
+    return profile is not None and profile.listing_order_stable is False
+
+
+def uncompared_keys_note(
+    profile: TenantProfile | None, tenant: str, found: Mapping[str, Collection[str]]
+) -> str | None:
+    """On a tenant that keeps keys import should drop (doctor's `keeps_unknown_keys`), one note
+    naming the documents found identical whose unknown keys were not compared (`found`:
+    source → its unknown keys), so a change in only those is not silently called "identical";
+    None elsewhere, or when there are none."""
+    if profile is None or profile.keeps_unknown_keys is not True or not found:
+        return None
+    keys = sorted({k for ks in found.values() for k in ks})
+    shown = ", ".join(keys[:5]) + (f", … ({len(keys)} keys)" if len(keys) > 5 else "")
+    sources = sorted(found)
+    where = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
+    return (
+        f"{tenant}: this tenant keeps keys import should drop (doctor: keeps_unknown_keys), and"
+        f" {len(sources)} document(s) found identical carry some ({shown}) that are not"
+        f" compared: a change in only those is not sent ({where}); change another field, or"
+        " import by hand, to send it"
+    )

@@ -13,7 +13,13 @@ from typing import Any
 
 import orjson
 
-from migrator.core.canonical import FILE_REF_BYTES, MERGE, MERGE_PARAMS, canonical_task_order
+from migrator.core.canonical import (
+    FILE_REF_BYTES,
+    MERGE,
+    MERGE_PARAMS,
+    canonical_task_order,
+    snake_case_triggers,
+)
 from migrator.core.document import EXECUTE_WORKFLOW, ExportDocument
 
 # The payload's workflow.id is cosmetic: the server assigns the real one [Z]; it only has to match
@@ -343,6 +349,9 @@ def prepare_for_import(
 
     workflow = dict(data["workflow"])
     workflow["id"] = COSMETIC_WORKFLOW_ID
+    # A trigger given only in camelCase (an SDK-typed export, §9.13) is sent snake_case too, the
+    # spelling every tenant keeps; the canonical form counts the two as one fact.
+    workflow.update(snake_case_triggers(workflow))
     workflow.pop("merge_task_ids", None)
     wparams = workflow.get("parameters")
     if isinstance(wparams, dict) and "merge_task_ids" in wparams:

@@ -156,9 +156,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 # Every open behaviour played the other way at once, plus §3.6's dropping: the harshest tenant.
 # Left out: the named defaults, one of two ways to play the same switch, a tenant without a
-# versions list (migrate blocks a workflow it cannot read the versions of: issue 23 #5 covers
-# backup and diff only), and the old export shape (a document whose `workflow_definition` block
-# adds something never looks landed there: see tests/test_variants_e2e.py).
+# versions list (every command copes by reading the listing, issue 23, but a rollback there
+# switches off instead of deleting, which the rollback tests of all-flipped do not expect), and
+# the old export shape (its own variant covers it).
 VARIANTS["all-flipped"] = {
     k: v
     for name, knobs in VARIANTS.items()

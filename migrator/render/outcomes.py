@@ -40,6 +40,8 @@ def render_verify(report: Report) -> str:
             f"  {i.status:<8} {i.tenant}: {i.workflow_name or i.source}"
             f"{f' ({i.source})' if i.workflow_name else ''}: {i.error or i.reason or ''}"
         )
+    # What it could not see (a tenant without a versions list, issue 23).
+    lines += [f"note: {notice}" for notice in report.notices]
     tenants, total, ok = _totals(report)
     verdict = "ok" if total > 0 and ok == total else "attention needed"
     lines.append(f"migrator verify: {verdict}: {ok} of {total} verified across {tenants} tenant(s)")

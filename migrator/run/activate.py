@@ -6,7 +6,7 @@ records the active one, tenant by tenant or wave by wave. Each switch is an `Act
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -295,8 +295,32 @@ async def plan_one(client: ZuoraClient, target: Target) -> Activation | ItemOutc
     version_id = int_or_none(st.target_version_id)
     if version_id is None:  # e.g. an import recovered from an unanswered request
         # What the answer shows first (either spelling), then the versions list.
-        listed = [v for v in shown_versions(definition) if str(v.get("version")) == st.version]
-        for v in listed or await client.list_versions(def_id):
+        listed: Sequence[Mapping[str, Any]] = [
+            v for v in shown_versions(definition) if str(v.get("version")) == st.version
+        ]
+        if not listed:
+            try:
+                listed = await client.list_versions(def_id)
+            except ZuoraError as exc:
+                if exc.status != 404:
+                    raise
+                # No versions list (issue 23): its listing entry shows the latest inactive ones.
+                listed = [
+                    v
+                    for entry in (await client.list_workflows(name=st.name) if st.name else [])
+                    if int_or_none(entry.get("id")) == def_id
+                    for v in shown_versions(entry)
+                    if str(v.get("version")) == st.version
+                ]
+                if not listed:
+                    return _out(
+                        st,
+                        "failed",
+                        error=f"version {st.version} is not among the versions definition"
+                        f" {def_id} or its listing entry shows, and GET"
+                        f" /workflows/{def_id}/versions answered 404",
+                    )
+        for v in listed:
             if str(v.get("version")) == st.version:
                 version_id = int_or_none(v.get("id"))
         if version_id is None:

@@ -27,10 +27,11 @@ import structlog
 from migrator import __version__
 from migrator.core.config import Settings
 from migrator.core.errors import JournalError, ZuoraError
-from migrator.core.listing import active_version, shown_versions, unseen_versions_note
+from migrator.core.listing import active_version
 from migrator.core.retry import classify
 from migrator.core.versions import is_valid_version, version_key
 from migrator.run.context import choose_tenants, run_clients
+from migrator.run.target import definition_versions
 from migrator.store import lock as lock_mod
 from migrator.store.files import fsync_dir, write_atomic
 from migrator.store.snapshot import (
@@ -191,16 +192,9 @@ async def _targets(
                 def_id, name, _int(active.get("id"), "version id", tenant), active["version"], True
             )
         ]
-    try:
-        versions: Sequence[Mapping[str, Any]] = await client.list_versions(def_id)
-    except ZuoraError as exc:
-        if exc.status != 404:
-            raise
-        versions = shown_versions(definition)
-        if notices is not None:
-            notices.append(
-                f"workflow {def_id} ({name!r}): {unseen_versions_note(def_id, definition)}"
-            )
+    versions, note = await definition_versions(client, def_id, definition)
+    if note is not None and notices is not None:
+        notices.append(f"workflow {def_id} ({name!r}): {note}")
     rows: list[_Target] = []
     for v in versions:
         text = v.get("version")

@@ -23,6 +23,7 @@ from migrator import __version__
 from migrator.core.config import Settings, TenantConfig
 from migrator.core.errors import JournalError, MigratorError
 from migrator.run.tenant import tenant_fingerprint
+from migrator.store.profiles import load_profile
 from migrator.zuora import ZuoraClient, close_session, open_session
 
 
@@ -97,12 +98,18 @@ async def run_clients(
     stopping: anyio.Event | None = None,
 ) -> AsyncIterator[RunClients]:
     """Open the run's session (inside the running loop) with a client per tenant, each handed
-    the run's stop event; the session is closed, shielded, however the run ends."""
+    the run's stop event and the tenant's saved doctor profile; the session is closed,
+    shielded, however the run ends."""
     session = open_session(settings)
     try:
         yield RunClients(
             session,
-            {t.name: ZuoraClient(t, session, settings, stopping=stopping) for t in tenants},
+            {
+                t.name: ZuoraClient(
+                    t, session, settings, stopping=stopping, profile=load_profile(settings, t)
+                )
+                for t in tenants
+            },
         )
     finally:
         await close_session(session)

@@ -38,7 +38,7 @@ from migrator.core.drift import (
     needs_export,
 )
 from migrator.core.errors import AuthError, InputError, MigratorError, ZuoraError, single_failure
-from migrator.core.listing import active_version, shown_versions, unseen_versions_note
+from migrator.core.listing import active_version
 from migrator.core.payload import callee_ids, tenant_payload
 from migrator.core.plan import (
     SourceDoc,
@@ -51,9 +51,10 @@ from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.run.context import choose_tenants, unknown_tenant
 from migrator.run.inputs import read_live_sources, read_sources
 from migrator.run.references import read_schema
-from migrator.run.target import for_each_definition, listed_id
+from migrator.run.target import definition_versions, for_each_definition, listed_id
 from migrator.run.tenant import source_index
 from migrator.store.cache import TenantCache, open_cache
+from migrator.store.profiles import load_profile
 from migrator.store.workspace import Workspace
 from migrator.zuora import ZuoraClient, close_session, open_session
 
@@ -173,7 +174,9 @@ async def _diff_all(
     columns: dict[str, TenantDrift] = {}
 
     async def one(tenant: TenantConfig) -> None:
-        client = ZuoraClient(tenant, session, settings, stopping=stopping)
+        client = ZuoraClient(
+            tenant, session, settings, stopping=stopping, profile=load_profile(settings, tenant)
+        )
         cache = cache_for(tenant) if cache_for is not None else None
         try:
             notes: dict[int, str] = {}
@@ -222,16 +225,11 @@ async def read_tenant(
             return
         # An entry without an integer id fails this tenant's cells with one line (issue 21 #5).
         def_id = listed_id(entry, name, client.tenant.name)
-        try:
-            listed: Sequence[Mapping[str, Any]] = await client.list_versions(def_id)
-        except ZuoraError as exc:
-            if exc.status != 404:
-                raise
-            # No versions list on this tenant (issue 23 #5): what the listing shows is enough to
-            # compare the running version; say what was not seen.
-            listed = shown_versions(entry)
-            if notes is not None:
-                notes[def_id] = unseen_versions_note(def_id, entry)
+        # No versions list on this tenant (issue 23 #5): what the listing shows is enough to
+        # compare the running version; the note says what was not seen.
+        listed, note = await definition_versions(client, def_id, entry)
+        if note is not None and notes is not None:
+            notes[def_id] = note
         active = active_version(entry)
         definition = TargetDefinition(
             id=def_id,

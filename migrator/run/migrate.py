@@ -248,14 +248,15 @@ async def _migrate(
         log.debug("tenant failed", tenant=run.tenant.name, error=str(exc))
 
     async def plan_one(tenant: TenantConfig) -> None:
-        client = ZuoraClient(tenant, session, settings, stopping=stopping)
+        profile = load_profile(settings, tenant)
+        client = ZuoraClient(tenant, session, settings, stopping=stopping, profile=profile)
         progress.clients[tenant.name] = client
         run = TenantRun(
             tenant,
             client,
             progress.tenant(tenant.name),
             parts,
-            profile=load_profile(settings, tenant),
+            profile=profile,
             cache=cache.for_tenant(tenant) if cache is not None else None,
         )
         runs[tenant.name] = run

@@ -13,7 +13,7 @@ from dataclasses import replace
 import anyio
 import anyio.lowlevel
 
-from migrator.core.canonical import canonical_hash
+from migrator.core.canonical import canonical_hash, unknown_keys
 from migrator.core.config import TenantConfig
 from migrator.core.document import ExportDocument
 from migrator.core.errors import InputError
@@ -26,6 +26,11 @@ from migrator.core.plan import (
     TenantPlan,
     plan_tenant,
     resolve_in,
+)
+from migrator.core.profile import (
+    exports_lack_block,
+    listing_order_unstable,
+    uncompared_keys_note,
 )
 from migrator.core.references import TenantSchema, check, missing_lines
 from migrator.run.history import _NO_PRIOR, prior_states
@@ -102,14 +107,25 @@ class TenantPlanning(TenantState):
         def note_unreadable(workflow: str, _id: int, why: str) -> None:
             unreadable.setdefault(workflow, why)
 
+        shapes: set[bool] = set()
         await read_target(
             self.client,
             NameSet(lambda n: n in callee_names or self.store.has_name(n)),
             lambda d: self.store.add_target(name, d),
             hash_names=NameSet(lambda n: not settled(n)),
             on_unreadable=note_unreadable,
+            # No versions list (issue 23): planned from the listing's versions, said in the report.
+            on_listed=lambda workflow, _id, note: self.notes.append(
+                f"{name}: workflow {workflow!r}: {note}"
+            ),
             cache=self.cache,
+            shapes=shapes,
+            confirm=(lambda: list(self.store.names()))
+            if listing_order_unstable(self.profile)
+            else None,
         )
+        # An old-shape tenant's exports never show `workflow_definition` (issue 23).
+        bare = exports_lack_block(self.profile, shapes)
         self.target = target
         self.target_fingerprint = target_fingerprint(target)
         schema: TenantSchema | None = None
@@ -118,6 +134,7 @@ class TenantPlanning(TenantState):
             self.progress.phase = "reading data model"
             schema = await read_schema(self.client, self.store.all_references, self.cache)
         unchecked: dict[str, int] = {}
+        uncompared: dict[str, list[str]] = {}  # source → unknown keys not compared (issue 23)
         options = PlanOptions(
             retry_failed=self.options.retry_failed,
             strict=self.options.strict,
@@ -157,17 +174,22 @@ class TenantPlanning(TenantState):
             # where that payload is known now (callees already in the tenant), plan again
             # comparing it with the target, so that identical content is skipped in the plan as
             # in the run.
-            payload_keys = await self._payload_keys(plan)
+            payload_keys = await self._payload_keys(plan, bare=bare)
             if payload_keys:
                 plan = plan_with(payload_keys)
             if unreadable:
                 plan = _block_unreadable(plan, unreadable, name)
+            if self.profile is not None and self.profile.keeps_unknown_keys:
+                await self._uncompared(plan, uncompared)
             for group in plan.groups:
                 self.store.add_group(name, ord, group)
                 ord += 1
                 total += len(group.items)
             self.problems.extend(plan.problems)
             await anyio.lowlevel.checkpoint()  # other tenants plan meanwhile
+        note = uncompared_keys_note(self.profile, name, uncompared)
+        if note is not None:
+            self.notes.append(note)
         for why, count in sorted(unchecked.items()):
             self.notes.append(
                 f"{name}: {count} reference(s) not checked: {why} (docs/references.md)"
@@ -203,12 +225,14 @@ class TenantPlanning(TenantState):
                 out[key] = lines
         return out
 
-    async def _payload_keys(self, plan: TenantPlan) -> dict[str, str]:
-        """Payload hashes of the new versions whose payload is not their own content."""
+    async def _payload_keys(self, plan: TenantPlan, *, bare: bool = False) -> dict[str, str]:
+        """Payload hashes of the new versions whose payload is not their own content; with
+        `bare` (the tenant's exports never show `workflow_definition`), of every new version
+        too, as such an export can show it (a document without a block keeps its own)."""
         out: dict[str, str] = {}
         for item in plan.items:
             doc = item.doc
-            if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted):
+            if item.action is not Action.NEW_VERSION or not (doc.calls or doc.substituted or bare):
                 continue
             targets = planned_callee_ids(item.call_targets, self._definition_id)
             if any(v is None for v in targets.values()):
@@ -221,14 +245,33 @@ class TenantPlanning(TenantState):
                 resolved: dict[int, int] = resolved,
                 tenant: TenantConfig = self.tenant,
             ) -> str:
-                return canonical_hash(tenant_payload(fetch(), resolved, tenant))
+                return canonical_hash(tenant_payload(fetch(), resolved, tenant), block=not bare)
 
             try:
                 # A big document takes milliseconds to parse and hash: off the loop.
-                out[doc.key] = await anyio.to_thread.run_sync(payload_hash)
+                digest = await anyio.to_thread.run_sync(payload_hash)
             except InputError:
                 continue  # reported when it is sent
+            if digest != doc.key or doc.calls or doc.substituted:
+                out[doc.key] = digest
         return out
+
+    async def _uncompared(self, plan: TenantPlan, into: dict[str, list[str]]) -> None:
+        """The unknown keys of the documents this plan found identical on the target (a tenant
+        that keeps them: they were not compared)."""
+        for item in plan.items:
+            if item.action is Action.SKIP and item.recorded:
+                fetch = self.store.locate(item.doc)
+
+                def keys_of(fetch: Callable[[], ExportDocument] = fetch) -> list[str]:
+                    return unknown_keys(fetch().data)
+
+                try:
+                    found = await anyio.to_thread.run_sync(keys_of)
+                except InputError:
+                    continue
+                if found:
+                    into[item.doc.source] = found
 
     def _unbound(
         self, values: Mapping[str, tuple[tuple[str, str, str], ...]]

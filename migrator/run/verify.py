@@ -99,6 +99,7 @@ async def _verify_all(
     callee_names = {c.workflow_name for d in store.callers() for c in d.calls if c.workflow_name}
     wanted = NameSet(lambda n: n in callee_names or store.has_name(n))
     cache = await anyio.to_thread.run_sync(lambda: open_cache(settings, enabled=use_cache))
+    notices: list[str] = []
     try:
 
         async def one(tenant: TenantConfig) -> None:
@@ -115,6 +116,10 @@ async def _verify_all(
                     wanted,
                     lambda d: store.add_target(tenant.name, d),
                     on_unreadable=note_unreadable,
+                    # No versions list (issue 23): judged from the listing's versions, said once.
+                    on_listed=lambda name, _id, note: notices.append(
+                        f"{tenant.name}: workflow {name!r}: {note}"
+                    ),
                     cache=cache.for_tenant(tenant) if cache is not None else None,
                 )
             except (ZuoraError, InputError) as exc:
@@ -145,7 +150,7 @@ async def _verify_all(
     for outcome in unreadable_outcomes(store.errors, [t.name for t in chosen], verified=False):
         store.add_outcome(outcome)
     store.flush()
-    return verify_report(OutcomeLog(store))
+    return verify_report(OutcomeLog(store), sorted(notices))
 
 
 def _check_unused(store: Workspace, chosen: Sequence[TenantConfig]) -> None:
@@ -257,9 +262,12 @@ def _judge(
     )
 
 
-def verify_report(items: Sequence[ItemOutcome]) -> Report:
-    """A report in verify's words: its statuses, and ok only when every item is verified."""
-    return Report(items=items, statuses=VERIFY_STATUSES, failures=VERIFY_FAILURES)
+def verify_report(items: Sequence[ItemOutcome], notices: Sequence[str] = ()) -> Report:
+    """A report in verify's words: its statuses, and ok only when every item is verified;
+    `notices`: what it could not see (a tenant without a versions list)."""
+    return Report(
+        items=items, statuses=VERIFY_STATUSES, failures=VERIFY_FAILURES, notices=tuple(notices)
+    )
 
 
 def all_verified(report: Report) -> bool:

@@ -27,6 +27,7 @@ from migrator.core.errors import ProtocolError, ZuoraError
 from migrator.core.logs import redact_text
 from migrator.core.pacing import AdaptiveLimit, Pacer
 from migrator.core.paging import MAX_PAGES, PAGE_LENGTH, ListingStopped
+from migrator.core.profile import TenantProfile, versions_list_missing
 from migrator.core.retry import (
     Action,
     Decision,
@@ -119,10 +120,14 @@ class ZuoraClient:
         run_id: str | None = None,
         auth: TokenCache | None = None,
         stopping: anyio.Event | None = None,
+        profile: TenantProfile | None = None,
     ) -> None:
         """`stopping` is the run's first-Ctrl-C event: once set, no call waits any longer on a
-        pause or a backoff (it fails as retryable, keeping its in-doubt flag)."""
+        pause or a backoff (it fails as retryable, keeping its in-doubt flag). `profile` is what
+        `migrator doctor --save` learned about the tenant: requests it proves useless are not
+        sent (`versions_list = false`)."""
         self.tenant = tenant
+        self.profile = profile
         self._session = session
         self._settings = settings
         self._clock = clock
@@ -207,8 +212,21 @@ class ZuoraClient:
             raise
         return self._object(body, "GET", path)
 
+    @property
+    def asks_versions_list(self) -> bool:
+        """False when the saved profile says the tenant has no versions list (issue 23)."""
+        return not versions_list_missing(self.profile)
+
     async def list_versions(self, definition_id: int) -> list[dict[str, Any]]:
+        """§3.8. On a tenant whose saved profile says the versions list is missing, the 404 it
+        would answer, without the request: every caller reads the listing then."""
         path = f"/workflows/{int(definition_id)}/versions"
+        if not self.asks_versions_list:
+            raise ZuoraError(
+                f"GET {path}: missing on this tenant (doctor's saved profile), not asked",
+                status=404,
+                tenant=self.tenant.name,
+            )
         return self._list_field(await self._call("GET", path, shape=list_shape), "GET", path)
 
     async def export_workflow(
