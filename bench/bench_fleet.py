@@ -18,7 +18,12 @@ three times and the fastest counts. Every run gets a fresh fake in a subprocess 
 10 s, 40 ± 20 ms latency, answers counted per tenant; the token endpoint keeps its real 60 s
 window). The fake counts token answers too, so a 429 there shows.
 
+`--cpu` measures only the lone tenant and the fleet as migrator is, and prints the client's and
+the fake's CPU time per request (the figure to compare changes by on a loaded machine);
+`--profile DIR` profiles one run per fleet, client and fake (cProfile, CPU time).
+
     .venv/bin/python -m bench.bench_fleet [--fleet 20x20 --fleet 50x10 ...] [--quick]
+                                          [--cpu | --profile DIR]
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ class Run:
     cpu_s: float  # the client process's CPU time during the run (the fake's is not counted)
     token_429: int
     api_429: int
+    requests: int = 0  # every answer the fake gave the client: all tenants' API calls and tokens
+    cpu_ms_per_request: float = 0.0  # the client's CPU ÷ requests
+    fake_cpu_s: float = 0.0  # the fake's CPU time during the run (its own process)
 
 
 @contextmanager
@@ -83,7 +91,13 @@ def tokens_as_before() -> Iterator[None]:
 
 
 async def run_fleet(
-    setup: Setup, corpus: str, cache_dir: str, *, per_minute: int | None, before: bool
+    setup: Setup,
+    corpus: str,
+    cache_dir: str,
+    *,
+    per_minute: int | None,
+    before: bool,
+    profile: str | None = None,
 ) -> Run:
     from migrator.core.config import Secret, Settings, TenantConfig
     from migrator.core.profile import TenantProfile
@@ -113,10 +127,12 @@ async def run_fleet(
                 TenantProfile(import_response_id="definition", rewrite_file_refs=True),
             )
         options = MigrateOptions(sources=[corpus])
-        with tokens_as_before() if before else _nothing():
+        fake_cpu = (await bench_requests.bench_get(url, "cpu"))["cpu_s"]
+        with tokens_as_before() if before else _nothing(), _profiled(profile):
             started, cpu = time.perf_counter(), time.process_time()
             report = await migrate(settings, options)
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        fake_cpu = (await bench_requests.bench_get(url, "cpu"))["cpu_s"] - fake_cpu
         stats = await bench_requests.bench_get(url, "stats")
     bad = [o for o in report.items if o.status != "imported"]
     if bad:
@@ -124,6 +140,9 @@ async def run_fleet(
     names = {t for t, _, _ in credentials(setup)}
     answers = {who: s["status"] for who, s in stats.items() if who in names}
     busiest = max(sum(c.values()) for c in answers.values())
+    requests = sum(sum(c.values()) for who, c in answers.items()) + sum(
+        stats.get("(token)", {}).get("status", {}).values()
+    )
     limit = (
         "90/min, burst 10 (before)"
         if before
@@ -140,6 +159,9 @@ async def run_fleet(
         cpu_s=round(cpu, 2),
         token_429=int(stats.get("(token)", {}).get("status", {}).get("429", 0)),
         api_429=sum(int(c.get("429", 0)) for c in answers.values()),
+        requests=requests,
+        cpu_ms_per_request=round(1000 * cpu / requests, 3),
+        fake_cpu_s=round(fake_cpu, 2),
     )
 
 
@@ -148,13 +170,31 @@ def _nothing() -> Iterator[None]:
     yield
 
 
+@contextmanager
+def _profiled(path: str | None) -> Iterator[None]:
+    """cProfile of the client's event-loop thread (CPU time, not wall: a loaded machine's waits
+    would swamp it) dumped to `path`; nothing when `path` is None."""
+    if path is None:
+        yield
+        return
+    import cProfile
+
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
 def per_ip_floor(tenants: int, allowance: int, lone_s: float) -> float:
     """The earliest the last tenant can finish: its token comes with the last batch the allowance
     lets out, `(⌈T ÷ allowance⌉ - 1)` minutes in, then it does one tenant's work."""
     return (math.ceil(tenants / allowance) - 1) * 60.0 + lone_s
 
 
-def measure(tenants: int, docs: int, tmp: str) -> dict[str, Any]:
+def measure(tenants: int, docs: int, tmp: str, *, cpu_only: bool = False) -> dict[str, Any]:
     setup = Setup(tenants=1, rpm=600, latency=0.04, jitter=0.02, docs=docs)
     corpus = Path(tmp, f"corpus-{docs}")
     if not corpus.exists():
@@ -173,6 +213,8 @@ def measure(tenants: int, docs: int, tmp: str) -> dict[str, Any]:
     ]
     if tenants > PER_IP:
         variants.append((fleet, PER_IP, False, 1))
+    if cpu_only:  # the lone tenant and the fleet as migrator is, best of three each
+        variants = [(setup, None, False, REPEAT), (fleet, None, False, REPEAT)]
     runs: list[Run] = []
     for n, (s, per_minute, before, repeat) in enumerate(variants):
         tries = [
@@ -207,15 +249,71 @@ def format_run(r: Run, lone: Run) -> str:
     )
 
 
-def run(fleets: tuple[tuple[int, int], ...] = FLEETS) -> dict[str, Any]:
+def run(fleets: tuple[tuple[int, int], ...] = FLEETS, *, cpu_only: bool = False) -> dict[str, Any]:
     from migrator.core import logs
 
     logs.configure("console", level="warning")
     out: dict[str, Any] = {"per_ip": PER_IP, "fleets": []}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         for tenants, docs in fleets:
-            out["fleets"].append(measure(tenants, docs, tmp))
+            out["fleets"].append(measure(tenants, docs, tmp, cpu_only=cpu_only))
     return out
+
+
+def profile(fleets: tuple[tuple[int, int], ...], out: str) -> None:
+    """One run of each fleet as migrator is, the client's loop thread and the fake profiled
+    (cProfile, CPU time) into `out`/client-TxD.prof and fake-TxD.prof; the top of each printed."""
+    import os
+    import pstats
+
+    from migrator.core import logs
+
+    logs.configure("console", level="warning")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+        for tenants, docs in fleets:
+            setup = Setup(tenants=tenants, rpm=600, latency=0.04, jitter=0.02, docs=docs)
+            corpus = Path(tmp, f"corpus-{docs}")
+            if not corpus.exists():
+                corpus.mkdir()
+                for file_name, raw in generate(docs, seed=setup.seed):
+                    (corpus / file_name).write_bytes(raw)
+            client = str(Path(out, f"client-{tenants}x{docs}.prof").resolve())
+            fake = str(Path(out, f"fake-{tenants}x{docs}.prof").resolve())
+            os.environ["BENCH_PROFILE_FAKE"] = fake
+            try:
+                r = asyncio.run(
+                    run_fleet(
+                        setup,
+                        str(corpus),
+                        f"{tmp}/cache-{tenants}",
+                        per_minute=None,
+                        before=False,
+                        profile=client,
+                    )
+                )
+            finally:
+                del os.environ["BENCH_PROFILE_FAKE"]
+            print(format_run(r, r))
+            for path in (client, fake):
+                print(f"--- {path} (CPU time, by own time)")
+                pstats.Stats(path).sort_stats("tottime").print_stats(25)
+
+
+CPU_HEADER = (
+    f"{'tenants':>7} {'docs':>4} {'requests':>8} {'wall s':>7} {'÷ lone':>7} "
+    f"{'client cpu s':>12} {'client ms/req':>13} {'fake cpu s':>10} {'fake ms/req':>11}"
+)
+
+
+def format_cpu(r: dict[str, Any], lone: dict[str, Any]) -> str:
+    ratio = r["per_request_s"] / lone["per_request_s"]
+    fake_ms = 1000 * r["fake_cpu_s"] / r["requests"]
+    return (
+        f"{r['tenants']:>7} {r['docs']:>4} {r['requests']:>8} {r['wall_s']:>7.2f} {ratio:>7.2f} "
+        f"{r['cpu_s']:>12.2f} {r['cpu_ms_per_request']:>13.3f} {r['fake_cpu_s']:>10.2f} "
+        f"{fake_ms:>11.3f}"
+    )
 
 
 def goals(results: dict[str, Any]) -> list[str]:
@@ -268,8 +366,32 @@ def main(argv: list[str]) -> int:
         help="TENANTSxDOCS, repeatable (default: 20x20, 50x10, 200x5)",
     )
     p.add_argument("--quick", action="store_true", help="5x10 and 20x5 only")
+    p.add_argument(
+        "--cpu",
+        action="store_true",
+        help="CPU per request only: the lone tenant and the fleet as migrator is (best of 3 "
+        "each), the client's and the fake's CPU time ÷ the requests the fake answered",
+    )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="one run per fleet with the client and the fake under cProfile (CPU time), "
+        "dumped into DIR",
+    )
     args = p.parse_args(argv)
     fleets = tuple(args.fleet) if args.fleet else QUICK_FLEETS if args.quick else FLEETS
+    if args.profile:
+        profile(fleets, args.profile)
+        return 0
+    if args.cpu:
+        print(HEADER)
+        results = run(fleets, cpu_only=True)
+        print(CPU_HEADER)
+        for fleet in results["fleets"]:
+            lone, *rest = fleet["runs"]
+            for r in (lone, *rest):
+                print(format_cpu(r, lone))
+        return 0
     print(HEADER)
     results = run(fleets)
     print("\n".join(["| measure | goal | measured | met |", "| --- | --- | --- | --- |"]))

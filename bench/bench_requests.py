@@ -94,6 +94,8 @@ def instrument(setup: Setup) -> None:
                 for who, s in stats.items()
             }
             return web.json_response(body)
+        if request.path == "/_bench/cpu":  # the fake's CPU seconds so far (bench_fleet)
+            return web.json_response({"cpu_s": time.process_time()})
         if request.path == "/_bench/reset":
             stats.clear()
             self.calls.clear()
@@ -123,9 +125,22 @@ async def _serve_forever(setup: Setup) -> None:
     from migrator.fake import serve
 
     instrument(setup)
+    profile = os.environ.get("BENCH_PROFILE_FAKE")  # a path: cProfile (CPU time) dumped there
+    if profile:
+        import cProfile
+        import signal
+
+        profiler = cProfile.Profile(time.thread_time)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with serve(fake_config(setup)) as fake:
         print(f"listening on {fake.base_url}", flush=True)
-        await asyncio.Event().wait()
+        if not profile:
+            await asyncio.Event().wait()
+        profiler.enable()
+        await stop.wait()
+        profiler.disable()
+        profiler.dump_stats(profile)
 
 
 @asynccontextmanager

@@ -88,8 +88,8 @@ def _main(argv: Sequence[str] | None) -> int:
         handler: Callable[[argparse.Namespace], int] = args.func
         return handler(args)
     except MigratorError as exc:
-        # Errors quote paths, tenant and workflow names: one line, no control character.
-        print(f"migrator: error: {logs.printable(logs.redact_text(str(exc)))}", file=sys.stderr)
+        # Errors quote paths, tenant and workflow names: say() escapes and redacts them.
+        logs.say(f"migrator: error: {exc}")
         return EXIT_FATAL
     except BaseExceptionGroup as group:
         # anyio task groups wrap what they raise (an unknown --tenant, a locked journal): a
@@ -100,7 +100,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if not leaves or not all(isinstance(e, MigratorError) for e in leaves):
             raise
         for text in dict.fromkeys(logs.redact_text(str(e)) for e in leaves):
-            print(f"migrator: error: {logs.printable(text)}", file=sys.stderr)
+            logs.say(f"migrator: error: {text}")
         return EXIT_FATAL
 
 

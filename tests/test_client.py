@@ -123,6 +123,29 @@ async def test_import_sends_params_key_and_gzipped_body() -> None:
     assert orjson.loads(script.bodies[0]) == payload
 
 
+async def test_an_import_given_serialised_sends_those_bytes() -> None:
+    """An import given its payload already serialised (as tenants sharing a prepared payload
+    do) sends exactly those bytes, gzipped when large, plain JSON when small."""
+    script = Script()
+
+    async def handler(request: web.Request) -> web.Response:
+        await script.record(request)
+        return json_response({"id": 7, "version": request.query.get("version")})
+
+    big = orjson.dumps({"workflow": {"name": "Big", "description": "y" * 20_000}, "tasks": []})
+    small = b'{"workflow":{"name":"Small"},"tasks":[]}'
+    routes = [
+        ("POST", "/workflows/import", handler),
+        ("POST", "/workflows/7/versions/import", handler),
+    ]
+    async with client_for(routes, script) as (client, script, _):
+        await client.import_workflow(big, version="1", activate=False, idempotency_key="k1")
+        await client.import_version(7, small, version="2", activate=False, idempotency_key="k2")
+    assert script.requests[0].headers["Content-Encoding"] == "gzip"
+    assert "Content-Encoding" not in script.requests[1].headers
+    assert script.bodies == [big, small]
+
+
 async def test_import_version_and_update_workflow() -> None:
     """Version import and PATCH reach their documented paths with the key and a small plain-JSON body."""
     script = Script()

@@ -20,12 +20,13 @@ pytestmark = pytest.mark.anyio
 
 async def test_disk_full_stops_the_run_with_one_journal_error(tmp_path: Path) -> None:
     """When fsync fails mid-run (disk full), migrate raises a JournalError, not an exception group; every item the journal calls done did land, and nothing landed without a durable intent."""
-    calls = {"n": 0}
     durable: list[bytes] = []  # the journal's bytes at each fsync that succeeded
 
     def flaky_fsync(fd: int) -> None:
-        calls["n"] += 1
-        if calls["n"] > 24:  # past the run's head: some imports are done by then
+        # The disk fills at the first fsync after two imports are durably committed: counted
+        # from the journal's bytes, not from fsync calls, whose number depends on how group
+        # commit batches records under the machine's load.
+        if durable and durable[-1].count(b'"type":"committed"') >= 2:
             raise OSError(28, "No space left on device")
         os.fsync(fd)
         durable.append(path.read_bytes())

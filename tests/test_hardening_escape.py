@@ -15,8 +15,9 @@ import structlog
 from migrator.cli import main
 from migrator.core import logs
 from migrator.core.logs import printable
-from migrator.core.report import ItemOutcome, Report, render_items, render_table, summary_line
+from migrator.core.report import ItemOutcome, Report
 from migrator.fake import FakeConfig, FaultConfig
+from migrator.render.outcomes import render_items, render_table, summary_line
 from migrator.run.migrate import MigrateOptions, migrate
 from migrator.run.progress import progress_lines
 from tests.builders import small_export

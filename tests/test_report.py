@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from migrator.core.report import ItemOutcome, Report, render_items, render_table, summary_line
+from migrator.core.report import ItemOutcome, Report
+from migrator.render.outcomes import render_items, render_table, summary_line
 
 
 def items() -> tuple[ItemOutcome, ...]:

@@ -151,3 +151,31 @@ async def test_substitution_table_rewrites_what_lands_and_strict_passes(tmp_path
         )
         assert [i.status for i in again.items] == ["skipped"]
         assert all_verified(await verify_tenants(env.settings, [str(BOUND)], ["tenant-1"]))
+
+
+async def test_tenants_with_different_tables_each_land_their_own_values(tmp_path: Path) -> None:
+    """Tenants of one run share a prepared payload only when it would be the same: two tenants
+    with different substitution tables each land their own values."""
+    other = {
+        old: new.replace("e", "f").replace("(production)", "(staging)")
+        for old, new in TABLE.items()
+    }
+    tables = {"tenant-1": TABLE, "tenant-2": other}
+    async with running_fake(substitutions=tables) as env:
+        report = await migrate(
+            env.settings,
+            MigrateOptions(sources=[str(BOUND), str(CLEAN)], tenants=["tenant-1", "tenant-2"]),
+        )
+        assert report.ok, report.to_json()
+        landed = {
+            (i.tenant, i.workflow_name): json.dumps(
+                env.fake.state.export(i.tenant, i.target_workflow_id, i.version)
+            )
+            for i in report.items
+        }
+        assert {i.status for i in report.items} == {"imported"}
+        for tenant, table in tables.items():
+            text = landed[(tenant, NAME)]
+            assert all(new in text for new in table.values()), tenant
+            assert 'Northwind EU"' not in text
+        assert landed[("tenant-1", NAME)] != landed[("tenant-2", NAME)]

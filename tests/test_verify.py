@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from migrator.core.config import Secret
-from migrator.core.report import render_table
 from migrator.fake import ApiError, FakeConfig
+from migrator.render.outcomes import render_table
 from migrator.run.inputs import read_sources
 from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions

@@ -1,4 +1,5 @@
-"""What the subcommands share: common options, settings loading, report writing, signal handling.
+"""What the subcommands share: settings loading, signal handling, running a pipeline that gives a
+report and saying it (options are `_options.py`'s).
 
 Also the exit codes: 0 nothing failed; 1 some item failed, was blocked or is left for another run;
 2 usage, configuration or fatal error (journal, lock).
@@ -23,39 +24,6 @@ from migrator.store.files import write_atomic
 
 EXIT_OK, EXIT_ITEMS, EXIT_FATAL = 0, 1, 2
 T = TypeVar("T")
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        index_s, count_s = text.split("/")
-        index, count = int(index_s), int(count_s)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected I/N, e.g. 1/4") from None
-    if not 1 <= index <= count:
-        raise argparse.ArgumentTypeError("expected 1 <= I <= N")
-    return index, count
-
-
-def _common(
-    p: argparse.ArgumentParser,
-    *,
-    config: bool = True,
-    quiet_help: str = "only warnings and errors on stderr",
-) -> None:
-    if config:
-        p.add_argument(
-            "--config", required=True, metavar="FILE", help="TOML file with [tenants.NAME] tables"
-        )
-    p.add_argument(
-        "--log-format",
-        choices=("console", "json"),
-        default="console",
-        help="log lines for people or machines",
-    )
-    p.add_argument(
-        "--debug", action="store_true", help="log every request attempt (secrets stay redacted)"
-    )
-    p.add_argument("--quiet", action="store_true", help=quiet_help)
 
 
 def log_level(args: argparse.Namespace) -> str:
@@ -90,17 +58,17 @@ def run_with_signals(fn: Callable[..., Awaitable[T]], *, abortable: bool = False
                         async for _ in signals:
                             if not stopping.is_set():
                                 stopping.set()
-                                print(
+                                logs.say(
                                     "migrator: stopping: finishing requests in flight, taking no new work "
                                     "(press Ctrl-C again to stop at once; running the same command again resumes)",
-                                    file=sys.stderr,
+                                    level="warning",
                                 )
                             elif abortable and not aborting.is_set():
                                 aborting.set()
-                                print(
+                                logs.say(
                                     "migrator: stopping at once: cancelling requests in flight, "
                                     "writing what is known",
-                                    file=sys.stderr,
+                                    level="warning",
                                 )
                             else:
                                 tg.cancel_scope.cancel()
@@ -116,6 +84,21 @@ def run_with_signals(fn: Callable[..., Awaitable[T]], *, abortable: bool = False
         return result[0]
 
     return anyio.run(runner, backend="asyncio")
+
+
+def report_command(
+    args: argparse.Namespace,
+    pipeline: Callable[[Settings, anyio.Event], Awaitable[Report]],
+    render: Callable[[Report], str],
+    *,
+    ok: Callable[[Report], bool] = lambda report: report.ok,
+) -> int:
+    """The life of a command that gives a report: settings, the pipeline under the signal
+    handling, the report where it was asked for; 0 when `ok`, 1 otherwise."""
+    settings = _settings(args)
+    report = run_with_signals(lambda stopping: pipeline(settings, stopping))
+    emit_report(args, report, render)
+    return EXIT_OK if ok(report) else EXIT_ITEMS
 
 
 def emit_report(args: argparse.Namespace, report: Report, render: Callable[[Report], str]) -> None:
@@ -136,12 +119,3 @@ def _write_report(path: str, data: bytes | Iterable[bytes]) -> None:
         write_atomic(path, data, mode=0o600)
     except OSError as exc:
         raise MigratorError(f"{path}: cannot write the report: {exc.strerror}") from None
-
-
-def _no_cache(p: argparse.ArgumentParser) -> None:
-    """`--no-cache`, on every command that reads targets."""
-    p.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="neither read nor fill the content-hash cache: export every version compared",
-    )

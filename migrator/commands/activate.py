@@ -5,17 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-import anyio
-
-from migrator.commands._common import (
-    EXIT_ITEMS,
-    EXIT_OK,
-    _common,
-    _settings,
-    emit_report,
-    run_with_signals,
-)
-from migrator.core.report import Report
+from migrator.commands import _options as opt
+from migrator.commands._common import report_command
 from migrator.render.help import described
 from migrator.render.outcomes import render_activate
 from migrator.run.activate import activate_from_journal
@@ -41,33 +32,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.set_defaults(func=cmd_activate)
-    _common(p)
-    p.add_argument(
-        "--journal", required=True, metavar="FILE", help="the journal of the migration to switch on"
-    )
-    p.add_argument(
-        "--tenant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="tenant to switch on (repeatable; default: every tenant in the journal)",
-    )
-    p.add_argument(
-        "--dry-run", action="store_true", help="show what would be switched on, change nothing"
-    )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--report", metavar="FILE", help="write the JSON report here")
+    opt.logging(p)
+    opt.journal(p, "the journal of the migration to switch on", required=True)
+    opt.tenants(p, "tenant to switch on (repeatable; default: every tenant in the journal)")
+    opt.dry_run(p, "show what would be switched on, change nothing")
+    opt.json(p)
+    opt.report(p)
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
     """0 nothing failed, 1 something did; configuration and journal errors raise (exit 2)."""
-    settings = _settings(args)
-
-    async def go(stopping: anyio.Event) -> Report:
-        return await activate_from_journal(
+    return report_command(
+        args,
+        lambda settings, stopping: activate_from_journal(
             settings, args.journal, args.tenant, dry_run=args.dry_run, stopping=stopping
-        )
-
-    report = run_with_signals(go)
-    emit_report(args, report, render_activate)
-    return EXIT_OK if report.ok else EXIT_ITEMS
+        ),
+        render_activate,
+    )

@@ -10,7 +10,8 @@ import anyio
 import orjson
 import structlog
 
-from migrator.commands._common import _common, _settings, run_with_signals
+from migrator.commands import _options as opt
+from migrator.commands._common import _settings, run_with_signals
 from migrator.core.errors import MigratorError
 from migrator.core.logs import printable, redact_text
 from migrator.render.help import described
@@ -47,8 +48,8 @@ def add_backup_parser(sub: Any) -> None:
             example="migrator backup --config migrator.toml --tenant prod-eu --out backups/ --keep 14",
         ),
     )
-    _common(p, quiet_help="only warnings and errors; no summary line when all went well")
-    p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to back up")
+    opt.logging(p, quiet_help="only warnings and errors; no summary line when all went well")
+    opt.one_tenant(p, "the tenant to back up")
     p.add_argument("--out", required=True, metavar="DIR", help="folder that holds the snapshots")
     p.add_argument(
         "--all-versions", action="store_true", help="every version, not only the active one"
@@ -57,7 +58,7 @@ def add_backup_parser(sub: Any) -> None:
     p.add_argument(
         "--keep", type=_positive, metavar="N", help="keep only the newest N snapshots of the tenant"
     )
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    opt.json(p, "print the result as one JSON object")
     p.set_defaults(func=cmd_backup, command="backup")
 
 

@@ -15,13 +15,8 @@ import time
 import anyio
 import orjson
 
-from migrator.commands._common import (
-    _common,
-    _no_cache,
-    _settings,
-    _write_report,
-    run_with_signals,
-)
+from migrator.commands import _options as opt
+from migrator.commands._common import _settings, _write_report, run_with_signals
 from migrator.core.drift import DriftReport
 from migrator.core.errors import MigratorError
 from migrator.core.logs import redact_text
@@ -51,30 +46,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.set_defaults(func=cmd_diff)
-    p.add_argument(
-        "sources",
-        nargs="*",
-        metavar="SOURCE",
-        help="export files, directories or snapshots (or none, with --from-tenant)",
+    opt.sources(p, "export files, directories or snapshots (or none, with --from-tenant)")
+    opt.logging(p)
+    opt.tenants(p, "tenant to compare (repeatable; default: all but --from-tenant)")
+    opt.from_tenant(
+        p, "compare with this tenant's active versions instead of files (sandbox vs production)"
     )
-    _common(p)
-    p.add_argument(
-        "--tenant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="tenant to compare (repeatable; default: all but --from-tenant)",
-    )
-    p.add_argument(
-        "--from-tenant",
-        metavar="NAME",
-        help="compare with this tenant's active versions instead of files (sandbox vs production)",
-    )
-    p.add_argument("--json", action="store_true", help="print the matrix as JSON on stdout")
+    opt.json(p, "print the matrix as JSON on stdout")
     p.add_argument(
         "--html", metavar="FILE", help="write the matrix as one self-contained HTML page"
     )
-    _no_cache(p)
+    opt.no_cache(p)
 
 
 def check_writable(path: str) -> None:

@@ -10,16 +10,14 @@ import argparse
 
 import orjson
 
-from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common, _settings, run_with_signals
-from migrator.core.capabilities import NOT_USABLE
-from migrator.core.config import Settings
-from migrator.core.doctor import LEASE_SECONDS, render_lines
+from migrator.commands import _options as opt
+from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _settings, run_with_signals
+from migrator.core.doctor import LEASE_SECONDS
 from migrator.core.errors import MigratorError
-from migrator.core.logs import printable
-from migrator.core.profile import merged
+from migrator.render.doctor import render_doctor
 from migrator.render.help import described
-from migrator.run.doctor import DoctorResult, run_doctor
-from migrator.store.profiles import load_profile, save_profile
+from migrator.run.doctor import run_doctor
+from migrator.run.doctor_profile import save_learned
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,8 +39,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             example="migrator doctor --config migrator.toml --tenant staging --write --save",
         ),
     )
-    _common(p)
-    p.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to probe")
+    opt.logging(p)
+    opt.one_tenant(p, "the tenant to probe")
     p.add_argument(
         "--write",
         action="store_true",
@@ -56,11 +54,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="with --write, leave alone a throwaway of another doctor run younger than this"
         " (default 15)",
     )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help='print {"checks": [...], "commands": [...], "profile": {...}}',
-    )
+    opt.json(p, 'print {"checks": [...], "commands": [...], "profile": {...}}')
     p.add_argument("--save", action="store_true", help="store the profile where migrate finds it")
     p.set_defaults(func=cmd_doctor)
 
@@ -79,53 +73,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     result = run_with_signals(
         lambda _stopping: run_doctor(settings, tenant, write=args.write, lease=lease)
     )
-    saved = _save(settings, args.tenant, result) if args.save else None
+    saved = save_learned(settings, args.tenant, result) if args.save else None
     if args.json:
         data = result.to_json()
         if args.save:
             data["saved"] = saved  # null: not saved, a check failed
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     else:
-        print(f"doctor {printable(tenant.name)} ({printable(tenant.base_url)})")
-        for line in render_lines(result.checks):
-            print(printable(line))
-        if result.commands:
-            print("commands:")
-            for verdict in result.commands:
-                print(f"  {printable(verdict.line())}")
-        print("profile:")
-        for key, value in result.profile.to_json().items():
-            if key != "format":
-                shown = "not learned" if value is None else str(value)
-                print(f"  {printable(key)}: {printable(shown)}")
-        if saved is not None:
-            print(f"profile saved to {printable(saved)}")
-        elif args.save:
-            print("profile not saved: a check failed")
-        print(f"migrator doctor: {printable(_verdict(result))}")
+        print(render_doctor(result, tenant, saved=saved, save=args.save))
     return EXIT_OK if result.usable else EXIT_ITEMS
-
-
-def _verdict(result: DoctorResult) -> str:
-    if not result.reliable:
-        return "not usable: a check failed"
-    broken = [v.command for v in result.commands if v.verdict == NOT_USABLE]
-    if broken:
-        return "not usable for " + ", ".join(broken)
-    return "usable"
-
-
-def _save(settings: Settings, name: str, result: DoctorResult) -> str | None:
-    """Store the profile over the saved one (what this run did not learn is kept); nothing is
-    saved when a check failed: such a run taught nothing reliable. (A command that cannot work
-    is itself something learned: `versions_list = false` is saved.)"""
-    if not result.reliable:
-        return None
-    tenant = settings.tenants[name]
-    profile = merged(result.profile, load_profile(settings, tenant))
-    try:
-        return str(save_profile(settings, tenant, profile))
-    except OSError as exc:
-        raise MigratorError(
-            f"cannot save the tenant profile: {exc.strerror} ({exc.filename})"
-        ) from None

@@ -13,9 +13,10 @@ from collections.abc import Iterable
 
 import orjson
 
-from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common
-from migrator.core.logs import printable
+from migrator.commands import _options as opt
+from migrator.commands._common import EXIT_ITEMS, EXIT_OK
 from migrator.render.help import described
+from migrator.render.ids import render_ids
 from migrator.run.ids import ID_FIELDS, IdRow, id_rows
 
 
@@ -41,20 +42,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     s.set_defaults(func=cmd_ids)
-    s.add_argument("--journal", required=True, metavar="FILE", help="the journal of the runs")
-    s.add_argument(
-        "--tenant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this tenant (repeatable; default: every tenant the journal names)",
-    )
+    opt.journal(s, "the journal of the runs", required=True)
+    opt.tenants(s, "only this tenant (repeatable; default: every tenant the journal names)")
     form = s.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help='print {"tenants": {NAME: [ {…}, … ]}}')
     form.add_argument(
         "--csv", action="store_true", help="print CSV, one row per (tenant, document)"
     )
-    _common(s, config=False)
+    opt.logging(s, config=False)
 
 
 def cmd_ids(args: argparse.Namespace) -> int:
@@ -96,22 +91,6 @@ def _csv(rows: Iterable[IdRow]) -> bool:
 
 
 def _text(rows: Iterable[IdRow]) -> bool:
-    complete = True
-    header = f"{'tenant':<16} {'name':<32} {'version':<10} {'source id':>10} {'definition':>10} {'version id':>10}  source"
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        complete = complete and row.complete
-        lines.append(
-            f"{row.tenant:<16} {row.name or '':<32} {row.version or '':<10} "
-            f"{_id(row.source_version_id):>10} {_id(row.target_definition_id):>10} "
-            f"{_id(row.target_version_id):>10}  {row.source or ''}"
-        )
-    if len(lines) == 2:
-        lines.append("(the journal records no imported document)")
-    # Names and sources come from documents: every human line through printable().
-    print("\n".join(printable(line) for line in lines))
-    return complete
-
-
-def _id(value: int | None) -> str:
-    return "-" if value is None else str(value)
+    kept = list(rows)
+    print(render_ids(kept))
+    return all(row.complete for row in kept)

@@ -6,25 +6,23 @@ Prints the table and the summary line; exit 1 when any item is left undone.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 import anyio
 
+from migrator.commands import _options as opt
 from migrator.commands._common import (
     EXIT_ITEMS,
     EXIT_OK,
-    _common,
-    _no_cache,
     _settings,
-    _shard,
     _write_report,
     log_level,
     run_with_signals,
 )
+from migrator.core import logs
 from migrator.core.errors import MigratorError
-from migrator.core.report import render_items, render_table, summary_line
 from migrator.render.help import described
+from migrator.render.outcomes import render_migrate
 from migrator.run.migrate import migrate
 from migrator.run.options import Activation, MigrateOptions, Progress
 from migrator.run.progress import show_progress
@@ -54,29 +52,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     m.set_defaults(func=cmd_migrate)
-    m.add_argument(
-        "sources",
-        nargs="*",
-        metavar="SOURCE",
-        help="export files (.json, .json.gz), directories or snapshots",
-    )
-    _common(m)
-    m.add_argument(
-        "--tenant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="target tenant (repeatable; default: all)",
-    )
-    m.add_argument(
-        "--from-tenant",
-        metavar="NAME",
-        help="read the sources live from this tenant instead of files",
-    )
-    m.add_argument(
-        "--journal", metavar="FILE", help="JSONL journal: run the same command again to resume"
-    )
-    m.add_argument("--report", metavar="FILE", help="write the JSON report here")
+    opt.sources(m, "export files (.json, .json.gz), directories or snapshots")
+    opt.logging(m)
+    opt.tenants(m, "target tenant (repeatable; default: all)")
+    opt.from_tenant(m)
+    opt.journal(m, "JSONL journal: run the same command again to resume")
+    opt.report(m)
     act = m.add_mutually_exclusive_group()
     act.add_argument("--activate", action="store_true", help="make every imported version active")
     act.add_argument(
@@ -84,11 +65,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=("never", "always", "match"),
         help="never (default), always, or match the source",
     )
-    m.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="read the targets, change nothing, report what would be done",
-    )
+    opt.dry_run(m, "read the targets, change nothing, report what would be done")
     m.add_argument(
         "--verify",
         action="store_true",
@@ -99,17 +76,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="send again only the items the journal records as failed",
     )
-    m.add_argument(
-        "--strict",
-        action="store_true",
-        help="refuse documents with tenant-specific values no substitution covers",
-    )
-    m.add_argument(
-        "--shard",
-        type=_shard,
-        metavar="I/N",
-        help="work only on this deterministic share of the tenants",
-    )
+    opt.strict(m, "refuse documents with tenant-specific values no substitution covers")
+    opt.shard(m, "work only on this deterministic share of the tenants")
     m.add_argument(
         "--plan",
         metavar="FILE",
@@ -121,7 +89,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="auto",
         help="live progress on stderr",
     )
-    _no_cache(m)
+    opt.no_cache(m)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -157,11 +125,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     report = run_with_signals(go, abortable=True)
     if args.report:
         _write_report(args.report, report.chunks())
-    if options.dry_run:
-        print(render_items(report.items))
-        print()
-    print(render_table(report))
-    print(summary_line(report))
+    print(render_migrate(report, dry_run=options.dry_run))
     if report.interrupted:
-        print("migrator: stopped early; run the same command again to finish", file=sys.stderr)
+        logs.say("migrator: stopped early; run the same command again to finish", level="warning")
     return EXIT_OK if report.ok else EXIT_ITEMS

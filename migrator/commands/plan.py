@@ -7,27 +7,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import anyio
 
+from migrator.commands import _options as opt
 from migrator.commands._common import (
     EXIT_ITEMS,
     EXIT_OK,
-    _common,
-    _no_cache,
     _settings,
-    _shard,
     _write_report,
     run_with_signals,
 )
-from migrator.core.config import TenantConfig
 from migrator.core.errors import MigratorError
-from migrator.core.logs import printable
-from migrator.core.report import render_items, render_table
-from migrator.core.rollout import RolloutConfig, assign_waves
 from migrator.render.help import described
+from migrator.render.outcomes import render_plan
 from migrator.run.migrate import migrate, select_tenants
 from migrator.run.options import MigrateOptions
 from migrator.store.planfile import plan_file_chunks
@@ -53,58 +47,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.set_defaults(func=cmd_plan)
-    p.add_argument(
-        "sources",
-        nargs="*",
-        metavar="SOURCE",
-        help="export files (.json, .json.gz), directories or snapshots",
-    )
-    _common(p)
-    p.add_argument(
-        "--tenant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="target tenant to plan for (repeatable; default: all)",
-    )
-    p.add_argument(
-        "--from-tenant",
-        metavar="NAME",
-        help="read the sources live from this tenant instead of files",
-    )
-    p.add_argument(
-        "--journal", metavar="FILE", help="take an existing journal into account (read only)"
-    )
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="count tenant-specific values no substitution covers as blocking problems",
-    )
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    opt.sources(p, "export files (.json, .json.gz), directories or snapshots")
+    opt.logging(p)
+    opt.tenants(p, "target tenant to plan for (repeatable; default: all)")
+    opt.from_tenant(p)
+    opt.journal(p, "take an existing journal into account (read only)")
+    opt.strict(p, "count tenant-specific values no substitution covers as blocking problems")
+    opt.json(p, "print the plan as JSON")
     p.add_argument(
         "--out", metavar="FILE", help="save the plan; `migrate --plan FILE` applies exactly it"
     )
-    p.add_argument(
-        "--shard",
-        type=_shard,
-        metavar="I/N",
-        help="plan only this deterministic share of the tenants (as `migrate --shard`)",
-    )
-    _no_cache(p)
-
-
-def render_waves(rollout: RolloutConfig, tenants: Sequence[TenantConfig]) -> str:
-    """The selected tenants' waves, in the order `migrate` runs them."""
-    lines = [
-        f"rollout: {len(rollout.waves)} wave(s) configured; a wave halts the rollout when more "
-        f"than {rollout.failure_tolerance} of its tenants fail"
-        + ("; a halt rolls that wave back" if rollout.rollback_on_halt else "")
-    ]
-    for wave in assign_waves(rollout, [t.name for t in tenants]):
-        lines.append(f"  {wave.label}: {', '.join(wave.tenants)}")
-    for name, smoke in sorted(rollout.smoke.items()):
-        lines.append(f"  smoke run after each wave: {name!r} (timeout {smoke.timeout_s:g} s)")
-    return "\n".join(printable(line) for line in lines)
+    opt.shard(p, "plan only this deterministic share of the tenants (as `migrate --shard`)")
+    opt.no_cache(p)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -132,9 +86,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for chunk in report.chunks():
             sys.stdout.write(chunk.decode())
     else:
-        print(render_items(report.items))
-        print()
-        print(render_table(report))
-        if settings.rollout is not None:
-            print(render_waves(settings.rollout, select_tenants(settings, options)))
+        chosen = select_tenants(settings, options) if settings.rollout is not None else ()
+        print(render_plan(report, settings.rollout, chosen))
     return EXIT_OK if report.ok else EXIT_ITEMS

@@ -6,19 +6,9 @@ render/outcomes.py says it).
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-import anyio
-
-from migrator.commands._common import (
-    EXIT_ITEMS,
-    EXIT_OK,
-    _common,
-    _settings,
-    emit_report,
-    run_with_signals,
-)
-from migrator.core.report import Report
+from migrator.commands import _options as opt
+from migrator.commands._common import report_command
 from migrator.render.help import described
 from migrator.render.outcomes import render_rollback
 from migrator.run.rollback import rollback_from_journal
@@ -45,20 +35,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.set_defaults(func=cmd_rollback)
-    _common(p)
-    p.add_argument(
-        "--journal", required=True, metavar="FILE", help="the journal of the runs to roll back"
-    )
-    p.add_argument(
-        "--tenant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="tenant to roll back (repeatable; default: every tenant in the journal)",
-    )
-    p.add_argument(
-        "--dry-run", action="store_true", help="show what would be put back, change nothing"
-    )
+    opt.logging(p)
+    opt.journal(p, "the journal of the runs to roll back", required=True)
+    opt.tenants(p, "tenant to roll back (repeatable; default: every tenant in the journal)")
+    opt.dry_run(p, "show what would be put back, change nothing")
     p.add_argument(
         "--delete-created",
         action="store_true",
@@ -70,17 +50,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="put back also definitions whose active version changed since the rollout",
     )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--report", metavar="FILE", help="write the JSON report here")
+    opt.json(p)
+    opt.report(p)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """0 nothing failed or was left alone (or nothing to roll back), 1 something was; bad input
     raises (exit 2)."""
-    settings = _settings(args)
-
-    async def go(stopping: anyio.Event) -> Any:
-        return await rollback_from_journal(
+    return report_command(
+        args,
+        lambda settings, stopping: rollback_from_journal(
             settings,
             args.journal,
             args.tenant,
@@ -88,8 +67,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             delete_created=args.delete_created,
             force=args.force,
             stopping=stopping,
-        )
-
-    report: Report = run_with_signals(go)
-    emit_report(args, report, render_rollback)
-    return EXIT_OK if report.ok else EXIT_ITEMS
+        ),
+        render_rollback,
+    )

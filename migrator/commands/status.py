@@ -9,7 +9,8 @@ import argparse
 
 import orjson
 
-from migrator.commands._common import EXIT_ITEMS, EXIT_OK, _common
+from migrator.commands import _options as opt
+from migrator.commands._common import EXIT_ITEMS, EXIT_OK
 from migrator.render.help import described
 from migrator.render.status import render_status
 from migrator.run.status import is_settled, status_data
@@ -20,14 +21,15 @@ def journal_status(path: str, *, as_json: bool = False) -> tuple[str, bool]:
     data = status_data(path)
     if as_json:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), is_settled(data)
-    return render_status(data), is_settled(data)
+    settled = is_settled(data)
+    return render_status(data, settled), settled
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `migrator status`."""
     s = sub.add_parser(
         "status",
-        help="where a journal stands: done, failed, in doubt, pending",
+        help="where a journal stands: done, failed, in doubt, deferred",
         **described(
             "Say where a run's journal stands, per tenant: done, skipped, failed (with"
             " reasons), in doubt, deferred, and what the next run of the same command would do."
@@ -41,11 +43,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     s.set_defaults(func=cmd_status)
-    s.add_argument(
-        "--journal", required=True, metavar="FILE", help="the journal of the run to describe"
-    )
-    s.add_argument("--json", action="store_true", help="print the status as JSON")
-    _common(s, config=False)
+    opt.journal(s, "the journal of the run to describe", required=True)
+    opt.json(s, "print the status as JSON")
+    opt.logging(s, config=False)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

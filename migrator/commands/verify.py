@@ -5,18 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-import anyio
-
-from migrator.commands._common import (
-    EXIT_ITEMS,
-    EXIT_OK,
-    _common,
-    _no_cache,
-    _settings,
-    emit_report,
-    run_with_signals,
-)
-from migrator.core.report import Report
+from migrator.commands import _options as opt
+from migrator.commands._common import report_command
 from migrator.render.help import described
 from migrator.render.outcomes import render_verify
 from migrator.run.verify import all_verified, verify_tenants
@@ -40,31 +30,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.set_defaults(func=cmd_verify)
-    p.add_argument(
-        "sources", nargs="+", metavar="SOURCE", help="export files, directories or snapshots"
-    )
-    _common(p)
-    p.add_argument(
-        "--tenant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="tenant to check (repeatable; default: all)",
-    )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--report", metavar="FILE", help="write the JSON report here")
-    _no_cache(p)
+    opt.sources(p, "export files, directories or snapshots", required=True)
+    opt.logging(p)
+    opt.tenants(p, "tenant to check (repeatable; default: all)")
+    opt.json(p)
+    opt.report(p)
+    opt.no_cache(p)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """0 every item verified, 1 otherwise; configuration errors raise (exit 2 in `cli.main`)."""
-    settings = _settings(args)
-
-    async def go(stopping: anyio.Event) -> Report:
-        return await verify_tenants(
+    return report_command(
+        args,
+        lambda settings, stopping: verify_tenants(
             settings, args.sources, args.tenant, use_cache=not args.no_cache, stopping=stopping
-        )
-
-    report = run_with_signals(go)
-    emit_report(args, report, render_verify)
-    return EXIT_OK if all_verified(report) else EXIT_ITEMS
+        ),
+        render_verify,
+        ok=all_verified,
+    )

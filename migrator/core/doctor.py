@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from itertools import pairwise
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,8 +18,18 @@ from migrator.core.config import LOOPBACK_HOSTS
 from migrator.core.logs import printable, redact_text
 from migrator.core.pacing import parse_ratelimit_limit
 
-PASSED, DIFFERS, FAILED, SKIPPED = "passed", "differs", "failed", "skipped"
-STATUSES = (PASSED, DIFFERS, FAILED, SKIPPED)
+
+class CheckStatus(StrEnum):
+    """What `migrator doctor` says of one check; a failed one makes the tenant unusable."""
+
+    PASSED = "passed"
+    DIFFERS = "differs"  # works, but not as the spec says: the client copes
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not learned this run (nothing to learn it from)
+
+
+PASSED, DIFFERS, FAILED, SKIPPED = (s.value for s in CheckStatus)
+STATUSES = tuple(s.value for s in CheckStatus)
 
 # Spec §1.1: Zuora's REST hosts (workflow paths go directly under them, no /v1).
 ZUORA_HOSTS: dict[str, str] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from migrator.core.canonical import WORKFLOW_DEFINITION, canonical_hash
@@ -16,12 +17,21 @@ from migrator.core.diff import Comparison, Difference, compare_workflows
 from migrator.core.plan import TargetDefinition, TargetVersion
 from migrator.core.versions import is_valid_version, version_key
 
-IN_SYNC = "in-sync"
-DRIFTED = "drifted"
-MISSING = "missing"
-EXTRA = "extra"
-FAILED = "failed"
-STATUSES = (IN_SYNC, DRIFTED, MISSING, EXTRA, FAILED)
+
+class DriftStatus(StrEnum):
+    """What `migrator diff` says of one (tenant, workflow) cell."""
+
+    IN_SYNC = "in-sync"  # the tenant's active version is what the source says
+    DRIFTED = "drifted"  # it differs (listed task by task)
+    MISSING = "missing"  # the tenant has no workflow of that name
+    EXTRA = "extra"  # the tenant has a workflow the source does not
+    FAILED = "failed"  # it could not be read or compared
+
+
+# The plain words, for keys and comparisons; a cell other than in-sync or extra fails (exit 1).
+IN_SYNC, DRIFTED, MISSING, EXTRA, FAILED = (s.value for s in DriftStatus)
+STATUSES = tuple(s.value for s in DriftStatus)
+FAILURES = (DRIFTED, MISSING, FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +143,7 @@ class DriftReport:
         (extras do not count), else 1."""
         if self.failed_sources:
             return 1
-        return 0 if all(w.status in (IN_SYNC, EXTRA) for _, w in self.cells()) else 1
+        return 1 if any(w.status in FAILURES for _, w in self.cells()) else 0
 
     def to_json(self) -> dict[str, Any]:
         """{"tenants": {"<tenant>": {"workflows": [...]}}, "failed_sources": [...]}."""

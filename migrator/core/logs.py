@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus
 
@@ -203,8 +204,25 @@ class _Stderr:
         return sys.stderr.isatty()
 
 
+_format = ["console"]  # the process's log format, as configure() set it
+
+
+def say(text: str, *, level: str = "error") -> None:
+    """A line migrator itself says on stderr (an error, a stop): as is for people; under
+    `--log-format json` one JSON object like every log line, so stderr stays machine-readable.
+    Redacted and, for people, with control characters escaped."""
+    clean = redact_text(text)
+    if _format[0] == "json":
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        line = orjson.dumps({"event": clean, "level": level, "timestamp": stamp}).decode()
+    else:
+        line = printable(clean)
+    print(line, file=sys.stderr)
+
+
 def configure(fmt: str = "console", level: str = "info", stream: TextIO | None = None) -> None:
     """Set structlog up once per process; `fmt` is "console" or "json"."""
+    _format[0] = fmt
     out: Any = stream or _Stderr()
     renderer: Any
     # JSON escapes control characters itself; the console needs them made visible.

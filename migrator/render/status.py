@@ -1,15 +1,19 @@
-"""`migrator status` for people: the journal's standing (`run/status.status_data`) as text.
-Pure: plain data in, printable lines out."""
+"""`migrator status` for people: the journal's standing (`run/status.status_data`) as text, in
+the shape of every command's outcomes (notes, counts table, listed items, verdict). Pure."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from migrator.core.logs import printable
+from migrator.render.outcomes import counts_rows, human_lines
+
+# The table's columns: run/status.Standing, in its order (render/ does not import run/).
+COLUMNS = ("done", "skipped", "failed", "in_doubt", "deferred")
 
 
-def render_status(data: dict[str, Any]) -> str:
-    """The header notes, the counts table and every listed item of a journal's standing."""
+def render_status(data: dict[str, Any], settled: bool | None = None) -> str:
+    """The header notes, the counts table (the one every command's outcomes use), every listed
+    item of a journal's standing, and (given whether it is settled) the verdict line."""
     path = data["journal"]
     no_run = not data["runs"] and not data["tenants"]
     left = {
@@ -42,13 +46,8 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append("the last run left work undone: see the table below")
     for notice in data["notices"]:
         lines.append(f"note: {notice}")
-    header = f"{'tenant':<20} {'done':>6} {'skipped':>8} {'failed':>7} {'in doubt':>9} {'deferred':>9} {'pending':>8}"
-    lines += ["", header, "-" * len(header)]
-    for tenant, t in data["tenants"].items():
-        c = t["counts"]
-        lines.append(
-            f"{printable(tenant):<20} {c['done']:>6} {c['skipped']:>8} {c['failed']:>7} {c['in_doubt']:>9} {c['deferred']:>9} {c['pending']:>8}"
-        )
+    per = {tenant: t["counts"] for tenant, t in data["tenants"].items()}
+    lines += ["", *counts_rows(per, COLUMNS, labels={"in_doubt": "in doubt"})]
     for tenant, t in data["tenants"].items():
         for kind in ("failures", "in_doubt", "deferred"):
             for it in t[kind]:
@@ -63,5 +62,19 @@ def render_status(data: dict[str, Any]) -> str:
                 f"  next run for {tenant}: "
                 + "; ".join(f"{s}: {w}" for s, w in t["next_run"].items())
             )
+    if settled is not None:
+        lines.append(status_summary(per, settled))
     # Tenant names, workflow names, sources and reasons come from documents and servers.
-    return "\n".join(printable(line) for line in lines)
+    return human_lines(lines)
+
+
+def status_summary(per: dict[str, dict[str, int]], settled: bool) -> str:
+    """The verdict line, counted from the same rows as the table above it."""
+    totals = {s: sum(row.get(s, 0) for row in per.values()) for s in COLUMNS}
+    said = ", ".join(f"{s.replace('_', ' ')} {n}" for s, n in totals.items() if n)
+    verdict = "settled" if settled else "not settled"
+    return (
+        f"migrator status: {verdict}"
+        + (f": {said}" if said else "")
+        + (f" across {len(per)} tenant(s)")
+    )

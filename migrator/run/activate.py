@@ -345,8 +345,9 @@ async def _activate_one(
             st,
             "planned",
             target_version_id=action.version_id,
-            reason=f"would activate version {st.version} ({action.before()}, definition "
-            f"{action.previous_status or 'status unknown'})",
+            # The row names the version and `planned` says it would be switched on: the reason
+            # says only what is there now (as the real run's `was: …`).
+            reason=f"was: {action.before()}, definition {action.previous_status or 'status unknown'}",
         )
     answer = await switch_on(client, journal, action)
     now = answer.get("active_version")

@@ -19,6 +19,7 @@ from migrator.core.retry import classify
 from migrator.run.change import planned_change
 from migrator.run.resolve import Pending, TenantResolution, version_in_entry
 from migrator.run.tenant import Done, GroupState, _on_target
+from migrator.store.prepared import Prepared, payload_key
 
 
 class TenantExecution(TenantResolution):
@@ -222,14 +223,18 @@ class TenantExecution(TenantResolution):
                 )
             call_targets[task_id] = callee_id
         tenant = self.tenant
+        # The same payload may have been prepared by another tenant of this run (a fleet sends
+        # the same documents): store/prepared.py.
+        shared = self.store.payloads
+        key = payload_key(item.doc.key, item.doc.source, call_targets, tenant.substitutions)
 
-        def prepared() -> tuple[dict[str, Any], str, bool]:
+        def prepared() -> Prepared:
             doc = fetch()
             payload = tenant_payload(doc, call_targets, tenant)
-            return payload, canonical_hash(payload), bool(doc.ref_tasks)
+            return shared.prepared(key, payload, canonical_hash(payload), bool(doc.ref_tasks))
 
-        # Reading, parsing, preparing and hashing a big document takes milliseconds: off the loop.
-        payload, digest, file_refs = await anyio.to_thread.run_sync(prepared)
+        ready = await shared.get_or_prepare(key, prepared)
+        payload, digest, file_refs = ready.body, ready.digest, ready.file_refs
         if digest in state.known_hashes:
             version = state.known_hashes[digest]
             if item.prior is not None and item.prior.intent is not None:

@@ -252,7 +252,7 @@ class WaveRunner:
             await self._wave_record(wave, "halted", failed=_failed_list(failed), reason=reason)
             self._show(wave, f"halted: {len(failed)} tenant(s) failed")
             self.notices.append(reason)
-            log.error("rollout halted", wave=wave.number, failed=sorted(failed))
+            log.debug("rollout halted", wave=wave.number, failed=sorted(failed))  # the note says it
             if self.rollout.rollback_on_halt:
                 await self._rollback(wave)
             for later in waves[i + 1 :]:
@@ -317,7 +317,7 @@ class WaveRunner:
         await self._wave_record(wave, "halted", failed=[], reason=reason)
         self._show(wave, f"halted: {why}")
         self.notices.append(reason)
-        log.error("rollout halted by another shard", wave=wave.number, why=why)
+        log.debug("rollout halted by another shard", wave=wave.number, why=why)  # a note says it
         await self._rollback(wave)
         for tenant in wave.tenants:
             if tenant in self.clients:
@@ -390,11 +390,12 @@ class WaveRunner:
             ok=ok,
             detail=detail,
         )
-        where = f"smoke run of {name!r} in {tenant} ({wave.label}, run {run_id})"
         if ok:
-            self.notices.append(f"{where}: passed")
+            self.notices.append(
+                f"smoke run of {name!r} in {tenant} ({wave.label}, run {run_id}): passed"
+            )
         else:
-            self.notices.append(f"{where}: FAILED: {detail}")
+            # Said once: as the report's failed row (run id and detail), not again as a note.
             self.record(
                 ItemOutcome(
                     tenant=tenant,
@@ -406,7 +407,8 @@ class WaveRunner:
                     action="smoke",
                 )
             )
-        log.info("smoke run", tenant=tenant, workflow=name, ok=ok, detail=detail)
+        # The report says it (a note or a row): the log line is for --debug only.
+        log.debug("smoke run", tenant=tenant, workflow=name, ok=ok, detail=detail)
         return ok, detail
 
     # ---- rollback on halt ----------------------------------------------------------------------

@@ -191,12 +191,17 @@ async def for_each_definition(
                 await handle(entry)
 
     with single_failure():
-        async with anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as tg, send:
             with receive:
-                for _ in range(max(TARGET_READERS, client.tenant.max_concurrency)):
-                    tg.start_soon(worker, receive.clone())
-            async with send:
+                readers = False
                 async for page in client.workflow_pages():
+                    if page and not readers:
+                        # The readers start with the first entry: an empty tenant (a
+                        # fleet's new ones) spawns none.
+                        for _ in range(max(TARGET_READERS, client.tenant.max_concurrency)):
+                            tg.start_soon(worker, receive.clone())
+                        receive.close()
+                        readers = True
                     for entry in page:
                         await send.send(entry)
 

@@ -47,6 +47,7 @@ from migrator.core.plan import (
 from migrator.core.references import Reference, relevant_references
 from migrator.core.remap import find_tenant_values
 from migrator.core.report import ItemOutcome, outcome_from_row, outcome_row
+from migrator.store.prepared import PreparedPayloads
 from migrator.store.sources import SourceItem, read_document
 from migrator.store.workspace_db import (
     _BATCH,
@@ -110,6 +111,7 @@ class Workspace:
         )
         self._outcomes: list[tuple[Any, ...]] = []
         self._doc_rows: list[tuple[Any, ...]] = []
+        self.payloads = PreparedPayloads()  # what one tenant prepared to send, for the others
         self._finalizer = weakref.finalize(self, _close, self._db, self._dir)
 
     def close(self) -> None:

@@ -60,12 +60,15 @@ def valid_track_id(value: str) -> bool:
     return bool(_TRACK_ID.match(value)) and not any(c in value for c in ":;\"'")
 
 
+_KEY = re.compile(r"[!-~]+")  # printable ASCII, no space
+
+
 def validate_idempotency_key(key: str) -> str:
     """Return the key if Zuora accepts it (1..255 printable ASCII), else raise ValueError."""
     if (
         not isinstance(key, str)
         or not 1 <= len(key) <= MAX_KEY_LENGTH
-        or not all(" " < c <= "~" for c in key)
+        or _KEY.fullmatch(key) is None
     ):
         raise ValueError("idempotency key must be 1..255 printable ASCII characters without spaces")
     return key

@@ -8,6 +8,8 @@ from __future__ import annotations
 import gzip
 import html
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -93,8 +95,36 @@ def request_headers(
 
 
 def gzip_body(raw: bytes) -> bytes:
-    """Compress a request body (sent with Content-Encoding: gzip; aiohttp's compress= is deflate)."""
-    return gzip.compress(raw, compresslevel=5)
+    """Compress a request body (sent with Content-Encoding: gzip; aiohttp's compress= is deflate).
+
+    The same body is often sent many times in a run (every tenant of a fleet imports the same
+    documents), so the last few are remembered: `_GZIP_MEMO_BYTES` of bodies, none over
+    `_GZIP_MEMO_MAX`. `mtime=0`: the output is a function of the body alone."""
+    small = len(raw) <= _GZIP_MEMO_MAX
+    if small:
+        with _gzip_lock:
+            done = _gzipped.get(raw)
+            if done is not None:
+                _gzipped.move_to_end(raw)
+                return done
+    done = gzip.compress(raw, compresslevel=5, mtime=0)
+    if small:
+        global _gzip_held
+        with _gzip_lock:
+            if raw not in _gzipped:
+                _gzipped[raw] = done
+                _gzip_held += len(raw) + len(done)
+            while _gzip_held > _GZIP_MEMO_BYTES:
+                body, out = _gzipped.popitem(last=False)
+                _gzip_held -= len(body) + len(out)
+    return done
+
+
+_GZIP_MEMO_BYTES = 4 * 1024 * 1024  # bodies and their gzip held at once
+_GZIP_MEMO_MAX = 256 * 1024  # a bigger body is compressed every time (in a worker thread)
+_gzipped: OrderedDict[bytes, bytes] = OrderedDict()
+_gzip_held = 0
+_gzip_lock = threading.Lock()
 
 
 async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -102,7 +132,7 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     length = resp.content_length
     if (
         length is not None
-        and "content-encoding" not in {k.lower() for k in resp.headers}
+        and "Content-Encoding" not in resp.headers  # case-insensitive
         and length > limit
     ):
         raise BodyTooLarge(limit)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -133,6 +134,32 @@ def test_import_leaves_the_payload_untouched() -> None:
     before = repr(doc)
     state().import_workflow("t1", doc)
     assert repr(doc) == before
+
+
+def _containers(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [value, *(c for v in value.values() for c in _containers(v))]
+    if isinstance(value, list):
+        return [value, *(c for v in value for c in _containers(v))]
+    return []
+
+
+@pytest.mark.parametrize("keep_unknown_keys", [False, True])
+def test_stored_document_shares_nothing_with_the_payload(keep_unknown_keys: bool) -> None:
+    """The stored document is a deep copy: no dict or list of it is one of the payload's, so a
+    caller changing its payload afterwards cannot change what the tenant holds."""
+    doc = sample_document()
+    doc["tasks"][0]["parameters"]["nested"] = {"list": [{"deep": "Account__4.csv"}]}
+    out = reallocate(
+        doc,
+        1,
+        "1",
+        iter(range(50, 60)).__next__,
+        rewrite_file_refs=True,
+        keep_unknown_keys=keep_unknown_keys,
+    )
+    theirs = {id(c) for c in _containers(doc)}
+    assert not [c for c in _containers(out) if id(c) in theirs]
 
 
 def test_seeded_version_without_number_goes_above_highest() -> None:
