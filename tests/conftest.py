@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,24 @@ SAMPLES = ROOT / "samples"
 SHARED_CORPUS = ROOT.parent / "shared" / "corpus" / "real"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` run first: `make test` hands tests out in this order, so the longest
+    start while the others fill the gaps instead of one ending alone after the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_forkserver() -> Iterator[None]:
+    """The CLI fork server of this worker (tests.helpers.start_migrator) ends with the session."""
+    yield
+    from tests.helpers import stop_cli_forkserver
+
+    stop_cli_forkserver()
 
 
 @pytest.fixture(autouse=True)

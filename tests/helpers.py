@@ -182,13 +182,80 @@ class Run:
     err: str
 
 
+_forkserver: Any = None
+
+
+def _cli_forkserver() -> Any:
+    """This worker's fork server: a fresh interpreter that imported tests.cli_child (and with it
+    every migrator module) once; each CLI child is forked from it (see that module)."""
+    global _forkserver
+    if _forkserver is None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["tests.cli_child"])
+        _forkserver = context
+    return _forkserver
+
+
+def start_migrator(args: Sequence[str], env: Mapping[str, str], cwd: Path) -> Callable[..., Run]:
+    """Start `python -m migrator.cli ARGS` in `cwd` with exactly `env`, as a child forked from
+    the fork server (no interpreter start, no import: see tests/cli_child.py); the function
+    returned waits for it (blocking) and gives what it did."""
+    import tempfile
+
+    from tests import cli_child
+
+    streams = Path(tempfile.mkdtemp(prefix="cli-"))
+    out, err = streams / "out", streams / "err"
+    child = _cli_forkserver().Process(
+        target=cli_child.run, args=(list(args), dict(env), str(cwd), str(out), str(err))
+    )
+    child.start()
+
+    def wait(timeout: float | None = None) -> Run:
+        child.join(timeout)
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+            raise subprocess.TimeoutExpired(["migrator", *args], timeout or 0)
+        code = child.exitcode
+        child.close()
+        run = Run(
+            code, out.read_text(errors="surrogateescape"), err.read_text(errors="surrogateescape")
+        )
+        for path in (out, err):
+            path.unlink()
+        streams.rmdir()
+        return run
+
+    return wait
+
+
+def stop_cli_forkserver() -> None:
+    """Stop this worker's fork server, if it started, and wait for it (the end of the session)."""
+    if _forkserver is not None:
+        from multiprocessing import forkserver
+
+        forkserver._forkserver._stop()  # what CPython's own tests call; no public spelling
+
+
+def migrator_process(
+    args: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float = 60
+) -> Run:
+    """`migrator ARGS` in a child process (forked, see start_migrator), waited for."""
+    return start_migrator(args, env, cwd)(timeout)
+
+
+async def migrator_child(args: Sequence[str], env: Mapping[str, str], cwd: Path) -> Run:
+    """`migrator ARGS` in a child process with exactly `env`, without blocking the loop that
+    serves the fake."""
+    return await anyio.to_thread.run_sync(start_migrator(args, env, cwd))
+
+
 async def run_migrator(args: list[str], env: dict[str, str], cwd: Path) -> Run:
     """`migrator ARGS` in a child process, without blocking the loop that serves the fake."""
-    full_env = {**os.environ, **env}
-    result = await anyio.run_process(
-        [sys.executable, "-m", "migrator.cli", *args], env=full_env, cwd=cwd, check=False
-    )
-    return Run(result.returncode, result.stdout.decode(), result.stderr.decode())
+    return await migrator_child(args, {**os.environ, **env}, cwd)
 
 
 async def run_cli(
@@ -387,9 +454,14 @@ class FakeProcess:
         )
 
     def run(self, args: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            args, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
-        )
+        """`args` (from cli() or migrate_args()) run to the end in a child process."""
+        prefix = self.cli()
+        if list(args[: len(prefix)]) != prefix:
+            return subprocess.run(
+                args, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+            )
+        run = migrator_process(args[len(prefix) :], self.env, ROOT, timeout)
+        return subprocess.CompletedProcess(list(args), run.code, run.out, run.err)
 
 
 @contextmanager

@@ -33,6 +33,7 @@ def latest(out: Path) -> Path:
     return out / pointer_path(out, T1).read_text().strip()
 
 
+@pytest.mark.slow
 async def test_partial_backups_never_prune_a_complete_one_and_latest_stays_complete(
     tmp_path: Path,
 ) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,8 @@ from tests.builders import delete_at, set_at, small_export
 from tests.conftest import SAMPLES
 from tests.helpers import (
     Env,
-    Run,
     assert_no_traceback,
+    migrator_process,
     run_migrator,
     running_fake,
     write_config_file,
@@ -326,35 +324,16 @@ def test_configuration_errors_exit_2_in_one_line(tmp_path: Path, case: str) -> N
     src.write_bytes(orjson.dumps(base_doc("Never sent")))
     env = {k: v for k, v in os.environ.items() if k != "MIGRATOR_TEST_UNSET_VAR"}
     env["MIGRATOR_TEST_SECRET"] = "CANARY-config-secret-1234"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "migrator.cli",
-            "migrate",
-            str(src),
-            "--config",
-            str(cfg),
-            "--progress",
-            "never",
-            *extra,
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    run = Run(result.returncode, result.stdout, result.stderr)
+    args = ["migrate", str(src), "--config", str(cfg), "--progress", "never", *extra]
+    run = migrator_process(args, env, tmp_path, timeout=60)
+    assert run.code == 2, (run.out, run.err)
     assert_no_traceback(run)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in run.err.splitlines() if ln.strip()]
     assert len(lines) == 1, lines
     assert lines[0].startswith("migrator: error: ")
     assert str(cfg) in lines[0], lines[0]
     assert expected in lines[0], lines[0]
-    assert "CANARY-config-secret-1234" not in result.stdout + result.stderr
+    assert "CANARY-config-secret-1234" not in run.out + run.err
 
 
 @pytest.mark.anyio

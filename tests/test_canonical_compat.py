@@ -457,6 +457,7 @@ def symmetric_documents(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.slow
 @SLOW
 @given(documents())
 def test_random_documents_agree(data: dict[str, Any]) -> None:
@@ -465,6 +466,7 @@ def test_random_documents_agree(data: dict[str, Any]) -> None:
     assert_same_bytes(orjson.dumps(data))
 
 
+@pytest.mark.slow
 @SLOW
 @given(symmetric_documents())
 def test_symmetric_documents_agree(data: dict[str, Any]) -> None:
@@ -473,6 +475,7 @@ def test_symmetric_documents_agree(data: dict[str, Any]) -> None:
     assert_same_bytes(orjson.dumps(data))
 
 
+@pytest.mark.slow
 @SLOW
 @given(st.data())
 def test_renumbered_documents_agree(draw: st.DataObject) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -237,6 +238,7 @@ def mutations(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     return doc, after
 
 
+@pytest.mark.slow
 @given(renumbered_copies())
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 def test_renumbered_and_reordered_copy_has_no_differences(pair: Any) -> None:
@@ -246,6 +248,7 @@ def test_renumbered_and_reordered_copy_has_no_differences(pair: Any) -> None:
     assert compare_workflows(doc, copy_).differences == ()
 
 
+@pytest.mark.slow
 @given(st.one_of(mutations(), st.tuples(documents(), documents())))
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 def test_diff_is_empty_exactly_when_canonical_hashes_agree(pair: Any) -> None:

@@ -439,6 +439,7 @@ async def test_plan_says_what_a_new_version_changes(tmp_path: Path) -> None:
         assert all(i.change is None for i in report.items)
 
 
+@pytest.mark.slow
 async def test_memory_does_not_grow_with_the_documents(tmp_path: Path) -> None:
     """Diffing 6,000 documents takes no more memory than 1,000 when they are versions of the
     same names: summaries stay in the workspace, each name's latest is found by streaming, and

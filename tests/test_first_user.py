@@ -23,7 +23,7 @@ from migrator.run.migrate import migrate
 from migrator.run.options import MigrateOptions, Progress
 from tests.builders import small_export
 from tests.conftest import ROOT, SAMPLES
-from tests.helpers import hooked, run_cli, running_fake
+from tests.helpers import hooked, migrator_process, run_cli, running_fake
 
 pytestmark = pytest.mark.anyio
 
@@ -197,14 +197,8 @@ def fake_writing_config(cwd: Path, *args: str) -> Iterator[list[str]]:
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATOR_")}
-    return subprocess.run(
-        [sys.executable, "-m", "migrator.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = migrator_process(args, env, cwd, timeout=120)
+    return subprocess.CompletedProcess(["migrator", *args], run.code, run.out, run.err)
 
 
 def test_fake_zuora_writes_a_config_that_works_against_it(tmp_path: Path) -> None:

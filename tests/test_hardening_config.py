@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from migrator.core.config import load_settings, parse_settings
 from migrator.core.errors import ConfigError
+from tests.helpers import migrator_process
 
 ENV = {"S": "secret-value-1", "T": "secret-value-2"}
 
@@ -161,26 +160,9 @@ def test_cli_reports_config_mistake_in_one_line_with_exit_2(tmp_path: Path, text
     cfg.write_text(text)
     src = tmp_path / "doc.json"
     src.write_text("{}")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "migrator.cli",
-            "migrate",
-            str(src),
-            "--config",
-            str(cfg),
-            "--progress",
-            "never",
-        ],
-        env={**os.environ, **ENV},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    args = ["migrate", str(src), "--config", str(cfg), "--progress", "never"]
+    result = migrator_process(args, {**os.environ, **ENV}, tmp_path, timeout=120)
+    assert result.code == 2, (result.out, result.err)
+    lines = [ln for ln in result.err.splitlines() if ln.strip()]
     assert len(lines) == 1 and str(cfg) in lines[0], lines
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.err

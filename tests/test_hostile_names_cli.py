@@ -4,17 +4,15 @@ name holding ANSI escapes, CR, LF and BEL never reach stdout or stderr raw, in a
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-import anyio
 import orjson
 import pytest
 
 from migrator.core.logs import printable
 from migrator.fake import FakeConfig
 from tests.builders import small_export
-from tests.helpers import running_fake
+from tests.helpers import migrator_child, running_fake
 
 pytestmark = pytest.mark.anyio
 
@@ -44,15 +42,12 @@ def assert_clean(output: str) -> None:
 
 
 async def cli(tmp_path: Path, *args: str) -> tuple[int, str]:
-    result = await anyio.run_process(
-        [sys.executable, "-m", "migrator.cli", *args],
-        cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MIGRATOR_")},
-        check=False,
-    )
-    return result.returncode, result.stdout.decode() + result.stderr.decode()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATOR_")}
+    run = await migrator_child(args, env, tmp_path)
+    return run.code, run.out + run.err
 
 
+@pytest.mark.slow
 async def test_every_command_prints_hostile_names_escaped(tmp_path: Path) -> None:
     """Every command — plan, migrate, verify, activate, status, diff, backup, rollback, doctor — shows a hostile workflow and tenant name (text and logs) only as escapes, and no line forges a verdict."""
     source = tmp_path / "evil.json"

@@ -12,13 +12,10 @@ own landed imports, the defect its successor fixed); today's migrator must add n
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 
-import anyio
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,7 +31,7 @@ from migrator.store.journal import read_journal
 from migrator.store.sources import discover, read_document
 from tests.canonical_reference import canonical_hash as reference_hash
 from tests.conftest import SAMPLES
-from tests.helpers import Env, running_fake, write_config_file
+from tests.helpers import Env, run_migrator, running_fake, write_config_file
 from tests.strategies import documents, json_values
 
 pytestmark = pytest.mark.anyio
@@ -186,17 +183,12 @@ async def test_todays_migrator_resumes_an_earlier_releases_journal(tmp_path: Pat
         journal = fixture_journal_for(env, tmp_path / "j.jsonl")
         config = tmp_path / "migrator.toml"
         variables = write_config_file(config, env)
-        environ = {**os.environ, **variables}
-        cli = [sys.executable, "-m", "migrator.cli"]
         args = ["--config", str(config), "--journal", str(journal)]
-        result = await anyio.run_process(
-            [*cli, "migrate", str(sources), *args, "--progress", "never"],
-            env=environ,
-            cwd=tmp_path,
-            check=False,
+        result = await run_migrator(
+            ["migrate", str(sources), *args, "--progress", "never"], variables, tmp_path
         )
-        out = result.stdout.decode() + result.stderr.decode()
-        assert result.returncode == 0, out
+        out = result.out + result.err
+        assert result.code == 0, out
         assert "no longer in the sources" not in out
         assert "Traceback" not in out
 
@@ -215,10 +207,8 @@ async def test_todays_migrator_resumes_an_earlier_releases_journal(tmp_path: Pat
             read_journal(FIXTURE / "journal.jsonl").state
         )
 
-        status = await anyio.run_process(
-            [*cli, "status", "--journal", str(journal)], env=environ, cwd=tmp_path, check=False
-        )
-        assert status.returncode == 0, status.stdout.decode() + status.stderr.decode()
+        status = await run_migrator(["status", "--journal", str(journal)], variables, tmp_path)
+        assert status.code == 0, status.out + status.err
 
 
 @pytest.mark.timeout(180)
@@ -239,14 +229,9 @@ async def test_a_legacy_in_doubt_import_without_its_source_is_refused_truthfully
         config = tmp_path / "migrator.toml"
         variables = write_config_file(config, env)
         args = ["--config", str(config), "--journal", str(journal), "--progress", "never"]
-        result = await anyio.run_process(
-            [sys.executable, "-m", "migrator.cli", "migrate", str(sources), *args],
-            env={**os.environ, **variables},
-            cwd=tmp_path,
-            check=False,
-        )
-        out = result.stdout.decode() + result.stderr.decode()
-        assert result.returncode == 2, out
+        result = await run_migrator(["migrate", str(sources), *args], variables, tmp_path)
+        out = result.out + result.err
+        assert result.code == 2, out
         assert "no document in the sources has their content" in out
         assert gone in out and "restore those sources" in out
         assert Counter((e["tenant"], e["name"]) for e in env.fake.ledger()) == before

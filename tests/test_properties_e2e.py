@@ -463,6 +463,7 @@ def _prediction(dry: Report, real: Report) -> None:
             assert (r.status, r.error) == (p.status, p.error), (p, r)
 
 
+@pytest.mark.slow
 @PROPS
 @given(worlds(), st.sampled_from(["never", "always"]))
 def test_migrate_twice_exactly_once_and_predicted(world: World, activation: Any) -> None:
@@ -815,6 +816,7 @@ async def test_activation_after_an_inactive_run_switches_the_latest_version_on(
 # Stateful: sources grow, the target is edited by someone else, journals kept or replaced
 
 
+@pytest.mark.slow
 @settings(
     max_examples=8,
     deadline=None,

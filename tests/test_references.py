@@ -94,6 +94,34 @@ _objects = st.one_of(
     _name.map(lambda n: "Zz" + n),  # a name no table knows
 )
 _fields = st.one_of(_name, _name.map(lambda n: n + "__c"))
+# ZOQL's own words, which a bare name in a condition never is a field as.
+ZOQL_WORDS = set(
+    [
+        "and",
+        "or",
+        "not",
+        "null",
+        "is",
+        "like",
+        "in",
+        "between",
+        "limit",
+        "order",
+        "by",
+        "asc",
+        "desc",
+        "true",
+        "false",
+        "select",
+        "from",
+        "where",
+        "group",
+        "having",
+        "distinct",
+        "as",
+        "on",
+    ]
+)
 _places = st.sampled_from(["fields", "where", "where-own", "liquid", "liquid-join"])
 
 
@@ -112,6 +140,8 @@ def planted(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[str, str, str]]
                 "where_clause": f"{obj}.{field} = 'x' AND Id != '{{{{ Data.Q }}}}'"
             }
         elif place == "where-own":
+            # A bare ZOQL word in a condition (`Or > 0`) is that word, not a field: plant none.
+            field = field + "z" if field.lower() in ZOQL_WORDS else field
             task["object"] = obj
             task["parameters"] = {"where_clause": f"{field} > 0 Order By Id Desc"}
         elif place == "liquid":

@@ -9,14 +9,11 @@ effect), never from what migrator says.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections import Counter
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import orjson
 import pytest
 
@@ -26,7 +23,7 @@ from migrator.run.options import MigrateOptions
 from migrator.store.journal import read_journal
 from tests.builders import small_export
 from tests.conftest import ROOT
-from tests.helpers import Env, running_fake, write_config_file
+from tests.helpers import Env, run_migrator, running_fake, write_config_file
 
 pytestmark = pytest.mark.anyio
 
@@ -39,13 +36,8 @@ async def cli(env: Env, tmp_path: Path, *args: str) -> tuple[int, str, str]:
     """`migrator ARGS --config ...` in a child process: exit code, stdout, stderr."""
     config = tmp_path / "migrator.toml"
     variables = write_config_file(config, env)
-    result = await anyio.run_process(
-        [sys.executable, "-m", "migrator.cli", *args, "--config", str(config)],
-        env={**os.environ, **variables},
-        cwd=ROOT,
-        check=False,
-    )
-    return result.returncode, result.stdout.decode(), result.stderr.decode()
+    run = await run_migrator([*args, "--config", str(config)], variables, ROOT)
+    return run.code, run.out, run.err
 
 
 def sources(tmp_path: Path, names: tuple[str, ...], marker: str = "new") -> str:

@@ -6,7 +6,6 @@ wraps the fake's token store to learn every token it issues, then greps every ou
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import ssl
@@ -32,6 +31,7 @@ from migrator.fake._config import FaultConfig
 from migrator.zuora import ZuoraClient, open_session
 from migrator.zuora.calls import valid_track_id
 from tests.conftest import SAMPLES
+from tests.helpers import run_migrator
 
 CANARY = "CANARY-s3cr3t-5f0c2e9a7b1d4e3f"
 WRONG = "CANARY-wr0ng-s3cr3t-8a6b4c2d0e"  # configured for a tenant whose real secret differs
@@ -115,13 +115,8 @@ def write_config(path: Path, base_url: str) -> dict[str, str]:
 
 
 async def cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    result = await anyio.run_process(
-        [sys.executable, "-m", "migrator.cli", *args],
-        env={**os.environ, **env},
-        cwd=cwd,
-        check=False,
-    )
-    return result.returncode, result.stdout.decode() + "\n" + result.stderr.decode()
+    run = await run_migrator(args, env, cwd)
+    return run.code, run.out + "\n" + run.err
 
 
 def sources(tmp_path: Path) -> Path:
@@ -142,6 +137,7 @@ def assert_clean(blob: str, secrets: list[str]) -> None:
         assert value not in blob, f"leaked {value[:10]}…"
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_canary_secret_and_tokens_never_reach_any_output(tmp_path: Path) -> None:
     """With --debug in JSON and console logs, a 401 tenant, 5xx faults, a bad file and a token expired server-side, no output, journal, report or status text carries a configured secret or any token the fake issued."""

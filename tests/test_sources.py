@@ -308,6 +308,7 @@ def test_find_snapshots_goes_where_the_walk_of_documents_goes(tmp_path: Path) ->
     assert walked == set(found)  # every document came from that snapshot
 
 
+@pytest.mark.slow
 def test_find_snapshots_does_not_hold_a_directorys_file_names(tmp_path: Path) -> None:
     """Looking for snapshots lists directories only: 20,000 documents beside them cost nothing."""
     from tests.helpers import traced_peak

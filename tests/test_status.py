@@ -380,6 +380,7 @@ async def test_planned_keys_are_journaled_a_chunk_at_a_time(
     assert status_data(str(cut))["tenants"][T1]["counts"]["pending"] == len(sent)
 
 
+@pytest.mark.slow
 def test_status_of_a_long_journal_holds_no_item_per_record(tmp_path: Path) -> None:
     """Status folds the journal into a table on disk: reading 20,000 imports holds a few
     megabytes of Python objects at most, not the records or a state per item."""

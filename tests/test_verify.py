@@ -231,6 +231,7 @@ def write_sources(directory: Path, count: int) -> Path:
     return directory
 
 
+@pytest.mark.slow
 async def test_verify_memory_does_not_grow_with_the_documents(tmp_path: Path) -> None:
     """Verifying 6,000 documents takes no more memory than verifying 1,000 (issue 4): they are
     streamed from the workspace and their outcomes written there, where a summary and an

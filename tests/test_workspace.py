@@ -341,6 +341,7 @@ def _outcome_of(item: PlannedItem) -> tuple[Any, ...]:
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(world=worlds(), batch=st.integers(1, 3), strict=st.booleans())
 def test_batched_plan_equals_the_whole_plan(world: Any, batch: int, strict: bool) -> None:
