@@ -29,7 +29,7 @@ demo: $(STAMP)
 # "no tests ran" (exit 5, e.g. a -k that matches nothing) is said, not a failure.
 # Four workers per core: most tests wait on loopback HTTP, subprocesses and the fake's clocks, so
 # fewer workers left the cores idle (1,507 tests, idle two-core machine: 3 min 7 s with four
-# workers, 2 min 50 s with six, 2 min 36 s with eight, for about 4 min 50 s of CPU each).
+# workers, 2 min 50 s with six, 2 min 36 s to 3 min 16 s with eight, for about 4 min 50 s of CPU each).
 # TEST_WORKERS=N overrides.
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 4 )))
