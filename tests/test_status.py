@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from migrator.cli import main
+from migrator.core.report import Report
 from migrator.fake import FaultConfig
 from migrator.fake._state import errors_list
 from migrator.run.migrate import migrate
@@ -297,10 +298,9 @@ async def test_work_the_journal_never_saw_keeps_status_unsettled(
     assert code == 1 and data["last_run_counts"]["deferred"] == 1
 
 
-@pytest.mark.anyio
-async def test_documents_a_stopped_run_never_reached_count_as_pending(tmp_path: Path) -> None:
-    """A run stopped before sending anything leaves its planned documents counted as pending, and status exits 1."""
-    from migrator.commands.status import journal_status
+async def stopped_before_sending(tmp_path: Path) -> tuple[Report, Path]:
+    """A migrate of the samples into tenant-1 asked to stop before its first import: it plans,
+    journals the plan and sends nothing."""
     from tests.conftest import SAMPLES
 
     journal = tmp_path / "j.jsonl"
@@ -313,6 +313,15 @@ async def test_documents_a_stopped_run_never_reached_count_as_pending(tmp_path: 
             stopping=stopping,
         )
         assert env.fake.ledger() == []
+    return report, journal
+
+
+@pytest.mark.anyio
+async def test_documents_a_stopped_run_never_reached_count_as_pending(tmp_path: Path) -> None:
+    """A run stopped before sending anything leaves its planned documents counted as pending, and status exits 1."""
+    from migrator.commands.status import journal_status
+
+    report, journal = await stopped_before_sending(tmp_path)
     planned = sum(1 for i in report.items if i.action in ("create", "new_version"))
     data = status_data(str(journal))
     assert data["tenants"]["tenant-1"]["counts"]["pending"] == planned > 0
@@ -326,17 +335,7 @@ async def test_status_says_deferred_where_the_report_says_deferred(
     """Documents a stopped run never reached are `deferred` in the run's report and `deferred` in
     status (table and JSON): one word for one thing; `pending` stays in the JSON counts, inside
     `deferred`, for one release."""
-    from tests.conftest import SAMPLES
-
-    journal = tmp_path / "j.jsonl"
-    async with running_fake() as env:
-        stopping = anyio.Event()
-        stopping.set()  # asked to stop before the first import: planning happens, sending does not
-        report = await migrate(
-            env.settings,
-            MigrateOptions(sources=[str(SAMPLES)], tenants=["tenant-1"], journal=str(journal)),
-            stopping=stopping,
-        )
+    report, journal = await stopped_before_sending(tmp_path)
     deferred = sum(1 for i in report.items if i.status == "deferred")
     assert deferred > 0
     code, text = status(capsys, journal)
